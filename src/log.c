@@ -1,0 +1,158 @@
+/*
+ * log.c — where log lines go, decided once at start.
+ *
+ * Under systemd, stderr is usually a stream to journald; writing to it would
+ * lose structure, so when JOURNAL_STREAM names our stderr (dev:inode) we use
+ * the native journal protocol and attach JOB, ITEM, STAGE, URL and ERRNO as
+ * fields an operator can filter on (journalctl JOB=…).  Otherwise stderr:
+ * "<N>" prefixes let any service manager set the level; on a terminal a
+ * human reads plain lines.  The level can change at any time (SIGUSR2,
+ * reload), so it is an atomic.
+ */
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SD_JOURNAL_SUPPRESS_LOCATION
+#include <systemd/sd-journal.h>
+
+#include "item.h"
+#include "log.h"
+
+enum pl_log_sink { SINK_PLAIN, SINK_PREFIX, SINK_JOURNAL };
+
+static enum pl_log_sink sink = SINK_PLAIN;
+static atomic_int level = LOG_INFO;
+
+static const char *const level_names[] = {
+	[LOG_EMERG] = "emerg", [LOG_ALERT] = "alert", [LOG_CRIT] = "crit",
+	[LOG_ERR] = "err", [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice",
+	[LOG_INFO] = "info", [LOG_DEBUG] = "debug",
+};
+
+static int stderr_is_journal(void)
+{
+	const char *e = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2)
+		return 0;
+	if (fstat(STDERR_FILENO, &st) < 0)
+		return 0;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+void pl_log_open(void)
+{
+	if (stderr_is_journal())
+		sink = SINK_JOURNAL;
+	else if (isatty(STDERR_FILENO))
+		sink = SINK_PLAIN;
+	else
+		sink = SINK_PREFIX;
+}
+
+void pl_log_set_level(int l)
+{
+	if (l >= LOG_EMERG && l <= LOG_DEBUG)
+		atomic_store(&level, l);
+}
+
+int pl_log_get_level(void)
+{
+	return atomic_load(&level);
+}
+
+int pl_log_level_from_name(const char *name)
+{
+	for (int i = LOG_EMERG; i <= LOG_DEBUG; i++)
+		if (strcasecmp(name, level_names[i]) == 0)
+			return i;
+	if (strcasecmp(name, "error") == 0)
+		return LOG_ERR;
+	if (strcasecmp(name, "warn") == 0)
+		return LOG_WARNING;
+	return -1;
+}
+
+const char *pl_log_level_name(int l)
+{
+	return l >= LOG_EMERG && l <= LOG_DEBUG ? level_names[l] : "?";
+}
+
+static void emit(int prio, int err, const struct pl_item *it, const char *stage,
+		 const char *fmt, va_list ap)
+{
+	char msg[2048];
+
+	if (prio > atomic_load(&level))
+		return;
+	vsnprintf(msg, sizeof msg, fmt, ap);
+
+	if (sink == SINK_JOURNAL) {
+		char f_err[32] = "", f_item[32] = "";
+		const char *job = it && it->job_name ? it->job_name : NULL;
+
+		if (err > 0)
+			snprintf(f_err, sizeof f_err, "ERRNO=%d", err);
+		if (it)
+			snprintf(f_item, sizeof f_item, "ITEM=%lu", it->line);
+		/* Empty strings are not valid journal fields: pass a harmless
+		 * placeholder field instead. */
+		sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", prio,
+				"SYSLOG_IDENTIFIER=pipelined",
+				f_err[0] ? f_err : "PL_NOERR=1",
+				f_item[0] ? f_item : "PL_NOITEM=1",
+				"JOB=%s", job ? job : "",
+				"STAGE=%s", stage ? stage : "",
+				"URL=%s", it && it->source ? it->source : "",
+				NULL);
+		return;
+	}
+
+	char ctx[1024] = "";
+	if (it)
+		snprintf(ctx, sizeof ctx, "job %s item %lu (%s)%s%s: ",
+			 it->job_name ? it->job_name : "?", it->line,
+			 it->source ? it->source : "?", stage ? " " : "", stage ? stage : "");
+	if (sink == SINK_PREFIX)
+		fprintf(stderr, "<%d>%s%s\n", prio, ctx, msg);
+	else
+		fprintf(stderr, "pipelined: %s%s%s\n",
+			prio <= LOG_ERR ? "error: " : prio == LOG_WARNING ? "warning: " : "",
+			ctx, msg);
+}
+
+void pl_log(int prio, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	emit(prio, 0, NULL, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void pl_log_errno(int prio, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	emit(prio, err, NULL, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void pl_log_item(int prio, const struct pl_item *it, const char *stage, int err,
+		 const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	emit(prio, err, it, stage, fmt, ap);
+	va_end(ap);
+}

@@ -1,0 +1,34 @@
+/*
+ * log.h — one logging entry point for the whole daemon.
+ *
+ * Destination is chosen once by pl_log_open(): the journal (native protocol,
+ * with fields) when stderr is the journal stream named by JOURNAL_STREAM;
+ * stderr with <N> prefixes under a service manager otherwise; plain readable
+ * lines on a terminal.  Thread-safe.  Priorities are syslog's LOG_*.
+ */
+#ifndef PL_LOG_H
+#define PL_LOG_H
+
+#include <syslog.h>
+
+struct pl_item;
+
+void pl_log_open(void);
+void pl_log_set_level(int level);
+int  pl_log_get_level(void);
+int  pl_log_level_from_name(const char *name);	/* -1 if unknown */
+const char *pl_log_level_name(int level);
+
+void pl_log(int prio, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Like pl_log, with ERRNO= (err > 0; 0 = none). */
+void pl_log_errno(int prio, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* About one item: adds JOB, ITEM (line), URL, STAGE (may be NULL), ERRNO. */
+void pl_log_item(int prio, const struct pl_item *it, const char *stage, int err,
+		 const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+#define pl_debug(...) pl_log(LOG_DEBUG, __VA_ARGS__)
+
+#endif

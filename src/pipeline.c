@@ -1,0 +1,1 @@
+/* pipeline.c — placeholder until the core lands */

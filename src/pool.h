@@ -1,0 +1,68 @@
+/*
+ * pool.h — a stage: N worker threads over one input queue.
+ *
+ * A worker loops get → process → hand on → task_done.  The width can change
+ * at any moment; shrinking retires workers between items, never during one.
+ * The pool knows nothing about what an item is: it calls the stage's ops.
+ */
+#ifndef PL_POOL_H
+#define PL_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "queue.h"
+
+/*
+ * What a stage implements.  process() returns
+ *   0        the item succeeded and moves on;
+ *   < 0      -errno: the item failed; why[] holds a one-line reason;
+ *   > 0      retry the item after that many milliseconds.  The pool keeps
+ *            the item (still unfinished in its queue) and hands it to the
+ *            next free worker when due, so no worker sleeps through a
+ *            backoff while other items wait.
+ * worker_start/worker_stop run in the worker thread itself (per-thread
+ * state such as a CURL handle; vips_thread_shutdown()).  Both optional.
+ */
+struct pl_stage_ops {
+	int  (*worker_start)(void *ctx, void **wstate);
+	void (*worker_stop)(void *ctx, void *wstate);
+	int  (*process)(void *ctx, void *wstate, void *item, char *why, size_t whylen);
+};
+
+#define PL_REASON_MAX 512
+
+/* Where items go when a worker is done with them.  Called from workers. */
+struct pl_sink {
+	int  (*pass)(void *ud, void *item);	/* success: hand on; 0 or -errno */
+	void (*fail)(void *ud, void *item, int err, const char *why);
+	void *ud;
+};
+
+struct pl_stage_stats {
+	unsigned width;		/* workers wanted */
+	unsigned alive;		/* worker threads running */
+	unsigned busy;		/* workers inside process() */
+	size_t   queued;	/* items waiting in the input queue */
+	size_t   delayed;	/* items waiting for a retry */
+	uint64_t in;		/* items taken from the queue */
+	uint64_t done;		/* items passed on */
+	uint64_t failed;	/* items failed */
+	uint64_t progress_us;	/* monotonic time of the last process() return */
+	double   p50_ms, p95_ms;/* latency of process() over a recent window */
+};
+
+struct pl_pool;
+
+struct pl_pool *pl_pool_create(const char *name, struct pl_queue *in,
+			       const struct pl_stage_ops *ops, void *ctx,
+			       const struct pl_sink *sink);
+int  pl_pool_set_width(struct pl_pool *p, unsigned width);
+/* Wait until every worker has exited (the input queue is closed and empty,
+ * and no delayed item is left) and reap them. */
+int  pl_pool_stop(struct pl_pool *p);
+void pl_pool_stats(struct pl_pool *p, struct pl_stage_stats *st);
+const char *pl_pool_name(const struct pl_pool *p);
+void pl_pool_destroy(struct pl_pool *p);
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * queue.h — bounded, closable FIFO of opaque pointers with task_done/join.
+ *
+ * The hand-off between pipeline stages.  Semantics follow Python 3.13's
+ * queue.Queue with shutdown(immediate=False) as pl_queue_close(): close is
+ * the sentinel that ends every consumer at once, so no per-worker poison
+ * items are needed.  Return values are 0 or a positive errno value
+ * (EAGAIN, ETIMEDOUT, EPIPE, EINVAL) as the contract in issue #2 fixes.
+ *
+ * timeout_ms: negative waits forever, 0 never waits, positive waits at most
+ * that long on CLOCK_MONOTONIC.
+ */
+#ifndef PL_QUEUE_H
+#define PL_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct pl_queue;
+
+struct pl_queue *pl_queue_create(size_t capacity);  /* 0 = unbounded; NULL + errno on failure */
+void   pl_queue_destroy(struct pl_queue *q);
+int    pl_queue_put(struct pl_queue *q, void *item, long timeout_ms);
+int    pl_queue_get(struct pl_queue *q, void **item, long timeout_ms);
+int    pl_queue_task_done(struct pl_queue *q);
+int    pl_queue_join(struct pl_queue *q, long timeout_ms);
+void   pl_queue_close(struct pl_queue *q);
+bool   pl_queue_closed(struct pl_queue *q);
+size_t pl_queue_drain(struct pl_queue *q, void **items, size_t max);
+size_t pl_queue_size(struct pl_queue *q);
+size_t pl_queue_unfinished(struct pl_queue *q);
+
+/*
+ * Extension for the stage pool, outside the Queue contract: make every
+ * getter blocked at this moment return EINTR, so a worker that is asked to
+ * retire (or has delayed work falling due) re-checks its state without
+ * polling.  Accounting is unchanged.
+ */
+void   pl_queue_interrupt(struct pl_queue *q);
+
+#endif

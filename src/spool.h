@@ -1,0 +1,73 @@
+/*
+ * spool.h — job intake and results, Maildir style.
+ *
+ *   SPOOL/tmp  producers write here, then rename into new/
+ *   SPOOL/new  waiting jobs (discovered by inotify, rescanned at start and
+ *              after an inotify overflow)
+ *   SPOOL/cur  claimed jobs, with their growing JOB.result beside them
+ *   SPOOL/done, SPOOL/failed   finished jobs, each next to JOB.result
+ *
+ * A job is read lazily, one item at a time, as fast as the pipeline takes
+ * items, so a huge spool costs no memory.  Result records are appended to
+ * cur/JOB.result as items finish; a job re-claimed after a crash or a stop
+ * skips the lines already recorded, so nothing is lost and nothing repeated.
+ */
+#ifndef PL_SPOOL_H
+#define PL_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct pl_item;
+struct pl_job;
+struct pl_spool;
+
+/* Create the five folders if needed and start watching new/. */
+int  pl_spool_open(const char *dir, struct pl_spool **out);
+/* At start: move every job left in cur/ back to new/. Returns how many. */
+int  pl_spool_recover(struct pl_spool *s);
+/* fd that becomes readable when new/ may hold something new (inotify). */
+int  pl_spool_fd(const struct pl_spool *s);
+/* Consume pending inotify events; flags a rescan on overflow. */
+void pl_spool_handle_events(struct pl_spool *s);
+/* Claim the oldest job of new/ into cur/: 0, or -EAGAIN when none waits. */
+int  pl_spool_claim(struct pl_spool *s, struct pl_job **job);
+/*
+ * Next item of a claimed job, skipping lines already recorded.  0 and *item
+ * set, or -ENODATA at the end of the file.  A line that does not parse comes
+ * back as an item with *bad set to a static reason: record it with
+ * pl_spool_item_failed() without feeding it.
+ */
+int  pl_spool_next_item(struct pl_job *job, struct pl_item **item, const char **bad);
+/* Items-left count of the jobs waiting in new/ (for --once progress). */
+int  pl_spool_count_pending(struct pl_spool *s, unsigned long *items);
+
+/* Record an item's outcome and free it.  Thread-safe (called from workers).
+ * When the job is read to its end and its last item is recorded, the job and
+ * its result move to done/ or failed/. */
+void pl_spool_item_done(struct pl_item *it);
+void pl_spool_item_failed(struct pl_item *it, int err, const char *why);
+/* Fast stop: the item never entered a stage; free it, its job stays open. */
+void pl_spool_item_requeue(struct pl_item *it);
+/* The feeder stops reading this job (stop): it finishes when its items have
+ * left the pipeline only if it was read to its end. */
+void pl_spool_job_release(struct pl_job *job);
+
+/* At exit: every job still in cur/ goes back to new/ (its partial result
+ * stays, so a later run skips what is recorded).  Then free everything. */
+void pl_spool_close(struct pl_spool *s);
+
+/* Pure helpers, exposed for the unit tests and the fuzzers. */
+/* Parse one job line: 1 and source/name set (name may be NULL → derive),
+ * 0 for a blank or comment line, -EINVAL with *why set for a bad one.
+ * The out-pointers point into buf, which is modified. */
+int  pl_spool_parse_line(char *buf, char **source, char **name, const char **why);
+/* Safe name from a URL's last path segment into out (size outlen). */
+int  pl_spool_derive_name(const char *url, char *out, size_t outlen);
+bool pl_spool_name_valid(const char *name);
+/* One JSON result record line (with '\n') for an item into a malloc'd
+ * string. status: true = ok. */
+char *pl_spool_result_json(const struct pl_item *it, bool ok, const char *error,
+			   unsigned long long ms);
+
+#endif
