@@ -71,7 +71,6 @@ struct pl_config {
 		double backoff;
 		double connect_timeout;
 		double timeout;
-		bool allow_private;	/* same guard as download, for http(s) targets */
 		struct {
 			char *endpoint;	/* "" unless url is s3:// */
 			char *region;
