@@ -37,5 +37,12 @@ size_t pl_queue_unfinished(struct pl_queue *q);
  * polling.  Accounting is unchanged.
  */
 void   pl_queue_interrupt(struct pl_queue *q);
+/* The interrupt generation now, and a get that returns EINTR (even when an
+ * item is ready) once an interrupt has happened since that generation was
+ * read: a worker reads the generation, checks its own state, then gets,
+ * and cannot miss an interrupt that falls in between. */
+unsigned long pl_queue_interrupt_gen(struct pl_queue *q);
+int    pl_queue_get_since(struct pl_queue *q, void **item, long timeout_ms,
+			  unsigned long gen);
 
 #endif

@@ -1,0 +1,305 @@
+/*
+ * test_pool.c — stage pools: width changes under load without loss or
+ * duplication, failures reach the failure sink with their reason while the
+ * worker carries on, retries through the pool's heap, per-worker start/stop,
+ * signals blocked in workers, stats.
+ */
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool.h"
+
+#define P(n) ((void *)(uintptr_t)(n))
+
+struct ctx {
+	atomic_uchar *passed;	/* per item: times passed */
+	atomic_uchar *failed;
+	atomic_uchar *attempts;
+	atomic_int in_process;	/* workers inside process() */
+	atomic_int max_in_process;
+	atomic_int started, stopped;
+	atomic_int signals_unblocked;
+	int fail_every;		/* fail items i % fail_every == 0 */
+	int retry_every;	/* first attempt of these asks for a retry */
+	char reasons_ok;
+};
+
+static int w_start(void *c, void **ws)
+{
+	struct ctx *x = c;
+	sigset_t cur;
+
+	pthread_sigmask(SIG_SETMASK, NULL, &cur);
+	if (!sigismember(&cur, SIGTERM) || !sigismember(&cur, SIGHUP))
+		atomic_fetch_add(&x->signals_unblocked, 1);
+	atomic_fetch_add(&x->started, 1);
+	*ws = P(0xbeef);
+	return 0;
+}
+
+static void w_stop(void *c, void *ws)
+{
+	struct ctx *x = c;
+
+	ck_assert_ptr_eq(ws, P(0xbeef));
+	atomic_fetch_add(&x->stopped, 1);
+}
+
+static int process(void *c, void *ws, void *item, char *why, size_t len)
+{
+	struct ctx *x = c;
+	uintptr_t i = (uintptr_t)item;
+	int inside = atomic_fetch_add(&x->in_process, 1) + 1, m;
+
+	(void)ws;
+	while ((m = atomic_load(&x->max_in_process)) < inside &&
+	       !atomic_compare_exchange_weak(&x->max_in_process, &m, inside))
+		;
+	int attempt = atomic_fetch_add(&x->attempts[i], 1);
+	atomic_fetch_sub(&x->in_process, 1);
+	if (x->retry_every && i % x->retry_every == 0 && attempt == 0)
+		return 5;	/* retry in 5 ms */
+	if (x->fail_every && i % x->fail_every == 0) {
+		snprintf(why, len, "item %lu is divisible by %d", (unsigned long)i, x->fail_every);
+		return -EIO;
+	}
+	return 0;
+}
+
+static const struct pl_stage_ops ops = { w_start, w_stop, process };
+
+static int sink_pass(void *ud, void *item)
+{
+	struct ctx *x = ud;
+
+	atomic_fetch_add(&x->passed[(uintptr_t)item], 1);
+	return 0;
+}
+
+static void sink_fail(void *ud, void *item, int err, const char *why)
+{
+	struct ctx *x = ud;
+	char want[64];
+
+	snprintf(want, sizeof want, "item %lu is divisible by %d",
+		 (unsigned long)(uintptr_t)item, x->fail_every);
+	if (err != EIO || strcmp(why, want) != 0)
+		x->reasons_ok = 0;
+	atomic_fetch_add(&x->failed[(uintptr_t)item], 1);
+}
+
+static struct ctx *ctx_new(long n)
+{
+	struct ctx *x = calloc(1, sizeof *x);
+
+	x->passed = calloc(n, 1);
+	x->failed = calloc(n, 1);
+	x->attempts = calloc(n, 1);
+	x->reasons_ok = 1;
+	return x;
+}
+
+static void ctx_free(struct ctx *x)
+{
+	free(x->passed);
+	free(x->failed);
+	free(x->attempts);
+	free(x);
+}
+
+START_TEST(width_changes_under_load)
+{
+	enum { N = 100000 };
+	static const unsigned widths[] = { 1, 8, 2, 5 };
+	struct ctx *x = ctx_new(N);
+	struct pl_queue *q = pl_queue_create(32);
+	struct pl_sink sink = { sink_pass, sink_fail, x };
+	struct pl_pool *p;
+	struct pl_stage_stats st;
+
+	x->fail_every = 7;
+	p = pl_pool_create("test", q, &ops, x, &sink);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(pl_pool_set_width(p, widths[0]), 0);
+	for (uintptr_t i = 0; i < N; i++) {
+		if (i % (N / 4) == 0 && i) {
+			ck_assert_int_eq(pl_pool_set_width(p, widths[i / (N / 4)]), 0);
+			pl_pool_stats(p, &st);
+			ck_assert_uint_eq(st.width, widths[i / (N / 4)]);
+		}
+		ck_assert_int_eq(pl_queue_put(q, P(i), -1), 0);
+	}
+	ck_assert_int_eq(pl_queue_join(q, -1), 0);
+	pl_pool_stats(p, &st);
+	ck_assert_uint_eq(st.in, N);
+	ck_assert_uint_eq(st.done + st.failed, N);
+	ck_assert_uint_eq(st.failed, (N + 6) / 7);
+	ck_assert_uint_eq(st.busy, 0);
+	ck_assert_int_eq(pl_pool_stop(p), 0);
+	pl_pool_stats(p, &st);
+	ck_assert_uint_eq(st.alive, 0);
+	for (long i = 0; i < N; i++) {
+		ck_assert_int_eq(atomic_load(&x->passed[i]) + atomic_load(&x->failed[i]), 1);
+		ck_assert_int_eq(atomic_load(&x->attempts[i]), 1);
+		ck_assert_int_eq(atomic_load(&x->failed[i]), i % 7 == 0);
+	}
+	ck_assert(x->reasons_ok);
+	/* every worker that started also ran its stop in its own thread */
+	ck_assert_int_eq(atomic_load(&x->started), atomic_load(&x->stopped));
+	ck_assert_int_ge(atomic_load(&x->started), 8);
+	ck_assert_int_eq(atomic_load(&x->signals_unblocked), 0);
+	pl_pool_destroy(p);
+	pl_queue_destroy(q);
+	ctx_free(x);
+}
+END_TEST
+
+START_TEST(shrink_to_one_never_runs_more)
+{
+	enum { N = 20000 };
+	struct ctx *x = ctx_new(N);
+	struct pl_queue *q = pl_queue_create(16);
+	struct pl_sink sink = { sink_pass, sink_fail, x };
+	struct pl_pool *p = pl_pool_create("one", q, &ops, x, &sink);
+	struct pl_stage_stats st;
+
+	pl_pool_set_width(p, 6);
+	for (uintptr_t i = 0; i < N / 2; i++)
+		pl_queue_put(q, P(i), -1);
+	pl_pool_set_width(p, 1);
+	pl_queue_join(q, -1);
+	/* now at most one worker may ever be inside process() */
+	atomic_store(&x->max_in_process, 0);
+	for (uintptr_t i = N / 2; i < N; i++)
+		pl_queue_put(q, P(i), -1);
+	pl_queue_join(q, -1);
+	ck_assert_int_eq(atomic_load(&x->max_in_process), 1);
+	pl_pool_stats(p, &st);
+	ck_assert_uint_le(st.alive, 1);
+	pl_pool_stop(p);
+	for (long i = 0; i < N; i++)
+		ck_assert_int_eq(atomic_load(&x->passed[i]), 1);
+	pl_pool_destroy(p);
+	pl_queue_destroy(q);
+	ctx_free(x);
+}
+END_TEST
+
+START_TEST(retries_go_through_the_heap)
+{
+	enum { N = 3000 };
+	struct ctx *x = ctx_new(N);
+	struct pl_queue *q = pl_queue_create(8);
+	struct pl_sink sink = { sink_pass, sink_fail, x };
+	struct pl_pool *p = pl_pool_create("retry", q, &ops, x, &sink);
+	struct pl_stage_stats st;
+
+	x->retry_every = 3;
+	x->fail_every = 10;
+	pl_pool_set_width(p, 3);
+	for (uintptr_t i = 0; i < N; i++)
+		pl_queue_put(q, P(i), -1);
+	pl_queue_close(q);	/* retries still pending after close are served */
+	ck_assert_int_eq(pl_queue_join(q, -1), 0);
+	pl_pool_stop(p);
+	pl_pool_stats(p, &st);
+	ck_assert_uint_eq(st.done + st.failed, N);
+	ck_assert_uint_eq(st.delayed, 0);
+	for (long i = 0; i < N; i++) {
+		ck_assert_int_eq(atomic_load(&x->attempts[i]), i % 3 == 0 ? 2 : 1);
+		ck_assert_int_eq(atomic_load(&x->passed[i]) + atomic_load(&x->failed[i]), 1);
+	}
+	ck_assert(x->reasons_ok);
+	pl_pool_destroy(p);
+	pl_queue_destroy(q);
+	ctx_free(x);
+}
+END_TEST
+
+/* A retry due while every worker is blocked on an empty, open queue must
+ * still be served: the pool wakes them rather than relying on more puts. */
+START_TEST(retry_served_on_idle_queue)
+{
+	struct ctx *x = ctx_new(4);
+	struct pl_queue *q = pl_queue_create(8);
+	struct pl_sink sink = { sink_pass, sink_fail, x };
+	struct pl_pool *p = pl_pool_create("idle", q, &ops, x, &sink);
+
+	x->retry_every = 1;	/* every item asks for one retry */
+	pl_pool_set_width(p, 2);
+	pl_queue_put(q, P(1), -1);
+	ck_assert_int_eq(pl_queue_join(q, 10000), 0);
+	ck_assert_int_eq(atomic_load(&x->attempts[1]), 2);
+	ck_assert_int_eq(atomic_load(&x->passed[1]), 1);
+	pl_pool_destroy(p);
+	pl_queue_destroy(q);
+	ctx_free(x);
+}
+END_TEST
+
+START_TEST(latency_stats)
+{
+	struct ctx *x = ctx_new(100);
+	struct pl_queue *q = pl_queue_create(0);
+	struct pl_sink sink = { sink_pass, sink_fail, x };
+	struct pl_pool *p = pl_pool_create("lat", q, &ops, x, &sink);
+	struct pl_stage_stats st;
+
+	pl_pool_set_width(p, 2);
+	for (uintptr_t i = 0; i < 100; i++)
+		pl_queue_put(q, P(i), -1);
+	pl_queue_join(q, -1);
+	pl_pool_stats(p, &st);
+	ck_assert_uint_eq(st.done, 100);
+	ck_assert(st.p50_ms >= 0 && st.p95_ms >= st.p50_ms);
+	ck_assert_uint_ne(st.progress_us, 0);
+	ck_assert_str_eq(pl_pool_name(p), "lat");
+	pl_pool_destroy(p);
+	pl_queue_destroy(q);
+	ctx_free(x);
+}
+END_TEST
+
+START_TEST(bad_arguments)
+{
+	struct pl_queue *q = pl_queue_create(1);
+	struct ctx *x = ctx_new(1);
+	struct pl_sink sink = { sink_pass, sink_fail, x };
+	struct pl_pool *p = pl_pool_create("x", q, &ops, x, &sink);
+
+	ck_assert_ptr_null(pl_pool_create("x", NULL, &ops, x, &sink));
+	ck_assert_int_eq(pl_pool_set_width(p, 0), -EINVAL);
+	pl_pool_destroy(p);
+	pl_queue_destroy(q);
+	ctx_free(x);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("pool");
+	TCase *tc = tcase_create("pool");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_test(tc, width_changes_under_load);
+	tcase_add_test(tc, shrink_to_one_never_runs_more);
+	tcase_add_test(tc, retries_go_through_the_heap);
+	tcase_add_test(tc, retry_served_on_idle_queue);
+	tcase_add_test(tc, latency_stats);
+	tcase_add_test(tc, bad_arguments);
+	tcase_set_timeout(tc, 300);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

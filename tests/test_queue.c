@@ -1,0 +1,518 @@
+/*
+ * test_queue.c — conformance of src/queue.c to the contract in queue.h
+ * (Python 3.13 queue.Queue semantics, close = shutdown(immediate=False)).
+ * Timing is measured on CLOCK_MONOTONIC; threads synchronise on conditions
+ * (counters, joins), never on sleeps.
+ */
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "queue.h"
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+#define P(n) ((void *)(uintptr_t)(n))
+
+START_TEST(fifo_and_null_items)
+{
+	struct pl_queue *q = pl_queue_create(0);
+	void *it = P(99);
+
+	ck_assert_ptr_nonnull(q);
+	for (uintptr_t i = 0; i < 1000; i++)	/* unbounded: grows past 64 */
+		ck_assert_int_eq(pl_queue_put(q, P(i), 0), 0);
+	ck_assert_uint_eq(pl_queue_size(q), 1000);
+	for (uintptr_t i = 0; i < 1000; i++) {
+		ck_assert_int_eq(pl_queue_get(q, &it, 0), 0);
+		ck_assert_ptr_eq(it, P(i));
+	}
+	ck_assert_int_eq(pl_queue_put(q, NULL, 0), 0);
+	ck_assert_int_eq(pl_queue_get(q, &it, 0), 0);
+	ck_assert_ptr_null(it);
+	ck_assert_int_eq(pl_queue_get(q, &it, 0), EAGAIN);
+	pl_queue_destroy(q);
+}
+END_TEST
+
+START_TEST(bounded_put_would_block)
+{
+	struct pl_queue *q = pl_queue_create(2);
+	void *it;
+
+	ck_assert_int_eq(pl_queue_put(q, P(1), 0), 0);
+	ck_assert_int_eq(pl_queue_put(q, P(2), 0), 0);
+	ck_assert_int_eq(pl_queue_put(q, P(3), 0), EAGAIN);
+	ck_assert_uint_eq(pl_queue_size(q), 2);
+	ck_assert_uint_eq(pl_queue_unfinished(q), 2);	/* failed put adds nothing */
+	ck_assert_int_eq(pl_queue_get(q, &it, 0), 0);
+	ck_assert_int_eq(pl_queue_put(q, P(3), 0), 0);
+	pl_queue_destroy(q);
+}
+END_TEST
+
+START_TEST(timeouts_on_monotonic_clock)
+{
+	struct pl_queue *q = pl_queue_create(1);
+	void *it;
+	long t;
+
+	t = now_ms();
+	ck_assert_int_eq(pl_queue_get(q, &it, 150), ETIMEDOUT);
+	t = now_ms() - t;
+	ck_assert_int_ge(t, 150);
+	ck_assert_int_lt(t, 2000);
+
+	ck_assert_int_eq(pl_queue_put(q, P(1), 0), 0);
+	t = now_ms();
+	ck_assert_int_eq(pl_queue_put(q, P(2), 120), ETIMEDOUT);
+	t = now_ms() - t;
+	ck_assert_int_ge(t, 120);
+	ck_assert_int_lt(t, 2000);
+
+	t = now_ms();
+	ck_assert_int_eq(pl_queue_join(q, 100), ETIMEDOUT);
+	ck_assert_int_ge(now_ms() - t, 100);
+	ck_assert_int_eq(pl_queue_join(q, 0), EAGAIN);
+	pl_queue_destroy(q);
+}
+END_TEST
+
+START_TEST(task_done_accounting)
+{
+	struct pl_queue *q = pl_queue_create(0);
+	void *it;
+
+	ck_assert_int_eq(pl_queue_task_done(q), EINVAL);	/* none unfinished */
+	ck_assert_int_eq(pl_queue_join(q, 0), 0);		/* returns at once */
+	ck_assert_int_eq(pl_queue_join(q, -1), 0);
+	pl_queue_put(q, P(1), 0);
+	pl_queue_put(q, P(2), 0);
+	ck_assert_uint_eq(pl_queue_unfinished(q), 2);
+	pl_queue_get(q, &it, 0);
+	ck_assert_uint_eq(pl_queue_unfinished(q), 2);		/* get does not finish */
+	ck_assert_int_eq(pl_queue_task_done(q), 0);
+	ck_assert_int_eq(pl_queue_join(q, 0), EAGAIN);
+	pl_queue_get(q, &it, 0);
+	ck_assert_int_eq(pl_queue_task_done(q), 0);
+	ck_assert_int_eq(pl_queue_task_done(q), EINVAL);	/* changes nothing */
+	ck_assert_uint_eq(pl_queue_unfinished(q), 0);
+	ck_assert_int_eq(pl_queue_join(q, 0), 0);
+	pl_queue_destroy(q);
+}
+END_TEST
+
+START_TEST(close_semantics)
+{
+	struct pl_queue *q = pl_queue_create(4);
+	void *it;
+
+	pl_queue_put(q, P(1), 0);
+	pl_queue_put(q, P(2), 0);
+	ck_assert(!pl_queue_closed(q));
+	pl_queue_close(q);
+	pl_queue_close(q);			/* twice is harmless */
+	ck_assert(pl_queue_closed(q));
+	ck_assert_int_eq(pl_queue_put(q, P(3), 0), EPIPE);
+	ck_assert_int_eq(pl_queue_put(q, P(3), -1), EPIPE);
+	ck_assert_int_eq(pl_queue_get(q, &it, -1), 0);	/* remaining items in order */
+	ck_assert_ptr_eq(it, P(1));
+	ck_assert_int_eq(pl_queue_get(q, &it, 0), 0);
+	ck_assert_ptr_eq(it, P(2));
+	for (int i = 0; i < 3; i++) {		/* then EPIPE, every time, any timeout */
+		ck_assert_int_eq(pl_queue_get(q, &it, -1), EPIPE);
+		ck_assert_int_eq(pl_queue_get(q, &it, 0), EPIPE);
+		ck_assert_int_eq(pl_queue_get(q, &it, 50), EPIPE);
+	}
+	ck_assert_uint_eq(pl_queue_unfinished(q), 2);	/* close keeps accounting */
+	pl_queue_task_done(q);
+	pl_queue_task_done(q);
+	ck_assert_int_eq(pl_queue_join(q, 0), 0);
+	pl_queue_destroy(q);
+}
+END_TEST
+
+START_TEST(invalid_arguments)
+{
+	struct pl_queue *q = pl_queue_create(1);
+
+	ck_assert_int_eq(pl_queue_get(q, NULL, 0), EINVAL);
+	ck_assert_int_eq(pl_queue_put(NULL, P(1), 0), EINVAL);
+	pl_queue_destroy(q);
+}
+END_TEST
+
+/* ---- blocked callers woken by close ---- */
+
+struct blocked {
+	struct pl_queue *q;
+	atomic_int started;
+	atomic_int result[8];
+};
+
+static void *blocked_getter(void *arg)
+{
+	struct blocked *b = arg;
+	void *it;
+	int me = atomic_fetch_add(&b->started, 1);
+
+	atomic_store(&b->result[me], pl_queue_get(b->q, &it, -1));
+	return NULL;
+}
+
+static void *blocked_putter(void *arg)
+{
+	struct blocked *b = arg;
+	int me = atomic_fetch_add(&b->started, 1);
+
+	atomic_store(&b->result[me], pl_queue_put(b->q, P(7), -1));
+	return NULL;
+}
+
+/* Wait until n threads sleep inside the queue: their calls have not returned
+ * and the queue's state cannot change without us.  Condition, not a sleep. */
+static void await_started(struct blocked *b, int n)
+{
+	while (atomic_load(&b->started) < n)
+		sched_yield();
+	/* a started thread may still be on its way into the wait; give it time
+	 * to get there by yielding until it cannot have returned */
+	for (int i = 0; i < 1000; i++)
+		sched_yield();
+}
+
+START_TEST(close_wakes_blocked_getters)
+{
+	struct blocked b = { .q = pl_queue_create(0) };
+	pthread_t t[4];
+
+	for (int i = 0; i < 8; i++)
+		atomic_store(&b.result[i], -1);
+	for (int i = 0; i < 4; i++)
+		pthread_create(&t[i], NULL, blocked_getter, &b);
+	await_started(&b, 4);
+	pl_queue_close(b.q);		/* one close ends every consumer */
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_int_eq(atomic_load(&b.result[i]), EPIPE);
+	}
+	pl_queue_destroy(b.q);
+}
+END_TEST
+
+START_TEST(close_wakes_blocked_putters)
+{
+	struct blocked b = { .q = pl_queue_create(1) };
+	pthread_t t[3];
+	void *it;
+
+	pl_queue_put(b.q, P(1), 0);
+	for (int i = 0; i < 3; i++)
+		pthread_create(&t[i], NULL, blocked_putter, &b);
+	await_started(&b, 3);
+	pl_queue_close(b.q);
+	for (int i = 0; i < 3; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_int_eq(atomic_load(&b.result[i]), EPIPE);
+	}
+	ck_assert_uint_eq(pl_queue_size(b.q), 1);
+	ck_assert_int_eq(pl_queue_get(b.q, &it, 0), 0);
+	ck_assert_ptr_eq(it, P(1));
+	pl_queue_destroy(b.q);
+}
+END_TEST
+
+START_TEST(blocked_put_resumes_after_get)
+{
+	struct blocked b = { .q = pl_queue_create(1) };
+	pthread_t t;
+	void *it;
+
+	pl_queue_put(b.q, P(1), 0);
+	atomic_store(&b.result[0], -1);
+	pthread_create(&t, NULL, blocked_putter, &b);
+	await_started(&b, 1);
+	ck_assert_int_eq(pl_queue_get(b.q, &it, 0), 0);
+	pthread_join(t, NULL);
+	ck_assert_int_eq(atomic_load(&b.result[0]), 0);
+	ck_assert_int_eq(pl_queue_get(b.q, &it, 0), 0);
+	ck_assert_ptr_eq(it, P(7));
+	pl_queue_destroy(b.q);
+}
+END_TEST
+
+/* ---- join with workers, CPython's test_queue_join ---- */
+
+struct joiner {
+	struct pl_queue *q;
+	atomic_long cum;
+};
+
+static void *join_worker(void *arg)
+{
+	struct joiner *j = arg;
+	void *it;
+
+	while (pl_queue_get(j->q, &it, -1) == 0) {
+		atomic_fetch_add(&j->cum, (long)(uintptr_t)it);
+		pl_queue_task_done(j->q);
+	}
+	return NULL;
+}
+
+START_TEST(join_with_workers)
+{
+	struct joiner j = { .q = pl_queue_create(0) };
+	pthread_t t[2];
+
+	for (int i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, join_worker, &j);
+	for (int round = 0; round < 2; round++) {	/* joined twice, twice over */
+		atomic_store(&j.cum, 0);
+		for (uintptr_t i = 0; i < 100; i++)
+			pl_queue_put(j.q, P(i), -1);
+		ck_assert_int_eq(pl_queue_join(j.q, -1), 0);
+		ck_assert_int_eq(atomic_load(&j.cum), 4950);
+		ck_assert_int_eq(pl_queue_join(j.q, -1), 0);	/* no-op the second time */
+		ck_assert_int_eq(atomic_load(&j.cum), 4950);
+	}
+	pl_queue_close(j.q);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	pl_queue_destroy(j.q);
+}
+END_TEST
+
+/* ---- drain ---- */
+
+START_TEST(drain_basic)
+{
+	struct pl_queue *q = pl_queue_create(0);
+	void *items[8];
+	void *it;
+
+	for (uintptr_t i = 0; i < 5; i++)
+		pl_queue_put(q, P(i), 0);
+	pl_queue_get(q, &it, 0);		/* one in flight */
+	ck_assert_uint_eq(pl_queue_drain(q, items, 2), 2);
+	ck_assert_ptr_eq(items[0], P(1));
+	ck_assert_ptr_eq(items[1], P(2));
+	ck_assert_uint_eq(pl_queue_drain(q, items, 8), 2);
+	ck_assert_ptr_eq(items[0], P(3));
+	ck_assert_ptr_eq(items[1], P(4));
+	ck_assert_uint_eq(pl_queue_drain(q, items, 8), 0);
+	ck_assert_uint_eq(pl_queue_unfinished(q), 1);	/* the in-flight one */
+	ck_assert_int_eq(pl_queue_join(q, 0), EAGAIN);
+	pl_queue_task_done(q);
+	ck_assert_int_eq(pl_queue_join(q, 0), 0);
+	pl_queue_destroy(q);
+}
+END_TEST
+
+static void *join_forever(void *arg)
+{
+	struct blocked *b = arg;
+	int me = atomic_fetch_add(&b->started, 1);
+
+	atomic_store(&b->result[me], pl_queue_join(b->q, -1));
+	return NULL;
+}
+
+START_TEST(drain_wakes_join)
+{
+	struct blocked b = { .q = pl_queue_create(0) };
+	void *items[4];
+	pthread_t t;
+
+	atomic_store(&b.result[0], -1);
+	pl_queue_put(b.q, P(1), 0);
+	pl_queue_put(b.q, P(2), 0);
+	pthread_create(&t, NULL, join_forever, &b);
+	await_started(&b, 1);
+	ck_assert_int_eq(atomic_load(&b.result[0]), -1);
+	ck_assert_uint_eq(pl_queue_drain(b.q, items, 4), 2);
+	pthread_join(t, NULL);
+	ck_assert_int_eq(atomic_load(&b.result[0]), 0);
+	pl_queue_destroy(b.q);
+}
+END_TEST
+
+/* drain while consumers are taking items: every item is seen exactly once,
+ * by a consumer or by the drain, and join returns after the consumers' task_done */
+struct inflight {
+	struct pl_queue *q;
+	atomic_uchar *seen;
+};
+
+static void *slow_consumer(void *arg)
+{
+	struct inflight *f = arg;
+	void *it;
+
+	while (pl_queue_get(f->q, &it, -1) == 0) {
+		atomic_fetch_add(&f->seen[(uintptr_t)it], 1);
+		sched_yield();
+		pl_queue_task_done(f->q);
+	}
+	return NULL;
+}
+
+START_TEST(drain_while_in_flight)
+{
+	enum { N = 20000 };
+	struct inflight f = { .q = pl_queue_create(64), .seen = calloc(N, 1) };
+	void *items[64];
+	pthread_t t[3];
+	size_t drained = 0;
+
+	for (int i = 0; i < 3; i++)
+		pthread_create(&t[i], NULL, slow_consumer, &f);
+	for (uintptr_t i = 0; i < N; i++) {
+		pl_queue_put(f.q, P(i), -1);
+		if (i % 997 == 0) {
+			size_t n = pl_queue_drain(f.q, items, 64);
+			for (size_t k = 0; k < n; k++)
+				atomic_fetch_add(&f.seen[(uintptr_t)items[k]], 1);
+			drained += n;
+		}
+	}
+	pl_queue_close(f.q);
+	ck_assert_int_eq(pl_queue_join(f.q, -1), 0);
+	for (int i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(atomic_load(&f.seen[i]), 1);
+	ck_assert_uint_eq(pl_queue_unfinished(f.q), 0);
+	(void)drained;
+	free(f.seen);
+	pl_queue_destroy(f.q);
+}
+END_TEST
+
+/* ---- stress: 4 producers x 4 consumers x 10^6 items ---- */
+
+enum { STRESS_P = 4, STRESS_C = 4 };
+static long stress_n = 1000000;
+
+struct stress {
+	struct pl_queue *q;
+	atomic_uchar *seen;
+	atomic_long done;
+	atomic_int next_producer;
+};
+
+static void *stress_producer(void *arg)
+{
+	struct stress *s = arg;
+	long me = atomic_fetch_add(&s->next_producer, 1), per = stress_n / STRESS_P;
+
+	for (long i = me * per; i < (me + 1) * per; i++)
+		ck_assert_int_eq(pl_queue_put(s->q, P(i), -1), 0);
+	return NULL;
+}
+
+static void *stress_consumer(void *arg)
+{
+	struct stress *s = arg;
+	void *it;
+
+	while (pl_queue_get(s->q, &it, -1) == 0) {
+		atomic_fetch_add(&s->seen[(uintptr_t)it], 1);
+		atomic_fetch_add(&s->done, 1);
+		pl_queue_task_done(s->q);
+	}
+	return NULL;
+}
+
+START_TEST(stress_exactly_once)
+{
+	struct stress s = { .q = pl_queue_create(256) };
+	pthread_t p[STRESS_P], c[STRESS_C];
+	const char *env = getenv("PL_STRESS_ITEMS");
+
+	if (env)
+		stress_n = atol(env);
+	s.seen = calloc(stress_n, 1);
+	for (int i = 0; i < STRESS_C; i++)
+		pthread_create(&c[i], NULL, stress_consumer, &s);
+	for (int i = 0; i < STRESS_P; i++)
+		pthread_create(&p[i], NULL, stress_producer, &s);
+	for (int i = 0; i < STRESS_P; i++)
+		pthread_join(p[i], NULL);
+	ck_assert_int_eq(pl_queue_join(s.q, -1), 0);
+	/* join returned: every task_done has happened */
+	ck_assert_int_eq(atomic_load(&s.done), stress_n);
+	pl_queue_close(s.q);
+	for (int i = 0; i < STRESS_C; i++)
+		pthread_join(c[i], NULL);
+	for (long i = 0; i < stress_n; i++)
+		if (atomic_load(&s.seen[i]) != 1)
+			ck_abort_msg("item %ld seen %d times", i, atomic_load(&s.seen[i]));
+	free(s.seen);
+	pl_queue_destroy(s.q);
+}
+END_TEST
+
+START_TEST(interrupt_wakes_getters)
+{
+	struct blocked b = { .q = pl_queue_create(0) };
+	pthread_t t;
+
+	atomic_store(&b.result[0], -1);
+	pthread_create(&t, NULL, blocked_getter, &b);
+	await_started(&b, 1);
+	/* the getter may not have reached its wait yet: keep interrupting
+	 * until it has returned (a later getter would not be affected) */
+	while (atomic_load(&b.result[0]) == -1) {
+		pl_queue_interrupt(b.q);
+		sched_yield();
+	}
+	pthread_join(t, NULL);
+	ck_assert_int_eq(atomic_load(&b.result[0]), EINTR);
+	ck_assert_uint_eq(pl_queue_unfinished(b.q), 0);
+	pl_queue_destroy(b.q);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("queue");
+	TCase *basic = tcase_create("basic"), *threads = tcase_create("threads");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_test(basic, fifo_and_null_items);
+	tcase_add_test(basic, bounded_put_would_block);
+	tcase_add_test(basic, timeouts_on_monotonic_clock);
+	tcase_add_test(basic, task_done_accounting);
+	tcase_add_test(basic, close_semantics);
+	tcase_add_test(basic, invalid_arguments);
+	tcase_add_test(basic, drain_basic);
+	tcase_add_test(threads, close_wakes_blocked_getters);
+	tcase_add_test(threads, close_wakes_blocked_putters);
+	tcase_add_test(threads, blocked_put_resumes_after_get);
+	tcase_add_test(threads, join_with_workers);
+	tcase_add_test(threads, drain_wakes_join);
+	tcase_add_test(threads, drain_while_in_flight);
+	tcase_add_test(threads, stress_exactly_once);
+	tcase_add_test(threads, interrupt_wakes_getters);
+	tcase_set_timeout(threads, 300);
+	suite_add_tcase(s, basic);
+	suite_add_tcase(s, threads);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
