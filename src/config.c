@@ -14,8 +14,9 @@
  * Two libconfig 1.5 quirks are handled here rather than left to surprise:
  * an included file is named by its @include text, relative to the include
  * directory, so messages resolve it against that directory; and an integer
- * literal without the L suffix is silently truncated to 32 bits, so a size
- * whose range goes beyond INT_MAX is compared with its source text.
+ * literal without the L suffix is silently truncated to 32 bits (10000000000
+ * becomes 1410065408, in range for max_pixels), so every plain integer is
+ * compared with its source text.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -176,7 +177,7 @@ static bool get_int(struct ctx *c, const config_setting_t *s, const char *k,
 	switch (config_setting_type(s)) {
 	case CONFIG_TYPE_INT:
 		v = config_setting_get_int(s);
-		if (hi > INT_MAX && !int_literal_fits(c, s, v, lit, sizeof lit)) {
+		if (!int_literal_fits(c, s, v, lit, sizeof lit)) {
 			report(c, s, "%s: %s does not fit a plain integer: write it as %sL",
 			       k, lit, lit);
 			return false;

@@ -461,12 +461,20 @@ START_TEST(big_literal_without_L)
 	ck_assert_int_eq(load("download = {\n"
 			      "  max_bytes = 3000000000;\n"
 			      "};\n"
-			      "resize = { max_pixels = 10000000000; };\n"), -EINVAL);
+			      "resize = { max_pixels = 10000000000; };\n"
+			      "upload = {\n"
+			      "  queue = 4294967312;\n"	/* 2^32 + 16 */
+			      "  retries = 0x100000003;\n"
+			      "};\n"), -EINVAL);
 	expect(0, 2, "download.max_bytes: 3000000000 does not fit a plain integer: "
 		     "write it as 3000000000L");
 	expect(1, 4, "resize.max_pixels: 10000000000 does not fit a plain integer: "
 		     "write it as 10000000000L");
-	ck_assert_int_eq(ms.n, 2);
+	expect(2, 6, "upload.queue: 4294967312 does not fit a plain integer: "
+		     "write it as 4294967312L");
+	expect(3, 7, "upload.retries: 0x100000003 does not fit a plain integer: "
+		     "write it as 0x100000003L");
+	ck_assert_int_eq(ms.n, 4);
 }
 END_TEST
 
