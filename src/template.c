@@ -61,6 +61,24 @@ static void put(struct out *o, const char *s, size_t n, bool encode)
 	}
 }
 
+/* The host (or bucket) is the operator's choice, never job data's: a
+ * placeholder there would let a job file send outputs anywhere. */
+static int authority_check(const char *tmpl, const char *body, const char **why)
+{
+	bool s3 = strncmp(tmpl, "s3://", 5) == 0;
+	size_t n = strcspn(body, s3 ? "/" : "/?#");
+
+	if (n == 0)
+		return *why = s3 ? "s3:// url needs a bucket: s3://BUCKET/KEY"
+				 : "url needs a host", -EINVAL;
+	if (memchr(body, '{', n) || memchr(body, '}', n))
+		return *why = "placeholder in the host or bucket: job data must not "
+			      "choose where outputs go", -EINVAL;
+	if (s3 && body[n] != '/')
+		return *why = "s3:// url needs a key after the bucket: s3://BUCKET/KEY", -EINVAL;
+	return 0;
+}
+
 /* Scan tmpl; with vars, expand into o.  Returns 0 or -EINVAL. */
 static int walk(const char *tmpl, const struct pl_template_vars *v, struct out *o,
 		unsigned *seen, const char **why)
@@ -74,6 +92,11 @@ static int walk(const char *tmpl, const struct pl_template_vars *v, struct out *
 	if (strncmp(tmpl, "file://", 7) == 0 && body[0] != '/')
 		return *why = "file:// url needs an absolute path (file:///…)", -EINVAL;
 	encode = strncmp(tmpl, "file://", 7) != 0;
+	if (encode) {
+		int r = authority_check(tmpl, body, why);
+		if (r < 0)
+			return r;
+	}
 	if (o)
 		put(o, tmpl, (size_t)(body - tmpl), false);
 
@@ -81,9 +104,11 @@ static int walk(const char *tmpl, const struct pl_template_vars *v, struct out *
 		if (*s == '}')
 			return *why = "'}' without '{'", -EINVAL;
 		if (*s != '{') {
+			if ((unsigned char)*s < 0x20 || *s == 0x7f || (encode && *s == ' '))
+				return *why = "url holds a control character or space", -EINVAL;
 			/* a ".." path segment in the template's own text */
 			if (s[0] == '.' && s[1] == '.' && (s == body || s[-1] == '/') &&
-			    (s[2] == '/' || s[2] == '\0'))
+			    (s[2] == '/' || s[2] == '\0' || (encode && (s[2] == '?' || s[2] == '#'))))
 				return *why = "'..' segment in url", -EINVAL;
 			if (o)
 				put(o, s, 1, false);

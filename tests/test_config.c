@@ -1,0 +1,730 @@
+/*
+ * test_config.c — the configuration loader against real files.
+ *
+ * Each case writes a small pipeline.conf into a fresh folder and asserts the
+ * exact "FILE:LINE: message" lines the loader reports, because those lines
+ * are what an operator reads from `pipelined -t`: a wrong line number or a
+ * vague message is a bug here.  The texts put one setting per line so that
+ * the line numbers in the expectations can be counted by eye.
+ */
+#include <check.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "testutil.h"
+
+#define MAXMSG 32
+
+struct msgs {
+	char *m[MAXMSG];
+	int n;
+};
+
+static char *dir;
+static char path[PATH_MAX];
+static struct msgs ms;
+static struct pl_config *cfg;
+
+static void collect(void *ud, const char *msg)
+{
+	struct msgs *m = ud;
+
+	ck_assert_int_lt(m->n, MAXMSG);
+	m->m[m->n] = strdup(msg);
+	ck_assert_ptr_nonnull(m->m[m->n]);
+	m->n++;
+}
+
+static void setup(void)
+{
+	dir = pl_test_tmpdir("config");
+	ck_assert_ptr_nonnull(dir);
+	snprintf(path, sizeof path, "%s/pipeline.conf", dir);
+	memset(&ms, 0, sizeof ms);
+	cfg = NULL;
+}
+
+static void teardown(void)
+{
+	for (int i = 0; i < ms.n; i++)
+		free(ms.m[i]);
+	pl_config_free(cfg);
+	pl_test_rmtree(dir);
+	free(dir);
+}
+
+static void write_at(const char *p, const char *text)
+{
+	ck_assert_int_eq(pl_test_write_file(p, text, strlen(text)), 0);
+}
+
+static int load(const char *text)
+{
+	write_at(path, text);
+	return pl_config_load(path, collect, &ms, &cfg);
+}
+
+/* Message i is "PATH:LINE: text" for the main file. */
+static void expect_at(int i, const char *file, int line, const char *fmt, ...)
+{
+	char text[512], want[PATH_MAX + 600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	snprintf(want, sizeof want, "%s:%d: %s", file, line, text);
+	ck_assert_int_gt(ms.n, i);
+	ck_assert_str_eq(ms.m[i], want);
+}
+
+#define expect(i, line, ...) expect_at(i, path, line, __VA_ARGS__)
+
+/* One bad file, one error expected. */
+static void one_error(const char *text, int line, const char *msg)
+{
+	ck_assert_int_eq(load(text), -EINVAL);
+	ck_assert_ptr_null(cfg);
+	expect(0, line, "%s", msg);
+	ck_assert_int_eq(ms.n, 1);
+}
+
+static void check_defaults(const struct pl_config *c)
+{
+	ck_assert_str_eq(c->spool, "/var/lib/pipelined/spool");
+	ck_assert_str_eq(c->runtime, "/run/pipelined");
+	ck_assert_int_eq(c->log_level, LOG_INFO);
+
+	ck_assert_uint_eq(c->download.stage.workers, 3);
+	ck_assert(!c->download.stage.workers_auto);
+	ck_assert_uint_eq(c->download.stage.queue, 16);
+	ck_assert_double_eq(c->download.connect_timeout, 10.0);
+	ck_assert_double_eq(c->download.timeout, 60.0);
+	ck_assert_int_eq(c->download.low_speed_limit, 1024);
+	ck_assert_double_eq(c->download.low_speed_time, 10.0);
+	ck_assert_int_eq(c->download.max_bytes, 52428800);
+	ck_assert_int_eq(c->download.retries, 3);
+	ck_assert_double_eq(c->download.backoff, 0.5);
+	ck_assert_int_eq(c->download.per_host, 4);
+	ck_assert_uint_eq(c->download.protocols, PL_PROTO_HTTP | PL_PROTO_HTTPS);
+	ck_assert_str_eq(c->download.file_root, "");
+	ck_assert(!c->download.allow_private);
+
+	ck_assert_uint_eq(c->resize.stage.workers, 4);
+	ck_assert_uint_eq(c->resize.stage.queue, 16);
+	ck_assert_int_eq(c->resize.max_pixels, 50000000);
+	ck_assert_uint_eq(c->resize.nvariants, 1);
+	ck_assert_str_eq(c->resize.variants[0].name, "thumb");
+	ck_assert_int_eq(c->resize.variants[0].width, 256);
+	ck_assert_int_eq(c->resize.variants[0].height, 256);
+	ck_assert_int_eq(c->resize.variants[0].fit, PL_FIT_INSIDE);
+	ck_assert_int_eq(c->resize.variants[0].crop, PL_CROP_CENTRE);
+	ck_assert_int_eq(c->resize.variants[0].format, PL_FORMAT_JPEG);
+	ck_assert_int_eq(c->resize.variants[0].quality, 80);
+
+	ck_assert_uint_eq(c->upload.stage.workers, 5);
+	ck_assert_uint_eq(c->upload.stage.queue, 16);
+	ck_assert_str_eq(c->upload.url, "file:///var/lib/pipelined/out/{name}-{variant}.{ext}");
+	ck_assert_int_eq(c->upload.retries, 3);
+	ck_assert_double_eq(c->upload.backoff, 0.5);
+	ck_assert_double_eq(c->upload.connect_timeout, 10.0);
+	ck_assert_double_eq(c->upload.timeout, 60.0);
+	ck_assert_str_eq(c->upload.s3.endpoint, "");
+	ck_assert_str_eq(c->upload.s3.region, "us-east-1");
+	ck_assert_str_eq(c->upload.s3.credentials, "");
+}
+
+/* ---- loading what is valid --------------------------------------------- */
+
+START_TEST(defaults_from_empty_file)
+{
+	ck_assert_int_eq(load("# nothing set\n"), 0);
+	ck_assert_int_eq(ms.n, 0);
+	ck_assert_str_eq(cfg->path, path);
+	check_defaults(cfg);
+}
+END_TEST
+
+START_TEST(shipped_file_loads_and_equals_defaults)
+{
+	const char *src = getenv("PL_SRCDIR");
+	char shipped[PATH_MAX];
+
+	ck_assert_msg(src != NULL, "PL_SRCDIR is not set");
+	snprintf(shipped, sizeof shipped, "%s/conf/pipeline.conf", src);
+	ck_assert_int_eq(pl_config_load(shipped, collect, &ms, &cfg), 0);
+	ck_assert_msg(ms.n == 0, "first error: %s", ms.n ? ms.m[0] : "");
+	check_defaults(cfg);
+}
+END_TEST
+
+START_TEST(workers_auto)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	ck_assert_int_eq(load("resize = { workers = \"auto\"; };\n"
+			      "upload = { workers = 7; };\n"), 0);
+	ck_assert(cfg->resize.stage.workers_auto);
+	ck_assert_uint_eq(cfg->resize.stage.workers, (unsigned)(n > 256 ? 256 : n));
+	ck_assert(!cfg->upload.stage.workers_auto);
+	ck_assert_uint_eq(cfg->upload.stage.workers, 7);
+	ck_assert(!cfg->download.stage.workers_auto);
+}
+END_TEST
+
+START_TEST(everything_set)
+{
+	ck_assert_int_eq(load(
+		"spool = \"/srv/spool\";\n"
+		"runtime = \"/run/x\";\n"
+		"log_level = \"debug\";\n"
+		"download = {\n"
+		"  workers = 8; queue = 100; connect_timeout = 2; timeout = 1.5;\n"
+		"  low_speed_limit = 2147483648L; low_speed_time = 3;\n"
+		"  max_bytes = 1099511627776L; retries = 0; backoff = 0;\n"
+		"  per_host = 1; protocols = ( \"file\", \"https\" );\n"
+		"  file_root = \"/srv/in\"; allow_private = true;\n"
+		"};\n"
+		"resize = {\n"
+		"  max_pixels = 10000000000L;\n"
+		"  variants = (\n"
+		"    { name = \"big-1.x_y\"; width = 16384; height = 1; fit = \"cover\";\n"
+		"      crop = \"center\"; format = \"webp\"; quality = 100; },\n"
+		"    { name = \"s\"; width = 1; height = 2; format = \"avif\";\n"
+		"      crop = \"attention\"; quality = 1; },\n"
+		"    { name = \"p\"; width = 3; height = 4; format = \"png\"; }\n"
+		"  );\n"
+		"};\n"
+		"upload = {\n"
+		"  url = \"s3://bucket/out/{job}/{name}-{variant}.{ext}\";\n"
+		"  retries = 20; backoff = 3600; connect_timeout = 3600; timeout = 86400;\n"
+		"  s3 = { endpoint = \"http://127.0.0.1:9000\"; region = \"eu-west-3\";\n"
+		"         credentials = \"/etc/pipelined/s3.cred\"; };\n"
+		"};\n"), 0);
+	ck_assert_int_eq(ms.n, 0);
+	ck_assert_str_eq(cfg->spool, "/srv/spool");
+	ck_assert_str_eq(cfg->runtime, "/run/x");
+	ck_assert_int_eq(cfg->log_level, LOG_DEBUG);
+	ck_assert_uint_eq(cfg->download.stage.workers, 8);
+	ck_assert_uint_eq(cfg->download.stage.queue, 100);
+	ck_assert_double_eq(cfg->download.connect_timeout, 2.0);
+	ck_assert_double_eq(cfg->download.timeout, 1.5);
+	ck_assert_int_eq(cfg->download.low_speed_limit, 2147483648L);
+	ck_assert_double_eq(cfg->download.low_speed_time, 3.0);
+	ck_assert_int_eq(cfg->download.max_bytes, 1L << 40);
+	ck_assert_int_eq(cfg->download.retries, 0);
+	ck_assert_double_eq(cfg->download.backoff, 0.0);
+	ck_assert_int_eq(cfg->download.per_host, 1);
+	ck_assert_uint_eq(cfg->download.protocols, PL_PROTO_FILE | PL_PROTO_HTTPS);
+	ck_assert_str_eq(cfg->download.file_root, "/srv/in");
+	ck_assert(cfg->download.allow_private);
+	ck_assert_int_eq(cfg->resize.max_pixels, 10000000000L);
+	ck_assert_uint_eq(cfg->resize.nvariants, 3);
+	ck_assert_str_eq(cfg->resize.variants[0].name, "big-1.x_y");
+	ck_assert_int_eq(cfg->resize.variants[0].width, 16384);
+	ck_assert_int_eq(cfg->resize.variants[0].height, 1);
+	ck_assert_int_eq(cfg->resize.variants[0].fit, PL_FIT_COVER);
+	ck_assert_int_eq(cfg->resize.variants[0].crop, PL_CROP_CENTRE);
+	ck_assert_int_eq(cfg->resize.variants[0].format, PL_FORMAT_WEBP);
+	ck_assert_int_eq(cfg->resize.variants[0].quality, 100);
+	ck_assert_int_eq(cfg->resize.variants[1].fit, PL_FIT_INSIDE);
+	ck_assert_int_eq(cfg->resize.variants[1].crop, PL_CROP_ATTENTION);
+	ck_assert_int_eq(cfg->resize.variants[1].format, PL_FORMAT_AVIF);
+	ck_assert_int_eq(cfg->resize.variants[1].quality, 1);
+	ck_assert_int_eq(cfg->resize.variants[2].format, PL_FORMAT_PNG);
+	ck_assert_int_eq(cfg->resize.variants[2].quality, 80);
+	ck_assert_str_eq(cfg->upload.url, "s3://bucket/out/{job}/{name}-{variant}.{ext}");
+	ck_assert_int_eq(cfg->upload.retries, 20);
+	ck_assert_double_eq(cfg->upload.backoff, 3600.0);
+	ck_assert_double_eq(cfg->upload.connect_timeout, 3600.0);
+	ck_assert_double_eq(cfg->upload.timeout, 86400.0);
+	ck_assert_str_eq(cfg->upload.s3.endpoint, "http://127.0.0.1:9000");
+	ck_assert_str_eq(cfg->upload.s3.region, "eu-west-3");
+	ck_assert_str_eq(cfg->upload.s3.credentials, "/etc/pipelined/s3.cred");
+}
+END_TEST
+
+START_TEST(include_relative_to_the_config_folder)
+{
+	char inc[PATH_MAX];
+
+	snprintf(inc, sizeof inc, "%s/conf.d/download.conf", dir);
+	write_at(inc, "download = { workers = 9; };\n");
+	/* loaded from another working directory: the include still resolves */
+	ck_assert_int_eq(chdir("/"), 0);
+	ck_assert_int_eq(load("spool = \"/s\";\n@include \"conf.d/download.conf\"\n"), 0);
+	ck_assert_uint_eq(cfg->download.stage.workers, 9);
+}
+END_TEST
+
+START_TEST(format_names)
+{
+	ck_assert_str_eq(pl_config_format_ext(PL_FORMAT_JPEG), "jpg");
+	ck_assert_str_eq(pl_config_format_ext(PL_FORMAT_WEBP), "webp");
+	ck_assert_str_eq(pl_config_format_ext(PL_FORMAT_PNG), "png");
+	ck_assert_str_eq(pl_config_format_ext(PL_FORMAT_AVIF), "avif");
+	ck_assert_str_eq(pl_config_format_mime(PL_FORMAT_JPEG), "image/jpeg");
+	ck_assert_str_eq(pl_config_format_mime(PL_FORMAT_WEBP), "image/webp");
+	ck_assert_str_eq(pl_config_format_mime(PL_FORMAT_PNG), "image/png");
+	ck_assert_str_eq(pl_config_format_mime(PL_FORMAT_AVIF), "image/avif");
+	pl_config_free(NULL);
+}
+END_TEST
+
+/* ---- file-level failures ----------------------------------------------- */
+
+START_TEST(missing_file)
+{
+	char want[PATH_MAX + 64];
+
+	ck_assert_int_eq(pl_config_load(path, collect, &ms, &cfg), -ENOENT);
+	ck_assert_ptr_null(cfg);
+	snprintf(want, sizeof want, "%s: No such file or directory", path);
+	ck_assert_int_eq(ms.n, 1);
+	ck_assert_str_eq(ms.m[0], want);
+}
+END_TEST
+
+START_TEST(directory_is_not_a_file)
+{
+	char want[PATH_MAX + 64];
+
+	ck_assert_int_eq(pl_config_load(dir, collect, &ms, &cfg), -EISDIR);
+	snprintf(want, sizeof want, "%s: Is a directory", dir);
+	ck_assert_int_eq(ms.n, 1);
+	ck_assert_str_eq(ms.m[0], want);
+}
+END_TEST
+
+START_TEST(parse_error_line)
+{
+	ck_assert_int_eq(load("spool = \"/s\";\n"
+			      "download = {\n"
+			      "  workers = 3;\n"
+			      "  queue = = 4;\n"
+			      "};\n"), -EINVAL);
+	ck_assert_ptr_null(cfg);
+	expect(0, 4, "syntax error");
+	ck_assert_int_eq(ms.n, 1);
+}
+END_TEST
+
+START_TEST(parse_error_in_include_names_that_file)
+{
+	char inc[PATH_MAX];
+
+	snprintf(inc, sizeof inc, "%s/inc/bad.conf", dir);
+	write_at(inc, "# included\nlog_level = ;\n");
+	ck_assert_int_eq(load("spool = \"/s\";\n@include \"inc/bad.conf\"\n"), -EINVAL);
+	expect_at(0, inc, 2, "syntax error");
+	ck_assert_int_eq(ms.n, 1);
+}
+END_TEST
+
+START_TEST(error_in_include_names_that_file)
+{
+	char inc[PATH_MAX];
+
+	snprintf(inc, sizeof inc, "%s/inc/dl.conf", dir);
+	write_at(inc, "download = {\n  workers = 1;\n  bogus = 2;\n};\n");
+	ck_assert_int_eq(load("log_level = \"info\";\n"
+			      "@include \"inc/dl.conf\"\n"
+			      "colour = \"red\";\n"), -EINVAL);
+	expect_at(0, inc, 3, "unknown setting 'download.bogus'");
+	expect(1, 3, "unknown setting 'colour'");
+	ck_assert_int_eq(ms.n, 2);
+}
+END_TEST
+
+/* ---- one error of each kind, with its line ----------------------------- */
+
+START_TEST(unknown_settings)
+{
+	one_error("spool = \"/s\";\nfoo = 1;\n", 2, "unknown setting 'foo'");
+}
+END_TEST
+
+START_TEST(unknown_in_download)
+{
+	one_error("download = {\n  workers = 2;\n  foo = 1;\n};\n", 3,
+		  "unknown setting 'download.foo'");
+}
+END_TEST
+
+START_TEST(unknown_in_variant)
+{
+	one_error("resize = {\n"
+		  "  variants = (\n"
+		  "    { name = \"a\"; width = 1; height = 1; },\n"
+		  "    { name = \"b\"; width = 1; height = 1;\n"
+		  "      colour = \"red\"; }\n"
+		  "  );\n"
+		  "};\n", 5, "unknown setting 'resize.variants[1].colour'");
+}
+END_TEST
+
+START_TEST(unknown_in_s3)
+{
+	one_error("upload = {\n"
+		  "  url = \"s3://b/{name}.{ext}\";\n"
+		  "  s3 = {\n"
+		  "    endpoint = \"https://s3.example.net\";\n"
+		  "    credentials = \"/etc/c\";\n"
+		  "    secret = \"x\";\n"
+		  "  };\n"
+		  "};\n", 6, "unknown setting 'upload.s3.secret'");
+}
+END_TEST
+
+START_TEST(wrong_types)
+{
+	ck_assert_int_eq(load("spool = 5;\n"				/* 1 */
+			      "download = {\n"				/* 2 */
+			      "  workers = 2.5;\n"			/* 3 */
+			      "  queue = 1.0;\n"			/* 4 */
+			      "  timeout = \"60\";\n"			/* 5 */
+			      "  allow_private = 1;\n"			/* 6 */
+			      "  protocols = \"http\";\n"		/* 7 */
+			      "  max_bytes = 1e6;\n"			/* 8 */
+			      "};\n"					/* 9 */
+			      "resize = {\n"				/* 10 */
+			      "  workers = \"many\";\n"			/* 11 */
+			      "  variants = { name = \"a\"; };\n"	/* 12 */
+			      "};\n"					/* 13 */
+			      "upload = 3;\n"),				/* 14 */
+			 -EINVAL);
+	expect(0, 1, "spool: expected a string");
+	expect(1, 3, "download.workers: expected an integer or \"auto\"");
+	expect(2, 4, "download.queue: expected an integer");
+	expect(3, 5, "download.timeout: expected a number of seconds");
+	expect(4, 6, "download.allow_private: expected true or false");
+	expect(5, 7, "download.protocols: expected a list of strings [ \"http\", … ]");
+	expect(6, 8, "download.max_bytes: expected an integer");
+	expect(7, 11, "resize.workers: expected an integer or \"auto\"");
+	expect(8, 12, "resize.variants: expected a list of groups ( { name = …; … }, … )");
+	expect(9, 14, "upload: expected a group { … }");
+	ck_assert_int_eq(ms.n, 10);
+}
+END_TEST
+
+START_TEST(ranges)
+{
+	ck_assert_int_eq(load("download = {\n"				/* 1 */
+			      "  workers = 0;\n"			/* 2 */
+			      "  queue = 65537;\n"			/* 3 */
+			      "  timeout = 0;\n"			/* 4 */
+			      "  connect_timeout = 3600.5;\n"		/* 5 */
+			      "  backoff = -1.0;\n"			/* 6 */
+			      "  retries = 21;\n"			/* 7 */
+			      "  per_host = 1025;\n"			/* 8 */
+			      "  low_speed_limit = -1;\n"		/* 9 */
+			      "  max_bytes = 0;\n"			/* 10 */
+			      "};\n"					/* 11 */
+			      "resize = {\n"				/* 12 */
+			      "  workers = 257;\n"			/* 13 */
+			      "  max_pixels = 10000000001L;\n"		/* 14 */
+			      "  variants = ( { name = \"a\";\n"	/* 15 */
+			      "    width = 16385;\n"			/* 16 */
+			      "    height = 0;\n"			/* 17 */
+			      "    quality = 0; } );\n"			/* 18 */
+			      "};\n"),					/* 19 */
+			 -EINVAL);
+	expect(0, 2, "download.workers: 0 is out of range 1..256");
+	expect(1, 3, "download.queue: 65537 is out of range 1..65536");
+	expect(2, 4, "download.timeout: 0 is out of range >0..86400");
+	expect(3, 5, "download.connect_timeout: 3600.5 is out of range >0..3600");
+	expect(4, 6, "download.backoff: -1 is out of range 0..3600");
+	expect(5, 7, "download.retries: 21 is out of range 0..20");
+	expect(6, 8, "download.per_host: 1025 is out of range 1..1024");
+	expect(7, 9, "download.low_speed_limit: -1 is out of range 0..2147483648");
+	expect(8, 10, "download.max_bytes: 0 is out of range 1..1099511627776");
+	expect(9, 13, "resize.workers: 257 is out of range 1..256");
+	expect(10, 14, "resize.max_pixels: 10000000001 is out of range 1..10000000000");
+	expect(11, 16, "resize.variants[0].width: 16385 is out of range 1..16384");
+	expect(12, 17, "resize.variants[0].height: 0 is out of range 1..16384");
+	expect(13, 18, "resize.variants[0].quality: 0 is out of range 1..100");
+	ck_assert_int_eq(ms.n, 14);
+}
+END_TEST
+
+/* libconfig 1.5 keeps only 32 bits of a literal without L: caught. */
+START_TEST(big_literal_without_L)
+{
+	ck_assert_int_eq(load("download = {\n"
+			      "  max_bytes = 3000000000;\n"
+			      "};\n"
+			      "resize = { max_pixels = 10000000000; };\n"
+			      "upload = {\n"
+			      "  queue = 4294967312;\n"	/* 2^32 + 16 */
+			      "  retries = 0x100000003;\n"
+			      "};\n"), -EINVAL);
+	expect(0, 2, "download.max_bytes: 3000000000 does not fit a plain integer: "
+		     "write it as 3000000000L");
+	expect(1, 4, "resize.max_pixels: 10000000000 does not fit a plain integer: "
+		     "write it as 10000000000L");
+	expect(2, 6, "upload.queue: 4294967312 does not fit a plain integer: "
+		     "write it as 4294967312L");
+	expect(3, 7, "upload.retries: 0x100000003 does not fit a plain integer: "
+		     "write it as 0x100000003L");
+	ck_assert_int_eq(ms.n, 4);
+}
+END_TEST
+
+START_TEST(bad_strings)
+{
+	ck_assert_int_eq(load("spool = \"var/spool\";\n"			/* 1 */
+			      "runtime = \"\";\n"				/* 2 */
+			      "log_level = \"crit\";\n"				/* 3 */
+			      "download = { file_root = \"in\"; };\n"		/* 4 */
+			      "resize = { variants = ( { name = \".x\";\n"	/* 5 */
+			      "  width = 1; height = 1;\n"			/* 6 */
+			      "  fit = \"outside\";\n"				/* 7 */
+			      "  crop = \"left\";\n"				/* 8 */
+			      "  format = \"gif\"; } ); };\n"			/* 9 */
+			      "upload = { url = \"ftp://h/{name}\"; };\n"),	/* 10 */
+			 -EINVAL);
+	expect(0, 1, "spool: \"var/spool\" is not an absolute path");
+	expect(1, 2, "runtime: \"\" is not an absolute path");
+	expect(2, 3, "log_level: \"crit\" is not one of err, warning, notice, info, debug");
+	expect(3, 4, "download.file_root: \"in\" is not an absolute path");
+	expect(4, 5, "resize.variants[0].name: \".x\" is not a name: 1..63 letters, digits, "
+		     "'.', '_' or '-', not starting with '.'");
+	expect(5, 7, "resize.variants[0].fit: \"outside\" is not one of inside, cover");
+	expect(6, 8, "resize.variants[0].crop: \"left\" is not one of centre, attention");
+	expect(7, 9, "resize.variants[0].format: \"gif\" is not one of jpeg, webp, png, avif");
+	expect(8, 10, "upload.url: url must start with file://, http://, https:// or s3://");
+	ck_assert_int_eq(ms.n, 9);
+}
+END_TEST
+
+START_TEST(protocols_list)
+{
+	ck_assert_int_eq(load("download = {\n"
+			      "  protocols = [ \"http\",\n"
+			      "                \"ftp\",\n"
+			      "                \"http\" ];\n"
+			      "};\n"), -EINVAL);
+	expect(0, 3, "download.protocols: \"ftp\" is not one of http, https, file");
+	expect(1, 4, "download.protocols: \"http\" is listed twice");
+	ck_assert_int_eq(ms.n, 2);
+	teardown();
+	setup();
+	one_error("download = {\n  protocols = [ ];\n};\n", 2,
+		  "download.protocols: must name at least one protocol");
+}
+END_TEST
+
+START_TEST(file_protocol_needs_root)
+{
+	one_error("spool = \"/s\";\n"
+		  "download = {\n"
+		  "  protocols = [ \"file\" ];\n"
+		  "};\n", 2, "download.file_root: required when protocols include \"file\"");
+}
+END_TEST
+
+START_TEST(file_root_without_file_protocol)
+{
+	one_error("download = {\n"
+		  "  protocols = [ \"https\" ];\n"
+		  "  file_root = \"/srv/in\";\n"
+		  "};\n", 3, "download.file_root: set, but protocols do not include \"file\"");
+}
+END_TEST
+
+START_TEST(variants_required_and_unique)
+{
+	ck_assert_int_eq(load("resize = {\n"				/* 1 */
+			      "  variants = (\n"			/* 2 */
+			      "    { name = \"a\"; width = 1; height = 1; },\n"	/* 3 */
+			      "    { width = 1;\n"			/* 4 */
+			      "      height = 2; },\n"			/* 5 */
+			      "    { name = \"b\"; },\n"		/* 6 */
+			      "    { name = \"a\"; width = 1; height = 1; },\n"	/* 7 */
+			      "    5\n"					/* 8 */
+			      "  );\n"					/* 9 */
+			      "};\n"					/* 10 */
+			      "upload = { url = \"file:///o/{name}-{variant}\"; };\n"),
+			 -EINVAL);
+	expect(0, 4, "resize.variants[1].name: required setting is missing");
+	expect(1, 6, "resize.variants[2].width: required setting is missing");
+	expect(2, 6, "resize.variants[2].height: required setting is missing");
+	expect(3, 7, "resize.variants[3].name: \"a\" is already the name of resize.variants[0]");
+	expect(4, 8, "resize.variants[4]: expected a group { name = …; width = …; height = …; }");
+	ck_assert_int_eq(ms.n, 5);
+	teardown();
+	setup();
+	one_error("resize = {\n  variants = ( );\n};\n", 2,
+		  "resize.variants: must hold at least one variant");
+}
+END_TEST
+
+START_TEST(several_variants_need_variant_placeholder)
+{
+	one_error("resize = { variants = (\n"
+		  "  { name = \"a\"; width = 1; height = 1; },\n"
+		  "  { name = \"b\"; width = 2; height = 2; } ); };\n"
+		  "upload = {\n"
+		  "  url = \"https://h/x/{name}.{ext}\";\n"
+		  "};\n", 5,
+		  "upload.url: needs {variant}: there are 2 variants, which would write the same key");
+	/* one variant: fine without it */
+	teardown();
+	setup();
+	ck_assert_int_eq(load("upload = { url = \"https://h/x/{name}.{ext}\"; };\n"), 0);
+}
+END_TEST
+
+START_TEST(template_reason_reported)
+{
+	one_error("upload = {\n  url = \"file:///out/../{name}\";\n};\n", 2,
+		  "upload.url: '..' segment in url");
+}
+END_TEST
+
+START_TEST(s3_group_required)
+{
+	one_error("spool = \"/s\";\n"
+		  "upload = {\n"
+		  "  url = \"s3://b/{name}-{variant}.{ext}\";\n"
+		  "};\n", 2, "upload.s3: required with an s3:// url");
+}
+END_TEST
+
+START_TEST(s3_fields_required)
+{
+	ck_assert_int_eq(load("upload = {\n"
+			      "  url = \"s3://b/{name}-{variant}.{ext}\";\n"
+			      "  s3 = {\n"
+			      "    region = \"eu-west-1\";\n"
+			      "  };\n"
+			      "};\n"), -EINVAL);
+	expect(0, 3, "upload.s3.endpoint: required with an s3:// url");
+	expect(1, 3, "upload.s3.credentials: required with an s3:// url");
+	ck_assert_int_eq(ms.n, 2);
+}
+END_TEST
+
+START_TEST(s3_values)
+{
+	ck_assert_int_eq(load("upload = {\n"
+			      "  url = \"s3://b/{name}-{variant}.{ext}\";\n"
+			      "  s3 = {\n"
+			      "    endpoint = \"s3.example.net\";\n"
+			      "    region = \"EU West\";\n"
+			      "    credentials = \"s3.cred\";\n"
+			      "  };\n"
+			      "};\n"), -EINVAL);
+	expect(0, 4, "upload.s3.endpoint: \"s3.example.net\" is not an http:// or https:// URL");
+	expect(1, 5, "upload.s3.region: \"EU West\" is not a region name "
+		     "(lower-case letters, digits, '-')");
+	expect(2, 6, "upload.s3.credentials: \"s3.cred\" is not an absolute path");
+	ck_assert_int_eq(ms.n, 3);
+}
+END_TEST
+
+START_TEST(s3_group_with_other_scheme)
+{
+	one_error("upload = {\n"
+		  "  url = \"https://h/{name}-{variant}.{ext}\";\n"
+		  "  s3 = {\n"
+		  "    endpoint = \"https://s3.example.net\";\n"
+		  "    credentials = \"/etc/c\";\n"
+		  "  };\n"
+		  "};\n", 3, "upload.s3: only used with an s3:// url");
+}
+END_TEST
+
+/* All errors, across groups and kinds, in source order. */
+START_TEST(all_errors_reported)
+{
+	ck_assert_int_eq(load("spool = \"rel\";\n"				/* 1 */
+			      "download = {\n"					/* 2 */
+			      "  workers = 0;\n"				/* 3 */
+			      "  nonsense = true;\n"				/* 4 */
+			      "};\n"						/* 5 */
+			      "resize = { variants = (\n"			/* 6 */
+			      "  { name = \"a\"; width = 1; height = 1; quality = 101; },\n"	/* 7 */
+			      "  { name = \"b\"; width = 1; height = 1; } ); };\n"	/* 8 */
+			      "upload = {\n"					/* 9 */
+			      "  url = \"file:///o/{name}.{ext}\";\n"		/* 10 */
+			      "  timeout = 0.0;\n"				/* 11 */
+			      "};\n"						/* 12 */
+			      "log_level = \"loud\";\n"),			/* 13 */
+			 -EINVAL);
+	expect(0, 1, "spool: \"rel\" is not an absolute path");
+	expect(1, 3, "download.workers: 0 is out of range 1..256");
+	expect(2, 4, "unknown setting 'download.nonsense'");
+	expect(3, 7, "resize.variants[0].quality: 101 is out of range 1..100");
+	expect(4, 11, "upload.timeout: 0 is out of range >0..86400");
+	expect(5, 13, "log_level: \"loud\" is not one of err, warning, notice, info, debug");
+	expect(6, 10, "upload.url: needs {variant}: there are 2 variants, "
+		      "which would write the same key");
+	ck_assert_int_eq(ms.n, 7);
+	ck_assert_ptr_null(cfg);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("config");
+	TCase *ok = tcase_create("valid"), *file = tcase_create("file"),
+	      *bad = tcase_create("errors");
+
+	tcase_add_checked_fixture(ok, setup, teardown);
+	tcase_add_checked_fixture(file, setup, teardown);
+	tcase_add_checked_fixture(bad, setup, teardown);
+	tcase_add_test(ok, defaults_from_empty_file);
+	tcase_add_test(ok, shipped_file_loads_and_equals_defaults);
+	tcase_add_test(ok, workers_auto);
+	tcase_add_test(ok, everything_set);
+	tcase_add_test(ok, include_relative_to_the_config_folder);
+	tcase_add_test(ok, format_names);
+	tcase_add_test(file, missing_file);
+	tcase_add_test(file, directory_is_not_a_file);
+	tcase_add_test(file, parse_error_line);
+	tcase_add_test(file, parse_error_in_include_names_that_file);
+	tcase_add_test(file, error_in_include_names_that_file);
+	tcase_add_test(bad, unknown_settings);
+	tcase_add_test(bad, unknown_in_download);
+	tcase_add_test(bad, unknown_in_variant);
+	tcase_add_test(bad, unknown_in_s3);
+	tcase_add_test(bad, wrong_types);
+	tcase_add_test(bad, ranges);
+	tcase_add_test(bad, big_literal_without_L);
+	tcase_add_test(bad, bad_strings);
+	tcase_add_test(bad, protocols_list);
+	tcase_add_test(bad, file_protocol_needs_root);
+	tcase_add_test(bad, file_root_without_file_protocol);
+	tcase_add_test(bad, variants_required_and_unique);
+	tcase_add_test(bad, several_variants_need_variant_placeholder);
+	tcase_add_test(bad, template_reason_reported);
+	tcase_add_test(bad, s3_group_required);
+	tcase_add_test(bad, s3_fields_required);
+	tcase_add_test(bad, s3_values);
+	tcase_add_test(bad, s3_group_with_other_scheme);
+	tcase_add_test(bad, all_errors_reported);
+	suite_add_tcase(s, ok);
+	suite_add_tcase(s, file);
+	suite_add_tcase(s, bad);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
