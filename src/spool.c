@@ -230,10 +230,17 @@ int pl_spool_derive_name(const char *url, char *out, size_t outlen)
 	for (seg = end; seg > path && seg[-1] != '/'; seg--)
 		;
 
+	/* The extension starts at the last dot after the stem's first
+	 * character; leading dots are not extensions ("..hidden"). */
 	stop = SIZE_MAX;
-	for (p = seg, n = 0; p < end; n++)
-		if (decode_next(&p, end) == '.' && n > 0)
+	for (p = seg, n = 0; p < end; n++) {
+		unsigned char c = decode_next(&p, end);
+
+		if (c == '.' && !leading)
 			stop = n;
+		leading = leading && c == '.';
+	}
+	leading = true;
 	for (p = seg, n = 0; p < end && n < stop && o < max; n++) {
 		unsigned char c = decode_next(&p, end);
 
