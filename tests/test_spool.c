@@ -1,0 +1,971 @@
+/*
+ * test_spool.c — the spool against real folders: parsing and naming, the
+ * JSON records (checked by Debian's python3 json module, an independent
+ * parser), claiming, inotify, recovery, finishing, resuming after a crash or
+ * a stop, and concurrent recording.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "item.h"
+#include "spool.h"
+#include "testutil.h"
+
+/* ---- helpers -------------------------------------------------------- */
+
+static char *dir;
+
+static void setup(void)
+{
+	dir = pl_test_tmpdir("spool");
+	ck_assert_ptr_nonnull(dir);
+}
+
+static void teardown(void)
+{
+	pl_test_rmtree(dir);
+	free(dir);
+	dir = NULL;
+}
+
+static const char *path_of(const char *rel)
+{
+	static char buf[4][4096];
+	static int k;
+
+	k = (k + 1) % 4;
+	snprintf(buf[k], sizeof buf[k], "%s/%s", dir, rel);
+	return buf[k];
+}
+
+static bool exists(const char *rel)
+{
+	return access(path_of(rel), F_OK) == 0;
+}
+
+static void put_file(const char *rel, const char *text)
+{
+	ck_assert_int_eq(pl_test_write_file(path_of(rel), text, strlen(text)), 0);
+}
+
+/* A job as a producer submits it: written in tmp/, renamed into new/. */
+static void submit(const char *name, const char *text)
+{
+	char tmp[64], dst[64];
+
+	snprintf(tmp, sizeof tmp, "tmp/%s", name);
+	snprintf(dst, sizeof dst, "new/%s", name);
+	put_file(tmp, text);
+	ck_assert_int_eq(rename(path_of(tmp), path_of(dst)), 0);
+}
+
+static char *slurp(const char *rel)
+{
+	FILE *f = fopen(path_of(rel), "r");
+	char *buf = NULL;
+	size_t len = 0;
+
+	ck_assert_msg(f != NULL, "cannot open %s", rel);
+	FILE *m = open_memstream(&buf, &len);
+	int c;
+	while ((c = fgetc(f)) != EOF)
+		fputc(c, m);
+	fclose(m);
+	fclose(f);
+	return buf;
+}
+
+static int count_char(const char *s, char c)
+{
+	int n = 0;
+
+	for (; *s; s++)
+		n += *s == c;
+	return n;
+}
+
+/* Run python3 on a script with one argument; its stdout into out. */
+static int run_python(const char *script, const char *arg, char *out, size_t outlen)
+{
+	int pfd[2], status;
+	pid_t pid;
+	size_t n = 0;
+	ssize_t r;
+
+	ck_assert_int_eq(pipe(pfd), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		execl("/usr/bin/python3", "python3", "-c", script, arg, (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	while (n + 1 < outlen && (r = read(pfd[0], out + n, outlen - 1 - n)) > 0)
+		n += (size_t)r;
+	out[n] = '\0';
+	close(pfd[0]);
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/*
+ * Every line of a result file must be a JSON object with the record's
+ * keys; prints "line name status" per record, sorted by line.
+ */
+static const char *const summarize =
+	"import json,sys\n"
+	"recs=[json.loads(l) for l in open(sys.argv[1],encoding='utf-8')]\n"
+	"for r in recs:\n"
+	"  assert set(r)=={'line','source','name','status','outputs','error','milliseconds'},r\n"
+	"  assert isinstance(r['outputs'],list) and isinstance(r['milliseconds'],int)\n"
+	"for r in sorted(recs,key=lambda r:r['line']):\n"
+	"  print(r['line'],r['name'],r['status'],','.join(r['outputs']),r['error'] or '-')\n";
+
+static void expect_result(const char *rel, const char *want)
+{
+	char out[65536];
+
+	ck_assert_int_eq(run_python(summarize, path_of(rel), out, sizeof out), 0);
+	ck_assert_str_eq(out, want);
+}
+
+static struct pl_spool *open_spool(void)
+{
+	struct pl_spool *s;
+
+	ck_assert_int_eq(pl_spool_open(dir, &s), 0);
+	return s;
+}
+
+static struct pl_job *claim(struct pl_spool *s)
+{
+	struct pl_job *j;
+
+	ck_assert_int_eq(pl_spool_claim(s, &j), 0);
+	ck_assert_ptr_nonnull(j);
+	return j;
+}
+
+static struct pl_item *next_good(struct pl_job *j)
+{
+	struct pl_item *it;
+	const char *bad;
+
+	ck_assert_int_eq(pl_spool_next_item(j, &it, &bad), 0);
+	ck_assert_msg(bad == NULL, "unexpected bad line %lu: %s", it->line, bad);
+	return it;
+}
+
+static void expect_end(struct pl_job *j)
+{
+	struct pl_item *it;
+	const char *bad;
+
+	ck_assert_int_eq(pl_spool_next_item(j, &it, &bad), -ENODATA);
+}
+
+/* ---- pure helpers --------------------------------------------------- */
+
+static int parse(const char *line, char **src, char **name, const char **why)
+{
+	static char buf[10000];
+
+	snprintf(buf, sizeof buf, "%s", line);
+	return pl_spool_parse_line(buf, src, name, why);
+}
+
+START_TEST(parse_good_lines)
+{
+	char *src, *name;
+	const char *why;
+
+	ck_assert_int_eq(parse("http://h/a.jpg", &src, &name, &why), 1);
+	ck_assert_str_eq(src, "http://h/a.jpg");
+	ck_assert_ptr_null(name);
+	ck_assert_int_eq(parse("  https://h/a.jpg\tcat-1.v2_x  \r", &src, &name, &why), 1);
+	ck_assert_str_eq(src, "https://h/a.jpg");
+	ck_assert_str_eq(name, "cat-1.v2_x");
+	ck_assert_int_eq(parse("s3://bucket/key\r", &src, &name, &why), 1);
+	ck_assert_str_eq(src, "s3://bucket/key");
+	ck_assert_int_eq(parse("", &src, &name, &why), 0);
+	ck_assert_int_eq(parse("  \t\r", &src, &name, &why), 0);
+	ck_assert_int_eq(parse("# http://h/a.jpg a", &src, &name, &why), 0);
+	ck_assert_int_eq(parse("   #comment", &src, &name, &why), 0);
+}
+END_TEST
+
+START_TEST(parse_bad_lines)
+{
+	char *src, *name, big[9000];
+	const char *why;
+
+	ck_assert_int_eq(parse("http://h/a.jpg a b", &src, &name, &why), -EINVAL);
+	ck_assert_str_eq(why, "trailing text after NAME");
+	ck_assert_int_eq(parse("h/a.jpg", &src, &name, &why), -EINVAL);
+	ck_assert_str_eq(why, "not a URL");
+	ck_assert_int_eq(parse("://h/a.jpg", &src, &name, &why), -EINVAL);
+	ck_assert_str_eq(why, "not a URL");
+	ck_assert_int_eq(parse("1http://h/a.jpg", &src, &name, &why), -EINVAL);
+	ck_assert_int_eq(parse("http://h/a.jpg a/b", &src, &name, &why), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(why, "invalid NAME"));
+	ck_assert_int_eq(parse("http://h/a.jpg .hidden", &src, &name, &why), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(why, "invalid NAME"));
+	ck_assert_int_eq(parse("http://h/a.jpg caf\xc3\xa9", &src, &name, &why), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(why, "invalid NAME"));
+
+	memset(big, 'x', sizeof big);
+	memcpy(big, "http://h/", 9);
+	big[8193] = '\0';
+	ck_assert_int_eq(parse(big, &src, &name, &why), -EINVAL);
+	ck_assert_str_eq(why, "line too long");
+	big[8192] = '\0';
+	ck_assert_int_eq(parse(big, &src, &name, &why), 1);
+}
+END_TEST
+
+START_TEST(name_validity)
+{
+	char n[102];
+
+	ck_assert(pl_spool_name_valid("a"));
+	ck_assert(pl_spool_name_valid("A-z_0.9"));
+	ck_assert(!pl_spool_name_valid(""));
+	ck_assert(!pl_spool_name_valid(".a"));
+	ck_assert(!pl_spool_name_valid("a b"));
+	ck_assert(!pl_spool_name_valid("a\\b"));
+	memset(n, 'n', 100);
+	n[100] = '\0';
+	ck_assert(pl_spool_name_valid(n));
+	n[100] = 'n';
+	n[101] = '\0';
+	ck_assert(!pl_spool_name_valid(n));
+}
+END_TEST
+
+static const char *derive(const char *url)
+{
+	static char out[128];
+
+	ck_assert_int_eq(pl_spool_derive_name(url, out, sizeof out), 0);
+	ck_assert_msg(pl_spool_name_valid(out), "derived invalid name '%s' from %s", out, url);
+	return out;
+}
+
+START_TEST(derive_names)
+{
+	char longurl[400], small[8];
+
+	ck_assert_str_eq(derive("http://h/dir/photo.jpg"), "photo");
+	ck_assert_str_eq(derive("http://h/dir/photo.jpg?size=2&x=/y.png#frag"), "photo");
+	ck_assert_str_eq(derive("http://h/a/archive.tar.gz"), "archive.tar");
+	ck_assert_str_eq(derive("http://h/my%20cat%2Fdog.png"), "my_cat_dog");
+	ck_assert_str_eq(derive("http://h/%41%62c.jpg"), "Abc");
+	ck_assert_str_eq(derive("http://h/bad%zzpct"), "bad_zzpct");
+	ck_assert_str_eq(derive("http://h/caf%C3%A9.jpg"), "caf__");
+	ck_assert_str_eq(derive("http://h/..hidden"), "hidden");
+	ck_assert_str_eq(derive("http://h/.jpg"), "jpg");
+	ck_assert_str_eq(derive("http://h/..a.b.jpg"), "a.b");
+	ck_assert_str_eq(derive("http://h/dir/"), "item");
+	ck_assert_str_eq(derive("http://h"), "item");
+	ck_assert_str_eq(derive("http://h?x=a.jpg"), "item");
+	ck_assert_str_eq(derive("file:///srv/img/x.y.z"), "x.y");
+	ck_assert_str_eq(derive("http://h/%2e%2e"), "item");
+
+	memcpy(longurl, "http://h/", 9);
+	memset(longurl + 9, 'q', 300);
+	strcpy(longurl + 309, ".jpg");
+	ck_assert_uint_eq(strlen(derive(longurl)), 100);
+
+	ck_assert_int_eq(pl_spool_derive_name("http://h/abcdefghij.jpg", small, sizeof small), 0);
+	ck_assert_str_eq(small, "abcdefg");
+	ck_assert_int_lt(pl_spool_derive_name("http://h/a", small, 4), 0);
+}
+END_TEST
+
+/* The record's source and error, decoded by python, as hex of UTF-8. */
+START_TEST(json_escaping)
+{
+	struct pl_item it = { 0 };
+	struct pl_output outs[3] = { 0 };
+	char out[4096], want[1024], *rec;
+	const char *src = "http://h/\"q\"\\back\x01\x1f\t\n\x7f caf\xc3\xa9 \xff\xc3 \xed\xa0\x80 \xf0\x9f\x98\x80";
+	const char *rel = "rec.json";
+
+	it.line = 7;
+	it.source = (char *)src;
+	it.name = "n\"x";
+	outs[0].location = "/out/a \"b\".jpg";
+	outs[2].location = "/out/c.jpg";
+	it.outputs = outs;
+	it.noutputs = 3;
+	rec = pl_spool_result_json(&it, false, "bad \x02 \xc0\xaf", 41);
+	ck_assert_ptr_nonnull(rec);
+	ck_assert_int_eq(count_char(rec, '\n'), 1);
+	ck_assert(rec[strlen(rec) - 1] == '\n');
+	put_file(rel, rec);
+	free(rec);
+
+	ck_assert_int_eq(run_python(
+		"import json,sys\n"
+		"r=json.loads(open(sys.argv[1],'rb').read().decode('utf-8'))\n"
+		"print(r['line'],r['name'],r['status'],r['outputs'],r['milliseconds'])\n"
+		"print(r['source'].encode('utf-8').hex())\n"
+		"print(r['error'].encode('utf-8').hex())\n", path_of(rel), out, sizeof out), 0);
+	/* invalid bytes (\xff, lone \xc3, a surrogate, an overlong) → U+FFFD each */
+	snprintf(want, sizeof want,
+		 "7 n\"x failed ['/out/a \"b\".jpg', '/out/c.jpg'] 41\n%s\n%s\n",
+		 "687474703a2f2f682f227122" "5c6261636b" "011f090a7f" "20636166c3a9"
+		 "20efbfbdefbfbd" "20efbfbdefbfbdefbfbd" "20f09f9880",
+		 "626164" "2002" "20efbfbdefbfbd");
+	ck_assert_str_eq(out, want);
+
+	it.source = NULL;
+	it.name = NULL;
+	it.outputs = NULL;
+	it.noutputs = 0;
+	rec = pl_spool_result_json(&it, true, "ignored", 0);
+	ck_assert_str_eq(rec, "{\"line\":7,\"source\":null,\"name\":null,\"status\":\"ok\","
+			      "\"outputs\":[],\"error\":null,\"milliseconds\":0}\n");
+	free(rec);
+}
+END_TEST
+
+/*
+ * Random bytes through every pure helper: derived names are always valid,
+ * parse results point into the buffer, and every record is valid JSON that
+ * python reads back (a small fuzz run that needs no fuzzer).
+ */
+START_TEST(random_inputs)
+{
+	FILE *f = fopen(path_of("random.json"), "w");
+	char line[300], copy[300], name[101], out[256];
+	unsigned seed = 12345;
+
+	ck_assert_ptr_nonnull(f);
+	for (int i = 0; i < 500; i++) {
+		size_t n = (size_t)(rand_r(&seed) % 250);
+		struct pl_item it = { .line = (unsigned long)i + 1 };
+		char *src, *nm, *rec;
+		const char *why;
+		int r;
+
+		for (size_t k = 0; k < n; k++)
+			line[k] = (char)(rand_r(&seed) % 255 + 1);
+		if (i % 3 == 0 && n > 8)
+			memcpy(line, "http://", 7);
+		line[n] = '\0';
+		memcpy(copy, line, n + 1);
+		r = pl_spool_parse_line(copy, &src, &nm, &why);
+		ck_assert(r == 0 || r == 1 || (r == -EINVAL && why));
+		if (r == 1) {
+			ck_assert(src >= copy && src < copy + n);
+			ck_assert(!nm || pl_spool_name_valid(nm));
+		}
+		ck_assert_int_eq(pl_spool_derive_name(line, name, sizeof name), 0);
+		ck_assert_msg(pl_spool_name_valid(name), "invalid derived name '%s'", name);
+		it.source = line;
+		it.name = name;
+		rec = pl_spool_result_json(&it, i % 2, line, 1);
+		ck_assert_ptr_nonnull(rec);
+		ck_assert_ptr_eq(strchr(rec, '\n'), rec + strlen(rec) - 1);
+		fputs(rec, f);
+		free(rec);
+	}
+	fclose(f);
+	ck_assert_int_eq(run_python("import json,sys\n"
+				    "print(sum(1 for l in open(sys.argv[1],encoding='utf-8') if json.loads(l)))\n",
+				    path_of("random.json"), out, sizeof out), 0);
+	ck_assert_str_eq(out, "500\n");
+}
+END_TEST
+
+/* ---- the spool on disk ---------------------------------------------- */
+
+START_TEST(open_creates_folders)
+{
+	static const char *const sub[] = { "tmp", "new", "cur", "done", "failed" };
+	struct pl_spool *s;
+	char *nested;
+	struct stat st;
+
+	umask(022);
+	ck_assert_int_ge(asprintf(&nested, "%s/spool", dir), 0);
+	ck_assert_int_eq(pl_spool_open(nested, &s), 0);
+	for (int i = 0; i < 5; i++) {
+		char rel[32];
+		snprintf(rel, sizeof rel, "spool/%s", sub[i]);
+		ck_assert_int_eq(stat(path_of(rel), &st), 0);
+		ck_assert(S_ISDIR(st.st_mode));
+		ck_assert_int_eq(st.st_mode & 0777, 0750);
+	}
+	ck_assert_int_ge(pl_spool_fd(s), 0);
+	pl_spool_close(s);
+	free(nested);
+
+	/* a spool that cannot be created is an error */
+	ck_assert_int_lt(pl_spool_open("/proc/nonexistent/spool", &s), 0);
+	ck_assert_ptr_null(s);
+}
+END_TEST
+
+START_TEST(claim_order)
+{
+	struct pl_spool *s = open_spool();
+	struct pl_job *j;
+
+	put_file("tmp/1500.c", "http://h/c.jpg\n");
+	ck_assert_int_eq(pl_spool_claim(s, &j), -EAGAIN);	/* tmp/ is not new/ */
+	submit("2000.b", "http://h/b.jpg\n");
+	submit("1000.a", "http://h/a.jpg\n");
+	ck_assert_int_eq(rename(path_of("tmp/1500.c"), path_of("new/1500.c")), 0);
+	put_file("new/.hidden", "http://h/x.jpg\n");
+	ck_assert_int_eq(mkdir(path_of("new/subdir"), 0700), 0);
+	/* without the events, the spool still believes new/ empty */
+	ck_assert_int_eq(pl_spool_claim(s, &j), -EAGAIN);
+	pl_spool_handle_events(s);
+
+	const char *order[] = { "1000.a", "1500.c", "2000.b" };
+	for (int i = 0; i < 3; i++) {
+		char rel[64];
+		struct pl_item *it;
+
+		j = claim(s);
+		snprintf(rel, sizeof rel, "cur/%s", order[i]);
+		ck_assert_msg(exists(rel), "%s not claimed in order", order[i]);
+		snprintf(rel, sizeof rel, "new/%s", order[i]);
+		ck_assert(!exists(rel));
+		it = next_good(j);
+		ck_assert_str_eq(it->job_name, order[i]);
+		ck_assert_ptr_eq(it->job, j);
+		ck_assert_uint_eq(it->line, 1);
+		pl_spool_item_done(it);
+		expect_end(j);
+		pl_spool_job_release(j);
+	}
+	ck_assert_int_eq(pl_spool_claim(s, &j), -EAGAIN);
+	ck_assert(exists("new/.hidden"));
+	ck_assert(exists("done/1000.a") && exists("done/1500.c") && exists("done/2000.b"));
+	pl_spool_close(s);
+}
+END_TEST
+
+START_TEST(claim_skips_vanished)
+{
+	struct pl_spool *s = open_spool();
+	struct pl_job *j;
+
+	submit("1", "http://h/a.jpg\n");
+	submit("2", "http://h/b.jpg\n");
+	j = claim(s);	/* "1"; the scan listed "2" as well */
+	pl_spool_job_release(j);	/* not read: stays in cur/ until close */
+	/* another daemon takes "2" */
+	ck_assert_int_eq(rename(path_of("new/2"), path_of("tmp/2")), 0);
+	ck_assert_int_eq(pl_spool_claim(s, &j), -EAGAIN);
+	pl_spool_close(s);
+	ck_assert(exists("new/1"));
+}
+END_TEST
+
+START_TEST(inotify_wakes)
+{
+	struct pl_spool *s = open_spool();
+	struct pollfd pfd = { .fd = pl_spool_fd(s), .events = POLLIN };
+	struct pl_job *j;
+
+	ck_assert_int_eq(pl_spool_claim(s, &j), -EAGAIN);
+	ck_assert_int_eq(poll(&pfd, 1, 0), 0);
+	put_file("tmp/42.job", "http://h/a.jpg\n");
+	ck_assert_int_eq(poll(&pfd, 1, 0), 0);		/* tmp/ is not watched */
+	ck_assert_int_eq(rename(path_of("tmp/42.job"), path_of("new/42.job")), 0);
+	ck_assert_int_eq(poll(&pfd, 1, 5000), 1);
+	ck_assert(pfd.revents & POLLIN);
+	pl_spool_handle_events(s);
+	ck_assert_int_eq(poll(&pfd, 1, 0), 0);		/* drained */
+	j = claim(s);
+	ck_assert(exists("cur/42.job"));
+	pl_spool_job_release(j);
+	pl_spool_close(s);
+}
+END_TEST
+
+START_TEST(recover_cur)
+{
+	struct pl_spool *s = open_spool();
+
+	put_file("cur/100.x", "http://h/a.jpg\n");
+	put_file("cur/100.x.result", "");
+	put_file("cur/200.y", "http://h/b.jpg\n");
+	ck_assert_int_eq(pl_spool_recover(s), 2);
+	ck_assert(exists("new/100.x") && exists("new/200.y"));
+	ck_assert(!exists("cur/100.x") && !exists("cur/200.y"));
+	ck_assert(exists("cur/100.x.result"));
+	ck_assert(!exists("new/100.x.result"));
+	ck_assert_int_eq(pl_spool_recover(s), 0);
+	pl_spool_close(s);
+}
+END_TEST
+
+START_TEST(cycle_ok_to_done)
+{
+	struct pl_spool *s = open_spool();
+	struct pl_item *a, *b, *c;
+	struct pl_job *j;
+
+	submit("1.ok", "# photos\n\nhttp://h/p/photo.jpg\r\n  https://h/q/photo.png\n"
+		       "http://h/r.gif front\n");
+	j = claim(s);
+	a = next_good(j);
+	ck_assert_uint_eq(a->line, 3);
+	ck_assert_str_eq(a->source, "http://h/p/photo.jpg");
+	ck_assert_str_eq(a->name, "photo");
+	ck_assert_str_eq(a->job_name, "1.ok");
+	ck_assert_uint_gt(a->fed_us, 0);
+	b = next_good(j);
+	ck_assert_str_eq(b->name, "photo-2");
+	c = next_good(j);
+	ck_assert_str_eq(c->name, "front");
+	expect_end(j);
+
+	a->outputs = calloc(2, sizeof *a->outputs);
+	a->noutputs = 2;
+	a->outputs[0].location = strdup("/out/photo-thumb.jpg");
+	a->outputs[1].location = strdup("/out/photo-big.jpg");
+	pl_spool_item_done(a);
+	pl_spool_item_done(b);
+	pl_spool_job_release(j);
+	ck_assert(exists("cur/1.ok"));		/* c still outstanding */
+	ck_assert(exists("cur/1.ok.result"));
+	pl_spool_item_done(c);
+	ck_assert(!exists("cur/1.ok") && !exists("cur/1.ok.result"));
+	ck_assert(exists("done/1.ok"));
+	expect_result("done/1.ok.result",
+		      "3 photo ok /out/photo-thumb.jpg,/out/photo-big.jpg -\n"
+		      "4 photo-2 ok  -\n"
+		      "5 front ok  -\n");
+	pl_spool_close(s);
+}
+END_TEST
+
+START_TEST(cycle_failed_and_bad_lines)
+{
+	struct pl_spool *s = open_spool();
+	struct pl_item *it;
+	struct pl_job *j;
+	const char *bad;
+	char *big = malloc(9000 + 64), *text, *rec;
+
+	memset(big, 'y', 9000);
+	memcpy(big, "http://h/", 9);
+	big[9000] = '\0';
+	ck_assert_int_ge(asprintf(&text,
+		"http://h/a.jpg\nhttp://h/b.png a-2\nnot-a-url\nhttp://h/c.jpg x y\n"
+		"%s\nhttp://h/d.jpg .dot\nhttp://h/e.jpg\n", big), 0);
+	submit("2.bad", text);
+	free(text);
+	j = claim(s);
+
+	const char *why[] = { NULL, NULL, "not a URL", "trailing text after NAME",
+			      "line too long", "invalid NAME", NULL };
+	for (int i = 0; i < 7; i++) {
+		ck_assert_int_eq(pl_spool_next_item(j, &it, &bad), 0);
+		ck_assert_uint_eq(it->line, (unsigned long)i + 1);
+		if (why[i]) {
+			ck_assert_ptr_nonnull(bad);
+			ck_assert_msg(strncmp(bad, why[i], strlen(why[i])) == 0, "line %d: %s", i + 1, bad);
+			ck_assert_ptr_null(it->name);
+			ck_assert_uint_le(strlen(it->source), 200);
+			pl_spool_item_failed(it, EINVAL, bad);
+		} else {
+			ck_assert_ptr_null(bad);
+			pl_spool_item_done(it);
+		}
+	}
+	/* the "too long" source is the line's first 200 bytes */
+	expect_end(j);
+	pl_spool_job_release(j);
+	ck_assert(exists("failed/2.bad"));
+	ck_assert(!exists("cur/2.bad"));
+	expect_result("failed/2.bad.result",
+		      "1 a ok  -\n"
+		      "2 a-2 ok  -\n"
+		      "3 None failed  not a URL\n"
+		      "4 None failed  trailing text after NAME\n"
+		      "5 None failed  line too long\n"
+		      "6 None failed  invalid NAME (1 to 100 of A-Z a-z 0-9 . _ -, not starting with '.')\n"
+		      "7 e ok  -\n");
+	rec = slurp("failed/2.bad.result");
+	ck_assert_ptr_nonnull(strstr(rec, "\"source\":\"not-a-url\""));
+	ck_assert_ptr_nonnull(strstr(rec, "\"source\":\"http://h/c.jpg x y\""));
+	big[200] = '\0';
+	ck_assert_ptr_nonnull(strstr(rec, big));
+	free(rec);
+	free(big);
+	pl_spool_close(s);
+}
+END_TEST
+
+START_TEST(names_unique_within_job)
+{
+	struct pl_spool *s = open_spool();
+	struct pl_item *it;
+	struct pl_job *j;
+	const char *bad;
+
+	submit("3.names", "http://h/a.jpg\nhttp://h/x/a.png\nhttp://h/b.jpg a-2\n"
+			  "http://h/c.jpg c\nhttp://h/c.gif\nhttp://h/d.jpg c\nhttp://h/a-2.jpg\n"
+			  "http://h/f.jpg failme\n");
+	j = claim(s);
+	const char *want[] = { "a", "a-2", NULL, "c", "c-2", NULL, "a-2-2", "failme" };
+	for (int i = 0; i < 8; i++) {
+		ck_assert_int_eq(pl_spool_next_item(j, &it, &bad), 0);
+		if (want[i]) {
+			ck_assert_ptr_null(bad);
+			ck_assert_str_eq(it->name, want[i]);
+		} else {
+			ck_assert_str_eq(bad, "duplicate NAME");
+		}
+		if (bad)
+			pl_spool_item_failed(it, EINVAL, bad);
+		else if (i == 7)
+			pl_spool_item_failed(it, ETIMEDOUT, NULL);
+		else
+			pl_spool_item_done(it);
+	}
+	expect_end(j);
+	pl_spool_job_release(j);
+	expect_result("failed/3.names.result",
+		      "1 a ok  -\n2 a-2 ok  -\n3 None failed  duplicate NAME\n4 c ok  -\n"
+		      "5 c-2 ok  -\n6 None failed  duplicate NAME\n7 a-2-2 ok  -\n8 failme failed  Connection timed out\n");
+	pl_spool_close(s);
+}
+END_TEST
+
+START_TEST(resume_after_crash)
+{
+	struct pl_spool *s;
+	struct pl_item *it;
+	struct pl_job *j;
+	char *rec;
+
+	/* As a crash leaves it: job in cur/, two records and a torn third. */
+	put_file("cur/5.crash", "http://h/a.jpg\nhttp://h/a.jpg\n# note\nhttp://h/a.jpg\n"
+				"http://h/a.jpg\nhttp://h/b.jpg\n");
+	put_file("cur/5.crash.result",
+		 "{\"line\":1,\"source\":\"http://h/a.jpg\",\"name\":\"a\",\"status\":\"ok\","
+		 "\"outputs\":[],\"error\":null,\"milliseconds\":3}\n"
+		 "{\"line\":4,\"source\":\"http://h/a.jpg\",\"name\":\"a-3\",\"status\":\"ok\","
+		 "\"outputs\":[],\"error\":null,\"milliseconds\":3}\n"
+		 "{\"line\":5,\"source\":\"http://h/a.j");
+	s = open_spool();
+	ck_assert_int_eq(pl_spool_recover(s), 1);
+	j = claim(s);
+	rec = slurp("cur/5.crash.result");
+	ck_assert_int_eq(count_char(rec, '\n'), 2);
+	ck_assert(rec[strlen(rec) - 1] == '\n');	/* torn line cut off */
+	free(rec);
+
+	it = next_good(j);
+	ck_assert_uint_eq(it->line, 2);
+	ck_assert_str_eq(it->name, "a-2");
+	pl_spool_item_done(it);
+	it = next_good(j);
+	ck_assert_uint_eq(it->line, 5);
+	ck_assert_str_eq(it->name, "a-4");	/* same as in the first run */
+	pl_spool_item_done(it);
+	it = next_good(j);
+	ck_assert_uint_eq(it->line, 6);
+	ck_assert_str_eq(it->name, "b");
+	pl_spool_item_done(it);
+	expect_end(j);
+	pl_spool_job_release(j);
+	expect_result("done/5.crash.result",
+		      "1 a ok  -\n2 a-2 ok  -\n4 a-3 ok  -\n5 a-4 ok  -\n6 b ok  -\n");
+	pl_spool_close(s);
+}
+END_TEST
+
+START_TEST(resume_keeps_earlier_failure)
+{
+	struct pl_spool *s = open_spool();
+	struct pl_item *it;
+	struct pl_job *j;
+
+	put_file("cur/6.f", "http://h/a.jpg\nhttp://h/b.jpg\n");
+	put_file("cur/6.f.result",
+		 "{\"line\":1,\"source\":\"http://h/a.jpg\",\"name\":\"a\",\"status\":\"failed\","
+		 "\"outputs\":[],\"error\":\"HTTP 404\",\"milliseconds\":3}\n");
+	ck_assert_int_eq(pl_spool_recover(s), 1);
+	j = claim(s);
+	it = next_good(j);
+	ck_assert_uint_eq(it->line, 2);
+	pl_spool_item_done(it);
+	expect_end(j);
+	pl_spool_job_release(j);
+	ck_assert(exists("failed/6.f") && exists("failed/6.f.result"));
+	pl_spool_close(s);
+}
+END_TEST
+
+START_TEST(requeue_close_rerun)
+{
+	struct pl_spool *s = open_spool();
+	struct pl_item *a, *b, *c;
+	struct pl_job *j;
+	const char *bad;
+
+	submit("7.stop", "http://h/a.jpg\nhttp://h/b.jpg\nhttp://h/c.jpg\n");
+	j = claim(s);
+	a = next_good(j);
+	b = next_good(j);
+	c = next_good(j);
+	expect_end(j);
+	pl_spool_item_done(a);
+	pl_spool_item_requeue(b);	/* fast stop: b never entered a stage */
+	pl_spool_job_release(j);
+	ck_assert(exists("cur/7.stop"));	/* c is still in the pipeline */
+	pl_spool_close(s);		/* job goes back while c is out */
+	ck_assert(exists("new/7.stop"));
+	ck_assert(!exists("cur/7.stop"));
+	pl_spool_item_done(c);		/* recorded; last reference frees all */
+	ck_assert(exists("cur/7.stop.result"));
+	ck_assert(!exists("done/7.stop"));
+
+	s = open_spool();
+	j = claim(s);
+	b = next_good(j);
+	ck_assert_uint_eq(b->line, 2);
+	ck_assert_str_eq(b->name, "b");
+	ck_assert_int_eq(pl_spool_next_item(j, &c, &bad), -ENODATA);
+	pl_spool_item_done(b);
+	pl_spool_job_release(j);
+	expect_result("done/7.stop.result", "1 a ok  -\n2 b ok  -\n3 c ok  -\n");
+	pl_spool_close(s);
+}
+END_TEST
+
+START_TEST(release_early_then_close)
+{
+	struct pl_spool *s = open_spool();
+	struct pl_item *a;
+	struct pl_job *j;
+
+	submit("8.early", "http://h/a.jpg\nhttp://h/b.jpg\n");
+	j = claim(s);
+	a = next_good(j);
+	pl_spool_job_release(j);	/* stops before the end */
+	pl_spool_item_done(a);
+	ck_assert(exists("cur/8.early"));	/* not finished: not read to its end */
+	pl_spool_close(s);
+	ck_assert(exists("new/8.early"));
+
+	s = open_spool();
+	j = claim(s);
+	a = next_good(j);
+	ck_assert_uint_eq(a->line, 2);
+	pl_spool_item_done(a);
+	expect_end(j);
+	pl_spool_job_release(j);
+	expect_result("done/8.early.result", "1 a ok  -\n2 b ok  -\n");
+	pl_spool_close(s);
+}
+END_TEST
+
+#define NITEMS 2000
+#define NTHREADS 4
+
+struct worker {
+	struct pl_item **items;
+	int from, to;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	for (int i = w->from; i < w->to; i++) {
+		if (i % 7 == 0)
+			pl_spool_item_failed(w->items[i], EIO, "boom");
+		else
+			pl_spool_item_done(w->items[i]);
+	}
+	return NULL;
+}
+
+START_TEST(concurrent_records)
+{
+	struct pl_spool *s = open_spool();
+	struct pl_item **items = calloc(NITEMS, sizeof *items);
+	struct worker w[NTHREADS];
+	pthread_t t[NTHREADS];
+	char *text = NULL, out[256];
+	size_t len = 0;
+	FILE *m = open_memstream(&text, &len);
+	struct pl_job *j;
+
+	for (int i = 0; i < NITEMS; i++)
+		fprintf(m, "http://h/img.jpg\n");
+	fclose(m);
+	submit("9.many", text);
+	free(text);
+	j = claim(s);
+	for (int i = 0; i < NITEMS; i++)
+		items[i] = next_good(j);
+	expect_end(j);
+	pl_spool_job_release(j);
+	for (int k = 0; k < NTHREADS; k++) {
+		w[k] = (struct worker){ items, k * NITEMS / NTHREADS, (k + 1) * NITEMS / NTHREADS };
+		ck_assert_int_eq(pthread_create(&t[k], NULL, worker_main, &w[k]), 0);
+	}
+	for (int k = 0; k < NTHREADS; k++)
+		pthread_join(t[k], NULL);
+	ck_assert(exists("failed/9.many"));
+	ck_assert_int_eq(run_python(
+		"import json,sys,collections\n"
+		"recs=[json.loads(l) for l in open(sys.argv[1])]\n"
+		"lines=collections.Counter(r['line'] for r in recs)\n"
+		"names=set(r['name'] for r in recs)\n"
+		"bad=[r for r in recs if (r['status']=='failed')!=((r['line']-1)%7==0)]\n"
+		"print(len(recs),len(lines),max(lines.values()),min(lines),max(lines),len(names),len(bad))\n",
+		path_of("failed/9.many.result"), out, sizeof out), 0);
+	ck_assert_str_eq(out, "2000 2000 1 1 2000 2000 0\n");
+	free(items);
+	pl_spool_close(s);
+}
+END_TEST
+
+START_TEST(result_named_job_rejected)
+{
+	struct pl_spool *s = open_spool();
+	struct pl_item *it;
+	struct pl_job *j;
+
+	submit("10.result", "http://h/a.jpg\n");
+	submit("11.job", "http://h/a.jpg\n");
+	j = claim(s);
+	it = next_good(j);
+	ck_assert_str_eq(it->job_name, "11.job");
+	pl_spool_item_requeue(it);
+	ck_assert(exists("failed/10.result"));
+	ck_assert(!exists("new/10.result"));
+	ck_assert(exists("cur/11.job"));
+	pl_spool_job_release(j);
+	pl_spool_close(s);
+	ck_assert(exists("new/11.job"));
+}
+END_TEST
+
+START_TEST(count_pending)
+{
+	struct pl_spool *s = open_spool();
+	unsigned long n = 99;
+
+	ck_assert_int_eq(pl_spool_count_pending(s, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	submit("1.a", "# header\n\nhttp://h/a.jpg\n   \n  http://h/b.jpg x\n  # c\nbad line\n");
+	submit("2.b", "http://h/c.jpg");	/* no final newline */
+	put_file("new/.tmp", "http://h/x.jpg\n");
+	put_file("new/3.result", "{}\n{}\n");
+	/* 2.b resumed later: one record already in cur/ */
+	put_file("cur/2.b.result", "{\"line\":1}\n");
+	ck_assert_int_eq(pl_spool_count_pending(s, &n), 0);
+	ck_assert_uint_eq(n, 3);
+	pl_spool_close(s);
+}
+END_TEST
+
+START_TEST(crlf_and_no_final_newline)
+{
+	struct pl_spool *s = open_spool();
+	struct pl_item *it;
+	struct pl_job *j;
+
+	submit("12.crlf", "http://h/a.jpg one\r\n\r\n#c\r\nhttp://h/b.jpg");
+	j = claim(s);
+	it = next_good(j);
+	ck_assert_str_eq(it->name, "one");
+	ck_assert_str_eq(it->source, "http://h/a.jpg");
+	pl_spool_item_done(it);
+	it = next_good(j);
+	ck_assert_uint_eq(it->line, 4);
+	ck_assert_str_eq(it->name, "b");
+	pl_spool_item_done(it);
+	expect_end(j);
+	pl_spool_job_release(j);
+	ck_assert(exists("done/12.crlf"));
+	pl_spool_close(s);
+}
+END_TEST
+
+START_TEST(empty_job_finishes)
+{
+	struct pl_spool *s = open_spool();
+	struct pl_job *j;
+
+	submit("13.empty", "# nothing here\n\n");
+	j = claim(s);
+	expect_end(j);
+	pl_spool_job_release(j);
+	ck_assert(exists("done/13.empty"));
+	ck_assert(exists("done/13.empty.result"));
+	pl_spool_close(s);
+}
+END_TEST
+
+static Suite *spool_suite(void)
+{
+	Suite *s = suite_create("spool");
+	TCase *pure = tcase_create("pure"), *disk = tcase_create("disk");
+
+	tcase_add_checked_fixture(pure, setup, teardown);
+	tcase_add_test(pure, parse_good_lines);
+	tcase_add_test(pure, parse_bad_lines);
+	tcase_add_test(pure, name_validity);
+	tcase_add_test(pure, derive_names);
+	tcase_add_test(pure, json_escaping);
+	tcase_add_test(pure, random_inputs);
+	suite_add_tcase(s, pure);
+
+	tcase_add_checked_fixture(disk, setup, teardown);
+	tcase_set_timeout(disk, 60);
+	tcase_add_test(disk, open_creates_folders);
+	tcase_add_test(disk, claim_order);
+	tcase_add_test(disk, claim_skips_vanished);
+	tcase_add_test(disk, inotify_wakes);
+	tcase_add_test(disk, recover_cur);
+	tcase_add_test(disk, cycle_ok_to_done);
+	tcase_add_test(disk, cycle_failed_and_bad_lines);
+	tcase_add_test(disk, names_unique_within_job);
+	tcase_add_test(disk, resume_after_crash);
+	tcase_add_test(disk, resume_keeps_earlier_failure);
+	tcase_add_test(disk, requeue_close_rerun);
+	tcase_add_test(disk, release_early_then_close);
+	tcase_add_test(disk, concurrent_records);
+	tcase_add_test(disk, result_named_job_rejected);
+	tcase_add_test(disk, count_pending);
+	tcase_add_test(disk, crlf_and_no_final_newline);
+	tcase_add_test(disk, empty_job_finishes);
+	suite_add_tcase(s, disk);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(spool_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
