@@ -518,6 +518,30 @@ out:
 
 enum verdict { OK, FAIL, RETRY };
 
+/*
+ * Which of the three clocks ran out.  curl gives them all the same code, and
+ * its message text differs between versions, so the phase is read from the
+ * transfer's own timings; only the low-speed message is matched, as it has
+ * been stable for a long time.
+ */
+static void timeout_reason(struct worker *w, char *why, size_t whylen)
+{
+	struct dl_ctx *c = w->ctx;
+	curl_off_t total = 0, connected = 0;
+
+	curl_easy_getinfo(w->curl, CURLINFO_TOTAL_TIME_T, &total);
+	curl_easy_getinfo(w->curl, CURLINFO_CONNECT_TIME_T, &connected);
+	if (strncmp(w->errbuf, "Operation too slow", 18) == 0)
+		snprintf(why, whylen, "too slow: under %ld bytes/s for %.1f s",
+			 c->low_speed_limit, c->low_speed_time);
+	else if ((double)total >= c->timeout * 1e6 * 0.99)
+		snprintf(why, whylen, "timed out after %.1f s", c->timeout);
+	else if (connected == 0)
+		snprintf(why, whylen, "connect timed out after %.1f s", c->connect_timeout);
+	else
+		snprintf(why, whylen, "timed out after %.1f s", (double)total / 1e6);
+}
+
 /* Turn the transfer's outcome into a verdict and a reason. */
 static enum verdict judge(struct worker *w, CURLcode res, int *err, char *why, size_t whylen)
 {
@@ -555,15 +579,7 @@ static enum verdict judge(struct worker *w, CURLcode res, int *err, char *why, s
 	switch (res) {
 	case CURLE_OPERATION_TIMEDOUT:
 		*err = ETIMEDOUT;
-		if (strncmp(w->errbuf, "Operation too slow", 18) == 0)
-			snprintf(why, whylen, "too slow: under %ld bytes/s for %.1f s",
-				 c->low_speed_limit, c->low_speed_time);
-		else if (strncmp(w->errbuf, "Connection timed out", 20) == 0)
-			snprintf(why, whylen, "connect timed out after %.1f s", c->connect_timeout);
-		else if (strncmp(w->errbuf, "Resolving timed out", 19) == 0)
-			snprintf(why, whylen, "DNS lookup timed out");
-		else
-			snprintf(why, whylen, "timed out after %.1f s", c->timeout);
+		timeout_reason(w, why, whylen);
 		return RETRY;
 	case CURLE_COULDNT_CONNECT: {
 		long os = 0;
@@ -598,7 +614,9 @@ static enum verdict judge(struct worker *w, CURLcode res, int *err, char *why, s
 		return FAIL;
 	case CURLE_UNSUPPORTED_PROTOCOL:
 		*err = EPROTONOSUPPORT;
-		snprintf(why, whylen, "scheme not in download.protocols (%s)", w->errbuf);
+		/* the first URL's scheme was checked before: a redirect */
+		snprintf(why, whylen, "redirected to a scheme not in download.protocols (%s)",
+			 w->errbuf);
 		return FAIL;
 	case CURLE_PEER_FAILED_VERIFICATION:
 		*err = EPERM;
@@ -663,6 +681,12 @@ static int fetch_http(struct worker *w, struct pl_item *it, const char *host,
 		pl_log_item(LOG_DEBUG, it, STAGE, 0, "attempt %d: %zu bytes in %.3f s",
 			    it->attempts + 1, w->len, (double)(pl_now_us() - t0) / 1e6);
 		pl_item_free_data(it);
+		if (w->buf && w->cap > w->len + w->len / 8) {
+			/* the item may wait in a queue: give back the slack */
+			char *b = realloc(w->buf, w->len ? w->len : 1);
+			if (b)
+				w->buf = b;
+		}
 		it->data = w->buf ? w->buf : malloc(1);	/* non-NULL even when empty */
 		if (!it->data)
 			return snprintf(why, whylen, "out of memory"), -ENOMEM;
@@ -737,8 +761,10 @@ static int process(void *vctx, void *wstate, void *vitem, char *why, size_t whyl
 			goto out;
 		}
 		r = fetch_file(c, it, path, why, whylen);
-		pl_log_item(LOG_DEBUG, it, STAGE, r < 0 ? -r : 0, "file: %s",
-			    r < 0 ? why : "ok");
+		if (r < 0)
+			pl_log_item(LOG_DEBUG, it, STAGE, -r, "%s", why);
+		else
+			pl_log_item(LOG_DEBUG, it, STAGE, 0, "%zu bytes from file", it->len);
 		it->attempts = 0;
 		goto out;
 	}

@@ -32,6 +32,7 @@
 #include "config.h"
 #include "download.h"
 #include "item.h"
+#include "log.h"
 #include "testutil.h"
 
 /* snprintf that fails the test instead of truncating */
@@ -471,7 +472,8 @@ START_TEST(test_redirect_limits)
 
 	it = item(nginx_url(&n, "/tofile"));
 	ck_assert_int_lt(once(&s, it, why), 0);
-	ck_assert_msg(strstr(why, "not in download.protocols"), "reason: %s", why);
+	ck_assert_msg(strstr(why, "redirected to a scheme not in download.protocols"),
+		      "reason: %s", why);
 	ck_assert_ptr_null(it->data);
 	pl_item_free(it);
 
@@ -671,6 +673,45 @@ START_TEST(test_timeout)
 }
 END_TEST
 
+START_TEST(test_connect_timeout)
+{
+	struct pl_config c = base_cfg();
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof a;
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), fill[4];
+	struct stage s;
+	char why[PL_REASON_MAX], url[64];
+	struct pl_item *it;
+	uint64_t t0;
+	double t;
+
+	/* A listener whose accept queue is full: Linux drops further SYNs,
+	 * so a connect hangs as it would to a black-holed host. */
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+	ck_assert_int_eq(listen(lfd, 0), 0);
+	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
+	for (int i = 0; i < 4; i++) {
+		fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		connect(fill[i], (struct sockaddr *)&a, sizeof a);
+	}
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/x", ntohs(a.sin_port));
+
+	c.download.connect_timeout = 1.0;
+	stage_open(&s, &c);
+	it = item(url);
+	t0 = pl_now_us();
+	ck_assert_int_eq(once(&s, it, why), -ETIMEDOUT);
+	t = secs_since(t0);
+	ck_assert_str_eq(why, "connect timed out after 1.0 s");
+	ck_assert_msg(t >= 0.9 && t < 5, "took %.2f s", t);
+	pl_item_free(it);
+	stage_close(&s);
+	for (int i = 0; i < 4; i++)
+		close(fill[i]);
+	close(lfd);
+}
+END_TEST
+
 START_TEST(test_low_speed)
 {
 	struct pl_config c = base_cfg();
@@ -737,6 +778,52 @@ END_TEST
 START_TEST(test_max_bytes_content_length)
 {
 	flood(true);
+}
+END_TEST
+
+/* Exactly max_bytes passes, one more fails, with and without Content-Length. */
+START_TEST(test_max_bytes_boundary)
+{
+	struct pl_config c = base_cfg();
+	struct srv srv = { .mode = SRV_SCRIPT, .nscript = 1, .script = {
+		"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n0123456789" } };
+	struct pl_test_nginx n;
+	struct stage s;
+	char why[PL_REASON_MAX];
+	struct pl_item *it;
+
+	nginx_up(&n);
+	srv_start(&srv);
+	for (long max = 9; max <= 10; max++) {
+		c.download.max_bytes = max;
+		stage_open(&s, &c);
+		it = item(srv_url(&srv, "/ten"));
+		if (max == 10) {
+			ck_assert_msg(once(&s, it, why) == 0, "%s", why);
+			ck_assert_mem_eq(it->data, "0123456789", 10);
+		} else {
+			ck_assert_int_eq(once(&s, it, why), -EFBIG);
+			ck_assert_str_eq(why, "body exceeds max_bytes (9)");
+		}
+		pl_item_free(it);
+		stage_close(&s);
+	}
+	for (long max = sizeof jpeg_bytes - 2; max <= (long)sizeof jpeg_bytes - 1; max++) {
+		c.download.max_bytes = max;
+		stage_open(&s, &c);
+		it = item(nginx_url(&n, "/a.jpg"));
+		if (max == sizeof jpeg_bytes - 1) {
+			ck_assert_msg(once(&s, it, why) == 0, "%s", why);
+			ck_assert_uint_eq(it->len, max);
+		} else {
+			ck_assert_int_eq(once(&s, it, why), -EFBIG);
+			ck_assert_str_eq(why, "Content-Length 25 exceeds max_bytes (24)");
+		}
+		pl_item_free(it);
+		stage_close(&s);
+	}
+	srv_stop(&srv);
+	pl_test_nginx_stop(&n);
 }
 END_TEST
 
@@ -1103,6 +1190,8 @@ int main(void)
 	SRunner *sr;
 	int failed;
 
+	if (getenv("PL_TEST_DEBUG"))	/* the stage's per-attempt lines */
+		pl_log_set_level(LOG_DEBUG);
 	if (pl_download_global_init() < 0)
 		return 1;
 	tcase_set_timeout(tc, 120);
@@ -1115,9 +1204,11 @@ int main(void)
 	tcase_add_test(tc, test_500_then_200);
 	tcase_add_test(tc, test_retry_after);
 	tcase_add_test(tc, test_timeout);
+	tcase_add_test(tc, test_connect_timeout);
 	tcase_add_test(tc, test_low_speed);
 	tcase_add_test(tc, test_max_bytes_streaming);
 	tcase_add_test(tc, test_max_bytes_content_length);
+	tcase_add_test(tc, test_max_bytes_boundary);
 	tcase_add_test(tc, test_connection_refused);
 	tcase_add_test(tc, test_per_host);
 	tcase_add_test(tc, test_file_root);
