@@ -1,0 +1,861 @@
+/*
+ * download.c — stage 1: fetch item->source into item->data.  See download.h.
+ *
+ * http(s) goes through libcurl with one easy handle per worker, set up once
+ * in worker_start and never reset, so the handle's connection cache keeps
+ * connections alive from one item to the next.  Every option is set there;
+ * per item only the URL and the per-transfer state in struct worker change.
+ *
+ * The guards, and why each sits where it does:
+ *   - schemes: checked on the URL before anything else, and again by curl on
+ *     every redirect (CURLOPT_REDIR_PROTOCOLS_STR);
+ *   - SSRF: CURLOPT_OPENSOCKETFUNCTION sees the address actually about to be
+ *     connected, after DNS and after every redirect, which no check of the
+ *     URL's text can;  proxies are switched off because with one the guard
+ *     would only ever see the proxy;
+ *   - size: counted in the write callback while streaming; Content-Length is
+ *     a hint used to fail early and to preallocate, never trusted;
+ *   - file://: no curl at all (its file:// follows symlinks anywhere): the
+ *     path is resolved and must stay below download.file_root.
+ *
+ * Retries are not slept here: process() returns the delay and the pool
+ * hands the item back when it is due (see pool.h).
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "config.h"
+#include "download.h"
+#include "item.h"
+#include "log.h"
+#include "netguard.h"
+
+#define STAGE "download"
+#define MAX_REDIRS 5L
+#define RETRY_AFTER_MAX_S 60
+#define BACKOFF_MAX_MS 60000.0
+/* An error response's body is not kept; past this much we stop reading it. */
+#define ERROR_BODY_MAX 65536
+/* Deferral while a host is at its per_host limit (see host_acquire). */
+#define HOST_BUSY_MIN_MS 20
+#define HOST_BUSY_SPREAD_MS 60
+
+struct host_slot {
+	char *host;
+	int n;
+};
+
+struct dl_ctx {
+	/* A copy of the download settings: the stage may outlive the
+	 * struct pl_config it was made from (reloads). */
+	double connect_timeout, timeout, low_speed_time, backoff;
+	long low_speed_limit, max_bytes;
+	int retries, per_host;
+	unsigned protocols;
+	bool allow_private;
+	char *file_root;
+	char proto_str[16];	/* "http,https" as configured */
+
+	pthread_mutex_t lock;	/* guards hosts[] */
+	struct host_slot *hosts;
+	size_t nhosts, caphosts;
+};
+
+struct worker {
+	struct dl_ctx *ctx;
+	CURL *curl;
+	uint64_t rng;
+	char errbuf[CURL_ERROR_SIZE];
+	char refused[160];	/* set by the open-socket callback */
+
+	/* the response being received (the last one after redirects) */
+	long status;
+	char phrase[64];
+	long long content_length;	/* -1: none announced */
+	bool chunked;
+	bool too_big;		/* body or Content-Length over max_bytes */
+	bool cl_too_big;	/* ... announced by Content-Length */
+	bool error_body_cut;	/* stopped reading a non-2xx body */
+	char *buf;
+	size_t len, cap, discarded;
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static uint64_t rng_next(struct worker *w)
+{
+	/* xorshift64: jitter only needs to spread workers apart */
+	w->rng ^= w->rng << 13;
+	w->rng ^= w->rng >> 7;
+	w->rng ^= w->rng << 17;
+	return w->rng;
+}
+
+static const char *status_phrase(long code)
+{
+	switch (code) {
+	case 300: return "Multiple Choices";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 303: return "See Other";
+	case 304: return "Not Modified";
+	case 307: return "Temporary Redirect";
+	case 308: return "Permanent Redirect";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 406: return "Not Acceptable";
+	case 408: return "Request Timeout";
+	case 410: return "Gone";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 415: return "Unsupported Media Type";
+	case 429: return "Too Many Requests";
+	case 451: return "Unavailable For Legal Reasons";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return NULL;
+	}
+}
+
+static void reset_transfer(struct worker *w)
+{
+	free(w->buf);
+	w->buf = NULL;
+	w->len = w->cap = w->discarded = 0;
+	w->status = 0;
+	w->phrase[0] = '\0';
+	w->content_length = -1;
+	w->chunked = w->too_big = w->cl_too_big = w->error_body_cut = false;
+	w->refused[0] = '\0';
+	w->errbuf[0] = '\0';
+}
+
+/* ---- per-host limit --------------------------------------------------- */
+
+/*
+ * When a host is at its limit, process() returns a short retry delay rather
+ * than blocking for a slot: a blocked worker would sit idle while items for
+ * other hosts wait behind it in the queue, and it could not be retired by a
+ * width change.  The pool's deferral frees the worker at once; the cost is
+ * an occasional re-check every few tens of ms, which is nothing next to a
+ * transfer.  The deferral does not count as an attempt.
+ */
+static int host_acquire(struct dl_ctx *c, const char *host)
+{
+	struct host_slot *h = NULL;
+	int r = 0;
+
+	if (c->per_host <= 0)
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->nhosts; i++)
+		if (strcmp(c->hosts[i].host, host) == 0)
+			h = &c->hosts[i];
+	if (h && h->n >= c->per_host) {
+		r = -EBUSY;
+	} else if (h) {
+		h->n++;
+	} else {
+		if (c->nhosts == c->caphosts) {
+			size_t cap = c->caphosts ? 2 * c->caphosts : 8;
+			struct host_slot *n = realloc(c->hosts, cap * sizeof *n);
+			if (!n) {
+				r = -ENOMEM;
+				goto out;
+			}
+			c->hosts = n;
+			c->caphosts = cap;
+		}
+		h = &c->hosts[c->nhosts];
+		h->host = strdup(host);
+		if (!h->host) {
+			r = -ENOMEM;
+			goto out;
+		}
+		h->n = 1;
+		c->nhosts++;
+	}
+out:
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+static void host_release(struct dl_ctx *c, const char *host)
+{
+	if (c->per_host <= 0)
+		return;
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->nhosts; i++) {
+		struct host_slot *h = &c->hosts[i];
+		if (strcmp(h->host, host) != 0)
+			continue;
+		if (--h->n == 0) {	/* the table holds only busy hosts */
+			free(h->host);
+			*h = c->hosts[--c->nhosts];
+		}
+		break;
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- curl callbacks --------------------------------------------------- */
+
+static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct worker *w = ud;
+	const char *why;
+	curl_socket_t fd;
+
+	(void)purpose;
+	why = pl_netguard_classify(&a->addr, a->addrlen);
+	if (why && !w->ctx->allow_private) {
+		char host[INET6_ADDRSTRLEN] = "?";
+		const void *p = a->family == AF_INET6
+			? (const void *)&((struct sockaddr_in6 *)&a->addr)->sin6_addr
+			: (const void *)&((struct sockaddr_in *)&a->addr)->sin_addr;
+
+		if (a->family == AF_INET || a->family == AF_INET6)
+			inet_ntop(a->family, p, host, sizeof host);
+		snprintf(w->refused, sizeof w->refused, "refused to connect to %s (%s)", host, why);
+		return CURL_SOCKET_BAD;
+	}
+	/* Our own socket() so that it is close-on-exec: no other sockopt
+	 * is needed, hence no CURLOPT_SOCKOPTFUNCTION. */
+	fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+	return fd < 0 ? CURL_SOCKET_BAD : fd;
+}
+
+static void header_status(struct worker *w, const char *line, size_t n)
+{
+	/* "HTTP/1.1 404 Not Found\r\n" or "HTTP/2 404 \r\n": a new response
+	 * (redirect, 100 Continue or the final one) starts here. */
+	size_t i = 5, k = 0;
+
+	w->status = 0;
+	w->phrase[0] = '\0';
+	w->content_length = -1;
+	w->chunked = false;
+	while (i < n && line[i] != ' ')
+		i++;
+	while (i < n && line[i] == ' ')
+		i++;
+	while (i < n && isdigit((unsigned char)line[i]))
+		w->status = w->status * 10 + (line[i++] - '0');
+	while (i < n && line[i] == ' ')
+		i++;
+	/* the server's phrase, kept printable: it ends up in a log line */
+	while (i < n && k + 1 < sizeof w->phrase && line[i] >= 0x20 && line[i] < 0x7f)
+		w->phrase[k++] = line[i++];
+	while (k > 0 && w->phrase[k - 1] == ' ')
+		k--;
+	w->phrase[k] = '\0';
+}
+
+static size_t on_header(char *line, size_t size, size_t nitems, void *ud)
+{
+	struct worker *w = ud;
+	size_t n = size * nitems;
+	long max = w->ctx->max_bytes;
+
+	if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
+		header_status(w, line, n);
+	} else if (n > 15 && strncasecmp(line, "Content-Length:", 15) == 0) {
+		char tmp[32];
+		size_t k = n - 15 < sizeof tmp - 1 ? n - 15 : sizeof tmp - 1;
+		char *end;
+		long long v;
+
+		memcpy(tmp, line + 15, k);
+		tmp[k] = '\0';
+		errno = 0;
+		v = strtoll(tmp, &end, 10);
+		if (errno == 0 && end != tmp && v >= 0)
+			w->content_length = v;
+	} else if (n > 18 && strncasecmp(line, "Transfer-Encoding:", 18) == 0) {
+		w->chunked = memmem(line, n, "chunked", 7) != NULL;
+	} else if ((n == 2 && line[0] == '\r') || (n == 1 && line[0] == '\n')) {
+		/* End of this response's headers.  Only a 2xx body is kept,
+		 * so only its announced length matters. */
+		bool ok = w->status >= 200 && w->status < 300;
+		long long cl = w->chunked ? -1 : w->content_length;
+
+		if (ok && cl > max) {
+			w->too_big = w->cl_too_big = true;
+			return 0;	/* abort before reading the body */
+		}
+		if (ok && cl > 0 && (size_t)cl > w->cap) {
+			char *b = realloc(w->buf, (size_t)cl);
+			if (!b)
+				return 0;
+			w->buf = b;
+			w->cap = (size_t)cl;
+		}
+	}
+	return n;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
+{
+	struct worker *w = ud;
+	size_t n = size * nmemb;
+
+	if (w->status < 200 || w->status >= 300) {
+		/* An error page is not an image: count it, drop it, and stop
+		 * reading one that goes on and on. */
+		w->discarded += n;
+		if (w->discarded > ERROR_BODY_MAX) {
+			w->error_body_cut = true;
+			return 0;
+		}
+		return n;
+	}
+	if (n > (size_t)w->ctx->max_bytes - w->len) {
+		w->too_big = true;
+		return 0;	/* curl aborts with CURLE_WRITE_ERROR */
+	}
+	if (w->len + n > w->cap) {
+		size_t cap = w->cap ? w->cap : 16384;
+		char *b;
+
+		while (cap < w->len + n)
+			cap *= 2;
+		if (cap > (size_t)w->ctx->max_bytes)
+			cap = (size_t)w->ctx->max_bytes;
+		b = realloc(w->buf, cap);
+		if (!b)
+			return 0;
+		w->buf = b;
+		w->cap = cap;
+	}
+	memcpy(w->buf + w->len, data, n);
+	w->len += n;
+	return n;
+}
+
+/* ---- worker life cycle ------------------------------------------------ */
+
+#define SETOPT(h, o, v) do { if (curl_easy_setopt(h, o, v) != CURLE_OK) goto fail; } while (0)
+
+static int worker_start(void *vctx, void **wstate)
+{
+	struct dl_ctx *c = vctx;
+	struct worker *w = calloc(1, sizeof *w);
+	CURL *h;
+
+	if (!w)
+		return -ENOMEM;
+	w->ctx = c;
+	w->rng = pl_now_us() ^ (uintptr_t)w ^ 0x9e3779b97f4a7c15ull;
+	w->content_length = -1;
+	h = w->curl = curl_easy_init();
+	if (!h)
+		goto fail;
+	SETOPT(h, CURLOPT_NOSIGNAL, 1L);
+	if (c->proto_str[0]) {
+		SETOPT(h, CURLOPT_PROTOCOLS_STR, c->proto_str);
+		SETOPT(h, CURLOPT_REDIR_PROTOCOLS_STR, c->proto_str);
+	}
+	SETOPT(h, CURLOPT_FOLLOWLOCATION, 1L);
+	SETOPT(h, CURLOPT_MAXREDIRS, MAX_REDIRS);
+	SETOPT(h, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->connect_timeout * 1000 + 0.5));
+	SETOPT(h, CURLOPT_TIMEOUT_MS, (long)(c->timeout * 1000 + 0.5));
+	if (c->low_speed_limit > 0) {
+		long t = (long)(c->low_speed_time + 0.999);
+		SETOPT(h, CURLOPT_LOW_SPEED_LIMIT, c->low_speed_limit);
+		SETOPT(h, CURLOPT_LOW_SPEED_TIME, t < 1 ? 1L : t);
+	}
+	SETOPT(h, CURLOPT_USERAGENT, "pipelined/" PL_VERSION);
+	SETOPT(h, CURLOPT_PROXY, "");	/* the SSRF guard must see the real peer */
+	SETOPT(h, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+	SETOPT(h, CURLOPT_OPENSOCKETDATA, w);
+	SETOPT(h, CURLOPT_HEADERFUNCTION, on_header);
+	SETOPT(h, CURLOPT_HEADERDATA, w);
+	SETOPT(h, CURLOPT_WRITEFUNCTION, on_body);
+	SETOPT(h, CURLOPT_WRITEDATA, w);
+	SETOPT(h, CURLOPT_ERRORBUFFER, w->errbuf);
+	*wstate = w;
+	return 0;
+fail:
+	pl_log(LOG_ERR, "download: cannot set up a curl handle");
+	if (w->curl)
+		curl_easy_cleanup(w->curl);
+	free(w);
+	return -ENOMEM;
+}
+
+static void worker_stop(void *vctx, void *wstate)
+{
+	struct worker *w = wstate;
+
+	(void)vctx;
+	if (!w)
+		return;
+	reset_transfer(w);
+	curl_easy_cleanup(w->curl);
+	free(w);
+}
+
+/* ---- file:// ---------------------------------------------------------- */
+
+static bool below(const char *path, const char *root)
+{
+	size_t n = strlen(root);
+
+	if (strcmp(root, "/") == 0)
+		return true;
+	return strncmp(path, root, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+static int read_fd(int fd, size_t size, struct pl_item *it, char *why, size_t whylen)
+{
+	char *buf = malloc(size ? size : 1);
+	size_t got = 0;
+
+	if (!buf)
+		return snprintf(why, whylen, "out of memory"), -ENOMEM;
+	while (got < size) {
+		ssize_t r = read(fd, buf + got, size - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = errno;
+			free(buf);
+			return snprintf(why, whylen, "read: %s", strerror(e)), -e;
+		}
+		if (r == 0)
+			break;	/* truncated meanwhile: take what is there */
+		got += (size_t)r;
+	}
+	it->data = buf;
+	it->len = got;
+	return 0;
+}
+
+static int fetch_file(struct dl_ctx *c, struct pl_item *it, const char *path,
+		      char *why, size_t whylen)
+{
+	char *real = NULL, *root = NULL;
+	struct stat st;
+	int fd = -1, r;
+
+	if (!(c->protocols & PL_PROTO_FILE))
+		return snprintf(why, whylen, "file:// is not in download.protocols"), -EPERM;
+	if (!c->file_root[0])
+		return snprintf(why, whylen, "file:// needs download.file_root"), -EPERM;
+	root = realpath(c->file_root, NULL);
+	if (!root) {
+		r = -errno;
+		snprintf(why, whylen, "file_root %s: %s", c->file_root, strerror(-r));
+		goto out;
+	}
+	real = realpath(path, NULL);
+	if (!real) {
+		r = -errno;
+		snprintf(why, whylen, "file:// path %s: %s", path, strerror(-r));
+		goto out;
+	}
+	if (!below(real, root)) {
+		r = -EPERM;
+		snprintf(why, whylen, "file:// path %s is outside file_root %s", path, c->file_root);
+		goto out;
+	}
+	/* O_NOFOLLOW: the last component cannot have become a symlink since
+	 * realpath() looked at it. */
+	fd = open(real, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(why, whylen, "file:// path %s: %s", path, strerror(-r));
+		goto out;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		snprintf(why, whylen, "file:// path %s: %s", path, strerror(-r));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = -EINVAL;
+		snprintf(why, whylen, "file:// path %s is not a regular file", path);
+		goto out;
+	}
+	if (st.st_size > c->max_bytes) {
+		r = -EFBIG;
+		snprintf(why, whylen, "file %s exceeds max_bytes (%ld)", path, c->max_bytes);
+		goto out;
+	}
+	pl_item_free_data(it);
+	r = read_fd(fd, (size_t)st.st_size, it, why, whylen);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(real);
+	free(root);
+	return r;
+}
+
+/* ---- http(s) ---------------------------------------------------------- */
+
+enum verdict { OK, FAIL, RETRY };
+
+/*
+ * Which of the three clocks ran out.  curl gives them all the same code, and
+ * its message text differs between versions, so the phase is read from the
+ * transfer's own timings; only the low-speed message is matched, as it has
+ * been stable for a long time.
+ */
+static void timeout_reason(struct worker *w, char *why, size_t whylen)
+{
+	struct dl_ctx *c = w->ctx;
+	curl_off_t total = 0, connected = 0;
+
+	curl_easy_getinfo(w->curl, CURLINFO_TOTAL_TIME_T, &total);
+	curl_easy_getinfo(w->curl, CURLINFO_CONNECT_TIME_T, &connected);
+	if (strncmp(w->errbuf, "Operation too slow", 18) == 0)
+		snprintf(why, whylen, "too slow: under %ld bytes/s for %.1f s",
+			 c->low_speed_limit, c->low_speed_time);
+	else if ((double)total >= c->timeout * 1e6 * 0.99)
+		snprintf(why, whylen, "timed out after %.1f s", c->timeout);
+	else if (connected == 0)
+		snprintf(why, whylen, "connect timed out after %.1f s", c->connect_timeout);
+	else
+		snprintf(why, whylen, "timed out after %.1f s", (double)total / 1e6);
+}
+
+/* Turn the transfer's outcome into a verdict and a reason. */
+static enum verdict judge(struct worker *w, CURLcode res, int *err, char *why, size_t whylen)
+{
+	struct dl_ctx *c = w->ctx;
+	long code = w->status;
+
+	if (w->refused[0] && res != CURLE_OK) {
+		*err = EPERM;
+		snprintf(why, whylen, "%s", w->refused);
+		return FAIL;
+	}
+	if (w->too_big) {
+		*err = EFBIG;
+		if (w->cl_too_big)
+			snprintf(why, whylen, "Content-Length %lld exceeds max_bytes (%ld)",
+				 w->content_length, c->max_bytes);
+		else
+			snprintf(why, whylen, "body exceeds max_bytes (%ld)", c->max_bytes);
+		return FAIL;
+	}
+	if (res == CURLE_OK || (res == CURLE_WRITE_ERROR && w->error_body_cut)) {
+		const char *ph;
+
+		curl_easy_getinfo(w->curl, CURLINFO_RESPONSE_CODE, &code);
+		if (code >= 200 && code < 300)
+			return OK;
+		ph = status_phrase(code);
+		if (!ph)
+			ph = w->status == code ? w->phrase : "";
+		snprintf(why, whylen, "HTTP %ld%s%s", code, *ph ? " " : "", ph);
+		*err = EPROTO;
+		return code == 429 || code >= 500 ? RETRY : FAIL;
+	}
+
+	switch (res) {
+	case CURLE_OPERATION_TIMEDOUT:
+		*err = ETIMEDOUT;
+		timeout_reason(w, why, whylen);
+		return RETRY;
+	case CURLE_COULDNT_CONNECT: {
+		long os = 0;
+		curl_easy_getinfo(w->curl, CURLINFO_OS_ERRNO, &os);
+		*err = os > 0 ? (int)os : ECONNREFUSED;
+		if (os == ECONNREFUSED || os == 0)
+			snprintf(why, whylen, "connection refused");
+		else
+			snprintf(why, whylen, "cannot connect: %s", strerror((int)os));
+		return RETRY;
+	}
+	case CURLE_COULDNT_RESOLVE_HOST:
+		/* curl does not tell a temporary DNS failure from "no such
+		 * name"; a few retries of a typo cost little. */
+		*err = EHOSTUNREACH;
+		snprintf(why, whylen, "cannot resolve host (%s)", w->errbuf);
+		return RETRY;
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+	case CURLE_SSL_CONNECT_ERROR:
+		*err = ECONNRESET;
+		snprintf(why, whylen, "connection failed: %s", w->errbuf[0] ? w->errbuf
+			 : curl_easy_strerror(res));
+		return RETRY;
+	case CURLE_TOO_MANY_REDIRECTS:
+		*err = ELOOP;
+		snprintf(why, whylen, "more than %ld redirects", MAX_REDIRS);
+		return FAIL;
+	case CURLE_UNSUPPORTED_PROTOCOL:
+		*err = EPROTONOSUPPORT;
+		/* the first URL's scheme was checked before: a redirect */
+		snprintf(why, whylen, "redirected to a scheme not in download.protocols (%s)",
+			 w->errbuf);
+		return FAIL;
+	case CURLE_PEER_FAILED_VERIFICATION:
+		*err = EPERM;
+		snprintf(why, whylen, "TLS certificate rejected: %s", w->errbuf);
+		return FAIL;
+	case CURLE_OUT_OF_MEMORY:
+		*err = ENOMEM;
+		snprintf(why, whylen, "out of memory");
+		return FAIL;
+	default:
+		*err = EIO;
+		snprintf(why, whylen, "%s%s%s", curl_easy_strerror(res),
+			 w->errbuf[0] ? ": " : "", w->errbuf);
+		return FAIL;
+	}
+}
+
+/* Full jitter over an exponential window; Retry-After, when sent, wins. */
+static int retry_delay(struct worker *w, int attempt)
+{
+	curl_off_t ra = 0;
+	double window = w->ctx->backoff * 1000.0;
+	int ms;
+
+	if (curl_easy_getinfo(w->curl, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
+		return (int)(ra > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : ra) * 1000;
+	for (int i = 0; i < attempt && window < BACKOFF_MAX_MS; i++)
+		window *= 2;
+	if (window > BACKOFF_MAX_MS)
+		window = BACKOFF_MAX_MS;
+	ms = (int)((double)(rng_next(w) >> 11) / 9007199254740992.0 * window);
+	return ms < 1 ? 1 : ms;	/* 0 would mean success to the pool */
+}
+
+static int fetch_http(struct worker *w, struct pl_item *it, const char *host,
+		      char *why, size_t whylen)
+{
+	struct dl_ctx *c = w->ctx;
+	uint64_t t0 = pl_now_us();
+	enum verdict v;
+	CURLcode res;
+	int err = 0, r;
+
+	r = host_acquire(c, host);
+	if (r == -EBUSY) {
+		int ms = HOST_BUSY_MIN_MS + (int)(rng_next(w) % HOST_BUSY_SPREAD_MS);
+		pl_log_item(LOG_DEBUG, it, STAGE, 0, "host %s busy (per_host %d): again in %d ms",
+			    host, c->per_host, ms);
+		return ms;
+	}
+	if (r < 0)
+		return snprintf(why, whylen, "out of memory"), r;
+
+	reset_transfer(w);
+	res = curl_easy_setopt(w->curl, CURLOPT_URL, it->source);
+	if (res == CURLE_OK)
+		res = curl_easy_perform(w->curl);
+	host_release(c, host);
+	v = judge(w, res, &err, why, whylen);
+
+	if (v == OK) {
+		pl_log_item(LOG_DEBUG, it, STAGE, 0, "attempt %d: %zu bytes in %.3f s",
+			    it->attempts + 1, w->len, (double)(pl_now_us() - t0) / 1e6);
+		pl_item_free_data(it);
+		if (w->buf && w->cap > w->len + w->len / 8) {
+			/* the item may wait in a queue: give back the slack */
+			char *b = realloc(w->buf, w->len ? w->len : 1);
+			if (b)
+				w->buf = b;
+		}
+		it->data = w->buf ? w->buf : malloc(1);	/* non-NULL even when empty */
+		if (!it->data)
+			return snprintf(why, whylen, "out of memory"), -ENOMEM;
+		it->len = w->len;
+		w->buf = NULL;
+		w->len = w->cap = 0;
+		it->attempts = 0;
+		return 0;
+	}
+	reset_transfer(w);
+	if (v == RETRY && it->attempts < c->retries) {
+		int ms = retry_delay(w, it->attempts);
+		it->attempts++;
+		pl_log_item(LOG_DEBUG, it, STAGE, err, "attempt %d: %s; retry in %d ms",
+			    it->attempts, why, ms);
+		return ms;
+	}
+	if (v == RETRY && it->attempts > 0) {
+		size_t n = strlen(why);
+		snprintf(why + n, whylen - n, " after %d attempts", it->attempts + 1);
+	}
+	pl_log_item(LOG_DEBUG, it, STAGE, err, "attempt %d: %s", it->attempts + 1, why);
+	it->attempts = 0;
+	return -err;
+}
+
+/* ---- the stage -------------------------------------------------------- */
+
+static int url_part(CURLU *u, CURLUPart part, unsigned flags, char **out)
+{
+	CURLUcode rc = curl_url_get(u, part, out, flags);
+
+	if (rc == CURLUE_OK)
+		return 0;
+	*out = NULL;
+	return rc == CURLUE_OUT_OF_MEMORY ? -ENOMEM : -EINVAL;
+}
+
+static int process(void *vctx, void *wstate, void *vitem, char *why, size_t whylen)
+{
+	struct dl_ctx *c = vctx;
+	struct worker *w = wstate;
+	struct pl_item *it = vitem;
+	char *scheme = NULL, *host = NULL, *path = NULL;
+	CURLU *u;
+	CURLUcode rc;
+	int r;
+
+	if (!it->source || !*it->source)
+		return snprintf(why, whylen, "empty source URL"), -EINVAL;
+	u = curl_url();
+	if (!u)
+		return snprintf(why, whylen, "out of memory"), -ENOMEM;
+	/* PATH_AS_IS: for file://, ".." is resolved by realpath() below, so
+	 * the reason names the path as written. */
+	rc = curl_url_set(u, CURLUPART_URL, it->source, CURLU_NON_SUPPORT_SCHEME | CURLU_PATH_AS_IS);
+	if (rc != CURLUE_OK) {
+		snprintf(why, whylen, "bad URL: %s", curl_url_strerror(rc));
+		r = -EINVAL;
+		goto out;
+	}
+	if ((r = url_part(u, CURLUPART_SCHEME, 0, &scheme)) < 0) {
+		snprintf(why, whylen, "URL has no scheme");
+		goto out;
+	}
+	for (char *s = scheme; *s; s++)
+		*s = (char)tolower((unsigned char)*s);
+
+	if (strcmp(scheme, "file") == 0) {
+		if ((r = url_part(u, CURLUPART_PATH, CURLU_URLDECODE, &path)) < 0) {
+			snprintf(why, whylen, "bad file:// path");
+			goto out;
+		}
+		r = fetch_file(c, it, path, why, whylen);
+		if (r < 0)
+			pl_log_item(LOG_DEBUG, it, STAGE, -r, "%s", why);
+		else
+			pl_log_item(LOG_DEBUG, it, STAGE, 0, "%zu bytes from file", it->len);
+		it->attempts = 0;
+		goto out;
+	}
+	if (!((strcmp(scheme, "http") == 0 && (c->protocols & PL_PROTO_HTTP)) ||
+	      (strcmp(scheme, "https") == 0 && (c->protocols & PL_PROTO_HTTPS)))) {
+		snprintf(why, whylen, "scheme %s:// is not in download.protocols", scheme);
+		r = -EPROTONOSUPPORT;
+		goto out;
+	}
+	if ((r = url_part(u, CURLUPART_HOST, 0, &host)) < 0) {
+		snprintf(why, whylen, "URL has no host");
+		goto out;
+	}
+	for (char *s = host; *s; s++)
+		*s = (char)tolower((unsigned char)*s);
+	r = fetch_http(w, it, host, why, whylen);
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(path);
+	curl_url_cleanup(u);
+	return r;
+}
+
+const struct pl_stage_ops pl_download_ops = {
+	.worker_start = worker_start,
+	.worker_stop = worker_stop,
+	.process = process,
+};
+
+int pl_download_new(const struct pl_config *cfg, void **ctx)
+{
+	struct dl_ctx *c = calloc(1, sizeof *c);
+	int r;
+
+	if (!c)
+		return -ENOMEM;
+	c->connect_timeout = cfg->download.connect_timeout;
+	c->timeout = cfg->download.timeout;
+	c->low_speed_limit = cfg->download.low_speed_limit;
+	c->low_speed_time = cfg->download.low_speed_time;
+	c->max_bytes = cfg->download.max_bytes;
+	c->retries = cfg->download.retries;
+	c->backoff = cfg->download.backoff;
+	c->per_host = cfg->download.per_host;
+	c->protocols = cfg->download.protocols;
+	c->allow_private = cfg->download.allow_private;
+	c->file_root = strdup(cfg->download.file_root ? cfg->download.file_root : "");
+	if (!c->file_root) {
+		free(c);
+		return -ENOMEM;
+	}
+	snprintf(c->proto_str, sizeof c->proto_str, "%s%s%s",
+		 c->protocols & PL_PROTO_HTTP ? "http" : "",
+		 (c->protocols & PL_PROTO_HTTP) && (c->protocols & PL_PROTO_HTTPS) ? "," : "",
+		 c->protocols & PL_PROTO_HTTPS ? "https" : "");
+	if ((r = pthread_mutex_init(&c->lock, NULL)) != 0) {
+		free(c->file_root);
+		free(c);
+		return -r;
+	}
+	*ctx = c;
+	return 0;
+}
+
+void pl_download_free(void *ctx)
+{
+	struct dl_ctx *c = ctx;
+
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->nhosts; i++)
+		free(c->hosts[i].host);
+	free(c->hosts);
+	pthread_mutex_destroy(&c->lock);
+	free(c->file_root);
+	free(c);
+}
+
+int pl_download_global_init(void)
+{
+	CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+
+	if (rc != CURLE_OK) {
+		pl_log(LOG_ERR, "curl_global_init: %s", curl_easy_strerror(rc));
+		return -EIO;
+	}
+	return 0;
+}
+
+void pl_download_global_cleanup(void)
+{
+	curl_global_cleanup();
+}
