@@ -1,0 +1,638 @@
+/*
+ * resize.c — stage 2: turn the downloaded bytes of an item into every
+ * configured variant with libvips 8.14.
+ *
+ * The bytes come from the network, so they are treated as hostile:
+ *
+ *  - Only an allow-list of loaders can run.  pl_resize_global_init() blocks
+ *    libvips' untrusted (never fuzzed) loaders, then every VipsForeignLoad,
+ *    then unblocks exactly these buffer loaders, when this build has them:
+ *        VipsForeignLoadJpegBuffer   JPEG (libjpeg-turbo)
+ *        VipsForeignLoadPngBuffer    PNG  (libspng in 8.14; same class name)
+ *        VipsForeignLoadWebpBuffer   WebP
+ *        VipsForeignLoadNsgifBuffer  GIF  (libnsgif)
+ *        VipsForeignLoadTiffBuffer   TIFF
+ *        VipsForeignLoadHeifBuffer   HEIF/HEIC/AVIF (the vips-heif module)
+ *    Everything else (SVG, PDF, ImageMagick, JPEG 2000, JPEG XL, FITS, …)
+ *    is refused before any loader runs: vips_foreign_find_load_buffer()
+ *    still names a blocked loader, so we can tell "blocked format" from
+ *    "not an image at all" and say which in the reason.
+ *  - The header is read lazily first and width × height × pages is checked
+ *    against resize.max_pixels before a single pixel is decoded: a small
+ *    PNG that declares 30000×30000 costs nothing.
+ *  - Loaders run with fail_on = error, so a truncated or corrupt file fails
+ *    with libvips' reason instead of becoming a grey picture.  (Through the
+ *    loader option string: 8.14's thumbnail_buffer ignores its own fail_on.)
+ *
+ * Decoding is the expensive part, so a source is decoded once:
+ *  - one variant: vips_thumbnail_buffer(), whose shrink-on-load (JPEG DCT
+ *    scaling, WebP scale, …) decodes only what the box needs;
+ *  - several variants: one vips_thumbnail_buffer() to the largest scale any
+ *    variant needs, kept in memory, then vips_thumbnail_image() from it per
+ *    variant.  Measured on 15 real wallpaper JPEGs (1280×1024 … 5640×3172,
+ *    one thread, three runs): 3 variants (256 inside, 512 cover, 1024
+ *    inside) took 135–159 ms/image this way, 272–298 ms with a
+ *    thumbnail_buffer per variant and 435–477 ms with one full decode +
+ *    thumbnail_image per variant; for one
+ *    256 px variant, thumbnail_buffer took 72 ms and thumbnail_image on the
+ *    lazily opened source 107 ms (it cannot shrink on load).  Through the
+ *    whole stage (savers with optimize_coding included) on 4 of those
+ *    photos: 135 ms against 174 ms for three one-variant passes.
+ *    The costs: a second, small resample for the largest variant, and the
+ *    shared decode held in memory (3 bytes a pixel at the largest variant's
+ *    scale; the whole image if a variant is as large as the source).  The
+ *    source bytes are freed as soon as that one decode is done.
+ *
+ * Geometry: "inside" fits the result within width × height keeping the
+ * aspect ratio and never upscales (a small source stays its size: upscaling
+ * adds bytes, not detail).  "cover" always gives exactly width × height,
+ * cropping the centre or the most interesting part (attention), and so
+ * does upscale a source smaller than the box: the contract promises the
+ * size.  EXIF orientation is applied by thumbnail; only the first page or
+ * frame of a multi-page image is used.
+ *
+ * Output is 8-bit sRGB (embedded profiles, CMYK and 16-bit are converted),
+ * with all metadata stripped (8.14 savers take strip; keep came in 8.15;
+ * webpsave writes an EXIF chunk regardless, which we cut out of the RIFF).
+ * JPEG has no alpha: it is flattened onto white; PNG, WebP and AVIF keep it.
+ * Encoded buffers are g_malloc'd by libvips and handed to upload as they are.
+ *
+ * libvips' own threads are off (concurrency 1): the stage width is the
+ * parallelism, and its operation cache is off: a daemon never sees the same
+ * image twice and the cache would only hold memory.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <vips/vips.h>
+
+#include "config.h"
+#include "item.h"
+#include "log.h"
+#include "resize.h"
+
+/* Candidates for the allow-list; those missing from this build are skipped
+ * (HEIF is a loadable module and may be absent). */
+static const char *const allowed_candidates[] = {
+	"VipsForeignLoadJpegBuffer", "VipsForeignLoadPngBuffer",
+	"VipsForeignLoadSpngBuffer", "VipsForeignLoadWebpBuffer",
+	"VipsForeignLoadNsgifBuffer", "VipsForeignLoadGifBuffer",
+	"VipsForeignLoadTiffBuffer", "VipsForeignLoadHeifBuffer",
+};
+#define NCANDIDATES (sizeof allowed_candidates / sizeof *allowed_candidates)
+
+static GType allowed[NCANDIDATES];
+static size_t nallowed;
+static bool initialised;
+static bool avif_ok;
+
+/* config.c owns pl_config_format_ext/mime; it is not in this branch yet, so
+ * the stage keeps its own copy of the two tables (identical by contract). */
+static const char *const fmt_ext[] = {
+	[PL_FORMAT_JPEG] = "jpg", [PL_FORMAT_WEBP] = "webp",
+	[PL_FORMAT_PNG] = "png", [PL_FORMAT_AVIF] = "avif",
+};
+static const char *const fmt_mime[] = {
+	[PL_FORMAT_JPEG] = "image/jpeg", [PL_FORMAT_WEBP] = "image/webp",
+	[PL_FORMAT_PNG] = "image/png", [PL_FORMAT_AVIF] = "image/avif",
+};
+
+/* vips_thumbnail_buffer() accepts fail_on but does not pass it to the
+ * loader in 8.14 (libvips issue #5195): a truncated JPEG came out as a
+ * half-grey thumbnail.  The loader option string does reach it. */
+#define LOADER_OPTIONS "fail_on=error"
+
+struct pl_resize {
+	long max_pixels;
+	struct pl_variant *variants;
+	size_t nvariants;
+};
+
+/* libvips warns through GLib (e.g. "read gave 68 warnings" for a damaged
+ * file whose error we already report): keep that out of the operator's
+ * log unless they ask for debug. */
+static void vips_log_handler(const gchar *domain, GLogLevelFlags level,
+			     const gchar *msg, gpointer ud)
+{
+	(void)domain;
+	(void)ud;
+	pl_log(level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL) ? LOG_ERR : LOG_DEBUG,
+	       "libvips: %s", msg);
+}
+
+/* The only sure test for AV1 is to encode: libheif may be built without
+ * an AV1 encoder even when heifsave exists. */
+static bool probe_avif(void)
+{
+	VipsImage *img = NULL;
+	void *buf = NULL;
+	size_t len = 0;
+	bool ok;
+
+	if (!g_type_from_name("VipsForeignSaveHeifBuffer"))
+		return false;
+	if (vips_black(&img, 16, 16, "bands", 3, NULL)) {
+		vips_error_clear();
+		return false;
+	}
+	ok = vips_heifsave_buffer(img, &buf, &len,
+				  "compression", VIPS_FOREIGN_HEIF_COMPRESSION_AV1,
+				  NULL) == 0 && len > 0;
+	g_free(buf);
+	g_object_unref(img);
+	vips_error_clear();
+	return ok;
+}
+
+int pl_resize_global_init(const char *argv0)
+{
+	if (initialised)
+		return 0;
+	if (VIPS_INIT(argv0 ? argv0 : "pipelined")) {
+		char *e = vips_error_buffer_copy();
+
+		pl_log(LOG_ERR, "libvips failed to start: %s", e);
+		g_free(e);
+		return -ENOTSUP;
+	}
+	g_log_set_handler("VIPS", G_LOG_LEVEL_MASK, vips_log_handler, NULL);
+	vips_concurrency_set(1);
+	vips_cache_set_max(0);
+	vips_cache_set_max_mem(0);
+	vips_cache_set_max_files(0);
+
+	vips_block_untrusted_set(TRUE);
+	vips_operation_block_set("VipsForeignLoad", TRUE);
+	nallowed = 0;
+	for (size_t i = 0; i < NCANDIDATES; i++) {
+		GType t = g_type_from_name(allowed_candidates[i]);
+
+		if (!t)
+			continue;
+		vips_operation_block_set(allowed_candidates[i], FALSE);
+		allowed[nallowed++] = t;
+	}
+	avif_ok = probe_avif();
+	pl_debug("libvips %s: %zu loaders allowed, avif output %s",
+		 vips_version_string(), nallowed, avif_ok ? "available" : "unavailable");
+	initialised = true;
+	return 0;
+}
+
+void pl_resize_global_cleanup(void)
+{
+	if (!initialised)
+		return;
+	vips_shutdown();
+	initialised = false;
+}
+
+int pl_resize_format_supported(int format)
+{
+	switch (format) {
+	case PL_FORMAT_JPEG:
+	case PL_FORMAT_WEBP:
+	case PL_FORMAT_PNG:
+		return 1;
+	case PL_FORMAT_AVIF:
+		return avif_ok;
+	default:
+		return 0;
+	}
+}
+
+int pl_resize_new(const struct pl_config *cfg, void **ctx)
+{
+	struct pl_resize *r;
+	size_t n = cfg->resize.nvariants;
+
+	if (!initialised) {
+		pl_log(LOG_ERR, "resize: pl_resize_global_init() was not called");
+		return -EINVAL;
+	}
+	if (n == 0 || cfg->resize.max_pixels <= 0) {
+		pl_log(LOG_ERR, "resize: no variants or max_pixels <= 0");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct pl_variant *v = &cfg->resize.variants[i];
+
+		if ((unsigned)v->format > PL_FORMAT_AVIF) {
+			pl_log(LOG_ERR, "resize: variant \"%s\" has unknown output format %d",
+			       v->name, (int)v->format);
+			return -ENOTSUP;
+		}
+		if (!pl_resize_format_supported(v->format)) {
+			pl_log(LOG_ERR, "resize: variant \"%s\" asks for %s output, which this "
+			       "libvips build cannot write (no heifsave with an AV1 encoder)",
+			       v->name, fmt_ext[v->format]);
+			return -ENOTSUP;
+		}
+		if (v->width < 1 || v->height < 1) {
+			pl_log(LOG_ERR, "resize: variant \"%s\" has an empty box", v->name);
+			return -EINVAL;
+		}
+	}
+	r = calloc(1, sizeof *r);
+	if (!r)
+		return -ENOMEM;
+	r->variants = calloc(n, sizeof *r->variants);
+	if (!r->variants) {
+		free(r);
+		return -ENOMEM;
+	}
+	/* A copy: a reload may free cfg while this stage still runs. */
+	memcpy(r->variants, cfg->resize.variants, n * sizeof *r->variants);
+	r->nvariants = n;
+	r->max_pixels = cfg->resize.max_pixels;
+	*ctx = r;
+	return 0;
+}
+
+void pl_resize_free(void *ctx)
+{
+	struct pl_resize *r = ctx;
+
+	if (!r)
+		return;
+	free(r->variants);
+	free(r);
+}
+
+static void resize_worker_stop(void *ctx, void *wstate)
+{
+	(void)ctx;
+	(void)wstate;
+	vips_thread_shutdown();
+}
+
+/* Take libvips' (global) error buffer and make it one line after prefix:
+ * its lines (one per layer that failed) joined with "; ". */
+static void why_vips(char *why, size_t whylen, const char *prefix)
+{
+	char *e = vips_error_buffer_copy();
+	char **lines = g_strsplit(g_strstrip(e), "\n", -1);
+	size_t n;
+
+	n = (size_t)snprintf(why, whylen, "%s:", prefix);
+	for (char **l = lines; *l && n < whylen; l++) {
+		g_strstrip(*l);
+		if (**l)
+			n += (size_t)snprintf(why + n, whylen - n, "%s%s",
+					      l == lines ? " " : "; ", *l);
+	}
+	if (!*e && n < whylen)
+		snprintf(why + n, whylen - n, " libvips gave no reason");
+	g_strfreev(lines);
+	g_free(e);
+}
+
+/* A short, printable look at what came instead of an image. */
+static void sniff(const void *data, size_t len, char *out, size_t outlen)
+{
+	const unsigned char *s = data;
+	size_t k = 0;
+
+	for (size_t i = 0; i < len && i < 24 && k + 1 < outlen; i++)
+		out[k++] = s[i] >= 0x20 && s[i] < 0x7f ? (char)s[i] : '.';
+	out[k] = '\0';
+}
+
+static bool loader_allowed(const char *name)
+{
+	GType t = g_type_from_name(name);
+
+	for (size_t i = 0; i < nallowed; i++)
+		if (t == allowed[i])
+			return true;
+	return false;
+}
+
+struct source_info {
+	int width, height;	/* after EXIF orientation, first page */
+};
+
+/* Identify the format and read the header only; refuse what we must not
+ * decode.  No pixel is decoded here. */
+static int check_source(const struct pl_resize *r, const void *data, size_t len,
+			struct source_info *si, char *why, size_t whylen)
+{
+	const char *loader;
+	VipsImage *img;
+	int64_t w, h, pages;
+
+	if (!data || len == 0)
+		return snprintf(why, whylen, "empty body"), -EINVAL;
+
+	loader = vips_foreign_find_load_buffer(data, len);
+	if (!loader) {
+		char peek[32];
+
+		vips_error_clear();
+		sniff(data, len, peek, sizeof peek);
+		snprintf(why, whylen, "not an image (%zu bytes starting \"%s\")", len, peek);
+		return -EINVAL;
+	}
+	if (!loader_allowed(loader)) {
+		const char *nick = vips_nickname_find(g_type_from_name(loader));
+
+		snprintf(why, whylen, "image format blocked: %s is not on the allow-list "
+			 "(jpeg, png, webp, gif, tiff, heif)", nick ? nick : loader);
+		return -ENOTSUP;
+	}
+
+	img = vips_image_new_from_buffer(data, len, "",
+					 "access", VIPS_ACCESS_SEQUENTIAL,
+					 "fail_on", VIPS_FAIL_ON_ERROR, NULL);
+	if (!img)
+		return why_vips(why, whylen, "cannot read image header"), -EINVAL;
+
+	w = img->Xsize;
+	h = vips_image_get_page_height(img);
+	pages = vips_image_get_n_pages(img);
+	if (vips_image_get_orientation_swap(img)) {
+		si->width = (int)h;
+		si->height = (int)w;
+	} else {
+		si->width = (int)w;
+		si->height = (int)h;
+	}
+	g_object_unref(img);
+
+	if (w * h * pages > r->max_pixels) {
+		if (pages > 1)
+			snprintf(why, whylen, "image too large: %lld×%lld×%lld pages > max_pixels %ld",
+				 (long long)w, (long long)h, (long long)pages, r->max_pixels);
+		else
+			snprintf(why, whylen, "image too large: %lld×%lld > max_pixels %ld",
+				 (long long)w, (long long)h, r->max_pixels);
+		return -EFBIG;
+	}
+	return 0;
+}
+
+static VipsInteresting crop_of(const struct pl_variant *v)
+{
+	if (v->fit != PL_FIT_COVER)
+		return VIPS_INTERESTING_NONE;
+	return v->crop == PL_CROP_ATTENTION ? VIPS_INTERESTING_ATTENTION : VIPS_INTERESTING_CENTRE;
+}
+
+/* inside never upscales; cover always fills the box exactly. */
+static VipsSize size_of(const struct pl_variant *v)
+{
+	return v->fit == PL_FIT_COVER ? VIPS_SIZE_BOTH : VIPS_SIZE_DOWN;
+}
+
+/* The scale (≤ 1) of the source that the most demanding variant needs. */
+static double needed_scale(const struct pl_resize *r, const struct source_info *si)
+{
+	double s = 0;
+
+	for (size_t i = 0; i < r->nvariants; i++) {
+		const struct pl_variant *v = &r->variants[i];
+		double a = (double)v->width / si->width, b = (double)v->height / si->height;
+		double f = v->fit == PL_FIT_COVER ? fmax(a, b) : fmin(a, b);
+
+		s = fmax(s, f);
+	}
+	return fmin(s, 1.0);
+}
+
+/* Decode once, to the largest size any variant needs, into memory.  Two
+ * pixels of margin keep rounding from making the largest variant a pixel
+ * short (inside never upscales). */
+static int decode_shared(const struct pl_resize *r, const void *data, size_t len,
+			 const struct source_info *si, VipsImage **out,
+			 char *why, size_t whylen)
+{
+	double s = needed_scale(r, si);
+	int w = (int)fmin(si->width, ceil(si->width * s) + 2);
+	int h = (int)fmin(si->height, ceil(si->height * s) + 2);
+	VipsImage *t, *m;
+
+	if (vips_thumbnail_buffer((void *)data, len, &t, w, "height", h,
+				  "size", VIPS_SIZE_DOWN, "export_profile", "srgb",
+				  "option_string", LOADER_OPTIONS,
+				  "fail_on", VIPS_FAIL_ON_ERROR, NULL))
+		return why_vips(why, whylen, "cannot decode image"), -EINVAL;
+	m = vips_image_copy_memory(t);
+	g_object_unref(t);
+	if (!m)
+		return why_vips(why, whylen, "cannot decode image"), -EINVAL;
+	*out = m;
+	return 0;
+}
+
+/* 8-bit sRGB; JPEG loses alpha, so flatten it onto white first. */
+static int finish(VipsImage *in, enum pl_format fmt, VipsImage **out)
+{
+	VipsImage *cur = in, *t;
+
+	g_object_ref(cur);
+	if (cur->Type != VIPS_INTERPRETATION_sRGB || cur->BandFmt != VIPS_FORMAT_UCHAR) {
+		if (vips_colourspace(cur, &t, VIPS_INTERPRETATION_sRGB, NULL))
+			goto fail;
+		g_object_unref(cur);
+		cur = t;
+	}
+	if (cur->BandFmt != VIPS_FORMAT_UCHAR) {
+		if (vips_cast_uchar(cur, &t, NULL))
+			goto fail;
+		g_object_unref(cur);
+		cur = t;
+	}
+	if (fmt == PL_FORMAT_JPEG && vips_image_hasalpha(cur)) {
+		VipsArrayDouble *white = vips_array_double_newv(1, 255.0);
+		int rc = vips_flatten(cur, &t, "background", white, NULL);
+
+		vips_area_unref(VIPS_AREA(white));
+		if (rc)
+			goto fail;
+		g_object_unref(cur);
+		cur = t;
+	}
+	*out = cur;
+	return 0;
+fail:
+	g_object_unref(cur);
+	return -1;
+}
+
+static uint32_t le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void put_le32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)v, p[1] = (unsigned char)(v >> 8);
+	p[2] = (unsigned char)(v >> 16), p[3] = (unsigned char)(v >> 24);
+}
+
+/* 8.14.1's webpsave always writes an EXIF chunk (rebuilt from resolution
+ * and orientation), strip or not.  Remove EXIF, XMP and ICCP chunks from
+ * the RIFF container in place and clear their VP8X flags.  0 or -1 when
+ * the container is not what libwebp writes. */
+static int webp_strip_chunks(unsigned char *b, size_t *len)
+{
+	size_t n = *len, pos = 12, vp8x = 0;
+
+	if (n < 12 || memcmp(b, "RIFF", 4) || memcmp(b + 8, "WEBP", 4) || le32(b + 4) + 8 > n)
+		return -1;
+	n = le32(b + 4) + 8;
+	while (pos + 8 <= n) {
+		size_t sz = le32(b + pos + 4), whole = 8 + sz + (sz & 1);
+
+		if (whole > n - pos)
+			return -1;
+		if (!memcmp(b + pos, "EXIF", 4) || !memcmp(b + pos, "XMP ", 4) ||
+		    !memcmp(b + pos, "ICCP", 4)) {
+			memmove(b + pos, b + pos + whole, n - pos - whole);
+			n -= whole;
+			continue;
+		}
+		if (!memcmp(b + pos, "VP8X", 4) && sz >= 1)
+			vp8x = pos;
+		pos += whole;
+	}
+	if (vp8x)
+		b[vp8x + 8] &= (unsigned char)~(0x20 | 0x08 | 0x04);	/* ICC, EXIF, XMP */
+	put_le32(b + 4, (uint32_t)(n - 8));
+	*len = n;
+	return 0;
+}
+
+static int save(VipsImage *img, const struct pl_variant *v, void **buf, size_t *len)
+{
+	switch (v->format) {
+	case PL_FORMAT_JPEG:
+		return vips_jpegsave_buffer(img, buf, len, "Q", v->quality,
+					    "optimize_coding", TRUE, "strip", TRUE, NULL);
+	case PL_FORMAT_WEBP:
+		if (vips_webpsave_buffer(img, buf, len, "Q", v->quality, "strip", TRUE, NULL))
+			return -1;
+		if (webp_strip_chunks(*buf, len)) {
+			g_free(*buf);
+			*buf = NULL;
+			vips_error("resize", "webpsave wrote an unexpected RIFF layout");
+			return -1;
+		}
+		return 0;
+	case PL_FORMAT_PNG:
+		return vips_pngsave_buffer(img, buf, len, "compression", 6,
+					   "strip", TRUE, NULL);
+	case PL_FORMAT_AVIF:
+		return vips_heifsave_buffer(img, buf, len, "Q", v->quality,
+					    "compression", VIPS_FOREIGN_HEIF_COMPRESSION_AV1,
+					    "bitdepth", 8, "strip", TRUE, NULL);
+	}
+	vips_error("resize", "unknown output format %d", (int)v->format);
+	return -1;
+}
+
+/* One variant, from the shared decode (shared != NULL) or from the bytes. */
+static int make_variant(const struct pl_variant *v, VipsImage *shared,
+			const void *data, size_t len, struct pl_output *o,
+			char *why, size_t whylen)
+{
+	VipsImage *t = NULL, *f = NULL;
+	char prefix[PL_VARIANT_NAME_MAX + 32];
+	int rc;
+
+	snprintf(prefix, sizeof prefix, "variant \"%s\"", v->name);
+	if (shared)
+		rc = vips_thumbnail_image(shared, &t, v->width, "height", v->height,
+					  "size", size_of(v), "crop", crop_of(v), NULL);
+	else
+		rc = vips_thumbnail_buffer((void *)data, len, &t, v->width,
+					   "height", v->height, "size", size_of(v),
+					   "crop", crop_of(v), "export_profile", "srgb",
+					   "option_string", LOADER_OPTIONS,
+					   "fail_on", VIPS_FAIL_ON_ERROR, NULL);
+	if (rc)
+		return why_vips(why, whylen, prefix), -EINVAL;
+	rc = finish(t, v->format, &f);
+	g_object_unref(t);
+	if (rc)
+		return why_vips(why, whylen, prefix), -EINVAL;
+	rc = save(f, v, &o->buf, &o->len);
+	g_object_unref(f);
+	if (rc)
+		return why_vips(why, whylen, prefix), -EINVAL;
+
+	snprintf(o->variant, sizeof o->variant, "%s", v->name);
+	o->ext = fmt_ext[v->format];
+	o->mime = fmt_mime[v->format];
+	return 0;
+}
+
+static void drop_outputs(struct pl_output *outs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		g_free(outs[i].buf);
+	free(outs);
+}
+
+static int resize_process(void *ctx, void *wstate, void *item, char *why, size_t whylen)
+{
+	const struct pl_resize *r = ctx;
+	struct pl_item *it = item;
+	struct source_info si;
+	struct pl_output *outs;
+	VipsImage *shared = NULL;
+	int rc;
+
+	(void)wstate;
+	it->attempts = 0;
+	/* The error buffer is one global and collects warnings from images that
+	 * succeed (libjpeg's "extraneous bytes" …); left alone it fills up (it is
+	 * bounded) and the next failure would report stale text.  Clearing it
+	 * can, rarely, blank the reason of a failure in another worker at that
+	 * very moment: the lesser evil with 8.14's global buffer. */
+	vips_error_clear();
+	pl_item_free_outputs(it);	/* nothing there normally; never leak it */
+
+	rc = check_source(r, it->data, it->len, &si, why, whylen);
+	if (rc < 0)
+		return rc;
+	outs = calloc(r->nvariants, sizeof *outs);
+	if (!outs)
+		return snprintf(why, whylen, "out of memory"), -ENOMEM;
+	if (r->nvariants > 1) {
+		rc = decode_shared(r, it->data, it->len, &si, &shared, why, whylen);
+		if (rc < 0) {
+			free(outs);
+			return rc;
+		}
+		/* Nothing refers to the bytes any more. */
+		pl_item_free_data(it);
+	}
+	for (size_t i = 0; i < r->nvariants; i++) {
+		rc = make_variant(&r->variants[i], shared, it->data, it->len, &outs[i],
+				  why, whylen);
+		if (rc < 0) {
+			if (shared)
+				g_object_unref(shared);
+			drop_outputs(outs, i);
+			return rc;
+		}
+	}
+	if (shared)
+		g_object_unref(shared);
+	pl_item_free_data(it);
+	it->outputs = outs;
+	it->noutputs = r->nvariants;
+	return 0;
+}
+
+const struct pl_stage_ops pl_resize_ops = {
+	.worker_start = NULL,
+	.worker_stop = resize_worker_stop,
+	.process = resize_process,
+};
