@@ -92,6 +92,8 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(length))
         bad = self.check_signature(body)
         if bad:
+            self.log_message('refused: %s: %s (Authorization: %s)', bad[0], bad[1],
+                             self.headers.get('Authorization'))
             return self.answer(403, *bad)
         path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
         parts = path.lstrip('/').split('/')
