@@ -146,6 +146,10 @@ state=$(prop ActiveState)/$(prop SubState)
 mainpid=$(prop MainPID)
 [[ $mainpid =~ ^[1-9][0-9]*$ ]] || pl_fail "no MainPID ($mainpid)"
 echo "$mainpid" > "$T/main.pid"
+if [[ -z ${PL_SANITIZE:-} ]]; then
+	grep -q '^Seccomp:[[:space:]]*2' "/proc/$mainpid/status" ||
+		pl_fail "the daemon does not run under the unit's seccomp filter"
+fi
 
 # ---- a job through the pipeline ----
 # await_job NAME: wait until NAME is in done/ (fail at once if in failed/)
