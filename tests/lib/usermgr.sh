@@ -1,0 +1,71 @@
+# tests/lib/usermgr.sh — a real systemd user manager for integration tests.
+#
+# Sourced by a script already running in a private mount namespace
+# (`unshare -m --propagation private`): a tmpfs over /run/systemd makes
+# systemd believe it is booted with systemd (/run/systemd/system) without
+# touching the host's, XDG_RUNTIME_DIR and HOME point into the test folder,
+# and `systemctl --user` reaches the manager through its private socket in
+# XDG_RUNTIME_DIR.  See notes.md, "systemd 252".
+#
+#   pl_usermgr_start DIR   start the manager with DIR/xdg, DIR/home, log in
+#                          DIR/manager.log; wait until it runs
+#   pl_usermgr_stop        stop it (TERM, bounded wait, then KILL)
+#   plsc ARGS...           systemctl --user, bounded in time
+#   pl_unit_dir            where user units go
+
+PL_USERMGR_PID=
+
+plsc() {
+	timeout "${PL_SYSTEMCTL_TIMEOUT:-120}" systemctl --user --no-pager --no-ask-password "$@"
+}
+
+pl_unit_dir() {
+	echo "$HOME/.config/systemd/user"
+}
+
+pl_usermgr_running() {
+	local s
+	s=$(timeout 5 systemctl --user is-system-running 2> /dev/null)
+	[[ $s == running || $s == degraded ]]
+}
+
+pl_usermgr_start() {
+	local dir=$1
+	[[ -x /lib/systemd/systemd ]] || pl_fail "/lib/systemd/systemd is missing"
+	mount -t tmpfs -o mode=0755 tmpfs /run/systemd ||
+		pl_fail "cannot mount a tmpfs over /run/systemd (not in a private mount namespace?)"
+	mkdir -p /run/systemd/system || pl_fail "mkdir /run/systemd/system"
+	mkdir -p "$dir/xdg" "$dir/home/.config/systemd/user" || pl_fail "mkdir in $dir"
+	chmod 0700 "$dir/xdg"
+	export XDG_RUNTIME_DIR=$dir/xdg HOME=$dir/home
+	unset DBUS_SESSION_BUS_ADDRESS
+	/lib/systemd/systemd --user > "$dir/manager.log" 2>&1 &
+	PL_USERMGR_PID=$!
+	echo "$PL_USERMGR_PID" > "$dir/manager.pid"
+	pl_wait 30 "the user manager to run (systemctl --user is-system-running)" \
+		pl_usermgr_alive_and_running
+}
+
+pl_usermgr_alive_and_running() {
+	kill -0 "$PL_USERMGR_PID" 2> /dev/null ||
+		pl_fail "the user manager exited: $(tail -5 "$XDG_RUNTIME_DIR/../manager.log" 2>/dev/null)"
+	pl_usermgr_running
+}
+
+# Best effort and bounded: a TERM lets the manager stop its units first.
+pl_usermgr_stop() {
+	local pid=$PL_USERMGR_PID i
+	[[ -n $pid ]] || return 0
+	PL_USERMGR_PID=
+	kill -TERM "$pid" 2> /dev/null || return 0
+	for ((i = 0; i < 300; i++)); do
+		kill -0 "$pid" 2> /dev/null || break
+		sleep 0.05
+	done
+	if kill -0 "$pid" 2> /dev/null; then
+		echo "user manager $pid did not exit after TERM; killing it" >&2
+		kill -KILL "$pid" 2> /dev/null
+	fi
+	wait "$pid" 2> /dev/null
+	return 0
+}
