@@ -916,3 +916,41 @@ const char *pl_config_format_mime(enum pl_format f)
 	}
 	return "application/octet-stream";
 }
+
+static bool str_differs(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") != 0;
+}
+
+bool pl_config_restart_differs(const struct pl_config *a, const struct pl_config *b)
+{
+	const __typeof__(a->download) *da = &a->download, *db = &b->download;
+	const __typeof__(a->upload) *ua = &a->upload, *ub = &b->upload;
+
+	if (str_differs(a->spool, b->spool) || str_differs(a->runtime, b->runtime))
+		return true;
+	if (da->stage.queue != db->stage.queue || da->connect_timeout != db->connect_timeout ||
+	    da->timeout != db->timeout || da->low_speed_limit != db->low_speed_limit ||
+	    da->low_speed_time != db->low_speed_time || da->max_bytes != db->max_bytes ||
+	    da->retries != db->retries || da->backoff != db->backoff ||
+	    da->per_host != db->per_host || da->protocols != db->protocols ||
+	    da->allow_private != db->allow_private || str_differs(da->file_root, db->file_root))
+		return true;
+	if (a->resize.stage.queue != b->resize.stage.queue ||
+	    a->resize.max_pixels != b->resize.max_pixels ||
+	    a->resize.nvariants != b->resize.nvariants)
+		return true;
+	for (size_t i = 0; i < a->resize.nvariants; i++) {
+		const struct pl_variant *va = &a->resize.variants[i], *vb = &b->resize.variants[i];
+		if (strcmp(va->name, vb->name) || va->width != vb->width || va->height != vb->height ||
+		    va->fit != vb->fit || va->crop != vb->crop || va->format != vb->format ||
+		    va->quality != vb->quality)
+			return true;
+	}
+	return ua->stage.queue != ub->stage.queue || str_differs(ua->url, ub->url) ||
+	       ua->retries != ub->retries || ua->backoff != ub->backoff ||
+	       ua->connect_timeout != ub->connect_timeout || ua->timeout != ub->timeout ||
+	       str_differs(ua->s3.endpoint, ub->s3.endpoint) ||
+	       str_differs(ua->s3.region, ub->s3.region) ||
+	       str_differs(ua->s3.credentials, ub->s3.credentials);
+}

@@ -88,6 +88,10 @@ int  pl_config_load(const char *path, pl_config_report_fn *report, void *ud,
 		    struct pl_config **out);
 void pl_config_free(struct pl_config *cfg);
 
+/* Do a and b differ in anything a reload cannot apply live (everything but
+ * the stage widths and log_level)? */
+bool pl_config_restart_differs(const struct pl_config *a, const struct pl_config *b);
+
 const char *pl_config_format_ext(enum pl_format f);	/* "jpg", "webp", … */
 const char *pl_config_format_mime(enum pl_format f);	/* "image/jpeg", … */
 

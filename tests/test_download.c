@@ -401,8 +401,6 @@ static void nginx_up(struct pl_test_nginx *n)
 	char path[4096];
 
 	ck_assert_int_eq(pl_test_nginx_start(n, nginx_extra), 0);
-	/* mkdtemp made it 0700; nginx's workers run as nobody */
-	ck_assert_int_eq(chmod(n->dir, 0755), 0);
 	snprintf(path, sizeof path, "%s/www/a.jpg", n->dir);
 	ck_assert_int_eq(pl_test_write_file(path, jpeg_bytes, sizeof jpeg_bytes - 1), 0);
 	snprintf(path, sizeof path, "%s/www/empty.jpg", n->dir);

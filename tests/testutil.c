@@ -118,6 +118,7 @@ int pl_test_nginx_start(struct pl_test_nginx *n, const char *extra_server)
 	n->dir = pl_test_tmpdir("nginx");
 	if (!n->dir)
 		return -errno;
+	chmod(n->dir, 0755);	/* mkdtemp's 0700 keeps nginx's nobody workers out */
 	snprintf(path, sizeof path, "%s/www", n->dir);
 	mkdir(path, 0777);
 	snprintf(path, sizeof path, "%s/dav", n->dir);

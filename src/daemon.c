@@ -1,0 +1,630 @@
+/*
+ * daemon.c — the control plane (see daemon.h).
+ *
+ * Threads and who owns what:
+ * - The main thread owns every libsystemd object: one sd-event loop with the
+ *   signals (through signalfd: they are blocked in every thread before the
+ *   first thread starts), a one-second status timer, the watchdog timer and
+ *   an eventfd that says "the pipeline has drained".
+ * - One feeder thread owns intake: it claims jobs and feeds their items,
+ *   blocking on the pipeline's first queue, which is what makes a spool of a
+ *   million items cost no more memory than one of ten.  When it stops
+ *   feeding (stop signal, or --once with an empty spool) it runs the ordered
+ *   drain itself and then writes the eventfd, so the main loop stays free to
+ *   answer a second signal, the watchdog and systemd while items drain.
+ * - Worker threads never touch sd-event: they record results in the spool
+ *   (thread-safe) and bump atomic counters that the timers read.
+ *
+ * Stops: the first TERM/INT sets `stopping`; the feeder notices between
+ * items, releases its job (a job not read to its end goes back to new/ at
+ * exit and resumes there) and drains.  A second one also closes the first
+ * queue and hands its items back to the spool (pl_pipeline_abort); what is
+ * already inside a stage still finishes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "download.h"
+#include "item.h"
+#include "log.h"
+#include "pipeline.h"
+#include "resize.h"
+#include "spool.h"
+#include "status.h"
+#include "upload.h"
+
+enum { ST_DOWNLOAD, ST_RESIZE, ST_UPLOAD, ST_COUNT };
+static const char *const stage_names[ST_COUNT] = { "download", "resize", "upload" };
+
+#define RATE_WINDOW 10		/* seconds of history behind items/s */
+#define EXTEND_USEC (30ULL * 1000000ULL)
+
+struct stages {
+	void *ctx[ST_COUNT];
+};
+
+struct daemon {
+	const struct pl_daemon_opts *opts;
+	struct pl_config *cfg;		/* the one the stages were built from */
+	struct pl_config *live;		/* the latest accepted (widths, log level) */
+	struct stages stages;
+	struct pl_spool *spool;
+	struct pl_pipeline *pipe;
+
+	sd_event *ev;
+	int drained_fd;			/* eventfd: feeder finished the drain */
+	int wake_fd;			/* eventfd: wake the feeder (stop) */
+	pthread_t feeder;
+	bool feeder_running;
+
+	atomic_bool stopping, fast;
+	atomic_uint_fast64_t done, failed;
+	uint64_t total;			/* --once: items waiting at start */
+	uint64_t start_us;
+	bool debug_toggled;		/* SIGUSR2 turned debug on */
+	bool tty;			/* --once progress bar */
+
+	uint64_t rate_hist[RATE_WINDOW];	/* done+failed at each of the last seconds */
+	unsigned rate_pos, rate_n;
+	char last_status[1024];
+	unsigned long ticks;
+	uint64_t wd_last_ping_us;
+	uint64_t wd_progress[ST_COUNT];
+};
+
+/* ---- configuration and stages ---- */
+
+static void report_stderr(void *ud, const char *msg)
+{
+	(void)ud;
+	fprintf(stderr, "%s\n", msg);
+}
+
+static void report_log(void *ud, const char *msg)
+{
+	(void)ud;
+	pl_log(LOG_ERR, "%s", msg);
+}
+
+static void stages_free(struct stages *s)
+{
+	if (s->ctx[ST_DOWNLOAD])
+		pl_download_free(s->ctx[ST_DOWNLOAD]);
+	if (s->ctx[ST_RESIZE])
+		pl_resize_free(s->ctx[ST_RESIZE]);
+	if (s->ctx[ST_UPLOAD])
+		pl_upload_free(s->ctx[ST_UPLOAD]);
+	memset(s, 0, sizeof *s);
+}
+
+/* Global library set-up and the three stage contexts.  Each stage logs what
+ * it refuses (an avif variant libvips cannot write, a bad credentials file). */
+static int stages_new(const struct pl_config *cfg, const char *argv0, struct stages *s)
+{
+	int r;
+
+	memset(s, 0, sizeof *s);
+	if ((r = pl_download_global_init()) < 0 || (r = pl_resize_global_init(argv0)) < 0) {
+		pl_log_errno(LOG_ERR, -r, "cannot initialise libcurl/libvips: %s", strerror(-r));
+		return r;
+	}
+	if ((r = pl_download_new(cfg, &s->ctx[ST_DOWNLOAD])) < 0 ||
+	    (r = pl_resize_new(cfg, &s->ctx[ST_RESIZE])) < 0 ||
+	    (r = pl_upload_new(cfg, &s->ctx[ST_UPLOAD])) < 0) {
+		stages_free(s);
+		return r;
+	}
+	return 0;
+}
+
+static void globals_cleanup(void)
+{
+	pl_resize_global_cleanup();
+	pl_download_global_cleanup();
+}
+
+int pl_daemon_check(const struct pl_daemon_opts *o)
+{
+	struct pl_config *cfg;
+	struct stages s;
+	int r;
+
+	pl_log_open();
+	r = pl_config_load(o->config, report_stderr, NULL, &cfg);
+	if (r < 0)
+		return PL_EXIT_CONFIG;
+	r = stages_new(cfg, o->argv0, &s);
+	if (r == 0)
+		stages_free(&s);
+	globals_cleanup();
+	pl_config_free(cfg);
+	if (r < 0)
+		return r == -ENOMEM ? PL_EXIT_INTERNAL : PL_EXIT_CONFIG;
+	printf("configuration OK\n");
+	return PL_EXIT_OK;
+}
+
+/* ---- sinks: called from worker threads ---- */
+
+static void sink_done(void *ud, void *item)
+{
+	struct daemon *d = ud;
+	struct pl_item *it = item;
+
+	pl_log_item(LOG_DEBUG, it, NULL, 0, "done in %.0f ms",
+		    (double)(pl_now_us() - it->fed_us) / 1000.0);
+	atomic_fetch_add(&d->done, 1);
+	pl_spool_item_done(it);
+}
+
+static void sink_failed(void *ud, void *item, int err, const char *why, const char *stage)
+{
+	struct daemon *d = ud;
+	struct pl_item *it = item;
+
+	pl_log_item(LOG_WARNING, it, stage, err, "failed in %s: %s", stage, why);
+	atomic_fetch_add(&d->failed, 1);
+	pl_spool_item_failed(it, err, why);
+}
+
+static int pipeline_new(struct daemon *d)
+{
+	static const struct pl_stage_ops *const ops[ST_COUNT] = {
+		&pl_download_ops, &pl_resize_ops, &pl_upload_ops
+	};
+	const struct pl_stage_conf *sc[ST_COUNT] = {
+		&d->cfg->download.stage, &d->cfg->resize.stage, &d->cfg->upload.stage
+	};
+	struct pl_stage_def defs[ST_COUNT];
+	struct pl_pipeline_sinks sinks = { sink_done, sink_failed, d };
+
+	for (int i = 0; i < ST_COUNT; i++)
+		defs[i] = (struct pl_stage_def){ stage_names[i], sc[i]->workers, sc[i]->queue,
+						 ops[i], d->stages.ctx[i] };
+	return pl_pipeline_create(defs, ST_COUNT, &sinks, &d->pipe);
+}
+
+/* ---- the feeder thread ---- */
+
+static void wake(int fd)
+{
+	uint64_t one = 1;
+
+	if (write(fd, &one, sizeof one) < 0 && errno != EAGAIN)
+		pl_log_errno(LOG_ERR, errno, "eventfd write: %m");
+}
+
+/* Feed one claimed job until its end, a stop, or a closed pipeline. */
+static void feed_job(struct daemon *d, struct pl_job *job)
+{
+	while (!atomic_load(&d->stopping)) {
+		struct pl_item *it;
+		const char *bad = NULL;
+		int r = pl_spool_next_item(job, &it, &bad);
+
+		if (r == -ENODATA)
+			break;
+		if (r < 0) {
+			pl_log_errno(LOG_ERR, -r, "reading a job: %s", strerror(-r));
+			break;
+		}
+		if (bad) {
+			pl_log_item(LOG_WARNING, it, NULL, EINVAL, "bad line: %s", bad);
+			atomic_fetch_add(&d->failed, 1);
+			pl_spool_item_failed(it, EINVAL, bad);
+			continue;
+		}
+		it->fed_us = pl_now_us();
+		r = pl_pipeline_feed(d->pipe, it, -1);
+		if (r) {		/* EPIPE: a fast stop closed the input */
+			pl_spool_item_requeue(it);
+			break;
+		}
+	}
+	pl_spool_job_release(job);
+}
+
+/* Wait until new/ may have changed or someone wakes us. */
+static void wait_for_jobs(struct daemon *d)
+{
+	struct pollfd p[2] = {
+		{ .fd = pl_spool_fd(d->spool), .events = POLLIN },
+		{ .fd = d->wake_fd, .events = POLLIN },
+	};
+
+	if (poll(p, 2, -1) < 0 && errno != EINTR)
+		pl_log_errno(LOG_ERR, errno, "poll: %m");
+}
+
+static void *feeder_main(void *arg)
+{
+	struct daemon *d = arg;
+
+	while (!atomic_load(&d->stopping)) {
+		struct pl_job *job;
+		int r;
+
+		pl_spool_handle_events(d->spool);
+		r = pl_spool_claim(d->spool, &job);
+		if (r == 0) {
+			feed_job(d, job);
+		} else if (r == -EAGAIN) {
+			if (d->opts->once)
+				break;
+			wait_for_jobs(d);
+		} else {
+			pl_log_errno(LOG_ERR, -r, "claiming a job: %s", strerror(-r));
+			wait_for_jobs(d);
+		}
+	}
+	pl_debug("intake stopped; draining the stages in order");
+	pl_pipeline_stop(d->pipe);
+	wake(d->drained_fd);
+	return NULL;
+}
+
+/* ---- status ---- */
+
+static void snapshot(struct daemon *d, struct pl_status *s)
+{
+	memset(s, 0, sizeof *s);
+	s->nstages = ST_COUNT;
+	for (size_t i = 0; i < ST_COUNT; i++) {
+		s->names[i] = stage_names[i];
+		pl_pipeline_stats(d->pipe, i, &s->st[i]);
+	}
+	s->done = atomic_load(&d->done);
+	s->failed = atomic_load(&d->failed);
+	s->total = d->total;
+	s->uptime_s = (double)(pl_now_us() - d->start_us) / 1e6;
+	if (d->rate_n > 1) {
+		unsigned oldest = (d->rate_pos + RATE_WINDOW - d->rate_n) % RATE_WINDOW;
+		unsigned newest = (d->rate_pos + RATE_WINDOW - 1) % RATE_WINDOW;
+		s->rate = (double)(d->rate_hist[newest] - d->rate_hist[oldest]) / (d->rate_n - 1);
+	}
+	s->state = atomic_load(&d->fast) ? "stopping fast" :
+		   atomic_load(&d->stopping) ? "stopping" : "running";
+}
+
+static void send_status(struct daemon *d, const struct pl_status *s)
+{
+	char line[1024];
+
+	pl_status_line(s, line, sizeof line);
+	if (strcmp(line, d->last_status) != 0) {
+		sd_notifyf(0, "STATUS=%s", line);
+		snprintf(d->last_status, sizeof d->last_status, "%s", line);
+	}
+}
+
+/* Has any stage made progress within the last `us`? */
+static bool recent_progress(const struct pl_status *s, uint64_t us)
+{
+	uint64_t now = pl_now_us();
+
+	for (size_t i = 0; i < s->nstages; i++)
+		if (s->st[i].progress_us && now - s->st[i].progress_us < us)
+			return true;
+	return false;
+}
+
+static int on_tick(sd_event_source *src, uint64_t usec, void *ud)
+{
+	struct daemon *d = ud;
+	struct pl_status s;
+
+	d->rate_hist[d->rate_pos] = atomic_load(&d->done) + atomic_load(&d->failed);
+	d->rate_pos = (d->rate_pos + 1) % RATE_WINDOW;
+	if (d->rate_n < RATE_WINDOW)
+		d->rate_n++;
+	snapshot(d, &s);
+	send_status(d, &s);
+	if (d->tty)
+		pl_status_progress_bar(&s, stderr, 80);
+	else if (d->opts->once && ++d->ticks % 10 == 0)
+		pl_log(LOG_INFO, "progress: %s", d->last_status);
+	/* a drain that still moves earns more time from systemd */
+	if (atomic_load(&d->stopping) && recent_progress(&s, 90ULL * 1000000ULL))
+		sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu", (unsigned long long)EXTEND_USEC);
+	return sd_event_source_set_time(src, usec + 1000000ULL);
+}
+
+/* WATCHDOG=1 only if every stage that has work moved since the last ping. */
+static int on_watchdog(sd_event_source *src, uint64_t usec, void *ud)
+{
+	struct daemon *d = ud;
+	uint64_t period = 0;
+	bool healthy = true;
+
+	sd_watchdog_enabled(0, &period);
+	for (size_t i = 0; i < ST_COUNT; i++) {
+		struct pl_stage_stats st;
+
+		pl_pipeline_stats(d->pipe, i, &st);
+		bool has_work = st.busy || st.queued || st.delayed;
+		if (has_work && st.progress_us == d->wd_progress[i] && d->wd_last_ping_us) {
+			pl_log(LOG_WARNING, "stage %s made no progress for %.0f s with work waiting; "
+			       "withholding the watchdog ping", stage_names[i],
+			       (double)(pl_now_us() - d->wd_last_ping_us) / 1e6);
+			healthy = false;
+		}
+		d->wd_progress[i] = st.progress_us;
+	}
+	if (healthy) {
+		sd_notify(0, "WATCHDOG=1");
+		d->wd_last_ping_us = pl_now_us();
+	}
+	return sd_event_source_set_time(src, usec + (period ? period / 2 : 1000000ULL));
+}
+
+/* ---- signals ---- */
+
+static void begin_stop(struct daemon *d, const char *signame)
+{
+	if (!atomic_load(&d->stopping)) {
+		atomic_store(&d->stopping, true);
+		pl_log(LOG_NOTICE, "%s: graceful stop: no new items; draining the stages in order "
+		       "(send it again for a fast stop)", signame);
+		sd_notify(0, "STOPPING=1");
+		sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu", (unsigned long long)EXTEND_USEC);
+		wake(d->wake_fd);
+		return;
+	}
+	if (!atomic_exchange(&d->fast, true)) {
+		void *items[64];
+		size_t n, back = 0;
+
+		while ((n = pl_pipeline_abort(d->pipe, items, 64)) > 0) {
+			for (size_t i = 0; i < n; i++)
+				pl_spool_item_requeue(items[i]);
+			back += n;
+		}
+		pl_log(LOG_NOTICE, "%s: fast stop: %zu queued items go back to the spool; "
+		       "finishing the items inside the stages", signame, back);
+	}
+}
+
+static void reload(struct daemon *d)
+{
+	struct pl_config *n;
+	unsigned widths[ST_COUNT];
+
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)pl_now_us());
+	pl_log(LOG_NOTICE, "reloading %s", d->opts->config);
+	if (pl_config_load(d->opts->config, report_log, NULL, &n) < 0) {
+		pl_log(LOG_ERR, "reload rejected: keeping the old configuration");
+		sd_notify(0, "READY=1");
+		return;
+	}
+	widths[ST_DOWNLOAD] = n->download.stage.workers;
+	widths[ST_RESIZE] = n->resize.stage.workers;
+	widths[ST_UPLOAD] = n->upload.stage.workers;
+	for (size_t i = 0; i < ST_COUNT; i++) {
+		int r = pl_pipeline_set_width(d->pipe, i, widths[i]);
+		if (r < 0)
+			pl_log_errno(LOG_ERR, -r, "stage %s: cannot set width %u: %s",
+				     stage_names[i], widths[i], strerror(-r));
+	}
+	if (!d->debug_toggled)
+		pl_log_set_level(n->log_level);
+	if (pl_config_restart_differs(d->cfg, n))
+		pl_log(LOG_WARNING, "settings other than the stage widths and log_level changed; "
+		       "they take effect at the next restart");
+	pl_log(LOG_NOTICE, "reloaded: widths download %u, resize %u, upload %u",
+	       widths[ST_DOWNLOAD], widths[ST_RESIZE], widths[ST_UPLOAD]);
+	if (d->live != d->cfg)
+		pl_config_free(d->live);
+	d->live = n;
+	sd_notify(0, "READY=1");
+}
+
+static void report(struct daemon *d)
+{
+	struct pl_status s;
+	int r;
+
+	snapshot(d, &s);
+	pl_status_log_report(&s);
+	r = pl_status_write_json(&s, d->cfg->runtime);
+	if (r < 0)
+		pl_log_errno(LOG_ERR, -r, "cannot write %s/status.json: %s", d->cfg->runtime,
+			     strerror(-r));
+}
+
+static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, void *ud)
+{
+	struct daemon *d = ud;
+
+	(void)src;
+	switch (si->ssi_signo) {
+	case SIGTERM:
+	case SIGINT:
+		begin_stop(d, si->ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+		break;
+	case SIGHUP:
+		reload(d);
+		break;
+	case SIGUSR1:
+		report(d);
+		break;
+	case SIGUSR2:
+		pl_log_set_level(d->debug_toggled ? d->live->log_level : LOG_DEBUG);
+		d->debug_toggled = !d->debug_toggled;
+		pl_log(LOG_NOTICE, "debug logging %s", d->debug_toggled ? "on" : "off");
+		break;
+	}
+	return 0;
+}
+
+static int on_drained(sd_event_source *src, int fd, uint32_t revents, void *ud)
+{
+	struct daemon *d = ud;
+	uint64_t v;
+
+	(void)revents;
+	if (read(fd, &v, sizeof v) < 0 && errno != EAGAIN)
+		pl_log_errno(LOG_ERR, errno, "eventfd read: %m");
+	(void)d;
+	return sd_event_exit(sd_event_source_get_event(src), 0);
+}
+
+/* ---- set-up and tear-down ---- */
+
+static int block_signals(void)
+{
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 };
+	sigset_t set;
+	int r;
+
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+		sigaddset(&set, sigs[i]);
+	signal(SIGPIPE, SIG_IGN);
+	r = pthread_sigmask(SIG_BLOCK, &set, NULL);
+	return -r;
+}
+
+static int event_loop_new(struct daemon *d)
+{
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 };
+	uint64_t now, period = 0;
+	int r;
+
+	if ((r = sd_event_default(&d->ev)) < 0)
+		return r;
+	for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+		if ((r = sd_event_add_signal(d->ev, NULL, sigs[i], on_signal, d)) < 0)
+			return r;
+	if ((r = sd_event_add_io(d->ev, NULL, d->drained_fd, EPOLLIN, on_drained, d)) < 0)
+		return r;
+	sd_event_now(d->ev, CLOCK_MONOTONIC, &now);
+	if ((r = sd_event_add_time(d->ev, NULL, CLOCK_MONOTONIC, now + 1000000ULL, 100000ULL,
+				   on_tick, d)) < 0)
+		return r;
+	if (sd_watchdog_enabled(0, &period) > 0 && period > 0) {
+		r = sd_event_add_time(d->ev, NULL, CLOCK_MONOTONIC, now + period / 2, 0,
+				      on_watchdog, d);
+		if (r < 0)
+			return r;
+		pl_log(LOG_INFO, "watchdog every %.1f s", (double)period / 2e6);
+	}
+	return 0;
+}
+
+static void teardown(struct daemon *d)
+{
+	if (d->feeder_running)
+		pthread_join(d->feeder, NULL);
+	pl_pipeline_destroy(d->pipe);
+	if (d->spool)
+		pl_spool_close(d->spool);
+	stages_free(&d->stages);
+	globals_cleanup();
+	sd_event_unref(d->ev);
+	if (d->drained_fd >= 0)
+		close(d->drained_fd);
+	if (d->wake_fd >= 0)
+		close(d->wake_fd);
+	if (d->live != d->cfg)
+		pl_config_free(d->live);
+	pl_config_free(d->cfg);
+}
+
+static int start(struct daemon *d)
+{
+	unsigned long pending = 0;
+	int r;
+
+	if ((r = pl_spool_open(d->cfg->spool, &d->spool)) < 0) {
+		pl_log_errno(LOG_ERR, -r, "cannot open the spool %s: %s", d->cfg->spool, strerror(-r));
+		return r;
+	}
+	if ((r = pl_spool_recover(d->spool)) < 0)
+		return r;
+	if (d->opts->once && pl_spool_count_pending(d->spool, &pending) == 0)
+		d->total = pending;
+	if ((r = pipeline_new(d)) < 0 || (r = pl_pipeline_start(d->pipe)) < 0) {
+		pl_log_errno(LOG_ERR, -r, "cannot start the pipeline: %s", strerror(-r));
+		return r;
+	}
+	if ((r = event_loop_new(d)) < 0) {
+		pl_log_errno(LOG_ERR, -r, "cannot set up the event loop: %s", strerror(-r));
+		return r;
+	}
+	r = pthread_create(&d->feeder, NULL, feeder_main, d);
+	if (r) {
+		pl_log_errno(LOG_ERR, r, "cannot start the feeder: %s", strerror(r));
+		return -r;
+	}
+	d->feeder_running = true;
+	return 0;
+}
+
+int pl_daemon_run(const struct pl_daemon_opts *o)
+{
+	struct daemon d = { .opts = o, .drained_fd = -1, .wake_fd = -1 };
+	int r, status = PL_EXIT_OK;
+
+	pl_log_open();
+	if ((r = block_signals()) < 0)
+		return PL_EXIT_INTERNAL;
+	if (pl_config_load(o->config, report_log, NULL, &d.cfg) < 0)
+		return PL_EXIT_CONFIG;
+	d.live = d.cfg;
+	pl_log_set_level(d.cfg->log_level);
+	d.start_us = pl_now_us();
+	d.tty = o->once && isatty(STDERR_FILENO);
+	if (stages_new(d.cfg, o->argv0, &d.stages) < 0) {
+		teardown(&d);
+		return PL_EXIT_CONFIG;
+	}
+	d.drained_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	d.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (d.drained_fd < 0 || d.wake_fd < 0 || start(&d) < 0) {
+		teardown(&d);
+		return PL_EXIT_INTERNAL;
+	}
+	pl_log(LOG_INFO, "pipelined %s running: spool %s, widths download %u, resize %u, upload %u%s",
+	       PL_VERSION, d.cfg->spool, d.cfg->download.stage.workers, d.cfg->resize.stage.workers,
+	       d.cfg->upload.stage.workers, o->once ? ", until the spool is drained" : "");
+	sd_notify(0, "READY=1\nSTATUS=running");
+
+	r = sd_event_loop(d.ev);
+	if (r < 0) {
+		pl_log_errno(LOG_ERR, -r, "event loop: %s", strerror(-r));
+		status = PL_EXIT_INTERNAL;
+	}
+	if (d.tty) {
+		struct pl_status s;
+		snapshot(&d, &s);
+		pl_status_progress_bar(&s, stderr, 80);
+		fputc('\n', stderr);
+	}
+	{
+		double secs = (double)(pl_now_us() - d.start_us) / 1e6;
+		uint64_t done = atomic_load(&d.done), failed = atomic_load(&d.failed);
+		pl_log(LOG_NOTICE, "%llu items in %.1f s: %llu ok, %llu failed (%.1f items/s)",
+		       (unsigned long long)(done + failed), secs, (unsigned long long)done,
+		       (unsigned long long)failed, secs > 0 ? (double)(done + failed) / secs : 0.0);
+		if (o->once && failed && status == PL_EXIT_OK)
+			status = PL_EXIT_FAILED_ITEMS;
+	}
+	teardown(&d);
+	return status;
+}

@@ -1,0 +1,124 @@
+/*
+ * status.c — renderings of one struct pl_status (see status.h).
+ *
+ * The snapshot is taken by the daemon from the pipeline's lock-free stats;
+ * this file only formats, so each rendering is easy to check on its own and
+ * none of them can pause a worker.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "status.h"
+
+#define SEP " \u00b7 "	/* middle dot, as systemctl status shows it */
+
+void pl_status_line(const struct pl_status *s, char *buf, size_t len)
+{
+	size_t n;
+
+	n = (size_t)snprintf(buf, len, "%llu done, %llu failed, %.1f items/s",
+			     (unsigned long long)s->done, (unsigned long long)s->failed, s->rate);
+	for (size_t i = 0; i < s->nstages && n < len; i++) {
+		const struct pl_stage_stats *t = &s->st[i];
+		n += (size_t)snprintf(buf + n, len - n, SEP "%s %u/%u busy q%zu", s->names[i],
+				      t->busy, t->width, t->queued + t->delayed);
+	}
+	if (s->state && strcmp(s->state, "running") != 0 && n < len)
+		snprintf(buf + n, len - n, SEP "%s", s->state);
+}
+
+void pl_status_log_report(const struct pl_status *s)
+{
+	for (size_t i = 0; i < s->nstages; i++) {
+		const struct pl_stage_stats *t = &s->st[i];
+		pl_log(LOG_INFO, "stage %s: width %u (%u running), %u busy, queue %zu, retrying %zu, "
+		       "in %llu, done %llu, failed %llu, latency p50 %.1f ms p95 %.1f ms",
+		       s->names[i], t->width, t->alive, t->busy, t->queued, t->delayed,
+		       (unsigned long long)t->in, (unsigned long long)t->done,
+		       (unsigned long long)t->failed, t->p50_ms, t->p95_ms);
+	}
+	pl_log(LOG_INFO, "total: %llu done, %llu failed, %.1f items/s, up %.0f s, %s",
+	       (unsigned long long)s->done, (unsigned long long)s->failed, s->rate, s->uptime_s,
+	       s->state ? s->state : "running");
+}
+
+int pl_status_write_json(const struct pl_status *s, const char *dir)
+{
+	char tmp[4096], path[4096];
+	FILE *f;
+	int fd, r = 0;
+
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	if ((size_t)snprintf(path, sizeof path, "%s/status.json", dir) >= sizeof path ||
+	    (size_t)snprintf(tmp, sizeof tmp, "%s/.status.json.XXXXXX", dir) >= sizeof tmp)
+		return -ENAMETOOLONG;
+	fd = mkstemp(tmp);
+	if (fd < 0)
+		return -errno;
+	fchmod(fd, 0644);
+	f = fdopen(fd, "w");
+	if (!f) {
+		r = -errno;
+		close(fd);
+		unlink(tmp);
+		return r;
+	}
+	fprintf(f, "{\n  \"state\": \"%s\",\n  \"uptime_s\": %.1f,\n  \"done\": %llu,\n"
+		"  \"failed\": %llu,\n  \"rate\": %.2f,\n  \"stages\": [",
+		s->state ? s->state : "running", s->uptime_s, (unsigned long long)s->done,
+		(unsigned long long)s->failed, s->rate);
+	for (size_t i = 0; i < s->nstages; i++) {
+		const struct pl_stage_stats *t = &s->st[i];
+		fprintf(f, "%s\n    {\"name\": \"%s\", \"width\": %u, \"running\": %u, \"busy\": %u, "
+			"\"queued\": %zu, \"retrying\": %zu, \"in\": %llu, \"done\": %llu, "
+			"\"failed\": %llu, \"p50_ms\": %.2f, \"p95_ms\": %.2f}",
+			i ? "," : "", s->names[i], t->width, t->alive, t->busy, t->queued, t->delayed,
+			(unsigned long long)t->in, (unsigned long long)t->done,
+			(unsigned long long)t->failed, t->p50_ms, t->p95_ms);
+	}
+	fprintf(f, "\n  ]\n}\n");
+	if (fflush(f) != 0 || fsync(fileno(f)) < 0)
+		r = -errno;
+	if (fclose(f) != 0 && r == 0)
+		r = -errno;
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0)
+		unlink(tmp);
+	return r;
+}
+
+void pl_status_progress_bar(const struct pl_status *s, FILE *out, int columns)
+{
+	uint64_t seen = s->done + s->failed;
+	char eta[32] = "--:--", bar[64];
+	int width = columns > 100 ? 40 : columns > 60 ? 20 : 10, fill = 0;
+
+	if (s->total) {
+		fill = seen >= s->total ? width : (int)(seen * (uint64_t)width / s->total);
+		if (s->rate > 0.05 && seen < s->total) {
+			unsigned long left = (unsigned long)((double)(s->total - seen) / s->rate);
+			snprintf(eta, sizeof eta, "%lu:%02lu", left / 60, left % 60);
+		} else if (seen >= s->total) {
+			snprintf(eta, sizeof eta, "0:00");
+		}
+	}
+	memset(bar, '#', (size_t)fill);
+	memset(bar + fill, '.', (size_t)(width - fill));
+	bar[width] = '\0';
+	if (s->total)
+		fprintf(out, "\r[%s] %llu/%llu, %llu failed, %.1f/s, ETA %s\033[K", bar,
+			(unsigned long long)seen, (unsigned long long)s->total,
+			(unsigned long long)s->failed, s->rate, eta);
+	else
+		fprintf(out, "\r%llu done, %llu failed, %.1f/s\033[K", (unsigned long long)s->done,
+			(unsigned long long)s->failed, s->rate);
+	fflush(out);
+}
