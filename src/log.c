@@ -15,7 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <errno.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define SD_JOURNAL_SUPPRESS_LOCATION
@@ -50,7 +52,9 @@ static int stderr_is_journal(void)
 
 void pl_log_open(void)
 {
-	if (stderr_is_journal())
+	/* sd_journal_send() succeeds silently when journald is gone, so check
+	 * that its socket exists rather than trust the send's result. */
+	if (stderr_is_journal() && access("/run/systemd/journal/socket", W_OK) == 0)
 		sink = SINK_JOURNAL;
 	else if (isatty(STDERR_FILENO))
 		sink = SINK_PLAIN;
@@ -86,6 +90,38 @@ const char *pl_log_level_name(int l)
 	return l >= LOG_EMERG && l <= LOG_DEBUG ? level_names[l] : "?";
 }
 
+/* Native journal entry; fields only where they have a value. */
+static int journal_send(int prio, int err, const struct pl_item *it, const char *stage,
+			const char *msg)
+{
+	char *f[8];
+	struct iovec iov[8];
+	int n = 0, r;
+
+	if (asprintf(&f[n++], "MESSAGE=%s", msg) < 0)
+		return -ENOMEM;
+	if (asprintf(&f[n++], "PRIORITY=%d", prio) < 0)
+		n--;
+	if (asprintf(&f[n++], "SYSLOG_IDENTIFIER=pipelined") < 0)
+		n--;
+	if (err > 0 && asprintf(&f[n++], "ERRNO=%d", err) < 0)
+		n--;
+	if (stage && asprintf(&f[n++], "STAGE=%s", stage) < 0)
+		n--;
+	if (it && it->job_name && asprintf(&f[n++], "JOB=%s", it->job_name) < 0)
+		n--;
+	if (it && asprintf(&f[n++], "ITEM=%lu", it->line) < 0)
+		n--;
+	if (it && it->source && asprintf(&f[n++], "URL=%s", it->source) < 0)
+		n--;
+	for (int i = 0; i < n; i++)
+		iov[i] = (struct iovec){ f[i], strlen(f[i]) };
+	r = sd_journal_sendv(iov, n);
+	for (int i = 0; i < n; i++)
+		free(f[i]);
+	return r;
+}
+
 static void emit(int prio, int err, const struct pl_item *it, const char *stage,
 		 const char *fmt, va_list ap)
 {
@@ -95,33 +131,15 @@ static void emit(int prio, int err, const struct pl_item *it, const char *stage,
 		return;
 	vsnprintf(msg, sizeof msg, fmt, ap);
 
-	if (sink == SINK_JOURNAL) {
-		char f_err[32] = "", f_item[32] = "";
-		const char *job = it && it->job_name ? it->job_name : NULL;
-
-		if (err > 0)
-			snprintf(f_err, sizeof f_err, "ERRNO=%d", err);
-		if (it)
-			snprintf(f_item, sizeof f_item, "ITEM=%lu", it->line);
-		/* Empty strings are not valid journal fields: pass a harmless
-		 * placeholder field instead. */
-		sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", prio,
-				"SYSLOG_IDENTIFIER=pipelined",
-				f_err[0] ? f_err : "PL_NOERR=1",
-				f_item[0] ? f_item : "PL_NOITEM=1",
-				"JOB=%s", job ? job : "",
-				"STAGE=%s", stage ? stage : "",
-				"URL=%s", it && it->source ? it->source : "",
-				NULL);
-		return;
-	}
+	if (sink == SINK_JOURNAL && journal_send(prio, err, it, stage, msg) >= 0)
+		return;	/* else: the stderr stream still reaches journald */
 
 	char ctx[1024] = "";
 	if (it)
 		snprintf(ctx, sizeof ctx, "job %s item %lu (%s)%s%s: ",
 			 it->job_name ? it->job_name : "?", it->line,
 			 it->source ? it->source : "?", stage ? " " : "", stage ? stage : "");
-	if (sink == SINK_PREFIX)
+	if (sink != SINK_PLAIN)
 		fprintf(stderr, "<%d>%s%s\n", prio, ctx, msg);
 	else
 		fprintf(stderr, "pipelined: %s%s%s\n",

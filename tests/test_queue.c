@@ -203,10 +203,11 @@ START_TEST(close_wakes_blocked_getters)
 		pthread_create(&t[i], NULL, blocked_getter, &b);
 	await_started(&b, 4);
 	pl_queue_close(b.q);		/* one close ends every consumer */
-	for (int i = 0; i < 4; i++) {
+	/* result[] is indexed by start order, not by t[]: join them all first */
+	for (int i = 0; i < 4; i++)
 		pthread_join(t[i], NULL);
+	for (int i = 0; i < 4; i++)
 		ck_assert_int_eq(atomic_load(&b.result[i]), EPIPE);
-	}
 	pl_queue_destroy(b.q);
 }
 END_TEST
@@ -222,10 +223,10 @@ START_TEST(close_wakes_blocked_putters)
 		pthread_create(&t[i], NULL, blocked_putter, &b);
 	await_started(&b, 3);
 	pl_queue_close(b.q);
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 3; i++)
 		pthread_join(t[i], NULL);
+	for (int i = 0; i < 3; i++)
 		ck_assert_int_eq(atomic_load(&b.result[i]), EPIPE);
-	}
 	ck_assert_uint_eq(pl_queue_size(b.q), 1);
 	ck_assert_int_eq(pl_queue_get(b.q, &it, 0), 0);
 	ck_assert_ptr_eq(it, P(1));
