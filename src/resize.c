@@ -315,6 +315,7 @@ static bool loader_allowed(const char *name)
 
 struct source_info {
 	int width, height;	/* after EXIF orientation, first page */
+	const char *export_profile;	/* "srgb" for a source with an ICC profile */
 };
 
 /* Identify the format and read the header only; refuse what we must not
@@ -362,6 +363,11 @@ static int check_source(const struct pl_resize *r, const void *data, size_t len,
 		si->width = (int)w;
 		si->height = (int)h;
 	}
+	/* Only a tagged source goes through an ICC transform: for an untagged
+	 * one 8.14's thumbnail would take sRGB → XYZ → ICC export, which moves
+	 * saturated colours (pure blue came out 84,15,253) and darkens 16-bit
+	 * sources; its plain colourspace path (and finish()) is exact. */
+	si->export_profile = vips_image_get_typeof(img, VIPS_META_ICC_NAME) ? "srgb" : NULL;
 	g_object_unref(img);
 
 	if (w * h * pages > r->max_pixels) {
@@ -417,7 +423,7 @@ static int decode_shared(const struct pl_resize *r, const void *data, size_t len
 	VipsImage *t, *m;
 
 	if (vips_thumbnail_buffer((void *)data, len, &t, w, "height", h,
-				  "size", VIPS_SIZE_DOWN, "export_profile", "srgb",
+				  "size", VIPS_SIZE_DOWN, "export_profile", si->export_profile,
 				  "option_string", LOADER_OPTIONS,
 				  "fail_on", VIPS_FAIL_ON_ERROR, NULL))
 		return why_vips(why, whylen, "cannot decode image"), -EINVAL;
@@ -538,8 +544,8 @@ static int save(VipsImage *img, const struct pl_variant *v, void **buf, size_t *
 
 /* One variant, from the shared decode (shared != NULL) or from the bytes. */
 static int make_variant(const struct pl_variant *v, VipsImage *shared,
-			const void *data, size_t len, struct pl_output *o,
-			char *why, size_t whylen)
+			const void *data, size_t len, const struct source_info *si,
+			struct pl_output *o, char *why, size_t whylen)
 {
 	VipsImage *t = NULL, *f = NULL;
 	char prefix[PL_VARIANT_NAME_MAX + 32];
@@ -552,7 +558,7 @@ static int make_variant(const struct pl_variant *v, VipsImage *shared,
 	else
 		rc = vips_thumbnail_buffer((void *)data, len, &t, v->width,
 					   "height", v->height, "size", size_of(v),
-					   "crop", crop_of(v), "export_profile", "srgb",
+					   "crop", crop_of(v), "export_profile", si->export_profile,
 					   "option_string", LOADER_OPTIONS,
 					   "fail_on", VIPS_FAIL_ON_ERROR, NULL);
 	if (rc)
@@ -614,8 +620,8 @@ static int resize_process(void *ctx, void *wstate, void *item, char *why, size_t
 		pl_item_free_data(it);
 	}
 	for (size_t i = 0; i < r->nvariants; i++) {
-		rc = make_variant(&r->variants[i], shared, it->data, it->len, &outs[i],
-				  why, whylen);
+		rc = make_variant(&r->variants[i], shared, it->data, it->len, &si,
+				  &outs[i], why, whylen);
 		if (rc < 0) {
 			if (shared)
 				g_object_unref(shared);
