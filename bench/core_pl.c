@@ -75,10 +75,11 @@ int main(int argc, char **argv)
 	double t0, t1;
 	int r;
 
-	if (argc != 6) {
-		fprintf(stderr, "usage: core_pl ITEMS W1 W2 W3 CAPACITY\n");
+	if (argc != 6 && argc != 7) {
+		fprintf(stderr, "usage: core_pl ITEMS W1 W2 W3 CAPACITY [FEED_BATCH]\n");
 		return 2;
 	}
+	size_t batch = argc == 7 ? arg(argv[6], "FEED_BATCH") : 1;
 	n = arg(argv[1], "ITEMS");
 	for (int i = 0; i < 3; i++) {
 		static const char *names[] = { "s1", "s2", "s3" };
@@ -99,10 +100,25 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	/* items are opaque: the counter itself is fed, nothing is allocated */
-	for (unsigned long i = 0; i < n; i++) {
-		if ((r = pl_pipeline_feed(p, (void *)(uintptr_t)(i + 1), -1))) {
-			fprintf(stderr, "core_pl: pl_pipeline_feed: %s\n", strerror(r));
-			return 1;
+	if (batch == 1) {
+		for (unsigned long i = 0; i < n; i++) {
+			if ((r = pl_pipeline_feed(p, (void *)(uintptr_t)(i + 1), -1))) {
+				fprintf(stderr, "core_pl: pl_pipeline_feed: %s\n", strerror(r));
+				return 1;
+			}
+		}
+	} else {
+		void *items[256];
+		if (batch > 256)
+			batch = 256;
+		for (unsigned long i = 0; i < n;) {
+			size_t k = 0, done;
+			while (k < batch && i < n)
+				items[k++] = (void *)(uintptr_t)(++i);
+			if ((r = pl_pipeline_feed_batch(p, items, k, &done, -1))) {
+				fprintf(stderr, "core_pl: pl_pipeline_feed_batch: %s\n", strerror(r));
+				return 1;
+			}
 		}
 	}
 	pl_pipeline_stop(p);

@@ -47,6 +47,22 @@ static int pass_on(void *ud, void *item)
 	return r ? -r : 0;
 }
 
+static int pass_many(void *ud, void **items, size_t n, size_t *done)
+{
+	struct stage *s = ud;
+	struct pl_pipeline *p = s->pipe;
+	int r;
+
+	if (s->idx + 1 == p->n) {
+		for (size_t i = 0; i < n; i++)
+			p->sinks.done(p->sinks.ud, items[i]);
+		*done = n;
+		return 0;
+	}
+	r = pl_queue_put_batch(p->st[s->idx + 1].q, items, n, done, -1);
+	return r ? -r : 0;
+}
+
 static void fail(void *ud, void *item, int err, const char *why)
 {
 	struct stage *s = ud;
@@ -74,7 +90,7 @@ int pl_pipeline_create(const struct pl_stage_def *defs, size_t n,
 	pthread_mutex_init(&p->stop_lock, NULL);
 	for (size_t i = 0; i < n; i++) {
 		struct stage *s = &p->st[i];
-		struct pl_sink sink = { pass_on, fail, s };
+		struct pl_sink sink = { pass_on, fail, s, pass_many };
 
 		s->pipe = p;
 		s->idx = i;
@@ -108,6 +124,12 @@ int pl_pipeline_start(struct pl_pipeline *p)
 int pl_pipeline_feed(struct pl_pipeline *p, void *item, long timeout_ms)
 {
 	return pl_queue_put(p->st[0].q, item, timeout_ms);
+}
+
+int pl_pipeline_feed_batch(struct pl_pipeline *p, void *const *items, size_t n,
+			   size_t *done, long timeout_ms)
+{
+	return pl_queue_put_batch(p->st[0].q, items, n, done, timeout_ms);
 }
 
 int pl_pipeline_set_width(struct pl_pipeline *p, size_t stage, unsigned width)

@@ -34,6 +34,11 @@ int  pl_pipeline_create(const struct pl_stage_def *defs, size_t n,
 int  pl_pipeline_start(struct pl_pipeline *p);
 /* 0, or EPIPE once the input is closed, EAGAIN/ETIMEDOUT as pl_queue_put. */
 int  pl_pipeline_feed(struct pl_pipeline *p, void *item, long timeout_ms);
+/* Feed n items in order, waiting for room; *done says how many went in
+ * (all of them when it returns 0).  One lock round and one wake per batch
+ * instead of per item: what a producer with many items at hand should use. */
+int  pl_pipeline_feed_batch(struct pl_pipeline *p, void *const *items, size_t n,
+			    size_t *done, long timeout_ms);
 int  pl_pipeline_set_width(struct pl_pipeline *p, size_t stage, unsigned width);
 /* Graceful: close stage 1's queue, join it, stop its workers, then stage 2
  * and so on.  Blocks until the last stage is empty; safe to call from a

@@ -19,6 +19,15 @@
  *   queue meanwhile, so the ordered drain waits for it.
  * - Stats are atomics (and a lock-free latency ring) so a status report
  *   never pauses the workers.
+ * - Batches, only where they cannot hurt.  On 2 cores, a pipeline whose
+ *   items take microseconds spends its time handing items over: every
+ *   hand-off to a sleeping worker is a futex wake and a context switch
+ *   (measured: ~1.2 switches per item, slower than Python's GIL).  So a
+ *   stage whose recent items took under PL_POOL_FAST_NS each takes up to
+ *   PL_POOL_BATCH items per lock round, passes its successes on in one
+ *   put and finishes them with one task_done, paying one wake per batch.
+ *   A stage doing real work (an image takes milliseconds) takes one item
+ *   at a time, so no worker ever sits on items an idle worker could run.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -34,6 +43,8 @@
 #include "pool.h"
 
 #define LAT_WINDOW 1024		/* latency samples kept for p50/p95 */
+#define PL_POOL_BATCH 32	/* most items a fast stage takes at once */
+#define PL_POOL_FAST_NS 20000	/* "fast": a moving average under 20 µs per item */
 
 /* RUNNING → LEAVING (decided, under lock) → EXITED (thread done) → EMPTY (joined) */
 enum worker_state { W_EMPTY, W_RUNNING, W_LEAVING, W_EXITED };
@@ -69,6 +80,7 @@ struct pl_pool {
 
 	atomic_uint alive, busy;
 	atomic_uint_fast64_t in_count, done, failed, progress_us;
+	atomic_uint_fast64_t avg_ns;	/* moving average of process() time */
 	atomic_uint lat_next;
 	atomic_uint lat[LAT_WINDOW];	/* µs, saturating */
 };
@@ -135,18 +147,24 @@ static void record_latency(struct pl_pool *p, uint64_t us)
 			      memory_order_relaxed);
 }
 
-static void handle(struct pl_pool *p, void *ws, void *item)
+/* Run process() on one item; its outcome: 0 pass on, > 0 retry (already
+ * scheduled, no task_done), < 0 failed (already reported). */
+static int run_one(struct pl_pool *p, void *ws, void *item)
 {
 	char why[PL_REASON_MAX] = "";
-	uint64_t t0 = now_us(), t1;
+	uint64_t t0 = now_us(), t1, avg;
 	int r;
 
-	atomic_fetch_add(&p->busy, 1);
+	atomic_fetch_add_explicit(&p->busy, 1, memory_order_relaxed);
 	r = p->ops->process(p->ctx, ws, item, why, sizeof why);
 	t1 = now_us();
-	atomic_fetch_sub(&p->busy, 1);
+	atomic_fetch_sub_explicit(&p->busy, 1, memory_order_relaxed);
 	record_latency(p, t1 - t0);
-	atomic_store(&p->progress_us, t1);
+	atomic_store_explicit(&p->progress_us, t1, memory_order_relaxed);
+	/* racy read-modify-write across workers: an estimate is all we need */
+	avg = atomic_load_explicit(&p->avg_ns, memory_order_relaxed);
+	avg = avg - avg / 8 + (t1 - t0) * 1000 / 8;
+	atomic_store_explicit(&p->avg_ns, avg, memory_order_relaxed);
 
 	if (r > 0) {
 		pthread_mutex_lock(&p->lock);
@@ -156,17 +174,10 @@ static void handle(struct pl_pool *p, void *ws, void *item)
 		if (pr == 0) {
 			/* blocked getters recompute their timeout */
 			pl_queue_interrupt(p->in);
-			return;
+			return r;
 		}
 		r = pr;
 		snprintf(why, sizeof why, "cannot schedule a retry: out of memory");
-	}
-	if (r == 0) {
-		r = p->sink.pass(p->sink.ud, item);
-		if (r == 0)
-			atomic_fetch_add(&p->done, 1);
-		else
-			snprintf(why, sizeof why, "cannot pass the item on from stage %s", p->name);
 	}
 	if (r < 0) {
 		if (!why[0])
@@ -174,7 +185,58 @@ static void handle(struct pl_pool *p, void *ws, void *item)
 		atomic_fetch_add(&p->failed, 1);
 		p->sink.fail(p->sink.ud, item, -r, why);
 	}
-	pl_queue_task_done(p->in);
+	return r;
+}
+
+static void pass_failed(struct pl_pool *p, void *item, int r)
+{
+	char why[PL_REASON_MAX];
+
+	snprintf(why, sizeof why, "cannot pass the item on from stage %s: %s", p->name,
+		 strerror(-r));
+	atomic_fetch_add(&p->failed, 1);
+	p->sink.fail(p->sink.ud, item, -r, why);
+}
+
+/* Process a batch taken from the queue: successes are passed on together,
+ * then everything that is finished is task_done'd at once. */
+static void handle(struct pl_pool *p, void *ws, void **items, size_t n)
+{
+	size_t npass = 0, finished = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int r = run_one(p, ws, items[i]);
+		if (r == 0)
+			items[npass++] = items[i];	/* compact in place, order kept */
+		else if (r < 0)
+			finished++;
+	}
+	if (npass == 1 || (npass && !p->sink.pass_many)) {
+		for (size_t i = 0; i < npass; i++) {
+			int r = p->sink.pass(p->sink.ud, items[i]);
+			if (r == 0)
+				atomic_fetch_add(&p->done, 1);
+			else
+				pass_failed(p, items[i], r);
+		}
+	} else if (npass) {
+		size_t done = 0;
+		int r = p->sink.pass_many(p->sink.ud, items, npass, &done);
+		atomic_fetch_add(&p->done, done);
+		for (size_t i = done; r < 0 && i < npass; i++)
+			pass_failed(p, items[i], r);
+	}
+	finished += npass;
+	if (finished == 1)
+		pl_queue_task_done(p->in);
+	else if (finished)
+		pl_queue_task_done_n(p->in, finished);
+}
+
+static size_t batch_max(struct pl_pool *p)
+{
+	return atomic_load_explicit(&p->avg_ns, memory_order_relaxed) < PL_POOL_FAST_NS
+		       ? PL_POOL_BATCH : 1;
 }
 
 /* ---- the worker ---- */
@@ -208,7 +270,8 @@ static void *worker_main(void *arg)
 		goto out;
 	}
 	for (;;) {
-		void *item = NULL;
+		void *item = NULL, *batch[PL_POOL_BATCH];
+		size_t got = 0;
 		long wait_ms = -1;
 		unsigned long gen = pl_queue_interrupt_gen(p->in);
 		int r;
@@ -225,14 +288,14 @@ static void *worker_main(void *arg)
 			bool due = due_item(p, &item, &wait_ms);
 			pthread_mutex_unlock(&p->lock);
 			if (due) {
-				handle(p, ws, item);
+				handle(p, ws, &item, 1);
 				continue;
 			}
 		}
-		r = pl_queue_get_since(p->in, &item, wait_ms, gen);
+		r = pl_queue_get_batch(p->in, batch, batch_max(p), &got, wait_ms, gen);
 		if (r == 0) {
-			atomic_fetch_add(&p->in_count, 1);
-			handle(p, ws, item);
+			atomic_fetch_add(&p->in_count, got);
+			handle(p, ws, batch, got);
 		} else if (r == EPIPE) {
 			/* closed and empty: leave unless retries are pending */
 			pthread_mutex_lock(&p->lock);
@@ -255,7 +318,7 @@ static void *worker_main(void *arg)
 			}
 			pthread_mutex_unlock(&p->lock);
 			if (due)
-				handle(p, ws, item);
+				handle(p, ws, &item, 1);
 		}
 		/* ETIMEDOUT: a retry is due; EINTR: re-check want and the heap */
 	}
@@ -321,6 +384,7 @@ struct pl_pool *pl_pool_create(const char *name, struct pl_queue *in,
 	p->ops = ops;
 	p->ctx = ctx;
 	p->sink = *sink;
+	atomic_init(&p->avg_ns, 1000000);	/* presumed slow until measured */
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

@@ -32,11 +32,14 @@ struct pl_stage_ops {
 
 #define PL_REASON_MAX 512
 
-/* Where items go when a worker is done with them.  Called from workers. */
+/* Where items go when a worker is done with them.  Called from workers.
+ * pass_many (optional) hands on a batch at once: 0, or -errno with *done
+ * saying how many of the first items went through. */
 struct pl_sink {
 	int  (*pass)(void *ud, void *item);	/* success: hand on; 0 or -errno */
 	void (*fail)(void *ud, void *item, int err, const char *why);
 	void *ud;
+	int  (*pass_many)(void *ud, void **items, size_t n, size_t *done);
 };
 
 struct pl_stage_stats {

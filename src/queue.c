@@ -42,6 +42,7 @@ struct pl_queue {
 	bool closed;
 
 	unsigned getters, putters, joiners;	/* sleepers, to skip useless signals */
+	unsigned wakes;				/* getters signalled, not yet running */
 	atomic_ulong intr_gen;			/* bumped by pl_queue_interrupt, under lock */
 	atomic_size_t count_hint;		/* racy mirror of count for spinning */
 };
@@ -147,9 +148,24 @@ static bool full(const struct pl_queue *q)
 	return q->bound && q->count >= q->bound;
 }
 
-int pl_queue_put(struct pl_queue *q, void *item, long timeout_ms)
+/* Wake enough sleeping getters for `added` new items, but never more than
+ * are asleep and not already woken: a burst of puts costs one wake per
+ * sleeper, not one per item. */
+static void wake_getters(struct pl_queue *q, size_t added)
+{
+	while (added-- && q->getters > q->wakes) {
+		q->wakes++;
+		pthread_cond_signal(&q->not_empty);
+	}
+}
+
+/* Put n items in order, waiting for room as the timeout says; *done tells
+ * how many went in before an error. */
+static int put_impl(struct pl_queue *q, void *const *items, size_t n, size_t *done,
+		    long timeout_ms)
 {
 	struct timespec deadline;
+	size_t k = 0, added = 0;
 	int r = 0;
 
 	if (!q)
@@ -157,33 +173,52 @@ int pl_queue_put(struct pl_queue *q, void *item, long timeout_ms)
 	if (timeout_ms > 0 && (r = deadline_from(timeout_ms, &deadline)))
 		return r;
 	pthread_mutex_lock(&q->lock);
-	while (!q->closed && full(q)) {
-		if (timeout_ms == 0) {
-			r = EAGAIN;
+	while (k < n) {
+		while (!q->closed && full(q)) {
+			if (added) {		/* let consumers make room */
+				wake_getters(q, added);
+				added = 0;
+			}
+			if (timeout_ms == 0) {
+				r = EAGAIN;
+				goto out;
+			}
+			q->putters++;
+			r = wait_on(&q->not_full, &q->lock, timeout_ms, &deadline);
+			q->putters--;
+			if (r == ETIMEDOUT && !q->closed && full(q))
+				goto out;
+			r = 0;
+		}
+		if (q->closed) {
+			r = EPIPE;
 			goto out;
 		}
-		q->putters++;
-		r = wait_on(&q->not_full, &q->lock, timeout_ms, &deadline);
-		q->putters--;
-		if (r == ETIMEDOUT && !q->closed && full(q))
+		if (q->count == q->cap && (r = grow(q)))
 			goto out;
-		r = 0;
+		q->ring[(q->head + q->count) % q->cap] = items[k++];
+		q->count++;
+		q->unfinished++;
+		added++;
 	}
-	if (q->closed) {
-		r = EPIPE;
-		goto out;
-	}
-	if (q->count == q->cap && (r = grow(q)))
-		goto out;
-	q->ring[(q->head + q->count) % q->cap] = item;
-	q->count++;
-	q->unfinished++;
-	atomic_store_explicit(&q->count_hint, q->count, memory_order_relaxed);
-	if (q->getters)
-		pthread_cond_signal(&q->not_empty);
 out:
+	atomic_store_explicit(&q->count_hint, q->count, memory_order_relaxed);
+	wake_getters(q, added);
 	pthread_mutex_unlock(&q->lock);
+	if (done)
+		*done = k;
 	return r;
+}
+
+int pl_queue_put(struct pl_queue *q, void *item, long timeout_ms)
+{
+	return put_impl(q, &item, 1, NULL, timeout_ms);
+}
+
+int pl_queue_put_batch(struct pl_queue *q, void *const *items, size_t n, size_t *done,
+		       long timeout_ms)
+{
+	return put_impl(q, items, n, done, timeout_ms);
 }
 
 static void *take(struct pl_queue *q)
@@ -193,8 +228,6 @@ static void *take(struct pl_queue *q)
 	q->head = (q->head + 1) % q->cap;
 	q->count--;
 	atomic_store_explicit(&q->count_hint, q->count, memory_order_relaxed);
-	if (q->putters)
-		pthread_cond_signal(&q->not_full);
 	return item;
 }
 
@@ -208,15 +241,19 @@ static void spin_for_item(struct pl_queue *q)
 	}
 }
 
-/* get; with check_gen, EINTR as soon as the interrupt generation is not gen */
-static int get_impl(struct pl_queue *q, void **item, long timeout_ms,
-		    bool check_gen, unsigned long gen)
+/*
+ * Take up to max items (at least one, waiting as the timeout says).  With
+ * check_gen, EINTR as soon as the interrupt generation is not gen.
+ */
+static int get_impl(struct pl_queue *q, void **items, size_t max, size_t *got,
+		    long timeout_ms, bool check_gen, unsigned long gen)
 {
 	struct timespec deadline;
 	bool spun = false;
+	size_t n = 0;
 	int r = 0;
 
-	if (!q || !item)
+	if (!q || !items || !max)
 		return EINVAL;
 	if (timeout_ms > 0 && (r = deadline_from(timeout_ms, &deadline)))
 		return r;
@@ -248,19 +285,26 @@ static int get_impl(struct pl_queue *q, void **item, long timeout_ms,
 		q->getters++;
 		r = wait_on(&q->not_empty, &q->lock, timeout_ms, &deadline);
 		q->getters--;
+		if (q->wakes)
+			q->wakes--;
 		if (r == ETIMEDOUT && q->count == 0 && !q->closed && q->intr_gen == gen)
 			goto out;
 		r = 0;
 	}
-	*item = take(q);
+	while (n < max && q->count)
+		items[n++] = take(q);
+	if (q->putters)
+		n > 1 ? pthread_cond_broadcast(&q->not_full) : pthread_cond_signal(&q->not_full);
 out:
 	pthread_mutex_unlock(&q->lock);
+	if (got)
+		*got = n;
 	return r;
 }
 
 int pl_queue_get(struct pl_queue *q, void **item, long timeout_ms)
 {
-	return get_impl(q, item, timeout_ms, false, 0);
+	return get_impl(q, item, 1, NULL, timeout_ms, false, 0);
 }
 
 unsigned long pl_queue_interrupt_gen(struct pl_queue *q)
@@ -270,7 +314,13 @@ unsigned long pl_queue_interrupt_gen(struct pl_queue *q)
 
 int pl_queue_get_since(struct pl_queue *q, void **item, long timeout_ms, unsigned long gen)
 {
-	return get_impl(q, item, timeout_ms, true, gen);
+	return get_impl(q, item, 1, NULL, timeout_ms, true, gen);
+}
+
+int pl_queue_get_batch(struct pl_queue *q, void **items, size_t max, size_t *got,
+		       long timeout_ms, unsigned long gen)
+{
+	return get_impl(q, items, max, got, timeout_ms, true, gen);
 }
 
 int pl_queue_task_done(struct pl_queue *q)
@@ -283,6 +333,21 @@ int pl_queue_task_done(struct pl_queue *q)
 	if (q->unfinished == 0)
 		r = EINVAL;
 	else if (--q->unfinished == 0 && q->joiners)
+		pthread_cond_broadcast(&q->all_done);
+	pthread_mutex_unlock(&q->lock);
+	return r;
+}
+
+int pl_queue_task_done_n(struct pl_queue *q, size_t n)
+{
+	int r = 0;
+
+	if (!q)
+		return EINVAL;
+	pthread_mutex_lock(&q->lock);
+	if (q->unfinished < n)
+		r = EINVAL;
+	else if ((q->unfinished -= n) == 0 && q->joiners)
 		pthread_cond_broadcast(&q->all_done);
 	pthread_mutex_unlock(&q->lock);
 	return r;

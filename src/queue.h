@@ -44,5 +44,15 @@ void   pl_queue_interrupt(struct pl_queue *q);
 unsigned long pl_queue_interrupt_gen(struct pl_queue *q);
 int    pl_queue_get_since(struct pl_queue *q, void **item, long timeout_ms,
 			  unsigned long gen);
+/* Batches, for stages whose items take microseconds: the same semantics as
+ * repeated get/put/task_done, with one lock round and at most one wake per
+ * sleeper for the whole batch.  get_batch takes between 1 and max items
+ * (*got), like get_since; put_batch puts all n in order, waiting for room,
+ * and on an error says in *done how many went in. */
+int    pl_queue_get_batch(struct pl_queue *q, void **items, size_t max, size_t *got,
+			  long timeout_ms, unsigned long gen);
+int    pl_queue_put_batch(struct pl_queue *q, void *const *items, size_t n, size_t *done,
+			  long timeout_ms);
+int    pl_queue_task_done_n(struct pl_queue *q, size_t n);
 
 #endif

@@ -83,6 +83,14 @@ static int sink_pass(void *ud, void *item)
 	return 0;
 }
 
+static int sink_pass_many(void *ud, void **items, size_t n, size_t *done)
+{
+	for (size_t i = 0; i < n; i++)
+		sink_pass(ud, items[i]);
+	*done = n;
+	return 0;
+}
+
 static void sink_fail(void *ud, void *item, int err, const char *why)
 {
 	struct ctx *x = ud;
@@ -120,7 +128,8 @@ START_TEST(width_changes_under_load)
 	static const unsigned widths[] = { 1, 8, 2, 5 };
 	struct ctx *x = ctx_new(N);
 	struct pl_queue *q = pl_queue_create(32);
-	struct pl_sink sink = { sink_pass, sink_fail, x };
+	struct pl_sink sink = { .pass = sink_pass, .fail = sink_fail, .ud = x,
+				.pass_many = sink_pass_many };
 	struct pl_pool *p;
 	struct pl_stage_stats st;
 
@@ -166,7 +175,7 @@ START_TEST(shrink_to_one_never_runs_more)
 	enum { N = 20000 };
 	struct ctx *x = ctx_new(N);
 	struct pl_queue *q = pl_queue_create(16);
-	struct pl_sink sink = { sink_pass, sink_fail, x };
+	struct pl_sink sink = { .pass = sink_pass, .fail = sink_fail, .ud = x };
 	struct pl_pool *p = pl_pool_create("one", q, &ops, x, &sink);
 	struct pl_stage_stats st;
 
@@ -197,7 +206,7 @@ START_TEST(retries_go_through_the_heap)
 	enum { N = 3000 };
 	struct ctx *x = ctx_new(N);
 	struct pl_queue *q = pl_queue_create(8);
-	struct pl_sink sink = { sink_pass, sink_fail, x };
+	struct pl_sink sink = { .pass = sink_pass, .fail = sink_fail, .ud = x };
 	struct pl_pool *p = pl_pool_create("retry", q, &ops, x, &sink);
 	struct pl_stage_stats st;
 
@@ -229,7 +238,7 @@ START_TEST(retry_served_on_idle_queue)
 {
 	struct ctx *x = ctx_new(4);
 	struct pl_queue *q = pl_queue_create(8);
-	struct pl_sink sink = { sink_pass, sink_fail, x };
+	struct pl_sink sink = { .pass = sink_pass, .fail = sink_fail, .ud = x };
 	struct pl_pool *p = pl_pool_create("idle", q, &ops, x, &sink);
 
 	x->retry_every = 1;	/* every item asks for one retry */
@@ -248,7 +257,7 @@ START_TEST(latency_stats)
 {
 	struct ctx *x = ctx_new(100);
 	struct pl_queue *q = pl_queue_create(0);
-	struct pl_sink sink = { sink_pass, sink_fail, x };
+	struct pl_sink sink = { .pass = sink_pass, .fail = sink_fail, .ud = x };
 	struct pl_pool *p = pl_pool_create("lat", q, &ops, x, &sink);
 	struct pl_stage_stats st;
 
@@ -271,7 +280,7 @@ START_TEST(bad_arguments)
 {
 	struct pl_queue *q = pl_queue_create(1);
 	struct ctx *x = ctx_new(1);
-	struct pl_sink sink = { sink_pass, sink_fail, x };
+	struct pl_sink sink = { .pass = sink_pass, .fail = sink_fail, .ud = x };
 	struct pl_pool *p = pl_pool_create("x", q, &ops, x, &sink);
 
 	ck_assert_ptr_null(pl_pool_create("x", NULL, &ops, x, &sink));

@@ -486,6 +486,108 @@ START_TEST(interrupt_wakes_getters)
 }
 END_TEST
 
+/* The pool's batch extensions behave as repeated single calls. */
+START_TEST(batch_extensions)
+{
+	struct pl_queue *q = pl_queue_create(4);
+	void *in[6] = { P(1), P(2), P(3), P(4), P(5), P(6) }, *out[8];
+	size_t n = 99;
+
+	ck_assert_int_eq(pl_queue_put_batch(q, in, 3, &n, 0), 0);
+	ck_assert_uint_eq(n, 3);
+	/* room for one more: the fourth goes in, the fifth would block */
+	ck_assert_int_eq(pl_queue_put_batch(q, in + 3, 3, &n, 0), EAGAIN);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(pl_queue_unfinished(q), 4);
+	ck_assert_int_eq(pl_queue_get_batch(q, out, 3, &n, 0, pl_queue_interrupt_gen(q)), 0);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_ptr_eq(out[0], P(1));
+	ck_assert_ptr_eq(out[2], P(3));
+	ck_assert_int_eq(pl_queue_get_batch(q, out, 8, &n, 0, pl_queue_interrupt_gen(q)), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_ptr_eq(out[0], P(4));
+	ck_assert_int_eq(pl_queue_get_batch(q, out, 8, &n, 0, pl_queue_interrupt_gen(q)), EAGAIN);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(pl_queue_task_done_n(q, 5), EINVAL);	/* only 4 unfinished */
+	ck_assert_uint_eq(pl_queue_unfinished(q), 4);
+	ck_assert_int_eq(pl_queue_task_done_n(q, 4), 0);
+	ck_assert_int_eq(pl_queue_join(q, 0), 0);
+	/* a stale generation: EINTR even with items ready */
+	unsigned long gen = pl_queue_interrupt_gen(q);
+	ck_assert_int_eq(pl_queue_put_batch(q, in, 2, &n, 0), 0);
+	pl_queue_interrupt(q);
+	ck_assert_int_eq(pl_queue_get_batch(q, out, 8, &n, 0, gen), EINTR);
+	ck_assert_uint_eq(pl_queue_size(q), 2);
+	pl_queue_close(q);
+	ck_assert_int_eq(pl_queue_put_batch(q, in, 2, &n, -1), EPIPE);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(pl_queue_get_batch(q, out, 8, &n, -1, pl_queue_interrupt_gen(q)), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_int_eq(pl_queue_get_batch(q, out, 8, &n, -1, pl_queue_interrupt_gen(q)), EPIPE);
+	pl_queue_destroy(q);
+}
+END_TEST
+
+/* Batched producers and consumers: every item exactly once, and a batch
+ * larger than the capacity waits for room instead of failing. */
+struct bstress {
+	struct pl_queue *q;
+	atomic_uchar *seen;
+	atomic_int next;
+};
+
+static void *batch_producer(void *arg)
+{
+	struct bstress *s = arg;
+	long me = atomic_fetch_add(&s->next, 1);
+	void *items[40];
+
+	for (long i = me * 50000; i < (me + 1) * 50000;) {
+		size_t k = 0, done;
+		while (k < 40 && i < (me + 1) * 50000)
+			items[k++] = P(i++);
+		ck_assert_int_eq(pl_queue_put_batch(s->q, items, k, &done, -1), 0);
+		ck_assert_uint_eq(done, k);
+	}
+	return NULL;
+}
+
+static void *batch_consumer(void *arg)
+{
+	struct bstress *s = arg;
+	void *items[16];
+	size_t n;
+
+	while (pl_queue_get_batch(s->q, items, 16, &n, -1, pl_queue_interrupt_gen(s->q)) == 0) {
+		for (size_t k = 0; k < n; k++)
+			atomic_fetch_add(&s->seen[(uintptr_t)items[k]], 1);
+		pl_queue_task_done_n(s->q, n);
+	}
+	return NULL;
+}
+
+START_TEST(batch_stress_exactly_once)
+{
+	struct bstress s = { .q = pl_queue_create(24), .seen = calloc(200000, 1) };
+	pthread_t p[4], c[3];
+
+	for (int i = 0; i < 3; i++)
+		pthread_create(&c[i], NULL, batch_consumer, &s);
+	for (int i = 0; i < 4; i++)
+		pthread_create(&p[i], NULL, batch_producer, &s);
+	for (int i = 0; i < 4; i++)
+		pthread_join(p[i], NULL);
+	ck_assert_int_eq(pl_queue_join(s.q, -1), 0);
+	pl_queue_close(s.q);
+	for (int i = 0; i < 3; i++)
+		pthread_join(c[i], NULL);
+	for (long i = 0; i < 200000; i++)
+		ck_assert_int_eq(atomic_load(&s.seen[i]), 1);
+	free(s.seen);
+	pl_queue_destroy(s.q);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("queue");
@@ -500,6 +602,8 @@ int main(void)
 	tcase_add_test(basic, close_semantics);
 	tcase_add_test(basic, invalid_arguments);
 	tcase_add_test(basic, drain_basic);
+	tcase_add_test(basic, batch_extensions);
+	tcase_add_test(threads, batch_stress_exactly_once);
 	tcase_add_test(threads, close_wakes_blocked_getters);
 	tcase_add_test(threads, close_wakes_blocked_putters);
 	tcase_add_test(threads, blocked_put_resumes_after_get);
