@@ -85,8 +85,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argv;
 	/* tmpfs when there is one: rewriting a file on ext4 costs a discard
 	 * per run, a third of the time */
-	snprintf(dir, sizeof dir, "%s/pl-fuzz-config-XXXXXX",
-		 access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
+	/* with the pid in the name: a crash skips atexit, and scripts/fuzz
+	 * then removes what its own fuzzer process left */
+	snprintf(dir, sizeof dir, "%s/pl-fuzz-config-%ld-XXXXXX",
+		 access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp", (long)getpid());
 	if (!mkdtemp(dir)) {
 		perror("mkdtemp");
 		abort();
