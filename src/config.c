@@ -808,6 +808,113 @@ static int readable(const char *path)
 	return r;
 }
 
+/*
+ * libconfig 1.5 fopen()s an @include target, which "opens" a directory too;
+ * its flex scanner then fails to read it and calls exit(2) ("input in flex
+ * scanner failed"), so `@include "conf.d"` would end the daemon on SIGHUP
+ * instead of keeping the old settings (found by tests/fuzz/fuzz_config).
+ * A FIFO or a device would block or never end.  So before libconfig runs,
+ * every file an @include names is found the way its scanner finds it (a
+ * line `[ \t]*@include[ \t]+"NAME"`, NAME up to the next quote, joined to
+ * the include directory) and must be a regular file; included files are
+ * scanned too, to libconfig's nesting limit.  Includes inside comments are
+ * checked as well: stricter than libconfig, never looser.
+ */
+#define INCLUDE_DEPTH_MAX 10	/* libconfig's MAX_INCLUDE_DEPTH */
+
+/* The whole file, NULs and all: flex reads past a NUL inside a comment. */
+static int read_whole(const char *path, char **out, size_t *len)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL, *p;
+	size_t cap = 0, n = 0, got;
+
+	*out = NULL;
+	if (!f)
+		return -errno;
+	do {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 4096;
+			if (!(p = realloc(buf, cap))) {
+				free(buf);
+				fclose(f);
+				return -ENOMEM;
+			}
+			buf = p;
+		}
+		got = fread(buf + n, 1, cap - n, f);
+		n += got;
+	} while (got > 0);
+	fclose(f);
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+/* The NAME of an `@include "NAME"` line starting at p, or NULL. */
+static const char *include_name(const char *p, const char *end, size_t *namelen)
+{
+	static const char kw[] = "@include";
+	const char *q;
+
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	if ((size_t)(end - p) <= sizeof kw || memcmp(p, kw, sizeof kw - 1) != 0)
+		return NULL;
+	p += sizeof kw - 1;
+	if (*p != ' ' && *p != '\t')
+		return NULL;
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	if (p == end || *p != '"' || !(q = memchr(p + 1, '"', (size_t)(end - p - 1))))
+		return NULL;
+	*namelen = (size_t)(q - p - 1);
+	return p + 1;
+}
+
+/* Report each include of shown (its file at path) that is not a regular
+ * file.  0, -ELOOP at the nesting limit (libconfig stops there and says
+ * so), -ENOMEM. */
+static int check_includes(struct ctx *c, const char *path, const char *shown, int depth)
+{
+	char *text, inc[PATH_MAX], child[PATH_MAX], msg[PATH_MAX + MSG_MAX];
+	const char *end, *name;
+	unsigned line = 1;
+	size_t len, nlen;
+	int r = 0;
+
+	if (depth > INCLUDE_DEPTH_MAX)
+		return -ELOOP;
+	if (read_whole(path, &text, &len) == -ENOMEM)
+		return -ENOMEM;
+	if (!text)
+		return 0;	/* libconfig reports what it cannot open */
+	end = text + len;
+	for (const char *p = text; p < end && r == 0; p++) {
+		struct stat st;
+
+		if ((p == text || p[-1] == '\n') && (name = include_name(p, end, &nlen))) {
+			nlen = strnlen(name, nlen);	/* libconfig keeps it as a C string */
+			snprintf(inc, sizeof inc, "%s/%.*s", c->dir, (int)nlen, name);
+			snprintf(child, sizeof child, "%.*s", (int)nlen, name);
+			if (stat(inc, &st) < 0) {
+				/* libconfig: "cannot open include file" */
+			} else if (!S_ISREG(st.st_mode)) {
+				snprintf(msg, sizeof msg, "%s:%u: @include \"%s\": not a regular file",
+					 shown, line, child);
+				emit(c, msg);
+				c->errors++;
+			} else {
+				file_name(c, child, msg, sizeof msg);
+				r = check_includes(c, inc, msg, depth + 1);
+			}
+		}
+		line += *p == '\n';
+	}
+	free(text);
+	return r;
+}
+
 static int parse(struct ctx *c, config_t *lc)
 {
 	char file[PATH_MAX], msg[PATH_MAX + MSG_MAX];
@@ -818,6 +925,10 @@ static int parse(struct ctx *c, config_t *lc)
 		emit(c, msg);
 		return r;
 	}
+	if (check_includes(c, c->path, c->path, 1) == -ENOMEM)
+		return -ENOMEM;
+	if (c->errors)
+		return -EINVAL;
 	config_set_include_dir(lc, c->dir);
 	if (config_read_file(lc, c->path))
 		return 0;

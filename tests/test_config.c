@@ -344,6 +344,53 @@ START_TEST(error_in_include_names_that_file)
 }
 END_TEST
 
+/* libconfig 1.5 fopen()s an include, which succeeds on a folder, and then
+ * its scanner exit(2)s: the loader must refuse it first, in every form the
+ * scanner sees (found by tests/fuzz/fuzz_config). */
+START_TEST(include_of_a_folder_is_an_error)
+{
+	static const char after_nul[] = "spool = \"/s\"; # \0 comment\n@include \"inc\"\n";
+	char inc[PATH_MAX], sub[PATH_MAX];
+
+	snprintf(sub, sizeof sub, "%s/inc", dir);
+	ck_assert_int_eq(mkdir(sub, 0700), 0);
+	ck_assert_int_eq(load("spool = \"/s\";\n@include \"\"\n"), -EINVAL);
+	ck_assert_ptr_null(cfg);
+	expect(0, 2, "@include \"\": not a regular file");
+	ck_assert_int_eq(ms.n, 1);
+
+	/* nested, and with a folder name that spans a line */
+	snprintf(inc, sizeof inc, "%s/inc/a.conf", dir);
+	write_at(inc, "# included\n  @include\t\"inc\"\n");
+	snprintf(sub, sizeof sub, "%s/in\nc", dir);
+	ck_assert_int_eq(mkdir(sub, 0700), 0);
+	free(ms.m[0]);
+	ms.n = 0;
+	ck_assert_int_eq(load("@include \"inc/a.conf\"\n@include \"in\nc\"\n"), -EINVAL);
+	expect_at(0, inc, 2, "@include \"inc\": not a regular file");
+	expect(1, 2, "@include \"in\nc\": not a regular file");
+	ck_assert_int_eq(ms.n, 2);
+
+	/* flex reads on past a NUL inside a comment */
+	free(ms.m[0]);
+	free(ms.m[1]);
+	ms.n = 0;
+	ck_assert_int_eq(pl_test_write_file(path, after_nul, sizeof after_nul - 1), 0);
+	ck_assert_int_eq(pl_config_load(path, collect, &ms, &cfg), -EINVAL);
+	expect(0, 2, "@include \"inc\": not a regular file");
+	ck_assert_int_eq(ms.n, 1);
+}
+END_TEST
+
+/* A file that includes itself stops at libconfig's nesting limit, once. */
+START_TEST(include_loop_is_reported_once)
+{
+	ck_assert_int_eq(load("@include \"pipeline.conf\"\n@include \"pipeline.conf\"\n"), -EINVAL);
+	ck_assert_int_eq(ms.n, 1);
+	ck_assert_ptr_nonnull(strstr(ms.m[0], "include file nesting too deep"));
+}
+END_TEST
+
 /* ---- one error of each kind, with its line ----------------------------- */
 
 START_TEST(unknown_settings)
@@ -693,6 +740,8 @@ static Suite *suite(void)
 	tcase_add_test(file, parse_error_line);
 	tcase_add_test(file, parse_error_in_include_names_that_file);
 	tcase_add_test(file, error_in_include_names_that_file);
+	tcase_add_test(file, include_of_a_folder_is_an_error);
+	tcase_add_test(file, include_loop_is_reported_once);
 	tcase_add_test(bad, unknown_settings);
 	tcase_add_test(bad, unknown_in_download);
 	tcase_add_test(bad, unknown_in_variant);
