@@ -7,6 +7,8 @@
 # and `systemctl --user` reaches the manager through its private socket in
 # XDG_RUNTIME_DIR.  See notes.md, "systemd 252".
 #
+#   pl_usermgr_mount_run   the tmpfs over /run/systemd (pl_usermgr_start
+#                          does it when not done yet)
 #   pl_usermgr_start DIR   start the manager with DIR/xdg, DIR/home, log in
 #                          DIR/manager.log; wait until it runs
 #   pl_usermgr_stop        stop it (TERM, bounded wait, then KILL)
@@ -29,12 +31,22 @@ pl_usermgr_running() {
 	[[ $s == running || $s == degraded ]]
 }
 
-pl_usermgr_start() {
-	local dir=$1
-	[[ -x /lib/systemd/systemd ]] || pl_fail "/lib/systemd/systemd is missing"
+# The private /run/systemd, once: a test that starts something else there
+# first (tests/it_journal.sh: journald's sockets) calls this before
+# pl_usermgr_start, which then keeps that tmpfs instead of hiding it.
+PL_USERMGR_RUN_MOUNTED=
+pl_usermgr_mount_run() {
+	[[ -n $PL_USERMGR_RUN_MOUNTED ]] && return 0
 	mount -t tmpfs -o mode=0755 tmpfs /run/systemd ||
 		pl_fail "cannot mount a tmpfs over /run/systemd (not in a private mount namespace?)"
 	mkdir -p /run/systemd/system || pl_fail "mkdir /run/systemd/system"
+	PL_USERMGR_RUN_MOUNTED=1
+}
+
+pl_usermgr_start() {
+	local dir=$1
+	[[ -x /lib/systemd/systemd ]] || pl_fail "/lib/systemd/systemd is missing"
+	pl_usermgr_mount_run
 	mkdir -p "$dir/xdg" "$dir/home/.config/systemd/user" || pl_fail "mkdir in $dir"
 	chmod 0700 "$dir/xdg"
 	export XDG_RUNTIME_DIR=$dir/xdg HOME=$dir/home
