@@ -40,6 +40,7 @@
 
 #include <curl/curl.h>
 
+#include "backoff.h"
 #include "config.h"
 #include "download.h"
 #include "item.h"
@@ -48,8 +49,6 @@
 
 #define STAGE "download"
 #define MAX_REDIRS 5L
-#define RETRY_AFTER_MAX_S 60
-#define BACKOFF_MAX_MS 60000.0
 /* An error response's body is not kept; past this much we stop reading it. */
 #define ERROR_BODY_MAX 65536
 /* Deferral while a host is at its per_host limit (see host_acquire). */
@@ -97,15 +96,6 @@ struct worker {
 };
 
 /* ---- small helpers ---------------------------------------------------- */
-
-static uint64_t rng_next(struct worker *w)
-{
-	/* xorshift64: jitter only needs to spread workers apart */
-	w->rng ^= w->rng << 13;
-	w->rng ^= w->rng >> 7;
-	w->rng ^= w->rng << 17;
-	return w->rng;
-}
 
 static const char *status_phrase(long code)
 {
@@ -367,7 +357,7 @@ static int worker_start(void *vctx, void **wstate)
 	if (!w)
 		return -ENOMEM;
 	w->ctx = c;
-	w->rng = pl_now_us() ^ (uintptr_t)w ^ 0x9e3779b97f4a7c15ull;
+	pl_backoff_seed(&w->rng);
 	w->content_length = -1;
 	h = w->curl = curl_easy_init();
 	if (!h)
@@ -634,21 +624,15 @@ static enum verdict judge(struct worker *w, CURLcode res, int *err, char *why, s
 	}
 }
 
-/* Full jitter over an exponential window; Retry-After, when sent, wins. */
+/* Delay before the next attempt (attempt = retries so far); see backoff.h. */
 static int retry_delay(struct worker *w, int attempt)
 {
 	curl_off_t ra = 0;
-	double window = w->ctx->backoff * 1000.0;
-	int ms;
 
-	if (curl_easy_getinfo(w->curl, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
-		return (int)(ra > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : ra) * 1000;
-	for (int i = 0; i < attempt && window < BACKOFF_MAX_MS; i++)
-		window *= 2;
-	if (window > BACKOFF_MAX_MS)
-		window = BACKOFF_MAX_MS;
-	ms = (int)((double)(rng_next(w) >> 11) / 9007199254740992.0 * window);
-	return ms < 1 ? 1 : ms;	/* 0 would mean success to the pool */
+	if (curl_easy_getinfo(w->curl, CURLINFO_RETRY_AFTER, &ra) != CURLE_OK || ra < 0)
+		ra = 0;
+	return (int)pl_backoff_ms(w->ctx->backoff, attempt + 1,
+				  ra > PL_BACKOFF_MAX_MS ? PL_BACKOFF_MAX_MS : (long)ra, &w->rng);
 }
 
 static int fetch_http(struct worker *w, struct pl_item *it, const char *host,
@@ -662,7 +646,7 @@ static int fetch_http(struct worker *w, struct pl_item *it, const char *host,
 
 	r = host_acquire(c, host);
 	if (r == -EBUSY) {
-		int ms = HOST_BUSY_MIN_MS + (int)(rng_next(w) % HOST_BUSY_SPREAD_MS);
+		int ms = HOST_BUSY_MIN_MS + (int)(pl_backoff_random(&w->rng) % HOST_BUSY_SPREAD_MS);
 		pl_log_item(LOG_DEBUG, it, STAGE, 0, "host %s busy (per_host %d): again in %d ms",
 			    host, c->per_host, ms);
 		return ms;

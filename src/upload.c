@@ -35,13 +35,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 #include <glib.h>
 
+#include "backoff.h"
 #include "config.h"
 #include "item.h"
 #include "log.h"
@@ -49,8 +49,6 @@
 #include "upload.h"
 
 #define TARGET_MAX	 4096		/* expanded url or path */
-#define RETRY_AFTER_MAX	 60000		/* ms: a longer Retry-After is capped */
-#define BACKOFF_MAX	 60000		/* ms: exponential growth stops here */
 #define ERRBODY_MAX	 1024		/* start of an error response kept for S3's <Code> */
 
 enum target { T_FILE, T_HTTP, T_S3 };
@@ -79,20 +77,16 @@ struct worker {
 struct outcome {
 	int err;		/* 0 or -errno */
 	bool transient;		/* worth a retry */
-	long retry_after_ms;	/* from the server; 0 = none */
+	long retry_after_s;	/* from the server; 0 = none */
 };
 
 /* ---- small helpers ---------------------------------------------------- */
 
+/* Enough for unguessable-enough temp names (O_EXCL makes a collision
+ * harmless anyway). */
 static uint64_t next_random(struct worker *w)
 {
-	/* splitmix64: enough for jitter and unguessable-enough temp names
-	 * (O_EXCL makes a collision harmless anyway). */
-	uint64_t z = (w->rng += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
+	return pl_backoff_random(&w->rng);
 }
 
 static void fail_why(struct outcome *o, int err, bool transient, char *why, size_t whylen,
@@ -458,7 +452,7 @@ static void store_http(const struct upload *u, struct worker *w, const char *url
 		return;
 	}
 	if (curl_easy_getinfo(w->curl, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
-		o->retry_after_ms = ra > RETRY_AFTER_MAX / 1000 ? RETRY_AFTER_MAX : (long)ra * 1000;
+		o->retry_after_s = ra > PL_BACKOFF_MAX_MS ? PL_BACKOFF_MAX_MS : (long)ra;
 
 	char code[128] = "";
 	if (u->kind == T_S3)
@@ -511,18 +505,6 @@ static void store_output(const struct upload *u, struct worker *w, struct pl_ite
 	out->buf = NULL;	/* len stays: the size that was stored */
 }
 
-/* Backoff for the n-th retry (n >= 1): full jitter over backoff * 2^(n-1). */
-static long backoff_ms(const struct upload *u, struct worker *w, int n)
-{
-	double cap = u->backoff * 1000.0;
-
-	for (int i = 1; i < n && cap < BACKOFF_MAX; i++)
-		cap *= 2;
-	if (cap > BACKOFF_MAX)
-		cap = BACKOFF_MAX;
-	return (long)((double)(next_random(w) >> 11) / 9007199254740992.0 * cap);
-}
-
 static int retry_or_fail(const struct upload *u, struct worker *w, struct pl_item *it,
 			 const struct outcome *o, const char *why)
 {
@@ -533,9 +515,7 @@ static int retry_or_fail(const struct upload *u, struct worker *w, struct pl_ite
 		return o->err;
 	}
 	it->attempts++;
-	ms = o->retry_after_ms > 0 ? o->retry_after_ms : backoff_ms(u, w, it->attempts);
-	if (ms < 1)
-		ms = 1;	/* 0 would mean success to the pool */
+	ms = pl_backoff_ms(u->backoff, it->attempts, o->retry_after_s, &w->rng);
 	pl_log_item(LOG_INFO, it, "upload", -o->err, "retry %d/%d in %ld ms: %s",
 		    it->attempts, u->retries, ms, why);
 	return (int)ms;
@@ -575,8 +555,7 @@ static int up_worker_start(void *ctx, void **wstate)
 
 	if (!w)
 		return -ENOMEM;
-	if (getrandom(&w->rng, sizeof w->rng, GRND_NONBLOCK) != sizeof w->rng)
-		w->rng = pl_now_us() ^ (uint64_t)(uintptr_t)w;
+	pl_backoff_seed(&w->rng);
 	if (u->kind != T_FILE && !(w->curl = curl_easy_init())) {
 		free(w);
 		return -ENOMEM;
