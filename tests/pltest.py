@@ -44,6 +44,8 @@ API (everything raises pl.Failure with a message naming what failed):
   pl.check_lines_once(records, n)  every line 1..n recorded exactly once, all "ok"
 
   d = pl.Daemon(env, "--once", notify=None, extra_env=None)   start pipelined -c env.conf
+                                   (NOTIFY_SOCKET is removed from its env unless notify
+                                   is given; its stderr is also saved in env.root)
   d.lines                          stderr lines so far (a reader thread collects them)
   d.wait_line(regex, timeout, start=0)  first matching line at index >= start → (index, match)
   d.count(regex)                   how many lines match so far
@@ -56,6 +58,9 @@ API (everything raises pl.Failure with a message naming what failed):
                                    datagram ({"READY": "1", …}), in arrival order
   n.wait(pred, timeout, what, start=0)  first message index >= start with pred(msg)
   n.close()
+
+  pl.main([(name, fn), …])         run the test functions in order, print "--- ok NAME (T s)",
+                                   turn the first Failure into "FAIL: NAME: …" and exit 1
 """
 import json
 import os
