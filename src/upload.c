@@ -8,7 +8,10 @@
  *               whole, fsync'd, renamed into place, then the directory
  *               fsync'd: a reader sees the old file or the whole new one,
  *               never a part, and a crash cannot leave a short file under
- *               the final name.
+ *               the final name.  Where the file system allows, the temp is
+ *               an O_TMPFILE inode that gets its name only just before the
+ *               rename, so a daemon killed while writing or syncing leaves
+ *               no ".NAME.*.tmp" behind (nothing would ever remove it).
  *  - http(s)://  PUT with the buffer as CURLOPT_POSTFIELDS and the method set
  *               to PUT.  Chosen over CURLOPT_UPLOAD + read callback because
  *               curl then sends Content-Length itself, the SigV4 signer can
@@ -195,22 +198,30 @@ static int write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
+/* A fresh ".BASE.XXXXXX.tmp" path in dir, into tmp. */
+static int temp_name(struct worker *w, const char *dir, const char *base, char *tmp, size_t tmplen)
+{
+	static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	char rnd[7];
+
+	for (int i = 0; i < 6; i++)
+		rnd[i] = chars[next_random(w) % (sizeof chars - 1)];
+	rnd[6] = '\0';
+	/* base cut at 200 bytes so the temp name stays under NAME_MAX */
+	if (snprintf(tmp, tmplen, "%s/.%.200s.%s.tmp", strcmp(dir, "/") ? dir : "",
+		     base, rnd) >= (int)tmplen)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
 /* Open a new ".BASE.XXXXXX.tmp" in dir; the name goes to tmp. */
 static int open_temp(struct worker *w, const char *dir, const char *base, char *tmp, size_t tmplen)
 {
-	static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-
 	for (int tries = 0; tries < 100; tries++) {
-		char rnd[7];
-		int fd;
+		int fd, r = temp_name(w, dir, base, tmp, tmplen);
 
-		for (int i = 0; i < 6; i++)
-			rnd[i] = chars[next_random(w) % (sizeof chars - 1)];
-		rnd[6] = '\0';
-		/* base cut at 200 bytes so the temp name stays under NAME_MAX */
-		if (snprintf(tmp, tmplen, "%s/.%.200s.%s.tmp", strcmp(dir, "/") ? dir : "",
-			     base, rnd) >= (int)tmplen)
-			return -ENAMETOOLONG;
+		if (r < 0)
+			return r;
 		/* 0644 through the umask, like any file the daemon creates */
 		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 		if (fd >= 0 || errno != EEXIST)
@@ -219,12 +230,69 @@ static int open_temp(struct worker *w, const char *dir, const char *base, char *
 	return -EEXIST;
 }
 
+/* Give the O_TMPFILE inode fd a ".BASE.XXXXXX.tmp" name (through /proc, as
+ * AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH). */
+static int link_temp(struct worker *w, int fd, const char *dir, const char *base, char *tmp,
+		     size_t tmplen)
+{
+	char proc[64];
+
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+	for (int tries = 0; tries < 100; tries++) {
+		int r = temp_name(w, dir, base, tmp, tmplen);
+
+		if (r < 0)
+			return r;
+		if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) == 0)
+			return 0;
+		if (errno != EEXIST)
+			return -errno;
+	}
+	return -EEXIST;
+}
+
+/* Write out whole and synced into a temp file of dir, named in tmp on
+ * success.  An anonymous O_TMPFILE inode first, named only once complete;
+ * a named temp where the file system (or a missing /proc) refuses that. */
+static int write_temp(struct worker *w, const char *dir, const char *base,
+		      const struct pl_output *out, char *tmp, size_t tmplen, const char **op)
+{
+	for (bool anon = true;; anon = false) {
+		int fd, r;
+
+		/* 0644 through the umask, like any file the daemon creates */
+		fd = anon ? open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644) :
+			    open_temp(w, dir, base, tmp, tmplen);
+		if (fd < 0 && anon)
+			continue;	/* EOPNOTSUPP, EISDIR: no O_TMPFILE here */
+		if (fd < 0) {
+			*op = "create temp file in";
+			return fd;
+		}
+		*op = "write";
+		r = write_all(fd, out->buf ? out->buf : "", out->len);
+		if (r == 0 && (*op = "fsync", fsync(fd) < 0))
+			r = -errno;
+		if (r == 0 && anon && link_temp(w, fd, dir, base, tmp, tmplen) < 0) {
+			close(fd);
+			continue;	/* no /proc: write it again under a name */
+		}
+		if (close(fd) < 0 && r == 0) {	/* NFS reports ENOSPC/EDQUOT here */
+			*op = "close";
+			r = -errno;
+		}
+		if (r < 0 && !anon)
+			unlink(tmp);
+		return r;
+	}
+}
+
 static void store_file(struct worker *w, const char *path, const struct pl_output *out,
 		       struct outcome *o, char *why, size_t whylen)
 {
 	char dir[TARGET_MAX], tmp[TARGET_MAX + 32];
 	const char *slash = strrchr(path, '/'), *base = slash + 1, *op;
-	int fd, r;
+	int r;
 
 	if (!*base)
 		return fail_why(o, -EISDIR, false, why, whylen, "%s names a directory", path);
@@ -233,25 +301,15 @@ static void store_file(struct worker *w, const char *path, const struct pl_outpu
 	if (r < 0)
 		return fail_why(o, r, file_err_transient(-r), why, whylen, "mkdir %s: %s",
 				dir, strerror(-r));
-	fd = open_temp(w, dir, base, tmp, sizeof tmp);
-	if (fd < 0)
-		return fail_why(o, fd, file_err_transient(-fd), why, whylen,
-				"create temp file in %s: %s", dir, strerror(-fd));
-
-	op = "write";
-	r = write_all(fd, out->buf ? out->buf : "", out->len);
-	if (r == 0 && (op = "fsync", fsync(fd) < 0))
-		r = -errno;
-	if (close(fd) < 0 && r == 0) {	/* NFS reports ENOSPC/EDQUOT here */
-		op = "close";
-		r = -errno;
-	}
-	if (r == 0 && (op = "rename into", rename(tmp, path) < 0))
-		r = -errno;
-	if (r < 0) {
-		unlink(tmp);
+	r = write_temp(w, dir, base, out, tmp, sizeof tmp, &op);
+	if (r < 0)
 		return fail_why(o, r, file_err_transient(-r), why, whylen, "%s %s: %s",
-				op, path, strerror(-r));
+				op, strcmp(op, "create temp file in") ? path : dir, strerror(-r));
+	if (rename(tmp, path) < 0) {
+		r = -errno;
+		unlink(tmp);
+		return fail_why(o, r, file_err_transient(-r), why, whylen, "rename into %s: %s",
+				path, strerror(-r));
 	}
 	/* The file is complete under its name; the rename is durable only once
 	 * the directory is synced.  Failing here redoes an idempotent write. */

@@ -1,0 +1,193 @@
+"""it_cli — the command line of pipelined(8) as a script or an operator meets it.
+
+What a caller relies on is the exit status and the words on the terminal:
+-h/-V, the usage errors (2), `-t` (0 + "configuration OK", or one
+FILE:LINE: message per error + 78), a bad or missing file without -t (78),
+and `--once` telling "all items ok" (0) from "some failed" (1).  Also the
+--once progress bar, which only appears on a terminal: run under a pty
+(Python's pty module) it shows "[…] …, ETA …" and the final summary; with
+stderr a pipe there is no "\\r" in the output.  Runs in a few seconds.
+"""
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pltest as pl  # noqa: E402
+
+
+def cli(*args, timeout=60):
+    return pl.run([pl.BIN] + list(args), timeout=timeout)
+
+
+def expect_rc(p, rc, what):
+    pl.check(p.returncode == rc, "%s: exit %d, expected %d; stdout %r stderr %r"
+             % (what, p.returncode, rc, p.stdout[-500:], p.stderr[-500:]))
+
+
+def t_help_version_usage():
+    p = cli("-h")
+    expect_rc(p, 0, "-h")
+    pl.check("usage:" in p.stdout and "--once" in p.stdout, "-h prints no usage: %r" % p.stdout)
+    p = cli("--help")
+    expect_rc(p, 0, "--help")
+    with open(os.path.join(pl.SRCDIR, "CMakeLists.txt")) as f:
+        version = re.search(r"project\(pipelined VERSION ([0-9.]+)", f.read()).group(1)
+    p = cli("-V")
+    expect_rc(p, 0, "-V")
+    pl.check(p.stdout.strip() == "pipelined " + version,
+             "-V printed %r, expected 'pipelined %s'" % (p.stdout, version))
+    p = cli()
+    expect_rc(p, 2, "no -c")
+    pl.check("-c" in p.stderr, "no -c: the error does not mention -c: %r" % p.stderr)
+    p = cli("--bogus")
+    expect_rc(p, 2, "unknown long option")
+    p = cli("-x", "-c", "/dev/null")
+    expect_rc(p, 2, "unknown option -x")
+    pl.check("usage:" in p.stderr, "unknown option: no usage on stderr: %r" % p.stderr)
+    p = cli("-c", "/dev/null", "extra")
+    expect_rc(p, 2, "stray argument")
+
+
+def t_check_shipped():
+    p = cli("-c", os.path.join(pl.SRCDIR, "conf", "pipeline.conf"), "-t")
+    expect_rc(p, 0, "-t on conf/pipeline.conf")
+    pl.check(p.stdout.strip() == "configuration OK", "-t printed %r" % p.stdout)
+
+
+def t_check_errors():
+    env = pl.Env("cli")
+    try:
+        bad = os.path.join(env.root, "bad.conf")
+        env.write_file(bad, "\n".join([
+            "# three errors, each on its own line",   # 1
+            'spool = "%s";' % env.spool,              # 2
+            'colour = "blue";',                       # 3 unknown setting
+            "download = {",                           # 4
+            '  workers = "three";',                   # 5 wrong type
+            "  queue = 2;",                           # 6
+            "};",                                     # 7
+            "resize = {",                             # 8
+            "  queue = 0;",                           # 9 out of range
+            "};",                                     # 10
+        ]) + "\n")
+        p = cli("-c", bad, "-t")
+        expect_rc(p, 78, "-t on a file with three errors")
+        out = p.stdout + p.stderr
+        errs = [line for line in out.splitlines() if line.startswith(bad + ":")]
+        pl.check(len(errs) == 3, "expected 3 '%s:LINE: …' lines, got:\n%s" % (bad, out))
+        got = [int(line[len(bad) + 1:].split(":", 1)[0]) for line in errs]
+        pl.check(got == [3, 5, 9], "error line numbers %s, expected [3, 5, 9]:\n%s" % (got, out))
+        pl.check("colour" in errs[0], "line 3 error does not name 'colour': %r" % errs[0])
+        pl.check("workers" in errs[1], "line 5 error does not name workers: %r" % errs[1])
+        pl.check("queue" in errs[2] and "0" in errs[2],
+                 "line 9 error does not name queue and 0: %r" % errs[2])
+        pl.check("configuration OK" not in out, "bad file reported OK")
+
+        # The same file without -t: the daemon refuses to start, 78, errors logged.
+        p = cli("-c", bad, "--once")
+        expect_rc(p, 78, "--once with a bad config")
+        pl.check(bad + ":3:" in p.stderr, "bad config without -t: no FILE:LINE: %r" % p.stderr)
+        p = cli("-c", bad)
+        expect_rc(p, 78, "daemon with a bad config")
+
+        missing = os.path.join(env.root, "no-such.conf")
+        for extra in (["-t"], []):
+            p = cli("-c", missing, *extra)
+            expect_rc(p, 78, "missing file %s" % extra)
+            pl.check(missing in p.stdout + p.stderr, "missing file %s: path not named: %r"
+                     % (extra, p.stdout + p.stderr))
+    finally:
+        env.cleanup()
+
+
+def t_once_exit_status():
+    env = pl.Env("cli")
+    try:
+        env.write_config(workers=(2, 2, 2))
+        imgs = env.image_set(3)
+        env.submit("good", env.items(12, imgs))
+        p = cli("-c", env.conf, "--once")
+        expect_rc(p, 0, "--once, all good")
+        pl.check(env.where("good") == "done", "good job is in %s" % env.where("good"))
+        pl.check("\r" not in p.stderr, "a progress bar was drawn on a pipe")
+        pl.check(re.search(r"12 items in .*12 ok, 0 failed", p.stderr),
+                 "no summary line: %r" % p.stderr[-400:])
+
+        lines = env.items(5, imgs) + ["file://%s/missing.jpg gone" % env.images]
+        env.submit("mixed", lines)
+        p = cli("-c", env.conf, "--once")
+        expect_rc(p, 1, "--once with a failing item")
+        pl.check(env.where("mixed") == "failed", "mixed job is in %s" % env.where("mixed"))
+        recs = env.records("mixed")
+        bad = [r for r in recs if r["status"] == "failed"]
+        pl.check(len(recs) == 6 and len(bad) == 1 and bad[0]["line"] == 6,
+                 "mixed records: %s" % recs)
+        pl.check(re.search(r"<4>job mixed item 6 .*failed in download", p.stderr),
+                 "no warning for the failed item: %r" % p.stderr[-600:])
+
+        p = cli("-c", env.conf, "--once")
+        expect_rc(p, 0, "--once on an empty spool")
+    finally:
+        env.cleanup()
+
+
+def run_on_pty(args, timeout):
+    """Run args with stdin/stdout/stderr on a new pty; return (rc, output)."""
+    master, slave = pty.openpty()
+    p = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            p.kill()
+            p.wait()
+            raise pl.Failure("%s on a pty did not finish in %gs: %r" % (args, timeout, out[-500:]))
+        r, _, _ = select.select([master], [], [], min(left, 0.5))
+        if r:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:     # EIO: every slave end closed, the child is gone
+                chunk = b""
+            if not chunk:
+                break
+            out += chunk
+    os.close(master)
+    return p.wait(10), out.decode("utf-8", "replace")
+
+
+def t_once_progress_bar():
+    env = pl.Env("cli")
+    try:
+        env.write_config(workers=(1, 1, 1))
+        imgs = env.image_set(3, 320, 240)
+        n = pl.scaled(60, 30)
+        env.submit("bar", env.items(n, imgs))
+        rc, out = run_on_pty([pl.BIN, "-c", env.conf, "--once"], pl.scaled(60, 180))
+        pl.check(rc == 0, "--once on a pty exited %d: %r" % (rc, out[-500:]))
+        bars = re.findall(r"\r\[[#.]+\] (\d+)/(\d+), (\d+) failed, [0-9.]+/s, ETA [-0-9:]+", out)
+        pl.check(bars, "no progress bar on the terminal: %r" % out[-800:])
+        pl.check(all(int(t) == n for _, t, _ in bars), "bar totals are not %d: %s" % (n, bars))
+        pl.check(bars[-1][0] == str(n), "the last bar does not show %d/%d: %s" % (n, n, bars[-1]))
+        pl.check(re.search(r"%d items in [0-9.]+ s: %d ok, 0 failed" % (n, n), out),
+                 "no final summary on the terminal: %r" % out[-500:])
+        pl.check(not re.search(r"^<\d>", out, re.M), "'<N>' prefixes on a terminal")
+        pl.check(env.where("bar") == "done", "job is in %s" % env.where("bar"))
+    finally:
+        env.cleanup()
+
+
+if __name__ == "__main__":
+    pl.main([
+        ("help, version, usage errors", t_help_version_usage),
+        ("-t on the shipped configuration", t_check_shipped),
+        ("-t and start-up with three errors / a missing file", t_check_errors),
+        ("--once exit status", t_once_exit_status),
+        ("--once progress bar on a terminal", t_once_progress_bar),
+    ])
