@@ -324,6 +324,14 @@ static bool recent_progress(const struct pl_status *s, uint64_t us)
 	return false;
 }
 
+/* sd-event timers are one-shot: set the next time and switch it on again. */
+static int rearm(sd_event_source *src, uint64_t when)
+{
+	int r = sd_event_source_set_time(src, when);
+
+	return r < 0 ? r : sd_event_source_set_enabled(src, SD_EVENT_ON);
+}
+
 static int on_tick(sd_event_source *src, uint64_t usec, void *ud)
 {
 	struct daemon *d = ud;
@@ -342,7 +350,7 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *ud)
 	/* a drain that still moves earns more time from systemd */
 	if (atomic_load(&d->stopping) && recent_progress(&s, 90ULL * 1000000ULL))
 		sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu", (unsigned long long)EXTEND_USEC);
-	return sd_event_source_set_time(src, usec + 1000000ULL);
+	return rearm(src, usec + 1000000ULL);
 }
 
 /* WATCHDOG=1 only if every stage that has work moved since the last ping. */
@@ -370,7 +378,7 @@ static int on_watchdog(sd_event_source *src, uint64_t usec, void *ud)
 		sd_notify(0, "WATCHDOG=1");
 		d->wd_last_ping_us = pl_now_us();
 	}
-	return sd_event_source_set_time(src, usec + (period ? period / 2 : 1000000ULL));
+	return rearm(src, usec + (period ? period / 2 : 1000000ULL));
 }
 
 /* ---- signals ---- */

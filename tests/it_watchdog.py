@@ -1,0 +1,120 @@
+"""it_watchdog — WATCHDOG=1 only while every stage that has work makes progress.
+
+A daemon with WATCHDOG_USEC=1 s pings every half second while idle and while
+items flow.  Then a download hangs on a server that accepts and never
+answers: the download stage has work and makes no progress, the daemon logs
+that it withholds the ping, and no WATCHDOG=1 arrives.  When the server
+drops the connection the item fails, the stage moves again and the pings
+come back.  The daemon exits 0 on SIGTERM.
+"""
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pltest as pl  # noqa: E402
+
+
+class HangServer:
+    """Accepts connections and never answers, until close()."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.accepted = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            self.accepted.set()
+
+    def close(self):
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+def pings(n, start=0):
+    return [i for i, m in enumerate(n.messages[start:], start) if m.get("WATCHDOG") == "1"]
+
+
+def test_watchdog():
+    env = pl.Env("watchdog")
+    hang = HangServer()
+    note = pl.Notify(env)
+    d = None
+    try:
+        text = env.write_config(workers=(1, 1, 1), extra_download=(
+            '  allow_private = true;\n  timeout = 300.0;\n  low_speed_limit = 0;\n'))
+        text = text.replace('protocols = [ "file" ];', 'protocols = [ "file", "http" ];')
+        env.write_file(env.conf, text)
+        imgs = env.image_set(n=3)
+        d = pl.Daemon(env, notify=note, extra_env={"WATCHDOG_USEC": "1000000"})
+        note.wait(lambda m: m.get("READY") == "1", 20, "READY=1")
+
+        # healthy while idle and while items flow
+        env.submit("flow", env.items(30, imgs))
+        pl.wait_for(lambda: env.where("flow") == "done", 30, "job flow in done/")
+        pl.wait_for(lambda: len(pings(note)) >= 3, 10, "three WATCHDOG=1 while healthy")
+        # the once-a-second status timer keeps running too (sd-event timers are one-shot)
+        pl.wait_for(lambda: len({m["STATUS"] for m in note.messages if "STATUS" in m}) >= 3,
+                    10, "three different STATUS= lines")
+
+        # a stuck download: the stage has work and no progress
+        env.submit("stuck", ["http://127.0.0.1:%d/never.jpg" % hang.port])
+        pl.check(hang.accepted.wait(20), "the download never connected to the hang server")
+        i, _ = d.wait_line(r"stage download made no progress .* withholding the watchdog ping", 20)
+        last = len(note.messages)
+        time.sleep(2.5)   # an observation window: five ping periods must stay silent
+        pl.check(not pings(note, last),
+                 "WATCHDOG=1 was sent while the download stage was stuck")
+
+        # the stage moves again: pings resume
+        hang.close()
+        pl.wait_for(lambda: env.where("stuck") == "failed", 30, "job stuck in failed/")
+        resumed = len(note.messages)
+        pl.wait_for(lambda: pings(note, resumed), 10, "WATCHDOG=1 after the stage moved again")
+
+        d.signal(signal.SIGTERM)
+        pl.check(d.wait(30) == 0, "the daemon did not exit 0 on SIGTERM")
+    finally:
+        hang.close()
+        if d:
+            d.stop()
+        note.close()
+        env.cleanup()
+
+
+def test_no_watchdog_without_usec():
+    env = pl.Env("nowatchdog")
+    note = pl.Notify(env)
+    d = None
+    try:
+        env.write_config()
+        d = pl.Daemon(env, notify=note)
+        note.wait(lambda m: m.get("READY") == "1", 20, "READY=1")
+        time.sleep(1.5)   # observation window: no watchdog configured, no pings
+        pl.check(not pings(note), "WATCHDOG=1 sent although WATCHDOG_USEC is unset")
+        d.signal(signal.SIGTERM)
+        pl.check(d.wait(30) == 0, "the daemon did not exit 0 on SIGTERM")
+    finally:
+        if d:
+            d.stop()
+        note.close()
+        env.cleanup()
+
+
+if __name__ == "__main__":
+    pl.main([("watchdog pings only while stages progress", test_watchdog),
+             ("no pings without WATCHDOG_USEC", test_no_watchdog_without_usec)])
