@@ -3,12 +3,14 @@
  * upload.url says and record where it went in outputs[i].location.
  *
  * Three targets, one retry discipline:
- *  - file://    a temp file beside the target (".NAME.XXXXXX.tmp", so that a
- *               reader globbing for outputs never takes it for one), written
- *               whole, fsync'd, renamed into place, then the directory
- *               fsync'd: a reader sees the old file or the whole new one,
- *               never a part, and a crash cannot leave a short file under
- *               the final name.
+ *  - file://    an unnamed O_TMPFILE inode in the target's directory (or,
+ *               where the filesystem lacks it, a temp file ".NAME.XXXXXX.tmp"
+ *               that a reader globbing for outputs never takes for one),
+ *               written whole, fsync'd, then linked or renamed into place,
+ *               then the directory fsync'd: a reader sees the old file or the
+ *               whole new one, never a part, a crash cannot leave a short
+ *               file under the final name, and a crash mid-write leaves no
+ *               temp file behind either.
  *  - http(s)://  PUT with the buffer as CURLOPT_POSTFIELDS and the method set
  *               to PUT.  Chosen over CURLOPT_UPLOAD + read callback because
  *               curl then sends Content-Length itself, the SigV4 signer can
@@ -201,22 +203,30 @@ static int write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
+/* A fresh ".BASE.XXXXXX.tmp" name in dir into tmp. */
+static int temp_name(struct worker *w, const char *dir, const char *base, char *tmp, size_t tmplen)
+{
+	static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	char rnd[7];
+
+	for (int i = 0; i < 6; i++)
+		rnd[i] = chars[next_random(w) % (sizeof chars - 1)];
+	rnd[6] = '\0';
+	/* base cut at 200 bytes so the temp name stays under NAME_MAX */
+	if (snprintf(tmp, tmplen, "%s/.%.200s.%s.tmp", strcmp(dir, "/") ? dir : "",
+		     base, rnd) >= (int)tmplen)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
 /* Open a new ".BASE.XXXXXX.tmp" in dir; the name goes to tmp. */
 static int open_temp(struct worker *w, const char *dir, const char *base, char *tmp, size_t tmplen)
 {
-	static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-
 	for (int tries = 0; tries < 100; tries++) {
-		char rnd[7];
-		int fd;
+		int fd, r = temp_name(w, dir, base, tmp, tmplen);
 
-		for (int i = 0; i < 6; i++)
-			rnd[i] = chars[next_random(w) % (sizeof chars - 1)];
-		rnd[6] = '\0';
-		/* base cut at 200 bytes so the temp name stays under NAME_MAX */
-		if (snprintf(tmp, tmplen, "%s/.%.200s.%s.tmp", strcmp(dir, "/") ? dir : "",
-			     base, rnd) >= (int)tmplen)
-			return -ENAMETOOLONG;
+		if (r < 0)
+			return r;
 		/* 0644 through the umask, like any file the daemon creates */
 		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 		if (fd >= 0 || errno != EEXIST)
@@ -225,11 +235,57 @@ static int open_temp(struct worker *w, const char *dir, const char *base, char *
 	return -EEXIST;
 }
 
+/*
+ * An unnamed O_TMPFILE inode in dir, or -EOPNOTSUPP where that cannot work
+ * (a filesystem without it, or no /proc to name the inode through later).
+ * Why unnamed: a crash (SIGKILL, power cut) mid-write then leaves nothing
+ * behind, where a named temp file would stay as litter in the output tree.
+ */
+static int open_unnamed(const char *dir)
+{
+	int fd;
+
+	if (access("/proc/self/fd", X_OK) < 0)
+		return -EOPNOTSUPP;
+	fd = open(dir, O_WRONLY | O_TMPFILE | O_CLOEXEC, 0644);
+	if (fd >= 0)
+		return fd;
+	return errno == EISDIR || errno == EINVAL ? -EOPNOTSUPP : -errno;
+}
+
+/* Name a whole, synced unnamed inode path.  A new target is linked straight
+ * to its name; an existing one is replaced by linking a temp name and
+ * renaming it over (link cannot replace): only that instant, with no I/O
+ * in it, can leave a (whole) temp file behind at a crash. */
+static int link_unnamed(struct worker *w, int fd, const char *dir, const char *base,
+			const char *path)
+{
+	char proc[64], tmp[TARGET_MAX + 32];
+	int r = -EEXIST;
+
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return -errno;
+	for (int tries = 0; tries < 100 && r == -EEXIST; tries++) {
+		if ((r = temp_name(w, dir, base, tmp, sizeof tmp)) < 0)
+			return r;
+		r = linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
+	}
+	if (r == 0 && rename(tmp, path) < 0) {
+		r = -errno;
+		unlink(tmp);
+	}
+	return r;
+}
+
 static void store_file(struct worker *w, const char *path, const struct pl_output *out,
 		       struct outcome *o, char *why, size_t whylen)
 {
 	char dir[TARGET_MAX], tmp[TARGET_MAX + 32];
 	const char *slash = strrchr(path, '/'), *base = slash + 1, *op;
+	bool unnamed;
 	int fd, r;
 
 	if (!*base)
@@ -239,7 +295,10 @@ static void store_file(struct worker *w, const char *path, const struct pl_outpu
 	if (r < 0)
 		return fail_why(o, r, file_err_transient(-r), why, whylen, "mkdir %s: %s",
 				dir, strerror(-r));
-	fd = open_temp(w, dir, base, tmp, sizeof tmp);
+	fd = open_unnamed(dir);
+	unnamed = fd >= 0;
+	if (fd == -EOPNOTSUPP)
+		fd = open_temp(w, dir, base, tmp, sizeof tmp);
 	if (fd < 0)
 		return fail_why(o, fd, file_err_transient(-fd), why, whylen,
 				"create temp file in %s: %s", dir, strerror(-fd));
@@ -248,14 +307,19 @@ static void store_file(struct worker *w, const char *path, const struct pl_outpu
 	r = write_all(fd, out->buf ? out->buf : "", out->len);
 	if (r == 0 && (op = "fsync", fsync(fd) < 0))
 		r = -errno;
+	if (r == 0 && unnamed) {
+		op = "link into";
+		r = link_unnamed(w, fd, dir, base, path);
+	}
 	if (close(fd) < 0 && r == 0) {	/* NFS reports ENOSPC/EDQUOT here */
 		op = "close";
 		r = -errno;
 	}
-	if (r == 0 && (op = "rename into", rename(tmp, path) < 0))
+	if (r == 0 && !unnamed && (op = "rename into", rename(tmp, path) < 0))
 		r = -errno;
 	if (r < 0) {
-		unlink(tmp);
+		if (!unnamed)
+			unlink(tmp);
 		return fail_why(o, r, file_err_transient(-r), why, whylen, "%s %s: %s",
 				op, path, strerror(-r));
 	}
