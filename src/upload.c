@@ -3,15 +3,14 @@
  * upload.url says and record where it went in outputs[i].location.
  *
  * Three targets, one retry discipline:
- *  - file://    a temp file beside the target (".NAME.XXXXXX.tmp", so that a
- *               reader globbing for outputs never takes it for one), written
- *               whole, fsync'd, renamed into place, then the directory
- *               fsync'd: a reader sees the old file or the whole new one,
- *               never a part, and a crash cannot leave a short file under
- *               the final name.  Where the file system allows, the temp is
- *               an O_TMPFILE inode that gets its name only just before the
- *               rename, so a daemon killed while writing or syncing leaves
- *               no ".NAME.*.tmp" behind (nothing would ever remove it).
+ *  - file://    an unnamed O_TMPFILE inode in the target's directory (or,
+ *               where the filesystem lacks it, a temp file ".NAME.XXXXXX.tmp"
+ *               that a reader globbing for outputs never takes for one),
+ *               written whole, fsync'd, then linked or renamed into place,
+ *               then the directory fsync'd: a reader sees the old file or the
+ *               whole new one, never a part, a crash cannot leave a short
+ *               file under the final name, and a crash mid-write leaves no
+ *               temp file behind either.
  *  - http(s)://  PUT with the buffer as CURLOPT_POSTFIELDS and the method set
  *               to PUT.  Chosen over CURLOPT_UPLOAD + read callback because
  *               curl then sends Content-Length itself, the SigV4 signer can
@@ -198,7 +197,7 @@ static int write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
-/* A fresh ".BASE.XXXXXX.tmp" path in dir, into tmp. */
+/* A fresh ".BASE.XXXXXX.tmp" name in dir into tmp. */
 static int temp_name(struct worker *w, const char *dir, const char *base, char *tmp, size_t tmplen)
 {
 	static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -230,61 +229,49 @@ static int open_temp(struct worker *w, const char *dir, const char *base, char *
 	return -EEXIST;
 }
 
-/* Give the O_TMPFILE inode fd a ".BASE.XXXXXX.tmp" name (through /proc, as
- * AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH). */
-static int link_temp(struct worker *w, int fd, const char *dir, const char *base, char *tmp,
-		     size_t tmplen)
+/*
+ * An unnamed O_TMPFILE inode in dir, or -EOPNOTSUPP where that cannot work
+ * (a filesystem without it, or no /proc to name the inode through later).
+ * Why unnamed: a crash (SIGKILL, power cut) mid-write then leaves nothing
+ * behind, where a named temp file would stay as litter in the output tree.
+ */
+static int open_unnamed(const char *dir)
 {
-	char proc[64];
+	int fd;
 
-	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-	for (int tries = 0; tries < 100; tries++) {
-		int r = temp_name(w, dir, base, tmp, tmplen);
-
-		if (r < 0)
-			return r;
-		if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) == 0)
-			return 0;
-		if (errno != EEXIST)
-			return -errno;
-	}
-	return -EEXIST;
+	if (access("/proc/self/fd", X_OK) < 0)
+		return -EOPNOTSUPP;
+	fd = open(dir, O_WRONLY | O_TMPFILE | O_CLOEXEC, 0644);
+	if (fd >= 0)
+		return fd;
+	return errno == EISDIR || errno == EINVAL ? -EOPNOTSUPP : -errno;
 }
 
-/* Write out whole and synced into a temp file of dir, named in tmp on
- * success.  An anonymous O_TMPFILE inode first, named only once complete;
- * a named temp where the file system (or a missing /proc) refuses that. */
-static int write_temp(struct worker *w, const char *dir, const char *base,
-		      const struct pl_output *out, char *tmp, size_t tmplen, const char **op)
+/* Name a whole, synced unnamed inode path.  A new target is linked straight
+ * to its name; an existing one is replaced by linking a temp name and
+ * renaming it over (link cannot replace): only that instant, with no I/O
+ * in it, can leave a (whole) temp file behind at a crash. */
+static int link_unnamed(struct worker *w, int fd, const char *dir, const char *base,
+			const char *path)
 {
-	for (bool anon = true;; anon = false) {
-		int fd, r;
+	char proc[64], tmp[TARGET_MAX + 32];
+	int r = -EEXIST;
 
-		/* 0644 through the umask, like any file the daemon creates */
-		fd = anon ? open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644) :
-			    open_temp(w, dir, base, tmp, tmplen);
-		if (fd < 0 && anon)
-			continue;	/* EOPNOTSUPP, EISDIR: no O_TMPFILE here */
-		if (fd < 0) {
-			*op = "create temp file in";
-			return fd;
-		}
-		*op = "write";
-		r = write_all(fd, out->buf ? out->buf : "", out->len);
-		if (r == 0 && (*op = "fsync", fsync(fd) < 0))
-			r = -errno;
-		if (r == 0 && anon && link_temp(w, fd, dir, base, tmp, tmplen) < 0) {
-			close(fd);
-			continue;	/* no /proc: write it again under a name */
-		}
-		if (close(fd) < 0 && r == 0) {	/* NFS reports ENOSPC/EDQUOT here */
-			*op = "close";
-			r = -errno;
-		}
-		if (r < 0 && !anon)
-			unlink(tmp);
-		return r;
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return -errno;
+	for (int tries = 0; tries < 100 && r == -EEXIST; tries++) {
+		if ((r = temp_name(w, dir, base, tmp, sizeof tmp)) < 0)
+			return r;
+		r = linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
 	}
+	if (r == 0 && rename(tmp, path) < 0) {
+		r = -errno;
+		unlink(tmp);
+	}
+	return r;
 }
 
 static void store_file(struct worker *w, const char *path, const struct pl_output *out,
@@ -292,7 +279,8 @@ static void store_file(struct worker *w, const char *path, const struct pl_outpu
 {
 	char dir[TARGET_MAX], tmp[TARGET_MAX + 32];
 	const char *slash = strrchr(path, '/'), *base = slash + 1, *op;
-	int r;
+	bool unnamed;
+	int fd, r;
 
 	if (!*base)
 		return fail_why(o, -EISDIR, false, why, whylen, "%s names a directory", path);
@@ -301,15 +289,33 @@ static void store_file(struct worker *w, const char *path, const struct pl_outpu
 	if (r < 0)
 		return fail_why(o, r, file_err_transient(-r), why, whylen, "mkdir %s: %s",
 				dir, strerror(-r));
-	r = write_temp(w, dir, base, out, tmp, sizeof tmp, &op);
-	if (r < 0)
-		return fail_why(o, r, file_err_transient(-r), why, whylen, "%s %s: %s",
-				op, strcmp(op, "create temp file in") ? path : dir, strerror(-r));
-	if (rename(tmp, path) < 0) {
+	fd = open_unnamed(dir);
+	unnamed = fd >= 0;
+	if (fd == -EOPNOTSUPP)
+		fd = open_temp(w, dir, base, tmp, sizeof tmp);
+	if (fd < 0)
+		return fail_why(o, fd, file_err_transient(-fd), why, whylen,
+				"create temp file in %s: %s", dir, strerror(-fd));
+
+	op = "write";
+	r = write_all(fd, out->buf ? out->buf : "", out->len);
+	if (r == 0 && (op = "fsync", fsync(fd) < 0))
 		r = -errno;
-		unlink(tmp);
-		return fail_why(o, r, file_err_transient(-r), why, whylen, "rename into %s: %s",
-				path, strerror(-r));
+	if (r == 0 && unnamed) {
+		op = "link into";
+		r = link_unnamed(w, fd, dir, base, path);
+	}
+	if (close(fd) < 0 && r == 0) {	/* NFS reports ENOSPC/EDQUOT here */
+		op = "close";
+		r = -errno;
+	}
+	if (r == 0 && !unnamed && (op = "rename into", rename(tmp, path) < 0))
+		r = -errno;
+	if (r < 0) {
+		if (!unnamed)
+			unlink(tmp);
+		return fail_why(o, r, file_err_transient(-r), why, whylen, "%s %s: %s",
+				op, path, strerror(-r));
 	}
 	/* The file is complete under its name; the rename is durable only once
 	 * the directory is synced.  Failing here redoes an idempotent write. */
