@@ -86,6 +86,7 @@ struct daemon {
 	unsigned long ticks;
 	uint64_t wd_last_ping_us;
 	uint64_t wd_progress[ST_COUNT];
+	uint64_t stuck_us[ST_COUNT];	/* one item longer than this is stuck */
 };
 
 /* ---- configuration and stages ---- */
@@ -353,11 +354,30 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *ud)
 	return rearm(src, usec + 1000000ULL);
 }
 
-/* WATCHDOG=1 only if every stage that has work moved since the last ping. */
+/*
+ * How long one item may keep a worker before it counts as stuck: longer
+ * than any item can take when the stage's own timeouts work.  What this
+ * catches is a worker that never comes back (libvips 8.14 has a thread-exit
+ * race that can leave a save waiting forever) while its siblings keep the
+ * stage moving, which the progress check alone cannot see.
+ */
+static void stuck_limits(struct daemon *d)
+{
+	const struct pl_config *c = d->cfg;
+	double dl = c->download.connect_timeout + c->download.timeout;
+	double up = (c->upload.connect_timeout + c->upload.timeout) * (double)c->resize.nvariants;
+
+	d->stuck_us[ST_DOWNLOAD] = (uint64_t)((dl + 60.0) * 1e6);
+	d->stuck_us[ST_RESIZE] = 120ULL * 1000000ULL;
+	d->stuck_us[ST_UPLOAD] = (uint64_t)((up + 60.0) * 1e6);
+}
+
+/* WATCHDOG=1 only if every stage that has work moved since the last ping,
+ * and no worker is stuck on one item. */
 static int on_watchdog(sd_event_source *src, uint64_t usec, void *ud)
 {
 	struct daemon *d = ud;
-	uint64_t period = 0;
+	uint64_t period = 0, now = pl_now_us();
 	bool healthy = true;
 
 	sd_watchdog_enabled(0, &period);
@@ -365,6 +385,13 @@ static int on_watchdog(sd_event_source *src, uint64_t usec, void *ud)
 		struct pl_stage_stats st;
 
 		pl_pipeline_stats(d->pipe, i, &st);
+		if (st.oldest_busy_us && now - st.oldest_busy_us > d->stuck_us[i]) {
+			pl_log(LOG_ERR, "stage %s: a worker has been on one item for %.0f s "
+			       "(limit %.0f s); withholding the watchdog ping",
+			       stage_names[i], (double)(now - st.oldest_busy_us) / 1e6,
+			       (double)d->stuck_us[i] / 1e6);
+			healthy = false;
+		}
 		bool has_work = st.busy || st.queued || st.delayed;
 		if (has_work && st.progress_us == d->wd_progress[i] && d->wd_last_ping_us) {
 			pl_log(LOG_WARNING, "stage %s made no progress for %.0f s with work waiting; "
@@ -525,6 +552,7 @@ static int event_loop_new(struct daemon *d)
 	if ((r = sd_event_add_time(d->ev, NULL, CLOCK_MONOTONIC, now + 1000000ULL, 100000ULL,
 				   on_tick, d)) < 0)
 		return r;
+	stuck_limits(d);
 	if (sd_watchdog_enabled(0, &period) > 0 && period > 0) {
 		r = sd_event_add_time(d->ev, NULL, CLOCK_MONOTONIC, now + period / 2, 0,
 				      on_watchdog, d);

@@ -52,6 +52,7 @@ enum worker_state { W_EMPTY, W_RUNNING, W_LEAVING, W_EXITED };
 struct worker {
 	struct pl_pool *pool;
 	unsigned idx;
+	atomic_uint_fast64_t busy_since;	/* start of the current item, 0 = idle */
 	enum worker_state state;	/* under pool->lock */
 	pthread_t tid;
 };
@@ -149,15 +150,17 @@ static void record_latency(struct pl_pool *p, uint64_t us)
 
 /* Run process() on one item; its outcome: 0 pass on, > 0 retry (already
  * scheduled, no task_done), < 0 failed (already reported). */
-static int run_one(struct pl_pool *p, void *ws, void *item)
+static int run_one(struct pl_pool *p, struct worker *w, void *ws, void *item)
 {
 	char why[PL_REASON_MAX] = "";
 	uint64_t t0 = now_us(), t1, avg;
 	int r;
 
 	atomic_fetch_add_explicit(&p->busy, 1, memory_order_relaxed);
+	atomic_store_explicit(&w->busy_since, t0, memory_order_relaxed);
 	r = p->ops->process(p->ctx, ws, item, why, sizeof why);
 	t1 = now_us();
+	atomic_store_explicit(&w->busy_since, 0, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&p->busy, 1, memory_order_relaxed);
 	record_latency(p, t1 - t0);
 	atomic_store_explicit(&p->progress_us, t1, memory_order_relaxed);
@@ -200,12 +203,12 @@ static void pass_failed(struct pl_pool *p, void *item, int r)
 
 /* Process a batch taken from the queue: successes are passed on together,
  * then everything that is finished is task_done'd at once. */
-static void handle(struct pl_pool *p, void *ws, void **items, size_t n)
+static void handle(struct pl_pool *p, struct worker *w, void *ws, void **items, size_t n)
 {
 	size_t npass = 0, finished = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		int r = run_one(p, ws, items[i]);
+		int r = run_one(p, w, ws, items[i]);
 		if (r == 0)
 			items[npass++] = items[i];	/* compact in place, order kept */
 		else if (r < 0)
@@ -288,14 +291,14 @@ static void *worker_main(void *arg)
 			bool due = due_item(p, &item, &wait_ms);
 			pthread_mutex_unlock(&p->lock);
 			if (due) {
-				handle(p, ws, &item, 1);
+				handle(p, w, ws, &item, 1);
 				continue;
 			}
 		}
 		r = pl_queue_get_batch(p->in, batch, batch_max(p), &got, wait_ms, gen);
 		if (r == 0) {
 			atomic_fetch_add(&p->in_count, got);
-			handle(p, ws, batch, got);
+			handle(p, w, ws, batch, got);
 		} else if (r == EPIPE) {
 			/* closed and empty: leave unless retries are pending */
 			pthread_mutex_lock(&p->lock);
@@ -318,7 +321,7 @@ static void *worker_main(void *arg)
 			}
 			pthread_mutex_unlock(&p->lock);
 			if (due)
-				handle(p, ws, &item, 1);
+				handle(p, w, ws, &item, 1);
 		}
 		/* ETIMEDOUT: a retry is due; EINTR: re-check want and the heap */
 	}
@@ -468,6 +471,16 @@ void pl_pool_stats(struct pl_pool *p, struct pl_stage_stats *st)
 	st->done = atomic_load(&p->done);
 	st->failed = atomic_load(&p->failed);
 	st->progress_us = atomic_load(&p->progress_us);
+	/* a worker stuck inside one item shows here even while its siblings
+	 * keep the stage's progress going (the watchdog looks at both) */
+	pthread_mutex_lock(&p->lock);
+	for (unsigned i = 0; i < p->nslots; i++) {
+		uint64_t since = atomic_load_explicit(&p->slots[i]->busy_since,
+						      memory_order_relaxed);
+		if (since && (!st->oldest_busy_us || since < st->oldest_busy_us))
+			st->oldest_busy_us = since;
+	}
+	pthread_mutex_unlock(&p->lock);
 	if (n > LAT_WINDOW)
 		n = LAT_WINDOW;
 	for (unsigned i = 0; i < n; i++)

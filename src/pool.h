@@ -52,6 +52,7 @@ struct pl_stage_stats {
 	uint64_t done;		/* items passed on */
 	uint64_t failed;	/* items failed */
 	uint64_t progress_us;	/* monotonic time of the last process() return */
+	uint64_t oldest_busy_us;/* start of the longest-running current item, 0 = none */
 	double   p50_ms, p95_ms;/* latency of process() over a recent window */
 };
 

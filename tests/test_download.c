@@ -1023,6 +1023,13 @@ START_TEST(test_file_root)
 	ck_assert_msg(strstr(why, "is not a regular file"), "%s", why);
 	pl_item_free(it);
 
+	/* a FIFO with no writer would block open() forever and hang the worker */
+	fmt(want, sizeof want, "%s/fifo.jpg", f.root);
+	ck_assert_int_eq(mkfifo(want, 0600), 0);
+	ck_assert_int_eq(file_fetch(&s, "file://%s/fifo.jpg", f.root, why, &it), -EINVAL);
+	ck_assert_msg(strstr(why, "is not a regular file"), "%s", why);
+	pl_item_free(it);
+
 	ck_assert_int_eq(file_fetch(&s, "file://%s/nope.jpg", f.root, why, &it), -ENOENT);
 	ck_assert_msg(strstr(why, "nope.jpg: No such file"), "%s", why);
 	pl_item_free(it);

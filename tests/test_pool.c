@@ -7,12 +7,14 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "pool.h"
 
@@ -276,6 +278,52 @@ START_TEST(latency_stats)
 }
 END_TEST
 
+static atomic_bool gate_open;
+static atomic_int gate_inside;
+
+static int gated(void *c, void *ws, void *item, char *why, size_t len)
+{
+	(void)c; (void)ws; (void)item; (void)why; (void)len;
+	atomic_fetch_add(&gate_inside, 1);
+	while (!atomic_load(&gate_open))
+		sched_yield();
+	return 0;
+}
+
+/* The stats name the start of the longest-running current item, so a
+ * worker stuck on one item is visible while its siblings move on. */
+START_TEST(oldest_busy_item)
+{
+	static const struct pl_stage_ops gops = { NULL, NULL, gated };
+	struct ctx *x = ctx_new(4);
+	struct pl_queue *q = pl_queue_create(0);
+	struct pl_sink sink = { .pass = sink_pass, .fail = sink_fail, .ud = x };
+	struct pl_pool *p = pl_pool_create("gate", q, &gops, x, &sink);
+	struct pl_stage_stats st;
+	struct timespec ts;
+	uint64_t before;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	before = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	pl_pool_stats(p, &st);
+	ck_assert_uint_eq(st.oldest_busy_us, 0);
+	pl_pool_set_width(p, 2);
+	pl_queue_put(q, P(1), -1);
+	while (atomic_load(&gate_inside) < 1)
+		sched_yield();
+	pl_pool_stats(p, &st);
+	ck_assert_uint_ge(st.oldest_busy_us, before);
+	ck_assert_uint_eq(st.busy, 1);
+	atomic_store(&gate_open, true);
+	ck_assert_int_eq(pl_queue_join(q, 10000), 0);
+	pl_pool_stats(p, &st);
+	ck_assert_uint_eq(st.oldest_busy_us, 0);
+	pl_pool_destroy(p);
+	pl_queue_destroy(q);
+	ctx_free(x);
+}
+END_TEST
+
 START_TEST(bad_arguments)
 {
 	struct pl_queue *q = pl_queue_create(1);
@@ -304,6 +352,7 @@ int main(void)
 	tcase_add_test(tc, retry_served_on_idle_queue);
 	tcase_add_test(tc, latency_stats);
 	tcase_add_test(tc, bad_arguments);
+	tcase_add_test(tc, oldest_busy_item);
 	tcase_set_timeout(tc, 300);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
