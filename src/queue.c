@@ -44,7 +44,7 @@ struct pl_queue {
 	unsigned getters, putters, joiners;	/* sleepers, to skip useless signals */
 	unsigned wakes;				/* getters signalled, not yet running */
 	atomic_ulong intr_gen;			/* bumped by pl_queue_interrupt, under lock */
-	atomic_size_t count_hint;		/* racy mirror of count for spinning */
+	atomic_size_t count_hint;		/* count, stored under the lock, read without it */
 };
 
 static int deadline_from(long timeout_ms, struct timespec *ts)
@@ -323,21 +323,6 @@ int pl_queue_get_batch(struct pl_queue *q, void **items, size_t max, size_t *got
 	return get_impl(q, items, max, got, timeout_ms, true, gen);
 }
 
-int pl_queue_task_done(struct pl_queue *q)
-{
-	int r = 0;
-
-	if (!q)
-		return EINVAL;
-	pthread_mutex_lock(&q->lock);
-	if (q->unfinished == 0)
-		r = EINVAL;
-	else if (--q->unfinished == 0 && q->joiners)
-		pthread_cond_broadcast(&q->all_done);
-	pthread_mutex_unlock(&q->lock);
-	return r;
-}
-
 int pl_queue_task_done_n(struct pl_queue *q, size_t n)
 {
 	int r = 0;
@@ -351,6 +336,11 @@ int pl_queue_task_done_n(struct pl_queue *q, size_t n)
 		pthread_cond_broadcast(&q->all_done);
 	pthread_mutex_unlock(&q->lock);
 	return r;
+}
+
+int pl_queue_task_done(struct pl_queue *q)
+{
+	return pl_queue_task_done_n(q, 1);
 }
 
 int pl_queue_join(struct pl_queue *q, long timeout_ms)
@@ -421,14 +411,11 @@ size_t pl_queue_drain(struct pl_queue *q, void **items, size_t max)
 	return n;
 }
 
+/* Lock-free: the count as it was at some moment, which is all a caller
+ * outside the lock can know anyway, and stats never stall the workers. */
 size_t pl_queue_size(struct pl_queue *q)
 {
-	size_t n;
-
-	pthread_mutex_lock(&q->lock);
-	n = q->count;
-	pthread_mutex_unlock(&q->lock);
-	return n;
+	return atomic_load_explicit(&q->count_hint, memory_order_relaxed);
 }
 
 size_t pl_queue_unfinished(struct pl_queue *q)
