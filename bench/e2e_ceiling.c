@@ -6,9 +6,15 @@
  *   e2e_ceiling thumb THREADS REPEAT FILE…   vips_thumbnail_buffer 256 +
  *       jpegsave_buffer Q80 strip, THREADS threads taking the next image
  *       from one shared counter, the corpus REPEAT times over
- *   e2e_ceiling decode FILE…   one thread: decode each PNG fully (libspng,
- *       as pipelined's loader does) and print its CPU seconds, the decode
- *       bound of a format that cannot shrink on load (djpeg does the JPEGs)
+ *   e2e_ceiling decode TIMES FILE…   one thread: decode each PNG fully
+ *       (libvips' pngload, as pipelined's loader does) TIMES times and print
+ *       the best CPU seconds per file: the decode bound of a format that
+ *       cannot shrink on load (djpeg does the JPEGs)
+ *   e2e_ceiling streams THREADS REPEAT FILE…   the decode bound measured
+ *       like the ceiling, for a shared machine: THREADS threads decode the
+ *       corpus REPEAT times from memory, JPEG at the DCT shrink pipelined
+ *       uses (the largest of 8, 4, 2, 1 that still covers the 256 box),
+ *       PNG in full; wall seconds
  *
  * All files are read into memory before the clock starts.  Output is one
  * line of JSON on stdout so that bench/e2e can read it without parsing
@@ -16,7 +22,9 @@
  * are the parallelism, one per core.
  */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +41,7 @@ static struct src *srcs;
 static int nsrcs, repeat;
 static atomic_int next_job, failures;
 static atomic_llong out_bytes;
+static bool decode_only;
 
 static double now(int clock)
 {
@@ -56,6 +65,47 @@ static int read_all(const char *path, struct src *s)
 	return 0;
 }
 
+/* As src/resize.c's dct_shrink() for a 256×256 inside box. */
+static int dct_shrink(int w, int h)
+{
+	double f = fmax(1.0, fmax(w / 256.0, h / 256.0));
+	int tw = (int)ceil(w / f - 1e-9), th = (int)ceil(h / f - 1e-9);
+
+	for (int s = 8; s > 1; s /= 2)
+		if (w / s >= tw && h / s >= th)
+			return s;
+	return 1;
+}
+
+/* Decode one source as the bound counts it; 0 or -1. */
+static int decode_one(const struct src *s)
+{
+	VipsImage *hdr = vips_image_new_from_buffer(s->data, s->len, "",
+						    "access", VIPS_ACCESS_SEQUENTIAL, NULL);
+	const char *loader = NULL;
+	VipsImage *img, *m;
+
+	if (!hdr)
+		return -1;
+	vips_image_get_string(hdr, "vips-loader", &loader);
+	if (loader && vips_isprefix("jpegload", loader)) {
+		int shrink = dct_shrink(hdr->Xsize, hdr->Ysize);
+
+		g_object_unref(hdr);
+		if (vips_jpegload_buffer(s->data, s->len, &img, "shrink", shrink,
+					 "access", VIPS_ACCESS_SEQUENTIAL, NULL))
+			return -1;
+	} else {
+		img = hdr;
+	}
+	m = vips_image_copy_memory(img);
+	g_object_unref(img);
+	if (!m)
+		return -1;
+	g_object_unref(m);
+	return 0;
+}
+
 static void *thumb_worker(void *arg)
 {
 	(void)arg;
@@ -67,6 +117,11 @@ static void *thumb_worker(void *arg)
 
 		if (j >= nsrcs * repeat)
 			break;
+		if (decode_only) {
+			if (decode_one(&srcs[j % nsrcs]))
+				atomic_fetch_add(&failures, 1);
+			continue;
+		}
 		if (vips_thumbnail_buffer(srcs[j % nsrcs].data, srcs[j % nsrcs].len, &t, 256,
 					  "height", 256, NULL)) {
 			atomic_fetch_add(&failures, 1);
@@ -103,14 +158,15 @@ static int thumb(int nthreads)
 	return atomic_load(&failures) ? 1 : 0;
 }
 
-/* Per file, the best of three full decodes, in process CPU seconds (libvips decodes in its own worker thread). */
-static int decode(char **names)
+/* Per file, the best of `times` full decodes, in process CPU seconds
+ * (libvips decodes in its own worker thread). */
+static int decode(int times, char **names)
 {
 	printf("{");
 	for (int i = 0; i < nsrcs; i++) {
 		double best = 1e9;
 
-		for (int k = 0; k < 3; k++) {
+		for (int k = 0; k < times; k++) {
 			double t0 = now(CLOCK_PROCESS_CPUTIME_ID), t1;
 			VipsImage *img = vips_image_new_from_buffer(srcs[i].data, srcs[i].len, "",
 								    "access", VIPS_ACCESS_SEQUENTIAL,
@@ -138,17 +194,20 @@ int main(int argc, char **argv)
 {
 	int first, rc;
 
-	if (argc < 3 || (strcmp(argv[1], "thumb") && strcmp(argv[1], "decode")) ||
-	    (!strcmp(argv[1], "thumb") && argc < 5)) {
+	if (argc < 4 || (strcmp(argv[1], "thumb") && strcmp(argv[1], "decode") &&
+			 strcmp(argv[1], "streams")) ||
+	    (strcmp(argv[1], "decode") && argc < 5)) {
 		fprintf(stderr, "usage: e2e_ceiling thumb THREADS REPEAT FILE…\n"
-			"       e2e_ceiling decode FILE…\n");
+			"       e2e_ceiling streams THREADS REPEAT FILE…\n"
+			"       e2e_ceiling decode TIMES FILE…\n");
 		return 2;
 	}
 	if (VIPS_INIT(argv[0]))
 		return fprintf(stderr, "e2e_ceiling: libvips failed to start\n"), 1;
 	vips_concurrency_set(1);
 	vips_cache_set_max(0);
-	first = strcmp(argv[1], "thumb") ? 2 : 4;
+	decode_only = !strcmp(argv[1], "streams");
+	first = strcmp(argv[1], "decode") ? 4 : 3;
 	repeat = first == 4 ? atoi(argv[3]) : 1;
 	nsrcs = argc - first;
 	srcs = calloc((size_t)nsrcs, sizeof *srcs);
@@ -157,7 +216,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nsrcs; i++)
 		if (read_all(argv[first + i], &srcs[i]))
 			return 1;
-	rc = first == 4 ? thumb(atoi(argv[2])) : decode(argv + first);
+	rc = first == 4 ? thumb(atoi(argv[2])) : decode(atoi(argv[2]) > 0 ? atoi(argv[2]) : 1,
+							argv + first);
 	vips_shutdown();
 	return rc;
 }
