@@ -25,8 +25,13 @@
  *    loader option string: 8.14's thumbnail_buffer ignores its own fail_on.)
  *
  * Decoding is the expensive part, so a source is decoded once:
- *  - one variant: vips_thumbnail_buffer(), whose shrink-on-load (JPEG DCT
- *    scaling, WebP scale, …) decodes only what the box needs;
+ *  - one variant from a JPEG or 8-bit PNG: the direct path (see
+ *    direct_variant(): the largest DCT shrink that covers the box, then
+ *    Lanczos3; flatten rather than premultiply; ICC only when embedded),
+ *    which measured 10–20 ms less per photo than thumbnail, at libjpeg's
+ *    decode cost for JPEG (bench/E2E.md);
+ *  - one variant otherwise: vips_thumbnail_buffer(), whose shrink-on-load
+ *    (JPEG DCT scaling, WebP scale, …) decodes only what the box needs;
  *  - several variants: one vips_thumbnail_buffer() to the largest scale any
  *    variant needs, kept in memory, then vips_thumbnail_image() from it per
  *    variant.  Measured on 15 real wallpaper JPEGs (1280×1024 … 5640×3172,
