@@ -9,6 +9,7 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -792,6 +793,225 @@ START_TEST(two_workers_concurrently)
 }
 END_TEST
 
+/* ------------------------------------------- the direct path (one variant) */
+
+/* A smooth picture (no noise): resamplers differ little on it, so the
+ * direct path and vips_thumbnail_buffer must agree closely. */
+static VipsImage *make_smooth(int w, int h)
+{
+	VipsImage *xyz, *x, *y, *s, *r, *g, *b, *rgb, *u, *out, *parts[3];
+
+	ck_assert_int_eq(vips_xyz(&xyz, w, h, NULL), 0);
+	ck_assert_int_eq(vips_extract_band(xyz, &x, 0, NULL), 0);
+	ck_assert_int_eq(vips_extract_band(xyz, &y, 1, NULL), 0);
+	ck_assert_int_eq(vips_sines(&s, w, h, "hfreq", 3.0, "vfreq", 2.0, NULL), 0);
+	ck_assert_int_eq(vips_linear1(x, &r, 255.0 / w, 0, NULL), 0);
+	ck_assert_int_eq(vips_linear1(y, &g, 255.0 / h, 0, NULL), 0);
+	ck_assert_int_eq(vips_linear1(s, &b, 100.0, 128.0, NULL), 0);
+	parts[0] = r, parts[1] = g, parts[2] = b;
+	ck_assert_int_eq(vips_bandjoin(parts, &rgb, 3, NULL), 0);
+	ck_assert_int_eq(vips_cast_uchar(rgb, &u, NULL), 0);
+	ck_assert_int_eq(vips_copy(u, &out, "interpretation", VIPS_INTERPRETATION_sRGB, NULL), 0);
+	g_object_unref(xyz), g_object_unref(x), g_object_unref(y), g_object_unref(s);
+	g_object_unref(r), g_object_unref(g), g_object_unref(b), g_object_unref(rgb);
+	g_object_unref(u);
+	return out;
+}
+
+/* Mean absolute difference of two decoded outputs of the same size. */
+static double mean_abs_diff(VipsImage *a, VipsImage *b)
+{
+	VipsImage *d, *ad;
+	double m;
+
+	ck_assert_int_eq(vips_subtract(a, b, &d, NULL), 0);
+	ck_assert_int_eq(vips_abs(d, &ad, NULL), 0);
+	ck_assert_int_eq(vips_avg(ad, &m, NULL), 0);
+	g_object_unref(ad), g_object_unref(d);
+	return m;
+}
+
+/* The oracle: what libvips' own thumbnail makes of the same bytes. */
+static VipsImage *reference_thumb(const void *src, size_t len, const struct pl_variant *v)
+{
+	VipsImage *t;
+
+	ck_assert_int_eq(vips_thumbnail_buffer((void *)src, len, &t, v->width,
+					       "height", v->height,
+					       "size", v->fit == PL_FIT_COVER ? VIPS_SIZE_BOTH
+									: VIPS_SIZE_DOWN,
+					       "crop", v->fit == PL_FIT_COVER ? VIPS_INTERESTING_CENTRE
+									: VIPS_INTERESTING_NONE,
+					       NULL), 0);
+	return t;
+}
+
+/* Sizes where the DCT shrink (8, 4, 2, 1) rounds up and the final
+ * resample has to land on thumbnail's exact geometry, both fits; the
+ * pixels must match thumbnail's closely (Lanczos3 after a DCT shrink is
+ * the quality floor, like Pillow's draft + thumbnail). */
+START_TEST(direct_path_matches_thumbnail)
+{
+	static const int sizes[][2] = {
+		{ 2049, 1000 }, { 1000, 2049 }, { 513, 300 }, { 4000, 3000 }, { 2560, 1600 },
+		{ 1920, 1200 }, { 257, 1025 }, { 300, 200 }, { 2047, 2047 },
+	};
+	struct pl_variant vs[] = {
+		variant("in", 256, 256, PL_FIT_INSIDE, PL_CROP_CENTRE, PL_FORMAT_JPEG),
+		variant("cov", 200, 120, PL_FIT_COVER, PL_CROP_CENTRE, PL_FORMAT_JPEG),
+		variant("tall", 64, 300, PL_FIT_INSIDE, PL_CROP_CENTRE, PL_FORMAT_JPEG),
+	};
+
+	for (size_t k = 0; k < sizeof vs / sizeof *vs; k++) {
+		void *ctx = new_ctx(&vs[k], 1, 50000000);
+
+		for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+			VipsImage *img = make_smooth(sizes[i][0], sizes[i][1]), *ref, *got;
+			size_t len;
+			void *src = jpeg_of(img, &len);
+			char why[PL_REASON_MAX];
+			struct pl_item *it;
+			double diff;
+
+			ck_assert_msg(run(ctx, src, len, &it, why) == 0, "%s", why);
+			ref = reference_thumb(src, len, &vs[k]);
+			got = decode(&it->outputs[0]);
+			ck_assert_msg(got->Xsize == ref->Xsize && got->Ysize == ref->Ysize,
+				      "%s from %dx%d: %dx%d, thumbnail gives %dx%d", vs[k].name,
+				      sizes[i][0], sizes[i][1], got->Xsize, got->Ysize,
+				      ref->Xsize, ref->Ysize);
+			ck_assert_int_eq(got->Bands, 3);
+			diff = mean_abs_diff(got, ref);
+			/* Measured 1.2–1.5 at 256 px (both sides went through
+			 * JPEG Q80), 2.9–3.3 at 64 px, where a sine pattern is
+			 * fine detail; a wrong colour, shift or turn gives tens. */
+			ck_assert_msg(diff < 5.0, "%s from %dx%d differs from thumbnail by %g",
+				      vs[k].name, sizes[i][0], sizes[i][1], diff);
+			g_object_unref(got), g_object_unref(ref), g_object_unref(img);
+			g_free(src);
+			pl_item_free(it);
+		}
+		pl_resize_free(ctx);
+	}
+}
+END_TEST
+
+/* One JPEG variant of an RGBA PNG (the direct path flattens before it
+ * resamples): transparent is white, opaque red stays red, and the edge
+ * between them has no dark fringe (the premultiplication thumbnail did). */
+START_TEST(direct_path_alpha_png)
+{
+	struct pl_variant v = variant("j", 100, 100, PL_FIT_INSIDE, PL_CROP_CENTRE, PL_FORMAT_JPEG);
+	void *ctx = new_ctx(&v, 1, 50000000);
+	VipsImage *black, *rgba, *img, *out, *left, *right;
+	void *src;
+	size_t len;
+	char why[PL_REASON_MAX];
+	struct pl_item *it;
+	double l, r, mn;
+
+	/* 800×400: left half transparent black, right half opaque red. */
+	ck_assert_int_eq(vips_black(&black, 800, 400, "bands", 4, NULL), 0);
+	ck_assert_int_eq(vips_cast_uchar(black, &rgba, NULL), 0);
+	ck_assert_int_eq(vips_draw_rect(rgba, (double[]){ 255, 0, 0, 255 }, 4, 400, 0, 400, 400,
+					"fill", TRUE, NULL), 0);
+	ck_assert_int_eq(vips_copy(rgba, &img, "interpretation", VIPS_INTERPRETATION_sRGB, NULL), 0);
+	ck_assert_int_eq(vips_pngsave_buffer(img, &src, &len, NULL), 0);
+
+	ck_assert_msg(run(ctx, src, len, &it, why) == 0, "%s", why);
+	out = decode(&it->outputs[0]);
+	ck_assert_int_eq(out->Xsize, 100);
+	ck_assert_int_eq(out->Ysize, 50);
+	ck_assert_int_eq(out->Bands, 3);
+	ck_assert_int_eq(vips_crop(out, &left, 0, 0, 45, 50, NULL), 0);
+	ck_assert_int_eq(vips_crop(out, &right, 55, 0, 45, 50, NULL), 0);
+	ck_assert_int_eq(vips_avg(left, &l, NULL), 0);
+	ck_assert_int_eq(vips_avg(right, &r, NULL), 0);
+	ck_assert_msg(l > 250, "transparent half came out %g, not white", l);
+	ck_assert_msg(fabs(r - 85) < 5, "red half averages %g over 3 bands, not 85", r);
+	{
+		VipsImage *rb;
+
+		/* The R band is 255 on white and on red alike: anywhere darker,
+		 * at the edge above all, is transparent black bleeding in. */
+		ck_assert_int_eq(vips_extract_band(out, &rb, 0, NULL), 0);
+		ck_assert_int_eq(vips_min(rb, &mn, NULL), 0);
+		ck_assert_msg(mn > 200, "R band dips to %g at the edge: a dark fringe", mn);
+		g_object_unref(rb);
+	}
+	g_object_unref(left), g_object_unref(right), g_object_unref(out);
+	g_object_unref(img), g_object_unref(rgba), g_object_unref(black);
+	g_free(src);
+	pl_item_free(it);
+	pl_resize_free(ctx);
+}
+END_TEST
+
+/* An embedded profile is honoured on the direct path: a red stored in
+ * Display P3 (with its profile) comes out as sRGB red, not as the P3
+ * numbers read as sRGB; and the grey (one band) path gives sRGB output. */
+START_TEST(direct_path_profile_and_grey)
+{
+	struct pl_variant v = variant("c", 64, 64, PL_FIT_INSIDE, PL_CROP_CENTRE, PL_FORMAT_JPEG);
+	void *ctx = new_ctx(&v, 1, 50000000);
+	VipsImage *black, *u, *red, *p3, *out, *grey;
+	double px[3] = { 0 }, *pix;
+	int n;
+	void *src;
+	size_t len;
+	char why[PL_REASON_MAX];
+	struct pl_item *it;
+
+	ck_assert_int_eq(vips_black(&black, 400, 300, "bands", 3, NULL), 0);
+	ck_assert_int_eq(vips_linear(black, &u, (double[]){ 1, 1, 1 }, (double[]){ 220, 30, 30 }, 3,
+				     "uchar", TRUE, NULL), 0);
+	ck_assert_int_eq(vips_copy(u, &red, "interpretation", VIPS_INTERPRETATION_sRGB, NULL), 0);
+	if (vips_icc_transform(red, &p3, "p3", "input_profile", "srgb", NULL)) {
+		vips_error_clear();
+		printf("test_resize: no built-in p3 profile in this libvips; profile check skipped\n");
+		p3 = NULL;
+	}
+	if (p3) {
+		ck_assert_int_eq(vips_getpoint(p3, &pix, &n, 10, 10, NULL), 0);
+		ck_assert_msg(pix[0] < 215, "P3 red %g is not distinct from sRGB's 220", pix[0]);
+		g_free(pix);
+		src = jpeg_of(p3, &len);
+		ck_assert_msg(run(ctx, src, len, &it, why) == 0, "%s", why);
+		out = decode(&it->outputs[0]);
+		ck_assert_int_eq(vips_getpoint(out, &pix, &n, 30, 20, NULL), 0);
+		memcpy(px, pix, 3 * sizeof *px);
+		g_free(pix);
+		ck_assert_msg(fabs(px[0] - 220) < 6 && fabs(px[1] - 30) < 8,
+			      "P3 source came out (%g, %g, %g), not sRGB (220, 30, 30)",
+			      px[0], px[1], px[2]);
+		ck_assert_msg(!vips_image_get_typeof(out, VIPS_META_ICC_NAME), "profile kept");
+		g_object_unref(out), g_object_unref(p3);
+		g_free(src);
+		pl_item_free(it);
+	}
+
+	ck_assert_int_eq(vips_extract_band(red, &grey, 1, NULL), 0);
+	{
+		VipsImage *bw;
+
+		ck_assert_int_eq(vips_copy(grey, &bw, "interpretation", VIPS_INTERPRETATION_B_W, NULL), 0);
+		src = jpeg_of(bw, &len);
+		g_object_unref(bw);
+	}
+	ck_assert_msg(run(ctx, src, len, &it, why) == 0, "%s", why);
+	out = decode(&it->outputs[0]);
+	ck_assert_int_eq(out->Xsize, 64);
+	ck_assert_int_eq(out->Ysize, 48);
+	ck_assert_int_eq(out->Type, VIPS_INTERPRETATION_sRGB);
+	g_object_unref(out), g_object_unref(grey);
+	g_free(src);
+	pl_item_free(it);
+
+	g_object_unref(red), g_object_unref(u), g_object_unref(black);
+	pl_resize_free(ctx);
+}
+END_TEST
+
 /* ------------------------------------------------------- timing, printed */
 
 static size_t load_photos(void **bufs, size_t *lens, size_t max)
@@ -907,6 +1127,9 @@ int main(void)
 	tcase_add_test(tc, several_variants_one_source);
 	tcase_add_test(tc, source_freed_after_success);
 	tcase_add_test(tc, two_workers_concurrently);
+	tcase_add_test(tc, direct_path_matches_thumbnail);
+	tcase_add_test(tc, direct_path_alpha_png);
+	tcase_add_test(tc, direct_path_profile_and_grey);
 	tcase_add_test(tc, timing_note);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
