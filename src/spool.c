@@ -1138,8 +1138,13 @@ static void record(struct pl_item *it, bool ok, const char *error)
 	}
 	pthread_mutex_lock(&j->lock);
 	r = write_all(j->resfd, rec ? rec : fallback, strlen(rec ? rec : fallback));
-	if (r < 0)
+	if (r < 0) {
 		j->incomplete = true;	/* unrecorded: the job must run again */
+		/* logged under the lock: once it is dropped, another worker may
+		 * finish the job and free it */
+		pl_log_item(LOG_ERR, it, NULL, -r, "cannot record the result in cur/%s%s: %s",
+			    j->name, RESULT_SUFFIX, strerror(-r));
+	}
 	else if (ok)
 		j->ok++;
 	else
@@ -1148,9 +1153,6 @@ static void record(struct pl_item *it, bool ok, const char *error)
 	how = settle_locked(j);
 	pthread_mutex_unlock(&j->lock);
 
-	if (r < 0)
-		pl_log_item(LOG_ERR, it, NULL, -r, "cannot record the result in cur/%s%s: %s",
-			    j->name, RESULT_SUFFIX, strerror(-r));
 	free(rec);
 	pl_item_free(it);
 	job_leave(j, how);
