@@ -43,7 +43,7 @@
 #include "pool.h"
 
 #define LAT_WINDOW 1024		/* latency samples kept for p50/p95 */
-#define PL_POOL_BATCH 32	/* most items a fast stage takes at once */
+#define PL_POOL_BATCH 64	/* most items a fast stage takes at once */
 #define PL_POOL_FAST_NS 20000	/* "fast": a moving average under 20 µs per item */
 
 /* RUNNING → LEAVING (decided, under lock) → EXITED (thread done) → EMPTY (joined) */
