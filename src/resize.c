@@ -328,6 +328,51 @@ struct source_info {
 	const char *export_profile;	/* "srgb" for a source with an ICC profile */
 };
 
+/*
+ * The allow-list, by signature, before libvips sees a byte: libvips'
+ * vips_foreign_find_load_buffer() asks every loader's sniffer in turn,
+ * blocked ones included, and ImageMagick's sniffer (never fuzzed) loads
+ * coder modules and parses what it is given.  An allowed format's own
+ * loader outranks ImageMagick, so once the signature is one of these the
+ * search stops before it.  Returns the format's name, or NULL.
+ */
+static const char *allowed_signature(const unsigned char *b, size_t len)
+{
+	static const char *const heif_brands[] = {
+		"heic", "heix", "hevc", "hevx", "heim", "heis", "mif1", "msf1", "avif", "avis"
+	};
+
+	if (len >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff)
+		return "jpeg";
+	if (len >= 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8))
+		return "png";
+	if (len >= 6 && (!memcmp(b, "GIF87a", 6) || !memcmp(b, "GIF89a", 6)))
+		return "gif";
+	if (len >= 12 && !memcmp(b, "RIFF", 4) && !memcmp(b + 8, "WEBP", 4))
+		return "webp";
+	if (len >= 4 && (!memcmp(b, "II*\0", 4) || !memcmp(b, "MM\0*", 4) ||
+			 !memcmp(b, "II+\0", 4) || !memcmp(b, "MM\0+", 4)))
+		return "tiff";
+	if (len >= 12 && !memcmp(b + 4, "ftyp", 4))
+		for (size_t i = 0; i < sizeof heif_brands / sizeof *heif_brands; i++)
+			if (!memcmp(b + 8, heif_brands[i], 4))
+				return "heif";
+	return NULL;
+}
+
+/* What a refused source looks like, for the reason: a known format that is
+ * not allowed is "blocked", anything else is "not an image". */
+static const char *refused_format(const unsigned char *b, size_t len)
+{
+	size_t n = len < 1024 ? len : 1024;
+
+	if (len >= 5 && !memcmp(b, "%PDF-", 5))
+		return "pdf";
+	if (memmem(b, n, "<svg", 4))
+		return "svg";
+	return NULL;
+}
+
 /* Identify the format and read the header only; refuse what we must not
  * decode.  No pixel is decoded here. */
 static int check_source(const struct pl_resize *r, const void *data, size_t len,
@@ -339,6 +384,19 @@ static int check_source(const struct pl_resize *r, const void *data, size_t len,
 
 	if (!data || len == 0)
 		return snprintf(why, whylen, "empty body"), -EINVAL;
+	if (!allowed_signature(data, len)) {
+		const char *fmt = refused_format(data, len);
+		char peek[32];
+
+		if (fmt) {
+			snprintf(why, whylen, "image format blocked: %s is not on the allow-list "
+				 "(jpeg, png, webp, gif, tiff, heif)", fmt);
+			return -ENOTSUP;
+		}
+		sniff(data, len, peek, sizeof peek);
+		snprintf(why, whylen, "not an image (%zu bytes starting \"%s\")", len, peek);
+		return -EINVAL;
+	}
 
 	loader = vips_foreign_find_load_buffer(data, len);
 	if (!loader) {

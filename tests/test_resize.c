@@ -590,7 +590,59 @@ START_TEST(svg_is_blocked)
 				  "height=\"100\"><rect width=\"100\" height=\"100\" fill=\"red\"/></svg>";
 
 	expect_failure(svg, sizeof svg - 1, -ENOTSUP, "blocked");
-	expect_failure(svg, sizeof svg - 1, -ENOTSUP, "svgload_buffer");
+	expect_failure(svg, sizeof svg - 1, -ENOTSUP, "svg is not on the allow-list");
+}
+END_TEST
+
+/* Count mapped ImageMagick coder modules: ImageMagick loads one when its
+ * format sniffer runs over a buffer. */
+static int magick_coders_mapped(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[4096];
+	int n = 0;
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof line, f))
+		n += strstr(line, "ImageMagick") && strstr(line, "/coders/");
+	fclose(f);
+	return n;
+}
+
+/* Bytes that are no allowed image never reach a blocked loader's sniffer
+ * either: ImageMagick (blocked, never fuzzed) must not look at them. */
+START_TEST(non_images_never_reach_imagemagick)
+{
+	static const char *const junk[] = {
+		"<!DOCTYPE html><html><body>x</body></html>",
+		"%PDF-1.4\n1 0 obj << >> endobj\n",
+		"P6\n2 2\n255\n\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c",
+		"BM\x3a\0\0\0\0\0\0\0\x36\0\0\0\x28\0\0\0",
+		"\x00\x00\x01\x00\x01\x00\x10\x10\x00\x00\x01\x00\x20\x00",
+		"8BPS\0\1\0\0\0\0\0\0\0\3",
+	};
+	int before = magick_coders_mapped();
+
+	for (size_t i = 0; i < sizeof junk / sizeof *junk; i++) {
+		struct pl_variant v = variant("t", 64, 64, PL_FIT_INSIDE, PL_CROP_CENTRE,
+					      PL_FORMAT_JPEG);
+		void *ctx = new_ctx(&v, 1, 50000000);
+		char why[PL_REASON_MAX];
+		struct pl_item *it;
+
+		ck_assert_int_lt(run(ctx, junk[i], strlen(junk[i]) + 8, &it, why), 0);
+		pl_item_free(it);
+		pl_resize_free(ctx);
+	}
+	ck_assert_int_eq(magick_coders_mapped(), before);
+}
+END_TEST
+
+START_TEST(pdf_is_blocked)
+{
+	static const char pdf[] = "%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n";
+
+	expect_failure(pdf, sizeof pdf - 1, -ENOTSUP, "blocked");
 }
 END_TEST
 
@@ -1121,6 +1173,8 @@ int main(void)
 	tcase_add_test(tc, zero_bytes);
 	tcase_add_test(tc, html_is_not_an_image);
 	tcase_add_test(tc, svg_is_blocked);
+	tcase_add_test(tc, non_images_never_reach_imagemagick);
+	tcase_add_test(tc, pdf_is_blocked);
 	tcase_add_test(tc, garbage_after_magic_fails);
 	tcase_add_test(tc, metadata_stripped);
 	tcase_add_test(tc, alpha_flattened_for_jpeg_kept_for_png);
