@@ -22,11 +22,13 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pltest import Nginx, fail, wait_for  # noqa: E402
 
 DAEMON = os.environ.get("PIPELINED", "build/pipelined")
 SANITIZE = os.environ.get("PL_SANITIZE", "")
@@ -38,35 +40,6 @@ VARIANTS = (("thumb", "jpg"), ("mini", "png"))
 def log(msg):
     print(f"[{time.monotonic() - T0:7.2f}s] {msg}", flush=True)
 
-
-def fail(msg):
-    print("FAIL: " + msg, flush=True)
-    sys.exit(1)
-
-
-def wait_for(cond, timeout, what, step=0.02):
-    """Poll a condition until it holds; fail naming what was awaited."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(step)
-    fail(f"timed out after {timeout} s waiting for {what}")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def can_connect(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 def make_images(dest):
@@ -83,37 +56,6 @@ def make_images(dest):
         subprocess.run(["vips", "copy", l, os.path.join(dest, name)], check=True)
     shutil.rmtree(work)
     return [s[0] for s in specs]
-
-
-def start_nginx(root, www):
-    """Debian's nginx in the foreground as our child, on a free port."""
-    for _ in range(5):
-        port = free_port()
-        conf = os.path.join(root, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(f"""daemon off; master_process on; worker_processes 1;
-pid {root}/nginx.pid; error_log {root}/nginx-error.log warn;
-events {{ worker_connections 256; }}
-http {{
-  access_log off;
-  client_body_temp_path {root}/ngx-body; proxy_temp_path {root}/ngx-proxy;
-  fastcgi_temp_path {root}/ngx-fcgi; uwsgi_temp_path {root}/ngx-uwsgi;
-  scgi_temp_path {root}/ngx-scgi;
-  types {{ image/jpeg jpg; image/png png; }}
-  server {{ listen 127.0.0.1:{port}; root {www}; }}
-}}
-""")
-        p = subprocess.Popen(["nginx", "-q", "-c", conf, "-p", root],
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        end = time.monotonic() + 10
-        while time.monotonic() < end and p.poll() is None:
-            if can_connect(port):
-                return p, port
-            time.sleep(0.01)
-        if p.poll() is None:
-            p.kill()
-        p.wait()
-    fail("nginx did not start")
 
 
 def write_config(root, spool, out):
@@ -283,7 +225,8 @@ def main():
     ok = False
     try:
         images = make_images(www)
-        nginx, port = start_nginx(root, www)
+        nginx = Nginx(root, www)
+        port = nginx.start()
         conf = write_config(root, spool, out)
         for sub in ("tmp", "new", "cur", "done", "failed"):
             os.mkdir(os.path.join(spool, sub))
@@ -337,8 +280,7 @@ def main():
             daemon.kill()
             daemon.wait()
         if nginx:
-            nginx.terminate()
-            nginx.wait()
+            nginx.kill()
         errlog.close()
         if ok or os.environ.get("PL_KEEP") is None:
             shutil.rmtree(root, ignore_errors=True)

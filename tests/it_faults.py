@@ -36,6 +36,10 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pltest as pl  # noqa: E402
+from pltest import fail  # noqa: E402
+
 DAEMON = os.environ.get("PIPELINED", "build/pipelined")
 SLOW = 3 if os.environ.get("PL_SANITIZE") else 1     # timeouts under ASan
 T0 = float(os.environ.get("PL_FAULTS_T0", time.monotonic()))   # one clock across the namespace
@@ -46,33 +50,11 @@ def log(msg):
     print(f"[{time.monotonic() - T0:7.2f}s] {msg}", flush=True)
 
 
-def fail(msg):
-    print("FAIL: " + msg, flush=True)
-    sys.exit(1)
-
 
 def wait_for(cond, timeout, what, step=0.02):
-    end = time.monotonic() + timeout * SLOW
-    while time.monotonic() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(step)
-    fail(f"timed out after {timeout * SLOW} s waiting for {what}")
+    return pl.wait_for(cond, timeout * SLOW, what, step)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def can_connect(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 def whole_image(path):
@@ -99,53 +81,6 @@ def make_images(dest):
         names.append(name)
     shutil.rmtree(work)
     return names
-
-
-class Nginx:
-    """Debian's nginx as one process (master_process off) in its own
-    session, so that SIGKILL takes it down whole, on a port that survives
-    restarts.  /slow/ serves the same files at a limited rate."""
-
-    def __init__(self, root, www):
-        self.root, self.www, self.port, self.proc = root, www, None, None
-
-    def start(self, port=None):
-        for _ in range(5):
-            self.port = port or free_port()
-            conf = os.path.join(self.root, "nginx.conf")
-            r = self.root
-            with open(conf, "w") as f:
-                f.write(f"""daemon off; master_process off;
-pid {r}/nginx.pid; error_log {r}/nginx-error.log warn;
-events {{ worker_connections 256; }}
-http {{
-  access_log off;
-  client_body_temp_path {r}/ngx-body; proxy_temp_path {r}/ngx-proxy;
-  fastcgi_temp_path {r}/ngx-fcgi; uwsgi_temp_path {r}/ngx-uwsgi; scgi_temp_path {r}/ngx-scgi;
-  types {{ image/jpeg jpg; image/png png; }}
-  server {{ listen 127.0.0.1:{self.port}; root {self.www};
-    location /slow/ {{ alias {self.www}/; limit_rate 120k; }} }}
-}}
-""")
-            self.proc = subprocess.Popen(["nginx", "-q", "-c", conf, "-p", r],
-                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         start_new_session=True)
-            end = time.monotonic() + 10
-            while time.monotonic() < end and self.proc.poll() is None:
-                if can_connect(self.port):
-                    return self.port
-                time.sleep(0.01)
-            self.kill()
-            if port:
-                break       # the port must stay the same: no other
-        fail(f"nginx did not start (port {port or 'any'})")
-
-    def kill(self):
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        if self.proc:
-            self.proc.wait()
-        self.proc = None
 
 
 class TinyServer:
@@ -506,7 +441,8 @@ def main():
     www = os.path.join(root, "www")
     os.mkdir(www)
     os.chmod(www, 0o755)
-    nginx = Nginx(root, www)
+    # /slow/ serves the same files at a limited rate
+    nginx = pl.Nginx(root, www, extra=f"location /slow/ {{ alias {www}/; limit_rate 120k; }}")
     ok = False
     try:
         images = make_images(www)

@@ -59,6 +59,13 @@ API (everything raises pl.Failure with a message naming what failed):
   n.wait(pred, timeout, what, start=0)  first message index >= start with pred(msg)
   n.close()
 
+  pl.free_port() / pl.can_connect(port)   a free 127.0.0.1 port / is something listening
+  ng = pl.Nginx(root, www, extra="")     Debian's nginx serving www/ on 127.0.0.1, one
+                                   process in its own session (SIGKILL takes it whole);
+                                   extra is pasted into the server block;
+                                   ng.start(port=None) → port (same port on restart),
+                                   ng.kill(); chmod root 0755 first (workers run as nobody)
+
   pl.main([(name, fn), …])         run the test functions in order, print "--- ok NAME (T s)",
                                    turn the first Failure into "FAIL: NAME: …" and exit 1
 """
@@ -142,6 +149,67 @@ def make_image(path, w=64, h=48, kind="noise"):
         os.unlink(f)
     return path
 
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def can_connect(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class Nginx:
+    """Debian's nginx as one process (master_process off) in its own
+    session, so that SIGKILL takes it down whole, on a port that survives
+    restarts.  Readiness is awaited by connecting."""
+
+    def __init__(self, root, www, extra=""):
+        self.root, self.www, self.extra, self.port, self.proc = root, www, extra, None, None
+
+    def start(self, port=None):
+        for _ in range(5):
+            self.port = port or free_port()
+            conf = os.path.join(self.root, "nginx.conf")
+            r = self.root
+            with open(conf, "w") as f:
+                f.write(f"""daemon off; master_process off;
+pid {r}/nginx.pid; error_log {r}/nginx-error.log warn;
+events {{ worker_connections 256; }}
+http {{
+  access_log off;
+  client_body_temp_path {r}/ngx-body; proxy_temp_path {r}/ngx-proxy;
+  fastcgi_temp_path {r}/ngx-fcgi; uwsgi_temp_path {r}/ngx-uwsgi; scgi_temp_path {r}/ngx-scgi;
+  types {{ image/jpeg jpg; image/png png; }}
+  server {{ listen 127.0.0.1:{self.port}; root {self.www};
+    {self.extra} }}
+}}
+""")
+            self.proc = subprocess.Popen(["nginx", "-q", "-c", conf, "-p", r],
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         start_new_session=True)
+            end = time.monotonic() + 10
+            while time.monotonic() < end and self.proc.poll() is None:
+                if can_connect(self.port):
+                    return self.port
+                time.sleep(0.01)
+            self.kill()
+            if port:
+                break       # the port must stay the same: no other
+        fail(f"nginx did not start (port {port or 'any'})")
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        if self.proc:
+            self.proc.wait()
+        self.proc = None
 
 def check_lines_once(records, n, what="result"):
     lines = [r.get("line") for r in records]

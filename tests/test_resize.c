@@ -613,14 +613,16 @@ static int magick_coders_mapped(void)
  * either: ImageMagick (blocked, never fuzzed) must not look at them. */
 START_TEST(non_images_never_reach_imagemagick)
 {
-	static const char *const junk[] = {
-		"<!DOCTYPE html><html><body>x</body></html>",
-		"%PDF-1.4\n1 0 obj << >> endobj\n",
-		"P6\n2 2\n255\n\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c",
-		"BM\x3a\0\0\0\0\0\0\0\x36\0\0\0\x28\0\0\0",
-		"\x00\x00\x01\x00\x01\x00\x10\x10\x00\x00\x01\x00\x20\x00",
-		"8BPS\0\1\0\0\0\0\0\0\0\3",
+#define JUNK(lit) { lit, sizeof lit - 1 }
+	static const struct { const char *data; size_t len; } junk[] = {
+		JUNK("<!DOCTYPE html><html><body>x</body></html>"),
+		JUNK("%PDF-1.4\n1 0 obj << >> endobj\n"),
+		JUNK("P6\n2 2\n255\n\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c"),
+		JUNK("BM\x3a\0\0\0\0\0\0\0\x36\0\0\0\x28\0\0\0"),
+		JUNK("\x00\x00\x01\x00\x01\x00\x10\x10\x00\x00\x01\x00\x20\x00"),
+		JUNK("8BPS\0\1\0\0\0\0\0\0\0\3"),
 	};
+#undef JUNK
 	int before = magick_coders_mapped();
 
 	for (size_t i = 0; i < sizeof junk / sizeof *junk; i++) {
@@ -630,7 +632,7 @@ START_TEST(non_images_never_reach_imagemagick)
 		char why[PL_REASON_MAX];
 		struct pl_item *it;
 
-		ck_assert_int_lt(run(ctx, junk[i], strlen(junk[i]) + 8, &it, why), 0);
+		ck_assert_int_lt(run(ctx, junk[i].data, junk[i].len, &it, why), 0);
 		pl_item_free(it);
 		pl_resize_free(ctx);
 	}
