@@ -75,6 +75,7 @@
 #include <string.h>
 
 #include <vips/vips.h>
+#include <vips/vector.h>
 
 #include "config.h"
 #include "item.h"
@@ -170,6 +171,18 @@ int pl_resize_global_init(const char *argv0)
 	vips_cache_set_max(0);
 	vips_cache_set_max_mem(0);
 	vips_cache_set_max_files(0);
+	/*
+	 * No run-time compiled (orc) vector code.  libvips compiles an orc
+	 * program for every reduce it builds, and Debian 12's liborc 0.4.33
+	 * races in orc_code_allocate_codemem() when resize workers do that at
+	 * the same time: the daemon died with SIGSEGV there under it_crash's
+	 * load (core dump: vips_thumbnail_image → vips_reducev →
+	 * vips_vector_compile → orc_program_compile_full).  The C paths
+	 * measured no slower on the mate-backgrounds photos, need no
+	 * writable+executable memory (the unit forbids it), and valgrind can
+	 * follow them.
+	 */
+	vips_vector_set_enabled(FALSE);
 
 	vips_block_untrusted_set(TRUE);
 	vips_operation_block_set("VipsForeignLoad", TRUE);

@@ -69,10 +69,8 @@ resize = { workers = 2; variants = (
 upload = { workers = 2; url = "file://$dir/out/{job}/{name}-{variant}.{ext}"; };
 EOF
 
-# libvips 8.14 runs some operations (convolution, reduce) as code that liborc
-# compiles at run time; valgrind cannot follow that JIT code (it dies with a
-# SIGSEGV inside "orcexec.*"), so the C paths are used under valgrind.
-export VIPS_NOVECTOR=1
+# The daemon turns libvips' run-time compiled (orc) code off itself (see
+# src/resize.c), so valgrind follows the same C paths production runs.
 # libvips 8.14.1 has a race in its thread set (fixed upstream in 8.15.5,
 # "threadset: fix a race condition during thread exit"): a libvips thread idle
 # for 15 s that times out just as a task is handed to it exits without running
