@@ -14,53 +14,11 @@ Run it with Debian's /usr/bin/python3.
 """
 import sys
 import time
+import os
 from queue import Queue
-from threading import Thread
 
-
-class ClosableQueue(Queue):
-    SENTINEL = object()
-
-    def close(self):
-        self.put(self.SENTINEL)
-
-    def __iter__(self):
-        while True:
-            item = self.get()
-            try:
-                if item is self.SENTINEL:
-                    return  # Cause the thread to exit
-                yield item
-            finally:
-                self.task_done()
-
-
-class StoppableWorker(Thread):
-    def __init__(self, func, in_queue, out_queue):
-        super().__init__()
-        self.func = func
-        self.in_queue = in_queue
-        self.out_queue = out_queue
-
-    def run(self):
-        for item in self.in_queue:
-            result = self.func(item)
-            self.out_queue.put(result)
-
-
-def start_threads(count, *args):
-    threads = [StoppableWorker(*args) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    return threads
-
-
-def stop_threads(closable_queue, threads):
-    for _ in threads:
-        closable_queue.close()
-    closable_queue.join()
-    for thread in threads:
-        thread.join()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from effective_pipeline import ClosableQueue, start_threads, stop_threads  # noqa: E402
 
 
 def noop(item):

@@ -16,43 +16,14 @@ import json
 import sys
 import time
 import urllib.request
-from queue import Queue
-from threading import Thread
+import os
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from effective_pipeline import ClosableQueue, start_threads, stop_threads  # noqa: E402
 
 from PIL import Image, ImageOps, __version__ as PIL_VERSION
 
 BOX = (256, 256)
-
-
-class ClosableQueue(Queue):
-    SENTINEL = object()
-
-    def close(self):
-        self.put(self.SENTINEL)
-
-    def __iter__(self):
-        while True:
-            item = self.get()
-            try:
-                if item is self.SENTINEL:
-                    return
-                yield item
-            finally:
-                self.task_done()
-
-
-class StoppableWorker(Thread):
-    def __init__(self, func, in_queue, out_queue):
-        super().__init__()
-        self.func = func
-        self.in_queue = in_queue
-        self.out_queue = out_queue
-
-    def run(self):
-        for item in self.in_queue:
-            result = self.func(item)
-            if result is not None:
-                self.out_queue.put(result)
 
 
 failures = []
@@ -102,21 +73,6 @@ def make_upload(putbase):
             failures.append(f"PUT {name}: {e}")
         return None
     return upload
-
-
-def start_threads(count, *args):
-    threads = [StoppableWorker(*args) for _ in range(count)]
-    for t in threads:
-        t.start()
-    return threads
-
-
-def stop_threads(closable_queue, threads):
-    for _ in threads:
-        closable_queue.close()
-    closable_queue.join()
-    for t in threads:
-        t.join()
 
 
 def main():
