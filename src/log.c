@@ -68,11 +68,6 @@ void pl_log_set_level(int l)
 		atomic_store(&level, l);
 }
 
-int pl_log_get_level(void)
-{
-	return atomic_load(&level);
-}
-
 int pl_log_level_from_name(const char *name)
 {
 	for (int i = LOG_EMERG; i <= LOG_DEBUG; i++)
@@ -83,11 +78,6 @@ int pl_log_level_from_name(const char *name)
 	if (strcasecmp(name, "warn") == 0)
 		return LOG_WARNING;
 	return -1;
-}
-
-const char *pl_log_level_name(int l)
-{
-	return l >= LOG_EMERG && l <= LOG_DEBUG ? level_names[l] : "?";
 }
 
 /* Native journal entry; fields only where they have a value. */

@@ -15,9 +15,7 @@ struct pl_item;
 
 void pl_log_open(void);
 void pl_log_set_level(int level);
-int  pl_log_get_level(void);
 int  pl_log_level_from_name(const char *name);	/* -1 if unknown */
-const char *pl_log_level_name(int level);
 
 void pl_log(int prio, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

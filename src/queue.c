@@ -312,11 +312,6 @@ unsigned long pl_queue_interrupt_gen(struct pl_queue *q)
 	return atomic_load(&q->intr_gen);
 }
 
-int pl_queue_get_since(struct pl_queue *q, void **item, long timeout_ms, unsigned long gen)
-{
-	return get_impl(q, item, 1, NULL, timeout_ms, true, gen);
-}
-
 int pl_queue_get_batch(struct pl_queue *q, void **items, size_t max, size_t *got,
 		       long timeout_ms, unsigned long gen)
 {

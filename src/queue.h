@@ -37,18 +37,16 @@ size_t pl_queue_unfinished(struct pl_queue *q);
  * polling.  Accounting is unchanged.
  */
 void   pl_queue_interrupt(struct pl_queue *q);
-/* The interrupt generation now, and a get that returns EINTR (even when an
- * item is ready) once an interrupt has happened since that generation was
- * read: a worker reads the generation, checks its own state, then gets,
- * and cannot miss an interrupt that falls in between. */
-unsigned long pl_queue_interrupt_gen(struct pl_queue *q);
-int    pl_queue_get_since(struct pl_queue *q, void **item, long timeout_ms,
-			  unsigned long gen);
-/* Batches, for stages whose items take microseconds: the same semantics as
+/* The interrupt generation now.  get_batch returns EINTR (even when items
+ * are ready) once an interrupt has happened since gen was read: a worker
+ * reads the generation, checks its own state, then gets, and cannot miss an
+ * interrupt that falls in between.
+ * Batches, for stages whose items take microseconds: the same semantics as
  * repeated get/put/task_done, with one lock round and at most one wake per
  * sleeper for the whole batch.  get_batch takes between 1 and max items
- * (*got), like get_since; put_batch puts all n in order, waiting for room,
- * and on an error says in *done how many went in. */
+ * (*got); put_batch puts all n in order, waiting for room, and on an error
+ * says in *done how many went in. */
+unsigned long pl_queue_interrupt_gen(struct pl_queue *q);
 int    pl_queue_get_batch(struct pl_queue *q, void **items, size_t max, size_t *got,
 			  long timeout_ms, unsigned long gen);
 int    pl_queue_put_batch(struct pl_queue *q, void *const *items, size_t n, size_t *done,

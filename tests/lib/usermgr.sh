@@ -25,6 +25,19 @@ pl_unit_dir() {
 	echo "$HOME/.config/systemd/user"
 }
 
+# pl_user_unit RENDERED OUT: the rendered unit without what a user manager
+# cannot apply (DynamicUser, the *Directory= settings, the namespace and
+# capability sandboxing).  The seccomp part stays, so the daemon must live
+# with it, except under a sanitizer build: LeakSanitizer needs ptrace.
+pl_user_unit() {
+	local drop='DynamicUser|StateDirectory|RuntimeDirectory|ConfigurationDirectory|CapabilityBoundingSet|AmbientCapabilities|PrivateUsers|PrivateTmp|PrivateDevices|PrivateMounts|DevicePolicy|ProtectSystem|ProtectHome|ProtectClock|ProtectControlGroups|ProtectHostname|ProtectKernelLogs|ProtectKernelModules|ProtectKernelTunables|ProtectProc|ProcSubset|RemoveIPC'
+	if [[ -n ${PL_SANITIZE:-} ]]; then
+		drop+='|NoNewPrivileges|SystemCallFilter|SystemCallArchitectures|SystemCallErrorNumber|MemoryDenyWriteExecute|LockPersonality|RestrictNamespaces|RestrictAddressFamilies|RestrictRealtime|RestrictSUIDSGID'
+		pl_note "PL_SANITIZE=$PL_SANITIZE: seccomp sandbox left out (LeakSanitizer needs ptrace)"
+	fi
+	grep -Ev "^($drop)=" "$1" > "$2" || pl_fail "cannot write $2"
+}
+
 pl_usermgr_running() {
 	local s
 	s=$(timeout 5 systemctl --user is-system-running 2> /dev/null)
