@@ -955,6 +955,54 @@ START_TEST(direct_path_matches_thumbnail)
 }
 END_TEST
 
+/* A PNG cannot shrink on load: from 4× the box on, the direct path box-
+ * shrinks both ways before its Lanczos passes (box_then_lanczos()); the
+ * geometry must still be thumbnail's exactly and the pixels as close as
+ * the JPEG cases above. */
+START_TEST(direct_path_png_box_then_lanczos)
+{
+	static const int sizes[][2] = {
+		{ 1920, 1200 }, { 2141, 1203 }, { 1001, 3001 }, { 4097, 2049 }, { 1025, 1025 },
+	};
+	struct pl_variant vs[] = {
+		variant("in", 256, 256, PL_FIT_INSIDE, PL_CROP_CENTRE, PL_FORMAT_JPEG),
+		variant("cov", 200, 120, PL_FIT_COVER, PL_CROP_CENTRE, PL_FORMAT_JPEG),
+		variant("tall", 64, 300, PL_FIT_INSIDE, PL_CROP_CENTRE, PL_FORMAT_JPEG),
+	};
+
+	for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+		VipsImage *img = make_smooth(sizes[i][0], sizes[i][1]);
+		void *src = NULL;
+		size_t len;
+
+		ck_assert_int_eq(vips_pngsave_buffer(img, &src, &len, "compression", 1, NULL), 0);
+		for (size_t k = 0; k < sizeof vs / sizeof *vs; k++) {
+			void *ctx = new_ctx(&vs[k], 1, 50000000);
+			char why[PL_REASON_MAX];
+			struct pl_item *it;
+			VipsImage *ref, *got;
+			double diff;
+
+			ck_assert_msg(run(ctx, src, len, &it, why) == 0, "%s", why);
+			ref = reference_thumb(src, len, &vs[k]);
+			got = decode(&it->outputs[0]);
+			ck_assert_msg(got->Xsize == ref->Xsize && got->Ysize == ref->Ysize,
+				      "%s from PNG %dx%d: %dx%d, thumbnail gives %dx%d", vs[k].name,
+				      sizes[i][0], sizes[i][1], got->Xsize, got->Ysize,
+				      ref->Xsize, ref->Ysize);
+			diff = mean_abs_diff(got, ref);
+			ck_assert_msg(diff < 5.0, "%s from PNG %dx%d differs from thumbnail by %g",
+				      vs[k].name, sizes[i][0], sizes[i][1], diff);
+			g_object_unref(got), g_object_unref(ref);
+			pl_item_free(it);
+			pl_resize_free(ctx);
+		}
+		g_object_unref(img);
+		g_free(src);
+	}
+}
+END_TEST
+
 /* One JPEG variant of an RGBA PNG (the direct path flattens before it
  * resamples): transparent is white, opaque red stays red, and the edge
  * between them has no dark fringe (the premultiplication thumbnail did). */
@@ -1189,6 +1237,7 @@ int main(void)
 	tcase_add_test(tc, source_freed_after_success);
 	tcase_add_test(tc, two_workers_concurrently);
 	tcase_add_test(tc, direct_path_matches_thumbnail);
+	tcase_add_test(tc, direct_path_png_box_then_lanczos);
 	tcase_add_test(tc, direct_path_alpha_png);
 	tcase_add_test(tc, direct_path_profile_and_grey);
 	tcase_add_test(tc, timing_note);
