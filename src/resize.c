@@ -649,30 +649,135 @@ static int direct_colour(VipsImage **img)
 	return 0;
 }
 
-/* Shrink by f ≥ 4 the way vips_resize does — a box filter by the integer
+/* Flatten onto white (JPEG has no alpha); exact before resampling, which
+ * is linear with weights that sum to one. */
+static int flatten_white(VipsImage **img)
+{
+	VipsArrayDouble *white;
+	VipsImage *t;
+	int rc;
+
+	if (!vips_image_hasalpha(*img))
+		return 0;
+	white = vips_array_double_newv(1, 255.0);
+	rc = vips_flatten(*img, &t, "background", white, NULL);
+	vips_area_unref(VIPS_AREA(white));
+	if (rc)
+		return -1;
+	swap_in(img, t);
+	return 0;
+}
+
+/* The metadata the later steps read: the embedded profile (direct_colour)
+ * and the orientation (direct_orient_crop). */
+static void copy_meta(VipsImage *from, VipsImage *to)
+{
+	const void *icc;
+	size_t len;
+	int o;
+
+	if (vips_image_get_typeof(from, VIPS_META_ICC_NAME) &&
+	    !vips_image_get_blob(from, VIPS_META_ICC_NAME, &icc, &len))
+		vips_image_set_blob_copy(to, VIPS_META_ICC_NAME, icc, len);
+	if (vips_image_get_typeof(from, VIPS_META_ORIENTATION) &&
+	    !vips_image_get_int(from, VIPS_META_ORIENTATION, &o))
+		vips_image_set_int(to, VIPS_META_ORIENTATION, o);
+}
+
+/* Average k×k boxes (the last row and column of boxes hold what is left)
+ * of an 8-bit image, flattening alpha onto white on the way, in one integer
+ * pass over strips of k rows pulled from the loader in this thread.  Per
+ * output sample: Σ(c·a + 255·(255 − a)) / (255·n), rounded, so the
+ * flatten is not rounded before the average.  This replaces vips_flatten,
+ * vips_shrinkv and vips_shrinkh, three passes of which flatten works in
+ * double at full size: 8–12 ms less on each 1920×1200 RGBA PNG
+ * (bench/E2E.md). */
+static int box_flatten(VipsImage **img, int k)
+{
+	VipsImage *in = *img, *out;
+	int w = in->Xsize, h = in->Ysize, nb = in->Bands;
+	bool alpha = vips_image_hasalpha(in);
+	int ob = alpha ? nb - 1 : nb, ow = (w + k - 1) / k, oh = (h + k - 1) / k;
+	uint64_t *acc = calloc((size_t)ow * ob, sizeof *acc);
+	unsigned char *dst = malloc((size_t)ow * oh * ob);
+	VipsRegion *reg = vips_region_new(in);
+	int rc = -1;
+
+	if (!acc || !dst || !reg) {
+		vips_error("resize", "out of memory");
+		goto out;
+	}
+	for (int oy = 0; oy < oh; oy++) {
+		VipsRect r = { 0, oy * k, w, VIPS_MIN(k, h - oy * k) };
+		unsigned char *d = dst + (size_t)oy * ow * ob;
+
+		if (vips_region_prepare(reg, &r))
+			goto out;
+		memset(acc, 0, (size_t)ow * ob * sizeof *acc);
+		for (int y = r.top; y < r.top + r.height; y++) {
+			const unsigned char *p = VIPS_REGION_ADDR(reg, 0, y);
+			uint64_t *a = acc;
+
+			for (int x0 = 0; x0 < w; x0 += k, a += ob) {
+				int x1 = VIPS_MIN(w, x0 + k);
+
+				for (int x = x0; x < x1; x++, p += nb) {
+					if (alpha) {
+						unsigned al = p[nb - 1], bg = 255 * (255 - al);
+
+						for (int c = 0; c < ob; c++)
+							a[c] += p[c] * al + bg;
+					} else {
+						for (int c = 0; c < ob; c++)
+							a[c] += p[c];
+					}
+				}
+			}
+		}
+		for (int ox = 0; ox < ow; ox++) {
+			uint64_t n = (uint64_t)r.height * (VIPS_MIN(w, ox * k + k) - ox * k);
+			uint64_t div = alpha ? 255 * n : n;
+
+			for (int c = 0; c < ob; c++)
+				d[ox * ob + c] = (unsigned char)((acc[ox * ob + c] + div / 2) / div);
+		}
+	}
+	out = vips_image_new_from_memory_copy(dst, (size_t)ow * oh * ob, ow, oh, ob,
+					      VIPS_FORMAT_UCHAR);
+	if (!out)
+		goto out;
+	out->Type = ob >= 3 ? VIPS_INTERPRETATION_sRGB : VIPS_INTERPRETATION_B_W;
+	copy_meta(in, out);
+	swap_in(img, out);
+	rc = 0;
+out:
+	if (reg)
+		g_object_unref(reg);
+	free(acc);
+	free(dst);
+	return rc;
+}
+
+/* Shrink by f ≥ 4 as vips_resize does — a box filter by the integer
  * k = ⌊f / 2⌋, then Lanczos3 for the rest (at least ×2 is left to it, as
  * Pillow's reducing_gap = 2 leaves) — to vips_resize's size, but with both
- * box passes first: 8.14's vips_resize runs shrinkv, reducev, shrinkh,
- * reduceh, so its 17-tap vertical Lanczos ran over k times as many
- * columns.  A PNG, which cannot shrink on load, is resampled at full size:
- * this order took 8 ms off each 1920×1200 one (bench/E2E.md).  The
- * passes are linear and separable, so the picture is the same but for the
- * rounding of the intermediate uchar images and a sub-pixel shift where
- * the size is not a multiple of k: against a Lanczos3 resample of the
- * whole image in float, both orders differ by 0.03–0.41 levels on
- * average on the benchmark photos, this one within 5 % of vips_resize. */
+ * box passes first (box_flatten()): 8.14's vips_resize runs shrinkv,
+ * reducev, shrinkh, reduceh, so its 17-tap vertical Lanczos ran over k
+ * times as many columns.  A PNG, which cannot shrink on load, is
+ * resampled at full size: this order took 8 ms off each 1920×1200 one
+ * (bench/E2E.md).  The passes are linear and separable, so the picture is
+ * the same but for rounding and a sub-pixel shift where the size is not a
+ * multiple of k: against a Lanczos3 resample of the whole image in float,
+ * both orders differ by 0.03–0.41 levels on average on the benchmark
+ * photos, this one within 5 % of vips_resize. */
 static int box_then_lanczos(VipsImage **img, double f)
 {
 	int w = (*img)->Xsize, h = (*img)->Ysize, k = (int)floor(f / 2.0);
 	int tw = VIPS_MAX(1, VIPS_ROUND_UINT(w / f)), th = VIPS_MAX(1, VIPS_ROUND_UINT(h / f));
 	VipsImage *t;
 
-	if (vips_shrinkv(*img, &t, k, "ceil", TRUE, NULL))
+	if (box_flatten(img, k))
 		return -1;
-	swap_in(img, t);
-	if (vips_shrinkh(*img, &t, k, "ceil", TRUE, NULL))
-		return -1;
-	swap_in(img, t);
 	if ((*img)->Ysize > th) {
 		if (vips_reducev(*img, &t, (double)(*img)->Ysize / th,
 				 "kernel", VIPS_KERNEL_LANCZOS3, "gap", 0.0, NULL))
@@ -689,9 +794,10 @@ static int box_then_lanczos(VipsImage **img, double f)
 }
 
 /* Resample the loaded image to the variant's size in the stored
- * orientation.  Whether to resample at all is decided on the source (inside
- * never upscales a small source); how much, on what was loaded, so that
- * the result has thumbnail's geometry whatever the DCT shrink rounded. */
+ * orientation, alpha flattened onto white.  Whether to resample at all is
+ * decided on the source (inside never upscales a small source); how much,
+ * on what was loaded, so that the result has thumbnail's geometry whatever
+ * the DCT shrink rounded. */
 static int direct_resize(const struct pl_variant *v, const struct source_info *si,
 			 VipsImage **img)
 {
@@ -702,12 +808,13 @@ static int direct_resize(const struct pl_variant *v, const struct source_info *s
 	stored_box(v, si, &bw, &bh);
 	if (fit_shrink(v, si->raw_width, si->raw_height, bw, bh) == 1.0 &&
 	    w == si->raw_width && h == si->raw_height)
-		return 0;
+		return flatten_white(img);
 	f = v->fit == PL_FIT_COVER ? fmin((double)w / bw, (double)h / bh)
 				   : fmax((double)w / bw, (double)h / bh);
 	if (f >= 4.0)
 		return box_then_lanczos(img, f);
-	if (vips_resize(*img, &t, 1.0 / f, "kernel", VIPS_KERNEL_LANCZOS3, NULL))
+	if (flatten_white(img) ||
+	    vips_resize(*img, &t, 1.0 / f, "kernel", VIPS_KERNEL_LANCZOS3, NULL))
 		return -1;
 	swap_in(img, t);
 	return 0;
@@ -743,19 +850,10 @@ static int direct_orient_crop(const struct pl_variant *v, const struct source_in
 static int direct_variant(const struct pl_variant *v, const struct source_info *si,
 			  const void *data, size_t len, VipsImage **out)
 {
-	VipsImage *img, *t;
+	VipsImage *img;
 
 	if (direct_load(v, si, data, len, &img))
 		return -1;
-	if (vips_image_hasalpha(img)) {
-		VipsArrayDouble *white = vips_array_double_newv(1, 255.0);
-		int rc = vips_flatten(img, &t, "background", white, NULL);
-
-		vips_area_unref(VIPS_AREA(white));
-		if (rc)
-			goto fail;
-		swap_in(&img, t);
-	}
 	if (direct_resize(v, si, &img) || direct_colour(&img) ||
 	    direct_orient_crop(v, si, &img))
 		goto fail;

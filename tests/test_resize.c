@@ -955,10 +955,57 @@ START_TEST(direct_path_matches_thumbnail)
 }
 END_TEST
 
+/* mode 0: RGB as it is; 1: RGBA with alpha varying across the picture;
+ * 2: grey + alpha.  Takes over the reference to img. */
+static VipsImage *with_bands(VipsImage *img, int mode)
+{
+	VipsImage *a, *x, *grey, *out, *t;
+
+	if (mode == 0)
+		return img;
+	ck_assert_int_eq(vips_xyz(&x, img->Xsize, img->Ysize, NULL), 0);
+	ck_assert_int_eq(vips_extract_band(x, &t, 0, NULL), 0);
+	ck_assert_int_eq(vips_linear1(t, &a, 255.0 / img->Xsize, 0, "uchar", TRUE, NULL), 0);
+	g_object_unref(t), g_object_unref(x);
+	if (mode == 2) {
+		ck_assert_int_eq(vips_extract_band(img, &grey, 1, NULL), 0);
+		ck_assert_int_eq(vips_bandjoin2(grey, a, &t, NULL), 0);
+		ck_assert_int_eq(vips_copy(t, &out, "interpretation", VIPS_INTERPRETATION_B_W, NULL), 0);
+		g_object_unref(grey), g_object_unref(t);
+	} else {
+		ck_assert_int_eq(vips_bandjoin2(img, a, &out, NULL), 0);
+	}
+	g_object_unref(a), g_object_unref(img);
+	return out;
+}
+
+/* What a JPEG variant of the reference must look like: alpha onto white,
+ * 3 bands.  Takes over the reference to img. */
+static VipsImage *flat_white(VipsImage *img)
+{
+	VipsImage *t = img, *u;
+
+	if (vips_image_hasalpha(t)) {
+		VipsArrayDouble *white = vips_array_double_newv(1, 255.0);
+
+		ck_assert_int_eq(vips_flatten(t, &u, "background", white, NULL), 0);
+		vips_area_unref(VIPS_AREA(white));
+		g_object_unref(t);
+		t = u;
+	}
+	if (t->Bands == 1) {
+		ck_assert_int_eq(vips_colourspace(t, &u, VIPS_INTERPRETATION_sRGB, NULL), 0);
+		g_object_unref(t);
+		t = u;
+	}
+	return t;
+}
+
 /* A PNG cannot shrink on load: from 4× the box on, the direct path box-
- * shrinks both ways before its Lanczos passes (box_then_lanczos()); the
- * geometry must still be thumbnail's exactly and the pixels as close as
- * the JPEG cases above. */
+ * shrinks both ways, flattening alpha in the same pass, before its Lanczos
+ * passes (box_then_lanczos()); the geometry must still be thumbnail's
+ * exactly and the pixels as close as the JPEG cases above, for RGB, RGBA
+ * and grey + alpha. */
 START_TEST(direct_path_png_box_then_lanczos)
 {
 	static const int sizes[][2] = {
@@ -971,7 +1018,7 @@ START_TEST(direct_path_png_box_then_lanczos)
 	};
 
 	for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
-		VipsImage *img = make_smooth(sizes[i][0], sizes[i][1]);
+		VipsImage *img = with_bands(make_smooth(sizes[i][0], sizes[i][1]), i % 3);
 		void *src = NULL;
 		size_t len;
 
@@ -984,7 +1031,7 @@ START_TEST(direct_path_png_box_then_lanczos)
 			double diff;
 
 			ck_assert_msg(run(ctx, src, len, &it, why) == 0, "%s", why);
-			ref = reference_thumb(src, len, &vs[k]);
+			ref = flat_white(reference_thumb(src, len, &vs[k]));
 			got = decode(&it->outputs[0]);
 			ck_assert_msg(got->Xsize == ref->Xsize && got->Ysize == ref->Ysize,
 				      "%s from PNG %dx%d: %dx%d, thumbnail gives %dx%d", vs[k].name,
@@ -1082,19 +1129,28 @@ START_TEST(direct_path_profile_and_grey)
 		ck_assert_int_eq(vips_getpoint(p3, &pix, &n, 10, 10, NULL), 0);
 		ck_assert_msg(pix[0] < 215, "P3 red %g is not distinct from sRGB's 220", pix[0]);
 		g_free(pix);
-		src = jpeg_of(p3, &len);
-		ck_assert_msg(run(ctx, src, len, &it, why) == 0, "%s", why);
-		out = decode(&it->outputs[0]);
-		ck_assert_int_eq(vips_getpoint(out, &pix, &n, 30, 20, NULL), 0);
-		memcpy(px, pix, 3 * sizeof *px);
-		g_free(pix);
-		ck_assert_msg(fabs(px[0] - 220) < 6 && fabs(px[1] - 30) < 8,
-			      "P3 source came out (%g, %g, %g), not sRGB (220, 30, 30)",
-			      px[0], px[1], px[2]);
-		ck_assert_msg(!vips_image_get_typeof(out, VIPS_META_ICC_NAME), "profile kept");
-		g_object_unref(out), g_object_unref(p3);
-		g_free(src);
-		pl_item_free(it);
+		/* JPEG: DCT shrink, then vips_resize; PNG: box_flatten() at 6×,
+		 * which must carry the profile over to the small image */
+		for (int png = 0; png <= 1; png++) {
+			if (png)
+				ck_assert_int_eq(vips_pngsave_buffer(p3, &src, &len, NULL), 0);
+			else
+				src = jpeg_of(p3, &len);
+			ck_assert_msg(run(ctx, src, len, &it, why) == 0, "%s", why);
+			out = decode(&it->outputs[0]);
+			ck_assert_int_eq(vips_getpoint(out, &pix, &n, 30, 20, NULL), 0);
+			memcpy(px, pix, 3 * sizeof *px);
+			g_free(pix);
+			ck_assert_msg(fabs(px[0] - 220) < 6 && fabs(px[1] - 30) < 8,
+				      "P3 %s came out (%g, %g, %g), not sRGB (220, 30, 30)",
+				      png ? "PNG" : "JPEG", px[0], px[1], px[2]);
+			ck_assert_msg(!vips_image_get_typeof(out, VIPS_META_ICC_NAME),
+				      "profile kept");
+			g_object_unref(out);
+			g_free(src);
+			pl_item_free(it);
+		}
+		g_object_unref(p3);
 	}
 
 	ck_assert_int_eq(vips_extract_band(red, &grey, 1, NULL), 0);
