@@ -900,6 +900,54 @@ static VipsImage *reference_thumb(const void *src, size_t len, const struct pl_v
 	return t;
 }
 
+/* What a JPEG variant of the reference must look like: alpha onto white,
+ * 3 bands.  Takes over the reference to img. */
+static VipsImage *flat_white(VipsImage *img)
+{
+	VipsImage *t = img, *u;
+
+	if (vips_image_hasalpha(t)) {
+		VipsArrayDouble *white = vips_array_double_newv(1, 255.0);
+
+		ck_assert_int_eq(vips_flatten(t, &u, "background", white, NULL), 0);
+		vips_area_unref(VIPS_AREA(white));
+		g_object_unref(t);
+		t = u;
+	}
+	if (t->Bands == 1) {
+		ck_assert_int_eq(vips_colourspace(t, &u, VIPS_INTERPRETATION_sRGB, NULL), 0);
+		g_object_unref(t);
+		t = u;
+	}
+	return t;
+}
+
+/* One JPEG variant of src through the stage must have thumbnail's geometry
+ * exactly and nearly its pixels (alpha onto white).  Measured 1.2–1.5 at
+ * 256 px (both sides went through JPEG Q80), 2.3–3.7 at 64 px, where a
+ * sine pattern is fine detail; a wrong colour, shift or turn gives tens. */
+static void expect_like_thumbnail(void *ctx, const void *src, size_t len,
+				  const struct pl_variant *v, const char *fmt, const int size[2])
+{
+	char why[PL_REASON_MAX];
+	struct pl_item *it;
+	VipsImage *ref, *got;
+	double diff;
+
+	ck_assert_msg(run(ctx, src, len, &it, why) == 0, "%s", why);
+	ref = flat_white(reference_thumb(src, len, v));
+	got = decode(&it->outputs[0]);
+	ck_assert_msg(got->Xsize == ref->Xsize && got->Ysize == ref->Ysize,
+		      "%s from %s %dx%d: %dx%d, thumbnail gives %dx%d", v->name, fmt,
+		      size[0], size[1], got->Xsize, got->Ysize, ref->Xsize, ref->Ysize);
+	ck_assert_int_eq(got->Bands, 3);
+	diff = mean_abs_diff(got, ref);
+	ck_assert_msg(diff < 5.0, "%s from %s %dx%d differs from thumbnail by %g",
+		      v->name, fmt, size[0], size[1], diff);
+	g_object_unref(got), g_object_unref(ref);
+	pl_item_free(it);
+}
+
 /* Sizes where the DCT shrink (8, 4, 2, 1) rounds up and the final
  * resample has to land on thumbnail's exact geometry, both fits; the
  * pixels must match thumbnail's closely (Lanczos3 after a DCT shrink is
@@ -921,34 +969,17 @@ START_TEST(direct_path_matches_thumbnail)
 		void *ctx = new_ctx(&vs[k], 1, 50000000);
 
 		for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
-			VipsImage *img = make_smooth(sizes[i][0], sizes[i][1]), *ref, *got;
+			VipsImage *img = make_smooth(sizes[i][0], sizes[i][1]);
 			size_t len;
 			void *src = NULL;
-			char why[PL_REASON_MAX];
-			struct pl_item *it;
-			double diff;
 
 			/* every other one progressive: at DCT shrink 8 its AC
 			 * scans are cut (jpegprune.c) */
 			ck_assert_int_eq(vips_jpegsave_buffer(img, &src, &len, "Q", 90,
 							      "interlace", i % 2 == 1, NULL), 0);
-			ck_assert_msg(run(ctx, src, len, &it, why) == 0, "%s", why);
-			ref = reference_thumb(src, len, &vs[k]);
-			got = decode(&it->outputs[0]);
-			ck_assert_msg(got->Xsize == ref->Xsize && got->Ysize == ref->Ysize,
-				      "%s from %dx%d: %dx%d, thumbnail gives %dx%d", vs[k].name,
-				      sizes[i][0], sizes[i][1], got->Xsize, got->Ysize,
-				      ref->Xsize, ref->Ysize);
-			ck_assert_int_eq(got->Bands, 3);
-			diff = mean_abs_diff(got, ref);
-			/* Measured 1.2–1.5 at 256 px (both sides went through
-			 * JPEG Q80), 2.9–3.3 at 64 px, where a sine pattern is
-			 * fine detail; a wrong colour, shift or turn gives tens. */
-			ck_assert_msg(diff < 5.0, "%s from %dx%d differs from thumbnail by %g",
-				      vs[k].name, sizes[i][0], sizes[i][1], diff);
-			g_object_unref(got), g_object_unref(ref), g_object_unref(img);
+			expect_like_thumbnail(ctx, src, len, &vs[k], "JPEG", sizes[i]);
+			g_object_unref(img);
 			g_free(src);
-			pl_item_free(it);
 		}
 		pl_resize_free(ctx);
 	}
@@ -979,28 +1010,6 @@ static VipsImage *with_bands(VipsImage *img, int mode)
 	return out;
 }
 
-/* What a JPEG variant of the reference must look like: alpha onto white,
- * 3 bands.  Takes over the reference to img. */
-static VipsImage *flat_white(VipsImage *img)
-{
-	VipsImage *t = img, *u;
-
-	if (vips_image_hasalpha(t)) {
-		VipsArrayDouble *white = vips_array_double_newv(1, 255.0);
-
-		ck_assert_int_eq(vips_flatten(t, &u, "background", white, NULL), 0);
-		vips_area_unref(VIPS_AREA(white));
-		g_object_unref(t);
-		t = u;
-	}
-	if (t->Bands == 1) {
-		ck_assert_int_eq(vips_colourspace(t, &u, VIPS_INTERPRETATION_sRGB, NULL), 0);
-		g_object_unref(t);
-		t = u;
-	}
-	return t;
-}
-
 /* A PNG cannot shrink on load: from 4× the box on, the direct path box-
  * shrinks both ways, flattening alpha in the same pass, before its Lanczos
  * passes (box_then_lanczos()); the geometry must still be thumbnail's
@@ -1025,23 +1034,8 @@ START_TEST(direct_path_png_box_then_lanczos)
 		ck_assert_int_eq(vips_pngsave_buffer(img, &src, &len, "compression", 1, NULL), 0);
 		for (size_t k = 0; k < sizeof vs / sizeof *vs; k++) {
 			void *ctx = new_ctx(&vs[k], 1, 50000000);
-			char why[PL_REASON_MAX];
-			struct pl_item *it;
-			VipsImage *ref, *got;
-			double diff;
 
-			ck_assert_msg(run(ctx, src, len, &it, why) == 0, "%s", why);
-			ref = flat_white(reference_thumb(src, len, &vs[k]));
-			got = decode(&it->outputs[0]);
-			ck_assert_msg(got->Xsize == ref->Xsize && got->Ysize == ref->Ysize,
-				      "%s from PNG %dx%d: %dx%d, thumbnail gives %dx%d", vs[k].name,
-				      sizes[i][0], sizes[i][1], got->Xsize, got->Ysize,
-				      ref->Xsize, ref->Ysize);
-			diff = mean_abs_diff(got, ref);
-			ck_assert_msg(diff < 5.0, "%s from PNG %dx%d differs from thumbnail by %g",
-				      vs[k].name, sizes[i][0], sizes[i][1], diff);
-			g_object_unref(got), g_object_unref(ref);
-			pl_item_free(it);
+			expect_like_thumbnail(ctx, src, len, &vs[k], "PNG", sizes[i]);
 			pl_resize_free(ctx);
 		}
 		g_object_unref(img);
