@@ -889,16 +889,8 @@ static int finish(VipsImage *in, enum pl_format fmt, VipsImage **out)
 		g_object_unref(cur);
 		cur = t;
 	}
-	if (fmt == PL_FORMAT_JPEG && vips_image_hasalpha(cur)) {
-		VipsArrayDouble *white = vips_array_double_newv(1, 255.0);
-		int rc = vips_flatten(cur, &t, "background", white, NULL);
-
-		vips_area_unref(VIPS_AREA(white));
-		if (rc)
-			goto fail;
-		g_object_unref(cur);
-		cur = t;
-	}
+	if (fmt == PL_FORMAT_JPEG && flatten_white(&cur))
+		goto fail;
 	*out = cur;
 	return 0;
 fail:
