@@ -76,6 +76,10 @@ struct daemon {
 
 	atomic_bool stopping, fast;
 	atomic_uint_fast64_t done, failed;
+	uint64_t fed;			/* items fed to the pipeline (feeder only) */
+	pthread_mutex_t idle_lock;	/* an item running alone waits on idle */
+	pthread_cond_t idle;		/* done + failed reached `fed`, or a stop */
+	atomic_bool idle_waiting;	/* the feeder waits on `idle` */
 	uint64_t total;			/* --once: items waiting at start */
 	uint64_t start_us;
 	bool debug_toggled;		/* SIGUSR2 turned debug on */
@@ -164,6 +168,18 @@ int pl_daemon_check(const struct pl_daemon_opts *o)
 
 /* ---- sinks: called from worker threads ---- */
 
+/* An item that runs alone (see feed_alone) waits for the pipeline to be
+ * empty: wake it when an item leaves. */
+static void left_pipeline(struct daemon *d)
+{
+	/* Counted before this look: see wait_idle for why no wake-up is lost. */
+	if (!atomic_load(&d->idle_waiting))
+		return;
+	pthread_mutex_lock(&d->idle_lock);
+	pthread_cond_broadcast(&d->idle);
+	pthread_mutex_unlock(&d->idle_lock);
+}
+
 static void sink_done(void *ud, void *item)
 {
 	struct daemon *d = ud;
@@ -171,8 +187,9 @@ static void sink_done(void *ud, void *item)
 
 	pl_log_item(LOG_DEBUG, it, NULL, 0, "done in %.0f ms",
 		    (double)(pl_now_us() - it->fed_us) / 1000.0);
-	atomic_fetch_add(&d->done, 1);
 	pl_spool_item_done(it);
+	atomic_fetch_add(&d->done, 1);
+	left_pipeline(d);
 }
 
 static void sink_failed(void *ud, void *item, int err, const char *why, const char *stage)
@@ -181,14 +198,47 @@ static void sink_failed(void *ud, void *item, int err, const char *why, const ch
 	struct pl_item *it = item;
 
 	pl_log_item(LOG_WARNING, it, stage, err, "failed in %s: %s", stage, why);
-	atomic_fetch_add(&d->failed, 1);
 	pl_spool_item_failed(it, err, why);
+	atomic_fetch_add(&d->failed, 1);
+	left_pipeline(d);
 }
+
+#ifdef PL_TEST_HOOKS
+/*
+ * Test builds only (cmake -DPL_TEST_HOOKS=ON, as scripts/test builds): with
+ * PL_TEST_CRASH=TEXT in the environment, the download stage aborts the
+ * daemon on any item whose source contains TEXT — the poison item of the
+ * crash-loop tests, which no real input must ever be.
+ */
+static int crash_hook_process(void *ctx, void *ws, void *item, char *why, size_t whylen)
+{
+	const char *poison = getenv("PL_TEST_CRASH");
+	const struct pl_item *it = item;
+
+	if (poison && *poison && strstr(it->source, poison))
+		abort();
+	return pl_download_ops.process(ctx, ws, item, why, whylen);
+}
+
+static const struct pl_stage_ops *download_ops(void)
+{
+	static struct pl_stage_ops ops;		/* set once, before any worker */
+
+	ops = pl_download_ops;
+	ops.process = crash_hook_process;
+	return &ops;
+}
+#else
+static const struct pl_stage_ops *download_ops(void)
+{
+	return &pl_download_ops;
+}
+#endif
 
 static int pipeline_new(struct daemon *d)
 {
-	static const struct pl_stage_ops *const ops[ST_COUNT] = {
-		&pl_download_ops, &pl_resize_ops, &pl_upload_ops
+	const struct pl_stage_ops *const ops[ST_COUNT] = {
+		download_ops(), &pl_resize_ops, &pl_upload_ops
 	};
 	const struct pl_stage_conf *sc[ST_COUNT] = {
 		&d->cfg->download.stage, &d->cfg->resize.stage, &d->cfg->upload.stage
@@ -212,6 +262,56 @@ static void wake(int fd)
 		pl_log_errno(LOG_ERR, errno, "eventfd write: %m");
 }
 
+/*
+ * Until every item fed has left the pipeline, or a stop.  No wake-up is
+ * lost: the sinks count before they look at idle_waiting, and this sets it
+ * before it looks at the counts (all sequentially consistent), so a sink
+ * that saw no waiter counted early enough for the check below to see it.
+ */
+static void wait_idle(struct daemon *d)
+{
+	pthread_mutex_lock(&d->idle_lock);
+	atomic_store(&d->idle_waiting, true);
+	while (!atomic_load(&d->stopping) &&
+	       atomic_load(&d->done) + atomic_load(&d->failed) < d->fed)
+		pthread_cond_wait(&d->idle, &d->idle_lock);
+	atomic_store(&d->idle_waiting, false);
+	pthread_mutex_unlock(&d->idle_lock);
+}
+
+static int feed(struct daemon *d, struct pl_item *it)
+{
+	int r;
+
+	it->fed_us = pl_now_us();
+	d->fed++;
+	r = pl_pipeline_feed(d->pipe, it, -1);
+	if (r)
+		d->fed--;
+	return r;
+}
+
+/*
+ * An item that may have crashed the daemon runs with nothing else in the
+ * pipeline, named on disk as the suspect first: if the daemon dies now, it
+ * is the one to blame, and its batch-mates of the first crash are not
+ * (crashguard.h).
+ */
+static int feed_alone(struct daemon *d, struct pl_item *it)
+{
+	int r;
+
+	wait_idle(d);
+	if (atomic_load(&d->stopping))
+		return -ECANCELED;
+	pl_spool_item_alone(it);
+	pl_log_item(LOG_NOTICE, it, NULL, 0, "running alone: it was in the pipeline when the "
+		    "daemon died");
+	if ((r = feed(d, it)) == 0)
+		wait_idle(d);
+	return r;
+}
+
 /* Feed one claimed job until its end, a stop, or a closed pipeline. */
 static void feed_job(struct daemon *d, struct pl_job *job)
 {
@@ -220,20 +320,20 @@ static void feed_job(struct daemon *d, struct pl_job *job)
 		const char *bad = NULL;
 		int r = pl_spool_next_item(job, &it, &bad);
 
-		if (r == -ENODATA)
+		if (r == -ENODATA || r == -EINTR)
 			break;
 		if (r < 0) {
 			pl_log_errno(LOG_ERR, -r, "reading a job: %s", strerror(-r));
 			break;
 		}
 		if (bad) {
-			pl_log_item(LOG_WARNING, it, NULL, EINVAL, "bad line: %s", bad);
-			atomic_fetch_add(&d->failed, 1);
+			pl_log_item(LOG_WARNING, it, NULL, EINVAL, "not run: %s", bad);
+			d->fed++;
 			pl_spool_item_failed(it, EINVAL, bad);
+			atomic_fetch_add(&d->failed, 1);
 			continue;
 		}
-		it->fed_us = pl_now_us();
-		r = pl_pipeline_feed(d->pipe, it, -1);
+		r = it->alone ? feed_alone(d, it) : feed(d, it);
 		if (r) {		/* EPIPE: a fast stop closed the input */
 			pl_spool_item_requeue(it);
 			break;
@@ -415,6 +515,10 @@ static void begin_stop(struct daemon *d, const char *signame)
 {
 	if (!atomic_load(&d->stopping)) {
 		atomic_store(&d->stopping, true);
+		pl_spool_interrupt(d->spool);
+		pthread_mutex_lock(&d->idle_lock);
+		pthread_cond_broadcast(&d->idle);
+		pthread_mutex_unlock(&d->idle_lock);
 		pl_log(LOG_NOTICE, "%s: graceful stop: no new items; draining the stages in order "
 		       "(send it again for a fast stop)", signame);
 		sd_notify(0, "STOPPING=1");
@@ -602,7 +706,9 @@ static int start(struct daemon *d)
 	int r;
 
 	if ((r = pl_spool_open(d->cfg->spool, &d->spool)) < 0) {
-		pl_log_errno(LOG_ERR, -r, "cannot open the spool %s: %s", d->cfg->spool, strerror(-r));
+		if (r != -EBUSY)	/* in use: the spool said by whom */
+			pl_log_errno(LOG_ERR, -r, "cannot open the spool %s: %s", d->cfg->spool,
+				     strerror(-r));
 		return r;
 	}
 	if ((r = pl_spool_recover(d->spool)) < 0)
@@ -628,7 +734,8 @@ static int start(struct daemon *d)
 
 int pl_daemon_run(const struct pl_daemon_opts *o)
 {
-	struct daemon d = { .opts = o, .drained_fd = -1, .wake_fd = -1 };
+	struct daemon d = { .opts = o, .drained_fd = -1, .wake_fd = -1,
+			    .idle_lock = PTHREAD_MUTEX_INITIALIZER, .idle = PTHREAD_COND_INITIALIZER };
 	int r, status = PL_EXIT_OK;
 
 	pl_log_open();
@@ -647,9 +754,9 @@ int pl_daemon_run(const struct pl_daemon_opts *o)
 	}
 	d.drained_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	d.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (d.drained_fd < 0 || d.wake_fd < 0 || start(&d) < 0) {
+	if (d.drained_fd < 0 || d.wake_fd < 0 || (r = start(&d)) < 0) {
 		teardown(&d);
-		return PL_EXIT_INTERNAL;
+		return r == -EBUSY ? PL_EXIT_LOCKED : PL_EXIT_INTERNAL;
 	}
 	pl_log(LOG_INFO, "pipelined %s running: spool %s, widths download %u, resize %u, upload %u%s",
 	       PL_VERSION, d.cfg->spool, d.cfg->download.stage.workers, d.cfg->resize.stage.workers,
@@ -673,7 +780,13 @@ int pl_daemon_run(const struct pl_daemon_opts *o)
 		pl_log(LOG_NOTICE, "%llu items in %.1f s: %llu ok, %llu failed (%.1f items/s)",
 		       (unsigned long long)(done + failed), secs, (unsigned long long)done,
 		       (unsigned long long)failed, secs > 0 ? (double)(done + failed) / secs : 0.0);
-		if (o->once && failed && status == PL_EXIT_OK)
+		unsigned long rejected = pl_spool_rejected(d.spool);
+
+		if (rejected)
+			pl_log(LOG_WARNING, "%lu entr%s of new/ %s not a job; moved to failed/ with a "
+			       "reason in NAME.result", rejected, rejected == 1 ? "y" : "ies",
+			       rejected == 1 ? "was" : "were");
+		if (o->once && (failed || rejected) && status == PL_EXIT_OK)
 			status = PL_EXIT_FAILED_ITEMS;
 	}
 	teardown(&d);

@@ -13,6 +13,7 @@ enum {
 	PL_EXIT_FAILED_ITEMS = 1,
 	PL_EXIT_USAGE = 2,
 	PL_EXIT_INTERNAL = 70,
+	PL_EXIT_LOCKED = 75,	/* EX_TEMPFAIL: another daemon holds the spool */
 	PL_EXIT_CONFIG = 78,
 };
 

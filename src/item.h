@@ -13,6 +13,7 @@
 #ifndef PL_ITEM_H
 #define PL_ITEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,8 @@ struct pl_item {
 	struct pl_job *job;	/* owned by the spool */
 	const char *job_name;	/* points into job; for logs and {job} */
 	unsigned long line;	/* 1-based line in the job file */
+	bool alone;		/* run with nothing else in the pipeline (it may
+				 * have crashed the daemon: see crashguard.h) */
 	char *source;		/* malloc'd source URL */
 	char *name;		/* malloc'd output base name */
 

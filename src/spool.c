@@ -39,10 +39,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crashguard.h"
 #include "item.h"
 #include "log.h"
 #include "spool.h"
@@ -51,26 +53,37 @@
 #define NAME_MAX_CHARS 100	/* longest output base name */
 #define BAD_SOURCE_MAX 200	/* how much of a bad line its record quotes */
 #define RESULT_SUFFIX ".result"
+#define LOCK_NAME "pipelined.lock"	/* in the spool: one daemon per spool */
+#define GUARD_SUFFIX ".guard"		/* cur/.JOB.guard: see crashguard.h */
+/* How far ahead of the item being handed out the crash guard's mark is
+ * raised: one fdatasync per this many lines, and at most this many
+ * never-started lines run alone after a crash. */
+#define MARK_STEP 32
+#define INTERRUPT_EVERY 65536	/* bytes read between looks at a stop */
 
 enum { D_TMP, D_NEW, D_CUR, D_DONE, D_FAILED, D_COUNT };
 static const char *const subdir_names[D_COUNT] = { "tmp", "new", "cur", "done", "failed" };
+
+struct name_set {		/* open addressing; 0 marks a free slot */
+	uint64_t *slot;
+	size_t cap, count;
+};
 
 struct pl_spool {
 	char *dir;
 	int dfd[D_COUNT];
 	int ifd;		/* inotify on new/ */
+	int lockfd;		/* LOCK_NAME, flock'ed for the spool's life */
 	atomic_bool rescan;	/* new/ may hold names the list lacks */
+	atomic_bool interrupted;/* a stop: long reads give up */
+	atomic_ulong rejected;	/* entries of new/ moved to failed/ */
 
 	pthread_mutex_t lock;	/* everything below */
 	char **names;		/* sorted names of the last scan of new/ */
 	size_t nnames, next;
 	struct pl_job *jobs;	/* claimed and not yet freed */
+	struct name_set warned;	/* dot-files of new/ already logged */
 	bool closed;
-};
-
-struct name_set {		/* open addressing; 0 marks a free slot */
-	uint64_t *slot;
-	size_t cap, count;
 };
 
 struct pl_job {
@@ -82,6 +95,14 @@ struct pl_job {
 	FILE *in;
 	char *buf;		/* LINE_MAX_BYTES + 2 */
 	unsigned long lineno;
+	unsigned long unread;	/* bytes read since the last look at a stop */
+	/* The crash guard (crashguard.h): lines up to `alone_end` were maybe
+	 * inside the pipeline when the daemon last died, so they run alone;
+	 * `condemned` crashed it PL_CRASHGUARD_LIMIT times and fails unrun. */
+	struct pl_crashguard *guard;
+	struct pl_crashguard_state gs;
+	unsigned long alone_end, condemned;
+	char condemned_why[64];
 	uint64_t *recorded;	/* bitmap by line number, NULL if none */
 	unsigned long nbits;
 	struct name_set names;
@@ -499,7 +520,9 @@ static void free_names(char **names, size_t n)
 	free(names);
 }
 
-/* Regular, non-dot files of one spool folder, sorted (oldest first). */
+/* Every name in one spool folder but "." and "..", sorted.  What each one
+ * is gets decided where it is used, from the file itself: a type seen here
+ * could change before then. */
 static int list_dir(struct pl_spool *s, int which, char ***out, size_t *count)
 {
 	int fd = openat(s->dfd[which], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -518,16 +541,8 @@ static int list_dir(struct pl_spool *s, int which, char ***out, size_t *count)
 		return r;
 	}
 	while ((errno = 0, e = readdir(d))) {
-		struct stat st;
-
-		if (e->d_name[0] == '.')
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
 			continue;
-		if (e->d_type == DT_UNKNOWN) {
-			if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
-				continue;
-		} else if (e->d_type != DT_REG) {
-			continue;
-		}
 		if (n == cap) {
 			char **bigger = realloc(names, (cap ? cap * 2 : 16) * sizeof *names);
 			if (!bigger) {
@@ -566,21 +581,73 @@ static void spool_free(struct pl_spool *s)
 			close(s->dfd[i]);
 	if (s->ifd >= 0)
 		close(s->ifd);
+	if (s->lockfd >= 0)
+		close(s->lockfd);	/* releases the flock */
 	free_names(s->names, s->nnames);
+	free(s->warned.slot);
 	pthread_mutex_destroy(&s->lock);
 	free(s->dir);
 	free(s);
 }
 
+/*
+ * One daemon per spool: a second one would move the first one's job from
+ * cur/ back to new/ and run it again.  The lock is an flock on a file in the
+ * spool, held through an fd for as long as the spool is open, so it goes
+ * with the process however that ends.  The file holds the holder's pid,
+ * for the message the next one prints.  -EBUSY when another holds it.
+ */
+static int lock_spool(struct pl_spool *s)
+{
+	char pid[32] = "";
+	ssize_t n;
+	int dfd, r;
+
+	dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	s->lockfd = openat(dfd, LOCK_NAME, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+			   0640);
+	r = s->lockfd < 0 ? -errno : 0;
+	close(dfd);
+	if (r < 0) {
+		pl_log_errno(LOG_ERR, -r, "spool %s: cannot open %s: %s", s->dir, LOCK_NAME,
+			     strerror(-r));
+		return r;
+	}
+	if (flock(s->lockfd, LOCK_EX | LOCK_NB) == 0) {
+		n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+		if (ftruncate(s->lockfd, 0) < 0 || pwrite(s->lockfd, pid, (size_t)n, 0) != n)
+			pl_log_errno(LOG_WARNING, errno, "spool %s: cannot write %s: %m", s->dir,
+				     LOCK_NAME);
+		return 0;
+	}
+	r = errno;
+	if (r != EWOULDBLOCK) {
+		pl_log_errno(LOG_ERR, r, "spool %s: cannot lock %s: %s", s->dir, LOCK_NAME,
+			     strerror(r));
+		return -r;
+	}
+	n = pread(s->lockfd, pid, sizeof pid - 1, 0);
+	pid[n > 0 ? n : 0] = '\0';
+	pid[strcspn(pid, "\n")] = '\0';
+	pl_log(LOG_ERR, "spool %s is in use by another pipelined%s%s%s; one daemon runs per spool",
+	       s->dir, *pid ? " (pid " : "", pid, *pid ? ")" : "");
+	return -EBUSY;
+}
+
 static int open_subdirs(struct pl_spool *s)
 {
 	char path[4096];
+	int r;
 
 	if (mkdir(s->dir, 0750) < 0 && errno != EEXIST) {
-		int r = -errno;
+		r = -errno;
 		pl_log_errno(LOG_ERR, -r, "spool %s: cannot create it: %s", s->dir, strerror(-r));
 		return r;
 	}
+	if ((r = lock_spool(s)) < 0)
+		return r;
 	for (int i = 0; i < D_COUNT; i++) {
 		if (snprintf(path, sizeof path, "%s/%s", s->dir, subdir_names[i]) >= (int)sizeof path)
 			return -ENAMETOOLONG;
@@ -610,8 +677,10 @@ int pl_spool_open(const char *dir, struct pl_spool **out)
 		return -ENOMEM;
 	for (int i = 0; i < D_COUNT; i++)
 		s->dfd[i] = -1;
-	s->ifd = -1;
+	s->ifd = s->lockfd = -1;
 	atomic_init(&s->rescan, true);
+	atomic_init(&s->interrupted, false);
+	atomic_init(&s->rejected, 0);
 	if ((r = -pthread_mutex_init(&s->lock, NULL)) < 0) {
 		free(s);
 		return r;
@@ -636,6 +705,22 @@ int pl_spool_open(const char *dir, struct pl_spool **out)
 	return 0;
 }
 
+/* The guard of a job that is in neither cur/ nor new/ (someone removed it
+ * after a crash) is of no use; the id it holds keeps it from ever applying
+ * to another job of the same name, so this is only tidying. */
+static void drop_stale_guard(struct pl_spool *s, const char *name)
+{
+	size_t n = strlen(name), k = strlen(GUARD_SUFFIX);
+	char job[NAME_MAX + 1];
+
+	if (n <= k + 1 || !has_suffix(name, GUARD_SUFFIX))
+		return;
+	snprintf(job, sizeof job, "%.*s", (int)(n - k - 1), name + 1);
+	if (faccessat(s->dfd[D_CUR], job, F_OK, AT_SYMLINK_NOFOLLOW) < 0 &&
+	    faccessat(s->dfd[D_NEW], job, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+		unlinkat(s->dfd[D_CUR], name, 0);
+}
+
 int pl_spool_recover(struct pl_spool *s)
 {
 	char **names;
@@ -647,6 +732,10 @@ int pl_spool_recover(struct pl_spool *s)
 		return r;
 	}
 	for (size_t i = 0; i < n; i++) {
+		if (names[i][0] == '.') {
+			drop_stale_guard(s, names[i]);
+			continue;
+		}
 		if (has_suffix(names[i], RESULT_SUFFIX))
 			continue;
 		r = move_noreplace(s->dfd[D_CUR], s->dfd[D_NEW], names[i]);
@@ -699,6 +788,7 @@ static void job_free(struct pl_job *j)
 		fclose(j->in);
 	if (j->resfd >= 0)
 		close(j->resfd);
+	pl_crashguard_close(j->guard, 0);
 	pthread_mutex_destroy(&j->lock);
 	free(j->recorded);
 	free(j->names.slot);
@@ -776,13 +866,106 @@ static int resume_read(struct pl_job *j, off_t jobsize)
 	return r;
 }
 
-static int job_open(struct pl_spool *s, const char *name, struct pl_job **out)
+/* Why the file behind st cannot be a job; NULL if it can.  A hard link is
+ * refused because it may be a second name of a file the producer could not
+ * read itself, whose lines would then be quoted back in the result. */
+static const char *not_a_job(const struct stat *st, char *buf, size_t len)
+{
+	switch (st->st_mode & S_IFMT) {
+	case S_IFREG:
+		break;
+	case S_IFLNK:
+		return "is a symbolic link, not a regular file";
+	case S_IFDIR:
+		return "is a directory, not a regular file";
+	case S_IFIFO:
+		return "is a FIFO, not a regular file";
+	case S_IFSOCK:
+		return "is a socket, not a regular file";
+	default:
+		return "is a device, not a regular file";
+	}
+	if (st->st_nlink > 1) {
+		snprintf(buf, len, "has %lu hard links, and a job must be a file of its own",
+			 (unsigned long)st->st_nlink);
+		return buf;
+	}
+	return NULL;
+}
+
+/*
+ * What the guard says about this run.  A mark means the daemon died with
+ * this job claimed: unrecorded lines up to it were maybe inside the
+ * pipeline, so they run alone (the daemon's feeder waits for an empty
+ * pipeline around each), and whichever crashes it again is caught as the
+ * suspect.  A suspect still unrecorded was running alone when the daemon
+ * died: one more crash to its name, and at PL_CRASHGUARD_LIMIT it fails
+ * without running.  Its batch-mates are never blamed.
+ */
+static void guard_judge(struct pl_job *j)
+{
+	struct pl_crashguard_state *g = &j->gs;
+
+	if (g->suspect && !line_recorded(j, g->suspect)) {
+		g->crashes++;
+		pl_log(LOG_WARNING, "job %s: line %llu was running alone when the daemon died "
+		       "(%u time%s)", j->name, (unsigned long long)g->suspect, g->crashes,
+		       g->crashes == 1 ? "" : "s");
+		if (g->crashes >= PL_CRASHGUARD_LIMIT) {
+			j->condemned = g->suspect;
+			snprintf(j->condemned_why, sizeof j->condemned_why,
+				 "crashed the daemon %u times", g->crashes);
+		}
+	} else {
+		g->suspect = 0;
+		g->crashes = 0;
+	}
+	if (g->mark) {
+		j->alone_end = g->mark;
+		pl_log(LOG_NOTICE, "job %s: the daemon died while running it; its unrecorded lines "
+		       "up to %llu run one at a time, to find any that crashes it", j->name,
+		       (unsigned long long)g->mark);
+	}
+}
+
+/* Open what the job file says of earlier runs: its result, and its crash
+ * guard.  A guard about another file of the same name is started afresh. */
+static int job_open_state(struct pl_job *j, const struct stat *st)
+{
+	struct pl_spool *s = j->spool;
+	char resname[NAME_MAX + 1], gname[NAME_MAX + 1];
+	struct stat rs;
+	int r;
+
+	snprintf(resname, sizeof resname, "%s%s", j->name, RESULT_SUFFIX);
+	j->resfd = openat(s->dfd[D_CUR], resname,
+			  O_RDWR | O_CREAT | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0640);
+	if (j->resfd < 0 || fstat(j->resfd, &rs) < 0)
+		return -errno;
+	if (!S_ISREG(rs.st_mode))
+		return -EBADF;
+	if ((r = resume_read(j, st->st_size)) < 0)
+		return r;
+	snprintf(gname, sizeof gname, ".%s%s", j->name, GUARD_SUFFIX);
+	if ((r = pl_crashguard_open(s->dfd[D_CUR], gname, &j->guard, &j->gs)) < 0)
+		return r;
+	if (j->gs.id != (uint64_t)st->st_ino)
+		j->gs = (struct pl_crashguard_state){ .id = (uint64_t)st->st_ino };
+	guard_judge(j);
+	return 0;
+}
+
+/* Open a job just moved into cur/.  -EINVAL with *why set when what was
+ * moved is not a file that can be a job (it may have been swapped after the
+ * checks in new/: this is the check that counts). */
+static int job_open(struct pl_spool *s, const char *name, struct pl_job **out,
+		    const char **why, char *whybuf, size_t whylen)
 {
 	struct pl_job *j = calloc(1, sizeof *j);
-	char resname[NAME_MAX + 1];
 	struct stat st;
 	int fd, r;
 
+	*why = NULL;
 	if (!j)
 		return -ENOMEM;
 	j->resfd = -1;
@@ -795,18 +978,20 @@ static int job_open(struct pl_spool *s, const char *name, struct pl_job **out)
 		job_free(j);
 		return -ENOMEM;
 	}
-	fd = openat(s->dfd[D_CUR], name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0 || !(j->in = fdopen(fd, "r"))) {
-		r = -errno;
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer. */
+	fd = openat(s->dfd[D_CUR], name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 && errno == ELOOP)
+		*why = "is a symbolic link, not a regular file";
+	else if (fd >= 0 && fstat(fd, &st) == 0)
+		*why = not_a_job(&st, whybuf, whylen);
+	if (fd < 0 || *why || !(j->in = fdopen(fd, "r"))) {
+		r = *why ? -EINVAL : -errno;
 		if (fd >= 0)
 			close(fd);
 		job_free(j);
 		return r;
 	}
-	snprintf(resname, sizeof resname, "%s%s", name, RESULT_SUFFIX);
-	j->resfd = openat(s->dfd[D_CUR], resname, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-	if (j->resfd < 0 || (r = resume_read(j, st.st_size)) < 0) {
-		r = j->resfd < 0 ? -errno : r;
+	if ((r = job_open_state(j, &st)) < 0) {
 		job_free(j);
 		return r;
 	}
@@ -814,13 +999,52 @@ static int job_open(struct pl_spool *s, const char *name, struct pl_job **out)
 	return 0;
 }
 
-/* A name in new/ that can never be a job: out of the way, with a reason. */
-static void reject_to_failed(struct pl_spool *s, const char *name, const char *why)
+/* Write failed/NAME.result for something in new/ that never was a job, so
+ * that the operator finds the reason beside it, not only in the log. */
+static void reject_record(struct pl_spool *s, const char *name, const char *why)
 {
-	pl_log(LOG_WARNING, "spool %s: new/%s %s; moved to failed/", s->dir, name, why);
-	if (renameat(s->dfd[D_NEW], name, s->dfd[D_FAILED], name) < 0 && errno != ENOENT)
-		pl_log_errno(LOG_ERR, errno, "spool %s: cannot move new/%s to failed/: %s",
-			     s->dir, name, strerror(errno));
+	struct pl_item it = { .line = 0 };
+	char resname[NAME_MAX + 1], *rec;
+	int fd;
+
+	if (snprintf(resname, sizeof resname, "%s%s", name, RESULT_SUFFIX) >= (int)sizeof resname)
+		return;
+	if (!(rec = pl_spool_result_json(&it, false, why, 0)))
+		return;
+	fd = openat(s->dfd[D_FAILED], resname,
+		    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0640);
+	if (fd < 0 || write_all(fd, rec, strlen(rec)) < 0)
+		pl_log_errno(LOG_ERR, errno, "spool %s: cannot write failed/%s: %m", s->dir, resname);
+	if (fd >= 0)
+		close(fd);
+	free(rec);
+}
+
+/* A name in new/ (or, after a swap, cur/) that can never be a job: out of
+ * the way into failed/, with a reason in the log and in NAME.result.
+ * Renaming moves a symbolic link itself, never what it points to. */
+static void reject_to_failed(struct pl_spool *s, int from, const char *name, const char *why)
+{
+	const char *dir = subdir_names[from];
+
+	atomic_fetch_add(&s->rejected, 1);
+	if (renameat(s->dfd[from], name, s->dfd[D_FAILED], name) < 0) {
+		if (errno != ENOENT)
+			pl_log_errno(LOG_ERR, errno, "spool %s: %s/%s %s, and cannot be moved to "
+				     "failed/: %m", s->dir, dir, name, why);
+		return;
+	}
+	pl_log(LOG_WARNING, "spool %s: %s/%s %s; moved to failed/", s->dir, dir, name, why);
+	reject_record(s, name, why);
+}
+
+/* Dot-files are what tools such as rsync write while a file is on its way
+ * in: left alone (a later rename makes them a job), and said once. */
+static void note_dotfile(struct pl_spool *s, const char *name)
+{
+	if (set_add(&s->warned, name_hash(name)) == 1)
+		pl_log(LOG_WARNING, "spool %s: new/%s starts with a dot, so it is not a job; "
+		       "left where it is", s->dir, name);
 }
 
 /* Next name from the list, rescanning new/ only when the list is used up
@@ -849,14 +1073,28 @@ static char *next_name(struct pl_spool *s, int *err)
 
 static int claim_one(struct pl_spool *s, const char *name, struct pl_job **job)
 {
+	char whybuf[96];
+	const char *why;
+	struct stat st;
 	int r;
 
+	if (name[0] == '.') {
+		note_dotfile(s, name);
+		return -EAGAIN;
+	}
 	if (has_suffix(name, RESULT_SUFFIX)) {
-		reject_to_failed(s, name, "ends in \"" RESULT_SUFFIX "\" and would collide with a result file");
+		reject_to_failed(s, D_NEW, name, "ends in \"" RESULT_SUFFIX "\" and would collide "
+				 "with a result file");
 		return -EAGAIN;
 	}
 	if (strlen(name) + strlen(RESULT_SUFFIX) > NAME_MAX) {
-		reject_to_failed(s, name, "has a name too long for its result file");
+		reject_to_failed(s, D_NEW, name, "has a name too long for its result file");
+		return -EAGAIN;
+	}
+	if (fstatat(s->dfd[D_NEW], name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -EAGAIN;		/* gone: someone else took it */
+	if ((why = not_a_job(&st, whybuf, sizeof whybuf))) {
+		reject_to_failed(s, D_NEW, name, why);
 		return -EAGAIN;
 	}
 	r = move_noreplace(s->dfd[D_NEW], s->dfd[D_CUR], name);
@@ -866,7 +1104,11 @@ static int claim_one(struct pl_spool *s, const char *name, struct pl_job **job)
 		pl_log_errno(LOG_ERR, -r, "spool %s: cannot claim new/%s: %s", s->dir, name, strerror(-r));
 		return r == -ENOMEM ? r : -EAGAIN;
 	}
-	r = job_open(s, name, job);
+	r = job_open(s, name, job, &why, whybuf, sizeof whybuf);
+	if (r == -EINVAL && why) {
+		reject_to_failed(s, D_CUR, name, why);
+		return -EAGAIN;
+	}
 	if (r < 0) {
 		pl_log_errno(LOG_ERR, -r, "spool %s: cannot open job cur/%s (left in cur/): %s",
 			     s->dir, name, strerror(-r));
@@ -905,6 +1147,12 @@ static int read_line(struct pl_job *j, size_t *len, bool *toolong)
 
 	*toolong = false;
 	while ((c = getc_unlocked(j->in)) != EOF) {
+		/* a huge file (one endless line, say) must not hold a stop up */
+		if (++j->unread >= INTERRUPT_EVERY) {
+			j->unread = 0;
+			if (atomic_load(&j->spool->interrupted))
+				return -EINTR;
+		}
 		any = true;
 		if (c == '\n')
 			break;
@@ -1003,6 +1251,8 @@ static bool skippable(const char *line)
 	return *line == '\0' || *line == '#';
 }
 
+static void guard_item(struct pl_job *j, struct pl_item *it);
+
 int pl_spool_next_item(struct pl_job *j, struct pl_item **item, const char **bad)
 {
 	char quoted[BAD_SOURCE_MAX + 1], name[NAME_MAX_CHARS + 1];
@@ -1022,6 +1272,8 @@ int pl_spool_next_item(struct pl_job *j, struct pl_item **item, const char **bad
 			pthread_mutex_unlock(&j->lock);
 			return r;
 		}
+		if (r == -EINTR)
+			return r;	/* a stop: nothing wrong with the job */
 		if (r < 0) {
 			pl_log_errno(LOG_ERR, -r, "job %s: reading line %lu: %s", j->name,
 				     j->lineno + 1, strerror(-r));
@@ -1046,9 +1298,51 @@ int pl_spool_next_item(struct pl_job *j, struct pl_item **item, const char **bad
 			continue;
 		if ((r = make_item(j, why ? quoted : src, why ? NULL : name, item)) < 0)
 			return r;
+		if (!why && j->lineno == j->condemned)
+			why = j->condemned_why;		/* a good line that must not run */
+		else if (!why)
+			guard_item(j, *item);
 		*bad = why;
 		return 0;
 	}
+}
+
+/* Before an item leaves the feeder: it runs alone if the guard says it may
+ * have crashed the daemon; otherwise the mark is raised ahead of it, on
+ * disk, so that a crash from here on knows where to look. */
+static void guard_item(struct pl_job *j, struct pl_item *it)
+{
+	int r;
+
+	if (it->line <= j->alone_end) {
+		it->alone = true;
+		return;
+	}
+	if (!j->guard || it->line <= j->gs.mark)
+		return;
+	j->gs.mark = it->line + MARK_STEP;
+	if ((r = pl_crashguard_write(j->guard, &j->gs)) < 0) {
+		pl_log_errno(LOG_ERR, -r, "job %s: cannot write its crash guard (a crashing item "
+			     "will not be found): %s", j->name, strerror(-r));
+		pl_crashguard_close(j->guard, 0);
+		j->guard = NULL;
+	}
+}
+
+int pl_spool_item_alone(struct pl_item *it)
+{
+	struct pl_job *j = it->job;
+	int r;
+
+	if (!j || !j->guard)
+		return 0;
+	if (j->gs.suspect != it->line)
+		j->gs.crashes = 0;	/* counts belong to the one suspect */
+	j->gs.suspect = it->line;
+	if ((r = pl_crashguard_write(j->guard, &j->gs)) < 0)
+		pl_log_errno(LOG_ERR, -r, "job %s: cannot write its crash guard: %s", j->name,
+			     strerror(-r));
+	return r;
 }
 
 /* ---- outcomes and the end of a job ---------------------------------- */
@@ -1092,6 +1386,8 @@ static void finish_files(struct pl_job *j)
 	}
 	fsync(s->dfd[D_CUR]);
 	fsync(dest);
+	pl_crashguard_close(j->guard, 1);
+	j->guard = NULL;
 	pl_log(LOG_INFO, "job %s finished: %lu ok, %lu failed; moved to %s/", j->name, j->ok,
 	       j->failed, failed ? "failed" : "done");
 }
@@ -1213,13 +1509,15 @@ void pl_spool_job_release(struct pl_job *j)
 /* ---- counting and closing ------------------------------------------- */
 
 /* Item lines (not blank, not comment) of one job file. */
-static unsigned long count_items(FILE *f)
+static unsigned long count_items(struct pl_spool *s, FILE *f)
 {
-	unsigned long n = 0;
+	unsigned long n = 0, unread = 0;
 	bool start = true;
 	int c;
 
 	while ((c = getc_unlocked(f)) != EOF) {
+		if (++unread % INTERRUPT_EVERY == 0 && atomic_load(&s->interrupted))
+			break;
 		if (c == '\n') {
 			start = true;
 		} else if (start && !is_ws((char)c)) {
@@ -1230,19 +1528,34 @@ static unsigned long count_items(FILE *f)
 	return n;
 }
 
-static unsigned long count_lines_at(int dfd, const char *name)
+/* A stream on a regular file of a spool folder, never following a link or
+ * waiting on a FIFO; NULL (errno set) for anything else. */
+static FILE *open_regular(int dfd, const char *name)
 {
-	int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
-	unsigned long n = 0;
+	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
 	FILE *f;
-	int c;
 
 	if (fd < 0)
-		return 0;
-	if (!(f = fdopen(fd, "r"))) {
+		return NULL;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink > 1) {
 		close(fd);
-		return 0;
+		errno = EINVAL;
+		return NULL;
 	}
+	if (!(f = fdopen(fd, "r")))
+		close(fd);
+	return f;
+}
+
+static unsigned long count_lines_at(int dfd, const char *name)
+{
+	FILE *f = open_regular(dfd, name);
+	unsigned long n = 0;
+	int c;
+
+	if (!f)
+		return 0;
 	while ((c = getc_unlocked(f)) != EOF)
 		n += c == '\n';
 	fclose(f);
@@ -1258,31 +1571,57 @@ int pl_spool_count_pending(struct pl_spool *s, unsigned long *items)
 	*items = 0;
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < n; i++) {
-		int fd = openat(s->dfd[D_NEW], names[i], O_RDONLY | O_CLOEXEC);
+	for (size_t i = 0; i < n && !atomic_load(&s->interrupted); i++) {
 		unsigned long lines, done = 0;
 		FILE *f;
 
-		if (has_suffix(names[i], RESULT_SUFFIX) || fd < 0)
-			goto next;
-		if (!(f = fdopen(fd, "r"))) {
-			close(fd);
-			goto next;
-		}
-		lines = count_items(f);
+		if (names[i][0] == '.' || has_suffix(names[i], RESULT_SUFFIX) ||
+		    !(f = open_regular(s->dfd[D_NEW], names[i])))
+			continue;
+		lines = count_items(s, f);
 		fclose(f);
 		/* A job resumed later skips what it already recorded. */
 		if (snprintf(resname, sizeof resname, "%s%s", names[i], RESULT_SUFFIX) <
 		    (int)sizeof resname)
 			done = count_lines_at(s->dfd[D_CUR], resname);
 		*items += lines > done ? lines - done : 0;
-		continue;
-next:
-		if (fd >= 0)
-			close(fd);
 	}
 	free_names(names, n);
 	return 0;
+}
+
+/*
+ * A stop that drained: every item that entered the pipeline was recorded,
+ * so nothing of this job can have crashed the daemon, except the lines of
+ * a window left from an earlier crash that have not run yet.
+ */
+static void guard_settle(struct pl_job *j)
+{
+	bool window_left = false;
+
+	if (!j->guard)
+		return;
+	for (unsigned long l = j->lineno; l <= j->alone_end && !window_left; l++)
+		window_left = !line_recorded(j, l);
+	j->gs.suspect = 0;
+	j->gs.crashes = 0;
+	j->gs.mark = window_left ? j->alone_end : 0;
+	if (!window_left) {
+		pl_crashguard_close(j->guard, 1);
+		j->guard = NULL;
+	} else if (pl_crashguard_write(j->guard, &j->gs) < 0) {
+		pl_log(LOG_WARNING, "job %s: cannot update its crash guard", j->name);
+	}
+}
+
+void pl_spool_interrupt(struct pl_spool *s)
+{
+	atomic_store(&s->interrupted, true);
+}
+
+unsigned long pl_spool_rejected(const struct pl_spool *s)
+{
+	return atomic_load(&s->rejected);
 }
 
 void pl_spool_close(struct pl_spool *s)
@@ -1303,6 +1642,7 @@ void pl_spool_close(struct pl_spool *s)
 
 			j->closed = true;
 			fdatasync(j->resfd);
+			guard_settle(j);
 			r = move_noreplace(s->dfd[D_CUR], s->dfd[D_NEW], j->name);
 			if (r < 0)
 				pl_log_errno(LOG_ERR, -r, "job %s: cannot move it back to new/ "

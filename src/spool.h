@@ -22,7 +22,9 @@ struct pl_item;
 struct pl_job;
 struct pl_spool;
 
-/* Create the five folders if needed and start watching new/. */
+/* Create the five folders if needed, lock the spool for this process and
+ * start watching new/.  -EBUSY (logged, with the holder's pid) when another
+ * daemon holds the spool. */
 int  pl_spool_open(const char *dir, struct pl_spool **out);
 /* At start: move every job left in cur/ back to new/. Returns how many. */
 int  pl_spool_recover(struct pl_spool *s);
@@ -35,12 +37,27 @@ int  pl_spool_claim(struct pl_spool *s, struct pl_job **job);
 /*
  * Next item of a claimed job, skipping lines already recorded.  0 and *item
  * set, or -ENODATA at the end of the file.  A line that does not parse comes
- * back as an item with *bad set to a static reason: record it with
- * pl_spool_item_failed() without feeding it.
+ * back as an item with *bad set to a reason (valid until the next call):
+ * record it with pl_spool_item_failed() without feeding it.  So does a good
+ * line that crashed the daemon too often to run again (crashguard.h); one
+ * with item->alone set must run alone (pl_spool_item_alone).  -EINTR after
+ * pl_spool_interrupt.
  */
 int  pl_spool_next_item(struct pl_job *job, struct pl_item **item, const char **bad);
 /* Items-left count of the jobs waiting in new/ (for --once progress). */
 int  pl_spool_count_pending(struct pl_spool *s, unsigned long *items);
+/* A stop: reading and counting give up soon (-EINTR), however big the file.
+ * Safe from any thread. */
+void pl_spool_interrupt(struct pl_spool *s);
+/* How many entries of new/ were moved to failed/ as not jobs at all. */
+unsigned long pl_spool_rejected(const struct pl_spool *s);
+/*
+ * An item with it->alone set may have crashed the daemon before: the caller
+ * runs it with nothing else in the pipeline and calls this first, which
+ * puts it on disk as the suspect (see crashguard.h).  0 or -errno (the item
+ * still runs; a crash is then only not pinned on it).
+ */
+int  pl_spool_item_alone(struct pl_item *it);
 
 /* Record an item's outcome and free it.  Thread-safe (called from workers).
  * When the job is read to its end and its last item is recorded, the job and

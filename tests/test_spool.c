@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "crashguard.h"
 #include "item.h"
 #include "spool.h"
 #include "testutil.h"
@@ -865,6 +866,280 @@ START_TEST(result_named_job_rejected)
 }
 END_TEST
 
+/* ---- hostile entries, the lock, stops, the crash guard -------------- */
+
+#define SECRET "secret-line-never-quoted"
+
+static void put_secret(void)
+{
+	put_file("secret", "http://h/" SECRET "\n");
+}
+
+/* A job swapped for a symlink, a FIFO or a hard link after the scan of
+ * new/ is caught when it is opened: failed/ with a reason, never read. */
+START_TEST(swap_after_scan_rejected)
+{
+	struct pl_spool *s = open_spool();
+	struct pl_item *it;
+	struct pl_job *j;
+	char *rec;
+
+	put_secret();
+	submit("a", "http://h/a.jpg\n");
+	submit("b", "http://h/b.jpg\n");
+	submit("c", "http://h/c.jpg\n");
+	submit("d", "http://h/d.jpg\n");
+	j = claim(s);		/* the scan lists a b c d */
+	ck_assert_int_eq(unlink(path_of("new/b")), 0);
+	ck_assert_int_eq(symlink(path_of("secret"), path_of("new/b")), 0);
+	ck_assert_int_eq(unlink(path_of("new/c")), 0);
+	ck_assert_int_eq(mkfifo(path_of("new/c"), 0600), 0);
+	ck_assert_int_eq(unlink(path_of("new/d")), 0);
+	ck_assert_int_eq(link(path_of("secret"), path_of("new/d")), 0);
+	it = next_good(j);
+	ck_assert_str_eq(it->job_name, "a");
+	pl_spool_item_done(it);
+	expect_end(j);
+	pl_spool_job_release(j);
+	/* b, c and d are refused in turn; claim does not block on the FIFO */
+	ck_assert_int_eq(pl_spool_claim(s, &j), -EAGAIN);
+	ck_assert_uint_eq(pl_spool_rejected(s), 3);
+	ck_assert(!exists("new/b") && !exists("new/c") && !exists("new/d"));
+	rec = slurp("failed/b.result");
+	ck_assert_ptr_nonnull(strstr(rec, "\"line\":0"));
+	ck_assert_ptr_nonnull(strstr(rec, "is a symbolic link, not a regular file"));
+	ck_assert_ptr_null(strstr(rec, SECRET));
+	free(rec);
+	rec = slurp("failed/c.result");
+	ck_assert_ptr_nonnull(strstr(rec, "is a FIFO"));
+	free(rec);
+	rec = slurp("failed/d.result");
+	ck_assert_ptr_nonnull(strstr(rec, "has 2 hard links"));
+	ck_assert_ptr_null(strstr(rec, SECRET));
+	free(rec);
+	pl_spool_close(s);
+}
+END_TEST
+
+/* The check that counts is the one after the move into cur/: a symlink or
+ * FIFO that lands there (the swap between the two) is refused as well. */
+START_TEST(swap_into_cur_rejected)
+{
+	struct pl_spool *s = open_spool();
+	struct pl_job *j;
+	char *rec;
+
+	put_secret();
+	ck_assert_int_eq(symlink(path_of("secret"), path_of("cur/e")), 0);
+	ck_assert_int_eq(mkfifo(path_of("cur/f"), 0600), 0);
+	ck_assert_int_eq(pl_spool_recover(s), 2);	/* back to new/, as after a crash */
+	ck_assert_int_eq(pl_spool_claim(s, &j), -EAGAIN);
+	ck_assert_uint_eq(pl_spool_rejected(s), 2);
+	rec = slurp("failed/e.result");
+	ck_assert_ptr_nonnull(strstr(rec, "symbolic link"));
+	free(rec);
+	ck_assert(exists("failed/f"));
+	pl_spool_close(s);
+}
+END_TEST
+
+/* Folders are moved, dot-files are left (a tool may be writing them) and
+ * never claimed; the result file is never opened through a symlink. */
+START_TEST(folders_and_dotfiles)
+{
+	struct pl_spool *s = open_spool();
+	struct pl_job *j;
+	char *rec;
+
+	ck_assert_int_eq(mkdir(path_of("new/folder"), 0700), 0);
+	put_file("new/.partial", "http://h/a.jpg\n");
+	put_secret();
+	submit("g", "http://h/a.jpg\n");
+	ck_assert_int_eq(symlink(path_of("secret"), path_of("cur/g.result")), 0);
+	/* g's result is a symlink: g stays in cur/, the secret is untouched */
+	ck_assert_int_eq(pl_spool_claim(s, &j), -EAGAIN);
+	ck_assert(exists("failed/folder"));
+	ck_assert(exists("new/.partial"));
+	ck_assert(exists("cur/g"));
+	rec = slurp("secret");
+	ck_assert_str_eq(rec, "http://h/" SECRET "\n");
+	free(rec);
+	ck_assert_uint_eq(pl_spool_rejected(s), 1);
+	pl_spool_close(s);
+}
+END_TEST
+
+/* One daemon per spool: the second open is refused until the first closes. */
+START_TEST(spool_lock)
+{
+	struct pl_spool *s = open_spool(), *t;
+	char *pid;
+
+	ck_assert_int_eq(pl_spool_open(dir, &t), -EBUSY);
+	ck_assert_ptr_null(t);
+	pid = slurp("pipelined.lock");
+	ck_assert_int_eq(atoi(pid), getpid());
+	free(pid);
+	pl_spool_close(s);
+	ck_assert_int_eq(pl_spool_open(dir, &t), 0);
+	pl_spool_close(t);
+}
+END_TEST
+
+/* A stop interrupts reading a job however long its line. */
+START_TEST(interrupt_long_read)
+{
+	struct pl_spool *s = open_spool();
+	struct pl_item *it;
+	struct pl_job *j;
+	const char *bad;
+	int fd;
+
+	fd = open(path_of("tmp/huge"), O_WRONLY | O_CREAT, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, 1LL << 40), 0);	/* 1 TiB of NULs, sparse */
+	close(fd);
+	ck_assert_int_eq(rename(path_of("tmp/huge"), path_of("new/huge")), 0);
+	j = claim(s);
+	pl_spool_interrupt(s);
+	ck_assert_int_eq(pl_spool_next_item(j, &it, &bad), -EINTR);
+	pl_spool_job_release(j);
+	pl_spool_close(s);
+	ck_assert(exists("new/huge"));
+}
+END_TEST
+
+START_TEST(crashguard_records)
+{
+	struct pl_crashguard_state st;
+	char buf[200];
+
+	memset(buf, ' ', sizeof buf);
+	ck_assert_int_eq(pl_crashguard_parse("", 0, &st), -EINVAL);
+	ck_assert_int_eq(pl_crashguard_parse(buf, 160, &st), -EINVAL);
+	snprintf(buf, sizeof buf, "pipelined-crashguard 1 id=7 mark=40 suspect=9 crashes=1");
+	buf[strlen(buf)] = ' ';
+	buf[159] = '\n';
+	ck_assert_int_eq(pl_crashguard_parse(buf, 160, &st), 0);
+	ck_assert_uint_eq(st.id, 7);
+	ck_assert_uint_eq(st.mark, 40);
+	ck_assert_uint_eq(st.suspect, 9);
+	ck_assert_uint_eq(st.crashes, 1);
+	ck_assert_int_eq(pl_crashguard_parse(buf, 159, &st), -EINVAL);	/* torn */
+	ck_assert_uint_eq(st.mark, 0);
+	buf[40] = '\0';
+	ck_assert_int_eq(pl_crashguard_parse(buf, 160, &st), -EINVAL);
+}
+END_TEST
+
+/*
+ * A child process claims the job, takes items as the feeder would and dies
+ * without closing anything: that is a crash.  alone_line > 0 makes it run
+ * that line alone first (as the feeder does after a crash) and die with it.
+ */
+static void crash_child(unsigned long take, unsigned long alone_line)
+{
+	pid_t pid = fork();
+	int status;
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct pl_spool *s;
+		struct pl_job *j;
+		struct pl_item *it;
+		const char *bad;
+
+		if (pl_spool_open(dir, &s) < 0 || pl_spool_recover(s) < 0 || pl_spool_claim(s, &j) < 0)
+			_exit(2);
+		for (unsigned long k = 0; k < take; k++) {
+			if (pl_spool_next_item(j, &it, &bad) < 0)
+				_exit(3);
+			if (it->line == alone_line) {
+				if (!it->alone || pl_spool_item_alone(it) < 0)
+					_exit(4);
+				_exit(0);	/* the crash, with the suspect on disk */
+			}
+			if (k % 2 == 0)		/* half finish, half are in flight */
+				pl_spool_item_done(it);
+		}
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+}
+
+START_TEST(crash_guard_isolates_the_suspect)
+{
+	char job[4096] = "";
+	struct pl_spool *s;
+	struct pl_job *j;
+	struct pl_item *it;
+	const char *bad;
+	unsigned long n = 0, failed = 0;
+
+	for (int i = 1; i <= 50; i++)
+		snprintf(job + strlen(job), sizeof job - strlen(job), "http://h/%d.jpg\n", i);
+	pl_spool_close(open_spool());	/* the folders */
+	submit("crashy", job);
+	crash_child(10, 0);	/* a crash with lines 2, 4, … 10 in flight */
+	crash_child(10, 4);	/* line 4 alone: crash 1 put down to it */
+	crash_child(10, 4);	/* and crash 2 */
+
+	s = open_spool();
+	ck_assert_int_eq(pl_spool_recover(s), 1);
+	j = claim(s);
+	while (pl_spool_next_item(j, &it, &bad) == 0) {
+		n++;
+		if (it->line <= 32 + 1)	/* the first run's mark: line 1 + 32 */
+			ck_assert_msg(it->alone || bad, "line %lu should run alone", it->line);
+		else
+			ck_assert_msg(!it->alone, "line %lu should not run alone", it->line);
+		if (bad) {
+			ck_assert_uint_eq(it->line, 4);
+			ck_assert_str_eq(bad, "crashed the daemon 2 times");
+			pl_spool_item_failed(it, EIO, bad);
+			failed++;
+			continue;
+		}
+		pl_spool_item_done(it);
+	}
+	ck_assert_uint_eq(failed, 1);
+	/* lines 1, 3, 5, 7, 9 were done in the first run, 2 alone in the second */
+	ck_assert_uint_eq(n, 50 - 6);
+	pl_spool_job_release(j);
+	pl_spool_close(s);
+	ck_assert(exists("failed/crashy"));
+	ck_assert(!exists("cur/.crashy.guard"));
+}
+END_TEST
+
+/* A graceful stop leaves nothing suspect: the next run is a normal one. */
+START_TEST(crash_guard_cleared_by_stop)
+{
+	struct pl_spool *s = open_spool();
+	struct pl_job *j;
+	struct pl_item *it;
+
+	submit("calm", "http://h/1.jpg\nhttp://h/2.jpg\nhttp://h/3.jpg\n");
+	j = claim(s);
+	it = next_good(j);
+	ck_assert(!it->alone);
+	pl_spool_item_done(it);
+	ck_assert(exists("cur/.calm.guard"));
+	pl_spool_job_release(j);
+	pl_spool_close(s);
+	ck_assert(!exists("cur/.calm.guard"));
+	s = open_spool();
+	j = claim(s);
+	it = next_good(j);
+	ck_assert_uint_eq(it->line, 2);
+	ck_assert(!it->alone);
+	pl_spool_item_done(it);
+	pl_spool_job_release(j);
+	pl_spool_close(s);
+}
+END_TEST
+
 START_TEST(count_pending)
 {
 	struct pl_spool *s = open_spool();
@@ -955,6 +1230,14 @@ static Suite *spool_suite(void)
 	tcase_add_test(disk, count_pending);
 	tcase_add_test(disk, crlf_and_no_final_newline);
 	tcase_add_test(disk, empty_job_finishes);
+	tcase_add_test(pure, crashguard_records);
+	tcase_add_test(disk, swap_after_scan_rejected);
+	tcase_add_test(disk, swap_into_cur_rejected);
+	tcase_add_test(disk, folders_and_dotfiles);
+	tcase_add_test(disk, spool_lock);
+	tcase_add_test(disk, interrupt_long_read);
+	tcase_add_test(disk, crash_guard_isolates_the_suspect);
+	tcase_add_test(disk, crash_guard_cleared_by_stop);
 	suite_add_tcase(s, disk);
 	return s;
 }
