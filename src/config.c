@@ -763,7 +763,9 @@ static int defaults(struct pl_config *cfg)
 	cfg->spool = strdup("/var/lib/pipelined/spool");
 	cfg->runtime = strdup("/run/pipelined");
 	cfg->download.file_root = strdup("");
-	cfg->upload.url = strdup("file:///var/lib/pipelined/out/{name}-{variant}.{ext}");
+	/* {job}: item names are unique within a job only, so without it two
+	 * jobs with an item "small" would write the same file */
+	cfg->upload.url = strdup("file:///var/lib/pipelined/out/{job}/{name}-{variant}.{ext}");
 	cfg->upload.s3.endpoint = strdup("");
 	cfg->upload.s3.region = strdup("us-east-1");
 	cfg->upload.s3.credentials = strdup("");
@@ -985,6 +987,25 @@ static int parse(struct ctx *c, config_t *lc)
 	return -EINVAL;
 }
 
+/*
+ * A url without {job} is valid: some operators want one flat namespace on
+ * purpose.  But item names are only unique within a job, so with such a url
+ * two jobs with an item of the same name silently overwrite each other's
+ * outputs: say so at every load (-t, start, reload), at the url's line.  A warning,
+ * not an error: pl_log, not the report callback, which counts errors.
+ */
+static void warn_no_job(struct ctx *c, const config_t *lc, const struct pl_config *cfg)
+{
+	const config_setting_t *u = config_lookup(lc, "upload.url");
+	char file[PATH_MAX];
+
+	if (!u || pl_template_has(cfg->upload.url, "job"))
+		return;
+	file_name(c, config_setting_source_file(u), file, sizeof file);
+	pl_log(LOG_WARNING, "%s:%u: upload.url has no {job}: outputs of different jobs with "
+	       "the same item name overwrite each other", file, config_setting_source_line(u));
+}
+
 static char *dir_of(const char *path)
 {
 	const char *slash = strrchr(path, '/');
@@ -1019,6 +1040,8 @@ int pl_config_load(const char *path, pl_config_report_fn *report_fn, void *ud,
 	}
 	load_root(&c, config_root_setting(&lc), cfg);
 	r = c.oom ? -ENOMEM : c.errors ? -EINVAL : 0;
+	if (r == 0)
+		warn_no_job(&c, &lc, cfg);
 out:
 	config_destroy(&lc);
 	free(c.dir);

@@ -98,7 +98,8 @@ struct pl_config {
 typedef void pl_config_report_fn(void *ud, const char *msg);
 
 /* 0 and *out set, or -EINVAL after reporting every error (or another -errno
- * when the file cannot be read, also reported). */
+ * when the file cannot be read, also reported).  Warnings about a valid file
+ * (an upload.url without {job}) are logged with pl_log, not reported. */
 int  pl_config_load(const char *path, pl_config_report_fn *report, void *ud,
 		    struct pl_config **out);
 void pl_config_free(struct pl_config *cfg);

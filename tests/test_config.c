@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "template.h"
 #include "testutil.h"
 
 #define MAXMSG 32
@@ -132,7 +133,7 @@ static void check_defaults(const struct pl_config *c)
 
 	ck_assert_uint_eq(c->upload.stage.workers, 5);
 	ck_assert_uint_eq(c->upload.stage.queue, 16);
-	ck_assert_str_eq(c->upload.url, "file:///var/lib/pipelined/out/{name}-{variant}.{ext}");
+	ck_assert_str_eq(c->upload.url, "file:///var/lib/pipelined/out/{job}/{name}-{variant}.{ext}");
 	ck_assert_int_eq(c->upload.retries, 3);
 	ck_assert_double_eq(c->upload.backoff, 0.5);
 	ck_assert_double_eq(c->upload.connect_timeout, 10.0);
@@ -163,6 +164,96 @@ START_TEST(shipped_file_loads_and_equals_defaults)
 	ck_assert_int_eq(pl_config_load(shipped, collect, &ms, &cfg), 0);
 	ck_assert_msg(ms.n == 0, "first error: %s", ms.n ? ms.m[0] : "");
 	check_defaults(cfg);
+}
+END_TEST
+
+/* Two jobs, each with an item named "small": the default keys differ, both
+ * the built-in url and the shipped file's (they used to be the same file). */
+static void jobs_apart(const char *url)
+{
+	const struct pl_template_vars a = { "small", "thumb", "jpg", "job-a" },
+				      b = { "small", "thumb", "jpg", "job-b" };
+	char ka[512], kb[512];
+	const char *why = "";
+
+	ck_assert_msg(pl_template_expand(url, &a, ka, sizeof ka, &why) == 0, "%s: %s", url, why);
+	ck_assert_msg(pl_template_expand(url, &b, kb, sizeof kb, &why) == 0, "%s: %s", url, why);
+	ck_assert_msg(strcmp(ka, kb) != 0, "two jobs write the same key %s", ka);
+}
+
+START_TEST(default_url_separates_jobs)
+{
+	const char *src = getenv("PL_SRCDIR");
+	char shipped[PATH_MAX];
+
+	ck_assert_int_eq(load(""), 0);
+	jobs_apart(cfg->upload.url);
+	pl_config_free(cfg);
+	cfg = NULL;
+	ck_assert_msg(src != NULL, "PL_SRCDIR is not set");
+	snprintf(shipped, sizeof shipped, "%s/conf/pipeline.conf", src);
+	ck_assert_int_eq(pl_config_load(shipped, collect, &ms, &cfg), 0);
+	jobs_apart(cfg->upload.url);
+}
+END_TEST
+
+/* What the loader logs (pl_log writes to stderr in a test) while it loads
+ * text; returns the load's result. */
+static int load_logged(const char *text, char *log, size_t loglen)
+{
+	FILE *tmp = tmpfile();
+	int saved, r;
+	size_t n;
+
+	ck_assert_ptr_nonnull(tmp);
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	ck_assert_int_ge(saved, 0);
+	ck_assert_int_ge(dup2(fileno(tmp), STDERR_FILENO), 0);
+	r = load(text);
+	fflush(stderr);
+	ck_assert_int_ge(dup2(saved, STDERR_FILENO), 0);
+	close(saved);
+	rewind(tmp);
+	n = fread(log, 1, loglen - 1, tmp);
+	log[n] = '\0';
+	fclose(tmp);
+	return r;
+}
+
+/* A url without {job} is allowed (a flat namespace may be wanted) but
+ * warned about at its line; with {job}, or the default, nothing is said. */
+START_TEST(url_without_job_warns)
+{
+	char log[4096], want[PATH_MAX + 200];
+
+	ck_assert_int_eq(load_logged("spool = \"/s\";\n"
+				     "upload = {\n"
+				     "  url = \"s3://b/thumbs/{name}-{variant}.{ext}\";\n"
+				     "  s3 = { endpoint = \"https://s3.example.net\";\n"
+				     "         credentials = \"/etc/c\"; };\n"
+				     "};\n", log, sizeof log), 0);
+	ck_assert_int_eq(ms.n, 0);
+	snprintf(want, sizeof want, "%s:3: upload.url has no {job}: outputs of different jobs "
+		 "with the same item name overwrite each other\n", path);
+	ck_assert_msg(strstr(log, want), "log: %s", log);
+	pl_config_free(cfg);
+	cfg = NULL;
+
+	ck_assert_int_eq(load_logged("upload = { url = \"file:///o/{job}/{name}.{ext}\"; };\n",
+				     log, sizeof log), 0);
+	ck_assert_msg(!strstr(log, "{job}"), "log: %s", log);
+	pl_config_free(cfg);
+	cfg = NULL;
+	ck_assert_int_eq(load_logged("# defaults\n", log, sizeof log), 0);
+	ck_assert_msg(!strstr(log, "{job}"), "log: %s", log);
+	pl_config_free(cfg);
+	cfg = NULL;
+
+	/* a file with errors is reported, not warned about */
+	ck_assert_int_eq(load_logged("upload = { url = \"file:///o/{name}\"; retries = -1; };\n",
+				     log, sizeof log), -EINVAL);
+	ck_assert_msg(!strstr(log, "{job}"), "log: %s", log);
 }
 END_TEST
 
@@ -867,6 +958,8 @@ static Suite *suite(void)
 	tcase_add_checked_fixture(bad, setup, teardown);
 	tcase_add_test(ok, defaults_from_empty_file);
 	tcase_add_test(ok, shipped_file_loads_and_equals_defaults);
+	tcase_add_test(ok, default_url_separates_jobs);
+	tcase_add_test(ok, url_without_job_warns);
 	tcase_add_test(ok, workers_auto);
 	tcase_add_test(ok, everything_set);
 	tcase_add_test(ok, include_relative_to_the_config_folder);
