@@ -763,7 +763,9 @@ static int defaults(struct pl_config *cfg)
 	cfg->spool = strdup("/var/lib/pipelined/spool");
 	cfg->runtime = strdup("/run/pipelined");
 	cfg->download.file_root = strdup("");
-	cfg->upload.url = strdup("file:///var/lib/pipelined/out/{name}-{variant}.{ext}");
+	/* {job}: item names are unique within a job only, so without it two
+	 * jobs with an item "small" would write the same file */
+	cfg->upload.url = strdup("file:///var/lib/pipelined/out/{job}/{name}-{variant}.{ext}");
 	cfg->upload.s3.endpoint = strdup("");
 	cfg->upload.s3.region = strdup("us-east-1");
 	cfg->upload.s3.credentials = strdup("");
@@ -819,10 +821,16 @@ static int readable(const char *path)
  * the include directory) and must be a regular file; included files are
  * scanned too, to libconfig's nesting limit.  Includes inside comments are
  * checked as well: stricter than libconfig, never looser.
+ *
+ * This first read of each file is also where the size limits of config.h
+ * are enforced, so that libconfig's scanner never meets an absurd line.
  */
-#define INCLUDE_DEPTH_MAX 10	/* libconfig's MAX_INCLUDE_DEPTH */
+#define INCLUDE_DEPTH_MAX 10	/* libconfig's MAX_INCLUDE_DEPTH: the main file
+				   and ten levels of includes below it */
 
-/* The whole file, NULs and all: flex reads past a NUL inside a comment. */
+/* The whole file, NULs and all (flex reads past a NUL inside a comment), or
+ * its first PL_CONFIG_FILE_MAX + 1 bytes: enough to know it is too large
+ * without reading all of a huge one. */
 static int read_whole(const char *path, char **out, size_t *len)
 {
 	FILE *f = fopen(path, "re");
@@ -835,6 +843,8 @@ static int read_whole(const char *path, char **out, size_t *len)
 	do {
 		if (n == cap) {
 			cap = cap ? cap * 2 : 4096;
+			if (cap > PL_CONFIG_FILE_MAX + 1)
+				cap = PL_CONFIG_FILE_MAX + 1;
 			if (!(p = realloc(buf, cap))) {
 				free(buf);
 				fclose(f);
@@ -844,7 +854,7 @@ static int read_whole(const char *path, char **out, size_t *len)
 		}
 		got = fread(buf + n, 1, cap - n, f);
 		n += got;
-	} while (got > 0);
+	} while (got > 0 && n < PL_CONFIG_FILE_MAX + 1);
 	fclose(f);
 	*out = buf;
 	*len = n;
@@ -872,47 +882,81 @@ static const char *include_name(const char *p, const char *end, size_t *namelen)
 	return p + 1;
 }
 
-/* Report each include of shown (its file at path) that is not a regular
- * file.  0, -ELOOP at the nesting limit (libconfig stops there and says
- * so), -ENOMEM. */
-static int check_includes(struct ctx *c, const char *path, const char *shown, int depth)
+static void file_error(struct ctx *c, const char *shown, unsigned line, const char *what)
+{
+	char msg[PATH_MAX + MSG_MAX];
+
+	if (line)
+		snprintf(msg, sizeof msg, "%s:%u: %s", shown, line, what);
+	else
+		snprintf(msg, sizeof msg, "%s: %s", shown, what);
+	emit(c, msg);
+	c->errors++;
+}
+
+/* Report a file over the size limits (its first line too long, not every
+ * one) and each include of it that is not a regular file; shown is how
+ * path is named in messages, depth 1 the main file.  At the deepest level
+ * libconfig opens (depth INCLUDE_DEPTH_MAX + 1) only the limits are
+ * checked: libconfig reports any include there as nested too deep without
+ * opening it.  0, -ELOOP from that level (libconfig says so), -ENOMEM. */
+static int check_file(struct ctx *c, const char *path, const char *shown, int depth)
 {
 	char *text, inc[PATH_MAX], child[PATH_MAX], msg[PATH_MAX + MSG_MAX];
-	const char *end, *name;
+	const char *end, *name, *bol;
 	unsigned line = 1;
 	size_t len, nlen;
-	int r = 0;
+	bool too_long = false, follow = depth <= INCLUDE_DEPTH_MAX;
+	int r;
 
-	if (depth > INCLUDE_DEPTH_MAX)
-		return -ELOOP;
 	if (read_whole(path, &text, &len) == -ENOMEM)
 		return -ENOMEM;
 	if (!text)
 		return 0;	/* libconfig reports what it cannot open */
+	if (len > PL_CONFIG_FILE_MAX) {
+		snprintf(msg, sizeof msg, "larger than %d bytes", PL_CONFIG_FILE_MAX);
+		file_error(c, shown, 0, msg);
+		free(text);
+		return 0;
+	}
 	end = text + len;
-	for (const char *p = text; p < end && r == 0; p++) {
+	for (const char *p = bol = text; p < end; p++) {
 		struct stat st;
 
-		if ((p == text || p[-1] == '\n') && (name = include_name(p, end, &nlen))) {
+		if (p == bol && follow && (name = include_name(p, end, &nlen))) {
 			nlen = strnlen(name, nlen);	/* libconfig keeps it as a C string */
 			snprintf(inc, sizeof inc, "%s/%.*s", c->dir, (int)nlen, name);
 			snprintf(child, sizeof child, "%.*s", (int)nlen, name);
 			if (stat(inc, &st) < 0) {
 				/* libconfig: "cannot open include file" */
 			} else if (!S_ISREG(st.st_mode)) {
-				snprintf(msg, sizeof msg, "%s:%u: @include \"%s\": not a regular file",
-					 shown, line, child);
-				emit(c, msg);
-				c->errors++;
+				snprintf(msg, sizeof msg, "@include \"%s\": not a regular file", child);
+				file_error(c, shown, line, msg);
 			} else {
 				file_name(c, child, msg, sizeof msg);
-				r = check_includes(c, inc, msg, depth + 1);
+				r = check_file(c, inc, msg, depth + 1);
+				if (r == -ENOMEM) {
+					free(text);
+					return r;
+				}
+				/* libconfig stops at the nesting limit: so do
+				 * includes here, or a file including itself twice
+				 * would be read 2^10 times; its lines still count */
+				follow = r != -ELOOP;
 			}
+		}
+		if (*p == '\n' || p + 1 == end) {
+			if (!too_long && (size_t)(p - bol) + (*p != '\n') > PL_CONFIG_LINE_MAX) {
+				snprintf(msg, sizeof msg, "line longer than %d bytes", PL_CONFIG_LINE_MAX);
+				file_error(c, shown, line, msg);
+				too_long = true;
+			}
+			bol = p + 1;
 		}
 		line += *p == '\n';
 	}
 	free(text);
-	return r;
+	return follow ? 0 : -ELOOP;
 }
 
 static int parse(struct ctx *c, config_t *lc)
@@ -925,7 +969,7 @@ static int parse(struct ctx *c, config_t *lc)
 		emit(c, msg);
 		return r;
 	}
-	if (check_includes(c, c->path, c->path, 1) == -ENOMEM)
+	if (check_file(c, c->path, c->path, 1) == -ENOMEM)
 		return -ENOMEM;
 	if (c->errors)
 		return -EINVAL;
@@ -941,6 +985,25 @@ static int parse(struct ctx *c, config_t *lc)
 	snprintf(msg, sizeof msg, "%s:%d: %s", file, config_error_line(lc), config_error_text(lc));
 	emit(c, msg);
 	return -EINVAL;
+}
+
+/*
+ * A url without {job} is valid: some operators want one flat namespace on
+ * purpose.  But item names are only unique within a job, so with such a url
+ * two jobs with an item of the same name silently overwrite each other's
+ * outputs: say so at every load (-t, start, reload), at the url's line.  A warning,
+ * not an error: pl_log, not the report callback, which counts errors.
+ */
+static void warn_no_job(struct ctx *c, const config_t *lc, const struct pl_config *cfg)
+{
+	const config_setting_t *u = config_lookup(lc, "upload.url");
+	char file[PATH_MAX];
+
+	if (!u || pl_template_has(cfg->upload.url, "job"))
+		return;
+	file_name(c, config_setting_source_file(u), file, sizeof file);
+	pl_log(LOG_WARNING, "%s:%u: upload.url has no {job}: outputs of different jobs with "
+	       "the same item name overwrite each other", file, config_setting_source_line(u));
 }
 
 static char *dir_of(const char *path)
@@ -977,6 +1040,8 @@ int pl_config_load(const char *path, pl_config_report_fn *report_fn, void *ud,
 	}
 	load_root(&c, config_root_setting(&lc), cfg);
 	r = c.oom ? -ENOMEM : c.errors ? -EINVAL : 0;
+	if (r == 0)
+		warn_no_job(&c, &lc, cfg);
 out:
 	config_destroy(&lc);
 	free(c.dir);

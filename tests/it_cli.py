@@ -3,7 +3,10 @@
 What a caller relies on is the exit status and the words on the terminal:
 -h/-V, the usage errors (2), `-t` (0 + "configuration OK", or one
 FILE:LINE: message per error + 78), a bad or missing file without -t (78),
-and `--once` telling "all items ok" (0) from "some failed" (1).  Also the
+and `--once` telling "all items ok" (0) from "some failed" (1); the warning
+`-t` gives for an upload.url without {job}, and the built-in url keeping
+apart two jobs' items of the same name (run in a private mount namespace,
+since it writes below /var/lib/pipelined).  Also the
 --once progress bar, which only appears on a terminal: run under a pty
 (Python's pty module) it shows "[…] …, ETA …" and the final summary; with
 stderr a pipe there is no "\\r" in the output.  Runs in a few seconds.
@@ -53,10 +56,31 @@ def t_help_version_usage():
     expect_rc(p, 2, "stray argument")
 
 
+NO_JOB = ("upload.url has no {job}: outputs of different jobs with the same item name "
+          "overwrite each other")
+
+
 def t_check_shipped():
     p = cli("-c", os.path.join(pl.SRCDIR, "conf", "pipeline.conf"), "-t")
     expect_rc(p, 0, "-t on conf/pipeline.conf")
     pl.check(p.stdout.strip() == "configuration OK", "-t printed %r" % p.stdout)
+    pl.check(p.stderr == "", "-t on conf/pipeline.conf said %r" % p.stderr)
+
+
+def t_check_warning():
+    """A url without {job} passes -t, with a warning at its line."""
+    env = pl.Env("cli")
+    try:
+        text = env.write_config()
+        line = [i for i, t in enumerate(text.splitlines(), 1) if t.strip().startswith("url =")]
+        pl.check(len(line) == 1 and "{job}" not in text, "pltest's url changed: %r" % text)
+        p = cli("-c", env.conf, "-t")
+        expect_rc(p, 0, "-t with a url without {job}")
+        pl.check(p.stdout.strip() == "configuration OK", "-t printed %r" % p.stdout)
+        want = "%s:%d: %s" % (env.conf, line[0], NO_JOB)
+        pl.check(want in p.stderr, "no warning %r in %r" % (want, p.stderr))
+    finally:
+        env.cleanup()
 
 
 def t_check_errors():
@@ -136,6 +160,38 @@ def t_once_exit_status():
         env.cleanup()
 
 
+def t_default_url_keeps_jobs_apart():
+    """Two jobs, each with an item named "small", through the built-in
+    upload.url: two files, not one overwritten.  That url writes below
+    /var/lib/pipelined/out, so the daemon runs in a private mount namespace
+    (unshare -rm) with a tmpfs over /var/lib, and lists the outputs there."""
+    if pl.run(["unshare", "-rm", "true"]).returncode != 0:
+        print("SKIP: default url: unshare -rm is not allowed here", flush=True)
+        return
+    env = pl.Env("cli")
+    try:
+        text = env.write_config()
+        nourl = re.sub(r"(?m)^  url = .*\n", "", text)
+        pl.check(nourl != text and "url" not in nourl, "cannot drop the url from %r" % text)
+        env.write_file(env.conf, nourl)
+        img = env.image_set(1)[0]
+        env.submit("job-a", ["file://%s small" % img])
+        env.submit("job-b", ["file://%s small" % img])
+        script = ('mount -t tmpfs tmpfs /var/lib || exit 99\n'
+                  '"$0" -c "$1" --once >&2 || exit $?\n'
+                  'cd /var/lib/pipelined/out && find . -type f | sort\n')
+        p = pl.run(["unshare", "-rm", "sh", "-c", script, pl.BIN, env.conf], timeout=120)
+        pl.check(p.returncode != 99, "cannot mount a tmpfs over /var/lib: %r" % p.stderr)
+        expect_rc(p, 0, "--once with the default url")
+        got = p.stdout.split()
+        pl.check(got == ["./job-a/small-thumb.jpg", "./job-b/small-thumb.jpg"],
+                 "outputs of two jobs with an item 'small': %s" % got)
+        pl.check(env.where("job-a") == "done" and env.where("job-b") == "done",
+                 "jobs in %s and %s" % (env.where("job-a"), env.where("job-b")))
+    finally:
+        env.cleanup()
+
+
 def run_on_pty(args, timeout):
     """Run args with stdin/stdout/stderr on a new pty; return (rc, output)."""
     master, slave = pty.openpty()
@@ -187,6 +243,8 @@ if __name__ == "__main__":
     pl.main([
         ("help, version, usage errors", t_help_version_usage),
         ("-t on the shipped configuration", t_check_shipped),
+        ("-t warns about a url without {job}", t_check_warning),
+        ("two jobs, one item name, the default url: two outputs", t_default_url_keeps_jobs_apart),
         ("-t and start-up with three errors / a missing file", t_check_errors),
         ("--once exit status", t_once_exit_status),
         ("--once progress bar on a terminal", t_once_progress_bar),

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "template.h"
 #include "testutil.h"
 
 #define MAXMSG 32
@@ -132,7 +133,7 @@ static void check_defaults(const struct pl_config *c)
 
 	ck_assert_uint_eq(c->upload.stage.workers, 5);
 	ck_assert_uint_eq(c->upload.stage.queue, 16);
-	ck_assert_str_eq(c->upload.url, "file:///var/lib/pipelined/out/{name}-{variant}.{ext}");
+	ck_assert_str_eq(c->upload.url, "file:///var/lib/pipelined/out/{job}/{name}-{variant}.{ext}");
 	ck_assert_int_eq(c->upload.retries, 3);
 	ck_assert_double_eq(c->upload.backoff, 0.5);
 	ck_assert_double_eq(c->upload.connect_timeout, 10.0);
@@ -163,6 +164,96 @@ START_TEST(shipped_file_loads_and_equals_defaults)
 	ck_assert_int_eq(pl_config_load(shipped, collect, &ms, &cfg), 0);
 	ck_assert_msg(ms.n == 0, "first error: %s", ms.n ? ms.m[0] : "");
 	check_defaults(cfg);
+}
+END_TEST
+
+/* Two jobs, each with an item named "small": the default keys differ, both
+ * the built-in url and the shipped file's (they used to be the same file). */
+static void jobs_apart(const char *url)
+{
+	const struct pl_template_vars a = { "small", "thumb", "jpg", "job-a" },
+				      b = { "small", "thumb", "jpg", "job-b" };
+	char ka[512], kb[512];
+	const char *why = "";
+
+	ck_assert_msg(pl_template_expand(url, &a, ka, sizeof ka, &why) == 0, "%s: %s", url, why);
+	ck_assert_msg(pl_template_expand(url, &b, kb, sizeof kb, &why) == 0, "%s: %s", url, why);
+	ck_assert_msg(strcmp(ka, kb) != 0, "two jobs write the same key %s", ka);
+}
+
+START_TEST(default_url_separates_jobs)
+{
+	const char *src = getenv("PL_SRCDIR");
+	char shipped[PATH_MAX];
+
+	ck_assert_int_eq(load(""), 0);
+	jobs_apart(cfg->upload.url);
+	pl_config_free(cfg);
+	cfg = NULL;
+	ck_assert_msg(src != NULL, "PL_SRCDIR is not set");
+	snprintf(shipped, sizeof shipped, "%s/conf/pipeline.conf", src);
+	ck_assert_int_eq(pl_config_load(shipped, collect, &ms, &cfg), 0);
+	jobs_apart(cfg->upload.url);
+}
+END_TEST
+
+/* What the loader logs (pl_log writes to stderr in a test) while it loads
+ * text; returns the load's result. */
+static int load_logged(const char *text, char *log, size_t loglen)
+{
+	FILE *tmp = tmpfile();
+	int saved, r;
+	size_t n;
+
+	ck_assert_ptr_nonnull(tmp);
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	ck_assert_int_ge(saved, 0);
+	ck_assert_int_ge(dup2(fileno(tmp), STDERR_FILENO), 0);
+	r = load(text);
+	fflush(stderr);
+	ck_assert_int_ge(dup2(saved, STDERR_FILENO), 0);
+	close(saved);
+	rewind(tmp);
+	n = fread(log, 1, loglen - 1, tmp);
+	log[n] = '\0';
+	fclose(tmp);
+	return r;
+}
+
+/* A url without {job} is allowed (a flat namespace may be wanted) but
+ * warned about at its line; with {job}, or the default, nothing is said. */
+START_TEST(url_without_job_warns)
+{
+	char log[4096], want[PATH_MAX + 200];
+
+	ck_assert_int_eq(load_logged("spool = \"/s\";\n"
+				     "upload = {\n"
+				     "  url = \"s3://b/thumbs/{name}-{variant}.{ext}\";\n"
+				     "  s3 = { endpoint = \"https://s3.example.net\";\n"
+				     "         credentials = \"/etc/c\"; };\n"
+				     "};\n", log, sizeof log), 0);
+	ck_assert_int_eq(ms.n, 0);
+	snprintf(want, sizeof want, "%s:3: upload.url has no {job}: outputs of different jobs "
+		 "with the same item name overwrite each other\n", path);
+	ck_assert_msg(strstr(log, want), "log: %s", log);
+	pl_config_free(cfg);
+	cfg = NULL;
+
+	ck_assert_int_eq(load_logged("upload = { url = \"file:///o/{job}/{name}.{ext}\"; };\n",
+				     log, sizeof log), 0);
+	ck_assert_msg(!strstr(log, "{job}"), "log: %s", log);
+	pl_config_free(cfg);
+	cfg = NULL;
+	ck_assert_int_eq(load_logged("# defaults\n", log, sizeof log), 0);
+	ck_assert_msg(!strstr(log, "{job}"), "log: %s", log);
+	pl_config_free(cfg);
+	cfg = NULL;
+
+	/* a file with errors is reported, not warned about */
+	ck_assert_int_eq(load_logged("upload = { url = \"file:///o/{name}\"; retries = -1; };\n",
+				     log, sizeof log), -EINVAL);
+	ck_assert_msg(!strstr(log, "{job}"), "log: %s", log);
 }
 END_TEST
 
@@ -388,6 +479,140 @@ START_TEST(include_loop_is_reported_once)
 	ck_assert_int_eq(load("@include \"pipeline.conf\"\n@include \"pipeline.conf\"\n"), -EINVAL);
 	ck_assert_int_eq(ms.n, 1);
 	ck_assert_ptr_nonnull(strstr(ms.m[0], "include file nesting too deep"));
+}
+END_TEST
+
+/* ---- size limits, checked before libconfig reads a byte ------------------ */
+
+/* libconfig 1.5's scanner is quadratic in the length of a line (4 MB on one
+ * line took 6.8 s, 16 MB 93 s): absurd files are refused by size first. */
+
+/* A file of exactly size bytes: head, then '#' comment lines of at most
+ * linelen bytes (newline not counted) filling the rest, each ending in '\n'. */
+static char *filled(const char *head, size_t size, size_t linelen)
+{
+	char *buf = malloc(size + 1);
+	size_t n = strlen(head);
+
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_uint_le(n, size);
+	memcpy(buf, head, n);
+	while (n < size) {
+		size_t k = size - n - 1 < linelen ? size - n - 1 : linelen;
+
+		memset(buf + n, 'x', k);
+		if (k)
+			buf[n] = '#';
+		n += k;
+		buf[n++] = '\n';
+	}
+	buf[size] = '\0';
+	return buf;
+}
+
+START_TEST(long_line_refused)
+{
+	/* a 4 MB line, under the file limit: refused at its line */
+	char *text = filled("spool = \"/s\";\n# next: one line of 4 MB\n", 4000000, 4000000);
+
+	ck_assert_int_eq(load(text), -EINVAL);
+	ck_assert_ptr_null(cfg);
+	expect(0, 3, "line longer than 65536 bytes");
+	ck_assert_int_eq(ms.n, 1);
+	free(text);
+}
+END_TEST
+
+START_TEST(large_file_refused)
+{
+	char want[PATH_MAX + 64], *text = filled("spool = \"/s\";\n", PL_CONFIG_FILE_MAX + 1, 80);
+
+	ck_assert_int_eq(load(text), -EINVAL);
+	ck_assert_ptr_null(cfg);
+	snprintf(want, sizeof want, "%s: larger than 4194304 bytes", path);
+	ck_assert_int_eq(ms.n, 1);
+	ck_assert_str_eq(ms.m[0], want);
+	free(text);
+}
+END_TEST
+
+/* Exactly at both limits: loads, and the long line's value is whole. */
+START_TEST(file_at_the_limits_loads)
+{
+	size_t vlen = PL_CONFIG_LINE_MAX - strlen("spool = \"/\";");
+	char *head = malloc(PL_CONFIG_LINE_MAX + 64), *text;
+
+	ck_assert_ptr_nonnull(head);
+	ck_assert_uint_eq(PL_CONFIG_LINE_MAX, 65536);
+	ck_assert_uint_eq(PL_CONFIG_FILE_MAX, 4194304);
+	snprintf(head, PL_CONFIG_LINE_MAX + 64, "spool = \"/%0*d\";\n", (int)vlen, 0);
+	ck_assert_uint_eq(strlen(head), PL_CONFIG_LINE_MAX + 1);
+	text = filled(head, PL_CONFIG_FILE_MAX, PL_CONFIG_LINE_MAX);
+	ck_assert_uint_eq(strlen(text), PL_CONFIG_FILE_MAX);
+	ck_assert_int_eq(load(text), 0);
+	ck_assert_msg(ms.n == 0, "first error: %s", ms.n ? ms.m[0] : "");
+	ck_assert_uint_eq(strlen(cfg->spool), vlen + 1);
+	free(head);
+	free(text);
+
+	/* one byte more on that line, without a newline at the end */
+	pl_config_free(cfg);
+	cfg = NULL;
+	head = malloc(PL_CONFIG_LINE_MAX + 2);
+	ck_assert_ptr_nonnull(head);
+	memset(head, '#', PL_CONFIG_LINE_MAX + 1);
+	head[PL_CONFIG_LINE_MAX + 1] = '\0';
+	ck_assert_int_eq(load(head), -EINVAL);
+	expect(0, 1, "line longer than 65536 bytes");
+	ck_assert_int_eq(ms.n, 1);
+	free(head);
+}
+END_TEST
+
+/* Included files are held to the same limits, down to the deepest one
+ * libconfig opens (ten levels below the main file). */
+START_TEST(limits_apply_to_included_files)
+{
+	char inc[PATH_MAX], next[64], want[PATH_MAX + 64], *text;
+
+	text = filled("download = { workers = 2; };\n", 100000, PL_CONFIG_LINE_MAX + 1);
+	snprintf(inc, sizeof inc, "%s/inc/long.conf", dir);
+	write_at(inc, text);
+	free(text);
+	ck_assert_int_eq(load("spool = \"/s\";\n@include \"inc/long.conf\"\n"), -EINVAL);
+	expect_at(0, inc, 2, "line longer than 65536 bytes");
+	ck_assert_int_eq(ms.n, 1);
+
+	free(ms.m[0]);
+	ms.n = 0;
+	text = filled("", PL_CONFIG_FILE_MAX + 1, 100);
+	write_at(inc, text);
+	free(text);
+	ck_assert_int_eq(load("spool = \"/s\";\n@include \"inc/long.conf\"\n"), -EINVAL);
+	snprintf(want, sizeof want, "%s: larger than 4194304 bytes", inc);
+	ck_assert_int_eq(ms.n, 1);
+	ck_assert_str_eq(ms.m[0], want);
+
+	/* d1.conf includes d2.conf ... d9.conf includes long.conf: libconfig
+	 * reads that one (nesting level 10), so it is checked too */
+	free(ms.m[0]);
+	ms.n = 0;
+	text = filled("# deepest\n", 100000, PL_CONFIG_LINE_MAX + 1);
+	write_at(inc, text);
+	free(text);
+	for (int i = 1; i <= 9; i++) {
+		char body[64];
+
+		snprintf(next, sizeof next, "%s/inc/d%d.conf", dir, i);
+		if (i < 9)
+			snprintf(body, sizeof body, "@include \"inc/d%d.conf\"\n", i + 1);
+		else
+			snprintf(body, sizeof body, "@include \"inc/long.conf\"\n");
+		write_at(next, body);
+	}
+	ck_assert_int_eq(load("@include \"inc/d1.conf\"\n"), -EINVAL);
+	expect_at(0, inc, 2, "line longer than 65536 bytes");
+	ck_assert_int_eq(ms.n, 1);
 }
 END_TEST
 
@@ -728,9 +953,13 @@ static Suite *suite(void)
 
 	tcase_add_checked_fixture(ok, setup, teardown);
 	tcase_add_checked_fixture(file, setup, teardown);
+	/* the size-limit cases write and read files of 4 MiB: room on a busy machine */
+	tcase_set_timeout(file, 60);
 	tcase_add_checked_fixture(bad, setup, teardown);
 	tcase_add_test(ok, defaults_from_empty_file);
 	tcase_add_test(ok, shipped_file_loads_and_equals_defaults);
+	tcase_add_test(ok, default_url_separates_jobs);
+	tcase_add_test(ok, url_without_job_warns);
 	tcase_add_test(ok, workers_auto);
 	tcase_add_test(ok, everything_set);
 	tcase_add_test(ok, include_relative_to_the_config_folder);
@@ -742,6 +971,10 @@ static Suite *suite(void)
 	tcase_add_test(file, error_in_include_names_that_file);
 	tcase_add_test(file, include_of_a_folder_is_an_error);
 	tcase_add_test(file, include_loop_is_reported_once);
+	tcase_add_test(file, long_line_refused);
+	tcase_add_test(file, large_file_refused);
+	tcase_add_test(file, file_at_the_limits_loads);
+	tcase_add_test(file, limits_apply_to_included_files);
 	tcase_add_test(bad, unknown_settings);
 	tcase_add_test(bad, unknown_in_download);
 	tcase_add_test(bad, unknown_in_variant);

@@ -29,6 +29,7 @@
 
 #include "config.h"
 #include "fuzz.h"
+#include "log.h"
 #include "template.h"
 
 static char dir[64], conf[96], inc[96];
@@ -83,6 +84,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	(void)argc;
 	(void)argv;
+	/* the loader's warnings (a url without {job}) would be a line per run */
+	pl_log_set_level(LOG_ERR);
 	/* tmpfs when there is one: rewriting a file on ext4 costs a discard
 	 * per run, a third of the time */
 	/* with the pid in the name: a crash skips atexit, and scripts/fuzz
