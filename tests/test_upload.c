@@ -219,6 +219,63 @@ START_TEST(file_writes_exact_bytes_atomically)
 }
 END_TEST
 
+/*
+ * An output is replaced, never written in place: a reader of the old file
+ * never sees a torn new one, and a crash mid-write leaves the old one
+ * whole.  Deterministic proof without timing: an existing output that is a
+ * second hard link to another file, or a symbolic link to one, must be
+ * swapped for a new inode, leaving the other file untouched.  A write in
+ * place (open O_TRUNC) changes the other file and keeps the inode.
+ */
+START_TEST(file_replaces_never_writes_in_place)
+{
+	static const char *const v[] = { "thumb" };
+	char *dir = pl_test_tmpdir("upinplace"), url[4096], path[4096], other[4096],
+	     why[PL_REASON_MAX];
+	struct stage s;
+	struct pl_config cfg;
+	struct pl_item *it;
+	struct stat before, after, ost;
+
+	snprintf(url, sizeof url, "file://%s/out/{name}-{variant}.{ext}", dir);
+	snprintf(path, sizeof path, "%s/out/cat-thumb.jpg", dir);
+	snprintf(other, sizeof other, "%s/other", dir);
+	ck_assert_int_eq(pl_test_write_file(other, "precious", 8), 0);
+	ck_assert_int_eq(pl_test_write_file(path, "x", 1), 0);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(link(other, path), 0);
+	ck_assert_int_eq(stat(path, &before), 0);
+	cfg = make_cfg(url, 1);
+	stage_open(&s, &cfg);
+
+	it = make_item("cat", v, 1, 3000);
+	ck_assert_int_eq(stage_run(&s, it, why), 0);
+	pl_item_free(it);
+	assert_file_bytes(path, 0, 3000);
+	ck_assert_int_eq(stat(path, &after), 0);
+	ck_assert_msg(after.st_ino != before.st_ino, "the output was written in place");
+	ck_assert_int_eq(stat(other, &ost), 0);
+	ck_assert_int_eq(ost.st_size, 8);
+	ck_assert_uint_eq(ost.st_nlink, 1);
+
+	/* a symbolic link is replaced as well, not followed */
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(symlink(other, path), 0);
+	it = make_item("cat", v, 1, 2000);
+	ck_assert_int_eq(stage_run(&s, it, why), 0);
+	pl_item_free(it);
+	ck_assert_int_eq(lstat(path, &after), 0);
+	ck_assert(S_ISREG(after.st_mode));
+	assert_file_bytes(path, 0, 2000);
+	ck_assert_int_eq(stat(other, &ost), 0);
+	ck_assert_int_eq(ost.st_size, 8);
+
+	stage_close(&s);
+	pl_test_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
 START_TEST(file_escaping_name_writes_nothing)
 {
 	static const char *const v[] = { "thumb" };
@@ -910,6 +967,7 @@ static Suite *suite(void)
 	TCase *f = tcase_create("file"), *h = tcase_create("http"), *s3 = tcase_create("s3");
 
 	tcase_add_test(f, file_writes_exact_bytes_atomically);
+	tcase_add_test(f, file_replaces_never_writes_in_place);
 	tcase_add_test(f, file_escaping_name_writes_nothing);
 	tcase_add_test(f, file_full_disk_fails_cleanly);
 	tcase_add_test(f, bad_url_refused_at_new);
