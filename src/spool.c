@@ -48,6 +48,7 @@
 #include "item.h"
 #include "log.h"
 #include "spool.h"
+#include "strbuf.h"
 
 #define LINE_MAX_BYTES 8192	/* longest accepted job line, without "\r\n" */
 #define NAME_MAX_CHARS 100	/* longest output base name */
@@ -277,133 +278,30 @@ int pl_spool_derive_name(const char *url, char *out, size_t outlen)
 	return 0;
 }
 
-struct strbuf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void sb_put(struct strbuf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		char *p;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		p = realloc(b->p, cap);
-		if (!p) {
-			b->oom = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void sb_str(struct strbuf *b, const char *s)
-{
-	sb_put(b, s, strlen(s));
-}
-
-/* Length of the well-formed UTF-8 sequence at s (1–4), 0 if ill-formed.
- * Rejects overlong forms, surrogates and code points above U+10FFFF.  Each
- * byte is checked before the next is read, so the NUL terminator stops it. */
-static size_t utf8_seq(const unsigned char *s)
-{
-	unsigned char c = s[0], lo = 0x80, hi = 0xBF;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF)
-		return (s[1] & 0xC0) == 0x80 ? 2 : 0;
-	if (c >= 0xE0 && c <= 0xEF) {
-		if (c == 0xE0)
-			lo = 0xA0;
-		if (c == 0xED)
-			hi = 0x9F;
-		return s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 ? 3 : 0;
-	}
-	if (c >= 0xF0 && c <= 0xF4) {
-		if (c == 0xF0)
-			lo = 0x90;
-		if (c == 0xF4)
-			hi = 0x8F;
-		return s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 &&
-		       (s[3] & 0xC0) == 0x80 ? 4 : 0;
-	}
-	return 0;
-}
-
-/* A JSON string (or null): whatever the bytes, the output is valid JSON. */
-static void sb_json(struct strbuf *b, const char *str)
-{
-	static const char hex[] = "0123456789abcdef";
-	const unsigned char *s = (const unsigned char *)str;
-
-	if (!s) {
-		sb_str(b, "null");
-		return;
-	}
-	sb_put(b, "\"", 1);
-	while (*s) {
-		size_t n = utf8_seq(s);
-
-		if (n == 0) {
-			sb_str(b, "\\ufffd");
-			s++;
-		} else if (*s == '"' || *s == '\\') {
-			char esc[2] = { '\\', (char)*s };
-			sb_put(b, esc, 2);
-			s++;
-		} else if (*s < 0x20) {
-			char esc[6] = { '\\', 'u', '0', '0', hex[*s >> 4], hex[*s & 15] };
-			sb_put(b, esc, 6);
-			s++;
-		} else {
-			sb_put(b, (const char *)s, n);
-			s += n;
-		}
-	}
-	sb_put(b, "\"", 1);
-}
-
 char *pl_spool_result_json(const struct pl_item *it, bool ok, const char *error,
 			   unsigned long long ms)
 {
-	struct strbuf b = { 0 };
-	char num[64];
+	struct pl_strbuf b = { 0 };
 	bool first = true;
 
-	snprintf(num, sizeof num, "{\"line\":%lu,\"source\":", it->line);
-	sb_str(&b, num);
-	sb_json(&b, it->source);
-	sb_str(&b, ",\"name\":");
-	sb_json(&b, it->name);
-	sb_str(&b, ok ? ",\"status\":\"ok\",\"outputs\":[" : ",\"status\":\"failed\",\"outputs\":[");
+	pl_strbuf_printf(&b, "{\"line\":%lu,\"source\":", it->line);
+	pl_strbuf_json(&b, it->source);
+	pl_strbuf_str(&b, ",\"name\":");
+	pl_strbuf_json(&b, it->name);
+	pl_strbuf_str(&b, ok ? ",\"status\":\"ok\",\"outputs\":[" :
+			       ",\"status\":\"failed\",\"outputs\":[");
 	for (size_t i = 0; it->outputs && i < it->noutputs; i++) {
 		if (!it->outputs[i].location)
 			continue;
 		if (!first)
-			sb_put(&b, ",", 1);
+			pl_strbuf_put(&b, ",", 1);
 		first = false;
-		sb_json(&b, it->outputs[i].location);
+		pl_strbuf_json(&b, it->outputs[i].location);
 	}
-	sb_str(&b, "],\"error\":");
-	sb_json(&b, ok ? NULL : error);
-	snprintf(num, sizeof num, ",\"milliseconds\":%llu}\n", ms);
-	sb_str(&b, num);
-	if (b.oom) {
-		free(b.p);
-		errno = ENOMEM;
-		return NULL;
-	}
-	return b.p;
+	pl_strbuf_str(&b, "],\"error\":");
+	pl_strbuf_json(&b, ok ? NULL : error);
+	pl_strbuf_printf(&b, ",\"milliseconds\":%llu}\n", ms);
+	return pl_strbuf_take(&b);
 }
 
 /* ---- per-job memory: name hashes and recorded lines ----------------- */
