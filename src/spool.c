@@ -47,8 +47,8 @@
 #include "crashguard.h"
 #include "item.h"
 #include "log.h"
+#include "record.h"
 #include "spool.h"
-#include "strbuf.h"
 
 #define LINE_MAX_BYTES 8192	/* longest accepted job line, without "\r\n" */
 #define NAME_MAX_CHARS 100	/* longest output base name */
@@ -276,32 +276,6 @@ int pl_spool_derive_name(const char *url, char *out, size_t outlen)
 	else
 		out[o] = '\0';
 	return 0;
-}
-
-char *pl_spool_result_json(const struct pl_item *it, bool ok, const char *error,
-			   unsigned long long ms)
-{
-	struct pl_strbuf b = { 0 };
-	bool first = true;
-
-	pl_strbuf_printf(&b, "{\"line\":%lu,\"source\":", it->line);
-	pl_strbuf_json(&b, it->source);
-	pl_strbuf_str(&b, ",\"name\":");
-	pl_strbuf_json(&b, it->name);
-	pl_strbuf_str(&b, ok ? ",\"status\":\"ok\",\"outputs\":[" :
-			       ",\"status\":\"failed\",\"outputs\":[");
-	for (size_t i = 0; it->outputs && i < it->noutputs; i++) {
-		if (!it->outputs[i].location)
-			continue;
-		if (!first)
-			pl_strbuf_put(&b, ",", 1);
-		first = false;
-		pl_strbuf_json(&b, it->outputs[i].location);
-	}
-	pl_strbuf_str(&b, "],\"error\":");
-	pl_strbuf_json(&b, ok ? NULL : error);
-	pl_strbuf_printf(&b, ",\"milliseconds\":%llu}\n", ms);
-	return pl_strbuf_take(&b);
 }
 
 /* ---- per-job memory: name hashes and recorded lines ----------------- */
@@ -696,20 +670,16 @@ static void job_free(struct pl_job *j)
 }
 
 /* One line of an existing result: mark its line number and count it. */
-static void resume_record(struct pl_job *j, const char *rec)
+static void resume_record(struct pl_job *j, const char *rec, size_t len)
 {
-	const char *p = rec + strlen("{\"line\":");
-	unsigned long line = 0;
+	unsigned long line;
+	bool ok;
 
-	if (strncmp(rec, "{\"line\":", strlen("{\"line\":")) != 0 || !is_digit((unsigned char)*p))
-		return;
-	for (; is_digit((unsigned char)*p) && line < j->nbits; p++)
-		line = line * 10 + (unsigned long)(*p - '0');
-	if (*p != ',' || line == 0 || line >= j->nbits || line_recorded(j, line))
+	if (pl_record_parse(rec, len, &line, &ok) < 0 || line == 0 || line >= j->nbits ||
+	    line_recorded(j, line))
 		return;
 	j->recorded[line / 64] |= 1ull << (line % 64);
-	/* Strings in a record are escaped, so this cannot match inside one. */
-	if (strstr(rec, "\"status\":\"ok\""))
+	if (ok)
 		j->ok++;
 	else
 		j->failed++;
@@ -749,7 +719,7 @@ static int resume_read(struct pl_job *j, off_t jobsize)
 		r = -errno;
 	while (r == 0 && (n = getline(&rec, &cap, f)) > 0 && rec[n - 1] == '\n') {
 		good += n;
-		resume_record(j, rec);
+		resume_record(j, rec, (size_t)n);
 	}
 	if (r == 0 && ferror(f))
 		r = -EIO;
@@ -907,7 +877,7 @@ static void reject_record(struct pl_spool *s, const char *name, const char *why)
 
 	if (snprintf(resname, sizeof resname, "%s%s", name, RESULT_SUFFIX) >= (int)sizeof resname)
 		return;
-	if (!(rec = pl_spool_result_json(&it, false, why, 0)))
+	if (!(rec = pl_record_format(&it, false, why, 0)))
 		return;
 	fd = openat(s->dfd[D_FAILED], resname,
 		    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0640);
@@ -1319,15 +1289,12 @@ static void record(struct pl_item *it, bool ok, const char *error)
 	struct pl_job *j = it->job;
 	uint64_t now = pl_now_us();
 	unsigned long long ms = now > it->fed_us ? (now - it->fed_us) / 1000 : 0;
-	char *rec = pl_spool_result_json(it, ok, error, ms), fallback[192];
+	char *rec = pl_record_format(it, ok, error, ms), fallback[PL_RECORD_OOM_SIZE];
 	enum settle how;
 	int r;
 
 	if (!rec) {	/* still record the line, so that it is not lost */
-		snprintf(fallback, sizeof fallback,
-			 "{\"line\":%lu,\"source\":null,\"name\":null,\"status\":\"failed\","
-			 "\"outputs\":[],\"error\":\"out of memory\",\"milliseconds\":%llu}\n",
-			 it->line, ms);
+		pl_record_format_oom(fallback, it->line, ms);
 		ok = false;
 	}
 	pthread_mutex_lock(&j->lock);

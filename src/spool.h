@@ -82,9 +82,5 @@ int  pl_spool_parse_line(char *buf, char **source, char **name, const char **why
 /* Safe name from a URL's last path segment into out (size outlen). */
 int  pl_spool_derive_name(const char *url, char *out, size_t outlen);
 bool pl_spool_name_valid(const char *name);
-/* One JSON result record line (with '\n') for an item into a malloc'd
- * string. status: true = ok. */
-char *pl_spool_result_json(const struct pl_item *it, bool ok, const char *error,
-			   unsigned long long ms);
 
 #endif

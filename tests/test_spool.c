@@ -18,6 +18,7 @@
 
 #include "crashguard.h"
 #include "item.h"
+#include "record.h"
 #include "spool.h"
 #include "testutil.h"
 
@@ -310,7 +311,7 @@ START_TEST(json_escaping)
 	outs[2].location = "/out/c.jpg";
 	it.outputs = outs;
 	it.noutputs = 3;
-	rec = pl_spool_result_json(&it, false, "bad \x02 \xc0\xaf", 41);
+	rec = pl_record_format(&it, false, "bad \x02 \xc0\xaf", 41);
 	ck_assert_ptr_nonnull(rec);
 	ck_assert_int_eq(count_char(rec, '\n'), 1);
 	ck_assert(rec[strlen(rec) - 1] == '\n');
@@ -335,10 +336,98 @@ START_TEST(json_escaping)
 	it.name = NULL;
 	it.outputs = NULL;
 	it.noutputs = 0;
-	rec = pl_spool_result_json(&it, true, "ignored", 0);
+	rec = pl_record_format(&it, true, "ignored", 0);
 	ck_assert_str_eq(rec, "{\"line\":7,\"source\":null,\"name\":null,\"status\":\"ok\","
 			      "\"outputs\":[],\"error\":null,\"milliseconds\":0}\n");
 	free(rec);
+}
+END_TEST
+
+/* What a record says, through the reader resume uses; -1 if not a record. */
+static int parsed(const char *rec, size_t len, unsigned long *line)
+{
+	bool ok;
+
+	*line = 0;
+	if (pl_record_parse(rec, len, line, &ok) < 0)
+		return -1;
+	return ok;
+}
+
+static int parsed_str(const char *rec, unsigned long *line)
+{
+	return parsed(rec, strlen(rec), line);
+}
+
+/* The reader takes back what the writer writes, and nothing else. */
+START_TEST(record_parse)
+{
+	static const char *const not_records[] = {
+		"",
+		"\n",
+		"{\"line\":1}\n",
+		"{\"line\":5,\"status\":\"ok\"}\n",
+		"{\"line\":5,\"source\":null,\"name\":null,\"status\":\"ok\",\"outputs\":[],"
+		"\"error\":null,\"milliseconds\":3",				/* torn */
+		"{\"line\":05,\"source\":null,\"name\":null,\"status\":\"ok\",\"outputs\":[],"
+		"\"error\":null,\"milliseconds\":3}",				/* leading zero */
+		"{\"line\":-5,\"source\":null,\"name\":null,\"status\":\"ok\",\"outputs\":[],"
+		"\"error\":null,\"milliseconds\":3}",
+		"{\"line\":99999999999999999999999,\"source\":null,\"name\":null,\"status\":\"ok\","
+		"\"outputs\":[],\"error\":null,\"milliseconds\":3}",		/* too big */
+		"{\"line\": 5,\"source\":null,\"name\":null,\"status\":\"ok\",\"outputs\":[],"
+		"\"error\":null,\"milliseconds\":3}",				/* a space */
+		"{\"line\":5,\"source\":null,\"name\":null,\"status\":\"okay\",\"outputs\":[],"
+		"\"error\":null,\"milliseconds\":3}",
+		"{\"line\":5,\"source\":null,\"name\":null,\"status\":\"ok\",\"outputs\":[,],"
+		"\"error\":null,\"milliseconds\":3}",
+		"{\"line\":5,\"source\":\"a\x01\",\"name\":null,\"status\":\"ok\",\"outputs\":[],"
+		"\"error\":null,\"milliseconds\":3}",				/* raw control */
+		"{\"line\":5,\"source\":\"\xff\",\"name\":null,\"status\":\"ok\",\"outputs\":[],"
+		"\"error\":null,\"milliseconds\":3}",				/* not UTF-8 */
+		"{\"line\":5,\"source\":\"\\x41\",\"name\":null,\"status\":\"ok\",\"outputs\":[],"
+		"\"error\":null,\"milliseconds\":3}",				/* bad escape */
+		"{\"line\":5,\"source\":null,\"name\":null,\"status\":\"ok\",\"outputs\":[],"
+		"\"error\":null,\"milliseconds\":3,\"x\":1}",			/* a key more */
+		"{\"line\":5,\"source\":null,\"name\":null,\"status\":\"ok\",\"outputs\":[],"
+		"\"error\":null,\"milliseconds\":3}x\n",			/* trailing text */
+		"{\"line\":5,\"source\":null,\"name\":null,\"status\":\"ok\",\"outputs\":[],"
+		"\"error\":null,\"milliseconds\":3}\n\n",
+	};
+	static const char nul_inside[] =
+		"{\"line\":5,\"source\":\"a\0b\",\"name\":null,\"status\":\"ok\",\"outputs\":[],"
+		"\"error\":null,\"milliseconds\":3}\n";
+	struct pl_output outs[2] = { { .location = "/o/\"1\".jpg" }, { .location = "/o/2.png" } };
+	struct pl_item it = { .line = 42, .source = "http://h/\"x\"\\\x01\xff", .name = "n",
+			      .outputs = outs, .noutputs = 2 };
+	char oom[PL_RECORD_OOM_SIZE], *rec;
+	unsigned long line;
+
+	rec = pl_record_format(&it, true, NULL, 12);
+	ck_assert_int_eq(parsed_str(rec, &line), 1);
+	ck_assert_uint_eq(line, 42);
+	rec[strlen(rec) - 1] = '\0';		/* without its newline too */
+	ck_assert_int_eq(parsed_str(rec, &line), 1);
+	free(rec);
+	/* a failed item whose error quotes an ok record is still failed */
+	it.line = 7;
+	rec = pl_record_format(&it, false, ",\"status\":\"ok\",", 0);
+	ck_assert_int_eq(parsed_str(rec, &line), 0);
+	ck_assert_uint_eq(line, 7);
+	free(rec);
+	it.source = it.name = NULL;
+	it.outputs = NULL;
+	rec = pl_record_format(&it, false, NULL, 0);
+	ck_assert_int_eq(parsed_str(rec, &line), 0);
+	free(rec);
+	pl_record_format_oom(oom, 9, 1234);
+	ck_assert_int_eq(parsed_str(oom, &line), 0);
+	ck_assert_uint_eq(line, 9);
+
+	for (size_t i = 0; i < sizeof not_records / sizeof *not_records; i++)
+		ck_assert_msg(parsed_str(not_records[i], &line) == -1, "taken as a record: %s",
+			      not_records[i]);
+	ck_assert_int_eq(parsed(nul_inside, sizeof nul_inside - 1, &line), -1);
 }
 END_TEST
 
@@ -377,7 +466,7 @@ START_TEST(random_inputs)
 		ck_assert_msg(pl_spool_name_valid(name), "invalid derived name '%s'", name);
 		it.source = line;
 		it.name = name;
-		rec = pl_spool_result_json(&it, i % 2, line, 1);
+		rec = pl_record_format(&it, i % 2, line, 1);
 		ck_assert_ptr_nonnull(rec);
 		ck_assert_ptr_eq(strchr(rec, '\n'), rec + strlen(rec) - 1);
 		fputs(rec, f);
@@ -692,6 +781,36 @@ START_TEST(resume_after_crash)
 	pl_spool_job_release(j);
 	expect_result("done/5.crash.result",
 		      "1 a ok  -\n2 a-2 ok  -\n4 a-3 ok  -\n5 a-4 ok  -\n6 b ok  -\n");
+	pl_spool_close(s);
+}
+END_TEST
+
+/* A line of the result file that is not a record of ours (another
+ * program's, or a damaged one) does not count as a recorded line. */
+START_TEST(resume_ignores_foreign_lines)
+{
+	struct pl_spool *s = open_spool();
+	struct pl_item *it;
+	struct pl_job *j;
+
+	put_file("cur/7.f", "http://h/a.jpg\nhttp://h/b.jpg\nhttp://h/c.jpg\n");
+	put_file("cur/7.f.result",
+		 "{\"line\":1,\"status\":\"ok\"}\n"
+		 "{\"line\":2,\"source\":\"http://h/b.jpg\",\"name\":\"b\",\"status\":\"ok\","
+		 "\"outputs\":[],\"error\":null,\"milliseconds\":3}\n"
+		 "{\"line\":3,\"source\":\"http://h/c.jpg\",\"name\":\"c\",\"status\":\"ok\","
+		 "\"outputs\":[],\"error\":null,\"milliseconds\":3} and more\n");
+	ck_assert_int_eq(pl_spool_recover(s), 1);
+	j = claim(s);
+	it = next_good(j);
+	ck_assert_uint_eq(it->line, 1);
+	pl_spool_item_done(it);
+	it = next_good(j);
+	ck_assert_uint_eq(it->line, 3);
+	pl_spool_item_done(it);
+	expect_end(j);
+	pl_spool_job_release(j);
+	ck_assert(exists("done/7.f"));
 	pl_spool_close(s);
 }
 END_TEST
@@ -1208,6 +1327,7 @@ static Suite *spool_suite(void)
 	tcase_add_test(pure, name_validity);
 	tcase_add_test(pure, derive_names);
 	tcase_add_test(pure, json_escaping);
+	tcase_add_test(pure, record_parse);
 	tcase_add_test(pure, random_inputs);
 	suite_add_tcase(s, pure);
 
@@ -1223,6 +1343,7 @@ static Suite *spool_suite(void)
 	tcase_add_test(disk, names_unique_within_job);
 	tcase_add_test(disk, resume_after_crash);
 	tcase_add_test(disk, resume_keeps_earlier_failure);
+	tcase_add_test(disk, resume_ignores_foreign_lines);
 	tcase_add_test(disk, requeue_close_rerun);
 	tcase_add_test(disk, release_early_then_close);
 	tcase_add_test(disk, concurrent_records);

@@ -1,7 +1,7 @@
 /*
  * fuzz_spool.c — libFuzzer target for the job-line parser and the result
  * record (src/spool.c: pl_spool_parse_line, pl_spool_derive_name,
- * pl_spool_name_valid, pl_spool_result_json).
+ * pl_spool_name_valid; src/record.c: pl_record_format, pl_record_parse).
  *
  * Job files come from whoever can write to the spool, so every byte
  * sequence is fair.  The input is one line (NULs end it early, as a C
@@ -13,7 +13,10 @@
  *   - the result record built from the parse (and from the raw bytes, as a
  *     bad line's record quotes them) is one line of valid JSON in valid
  *     UTF-8, and the source and error strings decode back to the input when
- *     the input itself was valid UTF-8.
+ *     the input itself was valid UTF-8;
+ *   - the record reader takes every record back with its line number and
+ *     status, and whatever else it accepts (the raw input, say) is valid
+ *     JSON too.
  * The JSON check is a small strict parser below (RFC 8259 grammar), not a
  * pattern match, so a missing escape or a stray byte cannot pass.
  */
@@ -23,6 +26,7 @@
 
 #include "fuzz.h"
 #include "item.h"
+#include "record.h"
 #include "spool.h"
 
 #define LINE_MAX_IN 9000	/* a little above spool.c's 8192: the limit is fuzzed too */
@@ -333,11 +337,30 @@ static void record(unsigned long line, const char *source, const char *name,
 		.line = line, .source = (char *)source, .name = (char *)name,
 		.outputs = outs, .noutputs = 2,
 	};
-	char *rec = pl_spool_result_json(&it, ok, error, line * 1000ull);
+	char *rec = pl_record_format(&it, ok, error, line * 1000ull);
+	unsigned long back;
+	bool back_ok;
 
-	FUZZ_CHECK(rec, "result_json failed");
+	FUZZ_CHECK(rec, "record_format failed");
 	check_record(rec, source, ok ? NULL : error);
+	FUZZ_CHECK(pl_record_parse(rec, strlen(rec), &back, &back_ok) == 0 && back == line &&
+		   back_ok == ok, "the reader does not take back: %s", rec);
 	free(rec);
+}
+
+/* Whatever the reader takes for a record is at least valid JSON. */
+static void reread(const char *raw, size_t size)
+{
+	struct json j = { raw, raw + size, NULL };
+	unsigned long line;
+	bool ok;
+
+	if (pl_record_parse(raw, size, &line, &ok) < 0)
+		return;
+	if (size > 0 && raw[size - 1] == '\n')
+		j.end--;
+	FUZZ_CHECK(!memchr(raw, '\0', size) && utf8_valid(raw), "taken as a record: %s", raw);
+	FUZZ_CHECK(*raw == '{' && jobject(&j, 0) && j.p == j.end, "taken as a record: %s", raw);
 }
 
 static bool has_ws(const char *s)
@@ -381,6 +404,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	derive(raw);
 	(void)pl_spool_name_valid(raw);
+	reread(raw, size);
 	free(line);
 	free(raw);
 	return 0;
