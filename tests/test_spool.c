@@ -95,32 +95,6 @@ static int count_char(const char *s, char c)
 	return n;
 }
 
-/* Run python3 on a script with one argument; its stdout into out. */
-static int run_python(const char *script, const char *arg, char *out, size_t outlen)
-{
-	int pfd[2], status;
-	pid_t pid;
-	size_t n = 0;
-	ssize_t r;
-
-	ck_assert_int_eq(pipe(pfd), 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		dup2(pfd[1], 1);
-		close(pfd[0]);
-		execl("/usr/bin/python3", "python3", "-c", script, arg, (char *)NULL);
-		_exit(127);
-	}
-	close(pfd[1]);
-	while (n + 1 < outlen && (r = read(pfd[0], out + n, outlen - 1 - n)) > 0)
-		n += (size_t)r;
-	out[n] = '\0';
-	close(pfd[0]);
-	waitpid(pid, &status, 0);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 /*
  * Every line of a result file must be a JSON object with the record's
  * keys; prints "line name status" per record, sorted by line.
@@ -138,7 +112,7 @@ static void expect_result(const char *rel, const char *want)
 {
 	char out[65536];
 
-	ck_assert_int_eq(run_python(summarize, path_of(rel), out, sizeof out), 0);
+	ck_assert_int_eq(pl_test_run_python(summarize, path_of(rel), out, sizeof out), 0);
 	ck_assert_str_eq(out, want);
 }
 
@@ -318,7 +292,7 @@ START_TEST(json_escaping)
 	put_file(rel, rec);
 	free(rec);
 
-	ck_assert_int_eq(run_python(
+	ck_assert_int_eq(pl_test_run_python(
 		"import json,sys\n"
 		"r=json.loads(open(sys.argv[1],'rb').read().decode('utf-8'))\n"
 		"print(r['line'],r['name'],r['status'],r['outputs'],r['milliseconds'])\n"
@@ -473,7 +447,7 @@ START_TEST(random_inputs)
 		free(rec);
 	}
 	fclose(f);
-	ck_assert_int_eq(run_python("import json,sys\n"
+	ck_assert_int_eq(pl_test_run_python("import json,sys\n"
 				    "print(sum(1 for l in open(sys.argv[1],encoding='utf-8') if json.loads(l)))\n",
 				    path_of("random.json"), out, sizeof out), 0);
 	ck_assert_str_eq(out, "500\n");
@@ -950,7 +924,7 @@ START_TEST(concurrent_records)
 	for (int k = 0; k < NTHREADS; k++)
 		pthread_join(t[k], NULL);
 	ck_assert(exists("failed/9.many"));
-	ck_assert_int_eq(run_python(
+	ck_assert_int_eq(pl_test_run_python(
 		"import json,sys,collections\n"
 		"recs=[json.loads(l) for l in open(sys.argv[1])]\n"
 		"lines=collections.Counter(r['line'] for r in recs)\n"
