@@ -47,6 +47,7 @@
 #include "crashguard.h"
 #include "item.h"
 #include "log.h"
+#include "nameset.h"
 #include "record.h"
 #include "spool.h"
 
@@ -65,11 +66,6 @@
 enum { D_TMP, D_NEW, D_CUR, D_DONE, D_FAILED, D_COUNT };
 static const char *const subdir_names[D_COUNT] = { "tmp", "new", "cur", "done", "failed" };
 
-struct name_set {		/* open addressing; 0 marks a free slot */
-	uint64_t *slot;
-	size_t cap, count;
-};
-
 struct pl_spool {
 	char *dir;
 	int dfd[D_COUNT];
@@ -83,7 +79,7 @@ struct pl_spool {
 	char **names;		/* sorted names of the last scan of new/ */
 	size_t nnames, next;
 	struct pl_job *jobs;	/* claimed and not yet freed */
-	struct name_set warned;	/* dot-files of new/ already logged */
+	struct pl_nameset warned;	/* dot-files of new/ already logged */
 	bool closed;
 };
 
@@ -106,7 +102,7 @@ struct pl_job {
 	char condemned_why[64];
 	uint64_t *recorded;	/* bitmap by line number, NULL if none */
 	unsigned long nbits;
-	struct name_set names;
+	struct pl_nameset names;
 
 	pthread_mutex_t lock;	/* everything below */
 	int resfd;
@@ -278,63 +274,7 @@ int pl_spool_derive_name(const char *url, char *out, size_t outlen)
 	return 0;
 }
 
-/* ---- per-job memory: name hashes and recorded lines ----------------- */
-
-static uint64_t name_hash(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ull;	/* FNV-1a, then a mixer for the table */
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	return h ? h : 1;
-}
-
-static bool set_has(const struct name_set *set, uint64_t h)
-{
-	if (!set->cap)
-		return false;
-	for (size_t i = h & (set->cap - 1);; i = (i + 1) & (set->cap - 1)) {
-		if (set->slot[i] == h)
-			return true;
-		if (set->slot[i] == 0)
-			return false;
-	}
-}
-
-static void set_put(struct name_set *set, uint64_t h)
-{
-	size_t i = h & (set->cap - 1);
-
-	while (set->slot[i] && set->slot[i] != h)
-		i = (i + 1) & (set->cap - 1);
-	if (!set->slot[i])
-		set->count++;
-	set->slot[i] = h;
-}
-
-/* 1 added, 0 already there, -ENOMEM */
-static int set_add(struct name_set *set, uint64_t h)
-{
-	if (set_has(set, h))
-		return 0;
-	if ((set->count + 1) * 2 > set->cap) {
-		struct name_set bigger = { calloc(set->cap ? set->cap * 2 : 64, sizeof(uint64_t)),
-					   set->cap ? set->cap * 2 : 64, 0 };
-
-		if (!bigger.slot)
-			return -ENOMEM;
-		for (size_t i = 0; i < set->cap; i++)
-			if (set->slot[i])
-				set_put(&bigger, set->slot[i]);
-		free(set->slot);
-		*set = bigger;
-	}
-	set_put(set, h);
-	return 1;
-}
+/* ---- per-job memory: recorded lines ---------------------------------- */
 
 static bool line_recorded(const struct pl_job *j, unsigned long line)
 {
@@ -456,7 +396,7 @@ static void spool_free(struct pl_spool *s)
 	if (s->lockfd >= 0)
 		close(s->lockfd);	/* releases the flock */
 	free_names(s->names, s->nnames);
-	free(s->warned.slot);
+	pl_nameset_free(&s->warned);
 	pthread_mutex_destroy(&s->lock);
 	free(s->dir);
 	free(s);
@@ -663,7 +603,7 @@ static void job_free(struct pl_job *j)
 	pl_crashguard_close(j->guard, 0);
 	pthread_mutex_destroy(&j->lock);
 	free(j->recorded);
-	free(j->names.slot);
+	pl_nameset_free(&j->names);
 	free(j->buf);
 	free(j->name);
 	free(j);
@@ -910,7 +850,7 @@ static void reject_to_failed(struct pl_spool *s, int from, const char *name, con
  * in: left alone (a later rename makes them a job), and said once. */
 static void note_dotfile(struct pl_spool *s, const char *name)
 {
-	if (set_add(&s->warned, name_hash(name)) == 1)
+	if (pl_nameset_add(&s->warned, name) == 1)
 		pl_log(LOG_WARNING, "spool %s: new/%s starts with a dot, so it is not a job; "
 		       "left where it is", s->dir, name);
 }
@@ -1068,7 +1008,7 @@ static int pick_name(struct pl_job *j, const char *src, const char *explicit,
 	int r;
 
 	if (explicit) {
-		r = set_add(&j->names, name_hash(explicit));
+		r = pl_nameset_add(&j->names, explicit);
 		if (r == 0)
 			*why = "duplicate NAME";
 		snprintf(out, NAME_MAX_CHARS + 1, "%s", explicit);
@@ -1076,7 +1016,7 @@ static int pick_name(struct pl_job *j, const char *src, const char *explicit,
 	}
 	pl_spool_derive_name(src, base, sizeof base);
 	snprintf(out, NAME_MAX_CHARS + 1, "%s", base);
-	for (unsigned long k = 2; (r = set_add(&j->names, name_hash(out))) == 0; k++) {
+	for (unsigned long k = 2; (r = pl_nameset_add(&j->names, out)) == 0; k++) {
 		int slen = snprintf(suffix, sizeof suffix, "-%lu", k);
 		int keep = (int)strlen(base);
 

@@ -18,6 +18,7 @@
 
 #include "crashguard.h"
 #include "item.h"
+#include "nameset.h"
 #include "record.h"
 #include "spool.h"
 #include "testutil.h"
@@ -314,6 +315,27 @@ START_TEST(json_escaping)
 	ck_assert_str_eq(rec, "{\"line\":7,\"source\":null,\"name\":null,\"status\":\"ok\","
 			      "\"outputs\":[],\"error\":null,\"milliseconds\":0}\n");
 	free(rec);
+}
+END_TEST
+
+/* Each name once, however many (the table grows), and "" is a name too. */
+START_TEST(nameset_adds)
+{
+	struct pl_nameset set = { 0 };
+	char name[32];
+
+	for (int round = 0; round < 2; round++)
+		for (int i = 0; i < 1000; i++) {
+			snprintf(name, sizeof name, "a-%d", i);
+			ck_assert_int_eq(pl_nameset_add(&set, name), round == 0);
+		}
+	ck_assert_uint_eq(set.count, 1000);
+	ck_assert_int_eq(pl_nameset_add(&set, ""), 1);
+	ck_assert_int_eq(pl_nameset_add(&set, ""), 0);
+	pl_nameset_free(&set);
+	ck_assert_ptr_null(set.slot);
+	ck_assert_int_eq(pl_nameset_add(&set, "a-1"), 1);
+	pl_nameset_free(&set);
 }
 END_TEST
 
@@ -1302,6 +1324,7 @@ static Suite *spool_suite(void)
 	tcase_add_test(pure, derive_names);
 	tcase_add_test(pure, json_escaping);
 	tcase_add_test(pure, record_parse);
+	tcase_add_test(pure, nameset_adds);
 	tcase_add_test(pure, random_inputs);
 	suite_add_tcase(s, pure);
 
