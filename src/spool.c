@@ -46,14 +46,12 @@
 
 #include "crashguard.h"
 #include "item.h"
+#include "jobline.h"
 #include "log.h"
 #include "nameset.h"
 #include "record.h"
 #include "spool.h"
 
-#define LINE_MAX_BYTES 8192	/* longest accepted job line, without "\r\n" */
-#define NAME_MAX_CHARS 100	/* longest output base name */
-#define BAD_SOURCE_MAX 200	/* how much of a bad line its record quotes */
 #define RESULT_SUFFIX ".result"
 #define LOCK_NAME "pipelined.lock"	/* in the spool: one daemon per spool */
 #define GUARD_SUFFIX ".guard"		/* cur/.JOB.guard: see crashguard.h */
@@ -90,7 +88,7 @@ struct pl_job {
 
 	/* Used by the feeder only (next_item is not called concurrently). */
 	FILE *in;
-	char *buf;		/* LINE_MAX_BYTES + 2 */
+	char *buf;		/* PL_JOBLINE_MAX + 2 */
 	unsigned long lineno;
 	unsigned long unread;	/* bytes read since the last look at a stop */
 	/* The crash guard (crashguard.h): lines up to `alone_end` were maybe
@@ -113,166 +111,6 @@ struct pl_job {
 	bool closed;		/* pl_spool_close moved it back to new/ */
 	bool leaving;		/* someone is finishing or freeing it */
 };
-
-/* ---- pure helpers --------------------------------------------------- */
-
-static bool is_ws(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
-}
-
-static bool is_alpha(unsigned char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
-}
-
-static bool is_digit(unsigned char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static bool name_char(unsigned char c)
-{
-	return is_alpha(c) || is_digit(c) || c == '.' || c == '_' || c == '-';
-}
-
-bool pl_spool_name_valid(const char *name)
-{
-	size_t len;
-
-	if (!name || name[0] == '.')
-		return false;
-	for (len = 0; name[len]; len++)
-		if (len >= NAME_MAX_CHARS || !name_char((unsigned char)name[len]))
-			return false;
-	return len > 0;
-}
-
-/* scheme "://" as in RFC 3986: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
-static bool has_scheme(const char *s)
-{
-	if (!is_alpha((unsigned char)*s))
-		return false;
-	while (is_alpha((unsigned char)*s) || is_digit((unsigned char)*s) ||
-	       *s == '+' || *s == '-' || *s == '.')
-		s++;
-	return strncmp(s, "://", 3) == 0;
-}
-
-/* Next whitespace-separated field of *p, NUL-terminated in place. */
-static char *next_field(char **p)
-{
-	char *start;
-
-	while (is_ws(**p))
-		(*p)++;
-	if (!**p)
-		return NULL;
-	start = *p;
-	while (**p && !is_ws(**p))
-		(*p)++;
-	if (**p)
-		*(*p)++ = '\0';
-	return start;
-}
-
-int pl_spool_parse_line(char *buf, char **source, char **name, const char **why)
-{
-	char *p = buf, *src, *nm;
-
-	*source = *name = NULL;
-	*why = NULL;
-	if (strlen(buf) > LINE_MAX_BYTES)
-		return *why = "line too long", -EINVAL;
-	while (is_ws(*p))
-		p++;
-	if (!*p || *p == '#')
-		return 0;
-	src = next_field(&p);
-	nm = next_field(&p);
-	if (next_field(&p))
-		return *why = "trailing text after NAME", -EINVAL;
-	if (!has_scheme(src))
-		return *why = "not a URL", -EINVAL;
-	if (nm && !pl_spool_name_valid(nm))
-		return *why = "invalid NAME (1 to 100 of A-Z a-z 0-9 . _ -, not starting with '.')",
-		       -EINVAL;
-	*source = src;
-	*name = nm;
-	return 1;
-}
-
-static int hex_value(unsigned char c)
-{
-	if (is_digit(c))
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* One percent-decoded byte of [*p, end); a '%' without two hex digits is
- * taken literally. */
-static unsigned char decode_next(const char **p, const char *end)
-{
-	const unsigned char *s = (const unsigned char *)*p;
-
-	if (s[0] == '%' && end - *p >= 3 && hex_value(s[1]) >= 0 && hex_value(s[2]) >= 0) {
-		*p += 3;
-		return (unsigned char)(hex_value(s[1]) << 4 | hex_value(s[2]));
-	}
-	*p += 1;
-	return s[0];
-}
-
-/*
- * Two passes over the last path segment, decoding on the fly, instead of a
- * decoded copy: the first finds where the extension starts, the second
- * writes the name.  No allocation, bounded output, any input length.
- */
-int pl_spool_derive_name(const char *url, char *out, size_t outlen)
-{
-	const char *s, *path, *end, *seg, *p;
-	size_t max, n, stop, o = 0;
-	bool leading = true;
-
-	if (outlen < sizeof "item")
-		return -ENOBUFS;
-	max = outlen - 1 < NAME_MAX_CHARS ? outlen - 1 : NAME_MAX_CHARS;
-	s = strstr(url, "://");
-	s = s ? s + 3 : url;
-	path = s + strcspn(s, "/?#");		/* skip the authority */
-	end = path + strcspn(path, "?#");	/* drop query and fragment */
-	for (seg = end; seg > path && seg[-1] != '/'; seg--)
-		;
-
-	/* The extension starts at the last dot after the stem's first
-	 * character; leading dots are not extensions ("..hidden"). */
-	stop = SIZE_MAX;
-	for (p = seg, n = 0; p < end; n++) {
-		unsigned char c = decode_next(&p, end);
-
-		if (c == '.' && !leading)
-			stop = n;
-		leading = leading && c == '.';
-	}
-	leading = true;
-	for (p = seg, n = 0; p < end && n < stop && o < max; n++) {
-		unsigned char c = decode_next(&p, end);
-
-		if (leading && c == '.')
-			continue;
-		leading = false;
-		out[o++] = name_char(c) ? (char)c : '_';
-	}
-	if (o == 0)
-		memcpy(out, "item", sizeof "item");
-	else
-		out[o] = '\0';
-	return 0;
-}
 
 /* ---- per-job memory: recorded lines ---------------------------------- */
 
@@ -782,7 +620,7 @@ static int job_open(struct pl_spool *s, const char *name, struct pl_job **out,
 		free(j);
 		return r;
 	}
-	if (!(j->name = strdup(name)) || !(j->buf = malloc(LINE_MAX_BYTES + 2))) {
+	if (!(j->name = strdup(name)) || !(j->buf = malloc(PL_JOBLINE_MAX + 2))) {
 		job_free(j);
 		return -ENOMEM;
 	}
@@ -964,7 +802,7 @@ static int read_line(struct pl_job *j, size_t *len, bool *toolong)
 		any = true;
 		if (c == '\n')
 			break;
-		if (n <= LINE_MAX_BYTES)
+		if (n <= PL_JOBLINE_MAX)
 			j->buf[n++] = (char)c;
 		else
 			*toolong = true;
@@ -975,56 +813,11 @@ static int read_line(struct pl_job *j, size_t *len, bool *toolong)
 		return -ENODATA;
 	if (!*toolong && n > 0 && j->buf[n - 1] == '\r')
 		n--;
-	if (n > LINE_MAX_BYTES)
+	if (n > PL_JOBLINE_MAX)
 		*toolong = true;
 	j->buf[n] = '\0';
 	*len = n;
 	return 0;
-}
-
-/* The trimmed start of a line, for the record of a bad one. */
-static void quote_line(const char *line, size_t len, char out[BAD_SOURCE_MAX + 1])
-{
-	size_t start = 0, n;
-
-	while (start < len && is_ws(line[start]))
-		start++;
-	n = len - start < BAD_SOURCE_MAX ? len - start : BAD_SOURCE_MAX;
-	memcpy(out, line + start, n);
-	while (n > 0 && is_ws(out[n - 1]))
-		n--;
-	out[n] = '\0';
-	for (size_t i = 0; i < n; i++)	/* a NUL would end the string early */
-		if (out[i] == '\0')
-			out[i] = ' ';
-}
-
-/* The name an item gets: explicit (must be new in this job) or derived and
- * made unique with -2, -3, …  Every name handed out is remembered. */
-static int pick_name(struct pl_job *j, const char *src, const char *explicit,
-		     char out[NAME_MAX_CHARS + 1], const char **why)
-{
-	char base[NAME_MAX_CHARS + 1], suffix[24];
-	int r;
-
-	if (explicit) {
-		r = pl_nameset_add(&j->names, explicit);
-		if (r == 0)
-			*why = "duplicate NAME";
-		snprintf(out, NAME_MAX_CHARS + 1, "%s", explicit);
-		return r < 0 ? r : 0;
-	}
-	pl_spool_derive_name(src, base, sizeof base);
-	snprintf(out, NAME_MAX_CHARS + 1, "%s", base);
-	for (unsigned long k = 2; (r = pl_nameset_add(&j->names, out)) == 0; k++) {
-		int slen = snprintf(suffix, sizeof suffix, "-%lu", k);
-		int keep = (int)strlen(base);
-
-		if (keep > NAME_MAX_CHARS - slen)
-			keep = NAME_MAX_CHARS - slen;
-		snprintf(out, NAME_MAX_CHARS + 1, "%.*s%s", keep, base, suffix);
-	}
-	return r < 0 ? r : 0;
 }
 
 static int make_item(struct pl_job *j, const char *source, const char *name,
@@ -1051,19 +844,11 @@ static int make_item(struct pl_job *j, const char *source, const char *name,
 	return 0;
 }
 
-/* Blank or comment, judged on what was kept of a too-long line. */
-static bool skippable(const char *line)
-{
-	while (is_ws(*line))
-		line++;
-	return *line == '\0' || *line == '#';
-}
-
 static void guard_item(struct pl_job *j, struct pl_item *it);
 
 int pl_spool_next_item(struct pl_job *j, struct pl_item **item, const char **bad)
 {
-	char quoted[BAD_SOURCE_MAX + 1], name[NAME_MAX_CHARS + 1];
+	char quoted[PL_JOBLINE_QUOTE_MAX + 1], name[PL_JOBLINE_NAME_MAX + 1];
 
 	*item = NULL;
 	*bad = NULL;
@@ -1088,18 +873,18 @@ int pl_spool_next_item(struct pl_job *j, struct pl_item **item, const char **bad
 			return r;
 		}
 		j->lineno++;
-		quote_line(j->buf, len, quoted);
+		pl_jobline_quote(j->buf, len, quoted);
 		if (toolong) {
-			if (skippable(j->buf))
+			if (pl_jobline_blank(j->buf))
 				continue;
 			why = "line too long";
 		} else if (memchr(j->buf, '\0', len)) {
 			why = "NUL byte in line";
 		} else {
-			r = pl_spool_parse_line(j->buf, &src, &explicit, &why);
+			r = pl_jobline_parse(j->buf, &src, &explicit, &why);
 			if (r == 0)
 				continue;
-			if (r > 0 && (r = pick_name(j, src, explicit, name, &why)) < 0)
+			if (r > 0 && (r = pl_jobline_unique_name(&j->names, src, explicit, name, &why)) < 0)
 				return r;
 		}
 		if (line_recorded(j, j->lineno))
@@ -1325,7 +1110,7 @@ static unsigned long count_items(struct pl_spool *s, FILE *f)
 			break;
 		if (c == '\n') {
 			start = true;
-		} else if (start && !is_ws((char)c)) {
+		} else if (start && !pl_jobline_space((char)c)) {
 			start = false;
 			n += c != '#';
 		}

@@ -20,6 +20,7 @@
 #include "item.h"
 #include "nameset.h"
 #include "record.h"
+#include "jobline.h"
 #include "spool.h"
 #include "testutil.h"
 
@@ -159,7 +160,7 @@ static int parse(const char *line, char **src, char **name, const char **why)
 	static char buf[10000];
 
 	snprintf(buf, sizeof buf, "%s", line);
-	return pl_spool_parse_line(buf, src, name, why);
+	return pl_jobline_parse(buf, src, name, why);
 }
 
 START_TEST(parse_good_lines)
@@ -215,18 +216,18 @@ START_TEST(name_validity)
 {
 	char n[102];
 
-	ck_assert(pl_spool_name_valid("a"));
-	ck_assert(pl_spool_name_valid("A-z_0.9"));
-	ck_assert(!pl_spool_name_valid(""));
-	ck_assert(!pl_spool_name_valid(".a"));
-	ck_assert(!pl_spool_name_valid("a b"));
-	ck_assert(!pl_spool_name_valid("a\\b"));
+	ck_assert(pl_jobline_name_valid("a"));
+	ck_assert(pl_jobline_name_valid("A-z_0.9"));
+	ck_assert(!pl_jobline_name_valid(""));
+	ck_assert(!pl_jobline_name_valid(".a"));
+	ck_assert(!pl_jobline_name_valid("a b"));
+	ck_assert(!pl_jobline_name_valid("a\\b"));
 	memset(n, 'n', 100);
 	n[100] = '\0';
-	ck_assert(pl_spool_name_valid(n));
+	ck_assert(pl_jobline_name_valid(n));
 	n[100] = 'n';
 	n[101] = '\0';
-	ck_assert(!pl_spool_name_valid(n));
+	ck_assert(!pl_jobline_name_valid(n));
 }
 END_TEST
 
@@ -234,8 +235,8 @@ static const char *derive(const char *url)
 {
 	static char out[128];
 
-	ck_assert_int_eq(pl_spool_derive_name(url, out, sizeof out), 0);
-	ck_assert_msg(pl_spool_name_valid(out), "derived invalid name '%s' from %s", out, url);
+	ck_assert_int_eq(pl_jobline_derive_name(url, out, sizeof out), 0);
+	ck_assert_msg(pl_jobline_name_valid(out), "derived invalid name '%s' from %s", out, url);
 	return out;
 }
 
@@ -264,9 +265,9 @@ START_TEST(derive_names)
 	strcpy(longurl + 309, ".jpg");
 	ck_assert_uint_eq(strlen(derive(longurl)), 100);
 
-	ck_assert_int_eq(pl_spool_derive_name("http://h/abcdefghij.jpg", small, sizeof small), 0);
+	ck_assert_int_eq(pl_jobline_derive_name("http://h/abcdefghij.jpg", small, sizeof small), 0);
 	ck_assert_str_eq(small, "abcdefg");
-	ck_assert_int_lt(pl_spool_derive_name("http://h/a", small, 4), 0);
+	ck_assert_int_lt(pl_jobline_derive_name("http://h/a", small, 4), 0);
 }
 END_TEST
 
@@ -452,14 +453,14 @@ START_TEST(random_inputs)
 			memcpy(line, "http://", 7);
 		line[n] = '\0';
 		memcpy(copy, line, n + 1);
-		r = pl_spool_parse_line(copy, &src, &nm, &why);
+		r = pl_jobline_parse(copy, &src, &nm, &why);
 		ck_assert(r == 0 || r == 1 || (r == -EINVAL && why));
 		if (r == 1) {
 			ck_assert(src >= copy && src < copy + n);
-			ck_assert(!nm || pl_spool_name_valid(nm));
+			ck_assert(!nm || pl_jobline_name_valid(nm));
 		}
-		ck_assert_int_eq(pl_spool_derive_name(line, name, sizeof name), 0);
-		ck_assert_msg(pl_spool_name_valid(name), "invalid derived name '%s'", name);
+		ck_assert_int_eq(pl_jobline_derive_name(line, name, sizeof name), 0);
+		ck_assert_msg(pl_jobline_name_valid(name), "invalid derived name '%s'", name);
 		it.source = line;
 		it.name = name;
 		rec = pl_record_format(&it, i % 2, line, 1);
