@@ -1,7 +1,36 @@
 /*
  * spool.c — see spool.h.  Jobs come in through a Maildir-like folder and
  * their results go out beside them; this file is the only one that touches
- * the spool on disk.
+ * the spool on disk.  What a job line means is jobline.c's business, what
+ * a result record looks like record.c's: here are the folders, the lock,
+ * and the life of a job, in the order it is lived.
+ *
+ * The life of a job:
+ *
+ *   new/JOB ──claim──> cur/JOB, with cur/JOB.result and cur/.JOB.guard
+ *     open     the spool is locked and its folders made; jobs a crash left
+ *              in cur/ go back to new/ (recover).
+ *     claim    the oldest name of new/ that is a job moves to cur/; the
+ *              feeder now holds it (one reference).
+ *     resume   lines an earlier run recorded are skipped; lines the crash
+ *              guard suspects run alone, one that crashed the daemon too
+ *              often fails unrun (guard_judge).
+ *     read     each item handed out holds one more reference, until it is
+ *              recorded (or requeued at a fast stop).
+ *     settle   when the last reference goes (items recorded, feeder done):
+ *                closed                          -> freed (it is in new/);
+ *                read to its end, all recorded   -> JOB and JOB.result
+ *                                                   to done/ or failed/;
+ *                otherwise (a stop)              -> parked in cur/.
+ *     release  the feeder lets go: its reference goes.
+ *     close    every job not on its way out goes back to new/ (closed);
+ *              a parked one is freed there and then, one with items still
+ *              out by whoever records the last of them.
+ *
+ * So a job's state is four fields under its lock: refs, eof, incomplete
+ * and closed.  A job with no reference left is on its way out (and owned
+ * by whoever dropped the last one) unless it is parked: neither closed nor
+ * complete.
  *
  * Why it is built this way:
  *  - Discovery: inotify only says "new/ changed"; the names themselves come
@@ -24,11 +53,8 @@
  *  - Locking: the spool mutex guards the scan list and the list of open
  *    jobs; a job mutex guards its counters, flags and result fd.  The only
  *    nesting is spool → job (in pl_spool_close).  An object is freed by
- *    whoever drops its last reference: a job when the feeder released it
- *    and no item is outstanding, the spool when it was closed and no job
- *    is left.
- *  - The parsing and formatting helpers are pure (no I/O, no globals) so
- *    that they can be fuzzed on their own.
+ *    whoever drops its last reference: a job as above, the spool when it
+ *    was closed and no job is left.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -104,22 +130,18 @@ struct pl_job {
 
 	pthread_mutex_t lock;	/* everything below */
 	int resfd;
-	unsigned long outstanding, ok, failed;
-	bool eof;		/* next_item reached the end */
-	bool released;		/* the feeder is done with it */
-	bool incomplete;	/* an item was requeued or not recorded */
+	unsigned long ok, failed;	/* records in JOB.result, earlier runs' too */
+	unsigned long refs;	/* the feeder's until it releases, one per item out */
+	bool eof;		/* the feeder read it to its end */
+	bool incomplete;	/* an item was requeued or could not be recorded */
 	bool closed;		/* pl_spool_close moved it back to new/ */
-	bool leaving;		/* someone is finishing or freeing it */
 };
 
-/* ---- per-job memory: recorded lines ---------------------------------- */
+/* Freeing comes last, where a job's and the spool's lives end. */
+static void job_free(struct pl_job *j);
+static void spool_free(struct pl_spool *s);
 
-static bool line_recorded(const struct pl_job *j, unsigned long line)
-{
-	return j->recorded && line < j->nbits && (j->recorded[line / 64] >> (line % 64) & 1);
-}
-
-/* ---- small file helpers --------------------------------------------- */
+/* ---- small helpers -------------------------------------------------- */
 
 static int write_all(int fd, const char *p, size_t n)
 {
@@ -222,23 +244,12 @@ static int list_dir(struct pl_spool *s, int which, char ***out, size_t *count)
 	return 0;
 }
 
-/* ---- open, recover, watch ------------------------------------------- */
-
-static void spool_free(struct pl_spool *s)
+static bool line_recorded(const struct pl_job *j, unsigned long line)
 {
-	for (int i = 0; i < D_COUNT; i++)
-		if (s->dfd[i] >= 0)
-			close(s->dfd[i]);
-	if (s->ifd >= 0)
-		close(s->ifd);
-	if (s->lockfd >= 0)
-		close(s->lockfd);	/* releases the flock */
-	free_names(s->names, s->nnames);
-	pl_nameset_free(&s->warned);
-	pthread_mutex_destroy(&s->lock);
-	free(s->dir);
-	free(s);
+	return j->recorded && line < j->nbits && (j->recorded[line / 64] >> (line % 64) & 1);
 }
+
+/* ---- open: the lock and the folders --------------------------------- */
 
 /*
  * One daemon per spool: a second one would move the first one's job from
@@ -355,6 +366,8 @@ int pl_spool_open(const char *dir, struct pl_spool **out)
 	return 0;
 }
 
+/* ---- recover: what a crash left in cur/ ----------------------------- */
+
 /* The guard of a job that is in neither cur/ nor new/ (someone removed it
  * after a crash) is of no use; the id it holds keeps it from ever applying
  * to another job of the same name, so this is only tidying. */
@@ -404,6 +417,8 @@ int pl_spool_recover(struct pl_spool *s)
 	return moved;
 }
 
+/* ---- watch new/, count what waits ----------------------------------- */
+
 int pl_spool_fd(const struct pl_spool *s)
 {
 	return s->ifd;
@@ -429,674 +444,6 @@ void pl_spool_handle_events(struct pl_spool *s)
 			return;
 	}
 }
-
-/* ---- claim ---------------------------------------------------------- */
-
-static void job_free(struct pl_job *j)
-{
-	if (j->in)
-		fclose(j->in);
-	if (j->resfd >= 0)
-		close(j->resfd);
-	pl_crashguard_close(j->guard, 0);
-	pthread_mutex_destroy(&j->lock);
-	free(j->recorded);
-	pl_nameset_free(&j->names);
-	free(j->buf);
-	free(j->name);
-	free(j);
-}
-
-/* One line of an existing result: mark its line number and count it. */
-static void resume_record(struct pl_job *j, const char *rec, size_t len)
-{
-	unsigned long line;
-	bool ok;
-
-	if (pl_record_parse(rec, len, &line, &ok) < 0 || line == 0 || line >= j->nbits ||
-	    line_recorded(j, line))
-		return;
-	j->recorded[line / 64] |= 1ull << (line % 64);
-	if (ok)
-		j->ok++;
-	else
-		j->failed++;
-}
-
-/*
- * Read what a previous run recorded.  Line numbers cannot exceed the job
- * file's size, which bounds the bitmap whatever the result file says.  A
- * torn last line (crash mid-write) is cut off so that appends stay valid.
- */
-static int resume_read(struct pl_job *j, off_t jobsize)
-{
-	struct stat st;
-	char *rec = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	off_t good = 0;
-	FILE *f;
-	int fd, r = 0;
-
-	if (fstat(j->resfd, &st) < 0)
-		return -errno;
-	if (st.st_size == 0)
-		return 0;
-	j->nbits = (unsigned long)jobsize + 2;
-	j->recorded = calloc(j->nbits / 64 + 1, sizeof(uint64_t));
-	if (!j->recorded)
-		return -ENOMEM;
-	if ((fd = dup(j->resfd)) < 0)
-		return -errno;
-	if (!(f = fdopen(fd, "r"))) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	if (fseeko(f, 0, SEEK_SET) < 0)
-		r = -errno;
-	while (r == 0 && (n = getline(&rec, &cap, f)) > 0 && rec[n - 1] == '\n') {
-		good += n;
-		resume_record(j, rec, (size_t)n);
-	}
-	if (r == 0 && ferror(f))
-		r = -EIO;
-	free(rec);
-	fclose(f);
-	if (r == 0 && good < st.st_size) {
-		pl_log(LOG_WARNING, "job %s: cutting a torn last record off cur/%s%s",
-		       j->name, j->name, RESULT_SUFFIX);
-		if (ftruncate(j->resfd, good) < 0)
-			r = -errno;
-	}
-	return r;
-}
-
-/* Why the file behind st cannot be a job; NULL if it can.  A hard link is
- * refused because it may be a second name of a file the producer could not
- * read itself, whose lines would then be quoted back in the result. */
-static const char *not_a_job(const struct stat *st, char *buf, size_t len)
-{
-	switch (st->st_mode & S_IFMT) {
-	case S_IFREG:
-		break;
-	case S_IFLNK:
-		return "is a symbolic link, not a regular file";
-	case S_IFDIR:
-		return "is a directory, not a regular file";
-	case S_IFIFO:
-		return "is a FIFO, not a regular file";
-	case S_IFSOCK:
-		return "is a socket, not a regular file";
-	default:
-		return "is a device, not a regular file";
-	}
-	if (st->st_nlink > 1) {
-		snprintf(buf, len, "has %lu hard links, and a job must be a file of its own",
-			 (unsigned long)st->st_nlink);
-		return buf;
-	}
-	return NULL;
-}
-
-/*
- * What the guard says about this run.  A mark means the daemon died with
- * this job claimed: unrecorded lines up to it were maybe inside the
- * pipeline, so they run alone (the daemon's feeder waits for an empty
- * pipeline around each), and whichever crashes it again is caught as the
- * suspect.  A suspect still unrecorded was running alone when the daemon
- * died: one more crash to its name, and at PL_CRASHGUARD_LIMIT it fails
- * without running.  Its batch-mates are never blamed.
- */
-static void guard_judge(struct pl_job *j)
-{
-	struct pl_crashguard_state *g = &j->gs;
-
-	if (g->suspect && !line_recorded(j, g->suspect)) {
-		g->crashes++;
-		pl_log(LOG_WARNING, "job %s: line %llu was running alone when the daemon died "
-		       "(%u time%s)", j->name, (unsigned long long)g->suspect, g->crashes,
-		       g->crashes == 1 ? "" : "s");
-		if (g->crashes >= PL_CRASHGUARD_LIMIT) {
-			j->condemned = g->suspect;
-			snprintf(j->condemned_why, sizeof j->condemned_why,
-				 "crashed the daemon %u times", g->crashes);
-		}
-	} else {
-		g->suspect = 0;
-		g->crashes = 0;
-	}
-	if (g->mark) {
-		j->alone_end = g->mark;
-		pl_log(LOG_NOTICE, "job %s: the daemon died while running it; its unrecorded lines "
-		       "up to %llu run one at a time, to find any that crashes it", j->name,
-		       (unsigned long long)g->mark);
-	}
-}
-
-/* Open what the job file says of earlier runs: its result, and its crash
- * guard.  A guard about another file of the same name is started afresh. */
-static int job_open_state(struct pl_job *j, const struct stat *st)
-{
-	struct pl_spool *s = j->spool;
-	char resname[NAME_MAX + 1], gname[NAME_MAX + 1];
-	struct stat rs;
-	int r;
-
-	snprintf(resname, sizeof resname, "%s%s", j->name, RESULT_SUFFIX);
-	j->resfd = openat(s->dfd[D_CUR], resname,
-			  O_RDWR | O_CREAT | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0640);
-	if (j->resfd < 0 || fstat(j->resfd, &rs) < 0)
-		return -errno;
-	if (!S_ISREG(rs.st_mode))
-		return -EBADF;
-	if ((r = resume_read(j, st->st_size)) < 0)
-		return r;
-	snprintf(gname, sizeof gname, ".%s%s", j->name, GUARD_SUFFIX);
-	if ((r = pl_crashguard_open(s->dfd[D_CUR], gname, &j->guard, &j->gs)) < 0)
-		return r;
-	if (j->gs.id != (uint64_t)st->st_ino)
-		j->gs = (struct pl_crashguard_state){ .id = (uint64_t)st->st_ino };
-	guard_judge(j);
-	return 0;
-}
-
-/* Open a job just moved into cur/.  -EINVAL with *why set when what was
- * moved is not a file that can be a job (it may have been swapped after the
- * checks in new/: this is the check that counts). */
-static int job_open(struct pl_spool *s, const char *name, struct pl_job **out,
-		    const char **why, char *whybuf, size_t whylen)
-{
-	struct pl_job *j = calloc(1, sizeof *j);
-	struct stat st;
-	int fd, r;
-
-	*why = NULL;
-	if (!j)
-		return -ENOMEM;
-	j->resfd = -1;
-	j->spool = s;
-	if ((r = -pthread_mutex_init(&j->lock, NULL)) < 0) {
-		free(j);
-		return r;
-	}
-	if (!(j->name = strdup(name)) || !(j->buf = malloc(PL_JOBLINE_MAX + 2))) {
-		job_free(j);
-		return -ENOMEM;
-	}
-	/* O_NONBLOCK: opening a FIFO must not wait for a writer. */
-	fd = openat(s->dfd[D_CUR], name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0 && errno == ELOOP)
-		*why = "is a symbolic link, not a regular file";
-	else if (fd >= 0 && fstat(fd, &st) == 0)
-		*why = not_a_job(&st, whybuf, whylen);
-	if (fd < 0 || *why || !(j->in = fdopen(fd, "r"))) {
-		r = *why ? -EINVAL : -errno;
-		if (fd >= 0)
-			close(fd);
-		job_free(j);
-		return r;
-	}
-	if ((r = job_open_state(j, &st)) < 0) {
-		job_free(j);
-		return r;
-	}
-	*out = j;
-	return 0;
-}
-
-/* Write failed/NAME.result for something in new/ that never was a job, so
- * that the operator finds the reason beside it, not only in the log. */
-static void reject_record(struct pl_spool *s, const char *name, const char *why)
-{
-	struct pl_item it = { .line = 0 };
-	char resname[NAME_MAX + 1], *rec;
-	int fd;
-
-	if (snprintf(resname, sizeof resname, "%s%s", name, RESULT_SUFFIX) >= (int)sizeof resname)
-		return;
-	if (!(rec = pl_record_format(&it, false, why, 0)))
-		return;
-	fd = openat(s->dfd[D_FAILED], resname,
-		    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0640);
-	if (fd < 0 || write_all(fd, rec, strlen(rec)) < 0)
-		pl_log_errno(LOG_ERR, errno, "spool %s: cannot write failed/%s: %m", s->dir, resname);
-	if (fd >= 0)
-		close(fd);
-	free(rec);
-}
-
-/* A name in new/ (or, after a swap, cur/) that can never be a job: out of
- * the way into failed/, with a reason in the log and in NAME.result.
- * Renaming moves a symbolic link itself, never what it points to. */
-static void reject_to_failed(struct pl_spool *s, int from, const char *name, const char *why)
-{
-	const char *dir = subdir_names[from];
-
-	atomic_fetch_add(&s->rejected, 1);
-	if (renameat(s->dfd[from], name, s->dfd[D_FAILED], name) < 0) {
-		if (errno != ENOENT)
-			pl_log_errno(LOG_ERR, errno, "spool %s: %s/%s %s, and cannot be moved to "
-				     "failed/: %m", s->dir, dir, name, why);
-		return;
-	}
-	pl_log(LOG_WARNING, "spool %s: %s/%s %s; moved to failed/", s->dir, dir, name, why);
-	reject_record(s, name, why);
-}
-
-/* Dot-files are what tools such as rsync write while a file is on its way
- * in: left alone (a later rename makes them a job), and said once. */
-static void note_dotfile(struct pl_spool *s, const char *name)
-{
-	if (pl_nameset_add(&s->warned, name) == 1)
-		pl_log(LOG_WARNING, "spool %s: new/%s starts with a dot, so it is not a job; "
-		       "left where it is", s->dir, name);
-}
-
-/* Next name from the list, rescanning new/ only when the list is used up
- * and new/ changed since.  NULL when nothing waits.  Under s->lock. */
-static char *next_name(struct pl_spool *s, int *err)
-{
-	*err = 0;
-	if (s->next == s->nnames) {
-		free_names(s->names, s->nnames);
-		s->names = NULL;
-		s->nnames = s->next = 0;
-		if (!atomic_exchange(&s->rescan, false))
-			return NULL;
-		*err = list_dir(s, D_NEW, &s->names, &s->nnames);
-		if (*err < 0) {
-			atomic_store(&s->rescan, true);
-			pl_log_errno(LOG_ERR, -*err, "spool %s: cannot read new/: %s",
-				     s->dir, strerror(-*err));
-			return NULL;
-		}
-		if (s->nnames == 0)
-			return NULL;
-	}
-	return s->names[s->next++];
-}
-
-static int claim_one(struct pl_spool *s, const char *name, struct pl_job **job)
-{
-	char whybuf[96];
-	const char *why;
-	struct stat st;
-	int r;
-
-	if (name[0] == '.') {
-		note_dotfile(s, name);
-		return -EAGAIN;
-	}
-	if (has_suffix(name, RESULT_SUFFIX)) {
-		reject_to_failed(s, D_NEW, name, "ends in \"" RESULT_SUFFIX "\" and would collide "
-				 "with a result file");
-		return -EAGAIN;
-	}
-	if (strlen(name) + strlen(RESULT_SUFFIX) > NAME_MAX) {
-		reject_to_failed(s, D_NEW, name, "has a name too long for its result file");
-		return -EAGAIN;
-	}
-	if (fstatat(s->dfd[D_NEW], name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return -EAGAIN;		/* gone: someone else took it */
-	if ((why = not_a_job(&st, whybuf, sizeof whybuf))) {
-		reject_to_failed(s, D_NEW, name, why);
-		return -EAGAIN;
-	}
-	r = move_noreplace(s->dfd[D_NEW], s->dfd[D_CUR], name);
-	if (r == -ENOENT)
-		return -EAGAIN;		/* someone else took it */
-	if (r < 0) {
-		pl_log_errno(LOG_ERR, -r, "spool %s: cannot claim new/%s: %s", s->dir, name, strerror(-r));
-		return r == -ENOMEM ? r : -EAGAIN;
-	}
-	r = job_open(s, name, job, &why, whybuf, sizeof whybuf);
-	if (r == -EINVAL && why) {
-		reject_to_failed(s, D_CUR, name, why);
-		return -EAGAIN;
-	}
-	if (r < 0) {
-		pl_log_errno(LOG_ERR, -r, "spool %s: cannot open job cur/%s (left in cur/): %s",
-			     s->dir, name, strerror(-r));
-		return r == -ENOMEM ? r : -EAGAIN;
-	}
-	(*job)->next = s->jobs;
-	s->jobs = *job;
-	pl_log(LOG_INFO, "job %s claimed", name);
-	return 0;
-}
-
-int pl_spool_claim(struct pl_spool *s, struct pl_job **job)
-{
-	int r = -EAGAIN, err = 0;
-	char *name;
-
-	*job = NULL;
-	pthread_mutex_lock(&s->lock);
-	while (r == -EAGAIN && !s->closed && (name = next_name(s, &err)))
-		r = claim_one(s, name, job);
-	if (r == -EAGAIN && err == -ENOMEM)
-		r = -ENOMEM;
-	pthread_mutex_unlock(&s->lock);
-	return r;
-}
-
-/* ---- reading items -------------------------------------------------- */
-
-/* One line into j->buf without its "\n" (or "\r\n").  Keeps one byte more
- * than allowed so that "too long" is known; the rest is skipped. */
-static int read_line(struct pl_job *j, size_t *len, bool *toolong)
-{
-	size_t n = 0;
-	bool any = false;
-	int c;
-
-	*toolong = false;
-	while ((c = getc_unlocked(j->in)) != EOF) {
-		/* a huge file (one endless line, say) must not hold a stop up */
-		if (++j->unread >= INTERRUPT_EVERY) {
-			j->unread = 0;
-			if (atomic_load(&j->spool->interrupted))
-				return -EINTR;
-		}
-		any = true;
-		if (c == '\n')
-			break;
-		if (n <= PL_JOBLINE_MAX)
-			j->buf[n++] = (char)c;
-		else
-			*toolong = true;
-	}
-	if (ferror(j->in))
-		return -EIO;
-	if (!any)
-		return -ENODATA;
-	if (!*toolong && n > 0 && j->buf[n - 1] == '\r')
-		n--;
-	if (n > PL_JOBLINE_MAX)
-		*toolong = true;
-	j->buf[n] = '\0';
-	*len = n;
-	return 0;
-}
-
-static int make_item(struct pl_job *j, const char *source, const char *name,
-		     struct pl_item **out)
-{
-	struct pl_item *it = pl_item_new();
-
-	if (!it)
-		return -ENOMEM;
-	it->job = j;
-	it->job_name = j->name;
-	it->line = j->lineno;
-	it->source = strdup(source);
-	it->name = name ? strdup(name) : NULL;
-	if (!it->source || (name && !it->name)) {
-		pl_item_free(it);
-		return -ENOMEM;
-	}
-	it->fed_us = pl_now_us();
-	pthread_mutex_lock(&j->lock);
-	j->outstanding++;
-	pthread_mutex_unlock(&j->lock);
-	*out = it;
-	return 0;
-}
-
-static void guard_item(struct pl_job *j, struct pl_item *it);
-
-int pl_spool_next_item(struct pl_job *j, struct pl_item **item, const char **bad)
-{
-	char quoted[PL_JOBLINE_QUOTE_MAX + 1], name[PL_JOBLINE_NAME_MAX + 1];
-
-	*item = NULL;
-	*bad = NULL;
-	for (;;) {
-		char *src = NULL, *explicit = NULL;
-		const char *why = NULL;
-		bool toolong;
-		size_t len;
-		int r = read_line(j, &len, &toolong);
-
-		if (r == -ENODATA) {
-			pthread_mutex_lock(&j->lock);
-			j->eof = true;
-			pthread_mutex_unlock(&j->lock);
-			return r;
-		}
-		if (r == -EINTR)
-			return r;	/* a stop: nothing wrong with the job */
-		if (r < 0) {
-			pl_log_errno(LOG_ERR, -r, "job %s: reading line %lu: %s", j->name,
-				     j->lineno + 1, strerror(-r));
-			return r;
-		}
-		j->lineno++;
-		pl_jobline_quote(j->buf, len, quoted);
-		if (toolong) {
-			if (pl_jobline_blank(j->buf))
-				continue;
-			why = "line too long";
-		} else if (memchr(j->buf, '\0', len)) {
-			why = "NUL byte in line";
-		} else {
-			r = pl_jobline_parse(j->buf, &src, &explicit, &why);
-			if (r == 0)
-				continue;
-			if (r > 0 && (r = pl_jobline_unique_name(&j->names, src, explicit, name, &why)) < 0)
-				return r;
-		}
-		if (line_recorded(j, j->lineno))
-			continue;
-		if ((r = make_item(j, why ? quoted : src, why ? NULL : name, item)) < 0)
-			return r;
-		if (!why && j->lineno == j->condemned)
-			why = j->condemned_why;		/* a good line that must not run */
-		else if (!why)
-			guard_item(j, *item);
-		*bad = why;
-		return 0;
-	}
-}
-
-/* Before an item leaves the feeder: it runs alone if the guard says it may
- * have crashed the daemon; otherwise the mark is raised ahead of it, on
- * disk, so that a crash from here on knows where to look. */
-static void guard_item(struct pl_job *j, struct pl_item *it)
-{
-	int r;
-
-	if (it->line <= j->alone_end) {
-		it->alone = true;
-		return;
-	}
-	if (!j->guard || it->line <= j->gs.mark)
-		return;
-	j->gs.mark = it->line + MARK_STEP;
-	if ((r = pl_crashguard_write(j->guard, &j->gs)) < 0) {
-		pl_log_errno(LOG_ERR, -r, "job %s: cannot write its crash guard (a crashing item "
-			     "will not be found): %s", j->name, strerror(-r));
-		pl_crashguard_close(j->guard, 0);
-		j->guard = NULL;
-	}
-}
-
-int pl_spool_item_alone(struct pl_item *it)
-{
-	struct pl_job *j = it->job;
-	int r;
-
-	if (!j || !j->guard)
-		return 0;
-	if (j->gs.suspect != it->line)
-		j->gs.crashes = 0;	/* counts belong to the one suspect */
-	j->gs.suspect = it->line;
-	if ((r = pl_crashguard_write(j->guard, &j->gs)) < 0)
-		pl_log_errno(LOG_ERR, -r, "job %s: cannot write its crash guard: %s", j->name,
-			     strerror(-r));
-	return r;
-}
-
-/* ---- outcomes and the end of a job ---------------------------------- */
-
-enum settle { KEEP, FINISH, DROP };
-
-/* What happens to a job now; under j->lock.  Only one caller ever gets
- * FINISH or DROP (leaving). */
-static enum settle settle_locked(struct pl_job *j)
-{
-	if (j->leaving || !j->released || j->outstanding > 0)
-		return KEEP;
-	if (j->closed) {
-		j->leaving = true;
-		return DROP;
-	}
-	if (j->eof && !j->incomplete) {
-		j->leaving = true;
-		return FINISH;
-	}
-	return KEEP;		/* stays in cur/ until pl_spool_close */
-}
-
-static void finish_files(struct pl_job *j)
-{
-	struct pl_spool *s = j->spool;
-	bool failed = j->failed > 0;
-	int dest = s->dfd[failed ? D_FAILED : D_DONE];
-	char resname[NAME_MAX + 1];
-
-	snprintf(resname, sizeof resname, "%s%s", j->name, RESULT_SUFFIX);
-	if (fsync(j->resfd) < 0)
-		pl_log_errno(LOG_WARNING, errno, "job %s: fsync of its result: %s", j->name,
-			     strerror(errno));
-	/* Result first: a crash after it leaves the job in cur/ to run again. */
-	if (renameat(s->dfd[D_CUR], resname, dest, resname) < 0 ||
-	    renameat(s->dfd[D_CUR], j->name, dest, j->name) < 0) {
-		pl_log_errno(LOG_ERR, errno, "job %s: cannot move it to %s/: %s", j->name,
-			     failed ? "failed" : "done", strerror(errno));
-		return;
-	}
-	fsync(s->dfd[D_CUR]);
-	fsync(dest);
-	pl_crashguard_close(j->guard, 1);
-	j->guard = NULL;
-	pl_log(LOG_INFO, "job %s finished: %lu ok, %lu failed; moved to %s/", j->name, j->ok,
-	       j->failed, failed ? "failed" : "done");
-}
-
-/* The job leaves the spool's list and memory; the last one out after
- * pl_spool_close frees the spool. */
-static void job_leave(struct pl_job *j, enum settle how)
-{
-	struct pl_spool *s = j->spool;
-	bool free_spool;
-
-	if (how == KEEP)
-		return;
-	if (how == FINISH)
-		finish_files(j);
-	pthread_mutex_lock(&s->lock);
-	for (struct pl_job **p = &s->jobs; *p; p = &(*p)->next)
-		if (*p == j) {
-			*p = j->next;
-			break;
-		}
-	free_spool = s->closed && !s->jobs;
-	pthread_mutex_unlock(&s->lock);
-	job_free(j);
-	if (free_spool)
-		spool_free(s);
-}
-
-static void record(struct pl_item *it, bool ok, const char *error)
-{
-	struct pl_job *j = it->job;
-	uint64_t now = pl_now_us();
-	unsigned long long ms = now > it->fed_us ? (now - it->fed_us) / 1000 : 0;
-	char *rec = pl_record_format(it, ok, error, ms), fallback[PL_RECORD_OOM_SIZE];
-	enum settle how;
-	int r;
-
-	if (!rec) {	/* still record the line, so that it is not lost */
-		pl_record_format_oom(fallback, it->line, ms);
-		ok = false;
-	}
-	pthread_mutex_lock(&j->lock);
-	r = write_all(j->resfd, rec ? rec : fallback, strlen(rec ? rec : fallback));
-	if (r < 0) {
-		j->incomplete = true;	/* unrecorded: the job must run again */
-		/* logged under the lock: once it is dropped, another worker may
-		 * finish the job and free it */
-		pl_log_item(LOG_ERR, it, NULL, -r, "cannot record the result in cur/%s%s: %s",
-			    j->name, RESULT_SUFFIX, strerror(-r));
-	}
-	else if (ok)
-		j->ok++;
-	else
-		j->failed++;
-	j->outstanding--;
-	how = settle_locked(j);
-	pthread_mutex_unlock(&j->lock);
-
-	free(rec);
-	pl_item_free(it);
-	job_leave(j, how);
-}
-
-void pl_spool_item_done(struct pl_item *it)
-{
-	if (!it || !it->job) {
-		pl_item_free(it);
-		return;
-	}
-	record(it, true, NULL);
-}
-
-void pl_spool_item_failed(struct pl_item *it, int err, const char *why)
-{
-	const char *desc = err ? strerrordesc_np(err > 0 ? err : -err) : NULL;
-
-	if (!it || !it->job) {
-		pl_item_free(it);
-		return;
-	}
-	record(it, false, why ? why : desc ? desc : "failed");
-}
-
-void pl_spool_item_requeue(struct pl_item *it)
-{
-	struct pl_job *j;
-	enum settle how;
-
-	if (!it || !it->job) {
-		pl_item_free(it);
-		return;
-	}
-	j = it->job;
-	pl_item_free(it);
-	pthread_mutex_lock(&j->lock);
-	j->incomplete = true;
-	j->outstanding--;
-	how = settle_locked(j);
-	pthread_mutex_unlock(&j->lock);
-	job_leave(j, how);
-}
-
-void pl_spool_job_release(struct pl_job *j)
-{
-	enum settle how;
-
-	if (!j)
-		return;
-	pthread_mutex_lock(&j->lock);
-	j->released = true;
-	how = settle_locked(j);
-	pthread_mutex_unlock(&j->lock);
-	job_leave(j, how);
-}
-
-/* ---- counting and closing ------------------------------------------- */
 
 /* Item lines (not blank, not comment) of one job file. */
 static unsigned long count_items(struct pl_spool *s, FILE *f)
@@ -1180,6 +527,674 @@ int pl_spool_count_pending(struct pl_spool *s, unsigned long *items)
 	return 0;
 }
 
+unsigned long pl_spool_rejected(const struct pl_spool *s)
+{
+	return atomic_load(&s->rejected);
+}
+
+/* ---- claim: new/ -> cur/ -------------------------------------------- */
+
+/* Why the file behind st cannot be a job; NULL if it can.  A hard link is
+ * refused because it may be a second name of a file the producer could not
+ * read itself, whose lines would then be quoted back in the result. */
+static const char *not_a_job(const struct stat *st, char *buf, size_t len)
+{
+	switch (st->st_mode & S_IFMT) {
+	case S_IFREG:
+		break;
+	case S_IFLNK:
+		return "is a symbolic link, not a regular file";
+	case S_IFDIR:
+		return "is a directory, not a regular file";
+	case S_IFIFO:
+		return "is a FIFO, not a regular file";
+	case S_IFSOCK:
+		return "is a socket, not a regular file";
+	default:
+		return "is a device, not a regular file";
+	}
+	if (st->st_nlink > 1) {
+		snprintf(buf, len, "has %lu hard links, and a job must be a file of its own",
+			 (unsigned long)st->st_nlink);
+		return buf;
+	}
+	return NULL;
+}
+
+/* Write failed/NAME.result for something in new/ that never was a job, so
+ * that the operator finds the reason beside it, not only in the log. */
+static void reject_record(struct pl_spool *s, const char *name, const char *why)
+{
+	struct pl_item it = { .line = 0 };
+	char resname[NAME_MAX + 1], *rec;
+	int fd;
+
+	if (snprintf(resname, sizeof resname, "%s%s", name, RESULT_SUFFIX) >= (int)sizeof resname)
+		return;
+	if (!(rec = pl_record_format(&it, false, why, 0)))
+		return;
+	fd = openat(s->dfd[D_FAILED], resname,
+		    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0640);
+	if (fd < 0 || write_all(fd, rec, strlen(rec)) < 0)
+		pl_log_errno(LOG_ERR, errno, "spool %s: cannot write failed/%s: %m", s->dir, resname);
+	if (fd >= 0)
+		close(fd);
+	free(rec);
+}
+
+/* A name in new/ (or, after a swap, cur/) that can never be a job: out of
+ * the way into failed/, with a reason in the log and in NAME.result.
+ * Renaming moves a symbolic link itself, never what it points to. */
+static void reject_to_failed(struct pl_spool *s, int from, const char *name, const char *why)
+{
+	const char *dir = subdir_names[from];
+
+	atomic_fetch_add(&s->rejected, 1);
+	if (renameat(s->dfd[from], name, s->dfd[D_FAILED], name) < 0) {
+		if (errno != ENOENT)
+			pl_log_errno(LOG_ERR, errno, "spool %s: %s/%s %s, and cannot be moved to "
+				     "failed/: %m", s->dir, dir, name, why);
+		return;
+	}
+	pl_log(LOG_WARNING, "spool %s: %s/%s %s; moved to failed/", s->dir, dir, name, why);
+	reject_record(s, name, why);
+}
+
+/* Dot-files are what tools such as rsync write while a file is on its way
+ * in: left alone (a later rename makes them a job), and said once. */
+static void note_dotfile(struct pl_spool *s, const char *name)
+{
+	if (pl_nameset_add(&s->warned, name) == 1)
+		pl_log(LOG_WARNING, "spool %s: new/%s starts with a dot, so it is not a job; "
+		       "left where it is", s->dir, name);
+}
+
+/* Next name from the list, rescanning new/ only when the list is used up
+ * and new/ changed since.  NULL when nothing waits.  Under s->lock. */
+static char *next_name(struct pl_spool *s, int *err)
+{
+	*err = 0;
+	if (s->next == s->nnames) {
+		free_names(s->names, s->nnames);
+		s->names = NULL;
+		s->nnames = s->next = 0;
+		if (!atomic_exchange(&s->rescan, false))
+			return NULL;
+		*err = list_dir(s, D_NEW, &s->names, &s->nnames);
+		if (*err < 0) {
+			atomic_store(&s->rescan, true);
+			pl_log_errno(LOG_ERR, -*err, "spool %s: cannot read new/: %s",
+				     s->dir, strerror(-*err));
+			return NULL;
+		}
+		if (s->nnames == 0)
+			return NULL;
+	}
+	return s->names[s->next++];
+}
+
+/* Opens the job just moved into cur/ and resumes it: in the next section. */
+static int job_open(struct pl_spool *s, const char *name, struct pl_job **out,
+		    const char **why, char *whybuf, size_t whylen);
+
+static int claim_one(struct pl_spool *s, const char *name, struct pl_job **job)
+{
+	char whybuf[96];
+	const char *why;
+	struct stat st;
+	int r;
+
+	if (name[0] == '.') {
+		note_dotfile(s, name);
+		return -EAGAIN;
+	}
+	if (has_suffix(name, RESULT_SUFFIX)) {
+		reject_to_failed(s, D_NEW, name, "ends in \"" RESULT_SUFFIX "\" and would collide "
+				 "with a result file");
+		return -EAGAIN;
+	}
+	if (strlen(name) + strlen(RESULT_SUFFIX) > NAME_MAX) {
+		reject_to_failed(s, D_NEW, name, "has a name too long for its result file");
+		return -EAGAIN;
+	}
+	if (fstatat(s->dfd[D_NEW], name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -EAGAIN;		/* gone: someone else took it */
+	if ((why = not_a_job(&st, whybuf, sizeof whybuf))) {
+		reject_to_failed(s, D_NEW, name, why);
+		return -EAGAIN;
+	}
+	r = move_noreplace(s->dfd[D_NEW], s->dfd[D_CUR], name);
+	if (r == -ENOENT)
+		return -EAGAIN;		/* someone else took it */
+	if (r < 0) {
+		pl_log_errno(LOG_ERR, -r, "spool %s: cannot claim new/%s: %s", s->dir, name, strerror(-r));
+		return r == -ENOMEM ? r : -EAGAIN;
+	}
+	r = job_open(s, name, job, &why, whybuf, sizeof whybuf);
+	if (r == -EINVAL && why) {
+		reject_to_failed(s, D_CUR, name, why);
+		return -EAGAIN;
+	}
+	if (r < 0) {
+		pl_log_errno(LOG_ERR, -r, "spool %s: cannot open job cur/%s (left in cur/): %s",
+			     s->dir, name, strerror(-r));
+		return r == -ENOMEM ? r : -EAGAIN;
+	}
+	(*job)->next = s->jobs;
+	s->jobs = *job;
+	pl_log(LOG_INFO, "job %s claimed", name);
+	return 0;
+}
+
+int pl_spool_claim(struct pl_spool *s, struct pl_job **job)
+{
+	int r = -EAGAIN, err = 0;
+	char *name;
+
+	*job = NULL;
+	pthread_mutex_lock(&s->lock);
+	while (r == -EAGAIN && !s->closed && (name = next_name(s, &err)))
+		r = claim_one(s, name, job);
+	if (r == -EAGAIN && err == -ENOMEM)
+		r = -ENOMEM;
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/* ---- resume: open the claimed job, take back what earlier runs left - */
+
+/* One line of an existing result: mark its line number and count it. */
+static void resume_record(struct pl_job *j, const char *rec, size_t len)
+{
+	unsigned long line;
+	bool ok;
+
+	if (pl_record_parse(rec, len, &line, &ok) < 0 || line == 0 || line >= j->nbits ||
+	    line_recorded(j, line))
+		return;
+	j->recorded[line / 64] |= 1ull << (line % 64);
+	if (ok)
+		j->ok++;
+	else
+		j->failed++;
+}
+
+/*
+ * Read what a previous run recorded.  Line numbers cannot exceed the job
+ * file's size, which bounds the bitmap whatever the result file says.  A
+ * torn last line (crash mid-write) is cut off so that appends stay valid.
+ */
+static int resume_read(struct pl_job *j, off_t jobsize)
+{
+	struct stat st;
+	char *rec = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	off_t good = 0;
+	FILE *f;
+	int fd, r = 0;
+
+	if (fstat(j->resfd, &st) < 0)
+		return -errno;
+	if (st.st_size == 0)
+		return 0;
+	j->nbits = (unsigned long)jobsize + 2;
+	j->recorded = calloc(j->nbits / 64 + 1, sizeof(uint64_t));
+	if (!j->recorded)
+		return -ENOMEM;
+	if ((fd = dup(j->resfd)) < 0)
+		return -errno;
+	if (!(f = fdopen(fd, "r"))) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	if (fseeko(f, 0, SEEK_SET) < 0)
+		r = -errno;
+	while (r == 0 && (n = getline(&rec, &cap, f)) > 0 && rec[n - 1] == '\n') {
+		good += n;
+		resume_record(j, rec, (size_t)n);
+	}
+	if (r == 0 && ferror(f))
+		r = -EIO;
+	free(rec);
+	fclose(f);
+	if (r == 0 && good < st.st_size) {
+		pl_log(LOG_WARNING, "job %s: cutting a torn last record off cur/%s%s",
+		       j->name, j->name, RESULT_SUFFIX);
+		if (ftruncate(j->resfd, good) < 0)
+			r = -errno;
+	}
+	return r;
+}
+
+/*
+ * What the guard says about this run.  A mark means the daemon died with
+ * this job claimed: unrecorded lines up to it were maybe inside the
+ * pipeline, so they run alone (the daemon's feeder waits for an empty
+ * pipeline around each), and whichever crashes it again is caught as the
+ * suspect.  A suspect still unrecorded was running alone when the daemon
+ * died: one more crash to its name, and at PL_CRASHGUARD_LIMIT it fails
+ * without running.  Its batch-mates are never blamed.
+ */
+static void guard_judge(struct pl_job *j)
+{
+	struct pl_crashguard_state *g = &j->gs;
+
+	if (g->suspect && !line_recorded(j, g->suspect)) {
+		g->crashes++;
+		pl_log(LOG_WARNING, "job %s: line %llu was running alone when the daemon died "
+		       "(%u time%s)", j->name, (unsigned long long)g->suspect, g->crashes,
+		       g->crashes == 1 ? "" : "s");
+		if (g->crashes >= PL_CRASHGUARD_LIMIT) {
+			j->condemned = g->suspect;
+			snprintf(j->condemned_why, sizeof j->condemned_why,
+				 "crashed the daemon %u times", g->crashes);
+		}
+	} else {
+		g->suspect = 0;
+		g->crashes = 0;
+	}
+	if (g->mark) {
+		j->alone_end = g->mark;
+		pl_log(LOG_NOTICE, "job %s: the daemon died while running it; its unrecorded lines "
+		       "up to %llu run one at a time, to find any that crashes it", j->name,
+		       (unsigned long long)g->mark);
+	}
+}
+
+/* Open what the job file says of earlier runs: its result, and its crash
+ * guard.  A guard about another file of the same name is started afresh. */
+static int job_open_state(struct pl_job *j, const struct stat *st)
+{
+	struct pl_spool *s = j->spool;
+	char resname[NAME_MAX + 1], gname[NAME_MAX + 1];
+	struct stat rs;
+	int r;
+
+	snprintf(resname, sizeof resname, "%s%s", j->name, RESULT_SUFFIX);
+	j->resfd = openat(s->dfd[D_CUR], resname,
+			  O_RDWR | O_CREAT | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0640);
+	if (j->resfd < 0 || fstat(j->resfd, &rs) < 0)
+		return -errno;
+	if (!S_ISREG(rs.st_mode))
+		return -EBADF;
+	if ((r = resume_read(j, st->st_size)) < 0)
+		return r;
+	snprintf(gname, sizeof gname, ".%s%s", j->name, GUARD_SUFFIX);
+	if ((r = pl_crashguard_open(s->dfd[D_CUR], gname, &j->guard, &j->gs)) < 0)
+		return r;
+	if (j->gs.id != (uint64_t)st->st_ino)
+		j->gs = (struct pl_crashguard_state){ .id = (uint64_t)st->st_ino };
+	guard_judge(j);
+	return 0;
+}
+
+/* Open a job just moved into cur/.  -EINVAL with *why set when what was
+ * moved is not a file that can be a job (it may have been swapped after the
+ * checks in new/: this is the check that counts). */
+static int job_open(struct pl_spool *s, const char *name, struct pl_job **out,
+		    const char **why, char *whybuf, size_t whylen)
+{
+	struct pl_job *j = calloc(1, sizeof *j);
+	struct stat st;
+	int fd, r;
+
+	*why = NULL;
+	if (!j)
+		return -ENOMEM;
+	j->resfd = -1;
+	j->spool = s;
+	j->refs = 1;		/* the feeder's, until pl_spool_job_release */
+	if ((r = -pthread_mutex_init(&j->lock, NULL)) < 0) {
+		free(j);
+		return r;
+	}
+	if (!(j->name = strdup(name)) || !(j->buf = malloc(PL_JOBLINE_MAX + 2))) {
+		job_free(j);
+		return -ENOMEM;
+	}
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer. */
+	fd = openat(s->dfd[D_CUR], name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 && errno == ELOOP)
+		*why = "is a symbolic link, not a regular file";
+	else if (fd >= 0 && fstat(fd, &st) == 0)
+		*why = not_a_job(&st, whybuf, whylen);
+	if (fd < 0 || *why || !(j->in = fdopen(fd, "r"))) {
+		r = *why ? -EINVAL : -errno;
+		if (fd >= 0)
+			close(fd);
+		job_free(j);
+		return r;
+	}
+	if ((r = job_open_state(j, &st)) < 0) {
+		job_free(j);
+		return r;
+	}
+	*out = j;
+	return 0;
+}
+
+/* ---- read: one item at a time --------------------------------------- */
+
+/* One line into j->buf without its "\n" (or "\r\n").  Keeps one byte more
+ * than allowed so that "too long" is known; the rest is skipped. */
+static int read_line(struct pl_job *j, size_t *len, bool *toolong)
+{
+	size_t n = 0;
+	bool any = false;
+	int c;
+
+	*toolong = false;
+	while ((c = getc_unlocked(j->in)) != EOF) {
+		/* a huge file (one endless line, say) must not hold a stop up */
+		if (++j->unread >= INTERRUPT_EVERY) {
+			j->unread = 0;
+			if (atomic_load(&j->spool->interrupted))
+				return -EINTR;
+		}
+		any = true;
+		if (c == '\n')
+			break;
+		if (n <= PL_JOBLINE_MAX)
+			j->buf[n++] = (char)c;
+		else
+			*toolong = true;
+	}
+	if (ferror(j->in))
+		return -EIO;
+	if (!any)
+		return -ENODATA;
+	if (!*toolong && n > 0 && j->buf[n - 1] == '\r')
+		n--;
+	if (n > PL_JOBLINE_MAX)
+		*toolong = true;
+	j->buf[n] = '\0';
+	*len = n;
+	return 0;
+}
+
+static int make_item(struct pl_job *j, const char *source, const char *name,
+		     struct pl_item **out)
+{
+	struct pl_item *it = pl_item_new();
+
+	if (!it)
+		return -ENOMEM;
+	it->job = j;
+	it->job_name = j->name;
+	it->line = j->lineno;
+	it->source = strdup(source);
+	it->name = name ? strdup(name) : NULL;
+	if (!it->source || (name && !it->name)) {
+		pl_item_free(it);
+		return -ENOMEM;
+	}
+	it->fed_us = pl_now_us();
+	pthread_mutex_lock(&j->lock);
+	j->refs++;
+	pthread_mutex_unlock(&j->lock);
+	*out = it;
+	return 0;
+}
+
+/* Before an item leaves the feeder: it runs alone if the guard says it may
+ * have crashed the daemon; otherwise the mark is raised ahead of it, on
+ * disk, so that a crash from here on knows where to look. */
+static void guard_item(struct pl_job *j, struct pl_item *it)
+{
+	int r;
+
+	if (it->line <= j->alone_end) {
+		it->alone = true;
+		return;
+	}
+	if (!j->guard || it->line <= j->gs.mark)
+		return;
+	j->gs.mark = it->line + MARK_STEP;
+	if ((r = pl_crashguard_write(j->guard, &j->gs)) < 0) {
+		pl_log_errno(LOG_ERR, -r, "job %s: cannot write its crash guard (a crashing item "
+			     "will not be found): %s", j->name, strerror(-r));
+		pl_crashguard_close(j->guard, 0);
+		j->guard = NULL;
+	}
+}
+
+int pl_spool_next_item(struct pl_job *j, struct pl_item **item, const char **bad)
+{
+	char quoted[PL_JOBLINE_QUOTE_MAX + 1], name[PL_JOBLINE_NAME_MAX + 1];
+
+	*item = NULL;
+	*bad = NULL;
+	for (;;) {
+		char *src = NULL, *explicit = NULL;
+		const char *why = NULL;
+		bool toolong;
+		size_t len;
+		int r = read_line(j, &len, &toolong);
+
+		if (r == -ENODATA) {
+			pthread_mutex_lock(&j->lock);
+			j->eof = true;
+			pthread_mutex_unlock(&j->lock);
+			return r;
+		}
+		if (r == -EINTR)
+			return r;	/* a stop: nothing wrong with the job */
+		if (r < 0) {
+			pl_log_errno(LOG_ERR, -r, "job %s: reading line %lu: %s", j->name,
+				     j->lineno + 1, strerror(-r));
+			return r;
+		}
+		j->lineno++;
+		pl_jobline_quote(j->buf, len, quoted);
+		if (toolong) {
+			if (pl_jobline_blank(j->buf))
+				continue;
+			why = "line too long";
+		} else if (memchr(j->buf, '\0', len)) {
+			why = "NUL byte in line";
+		} else {
+			r = pl_jobline_parse(j->buf, &src, &explicit, &why);
+			if (r == 0)
+				continue;
+			if (r > 0 && (r = pl_jobline_unique_name(&j->names, src, explicit, name, &why)) < 0)
+				return r;
+		}
+		if (line_recorded(j, j->lineno))
+			continue;
+		if ((r = make_item(j, why ? quoted : src, why ? NULL : name, item)) < 0)
+			return r;
+		if (!why && j->lineno == j->condemned)
+			why = j->condemned_why;		/* a good line that must not run */
+		else if (!why)
+			guard_item(j, *item);
+		*bad = why;
+		return 0;
+	}
+}
+
+int pl_spool_item_alone(struct pl_item *it)
+{
+	struct pl_job *j = it->job;
+	int r;
+
+	if (!j || !j->guard)
+		return 0;
+	if (j->gs.suspect != it->line)
+		j->gs.crashes = 0;	/* counts belong to the one suspect */
+	j->gs.suspect = it->line;
+	if ((r = pl_crashguard_write(j->guard, &j->gs)) < 0)
+		pl_log_errno(LOG_ERR, -r, "job %s: cannot write its crash guard: %s", j->name,
+			     strerror(-r));
+	return r;
+}
+
+/* ---- settle: an item's outcome, and the end of a job ---------------- */
+
+enum settle { KEEP, FINISH, DROP };
+
+/* Read to its end and every item recorded: it can go to done/ or failed/. */
+static bool complete(const struct pl_job *j)
+{
+	return j->eof && !j->incomplete;
+}
+
+/* Drop one reference, under j->lock, and say what the caller must do now.
+ * Only the caller that drops the last one ever gets FINISH or DROP, and
+ * the job is then its own: pl_spool_close leaves it alone (see the top). */
+static enum settle unref_locked(struct pl_job *j)
+{
+	if (--j->refs > 0)
+		return KEEP;
+	if (j->closed)
+		return DROP;
+	return complete(j) ? FINISH : KEEP;	/* KEEP: parked until pl_spool_close */
+}
+
+static void finish_files(struct pl_job *j)
+{
+	struct pl_spool *s = j->spool;
+	bool failed = j->failed > 0;
+	int dest = s->dfd[failed ? D_FAILED : D_DONE];
+	char resname[NAME_MAX + 1];
+
+	snprintf(resname, sizeof resname, "%s%s", j->name, RESULT_SUFFIX);
+	if (fsync(j->resfd) < 0)
+		pl_log_errno(LOG_WARNING, errno, "job %s: fsync of its result: %s", j->name,
+			     strerror(errno));
+	/* Result first: a crash after it leaves the job in cur/ to run again. */
+	if (renameat(s->dfd[D_CUR], resname, dest, resname) < 0 ||
+	    renameat(s->dfd[D_CUR], j->name, dest, j->name) < 0) {
+		pl_log_errno(LOG_ERR, errno, "job %s: cannot move it to %s/: %s", j->name,
+			     failed ? "failed" : "done", strerror(errno));
+		return;
+	}
+	fsync(s->dfd[D_CUR]);
+	fsync(dest);
+	pl_crashguard_close(j->guard, 1);
+	j->guard = NULL;
+	pl_log(LOG_INFO, "job %s finished: %lu ok, %lu failed; moved to %s/", j->name, j->ok,
+	       j->failed, failed ? "failed" : "done");
+}
+
+/* The job leaves the spool's list and memory; the last one out after
+ * pl_spool_close frees the spool. */
+static void job_leave(struct pl_job *j, enum settle how)
+{
+	struct pl_spool *s = j->spool;
+	bool free_spool;
+
+	if (how == KEEP)
+		return;
+	if (how == FINISH)
+		finish_files(j);
+	pthread_mutex_lock(&s->lock);
+	for (struct pl_job **p = &s->jobs; *p; p = &(*p)->next)
+		if (*p == j) {
+			*p = j->next;
+			break;
+		}
+	free_spool = s->closed && !s->jobs;
+	pthread_mutex_unlock(&s->lock);
+	job_free(j);
+	if (free_spool)
+		spool_free(s);
+}
+
+static void record(struct pl_item *it, bool ok, const char *error)
+{
+	struct pl_job *j = it->job;
+	uint64_t now = pl_now_us();
+	unsigned long long ms = now > it->fed_us ? (now - it->fed_us) / 1000 : 0;
+	char *rec = pl_record_format(it, ok, error, ms), fallback[PL_RECORD_OOM_SIZE];
+	enum settle how;
+	int r;
+
+	if (!rec) {	/* still record the line, so that it is not lost */
+		pl_record_format_oom(fallback, it->line, ms);
+		ok = false;
+	}
+	pthread_mutex_lock(&j->lock);
+	r = write_all(j->resfd, rec ? rec : fallback, strlen(rec ? rec : fallback));
+	if (r < 0) {
+		j->incomplete = true;	/* unrecorded: the job must run again */
+		/* logged under the lock: once it is dropped, another worker may
+		 * finish the job and free it */
+		pl_log_item(LOG_ERR, it, NULL, -r, "cannot record the result in cur/%s%s: %s",
+			    j->name, RESULT_SUFFIX, strerror(-r));
+	}
+	else if (ok)
+		j->ok++;
+	else
+		j->failed++;
+	how = unref_locked(j);
+	pthread_mutex_unlock(&j->lock);
+
+	free(rec);
+	pl_item_free(it);
+	job_leave(j, how);
+}
+
+void pl_spool_item_done(struct pl_item *it)
+{
+	if (!it || !it->job) {
+		pl_item_free(it);
+		return;
+	}
+	record(it, true, NULL);
+}
+
+void pl_spool_item_failed(struct pl_item *it, int err, const char *why)
+{
+	const char *desc = err ? strerrordesc_np(err > 0 ? err : -err) : NULL;
+
+	if (!it || !it->job) {
+		pl_item_free(it);
+		return;
+	}
+	record(it, false, why ? why : desc ? desc : "failed");
+}
+
+void pl_spool_item_requeue(struct pl_item *it)
+{
+	struct pl_job *j;
+	enum settle how;
+
+	if (!it || !it->job) {
+		pl_item_free(it);
+		return;
+	}
+	j = it->job;
+	pl_item_free(it);
+	pthread_mutex_lock(&j->lock);
+	j->incomplete = true;
+	how = unref_locked(j);
+	pthread_mutex_unlock(&j->lock);
+	job_leave(j, how);
+}
+
+/* ---- release: the feeder lets go ------------------------------------ */
+
+void pl_spool_job_release(struct pl_job *j)
+{
+	enum settle how;
+
+	if (!j)
+		return;
+	pthread_mutex_lock(&j->lock);
+	how = unref_locked(j);
+	pthread_mutex_unlock(&j->lock);
+	job_leave(j, how);
+}
+
+/* ---- close: a stop, and every job back to new/ ---------------------- */
+
+void pl_spool_interrupt(struct pl_spool *s)
+{
+	atomic_store(&s->interrupted, true);
+}
+
 /*
  * A stop that drained: every item that entered the pipeline was recorded,
  * so nothing of this job can have crashed the daemon, except the lines of
@@ -1204,16 +1219,6 @@ static void guard_settle(struct pl_job *j)
 	}
 }
 
-void pl_spool_interrupt(struct pl_spool *s)
-{
-	atomic_store(&s->interrupted, true);
-}
-
-unsigned long pl_spool_rejected(const struct pl_spool *s)
-{
-	return atomic_load(&s->rejected);
-}
-
 void pl_spool_close(struct pl_spool *s)
 {
 	struct pl_job *drop = NULL, **p;
@@ -1227,7 +1232,7 @@ void pl_spool_close(struct pl_spool *s)
 		enum settle how = KEEP;
 
 		pthread_mutex_lock(&j->lock);
-		if (!j->leaving && !j->closed) {
+		if (j->refs > 0 || !complete(j)) {	/* not on its way to done/ or failed/ */
 			int r;
 
 			j->closed = true;
@@ -1239,7 +1244,8 @@ void pl_spool_close(struct pl_spool *s)
 					     "(recovered at the next start): %s", j->name, strerror(-r));
 			else
 				pl_log(LOG_INFO, "job %s: unfinished, back to new/", j->name);
-			how = settle_locked(j);
+			if (j->refs == 0)
+				how = DROP;	/* parked: no one else will come for it */
 		}
 		pthread_mutex_unlock(&j->lock);
 		if (how == DROP) {
@@ -1264,4 +1270,37 @@ void pl_spool_close(struct pl_spool *s)
 	}
 	if (free_now)
 		spool_free(s);
+}
+
+/* ---- free ----------------------------------------------------------- */
+
+static void job_free(struct pl_job *j)
+{
+	if (j->in)
+		fclose(j->in);
+	if (j->resfd >= 0)
+		close(j->resfd);
+	pl_crashguard_close(j->guard, 0);
+	pthread_mutex_destroy(&j->lock);
+	free(j->recorded);
+	pl_nameset_free(&j->names);
+	free(j->buf);
+	free(j->name);
+	free(j);
+}
+
+static void spool_free(struct pl_spool *s)
+{
+	for (int i = 0; i < D_COUNT; i++)
+		if (s->dfd[i] >= 0)
+			close(s->dfd[i]);
+	if (s->ifd >= 0)
+		close(s->ifd);
+	if (s->lockfd >= 0)
+		close(s->lockfd);	/* releases the flock */
+	free_names(s->names, s->nnames);
+	pl_nameset_free(&s->warned);
+	pthread_mutex_destroy(&s->lock);
+	free(s->dir);
+	free(s);
 }
