@@ -7,9 +7,12 @@
  * fields an operator can filter on (journalctl JOB=…).  Otherwise stderr:
  * "<N>" prefixes let any service manager set the level; on a terminal a
  * human reads plain lines.  The level can change at any time (SIGUSR2,
- * reload), so it is an atomic.
+ * reload), so it is an atomic.  What goes to stderr is escaped in one
+ * place, emit(): a job file's name, a job line or a server's message can
+ * hold any bytes, and one line of log must stay one line.
  */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +28,7 @@
 
 #include "item.h"
 #include "log.h"
+#include "strbuf.h"
 
 enum pl_log_sink { SINK_PLAIN, SINK_PREFIX, SINK_JOURNAL };
 
@@ -112,29 +116,74 @@ static int journal_send(int prio, int err, const struct pl_item *it, const char 
 	return r;
 }
 
+#define MSG_MAX 2048	/* a message, formatted, is cut at this */
+#define CTX_MAX 1024	/* "job J item N (URL) STAGE: " */
+/* A whole stderr line: each byte of context and message may take four. */
+#define LINE_MAX_OUT (4 * (MSG_MAX + CTX_MAX) + 64)
+
+/*
+ * s appended at out + *n, fit for one line of a log: control characters
+ * (below 0x20, and 0x7f), C1 controls (U+0080 to U+009F, which some
+ * terminals obey) and every byte of ill-formed UTF-8 become \xNN.  Job
+ * names, job lines and servers' words end up in messages, and raw they
+ * could end the line and forge the next one (with its "<N>" priority), or
+ * drive the terminal that --once writes to.
+ */
+static void put_escaped(char *out, size_t *n, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const char *end = s + strlen(s);
+
+	while (s < end) {
+		unsigned char c = (unsigned char)*s;
+		size_t k = pl_strbuf_utf8_len(s, (size_t)(end - s));
+		bool c1 = k == 2 && c == 0xC2 && (unsigned char)s[1] < 0xA0;
+
+		if (k == 0 || c < 0x20 || c == 0x7F || c1) {
+			for (size_t i = 0; i < (c1 ? 2u : 1u); i++) {
+				unsigned char b = (unsigned char)*s++;
+
+				out[(*n)++] = '\\';
+				out[(*n)++] = 'x';
+				out[(*n)++] = hex[b >> 4];
+				out[(*n)++] = hex[b & 15];
+			}
+		} else {
+			memcpy(out + *n, s, k);
+			*n += k;
+			s += k;
+		}
+	}
+}
+
 static void emit(int prio, int err, const struct pl_item *it, const char *stage,
 		 const char *fmt, va_list ap)
 {
-	char msg[2048];
+	char msg[MSG_MAX], ctx[CTX_MAX] = "", line[LINE_MAX_OUT];
+	size_t n;
 
 	if (prio > atomic_load(&level))
 		return;
 	vsnprintf(msg, sizeof msg, fmt, ap);
 
+	/* The journal takes any bytes in a field: nothing to escape there. */
 	if (sink == SINK_JOURNAL && journal_send(prio, err, it, stage, msg) >= 0)
 		return;	/* else: the stderr stream still reaches journald */
 
-	char ctx[1024] = "";
 	if (it)
 		snprintf(ctx, sizeof ctx, "job %s item %lu (%s)%s%s: ",
 			 it->job_name ? it->job_name : "?", it->line,
 			 it->source ? it->source : "?", stage ? " " : "", stage ? stage : "");
 	if (sink != SINK_PLAIN)
-		fprintf(stderr, "<%d>%s%s\n", prio, ctx, msg);
+		n = (size_t)snprintf(line, 64, "<%d>", prio);
 	else
-		fprintf(stderr, "pipelined: %s%s%s\n",
-			prio <= LOG_ERR ? "error: " : prio == LOG_WARNING ? "warning: " : "",
-			ctx, msg);
+		n = (size_t)snprintf(line, 64, "pipelined: %s",
+				     prio <= LOG_ERR ? "error: " : prio == LOG_WARNING ? "warning: " : "");
+	put_escaped(line, &n, ctx);
+	put_escaped(line, &n, msg);
+	line[n++] = '\n';
+	/* one write per line, so that threads' lines never interleave */
+	fwrite(line, 1, n, stderr);
 }
 
 void pl_log(int prio, const char *fmt, ...)

@@ -1,7 +1,36 @@
 /*
  * spool.c — see spool.h.  Jobs come in through a Maildir-like folder and
  * their results go out beside them; this file is the only one that touches
- * the spool on disk.
+ * the spool on disk.  What a job line means is jobline.c's business, what
+ * a result record looks like record.c's: here are the folders, the lock,
+ * and the life of a job, in the order it is lived.
+ *
+ * The life of a job:
+ *
+ *   new/JOB ──claim──> cur/JOB, with cur/JOB.result and cur/.JOB.guard
+ *     open     the spool is locked and its folders made; jobs a crash left
+ *              in cur/ go back to new/ (recover).
+ *     claim    the oldest name of new/ that is a job moves to cur/; the
+ *              feeder now holds it (one reference).
+ *     resume   lines an earlier run recorded are skipped; lines the crash
+ *              guard suspects run alone, one that crashed the daemon too
+ *              often fails unrun (guard_judge).
+ *     read     each item handed out holds one more reference, until it is
+ *              recorded (or requeued at a fast stop).
+ *     settle   when the last reference goes (items recorded, feeder done):
+ *                closed                          -> freed (it is in new/);
+ *                read to its end, all recorded   -> JOB and JOB.result
+ *                                                   to done/ or failed/;
+ *                otherwise (a stop)              -> parked in cur/.
+ *     release  the feeder lets go: its reference goes.
+ *     close    every job not on its way out goes back to new/ (closed);
+ *              a parked one is freed there and then, one with items still
+ *              out by whoever records the last of them.
+ *
+ * So a job's state is four fields under its lock: refs, eof, incomplete
+ * and closed.  A job with no reference left is on its way out (and owned
+ * by whoever dropped the last one) unless it is parked: neither closed nor
+ * complete.
  *
  * Why it is built this way:
  *  - Discovery: inotify only says "new/ changed"; the names themselves come
@@ -24,11 +53,8 @@
  *  - Locking: the spool mutex guards the scan list and the list of open
  *    jobs; a job mutex guards its counters, flags and result fd.  The only
  *    nesting is spool → job (in pl_spool_close).  An object is freed by
- *    whoever drops its last reference: a job when the feeder released it
- *    and no item is outstanding, the spool when it was closed and no job
- *    is left.
- *  - The parsing and formatting helpers are pure (no I/O, no globals) so
- *    that they can be fuzzed on their own.
+ *    whoever drops its last reference: a job as above, the spool when it
+ *    was closed and no job is left.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -46,12 +72,12 @@
 
 #include "crashguard.h"
 #include "item.h"
+#include "jobline.h"
 #include "log.h"
+#include "nameset.h"
+#include "record.h"
 #include "spool.h"
 
-#define LINE_MAX_BYTES 8192	/* longest accepted job line, without "\r\n" */
-#define NAME_MAX_CHARS 100	/* longest output base name */
-#define BAD_SOURCE_MAX 200	/* how much of a bad line its record quotes */
 #define RESULT_SUFFIX ".result"
 #define LOCK_NAME "pipelined.lock"	/* in the spool: one daemon per spool */
 #define GUARD_SUFFIX ".guard"		/* cur/.JOB.guard: see crashguard.h */
@@ -63,11 +89,6 @@
 
 enum { D_TMP, D_NEW, D_CUR, D_DONE, D_FAILED, D_COUNT };
 static const char *const subdir_names[D_COUNT] = { "tmp", "new", "cur", "done", "failed" };
-
-struct name_set {		/* open addressing; 0 marks a free slot */
-	uint64_t *slot;
-	size_t cap, count;
-};
 
 struct pl_spool {
 	char *dir;
@@ -82,7 +103,7 @@ struct pl_spool {
 	char **names;		/* sorted names of the last scan of new/ */
 	size_t nnames, next;
 	struct pl_job *jobs;	/* claimed and not yet freed */
-	struct name_set warned;	/* dot-files of new/ already logged */
+	struct pl_nameset warned;	/* dot-files of new/ already logged */
 	bool closed;
 };
 
@@ -93,7 +114,7 @@ struct pl_job {
 
 	/* Used by the feeder only (next_item is not called concurrently). */
 	FILE *in;
-	char *buf;		/* LINE_MAX_BYTES + 2 */
+	char *buf;		/* PL_JOBLINE_MAX + 2 */
 	unsigned long lineno;
 	unsigned long unread;	/* bytes read since the last look at a stop */
 	/* The crash guard (crashguard.h): lines up to `alone_end` were maybe
@@ -105,371 +126,22 @@ struct pl_job {
 	char condemned_why[64];
 	uint64_t *recorded;	/* bitmap by line number, NULL if none */
 	unsigned long nbits;
-	struct name_set names;
+	struct pl_nameset names;
 
 	pthread_mutex_t lock;	/* everything below */
 	int resfd;
-	unsigned long outstanding, ok, failed;
-	bool eof;		/* next_item reached the end */
-	bool released;		/* the feeder is done with it */
-	bool incomplete;	/* an item was requeued or not recorded */
+	unsigned long ok, failed;	/* records in JOB.result, earlier runs' too */
+	unsigned long refs;	/* the feeder's until it releases, one per item out */
+	bool eof;		/* the feeder read it to its end */
+	bool incomplete;	/* an item was requeued or could not be recorded */
 	bool closed;		/* pl_spool_close moved it back to new/ */
-	bool leaving;		/* someone is finishing or freeing it */
 };
 
-/* ---- pure helpers --------------------------------------------------- */
+/* Freeing comes last, where a job's and the spool's lives end. */
+static void job_free(struct pl_job *j);
+static void spool_free(struct pl_spool *s);
 
-static bool is_ws(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
-}
-
-static bool is_alpha(unsigned char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
-}
-
-static bool is_digit(unsigned char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static bool name_char(unsigned char c)
-{
-	return is_alpha(c) || is_digit(c) || c == '.' || c == '_' || c == '-';
-}
-
-bool pl_spool_name_valid(const char *name)
-{
-	size_t len;
-
-	if (!name || name[0] == '.')
-		return false;
-	for (len = 0; name[len]; len++)
-		if (len >= NAME_MAX_CHARS || !name_char((unsigned char)name[len]))
-			return false;
-	return len > 0;
-}
-
-/* scheme "://" as in RFC 3986: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
-static bool has_scheme(const char *s)
-{
-	if (!is_alpha((unsigned char)*s))
-		return false;
-	while (is_alpha((unsigned char)*s) || is_digit((unsigned char)*s) ||
-	       *s == '+' || *s == '-' || *s == '.')
-		s++;
-	return strncmp(s, "://", 3) == 0;
-}
-
-/* Next whitespace-separated field of *p, NUL-terminated in place. */
-static char *next_field(char **p)
-{
-	char *start;
-
-	while (is_ws(**p))
-		(*p)++;
-	if (!**p)
-		return NULL;
-	start = *p;
-	while (**p && !is_ws(**p))
-		(*p)++;
-	if (**p)
-		*(*p)++ = '\0';
-	return start;
-}
-
-int pl_spool_parse_line(char *buf, char **source, char **name, const char **why)
-{
-	char *p = buf, *src, *nm;
-
-	*source = *name = NULL;
-	*why = NULL;
-	if (strlen(buf) > LINE_MAX_BYTES)
-		return *why = "line too long", -EINVAL;
-	while (is_ws(*p))
-		p++;
-	if (!*p || *p == '#')
-		return 0;
-	src = next_field(&p);
-	nm = next_field(&p);
-	if (next_field(&p))
-		return *why = "trailing text after NAME", -EINVAL;
-	if (!has_scheme(src))
-		return *why = "not a URL", -EINVAL;
-	if (nm && !pl_spool_name_valid(nm))
-		return *why = "invalid NAME (1 to 100 of A-Z a-z 0-9 . _ -, not starting with '.')",
-		       -EINVAL;
-	*source = src;
-	*name = nm;
-	return 1;
-}
-
-static int hex_value(unsigned char c)
-{
-	if (is_digit(c))
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* One percent-decoded byte of [*p, end); a '%' without two hex digits is
- * taken literally. */
-static unsigned char decode_next(const char **p, const char *end)
-{
-	const unsigned char *s = (const unsigned char *)*p;
-
-	if (s[0] == '%' && end - *p >= 3 && hex_value(s[1]) >= 0 && hex_value(s[2]) >= 0) {
-		*p += 3;
-		return (unsigned char)(hex_value(s[1]) << 4 | hex_value(s[2]));
-	}
-	*p += 1;
-	return s[0];
-}
-
-/*
- * Two passes over the last path segment, decoding on the fly, instead of a
- * decoded copy: the first finds where the extension starts, the second
- * writes the name.  No allocation, bounded output, any input length.
- */
-int pl_spool_derive_name(const char *url, char *out, size_t outlen)
-{
-	const char *s, *path, *end, *seg, *p;
-	size_t max, n, stop, o = 0;
-	bool leading = true;
-
-	if (outlen < sizeof "item")
-		return -ENOBUFS;
-	max = outlen - 1 < NAME_MAX_CHARS ? outlen - 1 : NAME_MAX_CHARS;
-	s = strstr(url, "://");
-	s = s ? s + 3 : url;
-	path = s + strcspn(s, "/?#");		/* skip the authority */
-	end = path + strcspn(path, "?#");	/* drop query and fragment */
-	for (seg = end; seg > path && seg[-1] != '/'; seg--)
-		;
-
-	/* The extension starts at the last dot after the stem's first
-	 * character; leading dots are not extensions ("..hidden"). */
-	stop = SIZE_MAX;
-	for (p = seg, n = 0; p < end; n++) {
-		unsigned char c = decode_next(&p, end);
-
-		if (c == '.' && !leading)
-			stop = n;
-		leading = leading && c == '.';
-	}
-	leading = true;
-	for (p = seg, n = 0; p < end && n < stop && o < max; n++) {
-		unsigned char c = decode_next(&p, end);
-
-		if (leading && c == '.')
-			continue;
-		leading = false;
-		out[o++] = name_char(c) ? (char)c : '_';
-	}
-	if (o == 0)
-		memcpy(out, "item", sizeof "item");
-	else
-		out[o] = '\0';
-	return 0;
-}
-
-struct strbuf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void sb_put(struct strbuf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		char *p;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		p = realloc(b->p, cap);
-		if (!p) {
-			b->oom = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void sb_str(struct strbuf *b, const char *s)
-{
-	sb_put(b, s, strlen(s));
-}
-
-/* Length of the well-formed UTF-8 sequence at s (1–4), 0 if ill-formed.
- * Rejects overlong forms, surrogates and code points above U+10FFFF.  Each
- * byte is checked before the next is read, so the NUL terminator stops it. */
-static size_t utf8_seq(const unsigned char *s)
-{
-	unsigned char c = s[0], lo = 0x80, hi = 0xBF;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF)
-		return (s[1] & 0xC0) == 0x80 ? 2 : 0;
-	if (c >= 0xE0 && c <= 0xEF) {
-		if (c == 0xE0)
-			lo = 0xA0;
-		if (c == 0xED)
-			hi = 0x9F;
-		return s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 ? 3 : 0;
-	}
-	if (c >= 0xF0 && c <= 0xF4) {
-		if (c == 0xF0)
-			lo = 0x90;
-		if (c == 0xF4)
-			hi = 0x8F;
-		return s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 &&
-		       (s[3] & 0xC0) == 0x80 ? 4 : 0;
-	}
-	return 0;
-}
-
-/* A JSON string (or null): whatever the bytes, the output is valid JSON. */
-static void sb_json(struct strbuf *b, const char *str)
-{
-	static const char hex[] = "0123456789abcdef";
-	const unsigned char *s = (const unsigned char *)str;
-
-	if (!s) {
-		sb_str(b, "null");
-		return;
-	}
-	sb_put(b, "\"", 1);
-	while (*s) {
-		size_t n = utf8_seq(s);
-
-		if (n == 0) {
-			sb_str(b, "\\ufffd");
-			s++;
-		} else if (*s == '"' || *s == '\\') {
-			char esc[2] = { '\\', (char)*s };
-			sb_put(b, esc, 2);
-			s++;
-		} else if (*s < 0x20) {
-			char esc[6] = { '\\', 'u', '0', '0', hex[*s >> 4], hex[*s & 15] };
-			sb_put(b, esc, 6);
-			s++;
-		} else {
-			sb_put(b, (const char *)s, n);
-			s += n;
-		}
-	}
-	sb_put(b, "\"", 1);
-}
-
-char *pl_spool_result_json(const struct pl_item *it, bool ok, const char *error,
-			   unsigned long long ms)
-{
-	struct strbuf b = { 0 };
-	char num[64];
-	bool first = true;
-
-	snprintf(num, sizeof num, "{\"line\":%lu,\"source\":", it->line);
-	sb_str(&b, num);
-	sb_json(&b, it->source);
-	sb_str(&b, ",\"name\":");
-	sb_json(&b, it->name);
-	sb_str(&b, ok ? ",\"status\":\"ok\",\"outputs\":[" : ",\"status\":\"failed\",\"outputs\":[");
-	for (size_t i = 0; it->outputs && i < it->noutputs; i++) {
-		if (!it->outputs[i].location)
-			continue;
-		if (!first)
-			sb_put(&b, ",", 1);
-		first = false;
-		sb_json(&b, it->outputs[i].location);
-	}
-	sb_str(&b, "],\"error\":");
-	sb_json(&b, ok ? NULL : error);
-	snprintf(num, sizeof num, ",\"milliseconds\":%llu}\n", ms);
-	sb_str(&b, num);
-	if (b.oom) {
-		free(b.p);
-		errno = ENOMEM;
-		return NULL;
-	}
-	return b.p;
-}
-
-/* ---- per-job memory: name hashes and recorded lines ----------------- */
-
-static uint64_t name_hash(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ull;	/* FNV-1a, then a mixer for the table */
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	return h ? h : 1;
-}
-
-static bool set_has(const struct name_set *set, uint64_t h)
-{
-	if (!set->cap)
-		return false;
-	for (size_t i = h & (set->cap - 1);; i = (i + 1) & (set->cap - 1)) {
-		if (set->slot[i] == h)
-			return true;
-		if (set->slot[i] == 0)
-			return false;
-	}
-}
-
-static void set_put(struct name_set *set, uint64_t h)
-{
-	size_t i = h & (set->cap - 1);
-
-	while (set->slot[i] && set->slot[i] != h)
-		i = (i + 1) & (set->cap - 1);
-	if (!set->slot[i])
-		set->count++;
-	set->slot[i] = h;
-}
-
-/* 1 added, 0 already there, -ENOMEM */
-static int set_add(struct name_set *set, uint64_t h)
-{
-	if (set_has(set, h))
-		return 0;
-	if ((set->count + 1) * 2 > set->cap) {
-		struct name_set bigger = { calloc(set->cap ? set->cap * 2 : 64, sizeof(uint64_t)),
-					   set->cap ? set->cap * 2 : 64, 0 };
-
-		if (!bigger.slot)
-			return -ENOMEM;
-		for (size_t i = 0; i < set->cap; i++)
-			if (set->slot[i])
-				set_put(&bigger, set->slot[i]);
-		free(set->slot);
-		*set = bigger;
-	}
-	set_put(set, h);
-	return 1;
-}
-
-static bool line_recorded(const struct pl_job *j, unsigned long line)
-{
-	return j->recorded && line < j->nbits && (j->recorded[line / 64] >> (line % 64) & 1);
-}
-
-/* ---- small file helpers --------------------------------------------- */
+/* ---- small helpers -------------------------------------------------- */
 
 static int write_all(int fd, const char *p, size_t n)
 {
@@ -572,23 +244,12 @@ static int list_dir(struct pl_spool *s, int which, char ***out, size_t *count)
 	return 0;
 }
 
-/* ---- open, recover, watch ------------------------------------------- */
-
-static void spool_free(struct pl_spool *s)
+static bool line_recorded(const struct pl_job *j, unsigned long line)
 {
-	for (int i = 0; i < D_COUNT; i++)
-		if (s->dfd[i] >= 0)
-			close(s->dfd[i]);
-	if (s->ifd >= 0)
-		close(s->ifd);
-	if (s->lockfd >= 0)
-		close(s->lockfd);	/* releases the flock */
-	free_names(s->names, s->nnames);
-	free(s->warned.slot);
-	pthread_mutex_destroy(&s->lock);
-	free(s->dir);
-	free(s);
+	return j->recorded && line < j->nbits && (j->recorded[line / 64] >> (line % 64) & 1);
 }
+
+/* ---- open: the lock and the folders --------------------------------- */
 
 /*
  * One daemon per spool: a second one would move the first one's job from
@@ -705,6 +366,8 @@ int pl_spool_open(const char *dir, struct pl_spool **out)
 	return 0;
 }
 
+/* ---- recover: what a crash left in cur/ ----------------------------- */
+
 /* The guard of a job that is in neither cur/ nor new/ (someone removed it
  * after a crash) is of no use; the id it holds keeps it from ever applying
  * to another job of the same name, so this is only tidying. */
@@ -754,6 +417,8 @@ int pl_spool_recover(struct pl_spool *s)
 	return moved;
 }
 
+/* ---- watch new/, count what waits ----------------------------------- */
+
 int pl_spool_fd(const struct pl_spool *s)
 {
 	return s->ifd;
@@ -780,38 +445,275 @@ void pl_spool_handle_events(struct pl_spool *s)
 	}
 }
 
-/* ---- claim ---------------------------------------------------------- */
-
-static void job_free(struct pl_job *j)
+/* Item lines (not blank, not comment) of one job file. */
+static unsigned long count_items(struct pl_spool *s, FILE *f)
 {
-	if (j->in)
-		fclose(j->in);
-	if (j->resfd >= 0)
-		close(j->resfd);
-	pl_crashguard_close(j->guard, 0);
-	pthread_mutex_destroy(&j->lock);
-	free(j->recorded);
-	free(j->names.slot);
-	free(j->buf);
-	free(j->name);
-	free(j);
+	unsigned long n = 0, unread = 0;
+	bool start = true;
+	int c;
+
+	while ((c = getc_unlocked(f)) != EOF) {
+		if (++unread % INTERRUPT_EVERY == 0 && atomic_load(&s->interrupted))
+			break;
+		if (c == '\n') {
+			start = true;
+		} else if (start && !pl_jobline_space((char)c)) {
+			start = false;
+			n += c != '#';
+		}
+	}
+	return n;
 }
 
-/* One line of an existing result: mark its line number and count it. */
-static void resume_record(struct pl_job *j, const char *rec)
+/* A stream on a regular file of a spool folder, never following a link or
+ * waiting on a FIFO; NULL (errno set) for anything else. */
+static FILE *open_regular(int dfd, const char *name)
 {
-	const char *p = rec + strlen("{\"line\":");
-	unsigned long line = 0;
+	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
+	FILE *f;
 
-	if (strncmp(rec, "{\"line\":", strlen("{\"line\":")) != 0 || !is_digit((unsigned char)*p))
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink > 1) {
+		close(fd);
+		errno = EINVAL;
+		return NULL;
+	}
+	if (!(f = fdopen(fd, "r")))
+		close(fd);
+	return f;
+}
+
+static unsigned long count_lines_at(int dfd, const char *name)
+{
+	FILE *f = open_regular(dfd, name);
+	unsigned long n = 0;
+	int c;
+
+	if (!f)
+		return 0;
+	while ((c = getc_unlocked(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return n;
+}
+
+int pl_spool_count_pending(struct pl_spool *s, unsigned long *items)
+{
+	char resname[NAME_MAX + 1], **names;
+	size_t n;
+	int r = list_dir(s, D_NEW, &names, &n);
+
+	*items = 0;
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n && !atomic_load(&s->interrupted); i++) {
+		unsigned long lines, done = 0;
+		FILE *f;
+
+		if (names[i][0] == '.' || has_suffix(names[i], RESULT_SUFFIX) ||
+		    !(f = open_regular(s->dfd[D_NEW], names[i])))
+			continue;
+		lines = count_items(s, f);
+		fclose(f);
+		/* A job resumed later skips what it already recorded. */
+		if (snprintf(resname, sizeof resname, "%s%s", names[i], RESULT_SUFFIX) <
+		    (int)sizeof resname)
+			done = count_lines_at(s->dfd[D_CUR], resname);
+		*items += lines > done ? lines - done : 0;
+	}
+	free_names(names, n);
+	return 0;
+}
+
+unsigned long pl_spool_rejected(const struct pl_spool *s)
+{
+	return atomic_load(&s->rejected);
+}
+
+/* ---- claim: new/ -> cur/ -------------------------------------------- */
+
+/* Why the file behind st cannot be a job; NULL if it can.  A hard link is
+ * refused because it may be a second name of a file the producer could not
+ * read itself, whose lines would then be quoted back in the result. */
+static const char *not_a_job(const struct stat *st, char *buf, size_t len)
+{
+	switch (st->st_mode & S_IFMT) {
+	case S_IFREG:
+		break;
+	case S_IFLNK:
+		return "is a symbolic link, not a regular file";
+	case S_IFDIR:
+		return "is a directory, not a regular file";
+	case S_IFIFO:
+		return "is a FIFO, not a regular file";
+	case S_IFSOCK:
+		return "is a socket, not a regular file";
+	default:
+		return "is a device, not a regular file";
+	}
+	if (st->st_nlink > 1) {
+		snprintf(buf, len, "has %lu hard links, and a job must be a file of its own",
+			 (unsigned long)st->st_nlink);
+		return buf;
+	}
+	return NULL;
+}
+
+/* Write failed/NAME.result for something in new/ that never was a job, so
+ * that the operator finds the reason beside it, not only in the log. */
+static void reject_record(struct pl_spool *s, const char *name, const char *why)
+{
+	struct pl_item it = { .line = 0 };
+	char resname[NAME_MAX + 1], *rec;
+	int fd;
+
+	if (snprintf(resname, sizeof resname, "%s%s", name, RESULT_SUFFIX) >= (int)sizeof resname)
 		return;
-	for (; is_digit((unsigned char)*p) && line < j->nbits; p++)
-		line = line * 10 + (unsigned long)(*p - '0');
-	if (*p != ',' || line == 0 || line >= j->nbits || line_recorded(j, line))
+	if (!(rec = pl_record_format(&it, false, why, 0)))
+		return;
+	fd = openat(s->dfd[D_FAILED], resname,
+		    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0640);
+	if (fd < 0 || write_all(fd, rec, strlen(rec)) < 0)
+		pl_log_errno(LOG_ERR, errno, "spool %s: cannot write failed/%s: %m", s->dir, resname);
+	if (fd >= 0)
+		close(fd);
+	free(rec);
+}
+
+/* A name in new/ (or, after a swap, cur/) that can never be a job: out of
+ * the way into failed/, with a reason in the log and in NAME.result.
+ * Renaming moves a symbolic link itself, never what it points to. */
+static void reject_to_failed(struct pl_spool *s, int from, const char *name, const char *why)
+{
+	const char *dir = subdir_names[from];
+
+	atomic_fetch_add(&s->rejected, 1);
+	if (renameat(s->dfd[from], name, s->dfd[D_FAILED], name) < 0) {
+		if (errno != ENOENT)
+			pl_log_errno(LOG_ERR, errno, "spool %s: %s/%s %s, and cannot be moved to "
+				     "failed/: %m", s->dir, dir, name, why);
+		return;
+	}
+	pl_log(LOG_WARNING, "spool %s: %s/%s %s; moved to failed/", s->dir, dir, name, why);
+	reject_record(s, name, why);
+}
+
+/* Dot-files are what tools such as rsync write while a file is on its way
+ * in: left alone (a later rename makes them a job), and said once. */
+static void note_dotfile(struct pl_spool *s, const char *name)
+{
+	if (pl_nameset_add(&s->warned, name) == 1)
+		pl_log(LOG_WARNING, "spool %s: new/%s starts with a dot, so it is not a job; "
+		       "left where it is", s->dir, name);
+}
+
+/* Next name from the list, rescanning new/ only when the list is used up
+ * and new/ changed since.  NULL when nothing waits.  Under s->lock. */
+static char *next_name(struct pl_spool *s, int *err)
+{
+	*err = 0;
+	if (s->next == s->nnames) {
+		free_names(s->names, s->nnames);
+		s->names = NULL;
+		s->nnames = s->next = 0;
+		if (!atomic_exchange(&s->rescan, false))
+			return NULL;
+		*err = list_dir(s, D_NEW, &s->names, &s->nnames);
+		if (*err < 0) {
+			atomic_store(&s->rescan, true);
+			pl_log_errno(LOG_ERR, -*err, "spool %s: cannot read new/: %s",
+				     s->dir, strerror(-*err));
+			return NULL;
+		}
+		if (s->nnames == 0)
+			return NULL;
+	}
+	return s->names[s->next++];
+}
+
+/* Opens the job just moved into cur/ and resumes it: in the next section. */
+static int job_open(struct pl_spool *s, const char *name, struct pl_job **out,
+		    const char **why, char *whybuf, size_t whylen);
+
+static int claim_one(struct pl_spool *s, const char *name, struct pl_job **job)
+{
+	char whybuf[96];
+	const char *why;
+	struct stat st;
+	int r;
+
+	if (name[0] == '.') {
+		note_dotfile(s, name);
+		return -EAGAIN;
+	}
+	if (has_suffix(name, RESULT_SUFFIX)) {
+		reject_to_failed(s, D_NEW, name, "ends in \"" RESULT_SUFFIX "\" and would collide "
+				 "with a result file");
+		return -EAGAIN;
+	}
+	if (strlen(name) + strlen(RESULT_SUFFIX) > NAME_MAX) {
+		reject_to_failed(s, D_NEW, name, "has a name too long for its result file");
+		return -EAGAIN;
+	}
+	if (fstatat(s->dfd[D_NEW], name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -EAGAIN;		/* gone: someone else took it */
+	if ((why = not_a_job(&st, whybuf, sizeof whybuf))) {
+		reject_to_failed(s, D_NEW, name, why);
+		return -EAGAIN;
+	}
+	r = move_noreplace(s->dfd[D_NEW], s->dfd[D_CUR], name);
+	if (r == -ENOENT)
+		return -EAGAIN;		/* someone else took it */
+	if (r < 0) {
+		pl_log_errno(LOG_ERR, -r, "spool %s: cannot claim new/%s: %s", s->dir, name, strerror(-r));
+		return r == -ENOMEM ? r : -EAGAIN;
+	}
+	r = job_open(s, name, job, &why, whybuf, sizeof whybuf);
+	if (r == -EINVAL && why) {
+		reject_to_failed(s, D_CUR, name, why);
+		return -EAGAIN;
+	}
+	if (r < 0) {
+		pl_log_errno(LOG_ERR, -r, "spool %s: cannot open job cur/%s (left in cur/): %s",
+			     s->dir, name, strerror(-r));
+		return r == -ENOMEM ? r : -EAGAIN;
+	}
+	(*job)->next = s->jobs;
+	s->jobs = *job;
+	pl_log(LOG_INFO, "job %s claimed", name);
+	return 0;
+}
+
+int pl_spool_claim(struct pl_spool *s, struct pl_job **job)
+{
+	int r = -EAGAIN, err = 0;
+	char *name;
+
+	*job = NULL;
+	pthread_mutex_lock(&s->lock);
+	while (r == -EAGAIN && !s->closed && (name = next_name(s, &err)))
+		r = claim_one(s, name, job);
+	if (r == -EAGAIN && err == -ENOMEM)
+		r = -ENOMEM;
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/* ---- resume: open the claimed job, take back what earlier runs left - */
+
+/* One line of an existing result: mark its line number and count it. */
+static void resume_record(struct pl_job *j, const char *rec, size_t len)
+{
+	unsigned long line;
+	bool ok;
+
+	if (pl_record_parse(rec, len, &line, &ok) < 0 || line == 0 || line >= j->nbits ||
+	    line_recorded(j, line))
 		return;
 	j->recorded[line / 64] |= 1ull << (line % 64);
-	/* Strings in a record are escaped, so this cannot match inside one. */
-	if (strstr(rec, "\"status\":\"ok\""))
+	if (ok)
 		j->ok++;
 	else
 		j->failed++;
@@ -851,7 +753,7 @@ static int resume_read(struct pl_job *j, off_t jobsize)
 		r = -errno;
 	while (r == 0 && (n = getline(&rec, &cap, f)) > 0 && rec[n - 1] == '\n') {
 		good += n;
-		resume_record(j, rec);
+		resume_record(j, rec, (size_t)n);
 	}
 	if (r == 0 && ferror(f))
 		r = -EIO;
@@ -864,33 +766,6 @@ static int resume_read(struct pl_job *j, off_t jobsize)
 			r = -errno;
 	}
 	return r;
-}
-
-/* Why the file behind st cannot be a job; NULL if it can.  A hard link is
- * refused because it may be a second name of a file the producer could not
- * read itself, whose lines would then be quoted back in the result. */
-static const char *not_a_job(const struct stat *st, char *buf, size_t len)
-{
-	switch (st->st_mode & S_IFMT) {
-	case S_IFREG:
-		break;
-	case S_IFLNK:
-		return "is a symbolic link, not a regular file";
-	case S_IFDIR:
-		return "is a directory, not a regular file";
-	case S_IFIFO:
-		return "is a FIFO, not a regular file";
-	case S_IFSOCK:
-		return "is a socket, not a regular file";
-	default:
-		return "is a device, not a regular file";
-	}
-	if (st->st_nlink > 1) {
-		snprintf(buf, len, "has %lu hard links, and a job must be a file of its own",
-			 (unsigned long)st->st_nlink);
-		return buf;
-	}
-	return NULL;
 }
 
 /*
@@ -970,11 +845,12 @@ static int job_open(struct pl_spool *s, const char *name, struct pl_job **out,
 		return -ENOMEM;
 	j->resfd = -1;
 	j->spool = s;
+	j->refs = 1;		/* the feeder's, until pl_spool_job_release */
 	if ((r = -pthread_mutex_init(&j->lock, NULL)) < 0) {
 		free(j);
 		return r;
 	}
-	if (!(j->name = strdup(name)) || !(j->buf = malloc(LINE_MAX_BYTES + 2))) {
+	if (!(j->name = strdup(name)) || !(j->buf = malloc(PL_JOBLINE_MAX + 2))) {
 		job_free(j);
 		return -ENOMEM;
 	}
@@ -999,143 +875,7 @@ static int job_open(struct pl_spool *s, const char *name, struct pl_job **out,
 	return 0;
 }
 
-/* Write failed/NAME.result for something in new/ that never was a job, so
- * that the operator finds the reason beside it, not only in the log. */
-static void reject_record(struct pl_spool *s, const char *name, const char *why)
-{
-	struct pl_item it = { .line = 0 };
-	char resname[NAME_MAX + 1], *rec;
-	int fd;
-
-	if (snprintf(resname, sizeof resname, "%s%s", name, RESULT_SUFFIX) >= (int)sizeof resname)
-		return;
-	if (!(rec = pl_spool_result_json(&it, false, why, 0)))
-		return;
-	fd = openat(s->dfd[D_FAILED], resname,
-		    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0640);
-	if (fd < 0 || write_all(fd, rec, strlen(rec)) < 0)
-		pl_log_errno(LOG_ERR, errno, "spool %s: cannot write failed/%s: %m", s->dir, resname);
-	if (fd >= 0)
-		close(fd);
-	free(rec);
-}
-
-/* A name in new/ (or, after a swap, cur/) that can never be a job: out of
- * the way into failed/, with a reason in the log and in NAME.result.
- * Renaming moves a symbolic link itself, never what it points to. */
-static void reject_to_failed(struct pl_spool *s, int from, const char *name, const char *why)
-{
-	const char *dir = subdir_names[from];
-
-	atomic_fetch_add(&s->rejected, 1);
-	if (renameat(s->dfd[from], name, s->dfd[D_FAILED], name) < 0) {
-		if (errno != ENOENT)
-			pl_log_errno(LOG_ERR, errno, "spool %s: %s/%s %s, and cannot be moved to "
-				     "failed/: %m", s->dir, dir, name, why);
-		return;
-	}
-	pl_log(LOG_WARNING, "spool %s: %s/%s %s; moved to failed/", s->dir, dir, name, why);
-	reject_record(s, name, why);
-}
-
-/* Dot-files are what tools such as rsync write while a file is on its way
- * in: left alone (a later rename makes them a job), and said once. */
-static void note_dotfile(struct pl_spool *s, const char *name)
-{
-	if (set_add(&s->warned, name_hash(name)) == 1)
-		pl_log(LOG_WARNING, "spool %s: new/%s starts with a dot, so it is not a job; "
-		       "left where it is", s->dir, name);
-}
-
-/* Next name from the list, rescanning new/ only when the list is used up
- * and new/ changed since.  NULL when nothing waits.  Under s->lock. */
-static char *next_name(struct pl_spool *s, int *err)
-{
-	*err = 0;
-	if (s->next == s->nnames) {
-		free_names(s->names, s->nnames);
-		s->names = NULL;
-		s->nnames = s->next = 0;
-		if (!atomic_exchange(&s->rescan, false))
-			return NULL;
-		*err = list_dir(s, D_NEW, &s->names, &s->nnames);
-		if (*err < 0) {
-			atomic_store(&s->rescan, true);
-			pl_log_errno(LOG_ERR, -*err, "spool %s: cannot read new/: %s",
-				     s->dir, strerror(-*err));
-			return NULL;
-		}
-		if (s->nnames == 0)
-			return NULL;
-	}
-	return s->names[s->next++];
-}
-
-static int claim_one(struct pl_spool *s, const char *name, struct pl_job **job)
-{
-	char whybuf[96];
-	const char *why;
-	struct stat st;
-	int r;
-
-	if (name[0] == '.') {
-		note_dotfile(s, name);
-		return -EAGAIN;
-	}
-	if (has_suffix(name, RESULT_SUFFIX)) {
-		reject_to_failed(s, D_NEW, name, "ends in \"" RESULT_SUFFIX "\" and would collide "
-				 "with a result file");
-		return -EAGAIN;
-	}
-	if (strlen(name) + strlen(RESULT_SUFFIX) > NAME_MAX) {
-		reject_to_failed(s, D_NEW, name, "has a name too long for its result file");
-		return -EAGAIN;
-	}
-	if (fstatat(s->dfd[D_NEW], name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return -EAGAIN;		/* gone: someone else took it */
-	if ((why = not_a_job(&st, whybuf, sizeof whybuf))) {
-		reject_to_failed(s, D_NEW, name, why);
-		return -EAGAIN;
-	}
-	r = move_noreplace(s->dfd[D_NEW], s->dfd[D_CUR], name);
-	if (r == -ENOENT)
-		return -EAGAIN;		/* someone else took it */
-	if (r < 0) {
-		pl_log_errno(LOG_ERR, -r, "spool %s: cannot claim new/%s: %s", s->dir, name, strerror(-r));
-		return r == -ENOMEM ? r : -EAGAIN;
-	}
-	r = job_open(s, name, job, &why, whybuf, sizeof whybuf);
-	if (r == -EINVAL && why) {
-		reject_to_failed(s, D_CUR, name, why);
-		return -EAGAIN;
-	}
-	if (r < 0) {
-		pl_log_errno(LOG_ERR, -r, "spool %s: cannot open job cur/%s (left in cur/): %s",
-			     s->dir, name, strerror(-r));
-		return r == -ENOMEM ? r : -EAGAIN;
-	}
-	(*job)->next = s->jobs;
-	s->jobs = *job;
-	pl_log(LOG_INFO, "job %s claimed", name);
-	return 0;
-}
-
-int pl_spool_claim(struct pl_spool *s, struct pl_job **job)
-{
-	int r = -EAGAIN, err = 0;
-	char *name;
-
-	*job = NULL;
-	pthread_mutex_lock(&s->lock);
-	while (r == -EAGAIN && !s->closed && (name = next_name(s, &err)))
-		r = claim_one(s, name, job);
-	if (r == -EAGAIN && err == -ENOMEM)
-		r = -ENOMEM;
-	pthread_mutex_unlock(&s->lock);
-	return r;
-}
-
-/* ---- reading items -------------------------------------------------- */
+/* ---- read: one item at a time --------------------------------------- */
 
 /* One line into j->buf without its "\n" (or "\r\n").  Keeps one byte more
  * than allowed so that "too long" is known; the rest is skipped. */
@@ -1156,7 +896,7 @@ static int read_line(struct pl_job *j, size_t *len, bool *toolong)
 		any = true;
 		if (c == '\n')
 			break;
-		if (n <= LINE_MAX_BYTES)
+		if (n <= PL_JOBLINE_MAX)
 			j->buf[n++] = (char)c;
 		else
 			*toolong = true;
@@ -1167,56 +907,11 @@ static int read_line(struct pl_job *j, size_t *len, bool *toolong)
 		return -ENODATA;
 	if (!*toolong && n > 0 && j->buf[n - 1] == '\r')
 		n--;
-	if (n > LINE_MAX_BYTES)
+	if (n > PL_JOBLINE_MAX)
 		*toolong = true;
 	j->buf[n] = '\0';
 	*len = n;
 	return 0;
-}
-
-/* The trimmed start of a line, for the record of a bad one. */
-static void quote_line(const char *line, size_t len, char out[BAD_SOURCE_MAX + 1])
-{
-	size_t start = 0, n;
-
-	while (start < len && is_ws(line[start]))
-		start++;
-	n = len - start < BAD_SOURCE_MAX ? len - start : BAD_SOURCE_MAX;
-	memcpy(out, line + start, n);
-	while (n > 0 && is_ws(out[n - 1]))
-		n--;
-	out[n] = '\0';
-	for (size_t i = 0; i < n; i++)	/* a NUL would end the string early */
-		if (out[i] == '\0')
-			out[i] = ' ';
-}
-
-/* The name an item gets: explicit (must be new in this job) or derived and
- * made unique with -2, -3, …  Every name handed out is remembered. */
-static int pick_name(struct pl_job *j, const char *src, const char *explicit,
-		     char out[NAME_MAX_CHARS + 1], const char **why)
-{
-	char base[NAME_MAX_CHARS + 1], suffix[24];
-	int r;
-
-	if (explicit) {
-		r = set_add(&j->names, name_hash(explicit));
-		if (r == 0)
-			*why = "duplicate NAME";
-		snprintf(out, NAME_MAX_CHARS + 1, "%s", explicit);
-		return r < 0 ? r : 0;
-	}
-	pl_spool_derive_name(src, base, sizeof base);
-	snprintf(out, NAME_MAX_CHARS + 1, "%s", base);
-	for (unsigned long k = 2; (r = set_add(&j->names, name_hash(out))) == 0; k++) {
-		int slen = snprintf(suffix, sizeof suffix, "-%lu", k);
-		int keep = (int)strlen(base);
-
-		if (keep > NAME_MAX_CHARS - slen)
-			keep = NAME_MAX_CHARS - slen;
-		snprintf(out, NAME_MAX_CHARS + 1, "%.*s%s", keep, base, suffix);
-	}
-	return r < 0 ? r : 0;
 }
 
 static int make_item(struct pl_job *j, const char *source, const char *name,
@@ -1237,74 +932,10 @@ static int make_item(struct pl_job *j, const char *source, const char *name,
 	}
 	it->fed_us = pl_now_us();
 	pthread_mutex_lock(&j->lock);
-	j->outstanding++;
+	j->refs++;
 	pthread_mutex_unlock(&j->lock);
 	*out = it;
 	return 0;
-}
-
-/* Blank or comment, judged on what was kept of a too-long line. */
-static bool skippable(const char *line)
-{
-	while (is_ws(*line))
-		line++;
-	return *line == '\0' || *line == '#';
-}
-
-static void guard_item(struct pl_job *j, struct pl_item *it);
-
-int pl_spool_next_item(struct pl_job *j, struct pl_item **item, const char **bad)
-{
-	char quoted[BAD_SOURCE_MAX + 1], name[NAME_MAX_CHARS + 1];
-
-	*item = NULL;
-	*bad = NULL;
-	for (;;) {
-		char *src = NULL, *explicit = NULL;
-		const char *why = NULL;
-		bool toolong;
-		size_t len;
-		int r = read_line(j, &len, &toolong);
-
-		if (r == -ENODATA) {
-			pthread_mutex_lock(&j->lock);
-			j->eof = true;
-			pthread_mutex_unlock(&j->lock);
-			return r;
-		}
-		if (r == -EINTR)
-			return r;	/* a stop: nothing wrong with the job */
-		if (r < 0) {
-			pl_log_errno(LOG_ERR, -r, "job %s: reading line %lu: %s", j->name,
-				     j->lineno + 1, strerror(-r));
-			return r;
-		}
-		j->lineno++;
-		quote_line(j->buf, len, quoted);
-		if (toolong) {
-			if (skippable(j->buf))
-				continue;
-			why = "line too long";
-		} else if (memchr(j->buf, '\0', len)) {
-			why = "NUL byte in line";
-		} else {
-			r = pl_spool_parse_line(j->buf, &src, &explicit, &why);
-			if (r == 0)
-				continue;
-			if (r > 0 && (r = pick_name(j, src, explicit, name, &why)) < 0)
-				return r;
-		}
-		if (line_recorded(j, j->lineno))
-			continue;
-		if ((r = make_item(j, why ? quoted : src, why ? NULL : name, item)) < 0)
-			return r;
-		if (!why && j->lineno == j->condemned)
-			why = j->condemned_why;		/* a good line that must not run */
-		else if (!why)
-			guard_item(j, *item);
-		*bad = why;
-		return 0;
-	}
 }
 
 /* Before an item leaves the feeder: it runs alone if the guard says it may
@@ -1329,6 +960,60 @@ static void guard_item(struct pl_job *j, struct pl_item *it)
 	}
 }
 
+int pl_spool_next_item(struct pl_job *j, struct pl_item **item, const char **bad)
+{
+	char quoted[PL_JOBLINE_QUOTE_MAX + 1], name[PL_JOBLINE_NAME_MAX + 1];
+
+	*item = NULL;
+	*bad = NULL;
+	for (;;) {
+		char *src = NULL, *explicit = NULL;
+		const char *why = NULL;
+		bool toolong;
+		size_t len;
+		int r = read_line(j, &len, &toolong);
+
+		if (r == -ENODATA) {
+			pthread_mutex_lock(&j->lock);
+			j->eof = true;
+			pthread_mutex_unlock(&j->lock);
+			return r;
+		}
+		if (r == -EINTR)
+			return r;	/* a stop: nothing wrong with the job */
+		if (r < 0) {
+			pl_log_errno(LOG_ERR, -r, "job %s: reading line %lu: %s", j->name,
+				     j->lineno + 1, strerror(-r));
+			return r;
+		}
+		j->lineno++;
+		pl_jobline_quote(j->buf, len, quoted);
+		if (toolong) {
+			if (pl_jobline_blank(j->buf))
+				continue;
+			why = "line too long";
+		} else if (memchr(j->buf, '\0', len)) {
+			why = "NUL byte in line";
+		} else {
+			r = pl_jobline_parse(j->buf, &src, &explicit, &why);
+			if (r == 0)
+				continue;
+			if (r > 0 && (r = pl_jobline_unique_name(&j->names, src, explicit, name, &why)) < 0)
+				return r;
+		}
+		if (line_recorded(j, j->lineno))
+			continue;
+		if ((r = make_item(j, why ? quoted : src, why ? NULL : name, item)) < 0)
+			return r;
+		if (!why && j->lineno == j->condemned)
+			why = j->condemned_why;		/* a good line that must not run */
+		else if (!why)
+			guard_item(j, *item);
+		*bad = why;
+		return 0;
+	}
+}
+
 int pl_spool_item_alone(struct pl_item *it)
 {
 	struct pl_job *j = it->job;
@@ -1345,25 +1030,26 @@ int pl_spool_item_alone(struct pl_item *it)
 	return r;
 }
 
-/* ---- outcomes and the end of a job ---------------------------------- */
+/* ---- settle: an item's outcome, and the end of a job ---------------- */
 
 enum settle { KEEP, FINISH, DROP };
 
-/* What happens to a job now; under j->lock.  Only one caller ever gets
- * FINISH or DROP (leaving). */
-static enum settle settle_locked(struct pl_job *j)
+/* Read to its end and every item recorded: it can go to done/ or failed/. */
+static bool complete(const struct pl_job *j)
 {
-	if (j->leaving || !j->released || j->outstanding > 0)
+	return j->eof && !j->incomplete;
+}
+
+/* Drop one reference, under j->lock, and say what the caller must do now.
+ * Only the caller that drops the last one ever gets FINISH or DROP, and
+ * the job is then its own: pl_spool_close leaves it alone (see the top). */
+static enum settle unref_locked(struct pl_job *j)
+{
+	if (--j->refs > 0)
 		return KEEP;
-	if (j->closed) {
-		j->leaving = true;
+	if (j->closed)
 		return DROP;
-	}
-	if (j->eof && !j->incomplete) {
-		j->leaving = true;
-		return FINISH;
-	}
-	return KEEP;		/* stays in cur/ until pl_spool_close */
+	return complete(j) ? FINISH : KEEP;	/* KEEP: parked until pl_spool_close */
 }
 
 static void finish_files(struct pl_job *j)
@@ -1421,15 +1107,12 @@ static void record(struct pl_item *it, bool ok, const char *error)
 	struct pl_job *j = it->job;
 	uint64_t now = pl_now_us();
 	unsigned long long ms = now > it->fed_us ? (now - it->fed_us) / 1000 : 0;
-	char *rec = pl_spool_result_json(it, ok, error, ms), fallback[192];
+	char *rec = pl_record_format(it, ok, error, ms), fallback[PL_RECORD_OOM_SIZE];
 	enum settle how;
 	int r;
 
 	if (!rec) {	/* still record the line, so that it is not lost */
-		snprintf(fallback, sizeof fallback,
-			 "{\"line\":%lu,\"source\":null,\"name\":null,\"status\":\"failed\","
-			 "\"outputs\":[],\"error\":\"out of memory\",\"milliseconds\":%llu}\n",
-			 it->line, ms);
+		pl_record_format_oom(fallback, it->line, ms);
 		ok = false;
 	}
 	pthread_mutex_lock(&j->lock);
@@ -1445,8 +1128,7 @@ static void record(struct pl_item *it, bool ok, const char *error)
 		j->ok++;
 	else
 		j->failed++;
-	j->outstanding--;
-	how = settle_locked(j);
+	how = unref_locked(j);
 	pthread_mutex_unlock(&j->lock);
 
 	free(rec);
@@ -1487,11 +1169,12 @@ void pl_spool_item_requeue(struct pl_item *it)
 	pl_item_free(it);
 	pthread_mutex_lock(&j->lock);
 	j->incomplete = true;
-	j->outstanding--;
-	how = settle_locked(j);
+	how = unref_locked(j);
 	pthread_mutex_unlock(&j->lock);
 	job_leave(j, how);
 }
+
+/* ---- release: the feeder lets go ------------------------------------ */
 
 void pl_spool_job_release(struct pl_job *j)
 {
@@ -1500,94 +1183,16 @@ void pl_spool_job_release(struct pl_job *j)
 	if (!j)
 		return;
 	pthread_mutex_lock(&j->lock);
-	j->released = true;
-	how = settle_locked(j);
+	how = unref_locked(j);
 	pthread_mutex_unlock(&j->lock);
 	job_leave(j, how);
 }
 
-/* ---- counting and closing ------------------------------------------- */
+/* ---- close: a stop, and every job back to new/ ---------------------- */
 
-/* Item lines (not blank, not comment) of one job file. */
-static unsigned long count_items(struct pl_spool *s, FILE *f)
+void pl_spool_interrupt(struct pl_spool *s)
 {
-	unsigned long n = 0, unread = 0;
-	bool start = true;
-	int c;
-
-	while ((c = getc_unlocked(f)) != EOF) {
-		if (++unread % INTERRUPT_EVERY == 0 && atomic_load(&s->interrupted))
-			break;
-		if (c == '\n') {
-			start = true;
-		} else if (start && !is_ws((char)c)) {
-			start = false;
-			n += c != '#';
-		}
-	}
-	return n;
-}
-
-/* A stream on a regular file of a spool folder, never following a link or
- * waiting on a FIFO; NULL (errno set) for anything else. */
-static FILE *open_regular(int dfd, const char *name)
-{
-	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	struct stat st;
-	FILE *f;
-
-	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink > 1) {
-		close(fd);
-		errno = EINVAL;
-		return NULL;
-	}
-	if (!(f = fdopen(fd, "r")))
-		close(fd);
-	return f;
-}
-
-static unsigned long count_lines_at(int dfd, const char *name)
-{
-	FILE *f = open_regular(dfd, name);
-	unsigned long n = 0;
-	int c;
-
-	if (!f)
-		return 0;
-	while ((c = getc_unlocked(f)) != EOF)
-		n += c == '\n';
-	fclose(f);
-	return n;
-}
-
-int pl_spool_count_pending(struct pl_spool *s, unsigned long *items)
-{
-	char resname[NAME_MAX + 1], **names;
-	size_t n;
-	int r = list_dir(s, D_NEW, &names, &n);
-
-	*items = 0;
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < n && !atomic_load(&s->interrupted); i++) {
-		unsigned long lines, done = 0;
-		FILE *f;
-
-		if (names[i][0] == '.' || has_suffix(names[i], RESULT_SUFFIX) ||
-		    !(f = open_regular(s->dfd[D_NEW], names[i])))
-			continue;
-		lines = count_items(s, f);
-		fclose(f);
-		/* A job resumed later skips what it already recorded. */
-		if (snprintf(resname, sizeof resname, "%s%s", names[i], RESULT_SUFFIX) <
-		    (int)sizeof resname)
-			done = count_lines_at(s->dfd[D_CUR], resname);
-		*items += lines > done ? lines - done : 0;
-	}
-	free_names(names, n);
-	return 0;
+	atomic_store(&s->interrupted, true);
 }
 
 /*
@@ -1614,16 +1219,6 @@ static void guard_settle(struct pl_job *j)
 	}
 }
 
-void pl_spool_interrupt(struct pl_spool *s)
-{
-	atomic_store(&s->interrupted, true);
-}
-
-unsigned long pl_spool_rejected(const struct pl_spool *s)
-{
-	return atomic_load(&s->rejected);
-}
-
 void pl_spool_close(struct pl_spool *s)
 {
 	struct pl_job *drop = NULL, **p;
@@ -1637,7 +1232,7 @@ void pl_spool_close(struct pl_spool *s)
 		enum settle how = KEEP;
 
 		pthread_mutex_lock(&j->lock);
-		if (!j->leaving && !j->closed) {
+		if (j->refs > 0 || !complete(j)) {	/* not on its way to done/ or failed/ */
 			int r;
 
 			j->closed = true;
@@ -1649,7 +1244,8 @@ void pl_spool_close(struct pl_spool *s)
 					     "(recovered at the next start): %s", j->name, strerror(-r));
 			else
 				pl_log(LOG_INFO, "job %s: unfinished, back to new/", j->name);
-			how = settle_locked(j);
+			if (j->refs == 0)
+				how = DROP;	/* parked: no one else will come for it */
 		}
 		pthread_mutex_unlock(&j->lock);
 		if (how == DROP) {
@@ -1674,4 +1270,37 @@ void pl_spool_close(struct pl_spool *s)
 	}
 	if (free_now)
 		spool_free(s);
+}
+
+/* ---- free ----------------------------------------------------------- */
+
+static void job_free(struct pl_job *j)
+{
+	if (j->in)
+		fclose(j->in);
+	if (j->resfd >= 0)
+		close(j->resfd);
+	pl_crashguard_close(j->guard, 0);
+	pthread_mutex_destroy(&j->lock);
+	free(j->recorded);
+	pl_nameset_free(&j->names);
+	free(j->buf);
+	free(j->name);
+	free(j);
+}
+
+static void spool_free(struct pl_spool *s)
+{
+	for (int i = 0; i < D_COUNT; i++)
+		if (s->dfd[i] >= 0)
+			close(s->dfd[i]);
+	if (s->ifd >= 0)
+		close(s->ifd);
+	if (s->lockfd >= 0)
+		close(s->lockfd);	/* releases the flock */
+	free_names(s->names, s->nnames);
+	pl_nameset_free(&s->warned);
+	pthread_mutex_destroy(&s->lock);
+	free(s->dir);
+	free(s);
 }

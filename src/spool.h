@@ -74,17 +74,4 @@ void pl_spool_job_release(struct pl_job *job);
  * stays, so a later run skips what is recorded).  Then free everything. */
 void pl_spool_close(struct pl_spool *s);
 
-/* Pure helpers, exposed for the unit tests and the fuzzers. */
-/* Parse one job line: 1 and source/name set (name may be NULL → derive),
- * 0 for a blank or comment line, -EINVAL with *why set for a bad one.
- * The out-pointers point into buf, which is modified. */
-int  pl_spool_parse_line(char *buf, char **source, char **name, const char **why);
-/* Safe name from a URL's last path segment into out (size outlen). */
-int  pl_spool_derive_name(const char *url, char *out, size_t outlen);
-bool pl_spool_name_valid(const char *name);
-/* One JSON result record line (with '\n') for an item into a malloc'd
- * string. status: true = ok. */
-char *pl_spool_result_json(const struct pl_item *it, bool ok, const char *error,
-			   unsigned long long ms);
-
 #endif

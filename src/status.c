@@ -3,7 +3,9 @@
  *
  * The snapshot is taken by the daemon from the pipeline's lock-free stats;
  * this file only formats, so each rendering is easy to check on its own and
- * none of them can pause a worker.
+ * none of them can pause a worker.  status.json is built with the same
+ * string buffer and JSON quoting as the result records (strbuf.c), so what
+ * a reader parses there follows one set of rules.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +17,7 @@
 
 #include "log.h"
 #include "status.h"
+#include "strbuf.h"
 
 #define SEP " \u00b7 "	/* middle dot, as systemctl status shows it */
 
@@ -48,9 +51,37 @@ void pl_status_log_report(const struct pl_status *s)
 	       s->state ? s->state : "running");
 }
 
+/* The file's text: names and state go through the JSON quoting that the
+ * result records use, so no stage name or state can break a reader. */
+static char *status_json(const struct pl_status *s)
+{
+	struct pl_strbuf b = { 0 };
+
+	pl_strbuf_str(&b, "{\n  \"state\": ");
+	pl_strbuf_json(&b, s->state ? s->state : "running");
+	pl_strbuf_printf(&b, ",\n  \"uptime_s\": %.1f,\n  \"done\": %llu,\n"
+			 "  \"failed\": %llu,\n  \"rate\": %.2f,\n  \"stages\": [",
+			 s->uptime_s, (unsigned long long)s->done, (unsigned long long)s->failed,
+			 s->rate);
+	for (size_t i = 0; i < s->nstages; i++) {
+		const struct pl_stage_stats *t = &s->st[i];
+
+		pl_strbuf_str(&b, i ? ",\n    {\"name\": " : "\n    {\"name\": ");
+		pl_strbuf_json(&b, s->names[i]);
+		pl_strbuf_printf(&b, ", \"width\": %u, \"running\": %u, \"busy\": %u, "
+				 "\"queued\": %zu, \"retrying\": %zu, \"in\": %llu, \"done\": %llu, "
+				 "\"failed\": %llu, \"p50_ms\": %.2f, \"p95_ms\": %.2f}",
+				 t->width, t->alive, t->busy, t->queued, t->delayed,
+				 (unsigned long long)t->in, (unsigned long long)t->done,
+				 (unsigned long long)t->failed, t->p50_ms, t->p95_ms);
+	}
+	pl_strbuf_str(&b, "\n  ]\n}\n");
+	return pl_strbuf_take(&b);
+}
+
 int pl_status_write_json(const struct pl_status *s, const char *dir)
 {
-	char tmp[4096], path[4096];
+	char tmp[4096], path[4096], *text;
 	FILE *f;
 	int fd, r = 0;
 
@@ -59,33 +90,26 @@ int pl_status_write_json(const struct pl_status *s, const char *dir)
 	if ((size_t)snprintf(path, sizeof path, "%s/status.json", dir) >= sizeof path ||
 	    (size_t)snprintf(tmp, sizeof tmp, "%s/.status.json.XXXXXX", dir) >= sizeof tmp)
 		return -ENAMETOOLONG;
+	if (!(text = status_json(s)))
+		return -ENOMEM;
 	fd = mkstemp(tmp);
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		r = -errno;
+		free(text);
+		return r;
+	}
 	fchmod(fd, 0644);
 	f = fdopen(fd, "w");
 	if (!f) {
 		r = -errno;
 		close(fd);
 		unlink(tmp);
+		free(text);
 		return r;
 	}
-	fprintf(f, "{\n  \"state\": \"%s\",\n  \"uptime_s\": %.1f,\n  \"done\": %llu,\n"
-		"  \"failed\": %llu,\n  \"rate\": %.2f,\n  \"stages\": [",
-		s->state ? s->state : "running", s->uptime_s, (unsigned long long)s->done,
-		(unsigned long long)s->failed, s->rate);
-	for (size_t i = 0; i < s->nstages; i++) {
-		const struct pl_stage_stats *t = &s->st[i];
-		fprintf(f, "%s\n    {\"name\": \"%s\", \"width\": %u, \"running\": %u, \"busy\": %u, "
-			"\"queued\": %zu, \"retrying\": %zu, \"in\": %llu, \"done\": %llu, "
-			"\"failed\": %llu, \"p50_ms\": %.2f, \"p95_ms\": %.2f}",
-			i ? "," : "", s->names[i], t->width, t->alive, t->busy, t->queued, t->delayed,
-			(unsigned long long)t->in, (unsigned long long)t->done,
-			(unsigned long long)t->failed, t->p50_ms, t->p95_ms);
-	}
-	fprintf(f, "\n  ]\n}\n");
-	if (fflush(f) != 0 || fsync(fileno(f)) < 0)
+	if (fputs(text, f) == EOF || fflush(f) != 0 || fsync(fileno(f)) < 0)
 		r = -errno;
+	free(text);
 	if (fclose(f) != 0 && r == 0)
 		r = -errno;
 	if (r == 0 && rename(tmp, path) < 0)

@@ -18,6 +18,9 @@
 
 #include "crashguard.h"
 #include "item.h"
+#include "nameset.h"
+#include "record.h"
+#include "jobline.h"
 #include "spool.h"
 #include "testutil.h"
 
@@ -94,32 +97,6 @@ static int count_char(const char *s, char c)
 	return n;
 }
 
-/* Run python3 on a script with one argument; its stdout into out. */
-static int run_python(const char *script, const char *arg, char *out, size_t outlen)
-{
-	int pfd[2], status;
-	pid_t pid;
-	size_t n = 0;
-	ssize_t r;
-
-	ck_assert_int_eq(pipe(pfd), 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		dup2(pfd[1], 1);
-		close(pfd[0]);
-		execl("/usr/bin/python3", "python3", "-c", script, arg, (char *)NULL);
-		_exit(127);
-	}
-	close(pfd[1]);
-	while (n + 1 < outlen && (r = read(pfd[0], out + n, outlen - 1 - n)) > 0)
-		n += (size_t)r;
-	out[n] = '\0';
-	close(pfd[0]);
-	waitpid(pid, &status, 0);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 /*
  * Every line of a result file must be a JSON object with the record's
  * keys; prints "line name status" per record, sorted by line.
@@ -137,7 +114,7 @@ static void expect_result(const char *rel, const char *want)
 {
 	char out[65536];
 
-	ck_assert_int_eq(run_python(summarize, path_of(rel), out, sizeof out), 0);
+	ck_assert_int_eq(pl_test_run_python(summarize, path_of(rel), out, sizeof out), 0);
 	ck_assert_str_eq(out, want);
 }
 
@@ -183,7 +160,7 @@ static int parse(const char *line, char **src, char **name, const char **why)
 	static char buf[10000];
 
 	snprintf(buf, sizeof buf, "%s", line);
-	return pl_spool_parse_line(buf, src, name, why);
+	return pl_jobline_parse(buf, src, name, why);
 }
 
 START_TEST(parse_good_lines)
@@ -239,18 +216,18 @@ START_TEST(name_validity)
 {
 	char n[102];
 
-	ck_assert(pl_spool_name_valid("a"));
-	ck_assert(pl_spool_name_valid("A-z_0.9"));
-	ck_assert(!pl_spool_name_valid(""));
-	ck_assert(!pl_spool_name_valid(".a"));
-	ck_assert(!pl_spool_name_valid("a b"));
-	ck_assert(!pl_spool_name_valid("a\\b"));
+	ck_assert(pl_jobline_name_valid("a"));
+	ck_assert(pl_jobline_name_valid("A-z_0.9"));
+	ck_assert(!pl_jobline_name_valid(""));
+	ck_assert(!pl_jobline_name_valid(".a"));
+	ck_assert(!pl_jobline_name_valid("a b"));
+	ck_assert(!pl_jobline_name_valid("a\\b"));
 	memset(n, 'n', 100);
 	n[100] = '\0';
-	ck_assert(pl_spool_name_valid(n));
+	ck_assert(pl_jobline_name_valid(n));
 	n[100] = 'n';
 	n[101] = '\0';
-	ck_assert(!pl_spool_name_valid(n));
+	ck_assert(!pl_jobline_name_valid(n));
 }
 END_TEST
 
@@ -258,8 +235,8 @@ static const char *derive(const char *url)
 {
 	static char out[128];
 
-	ck_assert_int_eq(pl_spool_derive_name(url, out, sizeof out), 0);
-	ck_assert_msg(pl_spool_name_valid(out), "derived invalid name '%s' from %s", out, url);
+	ck_assert_int_eq(pl_jobline_derive_name(url, out, sizeof out), 0);
+	ck_assert_msg(pl_jobline_name_valid(out), "derived invalid name '%s' from %s", out, url);
 	return out;
 }
 
@@ -288,9 +265,9 @@ START_TEST(derive_names)
 	strcpy(longurl + 309, ".jpg");
 	ck_assert_uint_eq(strlen(derive(longurl)), 100);
 
-	ck_assert_int_eq(pl_spool_derive_name("http://h/abcdefghij.jpg", small, sizeof small), 0);
+	ck_assert_int_eq(pl_jobline_derive_name("http://h/abcdefghij.jpg", small, sizeof small), 0);
 	ck_assert_str_eq(small, "abcdefg");
-	ck_assert_int_lt(pl_spool_derive_name("http://h/a", small, 4), 0);
+	ck_assert_int_lt(pl_jobline_derive_name("http://h/a", small, 4), 0);
 }
 END_TEST
 
@@ -310,14 +287,14 @@ START_TEST(json_escaping)
 	outs[2].location = "/out/c.jpg";
 	it.outputs = outs;
 	it.noutputs = 3;
-	rec = pl_spool_result_json(&it, false, "bad \x02 \xc0\xaf", 41);
+	rec = pl_record_format(&it, false, "bad \x02 \xc0\xaf", 41);
 	ck_assert_ptr_nonnull(rec);
 	ck_assert_int_eq(count_char(rec, '\n'), 1);
 	ck_assert(rec[strlen(rec) - 1] == '\n');
 	put_file(rel, rec);
 	free(rec);
 
-	ck_assert_int_eq(run_python(
+	ck_assert_int_eq(pl_test_run_python(
 		"import json,sys\n"
 		"r=json.loads(open(sys.argv[1],'rb').read().decode('utf-8'))\n"
 		"print(r['line'],r['name'],r['status'],r['outputs'],r['milliseconds'])\n"
@@ -335,10 +312,119 @@ START_TEST(json_escaping)
 	it.name = NULL;
 	it.outputs = NULL;
 	it.noutputs = 0;
-	rec = pl_spool_result_json(&it, true, "ignored", 0);
+	rec = pl_record_format(&it, true, "ignored", 0);
 	ck_assert_str_eq(rec, "{\"line\":7,\"source\":null,\"name\":null,\"status\":\"ok\","
 			      "\"outputs\":[],\"error\":null,\"milliseconds\":0}\n");
 	free(rec);
+}
+END_TEST
+
+/* Each name once, however many (the table grows), and "" is a name too. */
+START_TEST(nameset_adds)
+{
+	struct pl_nameset set = { 0 };
+	char name[32];
+
+	for (int round = 0; round < 2; round++)
+		for (int i = 0; i < 1000; i++) {
+			snprintf(name, sizeof name, "a-%d", i);
+			ck_assert_int_eq(pl_nameset_add(&set, name), round == 0);
+		}
+	ck_assert_uint_eq(set.count, 1000);
+	ck_assert_int_eq(pl_nameset_add(&set, ""), 1);
+	ck_assert_int_eq(pl_nameset_add(&set, ""), 0);
+	pl_nameset_free(&set);
+	ck_assert_ptr_null(set.slot);
+	ck_assert_int_eq(pl_nameset_add(&set, "a-1"), 1);
+	pl_nameset_free(&set);
+}
+END_TEST
+
+/* What a record says, through the reader resume uses; -1 if not a record. */
+static int parsed(const char *rec, size_t len, unsigned long *line)
+{
+	bool ok;
+
+	*line = 0;
+	if (pl_record_parse(rec, len, line, &ok) < 0)
+		return -1;
+	return ok;
+}
+
+static int parsed_str(const char *rec, unsigned long *line)
+{
+	return parsed(rec, strlen(rec), line);
+}
+
+/* The reader takes back what the writer writes, and nothing else. */
+START_TEST(record_parse)
+{
+	static const char *const not_records[] = {
+		"",
+		"\n",
+		"{\"line\":1}\n",
+		"{\"line\":5,\"status\":\"ok\"}\n",
+		"{\"line\":5,\"source\":null,\"name\":null,\"status\":\"ok\",\"outputs\":[],"
+		"\"error\":null,\"milliseconds\":3",				/* torn */
+		"{\"line\":05,\"source\":null,\"name\":null,\"status\":\"ok\",\"outputs\":[],"
+		"\"error\":null,\"milliseconds\":3}",				/* leading zero */
+		"{\"line\":-5,\"source\":null,\"name\":null,\"status\":\"ok\",\"outputs\":[],"
+		"\"error\":null,\"milliseconds\":3}",
+		"{\"line\":99999999999999999999999,\"source\":null,\"name\":null,\"status\":\"ok\","
+		"\"outputs\":[],\"error\":null,\"milliseconds\":3}",		/* too big */
+		"{\"line\": 5,\"source\":null,\"name\":null,\"status\":\"ok\",\"outputs\":[],"
+		"\"error\":null,\"milliseconds\":3}",				/* a space */
+		"{\"line\":5,\"source\":null,\"name\":null,\"status\":\"okay\",\"outputs\":[],"
+		"\"error\":null,\"milliseconds\":3}",
+		"{\"line\":5,\"source\":null,\"name\":null,\"status\":\"ok\",\"outputs\":[,],"
+		"\"error\":null,\"milliseconds\":3}",
+		"{\"line\":5,\"source\":\"a\x01\",\"name\":null,\"status\":\"ok\",\"outputs\":[],"
+		"\"error\":null,\"milliseconds\":3}",				/* raw control */
+		"{\"line\":5,\"source\":\"\xff\",\"name\":null,\"status\":\"ok\",\"outputs\":[],"
+		"\"error\":null,\"milliseconds\":3}",				/* not UTF-8 */
+		"{\"line\":5,\"source\":\"\\x41\",\"name\":null,\"status\":\"ok\",\"outputs\":[],"
+		"\"error\":null,\"milliseconds\":3}",				/* bad escape */
+		"{\"line\":5,\"source\":null,\"name\":null,\"status\":\"ok\",\"outputs\":[],"
+		"\"error\":null,\"milliseconds\":3,\"x\":1}",			/* a key more */
+		"{\"line\":5,\"source\":null,\"name\":null,\"status\":\"ok\",\"outputs\":[],"
+		"\"error\":null,\"milliseconds\":3}x\n",			/* trailing text */
+		"{\"line\":5,\"source\":null,\"name\":null,\"status\":\"ok\",\"outputs\":[],"
+		"\"error\":null,\"milliseconds\":3}\n\n",
+	};
+	static const char nul_inside[] =
+		"{\"line\":5,\"source\":\"a\0b\",\"name\":null,\"status\":\"ok\",\"outputs\":[],"
+		"\"error\":null,\"milliseconds\":3}\n";
+	struct pl_output outs[2] = { { .location = "/o/\"1\".jpg" }, { .location = "/o/2.png" } };
+	struct pl_item it = { .line = 42, .source = "http://h/\"x\"\\\x01\xff", .name = "n",
+			      .outputs = outs, .noutputs = 2 };
+	char oom[PL_RECORD_OOM_SIZE], *rec;
+	unsigned long line;
+
+	rec = pl_record_format(&it, true, NULL, 12);
+	ck_assert_int_eq(parsed_str(rec, &line), 1);
+	ck_assert_uint_eq(line, 42);
+	rec[strlen(rec) - 1] = '\0';		/* without its newline too */
+	ck_assert_int_eq(parsed_str(rec, &line), 1);
+	free(rec);
+	/* a failed item whose error quotes an ok record is still failed */
+	it.line = 7;
+	rec = pl_record_format(&it, false, ",\"status\":\"ok\",", 0);
+	ck_assert_int_eq(parsed_str(rec, &line), 0);
+	ck_assert_uint_eq(line, 7);
+	free(rec);
+	it.source = it.name = NULL;
+	it.outputs = NULL;
+	rec = pl_record_format(&it, false, NULL, 0);
+	ck_assert_int_eq(parsed_str(rec, &line), 0);
+	free(rec);
+	pl_record_format_oom(oom, 9, 1234);
+	ck_assert_int_eq(parsed_str(oom, &line), 0);
+	ck_assert_uint_eq(line, 9);
+
+	for (size_t i = 0; i < sizeof not_records / sizeof *not_records; i++)
+		ck_assert_msg(parsed_str(not_records[i], &line) == -1, "taken as a record: %s",
+			      not_records[i]);
+	ck_assert_int_eq(parsed(nul_inside, sizeof nul_inside - 1, &line), -1);
 }
 END_TEST
 
@@ -367,24 +453,24 @@ START_TEST(random_inputs)
 			memcpy(line, "http://", 7);
 		line[n] = '\0';
 		memcpy(copy, line, n + 1);
-		r = pl_spool_parse_line(copy, &src, &nm, &why);
+		r = pl_jobline_parse(copy, &src, &nm, &why);
 		ck_assert(r == 0 || r == 1 || (r == -EINVAL && why));
 		if (r == 1) {
 			ck_assert(src >= copy && src < copy + n);
-			ck_assert(!nm || pl_spool_name_valid(nm));
+			ck_assert(!nm || pl_jobline_name_valid(nm));
 		}
-		ck_assert_int_eq(pl_spool_derive_name(line, name, sizeof name), 0);
-		ck_assert_msg(pl_spool_name_valid(name), "invalid derived name '%s'", name);
+		ck_assert_int_eq(pl_jobline_derive_name(line, name, sizeof name), 0);
+		ck_assert_msg(pl_jobline_name_valid(name), "invalid derived name '%s'", name);
 		it.source = line;
 		it.name = name;
-		rec = pl_spool_result_json(&it, i % 2, line, 1);
+		rec = pl_record_format(&it, i % 2, line, 1);
 		ck_assert_ptr_nonnull(rec);
 		ck_assert_ptr_eq(strchr(rec, '\n'), rec + strlen(rec) - 1);
 		fputs(rec, f);
 		free(rec);
 	}
 	fclose(f);
-	ck_assert_int_eq(run_python("import json,sys\n"
+	ck_assert_int_eq(pl_test_run_python("import json,sys\n"
 				    "print(sum(1 for l in open(sys.argv[1],encoding='utf-8') if json.loads(l)))\n",
 				    path_of("random.json"), out, sizeof out), 0);
 	ck_assert_str_eq(out, "500\n");
@@ -696,6 +782,36 @@ START_TEST(resume_after_crash)
 }
 END_TEST
 
+/* A line of the result file that is not a record of ours (another
+ * program's, or a damaged one) does not count as a recorded line. */
+START_TEST(resume_ignores_foreign_lines)
+{
+	struct pl_spool *s = open_spool();
+	struct pl_item *it;
+	struct pl_job *j;
+
+	put_file("cur/7.f", "http://h/a.jpg\nhttp://h/b.jpg\nhttp://h/c.jpg\n");
+	put_file("cur/7.f.result",
+		 "{\"line\":1,\"status\":\"ok\"}\n"
+		 "{\"line\":2,\"source\":\"http://h/b.jpg\",\"name\":\"b\",\"status\":\"ok\","
+		 "\"outputs\":[],\"error\":null,\"milliseconds\":3}\n"
+		 "{\"line\":3,\"source\":\"http://h/c.jpg\",\"name\":\"c\",\"status\":\"ok\","
+		 "\"outputs\":[],\"error\":null,\"milliseconds\":3} and more\n");
+	ck_assert_int_eq(pl_spool_recover(s), 1);
+	j = claim(s);
+	it = next_good(j);
+	ck_assert_uint_eq(it->line, 1);
+	pl_spool_item_done(it);
+	it = next_good(j);
+	ck_assert_uint_eq(it->line, 3);
+	pl_spool_item_done(it);
+	expect_end(j);
+	pl_spool_job_release(j);
+	ck_assert(exists("done/7.f"));
+	pl_spool_close(s);
+}
+END_TEST
+
 START_TEST(resume_keeps_earlier_failure)
 {
 	struct pl_spool *s = open_spool();
@@ -831,7 +947,7 @@ START_TEST(concurrent_records)
 	for (int k = 0; k < NTHREADS; k++)
 		pthread_join(t[k], NULL);
 	ck_assert(exists("failed/9.many"));
-	ck_assert_int_eq(run_python(
+	ck_assert_int_eq(pl_test_run_python(
 		"import json,sys,collections\n"
 		"recs=[json.loads(l) for l in open(sys.argv[1])]\n"
 		"lines=collections.Counter(r['line'] for r in recs)\n"
@@ -1208,6 +1324,8 @@ static Suite *spool_suite(void)
 	tcase_add_test(pure, name_validity);
 	tcase_add_test(pure, derive_names);
 	tcase_add_test(pure, json_escaping);
+	tcase_add_test(pure, record_parse);
+	tcase_add_test(pure, nameset_adds);
 	tcase_add_test(pure, random_inputs);
 	suite_add_tcase(s, pure);
 
@@ -1223,6 +1341,7 @@ static Suite *spool_suite(void)
 	tcase_add_test(disk, names_unique_within_job);
 	tcase_add_test(disk, resume_after_crash);
 	tcase_add_test(disk, resume_keeps_earlier_failure);
+	tcase_add_test(disk, resume_ignores_foreign_lines);
 	tcase_add_test(disk, requeue_close_rerun);
 	tcase_add_test(disk, release_early_then_close);
 	tcase_add_test(disk, concurrent_records);

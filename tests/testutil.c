@@ -48,6 +48,37 @@ void pl_test_rmtree(const char *path)
 		waitpid(pid, NULL, 0);
 }
 
+int pl_test_run_python(const char *script, const char *arg, char *out, size_t outlen)
+{
+	int pfd[2], status;
+	pid_t pid;
+	size_t n = 0;
+	ssize_t r;
+
+	if (outlen == 0 || pipe(pfd) < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		execl("/usr/bin/python3", "python3", "-c", script, arg, (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	while (n + 1 < outlen && (r = read(pfd[0], out + n, outlen - 1 - n)) > 0)
+		n += (size_t)r;
+	out[n] = '\0';
+	close(pfd[0]);
+	if (waitpid(pid, &status, 0) < 0)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 static int mkparents(const char *path)
 {
 	char buf[4096];

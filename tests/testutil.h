@@ -15,6 +15,11 @@ void pl_test_rmtree(const char *path);
 /* Write a file (creating parents); 0 or -errno. */
 int pl_test_write_file(const char *path, const void *data, size_t len);
 
+/* python3 -c SCRIPT ARG (Debian's python3: an independent reader of what
+ * the daemon writes); its stdout into out, NUL-terminated and cut at
+ * outlen - 1.  Returns its exit status, -1 if it could not run or died. */
+int pl_test_run_python(const char *script, const char *arg, char *out, size_t outlen);
+
 struct pl_test_nginx {
 	char *dir;	/* the test folder: www/ is served at /, dav/ takes PUT at /dav/ */
 	int port;

@@ -1,7 +1,8 @@
 /*
- * fuzz_spool.c — libFuzzer target for the job-line parser and the result
- * record (src/spool.c: pl_spool_parse_line, pl_spool_derive_name,
- * pl_spool_name_valid, pl_spool_result_json).
+ * fuzz_spool.c — libFuzzer target for what the spool reads and writes: the
+ * job line (src/jobline.c: pl_jobline_parse, _derive_name, _name_valid,
+ * _unique_name, _quote) and the result record (src/record.c:
+ * pl_record_format, pl_record_parse).
  *
  * Job files come from whoever can write to the spool, so every byte
  * sequence is fair.  The input is one line (NULs end it early, as a C
@@ -9,11 +10,18 @@
  *   - parse_line returns 1, 0 or -EINVAL with a reason, and what it hands
  *     out is a whitespace-free URL with a scheme and a valid NAME;
  *   - derive_name, from the parsed URL and from the raw line, at any output
- *     size, always yields a name pl_spool_name_valid accepts, within outlen;
+ *     size, always yields a name pl_jobline_name_valid accepts, within outlen;
+ *     unique_name hands out valid names, never the same one twice, and
+ *     refuses an explicit name the second time;
+ *   - a bad line's quote (trimmed, then NULs made spaces) is at most
+ *     PL_JOBLINE_QUOTE_MAX bytes, and its record valid;
  *   - the result record built from the parse (and from the raw bytes, as a
  *     bad line's record quotes them) is one line of valid JSON in valid
  *     UTF-8, and the source and error strings decode back to the input when
- *     the input itself was valid UTF-8.
+ *     the input itself was valid UTF-8;
+ *   - the record reader takes every record back with its line number and
+ *     status, and whatever else it accepts (the raw input, say) is valid
+ *     JSON too.
  * The JSON check is a small strict parser below (RFC 8259 grammar), not a
  * pattern match, so a missing escape or a stray byte cannot pass.
  */
@@ -23,10 +31,12 @@
 
 #include "fuzz.h"
 #include "item.h"
-#include "spool.h"
+#include "jobline.h"
+#include "nameset.h"
+#include "record.h"
 
-#define LINE_MAX_IN 9000	/* a little above spool.c's 8192: the limit is fuzzed too */
-#define NAME_MAX_OUT 100
+#define LINE_MAX_IN 9000	/* a little above PL_JOBLINE_MAX: the limit is fuzzed too */
+#define NAME_MAX_OUT PL_JOBLINE_NAME_MAX
 
 /* ---- UTF-8 and a strict JSON reader --------------------------------- */
 
@@ -312,13 +322,13 @@ static void derive(const char *url)
 
 		if (!heap)
 			abort();
-		r = pl_spool_derive_name(url, heap, sizes[i]);
+		r = pl_jobline_derive_name(url, heap, sizes[i]);
 		if (sizes[i] < sizeof "item") {
 			FUZZ_CHECK(r == -ENOBUFS, "outlen %zu accepted", sizes[i]);
 		} else {
 			FUZZ_CHECK(r == 0, "derive_name failed: %d", r);
 			FUZZ_CHECK(strnlen(heap, sizes[i]) < sizes[i], "unterminated name");
-			FUZZ_CHECK(pl_spool_name_valid(heap), "derived an invalid name \"%s\" from %s",
+			FUZZ_CHECK(pl_jobline_name_valid(heap), "derived an invalid name \"%s\" from %s",
 				   heap, url);
 		}
 		free(heap);
@@ -333,16 +343,70 @@ static void record(unsigned long line, const char *source, const char *name,
 		.line = line, .source = (char *)source, .name = (char *)name,
 		.outputs = outs, .noutputs = 2,
 	};
-	char *rec = pl_spool_result_json(&it, ok, error, line * 1000ull);
+	char *rec = pl_record_format(&it, ok, error, line * 1000ull);
+	unsigned long back;
+	bool back_ok;
 
-	FUZZ_CHECK(rec, "result_json failed");
+	FUZZ_CHECK(rec, "record_format failed");
 	check_record(rec, source, ok ? NULL : error);
+	FUZZ_CHECK(pl_record_parse(rec, strlen(rec), &back, &back_ok) == 0 && back == line &&
+		   back_ok == ok, "the reader does not take back: %s", rec);
 	free(rec);
+}
+
+/* Whatever the reader takes for a record is at least valid JSON. */
+static void reread(const char *raw, size_t size)
+{
+	struct json j = { raw, raw + size, NULL };
+	unsigned long line;
+	bool ok;
+
+	if (pl_record_parse(raw, size, &line, &ok) < 0)
+		return;
+	if (size > 0 && raw[size - 1] == '\n')
+		j.end--;
+	FUZZ_CHECK(!memchr(raw, '\0', size) && utf8_valid(raw), "taken as a record: %s", raw);
+	FUZZ_CHECK(*raw == '{' && jobject(&j, 0) && j.p == j.end, "taken as a record: %s", raw);
 }
 
 static bool has_ws(const char *s)
 {
 	return strpbrk(s, " \t\r\n\v\f") != NULL;
+}
+
+/* Three items from one source, then one with an explicit name, twice. */
+static void unique(const char *source, const char *explicit)
+{
+	struct pl_nameset names = { 0 };
+	char out[3][PL_JOBLINE_NAME_MAX + 1], again[PL_JOBLINE_NAME_MAX + 1];
+	const char *why = NULL;
+
+	for (int i = 0; i < 3; i++) {
+		FUZZ_CHECK(pl_jobline_unique_name(&names, source, NULL, out[i], &why) == 0 && !why,
+			   "unique_name failed for %s", source);
+		FUZZ_CHECK(pl_jobline_name_valid(out[i]), "invalid unique name \"%s\"", out[i]);
+		for (int k = 0; k < i; k++)
+			FUZZ_CHECK(strcmp(out[i], out[k]) != 0, "name \"%s\" handed out twice", out[i]);
+	}
+	if (explicit) {
+		pl_nameset_free(&names);
+		FUZZ_CHECK(pl_jobline_unique_name(&names, source, explicit, again, &why) == 0 && !why &&
+			   strcmp(again, explicit) == 0, "explicit name %s not taken", explicit);
+		FUZZ_CHECK(pl_jobline_unique_name(&names, source, explicit, again, &why) == 0 && why &&
+			   strcmp(why, "duplicate NAME") == 0, "explicit name %s taken twice", explicit);
+	}
+	pl_nameset_free(&names);
+}
+
+static void quote(const char *raw, size_t size)
+{
+	char q[PL_JOBLINE_QUOTE_MAX + 1];
+	size_t n;
+
+	pl_jobline_quote(raw, size, q);
+	n = strlen(q);
+	FUZZ_CHECK(n <= PL_JOBLINE_QUOTE_MAX, "quote of %zu bytes", n);
+	record(4, q, NULL, NULL, false, "bad line");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -361,16 +425,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	line[size] = '\0';
 	memcpy(raw, line, size + 1);
 
-	r = pl_spool_parse_line(line, &source, &name, &why);
+	r = pl_jobline_parse(line, &source, &name, &why);
 	FUZZ_CHECK(r == 1 || r == 0 || (r == -EINVAL && why && *why), "parse returned %d", r);
 	if (r == 1) {
 		FUZZ_CHECK(source && *source && strstr(source, "://") && !has_ws(source),
 			   "bad source from %s", raw);
-		FUZZ_CHECK(!name || (pl_spool_name_valid(name) && !has_ws(name)),
+		FUZZ_CHECK(!name || (pl_jobline_name_valid(name) && !has_ws(name)),
 			   "bad name from %s", raw);
 		derive(source);
+		unique(source, name);
 		if (!name) {
-			pl_spool_derive_name(source, derived, sizeof derived);
+			pl_jobline_derive_name(source, derived, sizeof derived);
 			name = derived;
 		}
 		record(1, source, name, raw, true, NULL);
@@ -380,7 +445,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		record(3, raw, NULL, NULL, false, why);
 	}
 	derive(raw);
-	(void)pl_spool_name_valid(raw);
+	(void)pl_jobline_name_valid(raw);
+	reread(raw, size);
+	quote(raw, size);
 	free(line);
 	free(raw);
 	return 0;

@@ -1,0 +1,187 @@
+/*
+ * test_log.c — what log.c writes to stderr: one line per message, whatever
+ * bytes the message holds.  Job file names, job lines and server messages
+ * reach the log; raw, a "\n<0>…" in one forges a line with its own
+ * priority, and an ESC sequence drives the terminal of --once.  Both
+ * stderr sinks are checked: "<N>" lines (stderr a file) and plain lines
+ * (stderr a terminal: a pseudo-terminal here).
+ */
+#include <check.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "item.h"
+#include "log.h"
+#include "testutil.h"
+
+#define FORGED "x\n<0>forged\x1b[2J\xff"
+#define FORGED_ESCAPED "x\\x0a<0>forged\\x1b[2J\\xff"
+
+static int saved_stderr = -1;
+
+/* stderr goes to fd until restore_stderr(); the sink is chosen anew. */
+static void redirect_stderr(int fd)
+{
+	fflush(stderr);
+	if (saved_stderr < 0)
+		saved_stderr = dup(STDERR_FILENO);
+	ck_assert_int_ge(saved_stderr, 0);
+	ck_assert_int_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	unsetenv("JOURNAL_STREAM");
+	pl_log_open();
+}
+
+static void restore_stderr(void)
+{
+	fflush(stderr);
+	dup2(saved_stderr, STDERR_FILENO);
+	close(saved_stderr);
+	saved_stderr = -1;
+}
+
+/* Everything logged to a file while fn runs. */
+static char *logged_to_file(void (*fn)(void))
+{
+	char *dir = pl_test_tmpdir("log"), path[4096], *text;
+	FILE *f;
+	long len;
+	int fd;
+
+	ck_assert_ptr_nonnull(dir);
+	snprintf(path, sizeof path, "%s/stderr", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	redirect_stderr(fd);
+	fn();
+	restore_stderr();
+	close(fd);
+	f = fopen(path, "rb");
+	ck_assert_ptr_nonnull(f);
+	fseek(f, 0, SEEK_END);
+	len = ftell(f);
+	rewind(f);
+	text = calloc(1, (size_t)len + 1);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_uint_eq(fread(text, 1, (size_t)len, f), (size_t)len);
+	fclose(f);
+	pl_test_rmtree(dir);
+	free(dir);
+	return text;
+}
+
+static void log_forged(void)
+{
+	pl_log(LOG_WARNING, "spool: new/%s is not a job", FORGED);
+}
+
+static void log_item(void)
+{
+	struct pl_item it = { .job_name = "j\x7f" "ob", .line = 5,
+			      .source = "http://h/a\r\xc2\x9b" "b caf\xc3\xa9 \xf0\x9f\x98\x80" };
+
+	pl_log_item(LOG_ERR, &it, "download", 0, "HTTP 500: %s", "\x1b]0;title\x07");
+}
+
+static void log_long(void)
+{
+	char msg[4000];
+	struct pl_item it = { .job_name = msg, .line = 1, .source = msg };
+
+	memset(msg, '\x01', sizeof msg - 1);
+	msg[sizeof msg - 1] = '\0';
+	pl_log_item(LOG_ERR, &it, NULL, 0, "%s", msg);
+}
+
+START_TEST(prefix_sink_escapes)
+{
+	char *text = logged_to_file(log_forged);
+
+	ck_assert_str_eq(text, "<4>spool: new/" FORGED_ESCAPED " is not a job\n");
+	free(text);
+
+	/* the context too; valid UTF-8 stays as it is, C1 controls do not */
+	text = logged_to_file(log_item);
+	ck_assert_str_eq(text, "<3>job j\\x7fob item 5 (http://h/a\\x0d\\xc2\\x9bb caf\xc3\xa9 "
+			       "\xf0\x9f\x98\x80) download: HTTP 500: \\x1b]0;title\\x07\n");
+	free(text);
+}
+END_TEST
+
+/* Every byte of the longest context and message escaped: one whole line. */
+START_TEST(longest_line)
+{
+	char *text = logged_to_file(log_long), *p;
+	size_t n = strlen(text), escapes = 0;
+
+	ck_assert_ptr_eq(strchr(text, '\n'), text + n - 1);
+	ck_assert(strncmp(text, "<3>job \\x01", 11) == 0);
+	for (p = text; (p = strstr(p, "\\x01")); p += 4)
+		escapes++;
+	/* the context is cut at 1023 bytes ("job " and 1019 of the name), the
+	 * message at 2047; "<3>job " and the newline are left */
+	ck_assert_uint_eq(escapes, 1019 + 2047);
+	ck_assert_uint_eq(n - 4 * escapes, strlen("<3>job \n"));
+	free(text);
+}
+END_TEST
+
+START_TEST(plain_sink_escapes)
+{
+	struct termios raw;
+	struct pollfd pfd;
+	char out[512];
+	size_t n = 0;
+	int master, slave;
+
+	master = posix_openpt(O_RDWR | O_NOCTTY);
+	ck_assert_int_ge(master, 0);
+	ck_assert_int_eq(grantpt(master), 0);
+	ck_assert_int_eq(unlockpt(master), 0);
+	slave = open(ptsname(master), O_RDWR | O_NOCTTY);
+	ck_assert_int_ge(slave, 0);
+	ck_assert_int_eq(tcgetattr(slave, &raw), 0);
+	cfmakeraw(&raw);		/* bytes as written: no "\r\n" for "\n" */
+	ck_assert_int_eq(tcsetattr(slave, TCSANOW, &raw), 0);
+
+	redirect_stderr(slave);
+	log_forged();
+	restore_stderr();
+
+	pfd = (struct pollfd){ .fd = master, .events = POLLIN };
+	while (n < sizeof out - 1 && !memchr(out, '\n', n)) {
+		ssize_t r;
+
+		ck_assert_int_eq(poll(&pfd, 1, 10000), 1);
+		r = read(master, out + n, sizeof out - 1 - n);
+		ck_assert_int_gt(r, 0);
+		n += (size_t)r;
+	}
+	out[n] = '\0';
+	ck_assert_str_eq(out, "pipelined: warning: spool: new/" FORGED_ESCAPED " is not a job\n");
+	close(slave);
+	close(master);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("log");
+	TCase *tc = tcase_create("stderr");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_test(tc, prefix_sink_escapes);
+	tcase_add_test(tc, longest_line);
+	tcase_add_test(tc, plain_sink_escapes);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
