@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -45,6 +46,7 @@ struct ctx {
 	unsigned errors;
 	bool oom;
 	bool protocols_bad;		/* already reported: no follow-up errors */
+	struct big_file *big;		/* files with integer literals beyond 32 bits */
 };
 
 /* ---- reporting ---------------------------------------------------------- */
@@ -104,65 +106,316 @@ static void set_str(struct ctx *c, char **dst, const char *v)
 
 /* ---- 32-bit truncation of integer literals ------------------------------ */
 
-static bool ident_char(char ch)
+/*
+ * Each file is lexed once, as it is read for the @include pre-scan, the way
+ * libconfig's scanner splits it (comments, strings, numbers, names): every
+ * "NAME =" or "NAME :" outside comments and strings is a setting, the n-th
+ * of its file, and a plain integer after it (no L) that does not fit 32 bits
+ * is kept as a big_literal.  Once libconfig has parsed, the tree is walked
+ * in source order, counting each file's named settings: the n-th one is the
+ * n-th "NAME =", and when its name, line and value agree with the literal
+ * (the value being what libconfig keeps of it), the literal is hung on the
+ * setting as its hook.  Reading the source line again for each setting
+ * instead found the first "NAME =" of the line, another setting's when two
+ * of one name share it, and re-read the file for every integer.
+ *
+ * Only a literal that itself does not fit 32 bits is ever reported, so a
+ * valid file is never refused; when anything disagrees (a lexing the
+ * scanner would not do) the setting is simply not marked.
+ */
+struct big_literal {
+	unsigned nth;			/* its file's nth setting, from 0 */
+	unsigned line;
+	char *name;
+	int kept;			/* what libconfig keeps of it */
+	char text[64];			/* as written (cut), for the message */
+};
+
+struct big_file {
+	struct big_file *next;
+	char *name;			/* as libconfig names it */
+	unsigned settings;		/* "NAME =" in the file */
+	unsigned seen;			/* of its settings met in the tree */
+	size_t at;			/* the next literal to match */
+	size_t n, cap;
+	struct big_literal *lits;
+};
+
+static bool is_digit(char ch)
 {
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-	       (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '*';
+	return ch >= '0' && ch <= '9';
 }
 
-/* The literal after "name =" or "name :" on the setting's line, if any. */
-static bool source_literal(const struct ctx *c, const config_setting_t *s,
-			   char *lit, size_t litlen)
+static bool is_hex(char ch)
 {
-	char file[PATH_MAX], *line = NULL;
-	size_t cap = 0;
-	unsigned want = config_setting_source_line(s), at = 0;
-	const char *name = config_setting_name(s);
-	bool found = false;
-	FILE *f;
+	return is_digit(ch) || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
+}
 
-	file_name(c, config_setting_source_file(s), file, sizeof file);
-	f = name ? fopen(file, "re") : NULL;
-	if (!f)
-		return false;
-	while (at < want && getline(&line, &cap, f) > 0)
-		at++;
-	for (const char *p = at == want && line ? line : ""; (p = strstr(p, name)); p++) {
-		const char *q = p + strlen(name);
-		size_t n = 0;
+/* libconfig's name: [A-Za-z*][-A-Za-z0-9_*]* */
+static bool name_start(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '*';
+}
 
-		if ((p > line && ident_char(p[-1])) || ident_char(*q))
-			continue;
-		q += strspn(q, " \t");
-		if (*q != '=' && *q != ':')
-			continue;
-		q += 1 + strspn(q + 1, " \t");
-		while ((q[n] == '-' || q[n] == '+' || ident_char(q[n])) && n + 1 < litlen)
-			n++;
-		memcpy(lit, q, n);
-		lit[n] = '\0';
-		found = n > 0;
-		break;
+static bool name_char(char ch)
+{
+	return name_start(ch) || is_digit(ch) || ch == '_' || ch == '-';
+}
+
+/* Past blanks and comments (#, // and / * * /), counting lines. */
+static const char *skip_blank(const char *p, const char *end, unsigned *line)
+{
+	while (p < end) {
+		if (*p == '\n') {
+			(*line)++;
+			p++;
+		} else if (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\f') {
+			p++;
+		} else if (*p == '#' || (*p == '/' && p[1] == '/')) {
+			while (p < end && *p != '\n')
+				p++;
+		} else if (*p == '/' && p[1] == '*') {
+			for (p += 2; p < end && !(*p == '*' && p[1] == '/'); p++)
+				*line += *p == '\n';
+			p = p < end ? p + 2 : end;
+		} else {
+			break;
+		}
 	}
-	free(line);
-	fclose(f);
-	return found;
+	return p;
 }
 
-/* Did libconfig keep the value the operator wrote? */
-static bool int_literal_fits(const struct ctx *c, const config_setting_t *s,
-			     long long v, char *lit, size_t litlen)
+/* Past a string (or an @include name) opened at p. */
+static const char *skip_string(const char *p, const char *end, unsigned *line)
 {
-	char *end;
-	long long w;
+	for (p++; p < end && *p != '"'; p++) {
+		if (*p == '\\' && p + 1 < end)
+			p++;
+		*line += *p == '\n';
+	}
+	return p < end ? p + 1 : end;
+}
 
-	if (!source_literal(c, s, lit, litlen))
-		return true;	/* value on another line: cannot tell */
+static bool number_start(const char *p)
+{
+	return is_digit(*p) || *p == '.' ||
+	       ((*p == '-' || *p == '+') && (is_digit(p[1]) || p[1] == '.'));
+}
+
+enum number { NUM_OTHER, NUM_DEC, NUM_HEX };	/* other: float or with L */
+
+/* Past the number at p, as libconfig's scanner takes it (the longest of
+ * integer, integer64, hex, hex64 and float); *kind says which. */
+static const char *skip_number(const char *p, enum number *kind)
+{
+	const char *q = p, *digits;
+
+	*kind = NUM_OTHER;
+	if (q[0] == '0' && (q[1] == 'x' || q[1] == 'X') && is_hex(q[2])) {
+		for (q += 2; is_hex(*q); q++)
+			;
+		if (*q == 'L')
+			return q + 1 + (q[1] == 'L');
+		*kind = NUM_HEX;
+		return q;
+	}
+	if (*q == '-' || *q == '+')
+		q++;
+	for (digits = q; is_digit(*q); q++)
+		;
+	if (*q == '.' || ((*q == 'e' || *q == 'E') &&
+			  (is_digit(q[1]) || ((q[1] == '-' || q[1] == '+') && is_digit(q[2]))))) {
+		if (*q == '.')
+			for (q++; is_digit(*q); q++)
+				;
+		if ((*q == 'e' || *q == 'E') &&
+		    (is_digit(q[1]) || ((q[1] == '-' || q[1] == '+') && is_digit(q[2]))))
+			for (q += 2; is_digit(*q); q++)
+				;
+		return q;
+	}
+	if (q == digits)
+		return p + 1;
+	if (*q == 'L')
+		return q + 1 + (q[1] == 'L');
+	*kind = NUM_DEC;
+	return q;
+}
+
+/* The value at v, if it is a plain integer that does not fit 32 bits:
+ * libconfig 1.5 keeps (int)strtol() of a decimal one, (int)strtoul() of a
+ * hex one. */
+static bool big_value(const char *v, int *kept)
+{
+	enum number kind;
+	bool big;
+
+	if (!number_start(v))
+		return false;
+	skip_number(v, &kind);
 	errno = 0;
-	w = strtoll(lit, &end, 0);
-	if (end == lit || *end != '\0')
+	if (kind == NUM_DEC) {
+		long long w = strtoll(v, NULL, 10);
+
+		big = errno == ERANGE || w < INT_MIN || w > INT_MAX;
+		*kept = (int)strtol(v, NULL, 10);
+	} else if (kind == NUM_HEX) {
+		unsigned long long w = strtoull(v, NULL, 16);
+
+		big = errno == ERANGE || w > INT_MAX;
+		*kept = (int)strtoul(v, NULL, 16);
+	} else {
+		big = false;
+	}
+	return big;
+}
+
+static int add_literal(struct big_file *bf, unsigned nth, unsigned line, const char *name,
+		       size_t namelen, const char *v, int kept)
+{
+	struct big_literal *l;
+	enum number kind;
+	size_t n = (size_t)(skip_number(v, &kind) - v);
+
+	if (bf->n == bf->cap) {
+		size_t cap = bf->cap ? bf->cap * 2 : 4;
+
+		if (!(l = reallocarray(bf->lits, cap, sizeof *l)))
+			return -ENOMEM;
+		bf->lits = l;
+		bf->cap = cap;
+	}
+	l = &bf->lits[bf->n];
+	if (!(l->name = strndup(name, namelen)))
+		return -ENOMEM;
+	l->nth = nth;
+	l->line = line;
+	l->kept = kept;
+	if (n >= sizeof l->text)
+		n = sizeof l->text - 1;
+	memcpy(l->text, v, n);
+	l->text[n] = '\0';
+	bf->n++;
+	return 0;
+}
+
+static void big_files_free(struct big_file *bf)
+{
+	while (bf) {
+		struct big_file *next = bf->next;
+
+		for (size_t i = 0; i < bf->n; i++)
+			free(bf->lits[i].name);
+		free(bf->lits);
+		free(bf->name);
+		free(bf);
+		bf = next;
+	}
+}
+
+static struct big_file *big_file_find(struct big_file *bf, const char *name)
+{
+	for (; bf; bf = bf->next)
+		if (strcmp(bf->name, name) == 0)
+			return bf;
+	return NULL;
+}
+
+/* Lex text (NUL-terminated at len) as libconfig will; a file with big
+ * literals goes on the list *head under the name libconfig gives it.
+ * 0 or -ENOMEM. */
+static int scan_literals(struct big_file **head, const char *file, const char *text, size_t len)
+{
+	const char *p = text, *end = text + len;
+	unsigned line = 1, nth = 0;
+	struct big_file *bf = NULL;
+
+	if (big_file_find(*head, file))
+		return 0;	/* included again: the same text */
+	while ((p = skip_blank(p, end, &line)) < end) {
+		const char *name = p, *v;
+		unsigned at = line, l = line;
+		enum number kind;
+		int kept;
+
+		if (*p == '"') {
+			p = skip_string(p, end, &line);
+			continue;
+		}
+		if (number_start(p)) {
+			p = skip_number(p, &kind);
+			continue;
+		}
+		if (!name_start(*p)) {
+			p++;
+			continue;
+		}
+		while (p < end && name_char(*p))
+			p++;
+		/* true and false are values, not names */
+		if ((p - name == 4 && strncasecmp(name, "true", 4) == 0) ||
+		    (p - name == 5 && strncasecmp(name, "false", 5) == 0))
+			continue;
+		v = skip_blank(p, end, &l);
+		if (v == end || (*v != '=' && *v != ':'))
+			continue;
+		v = skip_blank(v + 1, end, &l);
+		if (v < end && big_value(v, &kept)) {
+			if (!bf) {
+				if (!(bf = calloc(1, sizeof *bf)) || !(bf->name = strdup(file))) {
+					free(bf);
+					return -ENOMEM;
+				}
+				bf->next = *head;
+				*head = bf;
+			}
+			if (add_literal(bf, nth, at, name, (size_t)(p - name), v, kept) < 0)
+				return -ENOMEM;
+		}
+		nth++;
+	}
+	if (bf)
+		bf->settings = nth;
+	return 0;
+}
+
+/* Hang each big literal on its setting: s and everything below it, in
+ * source order. */
+static void mark_literals(struct big_file *head, config_setting_t *s)
+{
+	const char *name = config_setting_name(s), *file = config_setting_source_file(s);
+	struct big_file *bf = name && file ? big_file_find(head, file) : NULL;
+
+	if (bf) {
+		/* a file included twice holds its settings twice */
+		unsigned nth = bf->seen++ % bf->settings;
+		struct big_literal *l;
+
+		if (nth == 0)
+			bf->at = 0;
+		while (bf->at < bf->n && bf->lits[bf->at].nth < nth)
+			bf->at++;
+		l = bf->at < bf->n ? &bf->lits[bf->at] : NULL;
+		if (l && l->nth == nth && l->line == config_setting_source_line(s) &&
+		    strcmp(l->name, name) == 0 && config_setting_type(s) == CONFIG_TYPE_INT &&
+		    config_setting_get_int(s) == l->kept)
+			config_setting_set_hook(s, l);
+	}
+	if (config_setting_is_aggregate(s))
+		for (int i = 0; i < config_setting_length(s); i++)
+			mark_literals(head, config_setting_get_elem(s, (unsigned)i));
+}
+
+/* Did libconfig keep the value the operator wrote?  If not, lit is what
+ * was written. */
+static bool int_literal_fits(const config_setting_t *s, char *lit, size_t litlen)
+{
+	const struct big_literal *l = config_setting_get_hook(s);
+
+	if (!l)
 		return true;
-	return errno == 0 && w == v;
+	snprintf(lit, litlen, "%s", l->text);
+	return false;
 }
 
 /* ---- typed getters ------------------------------------------------------ */
@@ -177,7 +430,7 @@ static bool get_int(struct ctx *c, const config_setting_t *s, const char *k,
 	switch (config_setting_type(s)) {
 	case CONFIG_TYPE_INT:
 		v = config_setting_get_int(s);
-		if (!int_literal_fits(c, s, v, lit, sizeof lit)) {
+		if (!int_literal_fits(s, lit, sizeof lit)) {
 			report(c, s, "%s: %s does not fit a plain integer: write it as %sL",
 			       k, lit, lit);
 			return false;
@@ -830,7 +1083,8 @@ static int readable(const char *path)
 
 /* The whole file, NULs and all (flex reads past a NUL inside a comment), or
  * its first PL_CONFIG_FILE_MAX + 1 bytes: enough to know it is too large
- * without reading all of a huge one. */
+ * without reading all of a huge one.  A NUL follows the last byte, so that
+ * the literal scan may look one byte ahead and call strtoll(). */
 static int read_whole(const char *path, char **out, size_t *len)
 {
 	FILE *f = fopen(path, "re");
@@ -845,7 +1099,7 @@ static int read_whole(const char *path, char **out, size_t *len)
 			cap = cap ? cap * 2 : 4096;
 			if (cap > PL_CONFIG_FILE_MAX + 1)
 				cap = PL_CONFIG_FILE_MAX + 1;
-			if (!(p = realloc(buf, cap))) {
+			if (!(p = realloc(buf, cap + 1))) {
 				free(buf);
 				fclose(f);
 				return -ENOMEM;
@@ -856,6 +1110,7 @@ static int read_whole(const char *path, char **out, size_t *len)
 		n += got;
 	} while (got > 0 && n < PL_CONFIG_FILE_MAX + 1);
 	fclose(f);
+	buf[n] = '\0';
 	*out = buf;
 	*len = n;
 	return 0;
@@ -895,15 +1150,17 @@ static void file_error(struct ctx *c, const char *shown, unsigned line, const ch
 }
 
 /* Report a file over the size limits (its first line too long, not every
- * one) and each include of it that is not a regular file; shown is how
- * path is named in messages, depth 1 the main file.  At the deepest level
+ * one) and each include of it that is not a regular file, and note its big
+ * literals; shown is how path is named in messages, name how libconfig
+ * names it, depth 1 the main file.  At the deepest level
  * libconfig opens (depth INCLUDE_DEPTH_MAX + 1) only the limits are
  * checked: libconfig reports any include there as nested too deep without
  * opening it.  0, -ELOOP from that level (libconfig says so), -ENOMEM. */
-static int check_file(struct ctx *c, const char *path, const char *shown, int depth)
+static int check_file(struct ctx *c, const char *path, const char *shown, const char *name,
+		      int depth)
 {
 	char *text, inc[PATH_MAX], child[PATH_MAX], msg[PATH_MAX + MSG_MAX];
-	const char *end, *name, *bol;
+	const char *end, *inc_name, *bol;
 	unsigned line = 1;
 	size_t len, nlen;
 	bool too_long = false, follow = depth <= INCLUDE_DEPTH_MAX;
@@ -919,14 +1176,18 @@ static int check_file(struct ctx *c, const char *path, const char *shown, int de
 		free(text);
 		return 0;
 	}
+	if (scan_literals(&c->big, name, text, len) < 0) {
+		free(text);
+		return -ENOMEM;
+	}
 	end = text + len;
 	for (const char *p = bol = text; p < end; p++) {
 		struct stat st;
 
-		if (p == bol && follow && (name = include_name(p, end, &nlen))) {
-			nlen = strnlen(name, nlen);	/* libconfig keeps it as a C string */
-			snprintf(inc, sizeof inc, "%s/%.*s", c->dir, (int)nlen, name);
-			snprintf(child, sizeof child, "%.*s", (int)nlen, name);
+		if (p == bol && follow && (inc_name = include_name(p, end, &nlen))) {
+			nlen = strnlen(inc_name, nlen);	/* libconfig keeps it as a C string */
+			snprintf(inc, sizeof inc, "%s/%.*s", c->dir, (int)nlen, inc_name);
+			snprintf(child, sizeof child, "%.*s", (int)nlen, inc_name);
 			if (stat(inc, &st) < 0) {
 				/* libconfig: "cannot open include file" */
 			} else if (!S_ISREG(st.st_mode)) {
@@ -934,7 +1195,7 @@ static int check_file(struct ctx *c, const char *path, const char *shown, int de
 				file_error(c, shown, line, msg);
 			} else {
 				file_name(c, child, msg, sizeof msg);
-				r = check_file(c, inc, msg, depth + 1);
+				r = check_file(c, inc, msg, child, depth + 1);
 				if (r == -ENOMEM) {
 					free(text);
 					return r;
@@ -969,13 +1230,16 @@ static int parse(struct ctx *c, config_t *lc)
 		emit(c, msg);
 		return r;
 	}
-	if (check_file(c, c->path, c->path, 1) == -ENOMEM)
+	if (check_file(c, c->path, c->path, c->path, 1) == -ENOMEM)
 		return -ENOMEM;
 	if (c->errors)
 		return -EINVAL;
 	config_set_include_dir(lc, c->dir);
-	if (config_read_file(lc, c->path))
+	if (config_read_file(lc, c->path)) {
+		if (c->big)
+			mark_literals(c->big, config_root_setting(lc));
 		return 0;
+	}
 	if (config_error_type(lc) == CONFIG_ERR_FILE_IO) {
 		snprintf(msg, sizeof msg, "%s: %s", c->path, strerror(EIO));
 		emit(c, msg);
@@ -1045,6 +1309,7 @@ int pl_config_load(const char *path, pl_config_report_fn *report_fn, void *ud,
 out:
 	config_destroy(&lc);
 	free(c.dir);
+	big_files_free(c.big);
 	if (r < 0) {
 		if (r == -ENOMEM)
 			pl_log(LOG_ERR, "%s: out of memory", path);

@@ -343,6 +343,27 @@ START_TEST(everything_set)
 }
 END_TEST
 
+/* The 32-bit literal check finds each setting's own literal: several
+ * settings of one name on a line (variants, or the same name in two
+ * groups), a literal with leading zeros (decimal to libconfig, not octal),
+ * a name inside a comment or string before the setting: all valid. */
+START_TEST(same_name_on_one_line)
+{
+	ck_assert_int_eq(load("resize = { variants = ( { name = \"a\"; width = 32; height = 8; },"
+			      " { name = \"b\"; width = 16; height = 8; } ); };\n"
+			      "download = { retries = 5; queue = 010; }; upload = { retries = 3;\n"
+			      "  url = \"file:///o/{job}/queue=9/{name}-{variant}\"; /* queue = 7 */ queue = 4; };\n"),
+			 0);
+	ck_assert_msg(ms.n == 0, "first error: %s", ms.n ? ms.m[0] : "");
+	ck_assert_int_eq(cfg->resize.variants[0].width, 32);
+	ck_assert_int_eq(cfg->resize.variants[1].width, 16);
+	ck_assert_int_eq(cfg->download.retries, 5);
+	ck_assert_uint_eq(cfg->download.stage.queue, 10);
+	ck_assert_int_eq(cfg->upload.retries, 3);
+	ck_assert_uint_eq(cfg->upload.stage.queue, 4);
+}
+END_TEST
+
 START_TEST(include_relative_to_the_config_folder)
 {
 	char inc[PATH_MAX];
@@ -750,6 +771,28 @@ START_TEST(big_literal_without_L)
 }
 END_TEST
 
+/* ... and a truncated literal among settings of the same name on its line
+ * is still caught, at its own setting; so is one on the line after its
+ * name. */
+START_TEST(big_literal_among_same_names)
+{
+	ck_assert_int_eq(load("resize = { variants = ( { name = \"a\"; width = 32; height = 8; },"
+			      " { name = \"b\"; width = 4294967312; height = 8; } );\n"	/* 1 */
+			      "  max_pixels =\n"						/* 2 */
+			      "    10000000000; };\n"						/* 3 */
+			      "download = { retries = 3; }; upload = { retries = 4294967299;"
+			      " url = \"file:///o/{job}/{name}-{variant}\"; };\n"),			/* 4 */
+			 -EINVAL);
+	expect(0, 1, "resize.variants[1].width: 4294967312 does not fit a plain integer: "
+		     "write it as 4294967312L");
+	expect(1, 2, "resize.max_pixels: 10000000000 does not fit a plain integer: "
+		     "write it as 10000000000L");
+	expect(2, 4, "upload.retries: 4294967299 does not fit a plain integer: "
+		     "write it as 4294967299L");
+	ck_assert_int_eq(ms.n, 3);
+}
+END_TEST
+
 START_TEST(bad_strings)
 {
 	ck_assert_int_eq(load("spool = \"var/spool\";\n"			/* 1 */
@@ -962,6 +1005,7 @@ static Suite *suite(void)
 	tcase_add_test(ok, url_without_job_warns);
 	tcase_add_test(ok, workers_auto);
 	tcase_add_test(ok, everything_set);
+	tcase_add_test(ok, same_name_on_one_line);
 	tcase_add_test(ok, include_relative_to_the_config_folder);
 	tcase_add_test(ok, format_names);
 	tcase_add_test(file, missing_file);
@@ -982,6 +1026,7 @@ static Suite *suite(void)
 	tcase_add_test(bad, wrong_types);
 	tcase_add_test(bad, ranges);
 	tcase_add_test(bad, big_literal_without_L);
+	tcase_add_test(bad, big_literal_among_same_names);
 	tcase_add_test(bad, bad_strings);
 	tcase_add_test(bad, protocols_list);
 	tcase_add_test(bad, file_protocol_needs_root);
