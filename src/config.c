@@ -1,6 +1,7 @@
 /*
- * config.c — see config.h.  Loads pipeline.conf with libconfig 1.5 and
- * validates it whole.
+ * config.c — see config.h.  Loads pipeline.conf and validates it whole;
+ * cfgfile.c gets the file parsed by libconfig 1.5 (and works around that
+ * version's pitfalls), this file says what the settings mean.
  *
  * libconfig only parses: unknown names are not errors to it, and it has no
  * notion of ranges.  So every group is walked member by member, in source
@@ -10,27 +11,18 @@
  * every mistake at once.  Requirements that span settings (file_root with
  * "file", {variant} with several variants, the s3 group with s3://) are
  * checked after the walk, at the line of the enclosing group.
- *
- * Two libconfig 1.5 quirks are handled here rather than left to surprise:
- * an included file is named by its @include text, relative to the include
- * directory, so messages resolve it against that directory; and an integer
- * literal without the L suffix is silently truncated to 32 bits (10000000000
- * becomes 1410065408, in range for max_pixels), so every plain integer is
- * compared with its source text.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <libconfig.h>
 
+#include "cfgfile.h"
 #include "config.h"
 #include "log.h"
 #include "template.h"
@@ -39,34 +31,25 @@
 #define MSG_MAX 1024
 
 struct ctx {
-	const char *path;		/* the main file, as given */
-	char *dir;			/* its directory: the include directory */
+	struct pl_cfgfile *f;
 	pl_config_report_fn *report;
 	void *ud;
 	unsigned errors;
 	bool oom;
 	bool protocols_bad;		/* already reported: no follow-up errors */
-	struct big_file *big;		/* files with integer literals beyond 32 bits */
 };
 
 /* ---- reporting ---------------------------------------------------------- */
 
-static void emit(struct ctx *c, const char *msg)
+/* Also how pl_cfgfile reports (ud is the ctx). */
+static void emit(void *ud, const char *msg)
 {
+	struct ctx *c = ud;
+
 	if (c->report)
 		c->report(c->ud, msg);
 	else
 		pl_log(LOG_ERR, "%s", msg);
-}
-
-/* The file a setting or parse error came from, as a path an operator can
- * open: libconfig names included files by their @include text. */
-static void file_name(const struct ctx *c, const char *file, char *buf, size_t n)
-{
-	if (!file || strcmp(file, c->path) == 0 || file[0] == '/')
-		snprintf(buf, n, "%s", file ? file : c->path);
-	else
-		snprintf(buf, n, "%s/%s", c->dir, file);
 }
 
 static void report(struct ctx *c, const config_setting_t *s, const char *fmt, ...)
@@ -74,14 +57,14 @@ static void report(struct ctx *c, const config_setting_t *s, const char *fmt, ..
 
 static void report(struct ctx *c, const config_setting_t *s, const char *fmt, ...)
 {
-	char file[PATH_MAX], text[MSG_MAX], msg[PATH_MAX + MSG_MAX + 16];
+	char where[PATH_MAX + 16], text[MSG_MAX], msg[sizeof where + sizeof text + 2];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof text, fmt, ap);
 	va_end(ap);
-	file_name(c, config_setting_source_file(s), file, sizeof file);
-	snprintf(msg, sizeof msg, "%s:%u: %s", file, config_setting_source_line(s), text);
+	pl_cfgfile_where(c->f, s, where, sizeof where);
+	snprintf(msg, sizeof msg, "%s: %s", where, text);
 	c->errors++;
 	emit(c, msg);
 }
@@ -104,320 +87,6 @@ static void set_str(struct ctx *c, char **dst, const char *v)
 	*dst = s;
 }
 
-/* ---- 32-bit truncation of integer literals ------------------------------ */
-
-/*
- * Each file is lexed once, as it is read for the @include pre-scan, the way
- * libconfig's scanner splits it (comments, strings, numbers, names): every
- * "NAME =" or "NAME :" outside comments and strings is a setting, the n-th
- * of its file, and a plain integer after it (no L) that does not fit 32 bits
- * is kept as a big_literal.  Once libconfig has parsed, the tree is walked
- * in source order, counting each file's named settings: the n-th one is the
- * n-th "NAME =", and when its name, line and value agree with the literal
- * (the value being what libconfig keeps of it), the literal is hung on the
- * setting as its hook.  Reading the source line again for each setting
- * instead found the first "NAME =" of the line, another setting's when two
- * of one name share it, and re-read the file for every integer.
- *
- * Only a literal that itself does not fit 32 bits is ever reported, so a
- * valid file is never refused; when anything disagrees (a lexing the
- * scanner would not do) the setting is simply not marked.
- */
-struct big_literal {
-	unsigned nth;			/* its file's nth setting, from 0 */
-	unsigned line;
-	char *name;
-	int kept;			/* what libconfig keeps of it */
-	char text[64];			/* as written (cut), for the message */
-};
-
-struct big_file {
-	struct big_file *next;
-	char *name;			/* as libconfig names it */
-	unsigned settings;		/* "NAME =" in the file */
-	unsigned seen;			/* of its settings met in the tree */
-	size_t at;			/* the next literal to match */
-	size_t n, cap;
-	struct big_literal *lits;
-};
-
-static bool is_digit(char ch)
-{
-	return ch >= '0' && ch <= '9';
-}
-
-static bool is_hex(char ch)
-{
-	return is_digit(ch) || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
-}
-
-/* libconfig's name: [A-Za-z*][-A-Za-z0-9_*]* */
-static bool name_start(char ch)
-{
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '*';
-}
-
-static bool name_char(char ch)
-{
-	return name_start(ch) || is_digit(ch) || ch == '_' || ch == '-';
-}
-
-/* Past blanks and comments (#, // and / * * /), counting lines. */
-static const char *skip_blank(const char *p, const char *end, unsigned *line)
-{
-	while (p < end) {
-		if (*p == '\n') {
-			(*line)++;
-			p++;
-		} else if (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\f') {
-			p++;
-		} else if (*p == '#' || (*p == '/' && p[1] == '/')) {
-			while (p < end && *p != '\n')
-				p++;
-		} else if (*p == '/' && p[1] == '*') {
-			for (p += 2; p < end && !(*p == '*' && p[1] == '/'); p++)
-				*line += *p == '\n';
-			p = p < end ? p + 2 : end;
-		} else {
-			break;
-		}
-	}
-	return p;
-}
-
-/* Past a string (or an @include name) opened at p. */
-static const char *skip_string(const char *p, const char *end, unsigned *line)
-{
-	for (p++; p < end && *p != '"'; p++) {
-		if (*p == '\\' && p + 1 < end)
-			p++;
-		*line += *p == '\n';
-	}
-	return p < end ? p + 1 : end;
-}
-
-static bool number_start(const char *p)
-{
-	return is_digit(*p) || *p == '.' ||
-	       ((*p == '-' || *p == '+') && (is_digit(p[1]) || p[1] == '.'));
-}
-
-enum number { NUM_OTHER, NUM_DEC, NUM_HEX };	/* other: float or with L */
-
-/* Past the number at p, as libconfig's scanner takes it (the longest of
- * integer, integer64, hex, hex64 and float); *kind says which. */
-static const char *skip_number(const char *p, enum number *kind)
-{
-	const char *q = p, *digits;
-
-	*kind = NUM_OTHER;
-	if (q[0] == '0' && (q[1] == 'x' || q[1] == 'X') && is_hex(q[2])) {
-		for (q += 2; is_hex(*q); q++)
-			;
-		if (*q == 'L')
-			return q + 1 + (q[1] == 'L');
-		*kind = NUM_HEX;
-		return q;
-	}
-	if (*q == '-' || *q == '+')
-		q++;
-	for (digits = q; is_digit(*q); q++)
-		;
-	if (*q == '.' || ((*q == 'e' || *q == 'E') &&
-			  (is_digit(q[1]) || ((q[1] == '-' || q[1] == '+') && is_digit(q[2]))))) {
-		if (*q == '.')
-			for (q++; is_digit(*q); q++)
-				;
-		if ((*q == 'e' || *q == 'E') &&
-		    (is_digit(q[1]) || ((q[1] == '-' || q[1] == '+') && is_digit(q[2]))))
-			for (q += 2; is_digit(*q); q++)
-				;
-		return q;
-	}
-	if (q == digits)
-		return p + 1;
-	if (*q == 'L')
-		return q + 1 + (q[1] == 'L');
-	*kind = NUM_DEC;
-	return q;
-}
-
-/* The value at v, if it is a plain integer that does not fit 32 bits:
- * libconfig 1.5 keeps (int)strtol() of a decimal one, (int)strtoul() of a
- * hex one. */
-static bool big_value(const char *v, int *kept)
-{
-	enum number kind;
-	bool big;
-
-	if (!number_start(v))
-		return false;
-	skip_number(v, &kind);
-	errno = 0;
-	if (kind == NUM_DEC) {
-		long long w = strtoll(v, NULL, 10);
-
-		big = errno == ERANGE || w < INT_MIN || w > INT_MAX;
-		*kept = (int)strtol(v, NULL, 10);
-	} else if (kind == NUM_HEX) {
-		unsigned long long w = strtoull(v, NULL, 16);
-
-		big = errno == ERANGE || w > INT_MAX;
-		*kept = (int)strtoul(v, NULL, 16);
-	} else {
-		big = false;
-	}
-	return big;
-}
-
-static int add_literal(struct big_file *bf, unsigned nth, unsigned line, const char *name,
-		       size_t namelen, const char *v, int kept)
-{
-	struct big_literal *l;
-	enum number kind;
-	size_t n = (size_t)(skip_number(v, &kind) - v);
-
-	if (bf->n == bf->cap) {
-		size_t cap = bf->cap ? bf->cap * 2 : 4;
-
-		if (!(l = reallocarray(bf->lits, cap, sizeof *l)))
-			return -ENOMEM;
-		bf->lits = l;
-		bf->cap = cap;
-	}
-	l = &bf->lits[bf->n];
-	if (!(l->name = strndup(name, namelen)))
-		return -ENOMEM;
-	l->nth = nth;
-	l->line = line;
-	l->kept = kept;
-	if (n >= sizeof l->text)
-		n = sizeof l->text - 1;
-	memcpy(l->text, v, n);
-	l->text[n] = '\0';
-	bf->n++;
-	return 0;
-}
-
-static void big_files_free(struct big_file *bf)
-{
-	while (bf) {
-		struct big_file *next = bf->next;
-
-		for (size_t i = 0; i < bf->n; i++)
-			free(bf->lits[i].name);
-		free(bf->lits);
-		free(bf->name);
-		free(bf);
-		bf = next;
-	}
-}
-
-static struct big_file *big_file_find(struct big_file *bf, const char *name)
-{
-	for (; bf; bf = bf->next)
-		if (strcmp(bf->name, name) == 0)
-			return bf;
-	return NULL;
-}
-
-/* Lex text (NUL-terminated at len) as libconfig will; a file with big
- * literals goes on the list *head under the name libconfig gives it.
- * 0 or -ENOMEM. */
-static int scan_literals(struct big_file **head, const char *file, const char *text, size_t len)
-{
-	const char *p = text, *end = text + len;
-	unsigned line = 1, nth = 0;
-	struct big_file *bf = NULL;
-
-	if (big_file_find(*head, file))
-		return 0;	/* included again: the same text */
-	while ((p = skip_blank(p, end, &line)) < end) {
-		const char *name = p, *v;
-		unsigned at = line, l = line;
-		enum number kind;
-		int kept;
-
-		if (*p == '"') {
-			p = skip_string(p, end, &line);
-			continue;
-		}
-		if (number_start(p)) {
-			p = skip_number(p, &kind);
-			continue;
-		}
-		if (!name_start(*p)) {
-			p++;
-			continue;
-		}
-		while (p < end && name_char(*p))
-			p++;
-		/* true and false are values, not names */
-		if ((p - name == 4 && strncasecmp(name, "true", 4) == 0) ||
-		    (p - name == 5 && strncasecmp(name, "false", 5) == 0))
-			continue;
-		v = skip_blank(p, end, &l);
-		if (v == end || (*v != '=' && *v != ':'))
-			continue;
-		v = skip_blank(v + 1, end, &l);
-		if (v < end && big_value(v, &kept)) {
-			if (!bf) {
-				if (!(bf = calloc(1, sizeof *bf)) || !(bf->name = strdup(file))) {
-					free(bf);
-					return -ENOMEM;
-				}
-				bf->next = *head;
-				*head = bf;
-			}
-			if (add_literal(bf, nth, at, name, (size_t)(p - name), v, kept) < 0)
-				return -ENOMEM;
-		}
-		nth++;
-	}
-	if (bf)
-		bf->settings = nth;
-	return 0;
-}
-
-/* Hang each big literal on its setting: s and everything below it, in
- * source order. */
-static void mark_literals(struct big_file *head, config_setting_t *s)
-{
-	const char *name = config_setting_name(s), *file = config_setting_source_file(s);
-	struct big_file *bf = name && file ? big_file_find(head, file) : NULL;
-
-	if (bf) {
-		/* a file included twice holds its settings twice */
-		unsigned nth = bf->seen++ % bf->settings;
-		struct big_literal *l;
-
-		if (nth == 0)
-			bf->at = 0;
-		while (bf->at < bf->n && bf->lits[bf->at].nth < nth)
-			bf->at++;
-		l = bf->at < bf->n ? &bf->lits[bf->at] : NULL;
-		if (l && l->nth == nth && l->line == config_setting_source_line(s) &&
-		    strcmp(l->name, name) == 0 && config_setting_type(s) == CONFIG_TYPE_INT &&
-		    config_setting_get_int(s) == l->kept)
-			config_setting_set_hook(s, l);
-	}
-	if (config_setting_is_aggregate(s))
-		for (int i = 0; i < config_setting_length(s); i++)
-			mark_literals(head, config_setting_get_elem(s, (unsigned)i));
-}
-
-/* Did libconfig keep the value the operator wrote?  If not, lit is what
- * was written. */
-static bool int_literal_fits(const config_setting_t *s, char *lit, size_t litlen)
-{
-	const struct big_literal *l = config_setting_get_hook(s);
-
-	if (!l)
-		return true;
-	snprintf(lit, litlen, "%s", l->text);
-	return false;
-}
-
 /* ---- typed getters ------------------------------------------------------ */
 
 /* An integer in lo..hi; int64 literals too, never floats. */
@@ -430,7 +99,7 @@ static bool get_int(struct ctx *c, const config_setting_t *s, const char *k,
 	switch (config_setting_type(s)) {
 	case CONFIG_TYPE_INT:
 		v = config_setting_get_int(s);
-		if (!int_literal_fits(s, lit, sizeof lit)) {
+		if (!pl_cfgfile_int_fits(s, lit, sizeof lit)) {
 			report(c, s, "%s: %s does not fit a plain integer: write it as %sL",
 			       k, lit, lit);
 			return false;
@@ -1046,211 +715,6 @@ static void load_root(struct ctx *c, const config_setting_t *root, struct pl_con
 		upload_rules(c, up, "upload", cfg);
 }
 
-/* Open it ourselves first: libconfig reports a missing file without errno,
- * and fopen() happily "opens" a directory. */
-static int readable(const char *path)
-{
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), r = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0)
-		r = -errno;
-	else if (S_ISDIR(st.st_mode))
-		r = -EISDIR;
-	close(fd);
-	return r;
-}
-
-/*
- * libconfig 1.5 fopen()s an @include target, which "opens" a directory too;
- * its flex scanner then fails to read it and calls exit(2) ("input in flex
- * scanner failed"), so `@include "conf.d"` would end the daemon on SIGHUP
- * instead of keeping the old settings (found by tests/fuzz/fuzz_config).
- * A FIFO or a device would block or never end.  So before libconfig runs,
- * every file an @include names is found the way its scanner finds it (a
- * line `[ \t]*@include[ \t]+"NAME"`, NAME up to the next quote, joined to
- * the include directory) and must be a regular file; included files are
- * scanned too, to libconfig's nesting limit.  Includes inside comments are
- * checked as well: stricter than libconfig, never looser.
- *
- * This first read of each file is also where the size limits of config.h
- * are enforced, so that libconfig's scanner never meets an absurd line.
- */
-#define INCLUDE_DEPTH_MAX 10	/* libconfig's MAX_INCLUDE_DEPTH: the main file
-				   and ten levels of includes below it */
-
-/* The whole file, NULs and all (flex reads past a NUL inside a comment), or
- * its first PL_CONFIG_FILE_MAX + 1 bytes: enough to know it is too large
- * without reading all of a huge one.  A NUL follows the last byte, so that
- * the literal scan may look one byte ahead and call strtoll(). */
-static int read_whole(const char *path, char **out, size_t *len)
-{
-	FILE *f = fopen(path, "re");
-	char *buf = NULL, *p;
-	size_t cap = 0, n = 0, got;
-
-	*out = NULL;
-	if (!f)
-		return -errno;
-	do {
-		if (n == cap) {
-			cap = cap ? cap * 2 : 4096;
-			if (cap > PL_CONFIG_FILE_MAX + 1)
-				cap = PL_CONFIG_FILE_MAX + 1;
-			if (!(p = realloc(buf, cap + 1))) {
-				free(buf);
-				fclose(f);
-				return -ENOMEM;
-			}
-			buf = p;
-		}
-		got = fread(buf + n, 1, cap - n, f);
-		n += got;
-	} while (got > 0 && n < PL_CONFIG_FILE_MAX + 1);
-	fclose(f);
-	buf[n] = '\0';
-	*out = buf;
-	*len = n;
-	return 0;
-}
-
-/* The NAME of an `@include "NAME"` line starting at p, or NULL. */
-static const char *include_name(const char *p, const char *end, size_t *namelen)
-{
-	static const char kw[] = "@include";
-	const char *q;
-
-	while (p < end && (*p == ' ' || *p == '\t'))
-		p++;
-	if ((size_t)(end - p) <= sizeof kw || memcmp(p, kw, sizeof kw - 1) != 0)
-		return NULL;
-	p += sizeof kw - 1;
-	if (*p != ' ' && *p != '\t')
-		return NULL;
-	while (p < end && (*p == ' ' || *p == '\t'))
-		p++;
-	if (p == end || *p != '"' || !(q = memchr(p + 1, '"', (size_t)(end - p - 1))))
-		return NULL;
-	*namelen = (size_t)(q - p - 1);
-	return p + 1;
-}
-
-static void file_error(struct ctx *c, const char *shown, unsigned line, const char *what)
-{
-	char msg[PATH_MAX + MSG_MAX];
-
-	if (line)
-		snprintf(msg, sizeof msg, "%s:%u: %s", shown, line, what);
-	else
-		snprintf(msg, sizeof msg, "%s: %s", shown, what);
-	emit(c, msg);
-	c->errors++;
-}
-
-/* Report a file over the size limits (its first line too long, not every
- * one) and each include of it that is not a regular file, and note its big
- * literals; shown is how path is named in messages, name how libconfig
- * names it, depth 1 the main file.  At the deepest level
- * libconfig opens (depth INCLUDE_DEPTH_MAX + 1) only the limits are
- * checked: libconfig reports any include there as nested too deep without
- * opening it.  0, -ELOOP from that level (libconfig says so), -ENOMEM. */
-static int check_file(struct ctx *c, const char *path, const char *shown, const char *name,
-		      int depth)
-{
-	char *text, inc[PATH_MAX], child[PATH_MAX], msg[PATH_MAX + MSG_MAX];
-	const char *end, *inc_name, *bol;
-	unsigned line = 1;
-	size_t len, nlen;
-	bool too_long = false, follow = depth <= INCLUDE_DEPTH_MAX;
-	int r;
-
-	if (read_whole(path, &text, &len) == -ENOMEM)
-		return -ENOMEM;
-	if (!text)
-		return 0;	/* libconfig reports what it cannot open */
-	if (len > PL_CONFIG_FILE_MAX) {
-		snprintf(msg, sizeof msg, "larger than %d bytes", PL_CONFIG_FILE_MAX);
-		file_error(c, shown, 0, msg);
-		free(text);
-		return 0;
-	}
-	if (scan_literals(&c->big, name, text, len) < 0) {
-		free(text);
-		return -ENOMEM;
-	}
-	end = text + len;
-	for (const char *p = bol = text; p < end; p++) {
-		struct stat st;
-
-		if (p == bol && follow && (inc_name = include_name(p, end, &nlen))) {
-			nlen = strnlen(inc_name, nlen);	/* libconfig keeps it as a C string */
-			snprintf(inc, sizeof inc, "%s/%.*s", c->dir, (int)nlen, inc_name);
-			snprintf(child, sizeof child, "%.*s", (int)nlen, inc_name);
-			if (stat(inc, &st) < 0) {
-				/* libconfig: "cannot open include file" */
-			} else if (!S_ISREG(st.st_mode)) {
-				snprintf(msg, sizeof msg, "@include \"%s\": not a regular file", child);
-				file_error(c, shown, line, msg);
-			} else {
-				file_name(c, child, msg, sizeof msg);
-				r = check_file(c, inc, msg, child, depth + 1);
-				if (r == -ENOMEM) {
-					free(text);
-					return r;
-				}
-				/* libconfig stops at the nesting limit: so do
-				 * includes here, or a file including itself twice
-				 * would be read 2^10 times; its lines still count */
-				follow = r != -ELOOP;
-			}
-		}
-		if (*p == '\n' || p + 1 == end) {
-			if (!too_long && (size_t)(p - bol) + (*p != '\n') > PL_CONFIG_LINE_MAX) {
-				snprintf(msg, sizeof msg, "line longer than %d bytes", PL_CONFIG_LINE_MAX);
-				file_error(c, shown, line, msg);
-				too_long = true;
-			}
-			bol = p + 1;
-		}
-		line += *p == '\n';
-	}
-	free(text);
-	return follow ? 0 : -ELOOP;
-}
-
-static int parse(struct ctx *c, config_t *lc)
-{
-	char file[PATH_MAX], msg[PATH_MAX + MSG_MAX];
-	int r = readable(c->path);
-
-	if (r < 0) {
-		snprintf(msg, sizeof msg, "%s: %s", c->path, strerror(-r));
-		emit(c, msg);
-		return r;
-	}
-	if (check_file(c, c->path, c->path, c->path, 1) == -ENOMEM)
-		return -ENOMEM;
-	if (c->errors)
-		return -EINVAL;
-	config_set_include_dir(lc, c->dir);
-	if (config_read_file(lc, c->path)) {
-		if (c->big)
-			mark_literals(c->big, config_root_setting(lc));
-		return 0;
-	}
-	if (config_error_type(lc) == CONFIG_ERR_FILE_IO) {
-		snprintf(msg, sizeof msg, "%s: %s", c->path, strerror(EIO));
-		emit(c, msg);
-		return -EIO;
-	}
-	file_name(c, config_error_file(lc), file, sizeof file);
-	snprintf(msg, sizeof msg, "%s:%d: %s", file, config_error_line(lc), config_error_text(lc));
-	emit(c, msg);
-	return -EINVAL;
-}
-
 /*
  * A url without {job} is valid: some operators want one flat namespace on
  * purpose.  But item names are only unique within a job, so with such a url
@@ -1258,43 +722,28 @@ static int parse(struct ctx *c, config_t *lc)
  * outputs: say so at every load (-t, start, reload), at the url's line.  A warning,
  * not an error: pl_log, not the report callback, which counts errors.
  */
-static void warn_no_job(struct ctx *c, const config_t *lc, const struct pl_config *cfg)
+static void warn_no_job(struct ctx *c, const struct pl_config *cfg)
 {
-	const config_setting_t *u = config_lookup(lc, "upload.url");
-	char file[PATH_MAX];
+	const config_setting_t *up = config_setting_get_member(pl_cfgfile_root(c->f), "upload");
+	const config_setting_t *u = up ? config_setting_get_member(up, "url") : NULL;
+	char where[PATH_MAX + 16];
 
 	if (!u || pl_template_has(cfg->upload.url, "job"))
 		return;
-	file_name(c, config_setting_source_file(u), file, sizeof file);
-	pl_log(LOG_WARNING, "%s:%u: upload.url has no {job}: outputs of different jobs with "
-	       "the same item name overwrite each other", file, config_setting_source_line(u));
-}
-
-static char *dir_of(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-
-	if (!slash)
-		return strdup(".");
-	if (slash == path)
-		return strdup("/");
-	return strndup(path, (size_t)(slash - path));
+	pl_cfgfile_where(c->f, u, where, sizeof where);
+	pl_log(LOG_WARNING, "%s: upload.url has no {job}: outputs of different jobs with "
+	       "the same item name overwrite each other", where);
 }
 
 int pl_config_load(const char *path, pl_config_report_fn *report_fn, void *ud,
 		   struct pl_config **out)
 {
-	struct ctx c = { .path = path, .report = report_fn, .ud = ud };
+	struct ctx c = { .report = report_fn, .ud = ud };
 	struct pl_config *cfg = NULL;
-	config_t lc;
 	int r;
 
 	*out = NULL;
-	c.dir = dir_of(path);
-	if (!c.dir)
-		return -ENOMEM;
-	config_init(&lc);
-	r = parse(&c, &lc);
+	r = pl_cfgfile_open(path, emit, &c, &c.f);
 	if (r < 0)
 		goto out;
 	cfg = calloc(1, sizeof *cfg);
@@ -1302,14 +751,12 @@ int pl_config_load(const char *path, pl_config_report_fn *report_fn, void *ud,
 		r = -ENOMEM;
 		goto out;
 	}
-	load_root(&c, config_root_setting(&lc), cfg);
+	load_root(&c, pl_cfgfile_root(c.f), cfg);
 	r = c.oom ? -ENOMEM : c.errors ? -EINVAL : 0;
 	if (r == 0)
-		warn_no_job(&c, &lc, cfg);
+		warn_no_job(&c, cfg);
 out:
-	config_destroy(&lc);
-	free(c.dir);
-	big_files_free(c.big);
+	pl_cfgfile_close(c.f);
 	if (r < 0) {
 		if (r == -ENOMEM)
 			pl_log(LOG_ERR, "%s: out of memory", path);

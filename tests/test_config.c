@@ -18,6 +18,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "cfgfile.h"
 #include "config.h"
 #include "template.h"
 #include "testutil.h"
@@ -546,7 +547,7 @@ END_TEST
 
 START_TEST(large_file_refused)
 {
-	char want[PATH_MAX + 64], *text = filled("spool = \"/s\";\n", PL_CONFIG_FILE_MAX + 1, 80);
+	char want[PATH_MAX + 64], *text = filled("spool = \"/s\";\n", PL_CFGFILE_FILE_MAX + 1, 80);
 
 	ck_assert_int_eq(load(text), -EINVAL);
 	ck_assert_ptr_null(cfg);
@@ -560,16 +561,16 @@ END_TEST
 /* Exactly at both limits: loads, and the long line's value is whole. */
 START_TEST(file_at_the_limits_loads)
 {
-	size_t vlen = PL_CONFIG_LINE_MAX - strlen("spool = \"/\";");
-	char *head = malloc(PL_CONFIG_LINE_MAX + 64), *text;
+	size_t vlen = PL_CFGFILE_LINE_MAX - strlen("spool = \"/\";");
+	char *head = malloc(PL_CFGFILE_LINE_MAX + 64), *text;
 
 	ck_assert_ptr_nonnull(head);
-	ck_assert_uint_eq(PL_CONFIG_LINE_MAX, 65536);
-	ck_assert_uint_eq(PL_CONFIG_FILE_MAX, 4194304);
-	snprintf(head, PL_CONFIG_LINE_MAX + 64, "spool = \"/%0*d\";\n", (int)vlen, 0);
-	ck_assert_uint_eq(strlen(head), PL_CONFIG_LINE_MAX + 1);
-	text = filled(head, PL_CONFIG_FILE_MAX, PL_CONFIG_LINE_MAX);
-	ck_assert_uint_eq(strlen(text), PL_CONFIG_FILE_MAX);
+	ck_assert_uint_eq(PL_CFGFILE_LINE_MAX, 65536);
+	ck_assert_uint_eq(PL_CFGFILE_FILE_MAX, 4194304);
+	snprintf(head, PL_CFGFILE_LINE_MAX + 64, "spool = \"/%0*d\";\n", (int)vlen, 0);
+	ck_assert_uint_eq(strlen(head), PL_CFGFILE_LINE_MAX + 1);
+	text = filled(head, PL_CFGFILE_FILE_MAX, PL_CFGFILE_LINE_MAX);
+	ck_assert_uint_eq(strlen(text), PL_CFGFILE_FILE_MAX);
 	ck_assert_int_eq(load(text), 0);
 	ck_assert_msg(ms.n == 0, "first error: %s", ms.n ? ms.m[0] : "");
 	ck_assert_uint_eq(strlen(cfg->spool), vlen + 1);
@@ -579,10 +580,10 @@ START_TEST(file_at_the_limits_loads)
 	/* one byte more on that line, without a newline at the end */
 	pl_config_free(cfg);
 	cfg = NULL;
-	head = malloc(PL_CONFIG_LINE_MAX + 2);
+	head = malloc(PL_CFGFILE_LINE_MAX + 2);
 	ck_assert_ptr_nonnull(head);
-	memset(head, '#', PL_CONFIG_LINE_MAX + 1);
-	head[PL_CONFIG_LINE_MAX + 1] = '\0';
+	memset(head, '#', PL_CFGFILE_LINE_MAX + 1);
+	head[PL_CFGFILE_LINE_MAX + 1] = '\0';
 	ck_assert_int_eq(load(head), -EINVAL);
 	expect(0, 1, "line longer than 65536 bytes");
 	ck_assert_int_eq(ms.n, 1);
@@ -596,7 +597,7 @@ START_TEST(limits_apply_to_included_files)
 {
 	char inc[PATH_MAX], next[64], want[PATH_MAX + 64], *text;
 
-	text = filled("download = { workers = 2; };\n", 100000, PL_CONFIG_LINE_MAX + 1);
+	text = filled("download = { workers = 2; };\n", 100000, PL_CFGFILE_LINE_MAX + 1);
 	snprintf(inc, sizeof inc, "%s/inc/long.conf", dir);
 	write_at(inc, text);
 	free(text);
@@ -606,7 +607,7 @@ START_TEST(limits_apply_to_included_files)
 
 	free(ms.m[0]);
 	ms.n = 0;
-	text = filled("", PL_CONFIG_FILE_MAX + 1, 100);
+	text = filled("", PL_CFGFILE_FILE_MAX + 1, 100);
 	write_at(inc, text);
 	free(text);
 	ck_assert_int_eq(load("spool = \"/s\";\n@include \"inc/long.conf\"\n"), -EINVAL);
@@ -618,7 +619,7 @@ START_TEST(limits_apply_to_included_files)
 	 * reads that one (nesting level 10), so it is checked too */
 	free(ms.m[0]);
 	ms.n = 0;
-	text = filled("# deepest\n", 100000, PL_CONFIG_LINE_MAX + 1);
+	text = filled("# deepest\n", 100000, PL_CFGFILE_LINE_MAX + 1);
 	write_at(inc, text);
 	free(text);
 	for (int i = 1; i <= 9; i++) {
