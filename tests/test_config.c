@@ -365,6 +365,85 @@ START_TEST(same_name_on_one_line)
 }
 END_TEST
 
+/* A reload applies the stage widths and log_level; pl_config_restart_differs
+ * must say "restart" for every other setting, each changed alone. */
+START_TEST(restart_differs_but_for_live_settings)
+{
+	static const char *const live[] = {
+		"download = { workers = 7; };\n", "resize = { workers = \"auto\"; };\n",
+		"upload = { workers = 1; };\n", "log_level = \"debug\";\n",
+	};
+	static const char *const restart[] = {
+		"spool = \"/x\";\n", "runtime = \"/x\";\n",
+		"download = { queue = 9; };\n", "download = { connect_timeout = 2.5; };\n",
+		"download = { timeout = 3; };\n", "download = { low_speed_limit = 5; };\n",
+		"download = { low_speed_time = 6; };\n", "download = { max_bytes = 7; };\n",
+		"download = { retries = 8; };\n", "download = { backoff = 9; };\n",
+		"download = { per_host = 10; };\n", "download = { allow_private = true; };\n",
+		"download = { protocols = [ \"https\" ]; };\n",
+		"download = { protocols = [ \"file\", \"http\", \"https\" ]; file_root = \"/in\"; };\n",
+		"resize = { queue = 3; };\n", "resize = { max_pixels = 4; };\n",
+		"resize = { variants = ( { name = \"thumc\"; width = 256; height = 256; } ); };\n",
+		"resize = { variants = ( { name = \"thumb\"; width = 255; height = 256; } ); };\n",
+		"resize = { variants = ( { name = \"thumb\"; width = 256; height = 255; } ); };\n",
+		"resize = { variants = ( { name = \"thumb\"; width = 256; height = 256;"
+		" fit = \"cover\"; } ); };\n",
+		"resize = { variants = ( { name = \"thumb\"; width = 256; height = 256;"
+		" crop = \"attention\"; } ); };\n",
+		"resize = { variants = ( { name = \"thumb\"; width = 256; height = 256;"
+		" format = \"png\"; } ); };\n",
+		"resize = { variants = ( { name = \"thumb\"; width = 256; height = 256;"
+		" quality = 81; } ); };\n",
+		"resize = { variants = ( { name = \"thumb\"; width = 256; height = 256; },"
+		" { name = \"b\"; width = 1; height = 1; } ); };\n"
+		"upload = { url = \"file:///var/lib/pipelined/out/{job}/{name}-{variant}.{ext}\"; };\n",
+		"upload = { queue = 5; };\n", "upload = { url = \"file:///o/{job}/{name}-{variant}\"; };\n",
+		"upload = { retries = 1; };\n", "upload = { backoff = 2; };\n",
+		"upload = { connect_timeout = 3; };\n", "upload = { timeout = 4; };\n",
+	};
+#define S3(members) "upload = { url = \"s3://b/{job}/{name}-{variant}.{ext}\";" \
+			    " s3 = { " members " }; };\n"
+	static const char *const s3_changes[] = {
+		S3("endpoint = \"https://e\"; credentials = \"/c\"; region = \"eu-1\";"),
+		S3("endpoint = \"https://f\"; credentials = \"/c\";"),
+		S3("endpoint = \"https://e\"; credentials = \"/d\";"),
+	};
+	struct pl_config *dflt, *s3cfg;
+
+	ck_assert_int_eq(load("# defaults\n"), 0);
+	dflt = cfg;
+	cfg = NULL;
+	ck_assert(!pl_config_restart_differs(dflt, dflt));
+	for (size_t i = 0; i < sizeof live / sizeof *live; i++) {
+		ck_assert_msg(load(live[i]) == 0, "%s", live[i]);
+		ck_assert_msg(!pl_config_restart_differs(dflt, cfg), "restart for %s", live[i]);
+		pl_config_free(cfg);
+		cfg = NULL;
+	}
+	for (size_t i = 0; i < sizeof restart / sizeof *restart; i++) {
+		ck_assert_msg(load(restart[i]) == 0, "%s", restart[i]);
+		ck_assert_msg(pl_config_restart_differs(dflt, cfg), "no restart for %s", restart[i]);
+		ck_assert_msg(pl_config_restart_differs(cfg, dflt), "no restart for %s", restart[i]);
+		pl_config_free(cfg);
+		cfg = NULL;
+	}
+	/* the s3 settings, against an s3 configuration */
+	ck_assert_int_eq(load(S3("endpoint = \"https://e\"; credentials = \"/c\";")), 0);
+#undef S3
+	s3cfg = cfg;
+	cfg = NULL;
+	for (size_t i = 0; i < sizeof s3_changes / sizeof *s3_changes; i++) {
+		ck_assert_msg(load(s3_changes[i]) == 0, "%s", s3_changes[i]);
+		ck_assert_msg(pl_config_restart_differs(s3cfg, cfg), "no restart for %s",
+			      s3_changes[i]);
+		pl_config_free(cfg);
+		cfg = NULL;
+	}
+	pl_config_free(s3cfg);
+	pl_config_free(dflt);
+}
+END_TEST
+
 START_TEST(include_relative_to_the_config_folder)
 {
 	char inc[PATH_MAX];
@@ -1007,6 +1086,7 @@ static Suite *suite(void)
 	tcase_add_test(ok, workers_auto);
 	tcase_add_test(ok, everything_set);
 	tcase_add_test(ok, same_name_on_one_line);
+	tcase_add_test(ok, restart_differs_but_for_live_settings);
 	tcase_add_test(ok, include_relative_to_the_config_folder);
 	tcase_add_test(ok, format_names);
 	tcase_add_test(file, missing_file);
