@@ -1,35 +1,31 @@
 /*
- * config.c — see config.h.  Loads pipeline.conf with libconfig 1.5 and
- * validates it whole.
+ * config.c — see config.h.  Loads pipeline.conf and validates it whole;
+ * cfgfile.c gets the file parsed by libconfig 1.5 (and works around that
+ * version's pitfalls), this file says what the settings mean.
  *
  * libconfig only parses: unknown names are not errors to it, and it has no
  * notion of ranges.  So every group is walked member by member, in source
- * order, against a table of the settings it may hold (struct field): an
- * unknown name, a wrong type or a value out of range is reported at the
- * member's own FILE:LINE and the walk goes on, so that `pipelined -t` lists
- * every mistake at once.  Requirements that span settings (file_root with
- * "file", {variant} with several variants, the s3 group with s3://) are
- * checked after the walk, at the line of the enclosing group.
- *
- * Two libconfig 1.5 quirks are handled here rather than left to surprise:
- * an included file is named by its @include text, relative to the include
- * directory, so messages resolve it against that directory; and an integer
- * literal without the L suffix is silently truncated to 32 bits (10000000000
- * becomes 1410065408, in range for max_pixels), so every plain integer is
- * compared with its source text.
+ * order, against the table of settings, one row each (see "the settings
+ * table"): an unknown name, a wrong type or a value out of range is
+ * reported at the member's own FILE:LINE and the walk goes on, so that
+ * `pipelined -t` lists every mistake at once.  Requirements that span
+ * settings (file_root with "file", {variant} with several variants, the s3
+ * group with s3://) are checked after the walk, at the line of the
+ * enclosing group.  The same rows give the defaults, pl_config_free and
+ * pl_config_restart_differs, so none of them lists the settings again.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <libconfig.h>
 
+#include "cfgfile.h"
 #include "config.h"
 #include "log.h"
 #include "template.h"
@@ -38,33 +34,26 @@
 #define MSG_MAX 1024
 
 struct ctx {
-	const char *path;		/* the main file, as given */
-	char *dir;			/* its directory: the include directory */
+	struct pl_cfgfile *f;
 	pl_config_report_fn *report;
 	void *ud;
 	unsigned errors;
 	bool oom;
 	bool protocols_bad;		/* already reported: no follow-up errors */
+	struct pl_config *cfg;		/* being loaded */
 };
 
 /* ---- reporting ---------------------------------------------------------- */
 
-static void emit(struct ctx *c, const char *msg)
+/* Also how pl_cfgfile reports (ud is the ctx). */
+static void emit(void *ud, const char *msg)
 {
+	struct ctx *c = ud;
+
 	if (c->report)
 		c->report(c->ud, msg);
 	else
 		pl_log(LOG_ERR, "%s", msg);
-}
-
-/* The file a setting or parse error came from, as a path an operator can
- * open: libconfig names included files by their @include text. */
-static void file_name(const struct ctx *c, const char *file, char *buf, size_t n)
-{
-	if (!file || strcmp(file, c->path) == 0 || file[0] == '/')
-		snprintf(buf, n, "%s", file ? file : c->path);
-	else
-		snprintf(buf, n, "%s/%s", c->dir, file);
 }
 
 static void report(struct ctx *c, const config_setting_t *s, const char *fmt, ...)
@@ -72,14 +61,14 @@ static void report(struct ctx *c, const config_setting_t *s, const char *fmt, ..
 
 static void report(struct ctx *c, const config_setting_t *s, const char *fmt, ...)
 {
-	char file[PATH_MAX], text[MSG_MAX], msg[PATH_MAX + MSG_MAX + 16];
+	char where[PATH_MAX + 16], text[MSG_MAX], msg[sizeof where + sizeof text + 2];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof text, fmt, ap);
 	va_end(ap);
-	file_name(c, config_setting_source_file(s), file, sizeof file);
-	snprintf(msg, sizeof msg, "%s:%u: %s", file, config_setting_source_line(s), text);
+	pl_cfgfile_where(c->f, s, where, sizeof where);
+	snprintf(msg, sizeof msg, "%s: %s", where, text);
 	c->errors++;
 	emit(c, msg);
 }
@@ -102,69 +91,6 @@ static void set_str(struct ctx *c, char **dst, const char *v)
 	*dst = s;
 }
 
-/* ---- 32-bit truncation of integer literals ------------------------------ */
-
-static bool ident_char(char ch)
-{
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-	       (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '*';
-}
-
-/* The literal after "name =" or "name :" on the setting's line, if any. */
-static bool source_literal(const struct ctx *c, const config_setting_t *s,
-			   char *lit, size_t litlen)
-{
-	char file[PATH_MAX], *line = NULL;
-	size_t cap = 0;
-	unsigned want = config_setting_source_line(s), at = 0;
-	const char *name = config_setting_name(s);
-	bool found = false;
-	FILE *f;
-
-	file_name(c, config_setting_source_file(s), file, sizeof file);
-	f = name ? fopen(file, "re") : NULL;
-	if (!f)
-		return false;
-	while (at < want && getline(&line, &cap, f) > 0)
-		at++;
-	for (const char *p = at == want && line ? line : ""; (p = strstr(p, name)); p++) {
-		const char *q = p + strlen(name);
-		size_t n = 0;
-
-		if ((p > line && ident_char(p[-1])) || ident_char(*q))
-			continue;
-		q += strspn(q, " \t");
-		if (*q != '=' && *q != ':')
-			continue;
-		q += 1 + strspn(q + 1, " \t");
-		while ((q[n] == '-' || q[n] == '+' || ident_char(q[n])) && n + 1 < litlen)
-			n++;
-		memcpy(lit, q, n);
-		lit[n] = '\0';
-		found = n > 0;
-		break;
-	}
-	free(line);
-	fclose(f);
-	return found;
-}
-
-/* Did libconfig keep the value the operator wrote? */
-static bool int_literal_fits(const struct ctx *c, const config_setting_t *s,
-			     long long v, char *lit, size_t litlen)
-{
-	char *end;
-	long long w;
-
-	if (!source_literal(c, s, lit, litlen))
-		return true;	/* value on another line: cannot tell */
-	errno = 0;
-	w = strtoll(lit, &end, 0);
-	if (end == lit || *end != '\0')
-		return true;
-	return errno == 0 && w == v;
-}
-
 /* ---- typed getters ------------------------------------------------------ */
 
 /* An integer in lo..hi; int64 literals too, never floats. */
@@ -177,7 +103,7 @@ static bool get_int(struct ctx *c, const config_setting_t *s, const char *k,
 	switch (config_setting_type(s)) {
 	case CONFIG_TYPE_INT:
 		v = config_setting_get_int(s);
-		if (!int_literal_fits(c, s, v, lit, sizeof lit)) {
+		if (!pl_cfgfile_int_fits(s, lit, sizeof lit)) {
 			report(c, s, "%s: %s does not fit a plain integer: write it as %sL",
 			       k, lit, lit);
 			return false;
@@ -250,49 +176,114 @@ struct choice {
 	int value;
 };
 
+/* One of the names in ch (ended by a NULL name).  The message lists each
+ * value by its first name: later names of a value are aliases ("center"). */
 static bool get_choice(struct ctx *c, const config_setting_t *s, const char *k,
-		       const struct choice *ch, const char *listed, int *out)
+		       const struct choice *ch, int *out)
 {
 	const char *v = get_str(c, s, k);
+	char listed[256] = "";
+	size_t n = 0;
 
 	if (!v)
 		return false;
-	for (; ch->name; ch++)
-		if (strcmp(v, ch->name) == 0) {
-			*out = ch->value;
+	for (const struct choice *x = ch; x->name; x++)
+		if (strcmp(v, x->name) == 0) {
+			*out = x->value;
 			return true;
 		}
+	for (const struct choice *x = ch; x->name && n < sizeof listed; x++) {
+		const struct choice *first = ch;
+
+		while (first->value != x->value)
+			first++;
+		if (first == x)
+			n += (size_t)snprintf(listed + n, sizeof listed - n, "%s%s",
+					      n ? ", " : "", x->name);
+	}
 	report(c, s, "%s: \"%s\" is not one of %s", k, v, listed);
 	return false;
 }
 
-/* ---- the walk ----------------------------------------------------------- */
+/* ---- the settings table: how it works ---------------------------------- */
 
-enum kind {
-	K_INT,		/* int *, lo..hi */
-	K_LONG,		/* long *, lo..hi */
-	K_UINT,		/* unsigned *, lo..hi */
-	K_TIME,		/* double *, >lo..hi */
-	K_TIME0,	/* double *, lo..hi */
-	K_PATH,		/* char **, absolute */
-	K_PATH0,	/* char **, absolute or "" */
-	K_BOOL,		/* bool * */
-	K_WORKERS,	/* struct pl_stage_conf * */
-	K_FN,		/* fn(c, s, key, dst) */
+/*
+ * Every setting is one row of a table (settings[] below, and
+ * variant_settings[] for the members of a variant): its path as written in
+ * the file, the field of the struct it fills, its range, default, whether
+ * a reload applies it, and, when the value needs more than its type's
+ * check, the function that reads it.  From the rows come the walk (unknown
+ * names, wrong types, ranges), the defaults, pl_config_free and
+ * pl_config_restart_differs, so that adding a setting is one field in
+ * struct pl_config (config.h) and one row here (and its lines in
+ * man/pipeline.conf.5).  A setting is restart-only unless its row says
+ * .live, which also needs daemon.c's reload() to apply it.
+ *
+ * A row's type is not written in the row: CONF()/VARIANT() take it from
+ * the field's own C type (TYPE_OF), so a row cannot disagree with its
+ * field, and a field of a type the table does not know does not compile.
+ */
+enum type {
+	T_GROUP,	/* no field: a group, holding the rows below its path */
+	T_INT,		/* int: an integer in lo..hi, or one of .choices */
+	T_LONG,		/* long: the same */
+	T_UINT,		/* unsigned: the same; also the enums, which gcc
+			   and clang make unsigned when no value is negative
+			   (were one int, TYPE_OF would say T_INT) */
+	T_DOUBLE,	/* double: seconds in lo..hi, integer or not */
+	T_BOOL,		/* bool: true or false */
+	T_STR,		/* char *, owned: an absolute path ("" too when
+			   .empty_ok), or what .read accepts */
+	T_NAME,		/* char [PL_VARIANT_NAME_MAX]: what .read accepts */
+	T_STAGE,	/* struct pl_stage_conf: its workers, lo..hi or "auto"
+			   (its queue is a row of its own) */
+	T_VARIANTS,	/* struct pl_variant *, counted by resize.nvariants */
 };
 
-typedef void field_fn(struct ctx *c, const config_setting_t *s, const char *k, void *dst);
+#define TYPE_OF(x) _Generic(&(x),						\
+	int *: T_INT, long *: T_LONG, unsigned *: T_UINT, double *: T_DOUBLE,	\
+	bool *: T_BOOL, char **: T_STR, char (*)[PL_VARIANT_NAME_MAX]: T_NAME,	\
+	struct pl_stage_conf *: T_STAGE, struct pl_variant **: T_VARIANTS)
+#define FIELD(S, f)	.type = TYPE_OF(((S *)0)->f), .off = offsetof(S, f)
+#define CONF(f)		FIELD(struct pl_config, f)
+#define VARIANT(f)	FIELD(struct pl_variant, f)
+#define GROUP		.type = T_GROUP
+#define RANGE(l, h)	.lo = (l), .hi = (h)
+#define ABOVE(l, h)	.lo = (l), .hi = (h), .lo_excluded = true	/* >l..h */
 
-struct field {
-	const char *name;
-	enum kind kind;
-	void *dst;
-	long long lo, hi;
-	field_fn *fn;
+typedef void read_fn(struct ctx *c, const config_setting_t *s, const char *k, void *field);
+typedef void check_fn(struct ctx *c, const config_setting_t *g, const char *k);
+
+struct setting {
+	const char *path;	/* "download.retries"; a variant's: "width" */
+	enum type type;
+	size_t off;		/* of its field, in struct pl_config or pl_variant */
+	long long lo, hi;	/* numbers: the range */
+	bool lo_excluded;	/* seconds: lo itself is out of range */
+	bool empty_ok;		/* paths: "" is allowed too */
+	bool required;		/* no default: the group must set it */
+	bool live;		/* a reload applies it (daemon.c reload()); every
+				   other setting waits for a restart */
+	double def;		/* numbers and bools: the default (a double holds
+				   every integer default exactly: all < 2^53) */
+	const char *def_str;	/* strings: the default, "" when none */
+	const struct choice *choices;	/* integers: a name instead of a number */
+	read_fn *read;		/* reads the value instead of its type's reader */
+	check_fn *check;	/* groups: rules across its settings, after them */
 };
+
+#define NROWS(t) (sizeof t / sizeof *t)
+
+static void walk(struct ctx *c, const config_setting_t *g, const char *k, const char *rel,
+		 const struct setting *rows, size_t nrows, void *base);
+static int set_defaults(const struct setting *rows, size_t nrows, void *base);
+static void free_fields(const struct setting *rows, size_t nrows, void *base);
+static bool differs(const struct setting *rows, size_t nrows, const void *a, const void *b);
+
+/* ---- readers and rules of particular settings --------------------------- */
 
 static void workers(struct ctx *c, const config_setting_t *s, const char *k,
-		    struct pl_stage_conf *st)
+		    struct pl_stage_conf *st, long long lo, long long hi)
 {
 	long long v;
 
@@ -300,7 +291,7 @@ static void workers(struct ctx *c, const config_setting_t *s, const char *k,
 	    strcmp(config_setting_get_string(s), "auto") == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 
-		st->workers = n < 1 ? 1 : n > 256 ? 256 : (unsigned)n;
+		st->workers = (unsigned)(n < lo ? lo : n > hi ? hi : n);
 		st->workers_auto = true;
 		return;
 	}
@@ -309,96 +300,11 @@ static void workers(struct ctx *c, const config_setting_t *s, const char *k,
 		report(c, s, "%s: expected an integer or \"auto\"", k);
 		return;
 	}
-	if (get_int(c, s, k, 1, 256, &v)) {
+	if (get_int(c, s, k, lo, hi, &v)) {
 		st->workers = (unsigned)v;
 		st->workers_auto = false;
 	}
 }
-
-static void field_set(struct ctx *c, const struct field *f, const config_setting_t *s,
-		      const char *k)
-{
-	long long i;
-	double d;
-	const char *str;
-
-	switch (f->kind) {
-	case K_INT:
-		if (get_int(c, s, k, f->lo, f->hi, &i))
-			*(int *)f->dst = (int)i;
-		break;
-	case K_LONG:
-		if (get_int(c, s, k, f->lo, f->hi, &i))
-			*(long *)f->dst = (long)i;
-		break;
-	case K_UINT:
-		if (get_int(c, s, k, f->lo, f->hi, &i))
-			*(unsigned *)f->dst = (unsigned)i;
-		break;
-	case K_TIME:
-	case K_TIME0:
-		if (get_time(c, s, k, f->kind == K_TIME, (double)f->lo, (double)f->hi, &d))
-			*(double *)f->dst = d;
-		break;
-	case K_PATH:
-	case K_PATH0:
-		if ((str = get_path(c, s, k, f->kind == K_PATH0)))
-			set_str(c, f->dst, str);
-		break;
-	case K_BOOL:
-		if (config_setting_type(s) == CONFIG_TYPE_BOOL)
-			*(bool *)f->dst = config_setting_get_bool(s);
-		else
-			report(c, s, "%s: expected true or false", k);
-		break;
-	case K_WORKERS:
-		workers(c, s, k, f->dst);
-		break;
-	case K_FN:
-		f->fn(c, s, k, f->dst);
-		break;
-	}
-}
-
-/* Every member of g, in source order, against the table. */
-static void walk(struct ctx *c, const config_setting_t *g, const char *pfx,
-		 const struct field *fields, size_t nfields)
-{
-	char k[KEY_MAX];
-
-	for (int i = 0; g && i < config_setting_length(g); i++) {
-		const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
-		const char *name = config_setting_name(s);
-		size_t j;
-
-		for (j = 0; j < nfields; j++)
-			if (strcmp(fields[j].name, name) == 0)
-				break;
-		key(k, pfx, name);
-		if (j == nfields)
-			report(c, s, "unknown setting '%s'", k);
-		else
-			field_set(c, &fields[j], s, k);
-	}
-}
-
-#define WALK(c, g, pfx, ...)                                                    \
-	do {                                                                    \
-		const struct field f_[] = { __VA_ARGS__ };                      \
-		walk(c, g, pfx, f_, sizeof f_ / sizeof *f_);                    \
-	} while (0)
-
-/* A group member, or NULL (absent, or reported as not a group). */
-static const config_setting_t *group(struct ctx *c, const config_setting_t *s, const char *k)
-{
-	if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
-		report(c, s, "%s: expected a group { … }", k);
-		return NULL;
-	}
-	return s;
-}
-
-/* ---- top level ---------------------------------------------------------- */
 
 static void log_level(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
 {
@@ -414,8 +320,6 @@ static void log_level(struct ctx *c, const config_setting_t *s, const char *k, v
 	}
 	*(int *)dst = l;
 }
-
-/* ---- download ----------------------------------------------------------- */
 
 static void protocols(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
 {
@@ -443,7 +347,7 @@ static void protocols(struct ctx *c, const config_setting_t *s, const char *k, v
 		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
 		int bit;
 
-		if (!get_choice(c, e, k, names, "http, https, file", &bit)) {
+		if (!get_choice(c, e, k, names, &bit)) {
 			ok = false;
 		} else if (bits & (unsigned)bit) {
 			report(c, e, "%s: \"%s\" is listed twice", k, config_setting_get_string(e));
@@ -457,31 +361,13 @@ static void protocols(struct ctx *c, const config_setting_t *s, const char *k, v
 	c->protocols_bad = !ok;
 }
 
-static void load_download(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
+/* file: reads local files; only ever below an explicit root.  Not checked
+ * against a protocols value already reported as wrong. */
+static void download_rules(struct ctx *c, const config_setting_t *g, const char *k)
 {
-	struct pl_config *cfg = dst;
-	const config_setting_t *g = group(c, s, k), *root;
+	const config_setting_t *root = config_setting_get_member(g, "file_root");
+	const struct pl_config *cfg = c->cfg;
 
-	if (!g)
-		return;
-	WALK(c, g, k,
-	     { "workers", K_WORKERS, &cfg->download.stage, 0, 0, NULL },
-	     { "queue", K_UINT, &cfg->download.stage.queue, 1, 65536, NULL },
-	     { "connect_timeout", K_TIME, &cfg->download.connect_timeout, 0, 3600, NULL },
-	     { "timeout", K_TIME, &cfg->download.timeout, 0, 86400, NULL },
-	     { "low_speed_limit", K_LONG, &cfg->download.low_speed_limit, 0, 1LL << 31, NULL },
-	     { "low_speed_time", K_TIME, &cfg->download.low_speed_time, 0, 3600, NULL },
-	     { "max_bytes", K_LONG, &cfg->download.max_bytes, 1, 1LL << 40, NULL },
-	     { "retries", K_INT, &cfg->download.retries, 0, 20, NULL },
-	     { "backoff", K_TIME0, &cfg->download.backoff, 0, 3600, NULL },
-	     { "per_host", K_INT, &cfg->download.per_host, 1, 1024, NULL },
-	     { "protocols", K_FN, &cfg->download.protocols, 0, 0, protocols },
-	     { "file_root", K_PATH0, &cfg->download.file_root, 0, 0, NULL },
-	     { "allow_private", K_BOOL, &cfg->download.allow_private, 0, 0, NULL });
-
-	/* file: reads local files; only ever below an explicit root.  Not
-	 * checked against a protocols value already reported as wrong. */
-	root = config_setting_get_member(g, "file_root");
 	if (c->protocols_bad)
 		return;
 	if ((cfg->download.protocols & PL_PROTO_FILE) && !*cfg->download.file_root)
@@ -489,8 +375,6 @@ static void load_download(struct ctx *c, const config_setting_t *s, const char *
 	else if (!(cfg->download.protocols & PL_PROTO_FILE) && *cfg->download.file_root)
 		report(c, root, "%s.file_root: set, but protocols do not include \"file\"", k);
 }
-
-/* ---- resize ------------------------------------------------------------- */
 
 static bool variant_name_ok(const char *v)
 {
@@ -519,115 +403,18 @@ static void variant_name(struct ctx *c, const config_setting_t *s, const char *k
 	memcpy(dst, v, strlen(v) + 1);
 }
 
-struct variant_enums {
-	int fit, crop, format;
-};
-
-static void v_fit(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
+static void url(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
 {
-	static const struct choice ch[] = {
-		{ "inside", PL_FIT_INSIDE }, { "cover", PL_FIT_COVER }, { NULL, 0 },
-	};
-	get_choice(c, s, k, ch, "inside, cover", dst);
-}
+	const char *v = get_str(c, s, k), *why;
 
-static void v_crop(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
-{
-	static const struct choice ch[] = {
-		{ "centre", PL_CROP_CENTRE }, { "center", PL_CROP_CENTRE },
-		{ "attention", PL_CROP_ATTENTION }, { NULL, 0 },
-	};
-	get_choice(c, s, k, ch, "centre, attention", dst);
-}
-
-static void v_format(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
-{
-	static const struct choice ch[] = {
-		{ "jpeg", PL_FORMAT_JPEG }, { "webp", PL_FORMAT_WEBP },
-		{ "png", PL_FORMAT_PNG }, { "avif", PL_FORMAT_AVIF }, { NULL, 0 },
-	};
-	get_choice(c, s, k, ch, "jpeg, webp, png, avif", dst);
-}
-
-static void load_variant(struct ctx *c, const config_setting_t *g, const char *k,
-			 struct pl_variant *v)
-{
-	static const char *const required[] = { "name", "width", "height" };
-	struct variant_enums e = { PL_FIT_INSIDE, PL_CROP_CENTRE, PL_FORMAT_JPEG };
-
-	v->quality = 80;
-	WALK(c, g, k,
-	     { "name", K_FN, v->name, 0, 0, variant_name },
-	     { "width", K_INT, &v->width, 1, 16384, NULL },
-	     { "height", K_INT, &v->height, 1, 16384, NULL },
-	     { "fit", K_FN, &e.fit, 0, 0, v_fit },
-	     { "crop", K_FN, &e.crop, 0, 0, v_crop },
-	     { "format", K_FN, &e.format, 0, 0, v_format },
-	     { "quality", K_INT, &v->quality, 1, 100, NULL });
-	v->fit = (enum pl_fit)e.fit;
-	v->crop = (enum pl_crop)e.crop;
-	v->format = (enum pl_format)e.format;
-	for (size_t i = 0; i < sizeof required / sizeof *required; i++)
-		if (!config_setting_get_member(g, required[i]))
-			report(c, g, "%s.%s: required setting is missing", k, required[i]);
-}
-
-static void variants(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
-{
-	struct pl_config *cfg = dst;
-	struct pl_variant *vs;
-	char vk[KEY_MAX];
-	int n;
-
-	if (config_setting_type(s) != CONFIG_TYPE_LIST) {
-		report(c, s, "%s: expected a list of groups ( { name = …; … }, … )", k);
+	if (!v)
+		return;
+	if (pl_template_check(v, &why) < 0) {
+		report(c, s, "%s: %s", k, why);
 		return;
 	}
-	n = config_setting_length(s);
-	if (n == 0) {
-		report(c, s, "%s: must hold at least one variant", k);
-		return;
-	}
-	vs = calloc((size_t)n, sizeof *vs);
-	if (!vs) {
-		c->oom = true;
-		return;
-	}
-	for (int i = 0; i < n; i++) {
-		const config_setting_t *g = config_setting_get_elem(s, (unsigned)i);
-
-		snprintf(vk, sizeof vk, "%s[%d]", k, i);
-		if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
-			report(c, g, "%s: expected a group { name = …; width = …; height = …; }", vk);
-			continue;
-		}
-		load_variant(c, g, vk, &vs[i]);
-		for (int j = 0; j < i && vs[i].name[0]; j++)
-			if (strcmp(vs[i].name, vs[j].name) == 0)
-				report(c, config_setting_get_member(g, "name"),
-				       "%s.name: \"%s\" is already the name of %s[%d]",
-				       vk, vs[i].name, k, j);
-	}
-	free(cfg->resize.variants);
-	cfg->resize.variants = vs;
-	cfg->resize.nvariants = (size_t)n;
+	set_str(c, dst, v);
 }
-
-static void load_resize(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
-{
-	struct pl_config *cfg = dst;
-	const config_setting_t *g = group(c, s, k);
-
-	if (!g)
-		return;
-	WALK(c, g, k,
-	     { "workers", K_WORKERS, &cfg->resize.stage, 0, 0, NULL },
-	     { "queue", K_UINT, &cfg->resize.stage.queue, 1, 65536, NULL },
-	     { "max_pixels", K_LONG, &cfg->resize.max_pixels, 1, 10000000000LL, NULL },
-	     { "variants", K_FN, cfg, 0, 0, variants });
-}
-
-/* ---- upload ------------------------------------------------------------- */
 
 static void s3_endpoint(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
 {
@@ -657,36 +444,406 @@ static void s3_region(struct ctx *c, const config_setting_t *s, const char *k, v
 	set_str(c, dst, v);
 }
 
-static void load_s3(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
-{
-	struct pl_config *cfg = dst;
-	const config_setting_t *g = group(c, s, k);
+/* ---- a variant ---------------------------------------------------------- */
 
-	if (!g)
-		return;
-	WALK(c, g, k,
-	     { "endpoint", K_FN, &cfg->upload.s3.endpoint, 0, 0, s3_endpoint },
-	     { "region", K_FN, &cfg->upload.s3.region, 0, 0, s3_region },
-	     { "credentials", K_PATH, &cfg->upload.s3.credentials, 0, 0, NULL });
+static const struct choice fits[] = {
+	{ "inside", PL_FIT_INSIDE }, { "cover", PL_FIT_COVER }, { NULL, 0 },
+};
+static const struct choice crops[] = {
+	{ "centre", PL_CROP_CENTRE }, { "center", PL_CROP_CENTRE },
+	{ "attention", PL_CROP_ATTENTION }, { NULL, 0 },
+};
+static const struct choice formats[] = {
+	{ "jpeg", PL_FORMAT_JPEG }, { "webp", PL_FORMAT_WEBP },
+	{ "png", PL_FORMAT_PNG }, { "avif", PL_FORMAT_AVIF }, { NULL, 0 },
+};
+
+/* The members of one group of resize.variants, in struct pl_variant. */
+static const struct setting variant_settings[] = {
+	{ "name",    VARIANT(name),    .read = variant_name, .required = true },
+	{ "width",   VARIANT(width),   RANGE(1, 16384), .required = true },
+	{ "height",  VARIANT(height),  RANGE(1, 16384), .required = true },
+	{ "fit",     VARIANT(fit),     .choices = fits, .def = PL_FIT_INSIDE },
+	{ "crop",    VARIANT(crop),    .choices = crops, .def = PL_CROP_CENTRE },
+	{ "format",  VARIANT(format),  .choices = formats, .def = PL_FORMAT_JPEG },
+	{ "quality", VARIANT(quality), RANGE(1, 100), .def = 80 },
+};
+
+/*
+ * resize.variants is the one list of groups, so it is the one setting
+ * written out by hand (T_VARIANTS): reading it, its default, freeing and
+ * comparing it.  A generic "list of rows" type would need an element size,
+ * a count field and an element table in every row, for this one use.  Each
+ * variant is still read, defaulted, freed and compared through
+ * variant_settings[], so a new member of a variant is one row there.
+ */
+static void free_variants(struct pl_config *cfg)
+{
+	for (size_t i = 0; i < cfg->resize.nvariants; i++)
+		free_fields(variant_settings, NROWS(variant_settings), &cfg->resize.variants[i]);
+	free(cfg->resize.variants);
+	cfg->resize.variants = NULL;
+	cfg->resize.nvariants = 0;
 }
 
-static void url(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
+/* The one variant of a file that lists none. */
+static int default_variants(struct pl_config *cfg)
 {
-	const char *v = get_str(c, s, k), *why;
+	struct pl_variant *v = calloc(1, sizeof *v);
 
 	if (!v)
-		return;
-	if (pl_template_check(v, &why) < 0) {
-		report(c, s, "%s: %s", k, why);
-		return;
-	}
-	set_str(c, dst, v);
+		return -ENOMEM;
+	cfg->resize.variants = v;
+	cfg->resize.nvariants = 1;
+	if (set_defaults(variant_settings, NROWS(variant_settings), v) < 0)
+		return -ENOMEM;
+	snprintf(v->name, sizeof v->name, "thumb");
+	v->width = v->height = 256;
+	return 0;
 }
 
-/* What only makes sense once the whole upload group (and resize) is known. */
-static void upload_rules(struct ctx *c, const config_setting_t *g, const char *k,
-			 struct pl_config *cfg)
+static bool variants_differ(const struct pl_config *a, const struct pl_config *b)
 {
+	if (a->resize.nvariants != b->resize.nvariants)
+		return true;
+	for (size_t i = 0; i < a->resize.nvariants; i++)
+		if (differs(variant_settings, NROWS(variant_settings),
+			    &a->resize.variants[i], &b->resize.variants[i]))
+			return true;
+	return false;
+}
+
+static void variants(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
+{
+	struct pl_variant *vs;
+	char vk[KEY_MAX];
+	int n;
+
+	(void)dst;	/* resize.variants, with resize.nvariants: c->cfg */
+	if (config_setting_type(s) != CONFIG_TYPE_LIST) {
+		report(c, s, "%s: expected a list of groups ( { name = …; … }, … )", k);
+		return;
+	}
+	n = config_setting_length(s);
+	if (n == 0) {
+		report(c, s, "%s: must hold at least one variant", k);
+		return;
+	}
+	vs = calloc((size_t)n, sizeof *vs);
+	if (!vs) {
+		c->oom = true;
+		return;
+	}
+	free_variants(c->cfg);
+	c->cfg->resize.variants = vs;
+	c->cfg->resize.nvariants = (size_t)n;
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *g = config_setting_get_elem(s, (unsigned)i);
+
+		snprintf(vk, sizeof vk, "%s[%d]", k, i);
+		if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+			report(c, g, "%s: expected a group { name = …; width = …; height = …; }", vk);
+			continue;
+		}
+		if (set_defaults(variant_settings, NROWS(variant_settings), &vs[i]) < 0) {
+			c->oom = true;
+			return;
+		}
+		walk(c, g, vk, "", variant_settings, NROWS(variant_settings), &vs[i]);
+		for (int j = 0; j < i && vs[i].name[0]; j++)
+			if (strcmp(vs[i].name, vs[j].name) == 0)
+				report(c, config_setting_get_member(g, "name"),
+				       "%s.name: \"%s\" is already the name of %s[%d]",
+				       vk, vs[i].name, k, j);
+	}
+}
+
+/* ---- the settings ------------------------------------------------------- */
+
+/* In the order of man/pipeline.conf.5; a group's row comes before its
+ * members'.  Without a default a number is 0, a bool false, a string "". */
+static const struct setting settings[] = {
+	{ "spool",     CONF(spool),     .def_str = "/var/lib/pipelined/spool" },
+	{ "runtime",   CONF(runtime),   .def_str = "/run/pipelined" },
+	{ "log_level", CONF(log_level), .read = log_level, .def = LOG_INFO, .live = true },
+
+	{ "download",                 GROUP, .check = download_rules },
+	{ "download.workers",         CONF(download.stage), RANGE(1, 256), .def = 3, .live = true },
+	{ "download.queue",           CONF(download.stage.queue), RANGE(1, 65536), .def = 16 },
+	{ "download.connect_timeout", CONF(download.connect_timeout), ABOVE(0, 3600), .def = 10 },
+	{ "download.timeout",         CONF(download.timeout), ABOVE(0, 86400), .def = 60 },
+	{ "download.low_speed_limit", CONF(download.low_speed_limit), RANGE(0, 1LL << 31),
+				      .def = 1024 },
+	{ "download.low_speed_time",  CONF(download.low_speed_time), ABOVE(0, 3600), .def = 10 },
+	{ "download.max_bytes",       CONF(download.max_bytes), RANGE(1, 1LL << 40),
+				      .def = 52428800 },
+	{ "download.retries",         CONF(download.retries), RANGE(0, 20), .def = 3 },
+	{ "download.backoff",         CONF(download.backoff), RANGE(0, 3600), .def = 0.5 },
+	{ "download.per_host",        CONF(download.per_host), RANGE(1, 1024), .def = 4 },
+	{ "download.protocols",       CONF(download.protocols), .read = protocols,
+				      .def = PL_PROTO_HTTP | PL_PROTO_HTTPS },
+	{ "download.file_root",       CONF(download.file_root), .empty_ok = true },
+	{ "download.allow_private",   CONF(download.allow_private) },
+
+	{ "resize",                   GROUP },
+	{ "resize.workers",           CONF(resize.stage), RANGE(1, 256), .def = 4, .live = true },
+	{ "resize.queue",             CONF(resize.stage.queue), RANGE(1, 65536), .def = 16 },
+	{ "resize.max_pixels",        CONF(resize.max_pixels), RANGE(1, 10000000000LL),
+				      .def = 50000000 },
+	{ "resize.variants",          CONF(resize.variants), .read = variants },
+
+	{ "upload",                   GROUP },
+	{ "upload.workers",           CONF(upload.stage), RANGE(1, 256), .def = 5, .live = true },
+	{ "upload.queue",             CONF(upload.stage.queue), RANGE(1, 65536), .def = 16 },
+	/* {job}: item names are unique within a job only, so without it two
+	 * jobs with an item "small" would write the same file */
+	{ "upload.url",               CONF(upload.url), .read = url,
+				      .def_str = "file:///var/lib/pipelined/out/{job}/{name}-{variant}.{ext}" },
+	{ "upload.retries",           CONF(upload.retries), RANGE(0, 20), .def = 3 },
+	{ "upload.backoff",           CONF(upload.backoff), RANGE(0, 3600), .def = 0.5 },
+	{ "upload.connect_timeout",   CONF(upload.connect_timeout), ABOVE(0, 3600), .def = 10 },
+	{ "upload.timeout",           CONF(upload.timeout), ABOVE(0, 86400), .def = 60 },
+	{ "upload.s3",                GROUP },
+	{ "upload.s3.endpoint",       CONF(upload.s3.endpoint), .read = s3_endpoint },
+	{ "upload.s3.region",         CONF(upload.s3.region), .read = s3_region,
+				      .def_str = "us-east-1" },
+	{ "upload.s3.credentials",    CONF(upload.s3.credentials) },
+};
+
+/* ---- what the rows give ------------------------------------------------- */
+
+static const struct setting *find(const struct setting *rows, size_t nrows, const char *path)
+{
+	for (size_t i = 0; i < nrows; i++)
+		if (strcmp(rows[i].path, path) == 0)
+			return &rows[i];
+	return NULL;
+}
+
+/* The last part of path when it is a setting directly in the group rel
+ * ("" the top), else NULL. */
+static const char *child(const char *path, const char *rel)
+{
+	size_t n = strlen(rel);
+
+	if (n) {
+		if (strncmp(path, rel, n) != 0 || path[n] != '.')
+			return NULL;
+		path += n + 1;
+	}
+	return strchr(path, '.') ? NULL : path;
+}
+
+static void store_int(enum type t, void *field, long long v)
+{
+	switch (t) {
+	case T_INT:  *(int *)field = (int)v; break;
+	case T_LONG: *(long *)field = (long)v; break;
+	case T_UINT: *(unsigned *)field = (unsigned)v; break;
+	default: break;
+	}
+}
+
+/* s, found as row (rk its path from the table's top, k as shown). */
+static void read_setting(struct ctx *c, const struct setting *row, const config_setting_t *s,
+			 const char *k, const char *rk, const struct setting *rows,
+			 size_t nrows, void *base)
+{
+	void *field = (char *)base + row->off;
+	const char *str;
+	long long i;
+	double d;
+	int ch;
+
+	if (row->read) {
+		row->read(c, s, k, field);
+		return;
+	}
+	switch (row->type) {
+	case T_GROUP:
+		if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
+			report(c, s, "%s: expected a group { … }", k);
+			return;
+		}
+		walk(c, s, k, rk, rows, nrows, base);
+		if (row->check)
+			row->check(c, s, k);
+		break;
+	case T_INT:
+	case T_LONG:
+	case T_UINT:
+		if (row->choices) {
+			if (get_choice(c, s, k, row->choices, &ch))
+				store_int(row->type, field, ch);
+		} else if (get_int(c, s, k, row->lo, row->hi, &i)) {
+			store_int(row->type, field, i);
+		}
+		break;
+	case T_DOUBLE:
+		if (get_time(c, s, k, row->lo_excluded, (double)row->lo, (double)row->hi, &d))
+			*(double *)field = d;
+		break;
+	case T_BOOL:
+		if (config_setting_type(s) == CONFIG_TYPE_BOOL)
+			*(bool *)field = config_setting_get_bool(s);
+		else
+			report(c, s, "%s: expected true or false", k);
+		break;
+	case T_STR:
+		if ((str = get_path(c, s, k, row->empty_ok)))
+			set_str(c, field, str);
+		break;
+	case T_STAGE:
+		workers(c, s, k, field, row->lo, row->hi);
+		break;
+	case T_NAME:
+	case T_VARIANTS:
+		break;	/* always by .read */
+	}
+}
+
+/* Every member of the group g, in source order, against the rows below
+ * rel; then the required ones it lacks.  k is how g is shown. */
+static void walk(struct ctx *c, const config_setting_t *g, const char *k, const char *rel,
+		 const struct setting *rows, size_t nrows, void *base)
+{
+	char sk[KEY_MAX], rk[KEY_MAX];
+
+	for (int i = 0; i < config_setting_length(g); i++) {
+		const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+		const char *name = config_setting_name(s);
+		const struct setting *row = find(rows, nrows, key(rk, rel, name));
+
+		key(sk, k, name);
+		if (!row)
+			report(c, s, "unknown setting '%s'", sk);
+		else
+			read_setting(c, row, s, sk, rk, rows, nrows, base);
+	}
+	for (size_t j = 0; j < nrows; j++) {
+		const char *name = child(rows[j].path, rel);
+
+		if (rows[j].required && name && !config_setting_get_member(g, name))
+			report(c, g, "%s.%s: required setting is missing", k, name);
+	}
+}
+
+/* Into a zeroed base.  0 or -ENOMEM (what was set is freed by free_fields). */
+static int set_defaults(const struct setting *rows, size_t nrows, void *base)
+{
+	for (size_t i = 0; i < nrows; i++) {
+		const struct setting *row = &rows[i];
+		void *field = (char *)base + row->off;
+		const char *str = row->def_str ? row->def_str : "";
+
+		switch (row->type) {
+		case T_GROUP:
+			break;
+		case T_INT:
+		case T_LONG:
+		case T_UINT:
+			store_int(row->type, field, (long long)row->def);
+			break;
+		case T_DOUBLE:
+			*(double *)field = row->def;
+			break;
+		case T_BOOL:
+			*(bool *)field = row->def != 0;
+			break;
+		case T_STR:
+			if (!(*(char **)field = strdup(str)))
+				return -ENOMEM;
+			break;
+		case T_NAME:
+			snprintf(field, PL_VARIANT_NAME_MAX, "%s", str);
+			break;
+		case T_STAGE:
+			((struct pl_stage_conf *)field)->workers = (unsigned)row->def;
+			((struct pl_stage_conf *)field)->workers_auto = false;
+			break;
+		case T_VARIANTS:	/* only in struct pl_config */
+			if (default_variants(base) < 0)
+				return -ENOMEM;
+			break;
+		}
+	}
+	return 0;
+}
+
+static void free_fields(const struct setting *rows, size_t nrows, void *base)
+{
+	for (size_t i = 0; i < nrows; i++) {
+		void *field = (char *)base + rows[i].off;
+
+		if (rows[i].type == T_STR)
+			free(*(char **)field);
+		else if (rows[i].type == T_VARIANTS)
+			free_variants(base);
+	}
+}
+
+static bool str_differs(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") != 0;
+}
+
+/* Do a and b differ in a setting that is not live? */
+static bool differs(const struct setting *rows, size_t nrows, const void *a, const void *b)
+{
+	for (size_t i = 0; i < nrows; i++) {
+		const struct setting *row = &rows[i];
+		const void *fa = (const char *)a + row->off, *fb = (const char *)b + row->off;
+		bool d = false;
+
+		if (row->live)
+			continue;
+		switch (row->type) {
+		case T_GROUP:
+			break;
+		case T_INT:
+			d = *(const int *)fa != *(const int *)fb;
+			break;
+		case T_LONG:
+			d = *(const long *)fa != *(const long *)fb;
+			break;
+		case T_UINT:
+			d = *(const unsigned *)fa != *(const unsigned *)fb;
+			break;
+		case T_DOUBLE:
+			d = *(const double *)fa != *(const double *)fb;
+			break;
+		case T_BOOL:
+			d = *(const bool *)fa != *(const bool *)fb;
+			break;
+		case T_STR:
+			d = str_differs(*(char *const *)fa, *(char *const *)fb);
+			break;
+		case T_NAME:
+			d = strcmp(fa, fb) != 0;
+			break;
+		case T_STAGE:
+			d = ((const struct pl_stage_conf *)fa)->workers !=
+			    ((const struct pl_stage_conf *)fb)->workers ||
+			    ((const struct pl_stage_conf *)fa)->workers_auto !=
+			    ((const struct pl_stage_conf *)fb)->workers_auto;
+			break;
+		case T_VARIANTS:	/* only in struct pl_config */
+			d = variants_differ(a, b);
+			break;
+		}
+		if (d)
+			return true;
+	}
+	return false;
+}
+
+/* ---- the whole ---------------------------------------------------------- */
+
+/* What only makes sense once the whole upload group (and resize) is known:
+ * run after the whole walk, wherever the groups stand in the file. */
+static void upload_rules(struct ctx *c, const config_setting_t *g, const char *k)
+{
+	const struct pl_config *cfg = c->cfg;
 	const config_setting_t *u = config_setting_get_member(g, "url");
 	const config_setting_t *s3 = config_setting_get_member(g, "s3");
 	/* the url as written, even when rejected above: the s3 rules follow
@@ -710,281 +867,14 @@ static void upload_rules(struct ctx *c, const config_setting_t *g, const char *k
 	}
 }
 
-static void load_upload(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
+static void load_root(struct ctx *c)
 {
-	struct pl_config *cfg = dst;
-	const config_setting_t *g = group(c, s, k);
-
-	if (!g)
-		return;
-	WALK(c, g, k,
-	     { "workers", K_WORKERS, &cfg->upload.stage, 0, 0, NULL },
-	     { "queue", K_UINT, &cfg->upload.stage.queue, 1, 65536, NULL },
-	     { "url", K_FN, &cfg->upload.url, 0, 0, url },
-	     { "retries", K_INT, &cfg->upload.retries, 0, 20, NULL },
-	     { "backoff", K_TIME0, &cfg->upload.backoff, 0, 3600, NULL },
-	     { "connect_timeout", K_TIME, &cfg->upload.connect_timeout, 0, 3600, NULL },
-	     { "timeout", K_TIME, &cfg->upload.timeout, 0, 86400, NULL },
-	     { "s3", K_FN, cfg, 0, 0, load_s3 });
-}
-
-/* ---- defaults and the whole --------------------------------------------- */
-
-static int defaults(struct pl_config *cfg)
-{
-	static const struct pl_variant thumb = {
-		"thumb", 256, 256, PL_FIT_INSIDE, PL_CROP_CENTRE, PL_FORMAT_JPEG, 80,
-	};
-
-	cfg->log_level = LOG_INFO;
-	cfg->download.stage = (struct pl_stage_conf){ 3, false, 16 };
-	cfg->download.connect_timeout = 10.0;
-	cfg->download.timeout = 60.0;
-	cfg->download.low_speed_limit = 1024;
-	cfg->download.low_speed_time = 10.0;
-	cfg->download.max_bytes = 52428800;
-	cfg->download.retries = 3;
-	cfg->download.backoff = 0.5;
-	cfg->download.per_host = 4;
-	cfg->download.protocols = PL_PROTO_HTTP | PL_PROTO_HTTPS;
-	cfg->resize.stage = (struct pl_stage_conf){ 4, false, 16 };
-	cfg->resize.max_pixels = 50000000;
-	cfg->upload.stage = (struct pl_stage_conf){ 5, false, 16 };
-	cfg->upload.retries = 3;
-	cfg->upload.backoff = 0.5;
-	cfg->upload.connect_timeout = 10.0;
-	cfg->upload.timeout = 60.0;
-
-	cfg->resize.variants = malloc(sizeof *cfg->resize.variants);
-	if (cfg->resize.variants) {
-		cfg->resize.variants[0] = thumb;
-		cfg->resize.nvariants = 1;
-	}
-	cfg->spool = strdup("/var/lib/pipelined/spool");
-	cfg->runtime = strdup("/run/pipelined");
-	cfg->download.file_root = strdup("");
-	/* {job}: item names are unique within a job only, so without it two
-	 * jobs with an item "small" would write the same file */
-	cfg->upload.url = strdup("file:///var/lib/pipelined/out/{job}/{name}-{variant}.{ext}");
-	cfg->upload.s3.endpoint = strdup("");
-	cfg->upload.s3.region = strdup("us-east-1");
-	cfg->upload.s3.credentials = strdup("");
-	if (!cfg->resize.variants || !cfg->spool || !cfg->runtime || !cfg->download.file_root ||
-	    !cfg->upload.url || !cfg->upload.s3.endpoint || !cfg->upload.s3.region ||
-	    !cfg->upload.s3.credentials)
-		return -ENOMEM;
-	return 0;
-}
-
-static void load_root(struct ctx *c, const config_setting_t *root, struct pl_config *cfg)
-{
+	const config_setting_t *root = pl_cfgfile_root(c->f);
 	const config_setting_t *up = config_setting_get_member(root, "upload");
 
-	WALK(c, root, "",
-	     { "spool", K_PATH, &cfg->spool, 0, 0, NULL },
-	     { "runtime", K_PATH, &cfg->runtime, 0, 0, NULL },
-	     { "log_level", K_FN, &cfg->log_level, 0, 0, log_level },
-	     { "download", K_FN, cfg, 0, 0, load_download },
-	     { "resize", K_FN, cfg, 0, 0, load_resize },
-	     { "upload", K_FN, cfg, 0, 0, load_upload });
-	/* after the walk: the {variant} rule needs the variant count,
-	 * wherever the groups stand in the file */
+	walk(c, root, "", "", settings, NROWS(settings), c->cfg);
 	if (up && config_setting_type(up) == CONFIG_TYPE_GROUP)
-		upload_rules(c, up, "upload", cfg);
-}
-
-/* Open it ourselves first: libconfig reports a missing file without errno,
- * and fopen() happily "opens" a directory. */
-static int readable(const char *path)
-{
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), r = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0)
-		r = -errno;
-	else if (S_ISDIR(st.st_mode))
-		r = -EISDIR;
-	close(fd);
-	return r;
-}
-
-/*
- * libconfig 1.5 fopen()s an @include target, which "opens" a directory too;
- * its flex scanner then fails to read it and calls exit(2) ("input in flex
- * scanner failed"), so `@include "conf.d"` would end the daemon on SIGHUP
- * instead of keeping the old settings (found by tests/fuzz/fuzz_config).
- * A FIFO or a device would block or never end.  So before libconfig runs,
- * every file an @include names is found the way its scanner finds it (a
- * line `[ \t]*@include[ \t]+"NAME"`, NAME up to the next quote, joined to
- * the include directory) and must be a regular file; included files are
- * scanned too, to libconfig's nesting limit.  Includes inside comments are
- * checked as well: stricter than libconfig, never looser.
- *
- * This first read of each file is also where the size limits of config.h
- * are enforced, so that libconfig's scanner never meets an absurd line.
- */
-#define INCLUDE_DEPTH_MAX 10	/* libconfig's MAX_INCLUDE_DEPTH: the main file
-				   and ten levels of includes below it */
-
-/* The whole file, NULs and all (flex reads past a NUL inside a comment), or
- * its first PL_CONFIG_FILE_MAX + 1 bytes: enough to know it is too large
- * without reading all of a huge one. */
-static int read_whole(const char *path, char **out, size_t *len)
-{
-	FILE *f = fopen(path, "re");
-	char *buf = NULL, *p;
-	size_t cap = 0, n = 0, got;
-
-	*out = NULL;
-	if (!f)
-		return -errno;
-	do {
-		if (n == cap) {
-			cap = cap ? cap * 2 : 4096;
-			if (cap > PL_CONFIG_FILE_MAX + 1)
-				cap = PL_CONFIG_FILE_MAX + 1;
-			if (!(p = realloc(buf, cap))) {
-				free(buf);
-				fclose(f);
-				return -ENOMEM;
-			}
-			buf = p;
-		}
-		got = fread(buf + n, 1, cap - n, f);
-		n += got;
-	} while (got > 0 && n < PL_CONFIG_FILE_MAX + 1);
-	fclose(f);
-	*out = buf;
-	*len = n;
-	return 0;
-}
-
-/* The NAME of an `@include "NAME"` line starting at p, or NULL. */
-static const char *include_name(const char *p, const char *end, size_t *namelen)
-{
-	static const char kw[] = "@include";
-	const char *q;
-
-	while (p < end && (*p == ' ' || *p == '\t'))
-		p++;
-	if ((size_t)(end - p) <= sizeof kw || memcmp(p, kw, sizeof kw - 1) != 0)
-		return NULL;
-	p += sizeof kw - 1;
-	if (*p != ' ' && *p != '\t')
-		return NULL;
-	while (p < end && (*p == ' ' || *p == '\t'))
-		p++;
-	if (p == end || *p != '"' || !(q = memchr(p + 1, '"', (size_t)(end - p - 1))))
-		return NULL;
-	*namelen = (size_t)(q - p - 1);
-	return p + 1;
-}
-
-static void file_error(struct ctx *c, const char *shown, unsigned line, const char *what)
-{
-	char msg[PATH_MAX + MSG_MAX];
-
-	if (line)
-		snprintf(msg, sizeof msg, "%s:%u: %s", shown, line, what);
-	else
-		snprintf(msg, sizeof msg, "%s: %s", shown, what);
-	emit(c, msg);
-	c->errors++;
-}
-
-/* Report a file over the size limits (its first line too long, not every
- * one) and each include of it that is not a regular file; shown is how
- * path is named in messages, depth 1 the main file.  At the deepest level
- * libconfig opens (depth INCLUDE_DEPTH_MAX + 1) only the limits are
- * checked: libconfig reports any include there as nested too deep without
- * opening it.  0, -ELOOP from that level (libconfig says so), -ENOMEM. */
-static int check_file(struct ctx *c, const char *path, const char *shown, int depth)
-{
-	char *text, inc[PATH_MAX], child[PATH_MAX], msg[PATH_MAX + MSG_MAX];
-	const char *end, *name, *bol;
-	unsigned line = 1;
-	size_t len, nlen;
-	bool too_long = false, follow = depth <= INCLUDE_DEPTH_MAX;
-	int r;
-
-	if (read_whole(path, &text, &len) == -ENOMEM)
-		return -ENOMEM;
-	if (!text)
-		return 0;	/* libconfig reports what it cannot open */
-	if (len > PL_CONFIG_FILE_MAX) {
-		snprintf(msg, sizeof msg, "larger than %d bytes", PL_CONFIG_FILE_MAX);
-		file_error(c, shown, 0, msg);
-		free(text);
-		return 0;
-	}
-	end = text + len;
-	for (const char *p = bol = text; p < end; p++) {
-		struct stat st;
-
-		if (p == bol && follow && (name = include_name(p, end, &nlen))) {
-			nlen = strnlen(name, nlen);	/* libconfig keeps it as a C string */
-			snprintf(inc, sizeof inc, "%s/%.*s", c->dir, (int)nlen, name);
-			snprintf(child, sizeof child, "%.*s", (int)nlen, name);
-			if (stat(inc, &st) < 0) {
-				/* libconfig: "cannot open include file" */
-			} else if (!S_ISREG(st.st_mode)) {
-				snprintf(msg, sizeof msg, "@include \"%s\": not a regular file", child);
-				file_error(c, shown, line, msg);
-			} else {
-				file_name(c, child, msg, sizeof msg);
-				r = check_file(c, inc, msg, depth + 1);
-				if (r == -ENOMEM) {
-					free(text);
-					return r;
-				}
-				/* libconfig stops at the nesting limit: so do
-				 * includes here, or a file including itself twice
-				 * would be read 2^10 times; its lines still count */
-				follow = r != -ELOOP;
-			}
-		}
-		if (*p == '\n' || p + 1 == end) {
-			if (!too_long && (size_t)(p - bol) + (*p != '\n') > PL_CONFIG_LINE_MAX) {
-				snprintf(msg, sizeof msg, "line longer than %d bytes", PL_CONFIG_LINE_MAX);
-				file_error(c, shown, line, msg);
-				too_long = true;
-			}
-			bol = p + 1;
-		}
-		line += *p == '\n';
-	}
-	free(text);
-	return follow ? 0 : -ELOOP;
-}
-
-static int parse(struct ctx *c, config_t *lc)
-{
-	char file[PATH_MAX], msg[PATH_MAX + MSG_MAX];
-	int r = readable(c->path);
-
-	if (r < 0) {
-		snprintf(msg, sizeof msg, "%s: %s", c->path, strerror(-r));
-		emit(c, msg);
-		return r;
-	}
-	if (check_file(c, c->path, c->path, 1) == -ENOMEM)
-		return -ENOMEM;
-	if (c->errors)
-		return -EINVAL;
-	config_set_include_dir(lc, c->dir);
-	if (config_read_file(lc, c->path))
-		return 0;
-	if (config_error_type(lc) == CONFIG_ERR_FILE_IO) {
-		snprintf(msg, sizeof msg, "%s: %s", c->path, strerror(EIO));
-		emit(c, msg);
-		return -EIO;
-	}
-	file_name(c, config_error_file(lc), file, sizeof file);
-	snprintf(msg, sizeof msg, "%s:%d: %s", file, config_error_line(lc), config_error_text(lc));
-	emit(c, msg);
-	return -EINVAL;
+		upload_rules(c, up, "upload");
 }
 
 /*
@@ -994,57 +884,43 @@ static int parse(struct ctx *c, config_t *lc)
  * outputs: say so at every load (-t, start, reload), at the url's line.  A warning,
  * not an error: pl_log, not the report callback, which counts errors.
  */
-static void warn_no_job(struct ctx *c, const config_t *lc, const struct pl_config *cfg)
+static void warn_no_job(struct ctx *c, const struct pl_config *cfg)
 {
-	const config_setting_t *u = config_lookup(lc, "upload.url");
-	char file[PATH_MAX];
+	const config_setting_t *up = config_setting_get_member(pl_cfgfile_root(c->f), "upload");
+	const config_setting_t *u = up ? config_setting_get_member(up, "url") : NULL;
+	char where[PATH_MAX + 16];
 
 	if (!u || pl_template_has(cfg->upload.url, "job"))
 		return;
-	file_name(c, config_setting_source_file(u), file, sizeof file);
-	pl_log(LOG_WARNING, "%s:%u: upload.url has no {job}: outputs of different jobs with "
-	       "the same item name overwrite each other", file, config_setting_source_line(u));
-}
-
-static char *dir_of(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-
-	if (!slash)
-		return strdup(".");
-	if (slash == path)
-		return strdup("/");
-	return strndup(path, (size_t)(slash - path));
+	pl_cfgfile_where(c->f, u, where, sizeof where);
+	pl_log(LOG_WARNING, "%s: upload.url has no {job}: outputs of different jobs with "
+	       "the same item name overwrite each other", where);
 }
 
 int pl_config_load(const char *path, pl_config_report_fn *report_fn, void *ud,
 		   struct pl_config **out)
 {
-	struct ctx c = { .path = path, .report = report_fn, .ud = ud };
+	struct ctx c = { .report = report_fn, .ud = ud };
 	struct pl_config *cfg = NULL;
-	config_t lc;
 	int r;
 
 	*out = NULL;
-	c.dir = dir_of(path);
-	if (!c.dir)
-		return -ENOMEM;
-	config_init(&lc);
-	r = parse(&c, &lc);
+	r = pl_cfgfile_open(path, emit, &c, &c.f);
 	if (r < 0)
 		goto out;
 	cfg = calloc(1, sizeof *cfg);
-	if (!cfg || (r = defaults(cfg)) < 0 || !(cfg->path = strdup(path))) {
+	c.cfg = cfg;
+	if (!cfg || (r = set_defaults(settings, NROWS(settings), cfg)) < 0 ||
+	    !(cfg->path = strdup(path))) {
 		r = -ENOMEM;
 		goto out;
 	}
-	load_root(&c, config_root_setting(&lc), cfg);
+	load_root(&c);
 	r = c.oom ? -ENOMEM : c.errors ? -EINVAL : 0;
 	if (r == 0)
-		warn_no_job(&c, &lc, cfg);
+		warn_no_job(&c, cfg);
 out:
-	config_destroy(&lc);
-	free(c.dir);
+	pl_cfgfile_close(c.f);
 	if (r < 0) {
 		if (r == -ENOMEM)
 			pl_log(LOG_ERR, "%s: out of memory", path);
@@ -1059,15 +935,8 @@ void pl_config_free(struct pl_config *cfg)
 {
 	if (!cfg)
 		return;
+	free_fields(settings, NROWS(settings), cfg);
 	free(cfg->path);
-	free(cfg->spool);
-	free(cfg->runtime);
-	free(cfg->download.file_root);
-	free(cfg->resize.variants);
-	free(cfg->upload.url);
-	free(cfg->upload.s3.endpoint);
-	free(cfg->upload.s3.region);
-	free(cfg->upload.s3.credentials);
 	free(cfg);
 }
 
@@ -1093,40 +962,7 @@ const char *pl_config_format_mime(enum pl_format f)
 	return "application/octet-stream";
 }
 
-static bool str_differs(const char *a, const char *b)
-{
-	return strcmp(a ? a : "", b ? b : "") != 0;
-}
-
 bool pl_config_restart_differs(const struct pl_config *a, const struct pl_config *b)
 {
-	const __typeof__(a->download) *da = &a->download, *db = &b->download;
-	const __typeof__(a->upload) *ua = &a->upload, *ub = &b->upload;
-
-	if (str_differs(a->spool, b->spool) || str_differs(a->runtime, b->runtime))
-		return true;
-	if (da->stage.queue != db->stage.queue || da->connect_timeout != db->connect_timeout ||
-	    da->timeout != db->timeout || da->low_speed_limit != db->low_speed_limit ||
-	    da->low_speed_time != db->low_speed_time || da->max_bytes != db->max_bytes ||
-	    da->retries != db->retries || da->backoff != db->backoff ||
-	    da->per_host != db->per_host || da->protocols != db->protocols ||
-	    da->allow_private != db->allow_private || str_differs(da->file_root, db->file_root))
-		return true;
-	if (a->resize.stage.queue != b->resize.stage.queue ||
-	    a->resize.max_pixels != b->resize.max_pixels ||
-	    a->resize.nvariants != b->resize.nvariants)
-		return true;
-	for (size_t i = 0; i < a->resize.nvariants; i++) {
-		const struct pl_variant *va = &a->resize.variants[i], *vb = &b->resize.variants[i];
-		if (strcmp(va->name, vb->name) || va->width != vb->width || va->height != vb->height ||
-		    va->fit != vb->fit || va->crop != vb->crop || va->format != vb->format ||
-		    va->quality != vb->quality)
-			return true;
-	}
-	return ua->stage.queue != ub->stage.queue || str_differs(ua->url, ub->url) ||
-	       ua->retries != ub->retries || ua->backoff != ub->backoff ||
-	       ua->connect_timeout != ub->connect_timeout || ua->timeout != ub->timeout ||
-	       str_differs(ua->s3.endpoint, ub->s3.endpoint) ||
-	       str_differs(ua->s3.region, ub->s3.region) ||
-	       str_differs(ua->s3.credentials, ub->s3.credentials);
+	return differs(settings, NROWS(settings), a, b);
 }

@@ -79,21 +79,6 @@ struct pl_config {
 	} upload;
 };
 
-/*
- * Limits on every file read (the main one and each @include'd one), checked
- * before libconfig sees it: its scanner takes time quadratic in the length
- * of a line (4 MB on one line: 6.8 s; 16 MB: 93 s), so an absurd file would
- * stall `-t`, the start and every SIGHUP.  Far above any real configuration:
- * the longest single value is an upload.url template or a path, a few KiB at
- * most (PATH_MAX is 4 KiB, an S3 key 1 KiB, most HTTP servers refuse request
- * lines over 8 KiB), and a whole variants list written on one line is about
- * 100 bytes a variant; the shipped file is 3 KiB.  At these limits a file
- * still parses in a fraction of a second.  A line's length does not count
- * its newline.
- */
-#define PL_CONFIG_LINE_MAX 65536	/* bytes on one line */
-#define PL_CONFIG_FILE_MAX 4194304	/* bytes in one file */
-
 /* Called once per error with a complete "FILE:LINE: message" line. */
 typedef void pl_config_report_fn(void *ud, const char *msg);
 

@@ -18,6 +18,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "cfgfile.h"
 #include "config.h"
 #include "template.h"
 #include "testutil.h"
@@ -343,6 +344,106 @@ START_TEST(everything_set)
 }
 END_TEST
 
+/* The 32-bit literal check finds each setting's own literal: several
+ * settings of one name on a line (variants, or the same name in two
+ * groups), a literal with leading zeros (decimal to libconfig, not octal),
+ * a name inside a comment or string before the setting: all valid. */
+START_TEST(same_name_on_one_line)
+{
+	ck_assert_int_eq(load("resize = { variants = ( { name = \"a\"; width = 32; height = 8; },"
+			      " { name = \"b\"; width = 16; height = 8; } ); };\n"
+			      "download = { retries = 5; queue = 010; }; upload = { retries = 3;\n"
+			      "  url = \"file:///o/{job}/queue=9/{name}-{variant}\"; /* queue = 7 */ queue = 4; };\n"),
+			 0);
+	ck_assert_msg(ms.n == 0, "first error: %s", ms.n ? ms.m[0] : "");
+	ck_assert_int_eq(cfg->resize.variants[0].width, 32);
+	ck_assert_int_eq(cfg->resize.variants[1].width, 16);
+	ck_assert_int_eq(cfg->download.retries, 5);
+	ck_assert_uint_eq(cfg->download.stage.queue, 10);
+	ck_assert_int_eq(cfg->upload.retries, 3);
+	ck_assert_uint_eq(cfg->upload.stage.queue, 4);
+}
+END_TEST
+
+/* A reload applies the stage widths and log_level; pl_config_restart_differs
+ * must say "restart" for every other setting, each changed alone. */
+START_TEST(restart_differs_but_for_live_settings)
+{
+	static const char *const live[] = {
+		"download = { workers = 7; };\n", "resize = { workers = \"auto\"; };\n",
+		"upload = { workers = 1; };\n", "log_level = \"debug\";\n",
+	};
+	static const char *const restart[] = {
+		"spool = \"/x\";\n", "runtime = \"/x\";\n",
+		"download = { queue = 9; };\n", "download = { connect_timeout = 2.5; };\n",
+		"download = { timeout = 3; };\n", "download = { low_speed_limit = 5; };\n",
+		"download = { low_speed_time = 6; };\n", "download = { max_bytes = 7; };\n",
+		"download = { retries = 8; };\n", "download = { backoff = 9; };\n",
+		"download = { per_host = 10; };\n", "download = { allow_private = true; };\n",
+		"download = { protocols = [ \"https\" ]; };\n",
+		"download = { protocols = [ \"file\", \"http\", \"https\" ]; file_root = \"/in\"; };\n",
+		"resize = { queue = 3; };\n", "resize = { max_pixels = 4; };\n",
+		"resize = { variants = ( { name = \"thumc\"; width = 256; height = 256; } ); };\n",
+		"resize = { variants = ( { name = \"thumb\"; width = 255; height = 256; } ); };\n",
+		"resize = { variants = ( { name = \"thumb\"; width = 256; height = 255; } ); };\n",
+		"resize = { variants = ( { name = \"thumb\"; width = 256; height = 256;"
+		" fit = \"cover\"; } ); };\n",
+		"resize = { variants = ( { name = \"thumb\"; width = 256; height = 256;"
+		" crop = \"attention\"; } ); };\n",
+		"resize = { variants = ( { name = \"thumb\"; width = 256; height = 256;"
+		" format = \"png\"; } ); };\n",
+		"resize = { variants = ( { name = \"thumb\"; width = 256; height = 256;"
+		" quality = 81; } ); };\n",
+		"resize = { variants = ( { name = \"thumb\"; width = 256; height = 256; },"
+		" { name = \"b\"; width = 1; height = 1; } ); };\n"
+		"upload = { url = \"file:///var/lib/pipelined/out/{job}/{name}-{variant}.{ext}\"; };\n",
+		"upload = { queue = 5; };\n", "upload = { url = \"file:///o/{job}/{name}-{variant}\"; };\n",
+		"upload = { retries = 1; };\n", "upload = { backoff = 2; };\n",
+		"upload = { connect_timeout = 3; };\n", "upload = { timeout = 4; };\n",
+	};
+#define S3(members) "upload = { url = \"s3://b/{job}/{name}-{variant}.{ext}\";" \
+			    " s3 = { " members " }; };\n"
+	static const char *const s3_changes[] = {
+		S3("endpoint = \"https://e\"; credentials = \"/c\"; region = \"eu-1\";"),
+		S3("endpoint = \"https://f\"; credentials = \"/c\";"),
+		S3("endpoint = \"https://e\"; credentials = \"/d\";"),
+	};
+	struct pl_config *dflt, *s3cfg;
+
+	ck_assert_int_eq(load("# defaults\n"), 0);
+	dflt = cfg;
+	cfg = NULL;
+	ck_assert(!pl_config_restart_differs(dflt, dflt));
+	for (size_t i = 0; i < sizeof live / sizeof *live; i++) {
+		ck_assert_msg(load(live[i]) == 0, "%s", live[i]);
+		ck_assert_msg(!pl_config_restart_differs(dflt, cfg), "restart for %s", live[i]);
+		pl_config_free(cfg);
+		cfg = NULL;
+	}
+	for (size_t i = 0; i < sizeof restart / sizeof *restart; i++) {
+		ck_assert_msg(load(restart[i]) == 0, "%s", restart[i]);
+		ck_assert_msg(pl_config_restart_differs(dflt, cfg), "no restart for %s", restart[i]);
+		ck_assert_msg(pl_config_restart_differs(cfg, dflt), "no restart for %s", restart[i]);
+		pl_config_free(cfg);
+		cfg = NULL;
+	}
+	/* the s3 settings, against an s3 configuration */
+	ck_assert_int_eq(load(S3("endpoint = \"https://e\"; credentials = \"/c\";")), 0);
+#undef S3
+	s3cfg = cfg;
+	cfg = NULL;
+	for (size_t i = 0; i < sizeof s3_changes / sizeof *s3_changes; i++) {
+		ck_assert_msg(load(s3_changes[i]) == 0, "%s", s3_changes[i]);
+		ck_assert_msg(pl_config_restart_differs(s3cfg, cfg), "no restart for %s",
+			      s3_changes[i]);
+		pl_config_free(cfg);
+		cfg = NULL;
+	}
+	pl_config_free(s3cfg);
+	pl_config_free(dflt);
+}
+END_TEST
+
 START_TEST(include_relative_to_the_config_folder)
 {
 	char inc[PATH_MAX];
@@ -525,7 +626,7 @@ END_TEST
 
 START_TEST(large_file_refused)
 {
-	char want[PATH_MAX + 64], *text = filled("spool = \"/s\";\n", PL_CONFIG_FILE_MAX + 1, 80);
+	char want[PATH_MAX + 64], *text = filled("spool = \"/s\";\n", PL_CFGFILE_FILE_MAX + 1, 80);
 
 	ck_assert_int_eq(load(text), -EINVAL);
 	ck_assert_ptr_null(cfg);
@@ -539,16 +640,16 @@ END_TEST
 /* Exactly at both limits: loads, and the long line's value is whole. */
 START_TEST(file_at_the_limits_loads)
 {
-	size_t vlen = PL_CONFIG_LINE_MAX - strlen("spool = \"/\";");
-	char *head = malloc(PL_CONFIG_LINE_MAX + 64), *text;
+	size_t vlen = PL_CFGFILE_LINE_MAX - strlen("spool = \"/\";");
+	char *head = malloc(PL_CFGFILE_LINE_MAX + 64), *text;
 
 	ck_assert_ptr_nonnull(head);
-	ck_assert_uint_eq(PL_CONFIG_LINE_MAX, 65536);
-	ck_assert_uint_eq(PL_CONFIG_FILE_MAX, 4194304);
-	snprintf(head, PL_CONFIG_LINE_MAX + 64, "spool = \"/%0*d\";\n", (int)vlen, 0);
-	ck_assert_uint_eq(strlen(head), PL_CONFIG_LINE_MAX + 1);
-	text = filled(head, PL_CONFIG_FILE_MAX, PL_CONFIG_LINE_MAX);
-	ck_assert_uint_eq(strlen(text), PL_CONFIG_FILE_MAX);
+	ck_assert_uint_eq(PL_CFGFILE_LINE_MAX, 65536);
+	ck_assert_uint_eq(PL_CFGFILE_FILE_MAX, 4194304);
+	snprintf(head, PL_CFGFILE_LINE_MAX + 64, "spool = \"/%0*d\";\n", (int)vlen, 0);
+	ck_assert_uint_eq(strlen(head), PL_CFGFILE_LINE_MAX + 1);
+	text = filled(head, PL_CFGFILE_FILE_MAX, PL_CFGFILE_LINE_MAX);
+	ck_assert_uint_eq(strlen(text), PL_CFGFILE_FILE_MAX);
 	ck_assert_int_eq(load(text), 0);
 	ck_assert_msg(ms.n == 0, "first error: %s", ms.n ? ms.m[0] : "");
 	ck_assert_uint_eq(strlen(cfg->spool), vlen + 1);
@@ -558,10 +659,10 @@ START_TEST(file_at_the_limits_loads)
 	/* one byte more on that line, without a newline at the end */
 	pl_config_free(cfg);
 	cfg = NULL;
-	head = malloc(PL_CONFIG_LINE_MAX + 2);
+	head = malloc(PL_CFGFILE_LINE_MAX + 2);
 	ck_assert_ptr_nonnull(head);
-	memset(head, '#', PL_CONFIG_LINE_MAX + 1);
-	head[PL_CONFIG_LINE_MAX + 1] = '\0';
+	memset(head, '#', PL_CFGFILE_LINE_MAX + 1);
+	head[PL_CFGFILE_LINE_MAX + 1] = '\0';
 	ck_assert_int_eq(load(head), -EINVAL);
 	expect(0, 1, "line longer than 65536 bytes");
 	ck_assert_int_eq(ms.n, 1);
@@ -575,7 +676,7 @@ START_TEST(limits_apply_to_included_files)
 {
 	char inc[PATH_MAX], next[64], want[PATH_MAX + 64], *text;
 
-	text = filled("download = { workers = 2; };\n", 100000, PL_CONFIG_LINE_MAX + 1);
+	text = filled("download = { workers = 2; };\n", 100000, PL_CFGFILE_LINE_MAX + 1);
 	snprintf(inc, sizeof inc, "%s/inc/long.conf", dir);
 	write_at(inc, text);
 	free(text);
@@ -585,7 +686,7 @@ START_TEST(limits_apply_to_included_files)
 
 	free(ms.m[0]);
 	ms.n = 0;
-	text = filled("", PL_CONFIG_FILE_MAX + 1, 100);
+	text = filled("", PL_CFGFILE_FILE_MAX + 1, 100);
 	write_at(inc, text);
 	free(text);
 	ck_assert_int_eq(load("spool = \"/s\";\n@include \"inc/long.conf\"\n"), -EINVAL);
@@ -597,7 +698,7 @@ START_TEST(limits_apply_to_included_files)
 	 * reads that one (nesting level 10), so it is checked too */
 	free(ms.m[0]);
 	ms.n = 0;
-	text = filled("# deepest\n", 100000, PL_CONFIG_LINE_MAX + 1);
+	text = filled("# deepest\n", 100000, PL_CFGFILE_LINE_MAX + 1);
 	write_at(inc, text);
 	free(text);
 	for (int i = 1; i <= 9; i++) {
@@ -747,6 +848,28 @@ START_TEST(big_literal_without_L)
 	expect(3, 7, "upload.retries: 0x100000003 does not fit a plain integer: "
 		     "write it as 0x100000003L");
 	ck_assert_int_eq(ms.n, 4);
+}
+END_TEST
+
+/* ... and a truncated literal among settings of the same name on its line
+ * is still caught, at its own setting; so is one on the line after its
+ * name. */
+START_TEST(big_literal_among_same_names)
+{
+	ck_assert_int_eq(load("resize = { variants = ( { name = \"a\"; width = 32; height = 8; },"
+			      " { name = \"b\"; width = 4294967312; height = 8; } );\n"	/* 1 */
+			      "  max_pixels =\n"						/* 2 */
+			      "    10000000000; };\n"						/* 3 */
+			      "download = { retries = 3; }; upload = { retries = 4294967299;"
+			      " url = \"file:///o/{job}/{name}-{variant}\"; };\n"),			/* 4 */
+			 -EINVAL);
+	expect(0, 1, "resize.variants[1].width: 4294967312 does not fit a plain integer: "
+		     "write it as 4294967312L");
+	expect(1, 2, "resize.max_pixels: 10000000000 does not fit a plain integer: "
+		     "write it as 10000000000L");
+	expect(2, 4, "upload.retries: 4294967299 does not fit a plain integer: "
+		     "write it as 4294967299L");
+	ck_assert_int_eq(ms.n, 3);
 }
 END_TEST
 
@@ -962,6 +1085,8 @@ static Suite *suite(void)
 	tcase_add_test(ok, url_without_job_warns);
 	tcase_add_test(ok, workers_auto);
 	tcase_add_test(ok, everything_set);
+	tcase_add_test(ok, same_name_on_one_line);
+	tcase_add_test(ok, restart_differs_but_for_live_settings);
 	tcase_add_test(ok, include_relative_to_the_config_folder);
 	tcase_add_test(ok, format_names);
 	tcase_add_test(file, missing_file);
@@ -982,6 +1107,7 @@ static Suite *suite(void)
 	tcase_add_test(bad, wrong_types);
 	tcase_add_test(bad, ranges);
 	tcase_add_test(bad, big_literal_without_L);
+	tcase_add_test(bad, big_literal_among_same_names);
 	tcase_add_test(bad, bad_strings);
 	tcase_add_test(bad, protocols_list);
 	tcase_add_test(bad, file_protocol_needs_root);

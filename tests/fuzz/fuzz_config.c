@@ -3,11 +3,10 @@
  * validator (src/config.c: pl_config_load, pl_config_free, and through them
  * libconfig and pl_template_check).
  *
- * pl_config_load reads a file (and re-reads lines of it to catch libconfig's
- * silent 32-bit truncation), so each input is written to one file in a
- * private directory made once per process (under /dev/shm, else /tmp),
- * then loaded.  That directory is
- * also the include directory, and it holds nothing but the input and one
+ * pl_config_load reads a file (and lexes it, to catch libconfig's silent
+ * 32-bit truncation of integer literals), so each input is written to one
+ * file in a private directory made once per process (under /dev/shm, else
+ * /tmp), then loaded.  That directory is also the include directory, and it holds nothing but the input and one
  * known snippet, inc.conf, so @include is fuzzed without reaching the rest
  * of the file system: an @include is let through only when it names a plain
  * file in that directory (no '/', no leading '.', no escapes), anything else
