@@ -1,4 +1,4 @@
-"""it_daemon — pipelined as a real process under real signals (issue #3).
+"""it_daemon — pipelined as a real process under real signals.
 
 Every case starts the daemon binary on a private tree (local file:// sources
 made with `vips`, file:// outputs, its own spool and runtime folder), talks

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""it_faults.py — the daemon under faults of its peers (issue #5).
+"""it_faults.py — the daemon under faults of its peers.
 
 Four scenarios, each against a long-running daemon (never --once), which
 must survive every one of them and stop cleanly on SIGTERM (exit 0):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # it_memcheck.sh — valgrind memcheck over a whole `pipelined --once` run of
-# 50 items (issue #5): no memory error and nothing definitely lost.
+# 50 items: no memory error and nothing definitely lost.
 #
 # The run goes through every stage and the spool's whole life (claim, item
 # records, finish, close) with local file:// sources, so that no server is
