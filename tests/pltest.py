@@ -21,7 +21,9 @@ API (everything raises pl.Failure with a message naming what failed):
   pl.fail(msg)                     print "FAIL: msg" and exit 1
   pl.skip(reason)                  this machine cannot run the test: print "SKIP: reason"
                                    and exit 77 (ctest: "Skipped"); with PL_REQUIRE_ALL=1
-                                   (scripts/test, CI) fail instead
+                                   (scripts/test, CI) fail instead.  A test a build cannot
+                                   run by design is not a skip: tests/CMakeLists.txt
+                                   registers it disabled there (PL_NOT_UNDER_SANITIZER)
   pl.cannot_unshare_mount()        why a private mount namespace with a tmpfs in it is
   pl.cannot_unshare_net()          impossible here / a network namespace with an address
                                    on lo; "" when it is possible.  The probes are the ones
