@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""it_crash.py — crash safety (issue #5, "nothing lost").
+"""it_crash.py — crash safety: SIGKILL at any moment loses no item and repeats none.
 
 A running daemon is SIGKILLed at random moments, each kill landing while it
 is visibly working (the result files have grown since it was started), and

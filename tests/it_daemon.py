@@ -1,4 +1,4 @@
-"""it_daemon — pipelined as a real process under real signals (issue #3).
+"""it_daemon — pipelined as a real process under real signals.
 
 Every case starts the daemon binary on a private tree (local file:// sources
 made with `vips`, file:// outputs, its own spool and runtime folder), talks
@@ -419,7 +419,11 @@ def t_empty_once_and_inotify():
         for job in ("ino1", "ino2"):
             t = time.monotonic()
             env.submit(job, env.items(5, imgs))
-            d.wait_line(r"job %s claimed" % job, 1.0 * SLOW)
+            # The idle daemon sleeps in poll() on the spool's inotify
+            # descriptor, with no timeout and no rescan timer: that the job is
+            # claimed at all shows the rename into new/ woke it.  Awaited,
+            # not timed.
+            d.wait_line(r"job %s claimed" % job, 10 * SLOW)
             pl.wait_for(lambda: env.where(job) == "done", 5 * SLOW, "job %s done" % job)
             pl.note("%s done %.2f s after it was dropped into new/" % (job, time.monotonic() - t))
             pl.check_lines_once(env.records(job), 5, job)

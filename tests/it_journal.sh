@@ -27,10 +27,11 @@
 #      journal; with JOURNAL_STREAM naming that very file, entries go to the
 #      journal instead (the dev:inode rule of log.c, both ways).
 #
-# Needs root (SKIP otherwise).  Every wait is bounded; journald, the manager
-# and the daemon are stopped on every exit.  Under PL_SANITIZE the unit's
-# seccomp sandbox is left out, as in it_service.sh (LeakSanitizer needs
-# ptrace); everything else runs.  PL_KEEP=1 keeps the test folder.
+# Needs root and a mount namespace with a tmpfs in it (skipped, exit 77,
+# without them: pl_cannot_unshare_mount).  Every wait is bounded; journald,
+# the manager and the daemon are stopped on every exit.  Under PL_SANITIZE
+# the unit's seccomp sandbox is left out, as in it_service.sh (LeakSanitizer
+# needs ptrace); everything else runs.  PL_KEEP=1 keeps the test folder.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/common.sh"
@@ -39,10 +40,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 JOURNALD=/lib/systemd/systemd-journald
 
 if [[ -z ${PL_IT_JOURNAL_INNER:-} ]]; then
-	((EUID == 0)) || pl_skip "needs root for a private mount namespace"
-	command -v unshare > /dev/null || pl_skip "unshare is not available"
-	unshare -m --propagation private true 2> /dev/null ||
-		pl_skip "unshare -m is not permitted here"
+	if why=$(pl_cannot_unshare_mount); then pl_skip "$why"; fi
 	[[ -x $JOURNALD ]] || pl_skip "$JOURNALD is not installed"
 	command -v journalctl > /dev/null || pl_skip "journalctl is not installed"
 	[[ -n ${PIPELINED:-} && -x $PIPELINED ]] ||

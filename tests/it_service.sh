@@ -13,19 +13,17 @@
 # LeakSanitizer needs ptrace.
 #
 # Runs itself again inside `unshare -m --propagation private` (see
-# tests/lib/usermgr.sh).  Needs root.  Every wait is bounded and names what
-# it waited for; the manager is stopped on every exit.  PL_KEEP=1 keeps the
-# test folder.
+# tests/lib/usermgr.sh).  Needs root and a mount namespace with a tmpfs in
+# it (pl_cannot_unshare_mount; skipped, exit 77, without them).  Every wait
+# is bounded and names what it waited for; the manager is stopped on every
+# exit.  PL_KEEP=1 keeps the test folder.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/common.sh"
 . "$here/lib/usermgr.sh"
 
 if [[ -z ${PL_IT_SERVICE_INNER:-} ]]; then
-	((EUID == 0)) || pl_skip "needs root for a private mount namespace"
-	command -v unshare > /dev/null || pl_skip "unshare is not available"
-	unshare -m --propagation private true 2> /dev/null ||
-		pl_skip "unshare -m is not permitted here"
+	if why=$(pl_cannot_unshare_mount); then pl_skip "$why"; fi
 	[[ -n ${PIPELINED:-} && -x $PIPELINED ]] ||
 		pl_fail "PIPELINED (${PIPELINED:-unset}) is not an executable"
 	tmp=$(mktemp -d /tmp/pl-it-service.XXXXXX) || pl_fail "mktemp"

@@ -3,14 +3,19 @@
 #
 # `systemd-analyze verify` on the unit as it would be installed (ExecStart
 # pointing at the built daemon, since verify checks that the binary exists;
-# the man pages of Documentation= looked up in the source tree), then
-# `systemd-analyze security --offline=true`, whose overall exposure must stay
-# at or below PL_MAX_EXPOSURE (1.2, the contract in interface.md).
+# the man pages of Documentation= looked up with man(1) in a tree made from
+# man/), then `systemd-analyze security --offline=true`, whose overall
+# exposure must stay at or below PL_MAX_EXPOSURE (1.2: the unit is meant to
+# be that hardened, so a change that loosens its sandbox fails here).  Without man(1)
+# (man-db) or systemd-analyze the test skips (exit 77) rather than verify
+# less than it says.
 set -u
 . "$(dirname "$0")/lib/common.sh"
 
 max=${PL_MAX_EXPOSURE:-1.2}
-command -v systemd-analyze > /dev/null || pl_fail "systemd-analyze is not installed"
+command -v systemd-analyze > /dev/null || pl_skip "systemd-analyze is not installed (systemd)"
+command -v man > /dev/null ||
+	pl_skip "man(1) is not installed (man-db; scripts/deps installs it): the unit's Documentation= cannot be verified"
 
 tmp=$(mktemp -d) || pl_fail "mktemp"
 trap 'rm -rf "$tmp"' EXIT
@@ -20,20 +25,14 @@ unit=$tmp/pipelined.service
 pl_render_unit "$unit" "$bin" /etc/pipelined/pipeline.conf
 
 # Documentation=man:… is checked with man(1) against a man tree made from
-# man/; while a page named there is not written yet, verify skips man pages.
-man_opt=--man=no
+# man/: a page it names that man/ lacks fails verify.
 mkdir -p "$tmp/man/man5" "$tmp/man/man8"
 for page in "$src"/man/*.[1-9]; do
 	[[ -e $page ]] && cp "$page" "$tmp/man/man${page##*.}/"
 done
-if command -v man > /dev/null && [[ -e $tmp/man/man8/pipelined.8 && -e $tmp/man/man5/pipeline.conf.5 ]]; then
-	man_opt=--man=yes
-else
-	pl_note "man pipelined(8) or pipeline.conf(5) missing (or no man(1)): verify --man=no"
-fi
 
-pl_note "systemd-analyze verify $man_opt"
-out=$(cd "$tmp" && MANPATH=$tmp/man systemd-analyze verify "$man_opt" "$unit" 2>&1)
+pl_note "systemd-analyze verify --man=yes"
+out=$(cd "$tmp" && MANPATH=$tmp/man systemd-analyze verify --man=yes "$unit" 2>&1)
 rc=$?
 if ((rc != 0)) || [[ -n $out ]]; then
 	echo "$out" >&2

@@ -18,7 +18,17 @@ API (everything raises pl.Failure with a message naming what failed):
   pl.BIN, pl.SRCDIR, pl.BUILDDIR   from ctest's env PIPELINED, PL_SRCDIR, PL_BUILDDIR
   pl.SANITIZE                      env PL_SANITIZE ("" or "address")
   pl.scaled(n, under_sanitizer)    n normally, the second count under a sanitizer
-  pl.fail(msg) / pl.skip(msg)      print "FAIL: …" and exit 1 / "SKIP: …" and exit 0
+  pl.fail(msg)                     print "FAIL: msg" and exit 1
+  pl.skip(reason)                  this machine cannot run the test: print "SKIP: reason"
+                                   and exit 77 (ctest: "Skipped"); with PL_REQUIRE_ALL=1
+                                   (scripts/test, CI) fail instead.  A test a build cannot
+                                   run by design is not a skip: tests/CMakeLists.txt
+                                   registers it disabled there (PL_NOT_UNDER_SANITIZER)
+  pl.cannot_unshare_mount()        why a private mount namespace with a tmpfs in it is
+  pl.cannot_unshare_net()          impossible here / a network namespace with an address
+                                   on lo; "" when it is possible.  The probes are the ones
+                                   of tests/lib/common.sh, run through bash, so Python and
+                                   shell tests agree:  if (why := pl.cannot_…()): pl.skip(why)
   pl.check(cond, msg)              fail(msg) unless cond
   pl.wait_for(fn, timeout, what)   poll fn() every 20 ms until truthy; return its value,
                                    or fail "timed out after Ns waiting for WHAT"
@@ -101,9 +111,36 @@ def fail(msg):
     sys.exit(1)
 
 
-def skip(msg):
-    print("SKIP: " + msg, flush=True)
-    sys.exit(0)
+def skip(reason):
+    """The one way out for a test this environment cannot run (see the rule
+    in tests/lib/common.sh): exit 77, ctest's SKIP_RETURN_CODE, so it reads
+    "Skipped" and never "Passed"; a failure under PL_REQUIRE_ALL=1."""
+    print("SKIP: " + reason, flush=True)
+    if os.environ.get("PL_REQUIRE_ALL") == "1":
+        fail("PL_REQUIRE_ALL=1: every test must run on this machine (PL_REQUIRE_ALL=0 allows skips)")
+    sys.exit(77)
+
+
+def _probe(name):
+    """Run the shell probe pl_cannot_NAME of tests/lib/common.sh: its reason,
+    or "" when the capability is there."""
+    lib = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib", "common.sh")
+    p = run(["/bin/bash", "-c", '. "$1" && pl_cannot_' + name, "probe", lib], timeout=60)
+    why = p.stdout.strip()
+    if p.returncode == 1 and not why:
+        return ""
+    if p.returncode == 0 and why:
+        return why
+    raise Failure("probe pl_cannot_%s: exit %d, output %r, errors %r"
+                  % (name, p.returncode, why, p.stderr.strip()))
+
+
+def cannot_unshare_mount():
+    return _probe("unshare_mount")
+
+
+def cannot_unshare_net():
+    return _probe("unshare_net")
 
 
 def note(msg):

@@ -255,21 +255,49 @@ START_TEST(retry_served_on_idle_queue)
 }
 END_TEST
 
+/* process() that takes at least 1 ms, and at least 8 ms for every tenth
+ * item: whatever the load, p50 >= 1 ms and p95 >= 8 ms (the ten slowest of
+ * 100 samples include index 94 of the sorted window).  All-zero or
+ * microsecond-for-millisecond stats fail. */
+static long now_us_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000L + ts.tv_nsec / 1000L;
+}
+
+static int timed(void *c, void *ws, void *item, char *why, size_t len)
+{
+	long until = now_us_mono() + ((uintptr_t)item % 10 == 0 ? 8000 : 1000);
+
+	(void)c; (void)ws; (void)why; (void)len;
+	while (now_us_mono() < until)
+		sched_yield();
+	return 0;
+}
+
 START_TEST(latency_stats)
 {
+	static const struct pl_stage_ops tops = { NULL, NULL, timed };
 	struct ctx *x = ctx_new(100);
 	struct pl_queue *q = pl_queue_create(0);
 	struct pl_sink sink = { .pass = sink_pass, .fail = sink_fail, .ud = x };
-	struct pl_pool *p = pl_pool_create("lat", q, &ops, x, &sink);
+	struct pl_pool *p = pl_pool_create("lat", q, &tops, x, &sink);
 	struct pl_stage_stats st;
 
+	pl_pool_stats(p, &st);
+	ck_assert(st.p50_ms == 0 && st.p95_ms == 0);	/* no sample yet */
 	pl_pool_set_width(p, 2);
 	for (uintptr_t i = 0; i < 100; i++)
 		pl_queue_put(q, P(i), -1);
 	pl_queue_join(q, -1);
 	pl_pool_stats(p, &st);
 	ck_assert_uint_eq(st.done, 100);
-	ck_assert(st.p50_ms >= 0 && st.p95_ms >= st.p50_ms);
+	ck_assert_msg(st.p50_ms >= 1.0, "p50 %.3f ms, but every item took at least 1 ms", st.p50_ms);
+	ck_assert_msg(st.p95_ms >= 8.0, "p95 %.3f ms, but 10 of 100 items took at least 8 ms",
+		      st.p95_ms);
+	ck_assert(st.p95_ms >= st.p50_ms);
 	ck_assert_uint_ne(st.progress_us, 0);
 	ck_assert_str_eq(pl_pool_name(p), "lat");
 	pl_pool_destroy(p);
@@ -353,7 +381,9 @@ int main(void)
 	tcase_add_test(tc, latency_stats);
 	tcase_add_test(tc, bad_arguments);
 	tcase_add_test(tc, oldest_busy_item);
-	tcase_set_timeout(tc, 300);
+	/* seconds: a lost wake-up fails fast instead of hanging (tests/CMakeLists.txt
+	 * stretches it with CK_TIMEOUT_MULTIPLIER under a sanitizer) */
+	tcase_set_timeout(tc, 20);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

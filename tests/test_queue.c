@@ -2,14 +2,20 @@
  * test_queue.c — conformance of src/queue.c to the contract in queue.h
  * (Python 3.13 queue.Queue semantics, close = shutdown(immediate=False)).
  * Timing is measured on CLOCK_MONOTONIC; threads synchronise on conditions
- * (counters, joins), never on sleeps.
+ * (counters, joins, a thread seen asleep in the queue), never on sleeps.
+ * Each test has a short timeout, so a lost wake-up fails in seconds.
  */
 #include <check.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -158,14 +164,24 @@ END_TEST
 struct blocked {
 	struct pl_queue *q;
 	atomic_int started;
+	atomic_int tid[8];	/* of the started threads, 0 until known */
 	atomic_int result[8];
 };
+
+/* A blocked caller's thread: its slot, with its thread id published. */
+static int enter(struct blocked *b)
+{
+	int me = atomic_fetch_add(&b->started, 1);
+
+	atomic_store(&b->tid[me], (int)gettid());
+	return me;
+}
 
 static void *blocked_getter(void *arg)
 {
 	struct blocked *b = arg;
 	void *it;
-	int me = atomic_fetch_add(&b->started, 1);
+	int me = enter(b);
 
 	atomic_store(&b->result[me], pl_queue_get(b->q, &it, -1));
 	return NULL;
@@ -174,22 +190,101 @@ static void *blocked_getter(void *arg)
 static void *blocked_putter(void *arg)
 {
 	struct blocked *b = arg;
-	int me = atomic_fetch_add(&b->started, 1);
+	int me = enter(b);
 
 	atomic_store(&b->result[me], pl_queue_put(b->q, P(7), -1));
 	return NULL;
 }
 
-/* Wait until n threads sleep inside the queue: their calls have not returned
- * and the queue's state cannot change without us.  Condition, not a sleep. */
-static void await_started(struct blocked *b, int n)
+/*
+ * A thread that has started may not have reached its wait yet, and a close
+ * (or interrupt, or get) that comes first is seen on entry: the test would
+ * pass with a queue that wakes nobody.  The queue counts its sleepers but
+ * has no API that tells them, so the threads are looked at from outside,
+ * in /proc: each must sleep (state S) in a futex wait on an address inside
+ * the queue's own allocation (its mutex and condition variables live in the
+ * block pl_queue_create allocates), and stay asleep without a single
+ * context switch from one look at all of them to the next.  Then there is
+ * an instant at which all of them slept in the queue at once; at that
+ * instant nobody ran holding the queue's lock, so none of them waited for
+ * the lock: each sleeps on a condition variable, and only the call the test
+ * makes next can wake it.
+ */
+struct look {
+	char state;		/* S: asleep, interruptibly */
+	long vcsw;		/* voluntary context switches so far */
+	long nr;		/* system call in progress, -1 none */
+	uintptr_t arg0;		/* its first argument: the futex address */
+};
+
+static void look_at(int tid, struct look *l)
 {
-	while (atomic_load(&b->started) < n)
+	char path[64], line[256];
+	FILE *f;
+
+	*l = (struct look){ .state = '?', .vcsw = -1, .nr = -1 };
+	snprintf(path, sizeof path, "/proc/self/task/%d/status", tid);
+	if ((f = fopen(path, "r"))) {
+		while (fgets(line, sizeof line, f))
+			if (sscanf(line, "State: %c", &l->state) != 1)
+				sscanf(line, "voluntary_ctxt_switches: %ld", &l->vcsw);
+		fclose(f);
+	}
+	snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
+	if ((f = fopen(path, "r"))) {	/* "NR 0xARG0 …", or "running" */
+		if (fgets(line, sizeof line, f) &&
+		    sscanf(line, "%ld %" SCNxPTR, &l->nr, &l->arg0) != 2)
+			l->nr = -1;
+		fclose(f);
+	}
+}
+
+static bool asleep_in(const struct look *l, uintptr_t lo, uintptr_t hi)
+{
+	return l->state == 'S' && l->nr == SYS_futex && l->arg0 >= lo && l->arg0 < hi;
+}
+
+/* Wait until n started threads all sleep in the queue (above); fail after
+ * 10 s naming what the first laggard was doing. */
+static void await_asleep(struct blocked *b, int n)
+{
+	uintptr_t lo = (uintptr_t)b->q, hi = lo + malloc_usable_size(b->q);
+	long deadline = now_ms() + 10000;
+	struct look first[8], second[8];
+	int i, lag;
+
+	ck_assert_int_le(n, 8);
+	for (;;) {
+		for (i = 0; i < n && atomic_load(&b->tid[i]); i++)
+			;
+		lag = -1;
+		if (i == n) {
+			for (i = 0; i < n; i++)
+				look_at(atomic_load(&b->tid[i]), &first[i]);
+			for (i = 0; i < n; i++)
+				look_at(atomic_load(&b->tid[i]), &second[i]);
+			for (i = 0; i < n && lag < 0; i++)
+				if (!asleep_in(&first[i], lo, hi) || !asleep_in(&second[i], lo, hi) ||
+				    first[i].vcsw != second[i].vcsw)
+					lag = i;
+			if (lag < 0) {
+				/* a timeout reported "after this point": the
+				 * sleepers were never woken */
+				mark_point();
+				return;
+			}
+		}
+		if (now_ms() > deadline) {
+			if (lag < 0)
+				ck_abort_msg("only %d of %d threads started within 10 s",
+					     atomic_load(&b->started), n);
+			ck_abort_msg("thread %d of %d not asleep in the queue (%#" PRIxPTR "..%#"
+				     PRIxPTR ") after 10 s: state %c, syscall %ld on %#" PRIxPTR,
+				     lag, n, lo, hi, second[lag].state, second[lag].nr,
+				     second[lag].arg0);
+		}
 		sched_yield();
-	/* a started thread may still be on its way into the wait; give it time
-	 * to get there by yielding until it cannot have returned */
-	for (int i = 0; i < 1000; i++)
-		sched_yield();
+	}
 }
 
 START_TEST(close_wakes_blocked_getters)
@@ -201,7 +296,7 @@ START_TEST(close_wakes_blocked_getters)
 		atomic_store(&b.result[i], -1);
 	for (int i = 0; i < 4; i++)
 		pthread_create(&t[i], NULL, blocked_getter, &b);
-	await_started(&b, 4);
+	await_asleep(&b, 4);
 	pl_queue_close(b.q);		/* one close ends every consumer */
 	/* result[] is indexed by start order, not by t[]: join them all first */
 	for (int i = 0; i < 4; i++)
@@ -221,7 +316,7 @@ START_TEST(close_wakes_blocked_putters)
 	pl_queue_put(b.q, P(1), 0);
 	for (int i = 0; i < 3; i++)
 		pthread_create(&t[i], NULL, blocked_putter, &b);
-	await_started(&b, 3);
+	await_asleep(&b, 3);
 	pl_queue_close(b.q);
 	for (int i = 0; i < 3; i++)
 		pthread_join(t[i], NULL);
@@ -243,7 +338,7 @@ START_TEST(blocked_put_resumes_after_get)
 	pl_queue_put(b.q, P(1), 0);
 	atomic_store(&b.result[0], -1);
 	pthread_create(&t, NULL, blocked_putter, &b);
-	await_started(&b, 1);
+	await_asleep(&b, 1);
 	ck_assert_int_eq(pl_queue_get(b.q, &it, 0), 0);
 	pthread_join(t, NULL);
 	ck_assert_int_eq(atomic_load(&b.result[0]), 0);
@@ -324,7 +419,7 @@ END_TEST
 static void *join_forever(void *arg)
 {
 	struct blocked *b = arg;
-	int me = atomic_fetch_add(&b->started, 1);
+	int me = enter(b);
 
 	atomic_store(&b->result[me], pl_queue_join(b->q, -1));
 	return NULL;
@@ -340,7 +435,7 @@ START_TEST(drain_wakes_join)
 	pl_queue_put(b.q, P(1), 0);
 	pl_queue_put(b.q, P(2), 0);
 	pthread_create(&t, NULL, join_forever, &b);
-	await_started(&b, 1);
+	await_asleep(&b, 1);
 	ck_assert_int_eq(atomic_load(&b.result[0]), -1);
 	ck_assert_uint_eq(pl_queue_drain(b.q, items, 4), 2);
 	pthread_join(t, NULL);
@@ -472,13 +567,8 @@ START_TEST(interrupt_wakes_getters)
 
 	atomic_store(&b.result[0], -1);
 	pthread_create(&t, NULL, blocked_getter, &b);
-	await_started(&b, 1);
-	/* the getter may not have reached its wait yet: keep interrupting
-	 * until it has returned (a later getter would not be affected) */
-	while (atomic_load(&b.result[0]) == -1) {
-		pl_queue_interrupt(b.q);
-		sched_yield();
-	}
+	await_asleep(&b, 1);
+	pl_queue_interrupt(b.q);	/* once: the getter sleeps, so this must wake it */
 	pthread_join(t, NULL);
 	ck_assert_int_eq(atomic_load(&b.result[0]), EINTR);
 	ck_assert_uint_eq(pl_queue_unfinished(b.q), 0);
@@ -612,7 +702,10 @@ int main(void)
 	tcase_add_test(threads, drain_while_in_flight);
 	tcase_add_test(threads, stress_exactly_once);
 	tcase_add_test(threads, interrupt_wakes_getters);
-	tcase_set_timeout(threads, 300);
+	/* seconds: a lost wake-up fails fast instead of hanging (tests/CMakeLists.txt
+	 * stretches it with CK_TIMEOUT_MULTIPLIER under a sanitizer) */
+	tcase_set_timeout(basic, 20);
+	tcase_set_timeout(threads, 20);
 	suite_add_tcase(s, basic);
 	suite_add_tcase(s, threads);
 	sr = srunner_create(s);

@@ -5,7 +5,7 @@
 # systemd believe it is booted with systemd (/run/systemd/system) without
 # touching the host's, XDG_RUNTIME_DIR and HOME point into the test folder,
 # and `systemctl --user` reaches the manager through its private socket in
-# XDG_RUNTIME_DIR.  See notes.md, "systemd 252".
+# XDG_RUNTIME_DIR.  Worked out on Debian 12's systemd 252.
 #
 #   pl_usermgr_mount_run   the tmpfs over /run/systemd (pl_usermgr_start
 #                          does it when not done yet)
