@@ -16,7 +16,12 @@
  *   - size: counted in the write callback while streaming; Content-Length is
  *     a hint used to fail early and to preallocate, never trusted;
  *   - file://: no curl at all (its file:// follows symlinks anywhere): the
- *     path is resolved and must stay below download.file_root.
+ *     path is resolved and must stay below download.file_root;
+ *   - headers: every line curl hands over goes through
+ *     pl_download_head_line (pure, fuzzed), which takes a status line only
+ *     where one can stand and only with three digits.  The status decides
+ *     whether the body is kept, so a line curl accepts but that parser
+ *     does not fails the item instead of guessing.
  *
  * Retries are not slept here: process() returns the delay and the pool
  * hands the item back when it is due (see pool.h).
@@ -29,6 +34,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,13 +90,12 @@ struct worker {
 	char refused[160];	/* set by the open-socket callback */
 
 	/* the response being received (the last one after redirects) */
-	long status;
-	char phrase[64];
-	long long content_length;	/* -1: none announced */
-	bool chunked;
+	struct pl_download_head head;
 	bool too_big;		/* body or Content-Length over max_bytes */
 	bool cl_too_big;	/* ... announced by Content-Length */
 	bool error_body_cut;	/* stopped reading a non-2xx body */
+	int abort_err;		/* a callback stopped the transfer for this... */
+	char abort_why[160];	/* ... reason */
 	char *buf;
 	size_t len, cap, discarded;
 };
@@ -134,10 +139,10 @@ static void reset_transfer(struct worker *w)
 	free(w->buf);
 	w->buf = NULL;
 	w->len = w->cap = w->discarded = 0;
-	w->status = 0;
-	w->phrase[0] = '\0';
-	w->content_length = -1;
-	w->chunked = w->too_big = w->cl_too_big = w->error_body_cut = false;
+	pl_download_head_init(&w->head);
+	w->too_big = w->cl_too_big = w->error_body_cut = false;
+	w->abort_err = 0;
+	w->abort_why[0] = '\0';
 	w->refused[0] = '\0';
 	w->errbuf[0] = '\0';
 }
@@ -237,71 +242,197 @@ static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_soc
 	return fd < 0 ? CURL_SOCKET_BAD : fd;
 }
 
-static void header_status(struct worker *w, const char *line, size_t n)
-{
-	/* "HTTP/1.1 404 Not Found\r\n" or "HTTP/2 404 \r\n": a new response
-	 * (redirect, 100 Continue or the final one) starts here. */
-	size_t i = 5, k = 0;
+/* ---- response headers (pure; see download.h) ------------------------- */
 
-	w->status = 0;
-	w->phrase[0] = '\0';
-	w->content_length = -1;
-	w->chunked = false;
-	while (i < n && line[i] != ' ')
-		i++;
+enum { PH_STATUS, PH_FIELDS, PH_DONE, PH_BAD };
+
+void pl_download_head_init(struct pl_download_head *h)
+{
+	memset(h, 0, sizeof *h);
+	h->phase = PH_STATUS;
+	h->content_length = -1;
+}
+
+void pl_download_head_body(struct pl_download_head *h)
+{
+	if (h->phase != PH_BAD)
+		h->phase = PH_DONE;
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';	/* isdigit() would follow the locale */
+}
+
+/*
+ * "HTTP/1.1 404 Not Found\r\n", "HTTP/1.0 200\r\n", or curl's own
+ * "HTTP/2 200 \r\n".  Stricter than curl, which also takes "HTTP/2 1000",
+ * "http/1.1 404" and "HTTP/x" (the last two as 200!): whatever passes here
+ * gives the code curl reports too, so the status that decides whether the
+ * body is kept is the one the transfer ends with.
+ */
+static bool parse_status(struct pl_download_head *h, const char *line, size_t n)
+{
+	size_t i = 5, k = 0;
+	long code;
+
+	if (n < 5 || memcmp(line, "HTTP/", 5) != 0)
+		return false;
+	if (i >= n || !is_digit(line[i++]))
+		return false;
+	if (i + 1 < n && line[i] == '.' && is_digit(line[i + 1]))
+		i += 2;
+	if (i >= n || line[i] != ' ')
+		return false;
 	while (i < n && line[i] == ' ')
 		i++;
-	while (i < n && isdigit((unsigned char)line[i]))
-		w->status = w->status * 10 + (line[i++] - '0');
+	if (n - i < 3 || !is_digit(line[i]) || !is_digit(line[i + 1]) || !is_digit(line[i + 2]))
+		return false;
+	code = (line[i] - '0') * 100 + (line[i + 1] - '0') * 10 + (line[i + 2] - '0');
+	i += 3;
+	if (code < 100 || (i < n && line[i] != ' ' && line[i] != '\r' && line[i] != '\n'))
+		return false;
+	h->status = code;
 	while (i < n && line[i] == ' ')
 		i++;
 	/* the server's phrase, kept printable: it ends up in a log line */
-	while (i < n && k + 1 < sizeof w->phrase && line[i] >= 0x20 && line[i] < 0x7f)
-		w->phrase[k++] = line[i++];
-	while (k > 0 && w->phrase[k - 1] == ' ')
+	while (i < n && k + 1 < sizeof h->phrase && line[i] >= 0x20 && line[i] < 0x7f)
+		h->phrase[k++] = line[i++];
+	while (k > 0 && h->phrase[k - 1] == ' ')
 		k--;
-	w->phrase[k] = '\0';
+	h->phrase[k] = '\0';
+	return true;
+}
+
+/* NAME: at the start of line (any case); the offset of the value, or 0. */
+static size_t field_value(const char *line, size_t n, const char *name)
+{
+	size_t k = strlen(name);
+
+	return n > k && strncasecmp(line, name, k) == 0 ? k : 0;
+}
+
+static void parse_field(struct pl_download_head *h, const char *line, size_t n)
+{
+	size_t v;
+
+	if ((v = field_value(line, n, "Content-Length:"))) {
+		char tmp[32], *end;
+		size_t k = n - v < sizeof tmp - 1 ? n - v : sizeof tmp - 1;
+		long long x;
+
+		memcpy(tmp, line + v, k);
+		tmp[k] = '\0';
+		errno = 0;
+		x = strtoll(tmp, &end, 10);
+		if (errno == 0 && end != tmp && x >= 0)
+			h->content_length = x;
+	} else if ((v = field_value(line, n, "Transfer-Encoding:"))) {
+		/* as curl reads it: the token in any case */
+		h->chunked = false;
+		for (; v + 7 <= n && !h->chunked; v++)
+			h->chunked = strncasecmp(line + v, "chunked", 7) == 0;
+	} else if ((v = field_value(line, n, "Location:"))) {
+		/* curl ignores an empty one */
+		for (; v < n && !h->location; v++)
+			h->location = line[v] != ' ' && line[v] != '\t' && line[v] != '\r' &&
+				      line[v] != '\n';
+	}
+}
+
+enum pl_download_line pl_download_head_line(struct pl_download_head *h, const char *line,
+					    size_t n)
+{
+	switch (h->phase) {
+	case PH_STATUS:
+		/* a new response: nothing of the previous one carries over */
+		pl_download_head_init(h);
+		if (!parse_status(h, line, n)) {
+			h->phase = PH_BAD;
+			return PL_DL_BAD_STATUS;
+		}
+		h->phase = PH_FIELDS;
+		return PL_DL_STATUS;
+	case PH_FIELDS:
+		if ((n == 2 && line[0] == '\r' && line[1] == '\n') || (n == 1 && line[0] == '\n')) {
+			/* Another response follows a 1xx, and a 3xx that curl
+			 * follows (it does when there is a Location); after any
+			 * other, only trailers can come. */
+			bool more = h->status < 200 ||
+				    (h->status >= 300 && h->status < 400 && h->location);
+			h->phase = more ? PH_STATUS : PH_DONE;
+			return more ? PL_DL_INTERIM : PL_DL_FINAL;
+		}
+		parse_field(h, line, n);
+		return PL_DL_FIELD;
+	default:
+		return PL_DL_AFTER;
+	}
+}
+
+/* ---- curl callbacks, continued ---------------------------------------- */
+
+/* What a server sent, for a reason: up to the line end, printable, no
+ * quotes, cut to fit. */
+static void quote(char *dst, size_t len, const char *src, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n && k + 1 < len && src[i] != '\r' && src[i] != '\n'; i++)
+		dst[k++] = src[i] >= 0x20 && src[i] < 0x7f && src[i] != '"' ? src[i] : '?';
+	dst[k] = '\0';
+}
+
+/* Stop the transfer from a callback, saying why (see judge). */
+static size_t abort_transfer(struct worker *w, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static size_t abort_transfer(struct worker *w, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	w->abort_err = err;
+	va_start(ap, fmt);
+	vsnprintf(w->abort_why, sizeof w->abort_why, fmt, ap);
+	va_end(ap);
+	return 0;
 }
 
 static size_t on_header(char *line, size_t size, size_t nitems, void *ud)
 {
 	struct worker *w = ud;
+	struct pl_download_head *h = &w->head;
 	size_t n = size * nitems;
-	long max = w->ctx->max_bytes;
+	long long cl;
 
-	if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
-		header_status(w, line, n);
-	} else if (n > 15 && strncasecmp(line, "Content-Length:", 15) == 0) {
-		char tmp[32];
-		size_t k = n - 15 < sizeof tmp - 1 ? n - 15 : sizeof tmp - 1;
-		char *end;
-		long long v;
+	switch (pl_download_head_line(h, line, n)) {
+	case PL_DL_BAD_STATUS: {
+		char q[48];
 
-		memcpy(tmp, line + 15, k);
-		tmp[k] = '\0';
-		errno = 0;
-		v = strtoll(tmp, &end, 10);
-		if (errno == 0 && end != tmp && v >= 0)
-			w->content_length = v;
-	} else if (n > 18 && strncasecmp(line, "Transfer-Encoding:", 18) == 0) {
-		w->chunked = memmem(line, n, "chunked", 7) != NULL;
-	} else if ((n == 2 && line[0] == '\r') || (n == 1 && line[0] == '\n')) {
-		/* End of this response's headers.  Only a 2xx body is kept,
-		 * so only its announced length matters. */
-		bool ok = w->status >= 200 && w->status < 300;
-		long long cl = w->chunked ? -1 : w->content_length;
-
-		if (ok && cl > max) {
+		quote(q, sizeof q, line, n);
+		return abort_transfer(w, EPROTO, "invalid HTTP status line \"%s\"", q);
+	}
+	case PL_DL_FINAL:
+		/* Only a 2xx body is kept, so only its announced length
+		 * matters. */
+		if (h->status < 200 || h->status >= 300)
+			break;
+		cl = h->chunked ? -1 : h->content_length;
+		if (cl > w->ctx->max_bytes) {
 			w->too_big = w->cl_too_big = true;
 			return 0;	/* abort before reading the body */
 		}
-		if (ok && cl > 0 && (size_t)cl > w->cap) {
+		if (cl > 0 && (size_t)cl > w->cap) {
 			char *b = realloc(w->buf, (size_t)cl);
 			if (!b)
-				return 0;
+				return abort_transfer(w, ENOMEM, "out of memory for a %lld-byte body",
+						      cl);
 			w->buf = b;
 			w->cap = (size_t)cl;
 		}
+		break;
+	default:
+		break;
 	}
 	return n;
 }
@@ -311,7 +442,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 	struct worker *w = ud;
 	size_t n = size * nmemb;
 
-	if (w->status < 200 || w->status >= 300) {
+	pl_download_head_body(&w->head);
+	if (w->head.status < 200 || w->head.status >= 300) {
 		/* An error page is not an image: count it, drop it, and stop
 		 * reading one that goes on and on. */
 		w->discarded += n;
@@ -335,7 +467,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 			cap = (size_t)w->ctx->max_bytes;
 		b = realloc(w->buf, cap);
 		if (!b)
-			return 0;
+			return abort_transfer(w, ENOMEM, "out of memory for a %zu-byte body", cap);
 		w->buf = b;
 		w->cap = cap;
 	}
@@ -358,7 +490,7 @@ static int worker_start(void *vctx, void **wstate)
 		return -ENOMEM;
 	w->ctx = c;
 	pl_backoff_seed(&w->rng);
-	w->content_length = -1;
+	pl_download_head_init(&w->head);
 	h = w->curl = curl_easy_init();
 	if (!h)
 		goto fail;
@@ -536,7 +668,7 @@ static void timeout_reason(struct worker *w, char *why, size_t whylen)
 static enum verdict judge(struct worker *w, CURLcode res, int *err, char *why, size_t whylen)
 {
 	struct dl_ctx *c = w->ctx;
-	long code = w->status;
+	long code = w->head.status;
 
 	if (w->refused[0] && res != CURLE_OK) {
 		*err = EPERM;
@@ -547,22 +679,34 @@ static enum verdict judge(struct worker *w, CURLcode res, int *err, char *why, s
 		*err = EFBIG;
 		if (w->cl_too_big)
 			snprintf(why, whylen, "Content-Length %lld exceeds max_bytes (%ld)",
-				 w->content_length, c->max_bytes);
+				 w->head.content_length, c->max_bytes);
 		else
 			snprintf(why, whylen, "body exceeds max_bytes (%ld)", c->max_bytes);
+		return FAIL;
+	}
+	if (w->abort_err && res != CURLE_OK) {
+		*err = w->abort_err;
+		snprintf(why, whylen, "%s", w->abort_why);
 		return FAIL;
 	}
 	if (res == CURLE_OK || (res == CURLE_WRITE_ERROR && w->error_body_cut)) {
 		const char *ph;
 
 		curl_easy_getinfo(w->curl, CURLINFO_RESPONSE_CODE, &code);
+		*err = EPROTO;
+		if (code != w->head.status) {
+			/* cannot happen (see parse_status), but if it did, the
+			 * body was kept or dropped on the wrong status */
+			snprintf(why, whylen, "HTTP status %ld, but the status line said %ld",
+				 code, w->head.status);
+			return FAIL;
+		}
 		if (code >= 200 && code < 300)
 			return OK;
 		ph = status_phrase(code);
 		if (!ph)
-			ph = w->status == code ? w->phrase : "";
+			ph = w->head.phrase;
 		snprintf(why, whylen, "HTTP %ld%s%s", code, *ph ? " " : "", ph);
-		*err = EPROTO;
 		return code == 429 || code >= 500 ? RETRY : FAIL;
 	}
 
