@@ -23,6 +23,13 @@
  *     whether the body is kept, so a line curl accepts but that parser
  *     does not fails the item instead of guessing.
  *
+ * Every failure names its cause: judge() reads the exact CURLcode, curl's
+ * error buffer and the transfer's own state (did a redirect happen, had
+ * the headers ended), because curl gives one code to several causes — a
+ * redirect to a refused scheme and a reply that is not HTTP are both
+ * CURLE_UNSUPPORTED_PROTOCOL, an over-long header line is
+ * CURLE_OUT_OF_MEMORY.
+ *
  * Retries are not slept here: process() returns the delay and the pool
  * hands the item back when it is due (see pool.h).
  */
@@ -556,7 +563,7 @@ static int read_fd(int fd, size_t size, struct pl_item *it, char *why, size_t wh
 	size_t got = 0;
 
 	if (!buf)
-		return snprintf(why, whylen, "out of memory"), -ENOMEM;
+		return snprintf(why, whylen, "out of memory for a %zu-byte file", size), -ENOMEM;
 	while (got < size) {
 		ssize_t r = read(fd, buf + got, size - got);
 		if (r < 0 && errno == EINTR)
@@ -664,6 +671,36 @@ static void timeout_reason(struct worker *w, char *why, size_t whylen)
 		snprintf(why, whylen, "timed out after %.1f s", (double)total / 1e6);
 }
 
+/* curl's own words for the failure, or the name of its code. */
+static const char *detail(const struct worker *w, CURLcode res)
+{
+	return w->errbuf[0] ? w->errbuf : curl_easy_strerror(res);
+}
+
+/*
+ * CURLE_UNSUPPORTED_PROTOCOL means a redirect to a scheme that
+ * download.protocols leaves out (the first URL's scheme was checked before
+ * curl saw it) only if curl did follow one there; otherwise it is curl
+ * refusing the response's status line.  Then url is where it led.
+ */
+static bool redirected_off_list(struct worker *w, char *url, size_t urllen)
+{
+	long redirects = 0;
+	char *eff = NULL;
+	size_t k;
+
+	if (curl_easy_getinfo(w->curl, CURLINFO_REDIRECT_COUNT, &redirects) != CURLE_OK ||
+	    redirects <= 0 ||
+	    curl_easy_getinfo(w->curl, CURLINFO_EFFECTIVE_URL, &eff) != CURLE_OK || !eff)
+		return false;
+	k = strcspn(eff, ":");
+	if ((k == 4 && strncasecmp(eff, "http", 4) == 0 && (w->ctx->protocols & PL_PROTO_HTTP)) ||
+	    (k == 5 && strncasecmp(eff, "https", 5) == 0 && (w->ctx->protocols & PL_PROTO_HTTPS)))
+		return false;
+	quote(url, urllen, eff, strlen(eff));
+	return true;
+}
+
 /* Turn the transfer's outcome into a verdict and a reason. */
 static enum verdict judge(struct worker *w, CURLcode res, int *err, char *why, size_t whylen)
 {
@@ -729,37 +766,100 @@ static enum verdict judge(struct worker *w, CURLcode res, int *err, char *why, s
 		/* curl does not tell a temporary DNS failure from "no such
 		 * name"; a few retries of a typo cost little. */
 		*err = EHOSTUNREACH;
-		snprintf(why, whylen, "cannot resolve host (%s)", w->errbuf);
+		snprintf(why, whylen, "cannot resolve host (%s)", detail(w, res));
+		return RETRY;
+	/* "connection failed" starts every reason for a transport failure:
+	 * it is what is retried, and what tests/it_faults.py counts. */
+	case CURLE_GOT_NOTHING:
+		*err = ECONNRESET;
+		snprintf(why, whylen, "connection failed: empty reply from server");
+		return RETRY;
+	case CURLE_PARTIAL_FILE:
+		/* closed before the end that Content-Length or the chunks announced */
+		*err = ECONNRESET;
+		snprintf(why, whylen, "connection failed: body truncated, %s", detail(w, res));
 		return RETRY;
 	case CURLE_SEND_ERROR:
+		*err = ECONNRESET;
+		snprintf(why, whylen, "connection failed: %s", detail(w, res));
+		return RETRY;
 	case CURLE_RECV_ERROR:
-	case CURLE_GOT_NOTHING:
-	case CURLE_PARTIAL_FILE:
+		/* curl reports a bad chunked encoding under this code too */
+		if (strstr(w->errbuf, "in chunked-encoding")) {
+			/* its only allocation there is a trailer line, in a
+			 * buffer with a small fixed limit */
+			if (strncmp(w->errbuf, "Out of memory", 13) == 0) {
+				*err = EMSGSIZE;
+				snprintf(why, whylen, "chunked trailer line too long");
+			} else {
+				*err = EPROTO;
+				snprintf(why, whylen, "malformed chunked body: %s", w->errbuf);
+			}
+			return FAIL;
+		}
+		*err = ECONNRESET;
+		snprintf(why, whylen, "connection failed: %s", detail(w, res));
+		return RETRY;
 	case CURLE_HTTP2:
 	case CURLE_HTTP2_STREAM:
+		*err = ECONNRESET;
+		snprintf(why, whylen, "HTTP/2 error: %s", detail(w, res));
+		return RETRY;
 	case CURLE_SSL_CONNECT_ERROR:
 		*err = ECONNRESET;
-		snprintf(why, whylen, "connection failed: %s", w->errbuf[0] ? w->errbuf
-			 : curl_easy_strerror(res));
+		snprintf(why, whylen, "TLS handshake failed: %s", detail(w, res));
 		return RETRY;
 	case CURLE_TOO_MANY_REDIRECTS:
 		*err = ELOOP;
 		snprintf(why, whylen, "more than %ld redirects", MAX_REDIRS);
 		return FAIL;
-	case CURLE_UNSUPPORTED_PROTOCOL:
-		*err = EPROTONOSUPPORT;
-		/* the first URL's scheme was checked before: a redirect */
-		snprintf(why, whylen, "redirected to a scheme not in download.protocols (%s)",
-			 w->errbuf);
+	case CURLE_UNSUPPORTED_PROTOCOL: {
+		char url[200];
+
+		if (redirected_off_list(w, url, sizeof url)) {
+			*err = EPROTONOSUPPORT;
+			snprintf(why, whylen, "redirected to a scheme not in download.protocols: %s",
+				 url);
+		} else if (strstr(w->errbuf, "HTTP/0.9")) {
+			/* a reply without a status line: curl would call it
+			 * HTTP/0.9, which it refuses by default since 7.66 */
+			*err = EPROTO;
+			snprintf(why, whylen, "not an HTTP response (no status line)");
+		} else {
+			*err = EPROTO;
+			snprintf(why, whylen, "invalid HTTP status line (%s)", detail(w, res));
+		}
+		return FAIL;
+	}
+	case CURLE_WEIRD_SERVER_REPLY:
+		/* a header without a colon, a NUL byte, a bad Content-Length */
+		*err = EPROTO;
+		snprintf(why, whylen, "malformed HTTP response: %s", detail(w, res));
 		return FAIL;
 	case CURLE_PEER_FAILED_VERIFICATION:
 		*err = EPERM;
-		snprintf(why, whylen, "TLS certificate rejected: %s", w->errbuf);
+		snprintf(why, whylen, "TLS certificate rejected: %s", detail(w, res));
 		return FAIL;
-	case CURLE_OUT_OF_MEMORY:
+	case CURLE_OUT_OF_MEMORY: {
+		long sent = 0;
+
+		/*
+		 * curl keeps each response header line in a buffer capped at
+		 * CURL_MAX_HTTP_HEADER and gives this code, without a message,
+		 * when a line outgrows it.  A request went out and the final
+		 * headers had not ended: that was a header line, not memory.
+		 */
+		curl_easy_getinfo(w->curl, CURLINFO_REQUEST_SIZE, &sent);
+		if (sent > 0 && w->head.phase != PH_DONE) {
+			*err = EMSGSIZE;
+			snprintf(why, whylen, "response header line longer than %d KiB",
+				 CURL_MAX_HTTP_HEADER / 1024);
+			return FAIL;
+		}
 		*err = ENOMEM;
-		snprintf(why, whylen, "out of memory");
+		snprintf(why, whylen, "out of memory%s%s", w->errbuf[0] ? ": " : "", w->errbuf);
 		return FAIL;
+	}
 	default:
 		*err = EIO;
 		snprintf(why, whylen, "%s%s%s", curl_easy_strerror(res),
@@ -796,12 +896,17 @@ static int fetch_http(struct worker *w, struct pl_item *it, const char *host,
 		return ms;
 	}
 	if (r < 0)
-		return snprintf(why, whylen, "out of memory"), r;
+		return snprintf(why, whylen, "out of memory in the per-host table"), r;
 
 	reset_transfer(w);
 	res = curl_easy_setopt(w->curl, CURLOPT_URL, it->source);
-	if (res == CURLE_OK)
-		res = curl_easy_perform(w->curl);
+	if (res != CURLE_OK) {
+		host_release(c, host);
+		it->attempts = 0;
+		snprintf(why, whylen, "curl does not take the URL: %s", curl_easy_strerror(res));
+		return res == CURLE_OUT_OF_MEMORY ? -ENOMEM : -EINVAL;
+	}
+	res = curl_easy_perform(w->curl);
 	host_release(c, host);
 	v = judge(w, res, &err, why, whylen);
 
@@ -817,7 +922,7 @@ static int fetch_http(struct worker *w, struct pl_item *it, const char *host,
 		}
 		it->data = w->buf ? w->buf : malloc(1);	/* non-NULL even when empty */
 		if (!it->data)
-			return snprintf(why, whylen, "out of memory"), -ENOMEM;
+			return snprintf(why, whylen, "out of memory for an empty body"), -ENOMEM;
 		it->len = w->len;
 		w->buf = NULL;
 		w->len = w->cap = 0;
@@ -843,14 +948,19 @@ static int fetch_http(struct worker *w, struct pl_item *it, const char *host,
 
 /* ---- the stage -------------------------------------------------------- */
 
-static int url_part(CURLU *u, CURLUPart part, unsigned flags, char **out)
+/* One part of the parsed URL; on failure the reason names the part. */
+static int url_part(CURLU *u, CURLUPart part, unsigned flags, char **out, const char *what,
+		    char *why, size_t whylen)
 {
 	CURLUcode rc = curl_url_get(u, part, out, flags);
 
 	if (rc == CURLUE_OK)
 		return 0;
 	*out = NULL;
-	return rc == CURLUE_OUT_OF_MEMORY ? -ENOMEM : -EINVAL;
+	if (rc == CURLUE_OUT_OF_MEMORY)
+		return snprintf(why, whylen, "out of memory reading the URL's %s", what), -ENOMEM;
+	snprintf(why, whylen, "bad URL: %s: %s", what, curl_url_strerror(rc));
+	return -EINVAL;
 }
 
 static int process(void *vctx, void *wstate, void *vitem, char *why, size_t whylen)
@@ -867,7 +977,7 @@ static int process(void *vctx, void *wstate, void *vitem, char *why, size_t whyl
 		return snprintf(why, whylen, "empty source URL"), -EINVAL;
 	u = curl_url();
 	if (!u)
-		return snprintf(why, whylen, "out of memory"), -ENOMEM;
+		return snprintf(why, whylen, "out of memory parsing the URL"), -ENOMEM;
 	/* PATH_AS_IS: for file://, ".." is resolved by realpath() below, so
 	 * the reason names the path as written. */
 	rc = curl_url_set(u, CURLUPART_URL, it->source, CURLU_NON_SUPPORT_SCHEME | CURLU_PATH_AS_IS);
@@ -876,18 +986,15 @@ static int process(void *vctx, void *wstate, void *vitem, char *why, size_t whyl
 		r = -EINVAL;
 		goto out;
 	}
-	if ((r = url_part(u, CURLUPART_SCHEME, 0, &scheme)) < 0) {
-		snprintf(why, whylen, "URL has no scheme");
+	if ((r = url_part(u, CURLUPART_SCHEME, 0, &scheme, "scheme", why, whylen)) < 0)
 		goto out;
-	}
 	for (char *s = scheme; *s; s++)
 		*s = (char)tolower((unsigned char)*s);
 
 	if (strcmp(scheme, "file") == 0) {
-		if ((r = url_part(u, CURLUPART_PATH, CURLU_URLDECODE, &path)) < 0) {
-			snprintf(why, whylen, "bad file:// path");
+		if ((r = url_part(u, CURLUPART_PATH, CURLU_URLDECODE, &path, "file:// path",
+				  why, whylen)) < 0)
 			goto out;
-		}
 		r = fetch_file(c, it, path, why, whylen);
 		if (r < 0)
 			pl_log_item(LOG_DEBUG, it, STAGE, -r, "%s", why);
@@ -902,10 +1009,8 @@ static int process(void *vctx, void *wstate, void *vitem, char *why, size_t whyl
 		r = -EPROTONOSUPPORT;
 		goto out;
 	}
-	if ((r = url_part(u, CURLUPART_HOST, 0, &host)) < 0) {
-		snprintf(why, whylen, "URL has no host");
+	if ((r = url_part(u, CURLUPART_HOST, 0, &host, "host", why, whylen)) < 0)
 		goto out;
-	}
 	for (char *s = host; *s; s++)
 		*s = (char)tolower((unsigned char)*s);
 	r = fetch_http(w, it, host, why, whylen);

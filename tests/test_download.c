@@ -984,6 +984,10 @@ START_TEST(test_stray_status_line)
 	expect_body("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
 		    "HTTP/1.1 500 Oops: x\r\n\r\n5\r\nhello\r\n0\r\n"
 		    "HTTP/1.1 404 Trailer: x\r\nContent-Length: 999999999\r\n\r\n", "hello");
+	/* curl itself refuses one without a colon */
+	expect_reason("HTTP/1.1 200 OK\r\nHTTP/1.1 99999999999999999999 X\r\n"
+		      "Content-Length: 5\r\n\r\nhello", -EPROTO,
+		      "malformed HTTP response: Header without colon");
 }
 END_TEST
 
@@ -1010,11 +1014,27 @@ START_TEST(test_interim_responses)
 }
 END_TEST
 
-/* A status code is exactly three digits, 100 to 999.  Lines that curl
- * takes as status lines but this stage does not (curl makes a lower-case
- * http/ a 200) fail with the line as the reason, never as an empty body. */
+START_TEST(test_not_http)
+{
+	expect_reason("SSH-2.0-OpenSSH_9.2\r\n\r\n", -EPROTO,
+		      "not an HTTP response (no status line)");
+	expect_reason("hello world", -EPROTO, "not an HTTP response (no status line)");
+	expect_reason("HTTP/1.1 100 Continue\r\n\r\nhello world\r\n", -EPROTO,
+		      "not an HTTP response (no status line)");
+}
+END_TEST
+
+/* A status code is exactly three digits, 100 to 999; what curl refuses
+ * and what curl would take (a lower-case http/ becomes 200 there) both
+ * fail with the reason, never as a redirect or an empty body. */
 START_TEST(test_bad_status)
 {
+	expect_reason("HTTP/1.1 1000 X\r\nContent-Length: 2\r\n\r\nok", -EPROTO,
+		      "invalid HTTP status line (Unsupported response code in HTTP response)");
+	expect_reason("HTTP/1.1 99 X\r\nContent-Length: 2\r\n\r\nok", -EPROTO,
+		      "invalid HTTP status line (Unsupported response code in HTTP response)");
+	expect_reason("HTTP/1.1 abc X\r\nContent-Length: 2\r\n\r\nok", -EPROTO,
+		      "invalid HTTP status line (Unsupported HTTP version in response)");
 	expect_reason("HTTP/2 1000 X\r\nContent-Length: 2\r\n\r\nok", -EPROTO,
 		      "invalid HTTP status line \"HTTP/2 1000 X\"");
 	expect_reason("http/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nok", -EPROTO,
@@ -1027,6 +1047,57 @@ START_TEST(test_bad_status)
 		      "invalid HTTP status line \"HTTP/2 2?00 ?\"");
 	/* three digits, but not a code this program knows: its own reason */
 	expect_reason("HTTP/1.1 999 Odd\r\nContent-Length: 2\r\n\r\nok", -EPROTO, "HTTP 999 Odd");
+}
+END_TEST
+
+/* A response whose head is PREFIX, a MB of 'a', then "\r\n\r\nok". */
+static char *with_huge_line(const char *prefix)
+{
+	size_t n = strlen(prefix), big = 1 << 20;
+	char *resp = malloc(n + big + 7);
+
+	ck_assert_ptr_nonnull(resp);
+	memcpy(resp, prefix, n);
+	memset(resp + n, 'a', big);
+	strcpy(resp + n + big, "\r\n\r\nok");
+	return resp;
+}
+
+/* curl keeps a header line in a buffer of CURL_MAX_HTTP_HEADER and gives
+ * CURLE_OUT_OF_MEMORY when a line outgrows it: that is not memory. */
+START_TEST(test_huge_header)
+{
+	char *resp = with_huge_line("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Big: ");
+
+	expect_reason(resp, -EMSGSIZE, "response header line longer than 100 KiB");
+	free(resp);
+	resp = with_huge_line("HTTP/1.1 200 ");	/* the status line itself */
+	expect_reason(resp, -EMSGSIZE, "response header line longer than 100 KiB");
+	free(resp);
+}
+END_TEST
+
+/* A body cut short, broken or followed by a runaway trailer. */
+START_TEST(test_broken_body)
+{
+	expect_reason("HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\nok",
+		      -ECONNRESET, "connection failed: body truncated, transfer closed with 8 bytes remaining to read");
+	expect_reason("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n"
+		      "\r\n5\r\nhel", -ECONNRESET,
+		      "connection failed: body truncated, transfer closed with outstanding read "
+		      "data remaining");
+	expect_reason("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n",
+		      -EPROTO, "malformed chunked body: Illegal or missing hexadecimal "
+		      "sequence in chunked-encoding");
+	expect_reason("", -ECONNRESET, "connection failed: empty reply from server");
+	{
+		/* curl caps a trailer line too, and says "Out of memory" */
+		char *resp = with_huge_line("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+					    "5\r\nhello\r\n0\r\nX-Trailer: ");
+
+		expect_reason(resp, -EMSGSIZE, "chunked trailer line too long");
+		free(resp);
+	}
 }
 END_TEST
 
@@ -1324,7 +1395,10 @@ int main(void)
 	tcase_add_test(tc, test_per_host);
 	tcase_add_test(tc, test_stray_status_line);
 	tcase_add_test(tc, test_interim_responses);
+	tcase_add_test(tc, test_not_http);
 	tcase_add_test(tc, test_bad_status);
+	tcase_add_test(tc, test_huge_header);
+	tcase_add_test(tc, test_broken_body);
 	tcase_add_test(tc, test_file_root);
 	tcase_add_test(tc, test_file_not_allowed);
 	tcase_add_test(tc, test_ssrf_direct);
