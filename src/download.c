@@ -16,7 +16,19 @@
  *   - size: counted in the write callback while streaming; Content-Length is
  *     a hint used to fail early and to preallocate, never trusted;
  *   - file://: no curl at all (its file:// follows symlinks anywhere): the
- *     path is resolved and must stay below download.file_root.
+ *     path is resolved and must stay below download.file_root;
+ *   - headers: every line curl hands over goes through
+ *     pl_download_head_line (pure, fuzzed), which takes a status line only
+ *     where one can stand and only with three digits.  The status decides
+ *     whether the body is kept, so a line curl accepts but that parser
+ *     does not fails the item instead of guessing.
+ *
+ * Every failure names its cause: judge() reads the exact CURLcode, curl's
+ * error buffer and the transfer's own state (did a redirect happen, had
+ * the headers ended), because curl gives one code to several causes — a
+ * redirect to a refused scheme and a reply that is not HTTP are both
+ * CURLE_UNSUPPORTED_PROTOCOL, an over-long header line is
+ * CURLE_OUT_OF_MEMORY.
  *
  * Retries are not slept here: process() returns the delay and the pool
  * hands the item back when it is due (see pool.h).
@@ -29,6 +41,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,13 +97,12 @@ struct worker {
 	char refused[160];	/* set by the open-socket callback */
 
 	/* the response being received (the last one after redirects) */
-	long status;
-	char phrase[64];
-	long long content_length;	/* -1: none announced */
-	bool chunked;
+	struct pl_download_head head;
 	bool too_big;		/* body or Content-Length over max_bytes */
 	bool cl_too_big;	/* ... announced by Content-Length */
 	bool error_body_cut;	/* stopped reading a non-2xx body */
+	int abort_err;		/* a callback stopped the transfer for this... */
+	char abort_why[160];	/* ... reason */
 	char *buf;
 	size_t len, cap, discarded;
 };
@@ -134,10 +146,10 @@ static void reset_transfer(struct worker *w)
 	free(w->buf);
 	w->buf = NULL;
 	w->len = w->cap = w->discarded = 0;
-	w->status = 0;
-	w->phrase[0] = '\0';
-	w->content_length = -1;
-	w->chunked = w->too_big = w->cl_too_big = w->error_body_cut = false;
+	pl_download_head_init(&w->head);
+	w->too_big = w->cl_too_big = w->error_body_cut = false;
+	w->abort_err = 0;
+	w->abort_why[0] = '\0';
 	w->refused[0] = '\0';
 	w->errbuf[0] = '\0';
 }
@@ -237,71 +249,197 @@ static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_soc
 	return fd < 0 ? CURL_SOCKET_BAD : fd;
 }
 
-static void header_status(struct worker *w, const char *line, size_t n)
-{
-	/* "HTTP/1.1 404 Not Found\r\n" or "HTTP/2 404 \r\n": a new response
-	 * (redirect, 100 Continue or the final one) starts here. */
-	size_t i = 5, k = 0;
+/* ---- response headers (pure; see download.h) ------------------------- */
 
-	w->status = 0;
-	w->phrase[0] = '\0';
-	w->content_length = -1;
-	w->chunked = false;
-	while (i < n && line[i] != ' ')
-		i++;
+enum { PH_STATUS, PH_FIELDS, PH_DONE, PH_BAD };
+
+void pl_download_head_init(struct pl_download_head *h)
+{
+	memset(h, 0, sizeof *h);
+	h->phase = PH_STATUS;
+	h->content_length = -1;
+}
+
+void pl_download_head_body(struct pl_download_head *h)
+{
+	if (h->phase != PH_BAD)
+		h->phase = PH_DONE;
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';	/* isdigit() would follow the locale */
+}
+
+/*
+ * "HTTP/1.1 404 Not Found\r\n", "HTTP/1.0 200\r\n", or curl's own
+ * "HTTP/2 200 \r\n".  Stricter than curl, which also takes "HTTP/2 1000",
+ * "http/1.1 404" and "HTTP/x" (the last two as 200!): whatever passes here
+ * gives the code curl reports too, so the status that decides whether the
+ * body is kept is the one the transfer ends with.
+ */
+static bool parse_status(struct pl_download_head *h, const char *line, size_t n)
+{
+	size_t i = 5, k = 0;
+	long code;
+
+	if (n < 5 || memcmp(line, "HTTP/", 5) != 0)
+		return false;
+	if (i >= n || !is_digit(line[i++]))
+		return false;
+	if (i + 1 < n && line[i] == '.' && is_digit(line[i + 1]))
+		i += 2;
+	if (i >= n || line[i] != ' ')
+		return false;
 	while (i < n && line[i] == ' ')
 		i++;
-	while (i < n && isdigit((unsigned char)line[i]))
-		w->status = w->status * 10 + (line[i++] - '0');
+	if (n - i < 3 || !is_digit(line[i]) || !is_digit(line[i + 1]) || !is_digit(line[i + 2]))
+		return false;
+	code = (line[i] - '0') * 100 + (line[i + 1] - '0') * 10 + (line[i + 2] - '0');
+	i += 3;
+	if (code < 100 || (i < n && line[i] != ' ' && line[i] != '\r' && line[i] != '\n'))
+		return false;
+	h->status = code;
 	while (i < n && line[i] == ' ')
 		i++;
 	/* the server's phrase, kept printable: it ends up in a log line */
-	while (i < n && k + 1 < sizeof w->phrase && line[i] >= 0x20 && line[i] < 0x7f)
-		w->phrase[k++] = line[i++];
-	while (k > 0 && w->phrase[k - 1] == ' ')
+	while (i < n && k + 1 < sizeof h->phrase && line[i] >= 0x20 && line[i] < 0x7f)
+		h->phrase[k++] = line[i++];
+	while (k > 0 && h->phrase[k - 1] == ' ')
 		k--;
-	w->phrase[k] = '\0';
+	h->phrase[k] = '\0';
+	return true;
+}
+
+/* NAME: at the start of line (any case); the offset of the value, or 0. */
+static size_t field_value(const char *line, size_t n, const char *name)
+{
+	size_t k = strlen(name);
+
+	return n > k && strncasecmp(line, name, k) == 0 ? k : 0;
+}
+
+static void parse_field(struct pl_download_head *h, const char *line, size_t n)
+{
+	size_t v;
+
+	if ((v = field_value(line, n, "Content-Length:"))) {
+		char tmp[32], *end;
+		size_t k = n - v < sizeof tmp - 1 ? n - v : sizeof tmp - 1;
+		long long x;
+
+		memcpy(tmp, line + v, k);
+		tmp[k] = '\0';
+		errno = 0;
+		x = strtoll(tmp, &end, 10);
+		if (errno == 0 && end != tmp && x >= 0)
+			h->content_length = x;
+	} else if ((v = field_value(line, n, "Transfer-Encoding:"))) {
+		/* as curl reads it: the token in any case */
+		h->chunked = false;
+		for (; v + 7 <= n && !h->chunked; v++)
+			h->chunked = strncasecmp(line + v, "chunked", 7) == 0;
+	} else if ((v = field_value(line, n, "Location:"))) {
+		/* curl ignores an empty one */
+		for (; v < n && !h->location; v++)
+			h->location = line[v] != ' ' && line[v] != '\t' && line[v] != '\r' &&
+				      line[v] != '\n';
+	}
+}
+
+enum pl_download_line pl_download_head_line(struct pl_download_head *h, const char *line,
+					    size_t n)
+{
+	switch (h->phase) {
+	case PH_STATUS:
+		/* a new response: nothing of the previous one carries over */
+		pl_download_head_init(h);
+		if (!parse_status(h, line, n)) {
+			h->phase = PH_BAD;
+			return PL_DL_BAD_STATUS;
+		}
+		h->phase = PH_FIELDS;
+		return PL_DL_STATUS;
+	case PH_FIELDS:
+		if ((n == 2 && line[0] == '\r' && line[1] == '\n') || (n == 1 && line[0] == '\n')) {
+			/* Another response follows a 1xx, and a 3xx that curl
+			 * follows (it does when there is a Location); after any
+			 * other, only trailers can come. */
+			bool more = h->status < 200 ||
+				    (h->status >= 300 && h->status < 400 && h->location);
+			h->phase = more ? PH_STATUS : PH_DONE;
+			return more ? PL_DL_INTERIM : PL_DL_FINAL;
+		}
+		parse_field(h, line, n);
+		return PL_DL_FIELD;
+	default:
+		return PL_DL_AFTER;
+	}
+}
+
+/* ---- curl callbacks, continued ---------------------------------------- */
+
+/* What a server sent, for a reason: up to the line end, printable, no
+ * quotes, cut to fit. */
+static void quote(char *dst, size_t len, const char *src, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n && k + 1 < len && src[i] != '\r' && src[i] != '\n'; i++)
+		dst[k++] = src[i] >= 0x20 && src[i] < 0x7f && src[i] != '"' ? src[i] : '?';
+	dst[k] = '\0';
+}
+
+/* Stop the transfer from a callback, saying why (see judge). */
+static size_t abort_transfer(struct worker *w, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static size_t abort_transfer(struct worker *w, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	w->abort_err = err;
+	va_start(ap, fmt);
+	vsnprintf(w->abort_why, sizeof w->abort_why, fmt, ap);
+	va_end(ap);
+	return 0;
 }
 
 static size_t on_header(char *line, size_t size, size_t nitems, void *ud)
 {
 	struct worker *w = ud;
+	struct pl_download_head *h = &w->head;
 	size_t n = size * nitems;
-	long max = w->ctx->max_bytes;
+	long long cl;
 
-	if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
-		header_status(w, line, n);
-	} else if (n > 15 && strncasecmp(line, "Content-Length:", 15) == 0) {
-		char tmp[32];
-		size_t k = n - 15 < sizeof tmp - 1 ? n - 15 : sizeof tmp - 1;
-		char *end;
-		long long v;
+	switch (pl_download_head_line(h, line, n)) {
+	case PL_DL_BAD_STATUS: {
+		char q[48];
 
-		memcpy(tmp, line + 15, k);
-		tmp[k] = '\0';
-		errno = 0;
-		v = strtoll(tmp, &end, 10);
-		if (errno == 0 && end != tmp && v >= 0)
-			w->content_length = v;
-	} else if (n > 18 && strncasecmp(line, "Transfer-Encoding:", 18) == 0) {
-		w->chunked = memmem(line, n, "chunked", 7) != NULL;
-	} else if ((n == 2 && line[0] == '\r') || (n == 1 && line[0] == '\n')) {
-		/* End of this response's headers.  Only a 2xx body is kept,
-		 * so only its announced length matters. */
-		bool ok = w->status >= 200 && w->status < 300;
-		long long cl = w->chunked ? -1 : w->content_length;
-
-		if (ok && cl > max) {
+		quote(q, sizeof q, line, n);
+		return abort_transfer(w, EPROTO, "invalid HTTP status line \"%s\"", q);
+	}
+	case PL_DL_FINAL:
+		/* Only a 2xx body is kept, so only its announced length
+		 * matters. */
+		if (h->status < 200 || h->status >= 300)
+			break;
+		cl = h->chunked ? -1 : h->content_length;
+		if (cl > w->ctx->max_bytes) {
 			w->too_big = w->cl_too_big = true;
 			return 0;	/* abort before reading the body */
 		}
-		if (ok && cl > 0 && (size_t)cl > w->cap) {
+		if (cl > 0 && (size_t)cl > w->cap) {
 			char *b = realloc(w->buf, (size_t)cl);
 			if (!b)
-				return 0;
+				return abort_transfer(w, ENOMEM, "out of memory for a %lld-byte body",
+						      cl);
 			w->buf = b;
 			w->cap = (size_t)cl;
 		}
+		break;
+	default:
+		break;
 	}
 	return n;
 }
@@ -311,7 +449,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 	struct worker *w = ud;
 	size_t n = size * nmemb;
 
-	if (w->status < 200 || w->status >= 300) {
+	pl_download_head_body(&w->head);
+	if (w->head.status < 200 || w->head.status >= 300) {
 		/* An error page is not an image: count it, drop it, and stop
 		 * reading one that goes on and on. */
 		w->discarded += n;
@@ -335,7 +474,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 			cap = (size_t)w->ctx->max_bytes;
 		b = realloc(w->buf, cap);
 		if (!b)
-			return 0;
+			return abort_transfer(w, ENOMEM, "out of memory for a %zu-byte body", cap);
 		w->buf = b;
 		w->cap = cap;
 	}
@@ -358,7 +497,7 @@ static int worker_start(void *vctx, void **wstate)
 		return -ENOMEM;
 	w->ctx = c;
 	pl_backoff_seed(&w->rng);
-	w->content_length = -1;
+	pl_download_head_init(&w->head);
 	h = w->curl = curl_easy_init();
 	if (!h)
 		goto fail;
@@ -424,7 +563,7 @@ static int read_fd(int fd, size_t size, struct pl_item *it, char *why, size_t wh
 	size_t got = 0;
 
 	if (!buf)
-		return snprintf(why, whylen, "out of memory"), -ENOMEM;
+		return snprintf(why, whylen, "out of memory for a %zu-byte file", size), -ENOMEM;
 	while (got < size) {
 		ssize_t r = read(fd, buf + got, size - got);
 		if (r < 0 && errno == EINTR)
@@ -532,11 +671,41 @@ static void timeout_reason(struct worker *w, char *why, size_t whylen)
 		snprintf(why, whylen, "timed out after %.1f s", (double)total / 1e6);
 }
 
+/* curl's own words for the failure, or the name of its code. */
+static const char *detail(const struct worker *w, CURLcode res)
+{
+	return w->errbuf[0] ? w->errbuf : curl_easy_strerror(res);
+}
+
+/*
+ * CURLE_UNSUPPORTED_PROTOCOL means a redirect to a scheme that
+ * download.protocols leaves out (the first URL's scheme was checked before
+ * curl saw it) only if curl did follow one there; otherwise it is curl
+ * refusing the response's status line.  Then url is where it led.
+ */
+static bool redirected_off_list(struct worker *w, char *url, size_t urllen)
+{
+	long redirects = 0;
+	char *eff = NULL;
+	size_t k;
+
+	if (curl_easy_getinfo(w->curl, CURLINFO_REDIRECT_COUNT, &redirects) != CURLE_OK ||
+	    redirects <= 0 ||
+	    curl_easy_getinfo(w->curl, CURLINFO_EFFECTIVE_URL, &eff) != CURLE_OK || !eff)
+		return false;
+	k = strcspn(eff, ":");
+	if ((k == 4 && strncasecmp(eff, "http", 4) == 0 && (w->ctx->protocols & PL_PROTO_HTTP)) ||
+	    (k == 5 && strncasecmp(eff, "https", 5) == 0 && (w->ctx->protocols & PL_PROTO_HTTPS)))
+		return false;
+	quote(url, urllen, eff, strlen(eff));
+	return true;
+}
+
 /* Turn the transfer's outcome into a verdict and a reason. */
 static enum verdict judge(struct worker *w, CURLcode res, int *err, char *why, size_t whylen)
 {
 	struct dl_ctx *c = w->ctx;
-	long code = w->status;
+	long code = w->head.status;
 
 	if (w->refused[0] && res != CURLE_OK) {
 		*err = EPERM;
@@ -547,22 +716,34 @@ static enum verdict judge(struct worker *w, CURLcode res, int *err, char *why, s
 		*err = EFBIG;
 		if (w->cl_too_big)
 			snprintf(why, whylen, "Content-Length %lld exceeds max_bytes (%ld)",
-				 w->content_length, c->max_bytes);
+				 w->head.content_length, c->max_bytes);
 		else
 			snprintf(why, whylen, "body exceeds max_bytes (%ld)", c->max_bytes);
+		return FAIL;
+	}
+	if (w->abort_err && res != CURLE_OK) {
+		*err = w->abort_err;
+		snprintf(why, whylen, "%s", w->abort_why);
 		return FAIL;
 	}
 	if (res == CURLE_OK || (res == CURLE_WRITE_ERROR && w->error_body_cut)) {
 		const char *ph;
 
 		curl_easy_getinfo(w->curl, CURLINFO_RESPONSE_CODE, &code);
+		*err = EPROTO;
+		if (code != w->head.status) {
+			/* cannot happen (see parse_status), but if it did, the
+			 * body was kept or dropped on the wrong status */
+			snprintf(why, whylen, "HTTP status %ld, but the status line said %ld",
+				 code, w->head.status);
+			return FAIL;
+		}
 		if (code >= 200 && code < 300)
 			return OK;
 		ph = status_phrase(code);
 		if (!ph)
-			ph = w->status == code ? w->phrase : "";
+			ph = w->head.phrase;
 		snprintf(why, whylen, "HTTP %ld%s%s", code, *ph ? " " : "", ph);
-		*err = EPROTO;
 		return code == 429 || code >= 500 ? RETRY : FAIL;
 	}
 
@@ -585,37 +766,100 @@ static enum verdict judge(struct worker *w, CURLcode res, int *err, char *why, s
 		/* curl does not tell a temporary DNS failure from "no such
 		 * name"; a few retries of a typo cost little. */
 		*err = EHOSTUNREACH;
-		snprintf(why, whylen, "cannot resolve host (%s)", w->errbuf);
+		snprintf(why, whylen, "cannot resolve host (%s)", detail(w, res));
+		return RETRY;
+	/* "connection failed" starts every reason for a transport failure:
+	 * it is what is retried, and what tests/it_faults.py counts. */
+	case CURLE_GOT_NOTHING:
+		*err = ECONNRESET;
+		snprintf(why, whylen, "connection failed: empty reply from server");
+		return RETRY;
+	case CURLE_PARTIAL_FILE:
+		/* closed before the end that Content-Length or the chunks announced */
+		*err = ECONNRESET;
+		snprintf(why, whylen, "connection failed: body truncated, %s", detail(w, res));
 		return RETRY;
 	case CURLE_SEND_ERROR:
+		*err = ECONNRESET;
+		snprintf(why, whylen, "connection failed: %s", detail(w, res));
+		return RETRY;
 	case CURLE_RECV_ERROR:
-	case CURLE_GOT_NOTHING:
-	case CURLE_PARTIAL_FILE:
+		/* curl reports a bad chunked encoding under this code too */
+		if (strstr(w->errbuf, "in chunked-encoding")) {
+			/* its only allocation there is a trailer line, in a
+			 * buffer with a small fixed limit */
+			if (strncmp(w->errbuf, "Out of memory", 13) == 0) {
+				*err = EMSGSIZE;
+				snprintf(why, whylen, "chunked trailer line too long");
+			} else {
+				*err = EPROTO;
+				snprintf(why, whylen, "malformed chunked body: %s", w->errbuf);
+			}
+			return FAIL;
+		}
+		*err = ECONNRESET;
+		snprintf(why, whylen, "connection failed: %s", detail(w, res));
+		return RETRY;
 	case CURLE_HTTP2:
 	case CURLE_HTTP2_STREAM:
+		*err = ECONNRESET;
+		snprintf(why, whylen, "HTTP/2 error: %s", detail(w, res));
+		return RETRY;
 	case CURLE_SSL_CONNECT_ERROR:
 		*err = ECONNRESET;
-		snprintf(why, whylen, "connection failed: %s", w->errbuf[0] ? w->errbuf
-			 : curl_easy_strerror(res));
+		snprintf(why, whylen, "TLS handshake failed: %s", detail(w, res));
 		return RETRY;
 	case CURLE_TOO_MANY_REDIRECTS:
 		*err = ELOOP;
 		snprintf(why, whylen, "more than %ld redirects", MAX_REDIRS);
 		return FAIL;
-	case CURLE_UNSUPPORTED_PROTOCOL:
-		*err = EPROTONOSUPPORT;
-		/* the first URL's scheme was checked before: a redirect */
-		snprintf(why, whylen, "redirected to a scheme not in download.protocols (%s)",
-			 w->errbuf);
+	case CURLE_UNSUPPORTED_PROTOCOL: {
+		char url[200];
+
+		if (redirected_off_list(w, url, sizeof url)) {
+			*err = EPROTONOSUPPORT;
+			snprintf(why, whylen, "redirected to a scheme not in download.protocols: %s",
+				 url);
+		} else if (strstr(w->errbuf, "HTTP/0.9")) {
+			/* a reply without a status line: curl would call it
+			 * HTTP/0.9, which it refuses by default since 7.66 */
+			*err = EPROTO;
+			snprintf(why, whylen, "not an HTTP response (no status line)");
+		} else {
+			*err = EPROTO;
+			snprintf(why, whylen, "invalid HTTP status line (%s)", detail(w, res));
+		}
+		return FAIL;
+	}
+	case CURLE_WEIRD_SERVER_REPLY:
+		/* a header without a colon, a NUL byte, a bad Content-Length */
+		*err = EPROTO;
+		snprintf(why, whylen, "malformed HTTP response: %s", detail(w, res));
 		return FAIL;
 	case CURLE_PEER_FAILED_VERIFICATION:
 		*err = EPERM;
-		snprintf(why, whylen, "TLS certificate rejected: %s", w->errbuf);
+		snprintf(why, whylen, "TLS certificate rejected: %s", detail(w, res));
 		return FAIL;
-	case CURLE_OUT_OF_MEMORY:
+	case CURLE_OUT_OF_MEMORY: {
+		long sent = 0;
+
+		/*
+		 * curl keeps each response header line in a buffer capped at
+		 * CURL_MAX_HTTP_HEADER and gives this code, without a message,
+		 * when a line outgrows it.  A request went out and the final
+		 * headers had not ended: that was a header line, not memory.
+		 */
+		curl_easy_getinfo(w->curl, CURLINFO_REQUEST_SIZE, &sent);
+		if (sent > 0 && w->head.phase != PH_DONE) {
+			*err = EMSGSIZE;
+			snprintf(why, whylen, "response header line longer than %d KiB",
+				 CURL_MAX_HTTP_HEADER / 1024);
+			return FAIL;
+		}
 		*err = ENOMEM;
-		snprintf(why, whylen, "out of memory");
+		snprintf(why, whylen, "out of memory%s%s", w->errbuf[0] ? ": " : "", w->errbuf);
 		return FAIL;
+	}
 	default:
 		*err = EIO;
 		snprintf(why, whylen, "%s%s%s", curl_easy_strerror(res),
@@ -652,12 +896,17 @@ static int fetch_http(struct worker *w, struct pl_item *it, const char *host,
 		return ms;
 	}
 	if (r < 0)
-		return snprintf(why, whylen, "out of memory"), r;
+		return snprintf(why, whylen, "out of memory in the per-host table"), r;
 
 	reset_transfer(w);
 	res = curl_easy_setopt(w->curl, CURLOPT_URL, it->source);
-	if (res == CURLE_OK)
-		res = curl_easy_perform(w->curl);
+	if (res != CURLE_OK) {
+		host_release(c, host);
+		it->attempts = 0;
+		snprintf(why, whylen, "curl does not take the URL: %s", curl_easy_strerror(res));
+		return res == CURLE_OUT_OF_MEMORY ? -ENOMEM : -EINVAL;
+	}
+	res = curl_easy_perform(w->curl);
 	host_release(c, host);
 	v = judge(w, res, &err, why, whylen);
 
@@ -673,7 +922,7 @@ static int fetch_http(struct worker *w, struct pl_item *it, const char *host,
 		}
 		it->data = w->buf ? w->buf : malloc(1);	/* non-NULL even when empty */
 		if (!it->data)
-			return snprintf(why, whylen, "out of memory"), -ENOMEM;
+			return snprintf(why, whylen, "out of memory for an empty body"), -ENOMEM;
 		it->len = w->len;
 		w->buf = NULL;
 		w->len = w->cap = 0;
@@ -699,14 +948,19 @@ static int fetch_http(struct worker *w, struct pl_item *it, const char *host,
 
 /* ---- the stage -------------------------------------------------------- */
 
-static int url_part(CURLU *u, CURLUPart part, unsigned flags, char **out)
+/* One part of the parsed URL; on failure the reason names the part. */
+static int url_part(CURLU *u, CURLUPart part, unsigned flags, char **out, const char *what,
+		    char *why, size_t whylen)
 {
 	CURLUcode rc = curl_url_get(u, part, out, flags);
 
 	if (rc == CURLUE_OK)
 		return 0;
 	*out = NULL;
-	return rc == CURLUE_OUT_OF_MEMORY ? -ENOMEM : -EINVAL;
+	if (rc == CURLUE_OUT_OF_MEMORY)
+		return snprintf(why, whylen, "out of memory reading the URL's %s", what), -ENOMEM;
+	snprintf(why, whylen, "bad URL: %s: %s", what, curl_url_strerror(rc));
+	return -EINVAL;
 }
 
 static int process(void *vctx, void *wstate, void *vitem, char *why, size_t whylen)
@@ -723,7 +977,7 @@ static int process(void *vctx, void *wstate, void *vitem, char *why, size_t whyl
 		return snprintf(why, whylen, "empty source URL"), -EINVAL;
 	u = curl_url();
 	if (!u)
-		return snprintf(why, whylen, "out of memory"), -ENOMEM;
+		return snprintf(why, whylen, "out of memory parsing the URL"), -ENOMEM;
 	/* PATH_AS_IS: for file://, ".." is resolved by realpath() below, so
 	 * the reason names the path as written. */
 	rc = curl_url_set(u, CURLUPART_URL, it->source, CURLU_NON_SUPPORT_SCHEME | CURLU_PATH_AS_IS);
@@ -732,18 +986,15 @@ static int process(void *vctx, void *wstate, void *vitem, char *why, size_t whyl
 		r = -EINVAL;
 		goto out;
 	}
-	if ((r = url_part(u, CURLUPART_SCHEME, 0, &scheme)) < 0) {
-		snprintf(why, whylen, "URL has no scheme");
+	if ((r = url_part(u, CURLUPART_SCHEME, 0, &scheme, "scheme", why, whylen)) < 0)
 		goto out;
-	}
 	for (char *s = scheme; *s; s++)
 		*s = (char)tolower((unsigned char)*s);
 
 	if (strcmp(scheme, "file") == 0) {
-		if ((r = url_part(u, CURLUPART_PATH, CURLU_URLDECODE, &path)) < 0) {
-			snprintf(why, whylen, "bad file:// path");
+		if ((r = url_part(u, CURLUPART_PATH, CURLU_URLDECODE, &path, "file:// path",
+				  why, whylen)) < 0)
 			goto out;
-		}
 		r = fetch_file(c, it, path, why, whylen);
 		if (r < 0)
 			pl_log_item(LOG_DEBUG, it, STAGE, -r, "%s", why);
@@ -758,10 +1009,8 @@ static int process(void *vctx, void *wstate, void *vitem, char *why, size_t whyl
 		r = -EPROTONOSUPPORT;
 		goto out;
 	}
-	if ((r = url_part(u, CURLUPART_HOST, 0, &host)) < 0) {
-		snprintf(why, whylen, "URL has no host");
+	if ((r = url_part(u, CURLUPART_HOST, 0, &host, "host", why, whylen)) < 0)
 		goto out;
-	}
 	for (char *s = host; *s; s++)
 		*s = (char)tolower((unsigned char)*s);
 	r = fetch_http(w, it, host, why, whylen);

@@ -144,6 +144,7 @@ struct srv {
 	size_t nscript;
 	long long flood_total;
 	bool flood_cl;
+	bool close;		/* hang up after every answer (SRV_SCRIPT) */
 	const char *addr;	/* default 127.0.0.1 */
 
 	int lfd, port, stop[2];
@@ -253,7 +254,7 @@ static int srv_answer(struct srv *s, int fd, int index)
 		resp = s->script[(size_t)index < s->nscript ? (size_t)index : s->nscript - 1];
 		if (send_all(fd, resp, strlen(resp)) < 0)
 			return 0;
-		return strstr(resp, "Connection: close") == NULL;
+		return !s->close && strstr(resp, "Connection: close") == NULL;
 	}
 	return 0;
 }
@@ -924,6 +925,182 @@ START_TEST(test_per_host)
 }
 END_TEST
 
+/* ---- tests: hostile replies ------------------------------------------- */
+
+/* Fetch once from a server that answers request i with script[i] and hangs
+ * up; return process()'s result, the reason in why, the body in *body. */
+static int hostile(const char *const *script, size_t n, int retries, char *why, char **body)
+{
+	struct pl_config c = base_cfg();
+	struct srv srv = { .mode = SRV_SCRIPT, .nscript = n, .close = true };
+	struct stage s;
+	struct pl_item *it;
+	int r;
+
+	for (size_t i = 0; i < n; i++)
+		srv.script[i] = script[i];
+	c.download.retries = retries;
+	srv_start(&srv);
+	stage_open(&s, &c);
+	it = item(srv_url(&srv, "/img.jpg"));
+	r = once(&s, it, why);
+	*body = r == 0 ? strndup(it->data, it->len) : NULL;
+	pl_item_free(it);
+	stage_close(&s);
+	srv_stop(&srv);
+	return r;
+}
+
+static void expect_body(const char *resp, const char *want)
+{
+	char why[PL_REASON_MAX], *body;
+	int r = hostile(&resp, 1, 0, why, &body);
+
+	ck_assert_msg(r == 0, "%s\n-> %d %s", resp, r, why);
+	ck_assert_msg(strcmp(body, want) == 0, "%s\n-> body \"%s\"", resp, body);
+	free(body);
+}
+
+static void expect_reason(const char *resp, int want_r, const char *want_why)
+{
+	char why[PL_REASON_MAX], *body;
+	int r = hostile(&resp, 1, 0, why, &body);
+
+	ck_assert_msg(r == want_r, "%.200s\n-> %d (want %d) %s", resp, r, want_r, why);
+	ck_assert_msg(strcmp(why, want_why) == 0, "%.200s\n-> reason \"%s\"\n  want \"%s\"",
+		      resp, why, want_why);
+	free(body);
+}
+
+/* A header line that starts with HTTP/ in the middle of the headers is an
+ * ordinary header: it neither resets the response (which threw the body
+ * away as an error page, or overflowed on a long number) nor is parsed. */
+START_TEST(test_stray_status_line)
+{
+	expect_body("HTTP/1.1 200 OK\r\nHTTP/1.1 99999999999999999999 X: y\r\n"
+		    "Content-Length: 5\r\n\r\nhello", "hello");
+	expect_body("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nHTTP/1.1 404 Not: Found\r\n"
+		    "\r\nhello", "hello");
+	expect_body("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+		    "HTTP/1.1 500 Oops: x\r\n\r\n5\r\nhello\r\n0\r\n"
+		    "HTTP/1.1 404 Trailer: x\r\nContent-Length: 999999999\r\n\r\n", "hello");
+	/* curl itself refuses one without a colon */
+	expect_reason("HTTP/1.1 200 OK\r\nHTTP/1.1 99999999999999999999 X\r\n"
+		      "Content-Length: 5\r\n\r\nhello", -EPROTO,
+		      "malformed HTTP response: Header without colon");
+}
+END_TEST
+
+/* Where a status line can stand, a new response does start there. */
+START_TEST(test_interim_responses)
+{
+	static const char *const redirect[] = {
+		"HTTP/1.1 301 Moved Permanently\r\nLocation: /final.jpg\r\n"
+		"HTTP/1.1 200 OK: x\r\nContent-Length: 4\r\n\r\nmove",
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal" };
+	char why[PL_REASON_MAX], *body;
+
+	expect_body("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+		    "\r\nhello", "hello");
+	expect_body("HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+		    "HTTP/1.1 100 Continue\r\n\r\n"
+		    "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", "hello");
+	ck_assert_msg(hostile(redirect, 2, 0, why, &body) == 0, "%s", why);
+	ck_assert_str_eq(body, "final");
+	free(body);
+	/* a 1xx status is the response's, not a stray header's */
+	expect_reason("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\r\n"
+		      "Content-Length: 0\r\n\r\n", -EPROTO, "HTTP 404 Not Found");
+}
+END_TEST
+
+START_TEST(test_not_http)
+{
+	expect_reason("SSH-2.0-OpenSSH_9.2\r\n\r\n", -EPROTO,
+		      "not an HTTP response (no status line)");
+	expect_reason("hello world", -EPROTO, "not an HTTP response (no status line)");
+	expect_reason("HTTP/1.1 100 Continue\r\n\r\nhello world\r\n", -EPROTO,
+		      "not an HTTP response (no status line)");
+}
+END_TEST
+
+/* A status code is exactly three digits, 100 to 999; what curl refuses
+ * and what curl would take (a lower-case http/ becomes 200 there) both
+ * fail with the reason, never as a redirect or an empty body. */
+START_TEST(test_bad_status)
+{
+	expect_reason("HTTP/1.1 1000 X\r\nContent-Length: 2\r\n\r\nok", -EPROTO,
+		      "invalid HTTP status line (Unsupported response code in HTTP response)");
+	expect_reason("HTTP/1.1 99 X\r\nContent-Length: 2\r\n\r\nok", -EPROTO,
+		      "invalid HTTP status line (Unsupported response code in HTTP response)");
+	expect_reason("HTTP/1.1 abc X\r\nContent-Length: 2\r\n\r\nok", -EPROTO,
+		      "invalid HTTP status line (Unsupported HTTP version in response)");
+	expect_reason("HTTP/2 1000 X\r\nContent-Length: 2\r\n\r\nok", -EPROTO,
+		      "invalid HTTP status line \"HTTP/2 1000 X\"");
+	expect_reason("http/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nok", -EPROTO,
+		      "invalid HTTP status line \"http/1.1 404 Not Found\"");
+	expect_reason("HTTP/x 200 OK\r\nContent-Length: 2\r\n\r\nok", -EPROTO,
+		      "invalid HTTP status line \"HTTP/x 200 OK\"");
+	/* curl takes any number after HTTP/2, here 2; the line is quoted
+	 * printable */
+	expect_reason("HTTP/2 2\x01" "00 \x7f\r\nContent-Length: 2\r\n\r\nok", -EPROTO,
+		      "invalid HTTP status line \"HTTP/2 2?00 ?\"");
+	/* three digits, but not a code this program knows: its own reason */
+	expect_reason("HTTP/1.1 999 Odd\r\nContent-Length: 2\r\n\r\nok", -EPROTO, "HTTP 999 Odd");
+}
+END_TEST
+
+/* A response whose head is PREFIX, a MB of 'a', then "\r\n\r\nok". */
+static char *with_huge_line(const char *prefix)
+{
+	size_t n = strlen(prefix), big = 1 << 20;
+	char *resp = malloc(n + big + 7);
+
+	ck_assert_ptr_nonnull(resp);
+	memcpy(resp, prefix, n);
+	memset(resp + n, 'a', big);
+	strcpy(resp + n + big, "\r\n\r\nok");
+	return resp;
+}
+
+/* curl keeps a header line in a buffer of CURL_MAX_HTTP_HEADER and gives
+ * CURLE_OUT_OF_MEMORY when a line outgrows it: that is not memory. */
+START_TEST(test_huge_header)
+{
+	char *resp = with_huge_line("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Big: ");
+
+	expect_reason(resp, -EMSGSIZE, "response header line longer than 100 KiB");
+	free(resp);
+	resp = with_huge_line("HTTP/1.1 200 ");	/* the status line itself */
+	expect_reason(resp, -EMSGSIZE, "response header line longer than 100 KiB");
+	free(resp);
+}
+END_TEST
+
+/* A body cut short, broken or followed by a runaway trailer. */
+START_TEST(test_broken_body)
+{
+	expect_reason("HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\nok",
+		      -ECONNRESET, "connection failed: body truncated, transfer closed with 8 bytes remaining to read");
+	expect_reason("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n"
+		      "\r\n5\r\nhel", -ECONNRESET,
+		      "connection failed: body truncated, transfer closed with outstanding read "
+		      "data remaining");
+	expect_reason("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n",
+		      -EPROTO, "malformed chunked body: Illegal or missing hexadecimal "
+		      "sequence in chunked-encoding");
+	expect_reason("", -ECONNRESET, "connection failed: empty reply from server");
+	{
+		/* curl caps a trailer line too, and says "Out of memory" */
+		char *resp = with_huge_line("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+					    "5\r\nhello\r\n0\r\nX-Trailer: ");
+
+		expect_reason(resp, -EMSGSIZE, "chunked trailer line too long");
+		free(resp);
+	}
+}
+END_TEST
+
 /* ---- tests: file:// --------------------------------------------------- */
 
 struct files {
@@ -1216,6 +1393,12 @@ int main(void)
 	tcase_add_test(tc, test_max_bytes_boundary);
 	tcase_add_test(tc, test_connection_refused);
 	tcase_add_test(tc, test_per_host);
+	tcase_add_test(tc, test_stray_status_line);
+	tcase_add_test(tc, test_interim_responses);
+	tcase_add_test(tc, test_not_http);
+	tcase_add_test(tc, test_bad_status);
+	tcase_add_test(tc, test_huge_header);
+	tcase_add_test(tc, test_broken_body);
 	tcase_add_test(tc, test_file_root);
 	tcase_add_test(tc, test_file_not_allowed);
 	tcase_add_test(tc, test_ssrf_direct);
