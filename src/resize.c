@@ -17,6 +17,13 @@
  *    is refused before any loader runs: vips_foreign_find_load_buffer()
  *    still names a blocked loader, so we can tell "blocked format" from
  *    "not an image at all" and say which in the reason.
+ *  - Then the container is walked (imgguard.c): chunk and segment lengths
+ *    against the bytes present, so a truncated file is named as such, and
+ *    the metadata a thumbnail does not use (PNG text, TIFF descriptions,
+ *    WebP XMP, …) is cut out of the buffer in place; ICC and EXIF are
+ *    bounded.  libpng allocated a zTXt's claimed 2 GB, inflated text chunks
+ *    by the GB and libvips copied them on: metadata is now bounded by the
+ *    file, and memory by the pixels.
  *  - The header is read lazily first and width × height × pages is checked
  *    against resize.max_pixels before a single pixel is decoded: a small
  *    PNG that declares 30000×30000 costs nothing.
@@ -80,6 +87,7 @@
 #include <vips/vector.h>
 
 #include "config.h"
+#include "imgguard.h"
 #include "item.h"
 #include "jpegprune.h"
 #include "log.h"
@@ -389,30 +397,48 @@ static const char *refused_format(const unsigned char *b, size_t len)
 	return NULL;
 }
 
-/* Identify the format and read the header only; refuse what we must not
- * decode.  No pixel is decoded here. */
+/* Identify the format by its signature and run its pre-check (imgguard.c),
+ * which may strip metadata from the bytes in place (*len shrinks).  No
+ * libvips here. */
+static int screen_source(unsigned char *data, size_t *len, char *why, size_t whylen)
+{
+	const char *fmt;
+
+	if (!data || *len == 0)
+		return snprintf(why, whylen, "empty body"), -EINVAL;
+	fmt = allowed_signature(data, *len);
+	if (!fmt) {
+		const char *blocked = refused_format(data, *len);
+		char peek[32];
+
+		if (blocked) {
+			snprintf(why, whylen, "image format blocked: %s is not on the allow-list "
+				 "(jpeg, png, webp, gif, tiff, heif)", blocked);
+			return -ENOTSUP;
+		}
+		sniff(data, *len, peek, sizeof peek);
+		snprintf(why, whylen, "not an image (%zu bytes starting \"%s\")", *len, peek);
+		return -EINVAL;
+	}
+	if (!strcmp(fmt, "png"))
+		return pl_imgguard_png(data, len, why, whylen);
+	if (!strcmp(fmt, "jpeg"))
+		return pl_imgguard_jpeg(data, *len, why, whylen);
+	if (!strcmp(fmt, "webp"))
+		return pl_imgguard_webp(data, len, why, whylen);
+	if (!strcmp(fmt, "tiff"))
+		return pl_imgguard_tiff(data, *len, why, whylen);
+	return 0;	/* GIF and HEIF: their libraries held (imgguard.c says how) */
+}
+
+/* Read the header only, from bytes screen_source() passed; refuse what we
+ * must not decode.  No pixel is decoded here. */
 static int check_source(const struct pl_resize *r, const void *data, size_t len,
 			struct source_info *si, char *why, size_t whylen)
 {
 	const char *loader;
 	VipsImage *img;
 	int64_t w, h, pages;
-
-	if (!data || len == 0)
-		return snprintf(why, whylen, "empty body"), -EINVAL;
-	if (!allowed_signature(data, len)) {
-		const char *fmt = refused_format(data, len);
-		char peek[32];
-
-		if (fmt) {
-			snprintf(why, whylen, "image format blocked: %s is not on the allow-list "
-				 "(jpeg, png, webp, gif, tiff, heif)", fmt);
-			return -ENOTSUP;
-		}
-		sniff(data, len, peek, sizeof peek);
-		snprintf(why, whylen, "not an image (%zu bytes starting \"%s\")", len, peek);
-		return -EINVAL;
-	}
 
 	loader = vips_foreign_find_load_buffer(data, len);
 	if (!loader) {
@@ -898,50 +924,6 @@ fail:
 	return -1;
 }
 
-static uint32_t le32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put_le32(unsigned char *p, uint32_t v)
-{
-	p[0] = (unsigned char)v, p[1] = (unsigned char)(v >> 8);
-	p[2] = (unsigned char)(v >> 16), p[3] = (unsigned char)(v >> 24);
-}
-
-/* 8.14.1's webpsave always writes an EXIF chunk (rebuilt from resolution
- * and orientation), strip or not.  Remove EXIF, XMP and ICCP chunks from
- * the RIFF container in place and clear their VP8X flags.  0 or -1 when
- * the container is not what libwebp writes. */
-static int webp_strip_chunks(unsigned char *b, size_t *len)
-{
-	size_t n = *len, pos = 12, vp8x = 0;
-
-	if (n < 12 || memcmp(b, "RIFF", 4) || memcmp(b + 8, "WEBP", 4) || le32(b + 4) + 8 > n)
-		return -1;
-	n = le32(b + 4) + 8;
-	while (pos + 8 <= n) {
-		size_t sz = le32(b + pos + 4), whole = 8 + sz + (sz & 1);
-
-		if (whole > n - pos)
-			return -1;
-		if (!memcmp(b + pos, "EXIF", 4) || !memcmp(b + pos, "XMP ", 4) ||
-		    !memcmp(b + pos, "ICCP", 4)) {
-			memmove(b + pos, b + pos + whole, n - pos - whole);
-			n -= whole;
-			continue;
-		}
-		if (!memcmp(b + pos, "VP8X", 4) && sz >= 1)
-			vp8x = pos;
-		pos += whole;
-	}
-	if (vp8x)
-		b[vp8x + 8] &= (unsigned char)~(0x20 | 0x08 | 0x04);	/* ICC, EXIF, XMP */
-	put_le32(b + 4, (uint32_t)(n - 8));
-	*len = n;
-	return 0;
-}
-
 static int save(VipsImage *img, const struct pl_variant *v, void **buf, size_t *len)
 {
 	switch (v->format) {
@@ -949,9 +931,11 @@ static int save(VipsImage *img, const struct pl_variant *v, void **buf, size_t *
 		return vips_jpegsave_buffer(img, buf, len, "Q", v->quality,
 					    "optimize_coding", TRUE, "strip", TRUE, NULL);
 	case PL_FORMAT_WEBP:
+		/* 8.14.1's webpsave always writes an EXIF chunk (rebuilt from
+		 * resolution and orientation), strip or not: cut it out. */
 		if (vips_webpsave_buffer(img, buf, len, "Q", v->quality, "strip", TRUE, NULL))
 			return -1;
-		if (webp_strip_chunks(*buf, len)) {
+		if (pl_imgguard_webp_strip(*buf, len)) {
 			g_free(*buf);
 			*buf = NULL;
 			vips_error("resize", "webpsave wrote an unexpected RIFF layout");
@@ -1035,6 +1019,9 @@ static int resize_process(void *ctx, void *wstate, void *item, char *why, size_t
 	vips_error_clear();
 	pl_item_free_outputs(it);	/* nothing there normally; never leak it */
 
+	rc = screen_source(it->data, &it->len, why, whylen);
+	if (rc < 0)
+		return rc;
 	rc = check_source(r, it->data, it->len, &si, why, whylen);
 	if (rc < 0)
 		return rc;
