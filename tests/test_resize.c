@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include <strings.h>
 
 #include <vips/vips.h>
+#include <zlib.h>
 
 #include "config.h"
 #include "item.h"
@@ -809,6 +811,114 @@ START_TEST(truncated_png_named)
 }
 END_TEST
 
+/* libpng reports a bad IHDR only as a GLib warning; libvips' error buffer
+ * stayed empty ("libvips gave no reason"). */
+START_TEST(png_header_error_named)
+{
+	struct pl_test_buf png = { 0 };
+
+	pl_test_png_start(&png, 16, 16);
+	png.b[29] ^= 0xff;	/* the IHDR CRC */
+	pl_test_png_end(&png, 16, 16);
+	expect_failure(png.b, png.len, -EINVAL, "cannot read image header: IHDR: CRC error");
+	pl_test_buf_free(&png);
+}
+END_TEST
+
+/* Files that pass the pre-check and fail inside libvips, two kinds at once
+ * on four threads: each reason is its own (libvips' error buffer is one
+ * global; it used to lose and mix them). */
+struct reason_arg {
+	void *ctx;
+	const void *data;
+	size_t len;
+	const char *want, *never;
+	int wrong;
+	char bad_why[PL_REASON_MAX + 16];	/* "rc N: " and a reason */
+};
+
+static void *reason_worker(void *p)
+{
+	struct reason_arg *a = p;
+
+	for (int i = 0; i < 20; i++) {
+		struct pl_item *it = item_of(a->data, a->len);
+		char why[PL_REASON_MAX] = "";
+		int rc = pl_resize_ops.process(a->ctx, NULL, it, why, sizeof why);
+
+		if (rc != -EINVAL || !strstr(why, a->want) || strstr(why, a->never)) {
+			a->wrong++;
+			snprintf(a->bad_why, sizeof a->bad_why, "rc %d: %s", rc, why);
+		}
+		pl_item_free(it);
+	}
+	pl_resize_ops.worker_stop(a->ctx, NULL);
+	return NULL;
+}
+
+START_TEST(reasons_stay_with_their_items)
+{
+	struct pl_variant v = variant("t", 64, 64, PL_FIT_INSIDE, PL_CROP_CENTRE, PL_FORMAT_JPEG);
+	void *ctx = new_ctx(&v, 1, 50000000);
+	VipsImage *photo = make_photo(300, 200);
+	unsigned char *png = NULL, *jpeg;
+	size_t plen, jlen, pos = 8;
+	struct reason_arg args[4];
+	pthread_t th[4];
+
+	/* PNG: damage the deflate stream in IDAT, keep its CRC right */
+	ck_assert_int_eq(vips_pngsave_buffer(photo, (void **)&png, &plen, NULL), 0);
+	while (memcmp(png + pos + 4, "IDAT", 4)) {
+		uint32_t n = (uint32_t)png[pos] << 24 | (uint32_t)png[pos + 1] << 16 |
+			     (uint32_t)png[pos + 2] << 8 | png[pos + 3];
+
+		pos += 12 + n;
+	}
+	{
+		uint32_t n = (uint32_t)png[pos] << 24 | (uint32_t)png[pos + 1] << 16 |
+			     (uint32_t)png[pos + 2] << 8 | png[pos + 3];
+		uLong crc;
+
+		for (size_t k = 200; k < 400; k++)
+			png[pos + 8 + k] ^= 0x55;
+		crc = crc32(0, png + pos + 4, n + 4);
+		png[pos + 8 + n] = (unsigned char)(crc >> 24);
+		png[pos + 9 + n] = (unsigned char)(crc >> 16);
+		png[pos + 10 + n] = (unsigned char)(crc >> 8);
+		png[pos + 11 + n] = (unsigned char)crc;
+	}
+	/* JPEG: a quantisation table numbered 7 */
+	jpeg = jpeg_of(photo, &jlen);
+	for (pos = 2; jpeg[pos + 1] != 0xdb; pos += 2 + ((size_t)jpeg[pos + 2] << 8 | jpeg[pos + 3]))
+		;
+	jpeg[pos + 4] = 0x07;
+
+	for (int i = 0; i < 4; i++) {
+		bool p = i % 2 == 0;
+
+		args[i] = (struct reason_arg){ ctx, p ? (void *)png : (void *)jpeg, p ? plen : jlen,
+					       /* "; …": libpng's own words follow */
+					       p ? "vipspng: libpng read error; " :
+						   "VipsJpeg: Bogus DQT index 7",
+					       p ? "Jpeg" : "png", 0, "" };
+		ck_assert_int_eq(pthread_create(&th[i], NULL, reason_worker, &args[i]), 0);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < 4; i++)
+		if (args[i].wrong)
+			printf("test_resize: thread %d (%s): %d of 20 reasons wrong, e.g. %s\n", i,
+			       i % 2 ? "JPEG" : "PNG", args[i].wrong, args[i].bad_why);
+	for (int i = 0; i < 4; i++)
+		ck_assert_msg(args[i].wrong == 0, "thread %d: %d of 20 reasons wrong, e.g. %s", i,
+			      args[i].wrong, args[i].bad_why);
+	g_object_unref(photo);
+	g_free(png);
+	g_free(jpeg);
+	pl_resize_free(ctx);
+}
+END_TEST
+
 START_TEST(metadata_stripped)
 {
 	VipsImage *photo = make_photo(300, 200), *icc, *tagged, *back;
@@ -1436,6 +1546,8 @@ int main(void)
 	tcase_add_test(tc, bomb_webp_chunk_claim_named);
 	tcase_add_test(tc, bomb_tiff_shared_tag_bytes);
 	tcase_add_test(tc, truncated_png_named);
+	tcase_add_test(tc, png_header_error_named);
+	tcase_add_test(tc, reasons_stay_with_their_items);
 	tcase_add_test(tc, metadata_stripped);
 	tcase_add_test(tc, alpha_flattened_for_jpeg_kept_for_png);
 	tcase_add_test(tc, several_variants_one_source);
