@@ -36,6 +36,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <zlib.h>
@@ -401,12 +402,18 @@ int pl_imgguard_webp_strip(unsigned char *data, size_t *len)
 
 /* ----------------------------------------------------------------- TIFF */
 
+struct span {
+	size_t from, to;
+};
+
 struct tiff {
 	unsigned char *b;
 	size_t len;
 	bool be;		/* "MM" */
 	bool big;		/* BigTIFF: 8-byte counts and offsets */
 	unsigned cs, es, os;	/* sizes of an entry count, an entry, an offset */
+	struct span *dirs;	/* check pass: where each directory lies */
+	size_t ndirs, cap;
 };
 
 static uint64_t tiff_uint(const struct tiff *t, size_t off, unsigned n)
@@ -493,6 +500,19 @@ static int tiff_walk(struct tiff *t, bool edit, char *why, size_t whylen)
 					"%llu entries, file has %zu bytes", ndirs,
 					(unsigned long long)off, (unsigned long long)n, t->len),
 			       -EINVAL;
+		if (!edit) {
+			if (t->ndirs == t->cap) {
+				size_t cap = t->cap ? 2 * t->cap : 16;
+				struct span *d = realloc(t->dirs, cap * sizeof *d);
+
+				if (!d)
+					return snprintf(why, whylen, "out of memory"), -ENOMEM;
+				t->dirs = d;
+				t->cap = cap;
+			}
+			t->dirs[t->ndirs++] = (struct span){ (size_t)off,
+							     ents + n * t->es + t->os };
+		}
 		next = tiff_uint(t, ents + n * t->es, t->os);
 		for (uint64_t i = 0; i < n; i++) {
 			size_t e = ents + i * t->es;
@@ -537,6 +557,30 @@ static int tiff_walk(struct tiff *t, bool edit, char *why, size_t whylen)
 	return 0;
 }
 
+static int span_cmp(const void *a, const void *b)
+{
+	const struct span *x = a, *y = b;
+
+	return x->from < y->from ? -1 : x->from > y->from;
+}
+
+/* The edit pass rewrites directories in place: that must not change the
+ * header or another directory (which the check pass read as it was), so
+ * directories may not overlap either.  No real file has them overlap. */
+static int tiff_dirs_apart(struct tiff *t, char *why, size_t whylen)
+{
+	size_t head = t->big ? 16 : 8;
+
+	if (!t->ndirs)
+		return 0;	/* no directory at all: libtiff's to say */
+	qsort(t->dirs, t->ndirs, sizeof *t->dirs, span_cmp);
+	for (size_t i = 0; i < t->ndirs; i++)
+		if (t->dirs[i].from < head || (i && t->dirs[i].from < t->dirs[i - 1].to))
+			return snprintf(why, whylen, "TIFF directories overlap each other or the "
+					"header (at byte %zu)", t->dirs[i].from), -EINVAL;
+	return 0;
+}
+
 int pl_imgguard_tiff(unsigned char *data, size_t len, char *why, size_t whylen)
 {
 	struct tiff t = { .b = data, .len = len };
@@ -559,6 +603,9 @@ int pl_imgguard_tiff(unsigned char *data, size_t len, char *why, size_t whylen)
 	t.es = t.big ? 20 : 12;
 	t.os = t.big ? 8 : 4;
 	rc = tiff_walk(&t, false, why, whylen);
+	if (!rc)
+		rc = tiff_dirs_apart(&t, why, whylen);
+	free(t.dirs);
 	if (rc < 0)
 		return rc;
 	why[0] = '\0';

@@ -5,11 +5,11 @@
  * holds, and strip in place the metadata a thumbnail does not need, so that
  * a file's metadata can cost no more memory than its bytes.
  *
- * Pure functions over a buffer: no allocation but zlib's inflate state, no
- * logging, no libvips.  Each returns 0, or a negative errno with a one-line
- * reason in why: -EINVAL for a broken or truncated file, -EFBIG for metadata
- * over a budget below (why is empty on success).  On failure the buffer is
- * left as it was.
+ * Pure functions over a buffer: no allocation but zlib's inflate state and
+ * a list of where the TIFF directories lie, no logging, no libvips.  Each
+ * returns 0, or a negative errno with a one-line reason in why: -EINVAL for
+ * a broken or truncated file, -EFBIG for metadata over a budget below (why
+ * is empty on success).  On failure the buffer is left as it was.
  */
 #ifndef PL_IMGGUARD_H
 #define PL_IMGGUARD_H

@@ -572,6 +572,22 @@ START_TEST(tiff_truncation_and_loops_named)
 	memcpy(t.b + full - 4, t.b + 4, 4);
 	expect_refused(tiff_guard, &t, -EINVAL, "TIFF has more than 65536 directories");
 	pl_test_buf_free(&t);
+
+	/* found by fuzz_imgguard (UBSan): no directory at all is libtiff's to
+	 * refuse, and must not reach qsort with nothing to sort */
+	pl_test_buf_add(&t, "II*\0\0\0\0\0", 8);
+	expect_passed(tiff_guard, &t);
+	pl_test_buf_free(&t);
+
+	/* found by fuzz_imgguard: a directory over the header, which stripping
+	 * its entries would have rewritten ("not a TIFF" on a second pass) */
+	pl_test_tiff(&t, 0, 4, 4, 1, (struct pl_test_tiff_tag[]){ { 700, 1, 0, NULL } }, 1, 1000);
+	/* at byte 2: 42 ("*") entries of pixels and zeros, then a zero next
+	 * pointer inside the zeroed blob */
+	t.b[4] = 2, t.b[5] = t.b[6] = t.b[7] = 0;
+	expect_refused(tiff_guard, &t, -EINVAL, "TIFF directories overlap each other or the "
+		       "header (at byte 2)");
+	pl_test_buf_free(&t);
 }
 END_TEST
 
