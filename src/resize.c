@@ -17,12 +17,21 @@
  *    is refused before any loader runs: vips_foreign_find_load_buffer()
  *    still names a blocked loader, so we can tell "blocked format" from
  *    "not an image at all" and say which in the reason.
+ *  - Then the container is walked (imgguard.c): chunk and segment lengths
+ *    against the bytes present, so a truncated file is named as such, and
+ *    the metadata a thumbnail does not use (PNG text, TIFF descriptions,
+ *    WebP XMP, …) is cut out of the buffer in place; ICC and EXIF are
+ *    bounded.  libpng allocated a zTXt's claimed 2 GB, inflated text chunks
+ *    by the GB and libvips copied them on: metadata is now bounded by the
+ *    file, and memory by the pixels.
  *  - The header is read lazily first and width × height × pages is checked
  *    against resize.max_pixels before a single pixel is decoded: a small
  *    PNG that declares 30000×30000 costs nothing.
  *  - Loaders run with fail_on = error, so a truncated or corrupt file fails
  *    with libvips' reason instead of becoming a grey picture.  (Through the
  *    loader option string: 8.14's thumbnail_buffer ignores its own fail_on.)
+ *    libvips' error buffer is global, so a failure is repeated alone to
+ *    read its own reason (step(), vips_lock).
  *
  * Decoding is the expensive part, so a source is decoded once:
  *  - one variant from a JPEG or 8-bit PNG: the direct path (see
@@ -70,6 +79,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -80,6 +90,7 @@
 #include <vips/vector.h>
 
 #include "config.h"
+#include "imgguard.h"
 #include "item.h"
 #include "jpegprune.h"
 #include "log.h"
@@ -99,6 +110,31 @@ static GType allowed[NCANDIDATES];
 static size_t nallowed;
 static bool initialised;
 static bool avif_ok;
+
+/*
+ * libvips 8.14 keeps one error buffer for all threads: with four workers, a
+ * failing item's text was taken by another worker's failure, or cleared by
+ * another worker starting an item, so that 39 of 100 failures in a run read
+ * "libvips gave no reason" and others carried two images' reasons.  There
+ * is no per-thread buffer and no hook, so a failure is run again alone:
+ * every worker holds vips_lock for reading while it works; a step that
+ * failed in libvips takes it for writing (writers first, so it is not
+ * starved), clears the buffer, repeats, and reads its own text.  Failures
+ * are the rare case and stop the other workers only for one repeat each.
+ */
+static pthread_rwlock_t vips_lock;
+/* A step's return when libvips failed (never leaves this file): its why
+ * holds the prefix of the reason, step() adds libvips' text. */
+enum { VIPS_FAILED = 1 };
+
+/* Some failures are told only as a GLib warning: libpng's own messages
+ * reach libvips' handler as g_warning (the buffer gets "libpng read error",
+ * or nothing at all when the header fails).  While step() repeats a failure
+ * alone, the first warning is kept here.  Not thread-local: libvips decodes
+ * in its own threadpool's threads even at concurrency 1. */
+static pthread_mutex_t warning_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool warning_wanted;
+static char vips_warning[200];
 
 /* config.c owns pl_config_format_ext/mime; it is not in this branch yet, so
  * the stage keeps its own copy of the two tables (identical by contract). */
@@ -130,6 +166,17 @@ static void vips_log_handler(const gchar *domain, GLogLevelFlags level,
 {
 	(void)domain;
 	(void)ud;
+	if (msg && (level & (G_LOG_LEVEL_WARNING | G_LOG_LEVEL_CRITICAL))) {
+		pthread_mutex_lock(&warning_lock);
+		if (warning_wanted && !vips_warning[0]) {
+			snprintf(vips_warning, sizeof vips_warning, "%s", msg);
+			for (char *c = vips_warning; *c; c++)
+				if (*c == '\n' || *c == '\r')
+					*c = ' ';
+			g_strstrip(vips_warning);
+		}
+		pthread_mutex_unlock(&warning_lock);
+	}
 	pl_log(level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL) ? LOG_ERR : LOG_DEBUG,
 	       "libvips: %s", msg);
 }
@@ -160,13 +207,27 @@ static bool probe_avif(void)
 
 int pl_resize_global_init(const char *argv0)
 {
+	pthread_rwlockattr_t attr;
+	int rc;
+
 	if (initialised)
 		return 0;
+	if ((rc = pthread_rwlockattr_init(&attr)))
+		return -rc;
+	rc = pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	if (!rc)
+		rc = pthread_rwlock_init(&vips_lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	if (rc) {
+		pl_log(LOG_ERR, "resize: cannot make the libvips lock: %s", strerror(rc));
+		return -rc;
+	}
 	if (VIPS_INIT(argv0 ? argv0 : "pipelined")) {
 		char *e = vips_error_buffer_copy();
 
 		pl_log(LOG_ERR, "libvips failed to start: %s", e);
 		g_free(e);
+		pthread_rwlock_destroy(&vips_lock);
 		return -ENOTSUP;
 	}
 	g_log_set_handler("VIPS", G_LOG_LEVEL_MASK, vips_log_handler, NULL);
@@ -210,6 +271,7 @@ void pl_resize_global_cleanup(void)
 	if (!initialised)
 		return;
 	vips_shutdown();
+	pthread_rwlock_destroy(&vips_lock);
 	initialised = false;
 }
 
@@ -293,22 +355,34 @@ static void resize_worker_stop(void *ctx, void *wstate)
 }
 
 /* Take libvips' (global) error buffer and make it one line after prefix:
- * its lines (one per layer that failed) joined with "; ". */
+ * its lines (one per layer that failed) joined with "; ", then the first
+ * warning when the buffer does not already say it.  Called only by step(),
+ * alone under vips_lock, so the text is this item's. */
 static void why_vips(char *why, size_t whylen, const char *prefix)
 {
 	char *e = vips_error_buffer_copy();
 	char **lines = g_strsplit(g_strstrip(e), "\n", -1);
 	size_t n;
+	bool said = false;
+
+	pthread_mutex_lock(&warning_lock);
+	warning_wanted = false;
+	pthread_mutex_unlock(&warning_lock);
 
 	n = (size_t)snprintf(why, whylen, "%s:", prefix);
 	for (char **l = lines; *l && n < whylen; l++) {
 		g_strstrip(*l);
-		if (**l)
-			n += (size_t)snprintf(why + n, whylen - n, "%s%s",
-					      l == lines ? " " : "; ", *l);
+		if (**l) {
+			n += (size_t)snprintf(why + n, whylen - n, "%s%s", said ? "; " : " ", *l);
+			said = true;
+		}
 	}
-	if (!*e && n < whylen)
-		snprintf(why + n, whylen - n, " libvips gave no reason");
+	if (vips_warning[0] && !strstr(e, vips_warning) && n < whylen) {
+		n += (size_t)snprintf(why + n, whylen - n, "%s%s", said ? "; " : " ", vips_warning);
+		said = true;
+	}
+	if (!said && n < whylen)
+		snprintf(why + n, whylen - n, " libvips failed without a message or warning");
 	g_strfreev(lines);
 	g_free(e);
 }
@@ -389,8 +463,42 @@ static const char *refused_format(const unsigned char *b, size_t len)
 	return NULL;
 }
 
-/* Identify the format and read the header only; refuse what we must not
- * decode.  No pixel is decoded here. */
+/* Identify the format by its signature and run its pre-check (imgguard.c),
+ * which may strip metadata from the bytes in place (*len shrinks).  No
+ * libvips here. */
+static int screen_source(unsigned char *data, size_t *len, char *why, size_t whylen)
+{
+	const char *fmt;
+
+	if (!data || *len == 0)
+		return snprintf(why, whylen, "empty body"), -EINVAL;
+	fmt = allowed_signature(data, *len);
+	if (!fmt) {
+		const char *blocked = refused_format(data, *len);
+		char peek[32];
+
+		if (blocked) {
+			snprintf(why, whylen, "image format blocked: %s is not on the allow-list "
+				 "(jpeg, png, webp, gif, tiff, heif)", blocked);
+			return -ENOTSUP;
+		}
+		sniff(data, *len, peek, sizeof peek);
+		snprintf(why, whylen, "not an image (%zu bytes starting \"%s\")", *len, peek);
+		return -EINVAL;
+	}
+	if (!strcmp(fmt, "png"))
+		return pl_imgguard_png(data, len, why, whylen);
+	if (!strcmp(fmt, "jpeg"))
+		return pl_imgguard_jpeg(data, *len, why, whylen);
+	if (!strcmp(fmt, "webp"))
+		return pl_imgguard_webp(data, len, why, whylen);
+	if (!strcmp(fmt, "tiff"))
+		return pl_imgguard_tiff(data, *len, why, whylen);
+	return 0;	/* GIF and HEIF: their libraries held (imgguard.c says how) */
+}
+
+/* Read the header only, from bytes screen_source() passed; refuse what we
+ * must not decode.  No pixel is decoded here. */
 static int check_source(const struct pl_resize *r, const void *data, size_t len,
 			struct source_info *si, char *why, size_t whylen)
 {
@@ -398,27 +506,10 @@ static int check_source(const struct pl_resize *r, const void *data, size_t len,
 	VipsImage *img;
 	int64_t w, h, pages;
 
-	if (!data || len == 0)
-		return snprintf(why, whylen, "empty body"), -EINVAL;
-	if (!allowed_signature(data, len)) {
-		const char *fmt = refused_format(data, len);
-		char peek[32];
-
-		if (fmt) {
-			snprintf(why, whylen, "image format blocked: %s is not on the allow-list "
-				 "(jpeg, png, webp, gif, tiff, heif)", fmt);
-			return -ENOTSUP;
-		}
-		sniff(data, len, peek, sizeof peek);
-		snprintf(why, whylen, "not an image (%zu bytes starting \"%s\")", len, peek);
-		return -EINVAL;
-	}
-
 	loader = vips_foreign_find_load_buffer(data, len);
 	if (!loader) {
 		char peek[32];
 
-		vips_error_clear();
 		sniff(data, len, peek, sizeof peek);
 		snprintf(why, whylen, "not an image (%zu bytes starting \"%s\")", len, peek);
 		return -EINVAL;
@@ -435,7 +526,7 @@ static int check_source(const struct pl_resize *r, const void *data, size_t len,
 					 "access", VIPS_ACCESS_SEQUENTIAL,
 					 "fail_on", VIPS_FAIL_ON_ERROR, NULL);
 	if (!img)
-		return why_vips(why, whylen, "cannot read image header"), -EINVAL;
+		return snprintf(why, whylen, "cannot read image header"), VIPS_FAILED;
 
 	w = img->Xsize;
 	h = vips_image_get_page_height(img);
@@ -522,11 +613,11 @@ static int decode_shared(const struct pl_resize *r, const void *data, size_t len
 				  "size", VIPS_SIZE_DOWN, "export_profile", si->export_profile,
 				  "option_string", LOADER_OPTIONS,
 				  "fail_on", VIPS_FAIL_ON_ERROR, NULL))
-		return why_vips(why, whylen, "cannot decode image"), -EINVAL;
+		return snprintf(why, whylen, "cannot decode image"), VIPS_FAILED;
 	m = vips_image_copy_memory(t);
 	g_object_unref(t);
 	if (!m)
-		return why_vips(why, whylen, "cannot decode image"), -EINVAL;
+		return snprintf(why, whylen, "cannot decode image"), VIPS_FAILED;
 	*out = m;
 	return 0;
 }
@@ -898,50 +989,6 @@ fail:
 	return -1;
 }
 
-static uint32_t le32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put_le32(unsigned char *p, uint32_t v)
-{
-	p[0] = (unsigned char)v, p[1] = (unsigned char)(v >> 8);
-	p[2] = (unsigned char)(v >> 16), p[3] = (unsigned char)(v >> 24);
-}
-
-/* 8.14.1's webpsave always writes an EXIF chunk (rebuilt from resolution
- * and orientation), strip or not.  Remove EXIF, XMP and ICCP chunks from
- * the RIFF container in place and clear their VP8X flags.  0 or -1 when
- * the container is not what libwebp writes. */
-static int webp_strip_chunks(unsigned char *b, size_t *len)
-{
-	size_t n = *len, pos = 12, vp8x = 0;
-
-	if (n < 12 || memcmp(b, "RIFF", 4) || memcmp(b + 8, "WEBP", 4) || le32(b + 4) + 8 > n)
-		return -1;
-	n = le32(b + 4) + 8;
-	while (pos + 8 <= n) {
-		size_t sz = le32(b + pos + 4), whole = 8 + sz + (sz & 1);
-
-		if (whole > n - pos)
-			return -1;
-		if (!memcmp(b + pos, "EXIF", 4) || !memcmp(b + pos, "XMP ", 4) ||
-		    !memcmp(b + pos, "ICCP", 4)) {
-			memmove(b + pos, b + pos + whole, n - pos - whole);
-			n -= whole;
-			continue;
-		}
-		if (!memcmp(b + pos, "VP8X", 4) && sz >= 1)
-			vp8x = pos;
-		pos += whole;
-	}
-	if (vp8x)
-		b[vp8x + 8] &= (unsigned char)~(0x20 | 0x08 | 0x04);	/* ICC, EXIF, XMP */
-	put_le32(b + 4, (uint32_t)(n - 8));
-	*len = n;
-	return 0;
-}
-
 static int save(VipsImage *img, const struct pl_variant *v, void **buf, size_t *len)
 {
 	switch (v->format) {
@@ -949,9 +996,11 @@ static int save(VipsImage *img, const struct pl_variant *v, void **buf, size_t *
 		return vips_jpegsave_buffer(img, buf, len, "Q", v->quality,
 					    "optimize_coding", TRUE, "strip", TRUE, NULL);
 	case PL_FORMAT_WEBP:
+		/* 8.14.1's webpsave always writes an EXIF chunk (rebuilt from
+		 * resolution and orientation), strip or not: cut it out. */
 		if (vips_webpsave_buffer(img, buf, len, "Q", v->quality, "strip", TRUE, NULL))
 			return -1;
-		if (webp_strip_chunks(*buf, len)) {
+		if (pl_imgguard_webp_strip(*buf, len)) {
 			g_free(*buf);
 			*buf = NULL;
 			vips_error("resize", "webpsave wrote an unexpected RIFF layout");
@@ -977,10 +1026,9 @@ static int make_variant(const struct pl_variant *v, const struct source_info *si
 			struct pl_output *o, char *why, size_t whylen)
 {
 	VipsImage *t = NULL, *f = NULL;
-	char prefix[PL_VARIANT_NAME_MAX + 32];
 	int rc;
 
-	snprintf(prefix, sizeof prefix, "variant \"%s\"", v->name);
+	snprintf(why, whylen, "variant \"%s\"", v->name);
 	if (shared)
 		rc = vips_thumbnail_image(shared, &t, v->width, "height", v->height,
 					  "size", size_of(v), "crop", crop_of(v), NULL);
@@ -993,20 +1041,79 @@ static int make_variant(const struct pl_variant *v, const struct source_info *si
 					   "option_string", LOADER_OPTIONS,
 					   "fail_on", VIPS_FAIL_ON_ERROR, NULL);
 	if (rc)
-		return why_vips(why, whylen, prefix), -EINVAL;
+		return VIPS_FAILED;
 	rc = finish(t, v->format, &f);
 	g_object_unref(t);
 	if (rc)
-		return why_vips(why, whylen, prefix), -EINVAL;
+		return VIPS_FAILED;
 	rc = save(f, v, &o->buf, &o->len);
 	g_object_unref(f);
 	if (rc)
-		return why_vips(why, whylen, prefix), -EINVAL;
+		return VIPS_FAILED;
 
+	why[0] = '\0';
 	snprintf(o->variant, sizeof o->variant, "%s", v->name);
 	o->ext = fmt_ext[v->format];
 	o->mime = fmt_mime[v->format];
 	return 0;
+}
+
+/* What can fail inside libvips, with what it needs to be run again. */
+struct step {
+	enum { STEP_HEADER, STEP_SHARED, STEP_VARIANT } kind;
+	const struct pl_resize *r;
+	struct source_info *si;
+	const void *data;
+	size_t len;
+	VipsImage *shared, **shared_out;
+	const struct pl_variant *v;
+	struct pl_output *o;
+};
+
+static int step_once(const struct step *s, char *why, size_t whylen)
+{
+	switch (s->kind) {
+	case STEP_HEADER:
+		return check_source(s->r, s->data, s->len, s->si, why, whylen);
+	case STEP_SHARED:
+		return decode_shared(s->r, s->data, s->len, s->si, s->shared_out, why, whylen);
+	case STEP_VARIANT:
+		return make_variant(s->v, s->si, s->shared, s->data, s->len, s->o, why, whylen);
+	}
+	return snprintf(why, whylen, "resize: unknown step %d", (int)s->kind), -EINVAL;
+}
+
+/* Run a step with vips_lock held for reading; when libvips fails, run it
+ * again alone (see vips_lock) so that the error buffer holds this item's
+ * reason and no other.  The same bytes fail the same way; if the repeat
+ * succeeds (memory was short), so does the item. */
+static int step(const struct step *s, char *why, size_t whylen)
+{
+	char prefix[PL_REASON_MAX];
+	int rc = step_once(s, why, whylen);
+
+	if (rc != VIPS_FAILED)
+		return rc;
+	pthread_rwlock_unlock(&vips_lock);
+	pthread_rwlock_wrlock(&vips_lock);
+	vips_error_clear();
+	pthread_mutex_lock(&warning_lock);
+	vips_warning[0] = '\0';
+	warning_wanted = true;
+	pthread_mutex_unlock(&warning_lock);
+	rc = step_once(s, why, whylen);
+	if (rc == VIPS_FAILED) {
+		snprintf(prefix, sizeof prefix, "%s", why);
+		why_vips(why, whylen, prefix);
+		rc = -EINVAL;
+	} else {
+		pthread_mutex_lock(&warning_lock);
+		warning_wanted = false;
+		pthread_mutex_unlock(&warning_lock);
+	}
+	pthread_rwlock_unlock(&vips_lock);
+	pthread_rwlock_rdlock(&vips_lock);
+	return rc;
 }
 
 static void drop_outputs(struct pl_output *outs, size_t n)
@@ -1016,43 +1123,45 @@ static void drop_outputs(struct pl_output *outs, size_t n)
 	free(outs);
 }
 
-static int resize_process(void *ctx, void *wstate, void *item, char *why, size_t whylen)
+static int convert(const struct pl_resize *r, struct pl_item *it, char *why, size_t whylen)
 {
-	const struct pl_resize *r = ctx;
-	struct pl_item *it = item;
 	struct source_info si;
 	struct pl_output *outs;
 	VipsImage *shared = NULL;
+	struct step s = { .r = r, .si = &si };
 	int rc;
 
-	(void)wstate;
-	it->attempts = 0;
-	/* The error buffer is one global and collects warnings from images that
-	 * succeed (libjpeg's "extraneous bytes" …); left alone it fills up (it is
-	 * bounded) and the next failure would report stale text.  Clearing it
-	 * can, rarely, blank the reason of a failure in another worker at that
-	 * very moment: the lesser evil with 8.14's global buffer. */
-	vips_error_clear();
-	pl_item_free_outputs(it);	/* nothing there normally; never leak it */
-
-	rc = check_source(r, it->data, it->len, &si, why, whylen);
+	rc = screen_source(it->data, &it->len, why, whylen);
+	if (rc < 0)
+		return rc;
+	s.kind = STEP_HEADER;
+	s.data = it->data;
+	s.len = it->len;
+	rc = step(&s, why, whylen);
 	if (rc < 0)
 		return rc;
 	outs = calloc(r->nvariants, sizeof *outs);
 	if (!outs)
 		return snprintf(why, whylen, "out of memory"), -ENOMEM;
 	if (r->nvariants > 1) {
-		rc = decode_shared(r, it->data, it->len, &si, &shared, why, whylen);
+		s.kind = STEP_SHARED;
+		s.shared_out = &shared;
+		rc = step(&s, why, whylen);
 		if (rc < 0) {
 			free(outs);
 			return rc;
 		}
 		/* Nothing refers to the bytes any more. */
 		pl_item_free_data(it);
+		s.data = NULL;
+		s.len = 0;
+		s.shared = shared;
 	}
+	s.kind = STEP_VARIANT;
 	for (size_t i = 0; i < r->nvariants; i++) {
-		rc = make_variant(&r->variants[i], &si, shared, it->data, it->len, &outs[i],
-				  why, whylen);
+		s.v = &r->variants[i];
+		s.o = &outs[i];
+		rc = step(&s, why, whylen);
 		if (rc < 0) {
 			if (shared)
 				g_object_unref(shared);
@@ -1066,6 +1175,23 @@ static int resize_process(void *ctx, void *wstate, void *item, char *why, size_t
 	it->outputs = outs;
 	it->noutputs = r->nvariants;
 	return 0;
+}
+
+static int resize_process(void *ctx, void *wstate, void *item, char *why, size_t whylen)
+{
+	struct pl_item *it = item;
+	int rc;
+
+	(void)wstate;
+	it->attempts = 0;
+	pl_item_free_outputs(it);	/* nothing there normally; never leak it */
+	/* libvips' error buffer is neither cleared nor read here: only step()
+	 * does, alone.  What successful items leave in it (libjpeg's
+	 * "extraneous bytes" …) is cleared before a repeat reads it. */
+	pthread_rwlock_rdlock(&vips_lock);
+	rc = convert(ctx, it, why, whylen);
+	pthread_rwlock_unlock(&vips_lock);
+	return rc;
 }
 
 const struct pl_stage_ops pl_resize_ops = {

@@ -382,7 +382,7 @@ def run_main(d, ng, sp, img):
     expect(recs, lines, 'biglen', 'failed', 'max_bytes', 'Content-Length')
     expect(recs, lines, 'endless', 'failed', 'body exceeds max_bytes')
     expect(recs, lines, 'html', 'failed', 'not an image')
-    expect(recs, lines, 'trunc', 'failed', 'cannot decode image')
+    expect(recs, lines, 'trunc', 'failed', 'JPEG truncated: no EOI marker')
     expect(recs, lines, 'empty', 'failed', 'empty body')
     expect(recs, lines, 'huge', 'failed', 'image too large', '30000')
     expect(recs, lines, 'svg', 'failed', 'blocked')

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,10 +19,12 @@
 #include <strings.h>
 
 #include <vips/vips.h>
+#include <zlib.h>
 
 #include "config.h"
 #include "item.h"
 #include "resize.h"
+#include "testutil.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -457,62 +460,32 @@ START_TEST(animated_gif_first_frame)
 }
 END_TEST
 
-static uint32_t crc32_of(const unsigned char *p, size_t n)
-{
-	uint32_t c = 0xffffffffu;
-
-	for (size_t i = 0; i < n; i++) {
-		c ^= p[i];
-		for (int k = 0; k < 8; k++)
-			c = c & 1 ? (c >> 1) ^ 0xedb88320u : c >> 1;
-	}
-	return c ^ 0xffffffffu;
-}
-
-static size_t png_chunk(unsigned char *out, const char *type, const unsigned char *data, size_t n)
-{
-	uint32_t crc;
-
-	out[0] = (unsigned char)(n >> 24), out[1] = (unsigned char)(n >> 16);
-	out[2] = (unsigned char)(n >> 8), out[3] = (unsigned char)n;
-	memcpy(out + 4, type, 4);
-	if (n)
-		memcpy(out + 8, data, n);
-	crc = crc32_of(out + 4, n + 4);
-	out[8 + n] = (unsigned char)(crc >> 24), out[9 + n] = (unsigned char)(crc >> 16);
-	out[10 + n] = (unsigned char)(crc >> 8), out[11 + n] = (unsigned char)crc;
-	return n + 12;
-}
-
 /* A 30000×30000 RGB PNG header with an empty zlib stream for pixels: it
  * could only "decode" by allocating 2.7 GB first. */
-static size_t craft_huge_png(unsigned char *out)
+static void craft_huge_png(struct pl_test_buf *t)
 {
-	static const unsigned char sig[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
-	const unsigned char ihdr[13] = { 0, 0, 0x75, 0x30, 0, 0, 0x75, 0x30, 8, 2, 0, 0, 0 };
 	static const unsigned char idat[] = { 0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01 };
-	size_t n = 0;
 
-	memcpy(out, sig, 8);
-	n += 8;
-	n += png_chunk(out + n, "IHDR", ihdr, sizeof ihdr);
-	n += png_chunk(out + n, "IDAT", idat, sizeof idat);
-	n += png_chunk(out + n, "IEND", NULL, 0);
-	return n;
+	pl_test_png_start(t, 30000, 30000);
+	pl_test_png_chunk(t, "IDAT", idat, sizeof idat);
+	pl_test_png_chunk(t, "IEND", NULL, 0);
 }
 
 START_TEST(max_pixels_from_header)
 {
 	struct pl_variant v = variant("t", 256, 256, PL_FIT_INSIDE, PL_CROP_CENTRE, PL_FORMAT_JPEG);
 	void *ctx = new_ctx(&v, 1, 50000000);
-	unsigned char png[128];
-	size_t len = craft_huge_png(png);
+	struct pl_test_buf png = { 0 };
 	char why[PL_REASON_MAX];
 	struct pl_item *it;
-	uint64_t t0 = pl_now_us(), dt;
-	int rc = run(ctx, png, len, &it, why);
+	uint64_t t0, dt;
+	int rc;
 
+	craft_huge_png(&png);
+	t0 = pl_now_us();
+	rc = run(ctx, png.b, png.len, &it, why);
 	dt = pl_now_us() - t0;
+	pl_test_buf_free(&png);
 	ck_assert_int_eq(rc, -EFBIG);
 	ck_assert_msg(strstr(why, "image too large: 30000×30000"), "why: %s", why);
 	ck_assert_msg(dt < 500000, "rejection took %llu µs: pixels were decoded?",
@@ -539,7 +512,7 @@ START_TEST(truncated_jpeg_fails)
 		int before = live_vips_objects();
 
 		ck_assert_int_eq(run(ctx, src, len * 6 / 10, &it, why), -EINVAL);
-		ck_assert_msg(strstr(why, "Premature end"), "why: %s", why);
+		ck_assert_msg(strstr(why, "JPEG truncated: no EOI marker"), "why: %s", why);
 		ck_assert_ptr_null(strchr(why, '\n'));
 		ck_assert_ptr_null(it->outputs);
 		ck_assert_uint_eq(it->noutputs, 0);
@@ -650,12 +623,299 @@ END_TEST
 
 START_TEST(garbage_after_magic_fails)
 {
-	/* A PNG signature and then noise: the loader is allowed, the header is not. */
+	/* A PNG signature and then noise: the format is allowed, the chunks are not. */
 	unsigned char bad[64] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
 
 	for (size_t i = 8; i < sizeof bad; i++)
 		bad[i] = (unsigned char)(i * 37);
-	expect_failure(bad, sizeof bad, -EINVAL, "cannot read image header");
+	expect_failure(bad, sizeof bad, -EINVAL, "PNG chunk at byte 8 has an invalid type");
+}
+END_TEST
+
+/* ------------------------------------------- metadata bombs and reasons */
+
+/* Peak RSS of one call: the high-water mark is reset through
+ * /proc/self/clear_refs ("5", Linux 4.0+).  rss_reset() returns the RSS in
+ * KiB, or -1 (with a note) where the kernel does not allow it. */
+static long status_kib(const char *field)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long v = -1;
+	size_t n = strlen(field);
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof line, f))
+		if (!strncmp(line, field, n) && line[n] == ':')
+			v = strtol(line + n + 1, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+static long rss_reset(void)
+{
+	FILE *f = fopen("/proc/self/clear_refs", "w");
+
+	if (!f || fputs("5", f) < 0 || fclose(f)) {
+		printf("test_resize: cannot reset the peak RSS here: memory not asserted\n");
+		return -1;
+	}
+	return status_kib("VmRSS");
+}
+
+/* A 64 MiB margin: the bombs below cost hundreds of MiB to GiB when their
+ * metadata reaches the decoders. */
+#define BOMB_KIB (64 * 1024)
+
+static void expect_peak_below(long base, long kib, const char *what)
+{
+	long peak = status_kib("VmHWM");
+
+	if (base < 0)
+		return;
+	ck_assert_msg(peak - base < kib, "%s: peak RSS grew by %ld KiB (limit %ld)", what,
+		      peak - base, kib);
+}
+
+/* The issue's 144-byte PNG: refused by its own numbers before libpng
+ * allocates (and zeroes) 2 GB for it; the reason says so. */
+START_TEST(bomb_png_chunk_claim)
+{
+	struct pl_variant v = variant("t", 64, 64, PL_FIT_INSIDE, PL_CROP_CENTRE, PL_FORMAT_JPEG);
+	void *ctx = new_ctx(&v, 1, 50000000);
+	struct pl_test_buf png = { 0 };
+	char why[PL_REASON_MAX];
+	struct pl_item *it;
+	long base;
+
+	pl_test_png_ztxt_bomb(&png);
+	base = rss_reset();
+	ck_assert_int_eq(run(ctx, png.b, png.len, &it, why), -EINVAL);
+	expect_peak_below(base, BOMB_KIB, "144-byte zTXt PNG");
+	ck_assert_str_eq(why, "PNG chunk zTXt at byte 33 claims 2147483632 bytes, file has 144");
+	pl_item_free(it);
+	pl_test_buf_free(&png);
+	pl_resize_free(ctx);
+}
+END_TEST
+
+/* 3 MB of text chunks that inflate to 320 MB (libpng keeps zTXt up to
+ * 50 MB each, and libvips copies every one into a metadata string): the
+ * text is stripped, the image converts, and memory stays flat. */
+START_TEST(bomb_png_text_chunks_stripped)
+{
+	struct pl_variant v = variant("t", 64, 64, PL_FIT_INSIDE, PL_CROP_CENTRE, PL_FORMAT_PNG);
+	void *ctx = new_ctx(&v, 1, 50000000);
+	struct pl_test_buf png = { 0 }, z = { 0 };
+	char *text = malloc(1000000 + 8);
+	char why[PL_REASON_MAX];
+	struct pl_item *it;
+	long base;
+
+	ck_assert_ptr_nonnull(text);
+	memcpy(text, "Comment", 8);
+	memset(text + 8, 't', 1000000);
+	pl_test_png_deflated(&z, "Comment", 'z', 40 * 1000 * 1000);
+	pl_test_png_start(&png, 16, 16);
+	for (int i = 0; i < 8; i++)
+		pl_test_png_chunk(&png, "zTXt", z.b, z.len);
+	for (int i = 0; i < 3; i++)
+		pl_test_png_chunk(&png, "tEXt", text, 1000000 + 8);
+	pl_test_png_end(&png, 16, 16);
+	ck_assert_uint_gt(png.len, 3000000);
+
+	base = rss_reset();
+	ck_assert_msg(run(ctx, png.b, png.len, &it, why) == 0, "%s", why);
+	expect_peak_below(base, BOMB_KIB, "PNG with 3 MB of text chunks");
+	check_output(&it->outputs[0], 16, 16, "pngload_buffer");
+	pl_item_free(it);
+	pl_test_buf_free(&png);
+	pl_test_buf_free(&z);
+	free(text);
+	pl_resize_free(ctx);
+}
+END_TEST
+
+/* A WebP whose ICC chunk claims 2 GB: libwebp refused it, but as "unable to
+ * parse image". */
+START_TEST(bomb_webp_chunk_claim_named)
+{
+	struct pl_test_buf w = { 0 }, body = { 0 };
+	unsigned char vp8x[10] = { 0x20, 0, 0, 0, 63, 0, 0, 63, 0, 0 };
+	unsigned char riff[12] = "RIFF\0\0\0\0WEBP", icc[64] = { 0 };
+	const unsigned char claim[4] = { 0xf0, 0xff, 0xff, 0x7f };
+
+	pl_test_riff_chunk(&body, "VP8X", vp8x, sizeof vp8x);
+	pl_test_riff_chunk(&body, "ICCP", icc, sizeof icc);
+	memcpy(body.b + 18 + 4, claim, 4);
+	riff[4] = (unsigned char)(body.len + 4);
+	pl_test_buf_add(&w, riff, sizeof riff);
+	pl_test_buf_add(&w, body.b, body.len);
+	expect_failure(w.b, w.len, -EINVAL, "WebP chunk ICCP at byte 30 claims 2147483632 bytes, "
+		       "file has 102");
+	pl_test_buf_free(&w);
+	pl_test_buf_free(&body);
+}
+END_TEST
+
+/* Nine tags on one 8 MiB block: libtiff read them all at every directory it
+ * read and libvips copied them on (a 42 MB one took 1.4 GB and 60 s). */
+START_TEST(bomb_tiff_shared_tag_bytes)
+{
+	struct pl_variant v = variant("t", 64, 64, PL_FIT_INSIDE, PL_CROP_CENTRE, PL_FORMAT_JPEG);
+	void *ctx = new_ctx(&v, 1, 50000000);
+	const struct pl_test_tiff_tag tags[] = {
+		{ 270, 2, 0, NULL }, { 305, 2, 0, NULL }, { 700, 1, 0, NULL },
+		{ 33723, 7, 0, NULL }, { 34377, 1, 0, NULL }, { 65000, 7, 0, NULL },
+		{ 65001, 7, 0, NULL }, { 65002, 7, 0, NULL }, { 65003, 7, 0, NULL },
+		{ 65004, 7, 0, NULL }, { 65005, 7, 0, NULL },
+	};
+	struct pl_test_buf tif = { 0 };
+	char why[PL_REASON_MAX];
+	struct pl_item *it;
+	long base;
+
+	pl_test_tiff(&tif, 0, 16, 8, 1, tags, sizeof tags / sizeof *tags, 8 * 1024 * 1024);
+	base = rss_reset();
+	ck_assert_int_eq(run(ctx, tif.b, tif.len, &it, why), -EFBIG);
+	expect_peak_below(base, BOMB_KIB, "TIFF with shared tag bytes");
+	ck_assert_msg(strstr(why, "TIFF tag data adds up to more than"), "why: %s", why);
+	pl_item_free(it);
+	pl_test_buf_free(&tif);
+
+	/* descriptive tags alone are stripped, and the image converts */
+	pl_test_tiff(&tif, 0, 16, 8, 2, tags, 5, 8 * 1024 * 1024);
+	base = rss_reset();
+	ck_assert_msg(run(ctx, tif.b, tif.len, &it, why) == 0, "%s", why);
+	expect_peak_below(base, BOMB_KIB, "TIFF with 8 MiB of descriptive tags");
+	check_output(&it->outputs[0], 16, 8, "jpegload_buffer");
+	pl_item_free(it);
+	pl_test_buf_free(&tif);
+	pl_resize_free(ctx);
+}
+END_TEST
+
+/* A cut PNG was "libpng read error", or converted when only IEND was lost. */
+START_TEST(truncated_png_named)
+{
+	VipsImage *photo = make_photo(300, 200);
+	void *src = NULL;
+	size_t len;
+
+	ck_assert_int_eq(vips_pngsave_buffer(photo, &src, &len, NULL), 0);
+	expect_failure(src, len * 6 / 10, -EINVAL, "claims");
+	expect_failure(src, len * 6 / 10, -EINVAL, ", file has ");
+	expect_failure(src, len - 12, -EINVAL, "PNG truncated: no IEND chunk");
+	g_object_unref(photo);
+	g_free(src);
+}
+END_TEST
+
+/* libpng reports a bad IHDR only as a GLib warning; libvips' error buffer
+ * stayed empty ("libvips gave no reason"). */
+START_TEST(png_header_error_named)
+{
+	struct pl_test_buf png = { 0 };
+
+	pl_test_png_start(&png, 16, 16);
+	png.b[29] ^= 0xff;	/* the IHDR CRC */
+	pl_test_png_end(&png, 16, 16);
+	expect_failure(png.b, png.len, -EINVAL, "cannot read image header: IHDR: CRC error");
+	pl_test_buf_free(&png);
+}
+END_TEST
+
+/* Files that pass the pre-check and fail inside libvips, two kinds at once
+ * on four threads: each reason is its own (libvips' error buffer is one
+ * global; it used to lose and mix them). */
+struct reason_arg {
+	void *ctx;
+	const void *data;
+	size_t len;
+	const char *want, *never;
+	int wrong;
+	char bad_why[PL_REASON_MAX + 16];	/* "rc N: " and a reason */
+};
+
+static void *reason_worker(void *p)
+{
+	struct reason_arg *a = p;
+
+	for (int i = 0; i < 20; i++) {
+		struct pl_item *it = item_of(a->data, a->len);
+		char why[PL_REASON_MAX] = "";
+		int rc = pl_resize_ops.process(a->ctx, NULL, it, why, sizeof why);
+
+		if (rc != -EINVAL || !strstr(why, a->want) || strstr(why, a->never)) {
+			a->wrong++;
+			snprintf(a->bad_why, sizeof a->bad_why, "rc %d: %s", rc, why);
+		}
+		pl_item_free(it);
+	}
+	pl_resize_ops.worker_stop(a->ctx, NULL);
+	return NULL;
+}
+
+START_TEST(reasons_stay_with_their_items)
+{
+	struct pl_variant v = variant("t", 64, 64, PL_FIT_INSIDE, PL_CROP_CENTRE, PL_FORMAT_JPEG);
+	void *ctx = new_ctx(&v, 1, 50000000);
+	VipsImage *photo = make_photo(300, 200);
+	unsigned char *png = NULL, *jpeg;
+	size_t plen, jlen, pos = 8;
+	struct reason_arg args[4];
+	pthread_t th[4];
+
+	/* PNG: damage the deflate stream in IDAT, keep its CRC right */
+	ck_assert_int_eq(vips_pngsave_buffer(photo, (void **)&png, &plen, NULL), 0);
+	while (memcmp(png + pos + 4, "IDAT", 4)) {
+		uint32_t n = (uint32_t)png[pos] << 24 | (uint32_t)png[pos + 1] << 16 |
+			     (uint32_t)png[pos + 2] << 8 | png[pos + 3];
+
+		pos += 12 + n;
+	}
+	{
+		uint32_t n = (uint32_t)png[pos] << 24 | (uint32_t)png[pos + 1] << 16 |
+			     (uint32_t)png[pos + 2] << 8 | png[pos + 3];
+		uLong crc;
+
+		for (size_t k = 200; k < 400; k++)
+			png[pos + 8 + k] ^= 0x55;
+		crc = crc32(0, png + pos + 4, n + 4);
+		png[pos + 8 + n] = (unsigned char)(crc >> 24);
+		png[pos + 9 + n] = (unsigned char)(crc >> 16);
+		png[pos + 10 + n] = (unsigned char)(crc >> 8);
+		png[pos + 11 + n] = (unsigned char)crc;
+	}
+	/* JPEG: a quantisation table numbered 7 */
+	jpeg = jpeg_of(photo, &jlen);
+	for (pos = 2; jpeg[pos + 1] != 0xdb; pos += 2 + ((size_t)jpeg[pos + 2] << 8 | jpeg[pos + 3]))
+		;
+	jpeg[pos + 4] = 0x07;
+
+	for (int i = 0; i < 4; i++) {
+		bool p = i % 2 == 0;
+
+		args[i] = (struct reason_arg){ ctx, p ? (void *)png : (void *)jpeg, p ? plen : jlen,
+					       /* "; …": libpng's own words follow */
+					       p ? "vipspng: libpng read error; " :
+						   "VipsJpeg: Bogus DQT index 7",
+					       p ? "Jpeg" : "png", 0, "" };
+		ck_assert_int_eq(pthread_create(&th[i], NULL, reason_worker, &args[i]), 0);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < 4; i++)
+		if (args[i].wrong)
+			printf("test_resize: thread %d (%s): %d of 20 reasons wrong, e.g. %s\n", i,
+			       i % 2 ? "JPEG" : "PNG", args[i].wrong, args[i].bad_why);
+	for (int i = 0; i < 4; i++)
+		ck_assert_msg(args[i].wrong == 0, "thread %d: %d of 20 reasons wrong, e.g. %s", i,
+			      args[i].wrong, args[i].bad_why);
+	g_object_unref(photo);
+	g_free(png);
+	g_free(jpeg);
+	pl_resize_free(ctx);
 }
 END_TEST
 
@@ -1281,6 +1541,13 @@ int main(void)
 	tcase_add_test(tc, non_images_never_reach_imagemagick);
 	tcase_add_test(tc, pdf_is_blocked);
 	tcase_add_test(tc, garbage_after_magic_fails);
+	tcase_add_test(tc, bomb_png_chunk_claim);
+	tcase_add_test(tc, bomb_png_text_chunks_stripped);
+	tcase_add_test(tc, bomb_webp_chunk_claim_named);
+	tcase_add_test(tc, bomb_tiff_shared_tag_bytes);
+	tcase_add_test(tc, truncated_png_named);
+	tcase_add_test(tc, png_header_error_named);
+	tcase_add_test(tc, reasons_stay_with_their_items);
 	tcase_add_test(tc, metadata_stripped);
 	tcase_add_test(tc, alpha_flattened_for_jpeg_kept_for_png);
 	tcase_add_test(tc, several_variants_one_source);

@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <zlib.h>
 
 #include "testutil.h"
 
@@ -216,4 +220,245 @@ void pl_test_nginx_stop(struct pl_test_nginx *n)
 	pl_test_rmtree(n->dir);
 	free(n->dir);
 	n->dir = NULL;
+}
+
+/* ------------------------------------------------- crafted image containers */
+
+void pl_test_buf_add(struct pl_test_buf *t, const void *data, size_t n)
+{
+	if (t->len + n > t->cap) {
+		size_t cap = t->cap ? t->cap : 4096;
+
+		while (cap < t->len + n)
+			cap *= 2;
+		t->b = realloc(t->b, cap);
+		if (!t->b)
+			abort();
+		t->cap = cap;
+	}
+	if (n)
+		memcpy(t->b + t->len, data, n);
+	t->len += n;
+}
+
+void pl_test_buf_free(struct pl_test_buf *t)
+{
+	free(t->b);
+	memset(t, 0, sizeof *t);
+}
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v;
+}
+
+void pl_test_png_chunk(struct pl_test_buf *t, const char *type, const void *data, size_t n)
+{
+	unsigned char h[8];
+	uLong crc;
+
+	put_be32(h, (uint32_t)n);
+	memcpy(h + 4, type, 4);
+	pl_test_buf_add(t, h, 8);
+	pl_test_buf_add(t, data, n);
+	crc = crc32(crc32(0, h + 4, 4), n ? data : (const void *)"", (uInt)n);
+	put_be32(h, (uint32_t)crc);
+	pl_test_buf_add(t, h, 4);
+}
+
+void pl_test_png_start(struct pl_test_buf *t, int w, int h)
+{
+	static const unsigned char sig[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
+	unsigned char ihdr[13] = { 0 };
+
+	put_be32(ihdr, (uint32_t)w);
+	put_be32(ihdr + 4, (uint32_t)h);
+	ihdr[8] = 8;	/* bit depth */
+	ihdr[9] = 2;	/* RGB */
+	pl_test_buf_add(t, sig, 8);
+	pl_test_png_chunk(t, "IHDR", ihdr, sizeof ihdr);
+}
+
+void pl_test_png_end(struct pl_test_buf *t, int w, int h)
+{
+	size_t row = (size_t)w * 3 + 1, n = row * (size_t)h;
+	unsigned char *raw = malloc(n);
+	uLongf zlen = compressBound((uLong)n);
+	unsigned char *z = malloc(zlen);
+
+	if (!raw || !z)
+		abort();
+	memset(raw, 0x80, n);
+	for (int y = 0; y < h; y++)
+		raw[(size_t)y * row] = 0;	/* filter: none */
+	if (compress(z, &zlen, raw, (uLong)n) != Z_OK)
+		abort();
+	pl_test_png_chunk(t, "IDAT", z, zlen);
+	pl_test_png_chunk(t, "IEND", NULL, 0);
+	free(raw);
+	free(z);
+}
+
+void pl_test_png_deflated(struct pl_test_buf *t, const char *keyword, int fill, size_t n)
+{
+	unsigned char *raw = malloc(n ? n : 1);
+	uLongf zlen = compressBound((uLong)n);
+	unsigned char *z = malloc(zlen);
+
+	if (!raw || !z)
+		abort();
+	memset(raw, fill, n);
+	if (compress2(z, &zlen, raw, (uLong)n, 9) != Z_OK)
+		abort();
+	pl_test_buf_add(t, keyword, strlen(keyword) + 1);
+	pl_test_buf_add(t, "", 1);	/* compression method 0 */
+	pl_test_buf_add(t, z, zlen);
+	free(raw);
+	free(z);
+}
+
+void pl_test_png_ztxt_bomb(struct pl_test_buf *t)
+{
+	static const unsigned char head[8] = { 0x7f, 0xff, 0xff, 0xf0, 'z', 'T', 'X', 't' };
+	static const unsigned char body[144] = "Comment";
+
+	pl_test_png_start(t, 16, 16);
+	pl_test_buf_add(t, head, sizeof head);
+	pl_test_buf_add(t, body, 144 - t->len);
+}
+
+void pl_test_riff_chunk(struct pl_test_buf *t, const char *type, const void *data, size_t n)
+{
+	unsigned char h[8];
+
+	memcpy(h, type, 4);
+	h[4] = (unsigned char)n, h[5] = (unsigned char)(n >> 8);
+	h[6] = (unsigned char)(n >> 16), h[7] = (unsigned char)(n >> 24);
+	pl_test_buf_add(t, h, 8);
+	pl_test_buf_add(t, data, n);
+	if (n & 1)
+		pl_test_buf_add(t, "", 1);
+}
+
+/* Append v as an n-byte integer in the file's byte order. */
+static void tiff_int(struct pl_test_buf *t, bool be, unsigned n, uint64_t v)
+{
+	unsigned char b[8];
+
+	for (unsigned i = 0; i < n; i++)
+		b[i] = (unsigned char)(v >> 8 * (be ? n - 1 - i : i));
+	pl_test_buf_add(t, b, n);
+}
+
+static unsigned tiff_size(unsigned type)
+{
+	return type == 3 ? 2 : type == 4 ? 4 : type == 5 || type == 16 ? 8 : 1;
+}
+
+static int tag_cmp(const void *a, const void *b)
+{
+	const struct pl_test_tiff_tag *x = a, *y = b;
+
+	return (int)x->tag - (int)y->tag;
+}
+
+void pl_test_tiff(struct pl_test_buf *t, int flags, int w, int h, int pages,
+		  const struct pl_test_tiff_tag *tags, size_t ntags, size_t blob_len)
+{
+	bool be = flags & PL_TEST_TIFF_BE, big = flags & PL_TEST_TIFF_BIG;
+	unsigned os = big ? 8 : 4;
+	size_t npix = (size_t)w * h * 3, nall = ntags + 10;
+	struct pl_test_tiff_tag *all = calloc(nall, sizeof *all);
+	uint64_t *at = calloc(nall, sizeof *at);
+	uint64_t pix, blob = 0, bps, next_at;
+	unsigned char *grey = malloc(npix);
+
+	if (!all || !at || !grey)
+		abort();
+	pl_test_buf_add(t, be ? "MM" : "II", 2);
+	tiff_int(t, be, 2, big ? 43 : 42);
+	if (big) {
+		tiff_int(t, be, 2, 8);
+		tiff_int(t, be, 2, 0);
+	}
+	next_at = t->len;
+	tiff_int(t, be, os, 0);		/* first directory, patched below */
+	memset(grey, 0x80, npix);
+	pix = t->len;
+	pl_test_buf_add(t, grey, npix);
+	bps = t->len;
+	tiff_int(t, be, 2, 8), tiff_int(t, be, 2, 8), tiff_int(t, be, 2, 8);
+	if (blob_len) {
+		unsigned char *zero = calloc(1, blob_len);
+
+		if (!zero)
+			abort();
+		blob = t->len;
+		pl_test_buf_add(t, zero, blob_len);
+		free(zero);
+	}
+	{
+		const struct pl_test_tiff_tag base[10] = {
+			{ 256, 4, 1, NULL }, { 257, 4, 1, NULL }, { 258, 3, 3, NULL },
+			{ 259, 3, 1, NULL }, { 262, 3, 1, NULL }, { 273, 4, 1, NULL },
+			{ 277, 3, 1, NULL }, { 278, 4, 1, NULL }, { 279, 4, 1, NULL },
+			{ 284, 3, 1, NULL },
+		};
+		const uint64_t val[10] = { w, h, bps, 1, 2, pix, 3, h, npix, 1 };
+
+		memcpy(all, base, sizeof base);
+		for (int i = 0; i < 10; i++)
+			at[i] = val[i];
+	}
+	for (size_t i = 0; i < ntags; i++) {
+		all[10 + i] = tags[i];
+		if (tags[i].data) {
+			at[10 + i] = t->len;
+			pl_test_buf_add(t, tags[i].data, tags[i].count * tiff_size(tags[i].type));
+			if (t->len & 1)
+				pl_test_buf_add(t, "", 1);
+		} else {
+			all[10 + i].count = blob_len / tiff_size(tags[i].type);
+			at[10 + i] = blob;
+		}
+	}
+	/* sort the entries by tag, keeping their values alongside */
+	for (size_t i = 0; i < nall; i++)
+		all[i].data = (const void *)(uintptr_t)i;
+	qsort(all, nall, sizeof *all, tag_cmp);
+	for (int p = 0; p < pages; p++) {
+		uint64_t dir = t->len;
+
+		for (unsigned i = 0; i < os; i++)	/* patch the pointer to here */
+			t->b[next_at + i] = (unsigned char)(dir >> 8 * (be ? os - 1 - i : i));
+		tiff_int(t, be, big ? 8 : 2, nall);
+		for (size_t i = 0; i < nall; i++) {
+			uint64_t v = at[(uintptr_t)all[i].data];
+
+			tiff_int(t, be, 2, all[i].tag);
+			tiff_int(t, be, 2, all[i].type);
+			tiff_int(t, be, big ? 8 : 4, all[i].count);
+			if (all[i].tag == 258 && big) {		/* 3 SHORTs fit in 8 bytes */
+				for (int k = 0; k < 4; k++)
+					tiff_int(t, be, 2, k < 3 ? 8 : 0);
+			} else if (all[i].count == 1 && all[i].type == 3 && !big) {
+				tiff_int(t, be, 2, v);		/* a SHORT sits at the start */
+				tiff_int(t, be, 2, 0);
+			} else if (all[i].count == 1 && all[i].type == 3) {
+				tiff_int(t, be, 2, v);
+				tiff_int(t, be, 6, 0);
+			} else if (all[i].count == 1 && all[i].type == 4 && big) {
+				tiff_int(t, be, 4, v);
+				tiff_int(t, be, 4, 0);
+			} else {
+				tiff_int(t, be, os, v);
+			}
+		}
+		next_at = t->len;
+		tiff_int(t, be, os, 0);
+	}
+	free(all);
+	free(at);
+	free(grey);
 }

@@ -6,6 +6,7 @@
 #define PL_TESTUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* mkdtemp under $TMPDIR (or /tmp); returns a malloc'd path. */
@@ -32,5 +33,44 @@ struct pl_test_nginx {
  */
 int  pl_test_nginx_start(struct pl_test_nginx *n, const char *extra_server);
 void pl_test_nginx_stop(struct pl_test_nginx *n);
+
+/*
+ * Image containers crafted byte by byte (the resize pre-check's tests):
+ * a growing buffer, PNG and RIFF chunks, and whole small files.  Out of
+ * memory aborts the test.
+ */
+struct pl_test_buf {
+	unsigned char *b;
+	size_t len, cap;
+};
+void pl_test_buf_add(struct pl_test_buf *t, const void *data, size_t n);
+void pl_test_buf_free(struct pl_test_buf *t);
+/* A PNG chunk with its CRC. */
+void pl_test_png_chunk(struct pl_test_buf *t, const char *type, const void *data, size_t n);
+/* Signature and IHDR of a w×h 8-bit RGB PNG; then pl_test_png_end() adds
+ * its pixels (mid grey, one IDAT) and IEND.  Chunks go in between. */
+void pl_test_png_start(struct pl_test_buf *t, int w, int h);
+void pl_test_png_end(struct pl_test_buf *t, int w, int h);
+/* A zTXt/iCCP body: keyword, NUL, method 0, then n bytes of `fill`
+ * deflated (inflating to n). */
+void pl_test_png_deflated(struct pl_test_buf *t, const char *keyword, int fill, size_t n);
+/* The hardening issue's PNG: 144 bytes, a zTXt chunk claiming 2147483632
+ * (libpng allocated and zeroed 2 GB for it before finding the file short). */
+void pl_test_png_ztxt_bomb(struct pl_test_buf *t);
+/* A RIFF chunk (little-endian length, odd lengths padded). */
+void pl_test_riff_chunk(struct pl_test_buf *t, const char *type, const void *data, size_t n);
+
+/* A TIFF: pages directories of w×h 8-bit RGB, uncompressed, mid grey, each
+ * with the extra tags too.  A tag with data NULL points at one shared blob
+ * of blob_len bytes, written once, and has blob_len values of its type. */
+struct pl_test_tiff_tag {
+	unsigned tag, type;	/* field type: 1 BYTE, 2 ASCII, 7 UNDEFINED, … */
+	size_t count;
+	const void *data;
+};
+#define PL_TEST_TIFF_BE  1	/* "MM" */
+#define PL_TEST_TIFF_BIG 2	/* BigTIFF */
+void pl_test_tiff(struct pl_test_buf *t, int flags, int w, int h, int pages,
+		  const struct pl_test_tiff_tag *tags, size_t ntags, size_t blob_len);
 
 #endif
