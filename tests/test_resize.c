@@ -866,7 +866,9 @@ START_TEST(reasons_stay_with_their_items)
 	struct reason_arg args[4];
 	pthread_t th[4];
 
-	/* PNG: damage the deflate stream in IDAT, keep its CRC right */
+	/* PNG: a deflate block of the reserved type 3 right after the zlib
+	 * header of IDAT, CRC kept right: an error whatever the (random)
+	 * pixels, where flipped bytes could still inflate */
 	ck_assert_int_eq(vips_pngsave_buffer(photo, (void **)&png, &plen, NULL), 0);
 	while (memcmp(png + pos + 4, "IDAT", 4)) {
 		uint32_t n = (uint32_t)png[pos] << 24 | (uint32_t)png[pos + 1] << 16 |
@@ -879,8 +881,7 @@ START_TEST(reasons_stay_with_their_items)
 			     (uint32_t)png[pos + 2] << 8 | png[pos + 3];
 		uLong crc;
 
-		for (size_t k = 200; k < 400; k++)
-			png[pos + 8 + k] ^= 0x55;
+		png[pos + 8 + 2] = 0x07;	/* BFINAL 1, BTYPE 11 */
 		crc = crc32(0, png + pos + 4, n + 4);
 		png[pos + 8 + n] = (unsigned char)(crc >> 24);
 		png[pos + 9 + n] = (unsigned char)(crc >> 16);
