@@ -238,12 +238,14 @@ enum type {
 	T_STAGE,	/* struct pl_stage_conf: its workers, lo..hi or "auto"
 			   (its queue is a row of its own) */
 	T_VARIANTS,	/* struct pl_variant *, counted by resize.nvariants */
+	T_LIST,		/* struct pl_strlist, owned: what .read accepts */
 };
 
 #define TYPE_OF(x) _Generic(&(x),						\
 	int *: T_INT, long *: T_LONG, unsigned *: T_UINT, double *: T_DOUBLE,	\
 	bool *: T_BOOL, char **: T_STR, char (*)[PL_VARIANT_NAME_MAX]: T_NAME,	\
-	struct pl_stage_conf *: T_STAGE, struct pl_variant **: T_VARIANTS)
+	struct pl_stage_conf *: T_STAGE, struct pl_variant **: T_VARIANTS,	\
+	struct pl_strlist *: T_LIST)
 #define FIELD(S, f)	.type = TYPE_OF(((S *)0)->f), .off = offsetof(S, f)
 #define CONF(f)		FIELD(struct pl_config, f)
 #define VARIANT(f)	FIELD(struct pl_variant, f)
@@ -444,6 +446,136 @@ static void s3_region(struct ctx *c, const config_setting_t *s, const char *k, v
 	set_str(c, dst, v);
 }
 
+/* ---- the stream group --------------------------------------------------- */
+
+/* A name that can stand in a NATS subject as one token and as a durable
+ * consumer name: 1 to 64 of A-Z a-z 0-9 _ -. */
+static bool token_ok(const char *v)
+{
+	size_t n = strlen(v);
+
+	return n >= 1 && n <= 64 &&
+	       strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+}
+
+static void token(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
+{
+	const char *v = get_str(c, s, k);
+
+	if (!v)
+		return;
+	if (!token_ok(v)) {
+		report(c, s, "%s: \"%s\" is not 1 to 64 of A-Z a-z 0-9 _ -", k, v);
+		return;
+	}
+	set_str(c, dst, v);
+}
+
+/* Tokens joined by '.': no wildcard, no empty token. */
+static void subject(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
+{
+	const char *v = get_str(c, s, k);
+	char tok[KEY_MAX];
+	bool ok;
+
+	if (!v)
+		return;
+	ok = *v && strlen(v) < 128;
+	for (const char *p = v; ok && *p; p += *p == '.') {
+		size_t n = strcspn(p, ".");
+
+		ok = n > 0 && n < sizeof tok && (memcpy(tok, p, n), tok[n] = '\0', token_ok(tok));
+		p += n;
+		ok = ok && !(p[0] == '.' && p[1] == '\0');
+	}
+	if (!ok) {
+		report(c, s, "%s: \"%s\" is not a subject prefix (tokens of A-Z a-z 0-9 _ - "
+			     "joined by '.')", k, v);
+		return;
+	}
+	set_str(c, dst, v);
+}
+
+static void servers(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
+{
+	struct pl_strlist *l = dst;
+	int n = config_setting_length(s);
+	char ek[KEY_MAX];
+
+	if (config_setting_type(s) != CONFIG_TYPE_ARRAY && config_setting_type(s) != CONFIG_TYPE_LIST) {
+		report(c, s, "%s: expected a list of URLs [ \"nats://host:port\", … ]", k);
+		return;
+	}
+	if (n < 1 || n > 16) {
+		report(c, s, "%s: expected 1 to 16 URLs", k);
+		return;
+	}
+	if (!(l->v = calloc((size_t)n, sizeof *l->v))) {
+		c->oom = true;
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const char *v, *host;
+
+		snprintf(ek, sizeof ek, "%s[%d]", k, i);
+		if (!(v = get_str(c, e, ek)))
+			continue;
+		host = strncmp(v, "nats://", 7) == 0 ? v + 7 : strncmp(v, "tls://", 6) == 0 ? v + 6 : NULL;
+		if (!host || !*host || *host == '/' || *host == ':' || strpbrk(v, " \t\r\n")) {
+			report(c, e, "%s: \"%s\" is not a nats:// or tls:// URL", ek, v);
+			continue;
+		}
+		if (!(l->v[l->n] = strdup(v))) {
+			c->oom = true;
+			return;
+		}
+		l->n++;
+	}
+}
+
+static void free_list(struct pl_strlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+static bool lists_differ(const struct pl_strlist *a, const struct pl_strlist *b)
+{
+	if (a->n != b->n)
+		return true;
+	for (size_t i = 0; i < a->n; i++)
+		if (strcmp(a->v[i], b->v[i]) != 0)
+			return true;
+	return false;
+}
+
+/* The group is there: the stream intake is on.  Without a node name the
+ * host's name is used, made a valid token. */
+static void stream_rules(struct ctx *c, const config_setting_t *g, const char *k)
+{
+	struct pl_stream_conf *st = &c->cfg->stream;
+	const config_setting_t *cert = config_setting_get_member(g, "tls_cert");
+	const config_setting_t *key = config_setting_get_member(g, "tls_key");
+	char host[65] = "";
+
+	st->enabled = true;
+	if (!!cert != !!key)
+		report(c, cert ? cert : key, "%s.%s: needs %s.%s as well", k, cert ? "tls_cert" : "tls_key",
+		       k, cert ? "tls_key" : "tls_cert");
+	if (*st->node)
+		return;
+	if (gethostname(host, sizeof host - 1) < 0 || !*host)
+		snprintf(host, sizeof host, "pipelined");
+	for (char *p = host; *p; p++)
+		if (!token_ok((char[]){ *p, '\0' }))
+			*p = '-';
+	set_str(c, &st->node, host);
+}
+
 /* ---- a variant ---------------------------------------------------------- */
 
 static const struct choice fits[] = {
@@ -608,6 +740,21 @@ static const struct setting settings[] = {
 	{ "upload.s3.region",         CONF(upload.s3.region), .read = s3_region,
 				      .def_str = "us-east-1" },
 	{ "upload.s3.credentials",    CONF(upload.s3.credentials) },
+
+	{ "stream",                   GROUP, .check = stream_rules },
+	{ "stream.servers",           CONF(stream.servers), .read = servers, .required = true },
+	{ "stream.node",              CONF(stream.node), .read = token },
+	{ "stream.stream",            CONF(stream.stream), .read = token, .def_str = "PIPELINED" },
+	{ "stream.subject",           CONF(stream.subject), .read = subject, .def_str = "pipelined" },
+	{ "stream.consumer",          CONF(stream.consumer), .read = token, .def_str = "pipelined" },
+	{ "stream.ack_wait",          CONF(stream.ack_wait), ABOVE(0, 3600), .def = 30 },
+	{ "stream.max_deliver",       CONF(stream.max_deliver), RANGE(2, 1000), .def = 20 },
+	{ "stream.max_ack_pending",   CONF(stream.max_ack_pending), RANGE(1, 1000000), .def = 1000 },
+	{ "stream.replicas",          CONF(stream.replicas), RANGE(1, 5), .def = 1 },
+	{ "stream.credentials",       CONF(stream.credentials), .empty_ok = true },
+	{ "stream.tls_ca",            CONF(stream.tls_ca), .empty_ok = true },
+	{ "stream.tls_cert",          CONF(stream.tls_cert), .empty_ok = true },
+	{ "stream.tls_key",           CONF(stream.tls_key), .empty_ok = true },
 };
 
 /* ---- what the rows give ------------------------------------------------- */
@@ -698,6 +845,7 @@ static void read_setting(struct ctx *c, const struct setting *row, const config_
 		break;
 	case T_NAME:
 	case T_VARIANTS:
+	case T_LIST:
 		break;	/* always by .read */
 	}
 }
@@ -765,6 +913,8 @@ static int set_defaults(const struct setting *rows, size_t nrows, void *base)
 			if (default_variants(base) < 0)
 				return -ENOMEM;
 			break;
+		case T_LIST:
+			break;		/* empty: base is zeroed */
 		}
 	}
 	return 0;
@@ -779,6 +929,8 @@ static void free_fields(const struct setting *rows, size_t nrows, void *base)
 			free(*(char **)field);
 		else if (rows[i].type == T_VARIANTS)
 			free_variants(base);
+		else if (rows[i].type == T_LIST)
+			free_list(field);
 	}
 }
 
@@ -829,6 +981,9 @@ static bool differs(const struct setting *rows, size_t nrows, const void *a, con
 			break;
 		case T_VARIANTS:	/* only in struct pl_config */
 			d = variants_differ(a, b);
+			break;
+		case T_LIST:
+			d = lists_differ(fa, fb);
 			break;
 		}
 		if (d)

@@ -36,6 +36,28 @@ struct pl_stage_conf {
 	unsigned queue;			/* input queue capacity, 1..65536 */
 };
 
+/* A list of strings (stream.servers). */
+struct pl_strlist {
+	char **v;
+	size_t n;
+};
+
+/* The stream group: many daemons on one NATS JetStream stream (stream.h). */
+struct pl_stream_conf {
+	bool enabled;			/* the group is in the file */
+	struct pl_strlist servers;	/* nats:// or tls:// URLs */
+	char *node;			/* this daemon's name: results come to it */
+	char *stream;			/* JetStream stream name */
+	char *subject;			/* subject prefix: SUBJECT.items, … */
+	char *consumer;			/* durable name of the shared consumer */
+	double ack_wait;		/* seconds */
+	int max_deliver;
+	int max_ack_pending;		/* items out at once, all daemons together */
+	int replicas;
+	char *credentials;		/* .creds file, "" = none */
+	char *tls_ca, *tls_cert, *tls_key;	/* "" = none */
+};
+
 struct pl_config {
 	char *path;			/* the file it came from */
 	char *spool;			/* spool directory */
@@ -77,6 +99,8 @@ struct pl_config {
 			char *credentials;	/* path of the credentials file */
 		} s3;
 	} upload;
+
+	struct pl_stream_conf stream;
 };
 
 /* Called once per error with a complete "FILE:LINE: message" line. */

@@ -48,6 +48,7 @@
 #include "resize.h"
 #include "spool.h"
 #include "status.h"
+#include "stream.h"
 #include "upload.h"
 
 enum { ST_DOWNLOAD, ST_RESIZE, ST_UPLOAD, ST_COUNT };
@@ -66,6 +67,7 @@ struct daemon {
 	struct pl_config *live;		/* the latest accepted (widths, log level) */
 	struct stages stages;
 	struct pl_spool *spool;
+	struct pl_stream *stream;	/* NULL without a stream group */
 	struct pl_pipeline *pipe;
 
 	sd_event *ev;
@@ -73,6 +75,13 @@ struct daemon {
 	int wake_fd;			/* eventfd: wake the feeder (stop) */
 	pthread_t feeder;
 	bool feeder_running;
+	/* With the stream: the puller feeds the pipeline from the stream (the
+	 * feeder then publishes the spool's items), the collector writes
+	 * the results of our jobs that come back. */
+	pthread_t puller, collector;
+	bool puller_running, collector_running;
+	atomic_bool collector_stop;
+	atomic_uint_fast64_t remote_ok, remote_failed;	/* results of our jobs */
 
 	atomic_bool stopping, fast;
 	atomic_uint_fast64_t done, failed;
@@ -187,7 +196,7 @@ static void sink_done(void *ud, void *item)
 
 	pl_log_item(LOG_DEBUG, it, NULL, 0, "done in %.0f ms",
 		    (double)(pl_now_us() - it->fed_us) / 1000.0);
-	pl_spool_item_done(it);
+	it->intake->done(it);
 	atomic_fetch_add(&d->done, 1);
 	left_pipeline(d);
 }
@@ -198,7 +207,7 @@ static void sink_failed(void *ud, void *item, int err, const char *why, const ch
 	struct pl_item *it = item;
 
 	pl_log_item(LOG_WARNING, it, stage, err, "failed in %s: %s", stage, why);
-	pl_spool_item_failed(it, err, why);
+	it->intake->failed(it, err, why);
 	atomic_fetch_add(&d->failed, 1);
 	left_pipeline(d);
 }
@@ -304,11 +313,31 @@ static int feed_alone(struct daemon *d, struct pl_item *it)
 	wait_idle(d);
 	if (atomic_load(&d->stopping))
 		return -ECANCELED;
-	pl_spool_item_alone(it);
-	pl_log_item(LOG_NOTICE, it, NULL, 0, "running alone: it was in the pipeline when the "
+	it->intake->alone(it);
+	pl_log_item(LOG_NOTICE, it, NULL, 0, "running alone: it was in the pipeline when a "
 		    "daemon died");
 	if ((r = feed(d, it)) == 0)
 		wait_idle(d);
+	return r;
+}
+
+/* With the stream, a spool item goes out on it instead of into our own
+ * pipeline; its result comes back through the collector. */
+static int publish(struct daemon *d, struct pl_item *it)
+{
+	int r = pl_stream_publish_item(d->stream, it->job_name, pl_spool_job_id(it), it->line,
+				       it->source, it->name);
+
+	if (r == -EILSEQ) {
+		pl_log_item(LOG_WARNING, it, NULL, EILSEQ, "not run: not valid UTF-8, which a "
+			    "stream message cannot carry");
+		pl_spool_item_failed(it, EILSEQ, "source or NAME is not valid UTF-8, which a "
+				     "stream message cannot carry");
+		atomic_fetch_add(&d->remote_failed, 1);
+		return 0;
+	}
+	if (r == 0)
+		pl_spool_item_sent(it);
 	return r;
 }
 
@@ -328,14 +357,18 @@ static void feed_job(struct daemon *d, struct pl_job *job)
 		}
 		if (bad) {
 			pl_log_item(LOG_WARNING, it, NULL, EINVAL, "not run: %s", bad);
-			d->fed++;
 			pl_spool_item_failed(it, EINVAL, bad);
+			if (d->stream) {
+				atomic_fetch_add(&d->remote_failed, 1);
+				continue;
+			}
+			d->fed++;
 			atomic_fetch_add(&d->failed, 1);
 			continue;
 		}
-		r = it->alone ? feed_alone(d, it) : feed(d, it);
+		r = d->stream ? publish(d, it) : it->alone ? feed_alone(d, it) : feed(d, it);
 		if (r) {		/* EPIPE: a fast stop closed the input */
-			pl_spool_item_requeue(it);
+			it->intake->requeue(it);
 			break;
 		}
 	}
@@ -354,6 +387,49 @@ static void wait_for_jobs(struct daemon *d)
 		pl_log_errno(LOG_ERR, errno, "poll: %m");
 }
 
+/* No new items from here on: the feeder and the puller stop, an item
+ * waiting to run alone gives up, long reads give up.  From the main loop
+ * (a signal) or the feeder (--once with the stream). */
+static void stop_intake(struct daemon *d)
+{
+	if (atomic_exchange(&d->stopping, true))
+		return;
+	pl_spool_interrupt(d->spool);
+	if (d->stream)
+		pl_stream_stop(d->stream, false);
+	pthread_mutex_lock(&d->idle_lock);
+	pthread_cond_broadcast(&d->idle);
+	pthread_mutex_unlock(&d->idle_lock);
+	wake(d->wake_fd);
+}
+
+/* The stages drain in order, then the main loop hears of it. */
+static void drain(struct daemon *d)
+{
+	pl_debug("intake stopped; draining the stages in order");
+	pl_pipeline_stop(d->pipe);
+	wake(d->drained_fd);
+}
+
+/*
+ * --once with the stream: our jobs are done when their results are all
+ * back, which other daemons may still be working on.  Wait for that (a
+ * stop ends the wait), then stop the whole daemon as a signal would.
+ */
+static void await_own_jobs(struct daemon *d)
+{
+	struct pollfd p = { .fd = d->wake_fd, .events = POLLIN };
+
+	while (!atomic_load(&d->stopping) && pl_spool_open_jobs(d->spool) > 0)
+		if (poll(&p, 1, 200) < 0 && errno != EINTR)
+			break;
+	stop_intake(d);
+}
+
+/* Open jobs waiting for results from the stream hold an fd each: claim no
+ * more than this many at once. */
+#define REMOTE_JOBS_MAX 256
+
 static void *feeder_main(void *arg)
 {
 	struct daemon *d = arg;
@@ -362,11 +438,21 @@ static void *feeder_main(void *arg)
 		struct pl_job *job;
 		int r;
 
+		if (d->stream && pl_spool_open_jobs(d->spool) >= REMOTE_JOBS_MAX) {
+			struct pollfd p = { .fd = d->wake_fd, .events = POLLIN };
+
+			poll(&p, 1, 200);
+			continue;
+		}
 		pl_spool_handle_events(d->spool);
 		r = pl_spool_claim(d->spool, &job);
 		if (r == 0) {
 			feed_job(d, job);
 		} else if (r == -EAGAIN) {
+			if (d->opts->once && d->stream) {
+				await_own_jobs(d);
+				break;
+			}
 			if (d->opts->once)
 				break;
 			wait_for_jobs(d);
@@ -375,9 +461,63 @@ static void *feeder_main(void *arg)
 			wait_for_jobs(d);
 		}
 	}
-	pl_debug("intake stopped; draining the stages in order");
-	pl_pipeline_stop(d->pipe);
-	wake(d->drained_fd);
+	if (!d->stream)
+		drain(d);	/* with the stream, the puller feeds the pipeline */
+	return NULL;
+}
+
+/* ---- the stream: the puller and the collector ---- */
+
+/* How many items the first queue has room for: what to pull, so that a
+ * daemon never holds items it cannot start soon (another may have room). */
+static size_t room(struct daemon *d)
+{
+	struct pl_stage_stats st;
+	size_t cap = d->cfg->download.stage.queue;
+
+	pl_pipeline_stats(d->pipe, 0, &st);
+	return st.queued < cap ? cap - st.queued : 1;
+}
+
+static void *puller_main(void *arg)
+{
+	struct daemon *d = arg;
+	struct pl_item *items[64];
+
+	while (!atomic_load(&d->stopping)) {
+		size_t n = 0, want = room(d), i;
+
+		pl_stream_pull(d->stream, want < 64 ? want : 64, 1000, items, &n);
+		for (i = 0; i < n && !atomic_load(&d->stopping); i++) {
+			struct pl_item *it = items[i];
+
+			if ((it->alone ? feed_alone(d, it) : feed(d, it)) != 0)
+				break;
+		}
+		for (; i < n; i++)		/* a stop: others take them now */
+			items[i]->intake->requeue(items[i]);
+	}
+	drain(d);
+	return NULL;
+}
+
+static int record_remote(void *ud, const char *job, unsigned long line, bool ok,
+			 const char *rec, size_t len)
+{
+	struct daemon *d = ud;
+	int r = pl_spool_record_remote(d->spool, job, line, ok, rec, len);
+
+	if (r == 0)
+		atomic_fetch_add(ok ? &d->remote_ok : &d->remote_failed, 1);
+	return r;
+}
+
+static void *collector_main(void *arg)
+{
+	struct daemon *d = arg;
+
+	while (!atomic_load(&d->collector_stop))
+		pl_stream_take_results(d->stream, 64, 500, record_remote, d);
 	return NULL;
 }
 
@@ -402,6 +542,12 @@ static void snapshot(struct daemon *d, struct pl_status *s)
 	}
 	s->state = atomic_load(&d->fast) ? "stopping fast" :
 		   atomic_load(&d->stopping) ? "stopping" : "running";
+	if (d->stream) {
+		pl_stream_stats(d->stream, &s->stream);
+		s->has_stream = true;
+		s->remote_ok = atomic_load(&d->remote_ok);
+		s->remote_failed = atomic_load(&d->remote_failed);
+	}
 }
 
 static void send_status(struct daemon *d, const struct pl_status *s)
@@ -443,6 +589,8 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *ud)
 	d->rate_pos = (d->rate_pos + 1) % RATE_WINDOW;
 	if (d->rate_n < RATE_WINDOW)
 		d->rate_n++;
+	if (d->stream)
+		pl_stream_tick(d->stream);
 	snapshot(d, &s);
 	send_status(d, &s);
 	if (d->tty)
@@ -514,29 +662,30 @@ static int on_watchdog(sd_event_source *src, uint64_t usec, void *ud)
 static void begin_stop(struct daemon *d, const char *signame)
 {
 	if (!atomic_load(&d->stopping)) {
-		atomic_store(&d->stopping, true);
-		pl_spool_interrupt(d->spool);
-		pthread_mutex_lock(&d->idle_lock);
-		pthread_cond_broadcast(&d->idle);
-		pthread_mutex_unlock(&d->idle_lock);
+		stop_intake(d);
 		pl_log(LOG_NOTICE, "%s: graceful stop: no new items; draining the stages in order "
 		       "(send it again for a fast stop)", signame);
 		sd_notify(0, "STOPPING=1");
 		sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu", (unsigned long long)EXTEND_USEC);
-		wake(d->wake_fd);
 		return;
 	}
 	if (!atomic_exchange(&d->fast, true)) {
 		void *items[64];
 		size_t n, back = 0;
 
+		if (d->stream)
+			pl_stream_stop(d->stream, true);
 		while ((n = pl_pipeline_abort(d->pipe, items, 64)) > 0) {
-			for (size_t i = 0; i < n; i++)
-				pl_spool_item_requeue(items[i]);
+			for (size_t i = 0; i < n; i++) {
+				struct pl_item *it = items[i];
+
+				it->intake->requeue(it);
+			}
 			back += n;
 		}
-		pl_log(LOG_NOTICE, "%s: fast stop: %zu queued items go back to the spool; "
-		       "finishing the items inside the stages", signame, back);
+		pl_log(LOG_NOTICE, "%s: fast stop: %zu queued items go back to the %s; "
+		       "finishing the items inside the stages", signame, back,
+		       d->stream ? "stream" : "spool");
 	}
 }
 
@@ -685,7 +834,14 @@ static void teardown(struct daemon *d)
 {
 	if (d->feeder_running)
 		pthread_join(d->feeder, NULL);
+	if (d->puller_running)
+		pthread_join(d->puller, NULL);
+	if (d->collector_running) {	/* after the drain: our own results too */
+		atomic_store(&d->collector_stop, true);
+		pthread_join(d->collector, NULL);
+	}
 	pl_pipeline_destroy(d->pipe);
+	pl_stream_close(d->stream);
 	if (d->spool)
 		pl_spool_close(d->spool);
 	stages_free(&d->stages);
@@ -715,6 +871,11 @@ static int start(struct daemon *d)
 		return r;
 	if (d->opts->once && pl_spool_count_pending(d->spool, &pending) == 0)
 		d->total = pending;
+	if (d->cfg->stream.enabled) {
+		pl_spool_set_remote(d->spool);
+		if ((r = pl_stream_open(&d->cfg->stream, d->cfg->spool, &d->stream)) < 0)
+			return r;
+	}
 	if ((r = pipeline_new(d)) < 0 || (r = pl_pipeline_start(d->pipe)) < 0) {
 		pl_log_errno(LOG_ERR, -r, "cannot start the pipeline: %s", strerror(-r));
 		return r;
@@ -729,6 +890,18 @@ static int start(struct daemon *d)
 		return -r;
 	}
 	d->feeder_running = true;
+	if (!d->stream)
+		return 0;
+	if ((r = pthread_create(&d->puller, NULL, puller_main, d)) == 0) {
+		d->puller_running = true;
+		r = pthread_create(&d->collector, NULL, collector_main, d);
+		d->collector_running = r == 0;
+	}
+	if (r) {
+		pl_log_errno(LOG_ERR, r, "cannot start the stream's threads: %s", strerror(r));
+		stop_intake(d);
+		return -r;
+	}
 	return 0;
 }
 
@@ -786,7 +959,13 @@ int pl_daemon_run(const struct pl_daemon_opts *o)
 			pl_log(LOG_WARNING, "%lu entr%s of new/ %s not a job; moved to failed/ with a "
 			       "reason in NAME.result", rejected, rejected == 1 ? "y" : "ies",
 			       rejected == 1 ? "was" : "were");
-		if (o->once && (failed || rejected) && status == PL_EXIT_OK)
+		uint64_t remote_failed = atomic_load(&d.remote_failed);
+
+		if (d.stream)
+			pl_log(LOG_NOTICE, "our jobs' items through the stream: %llu ok, %llu failed",
+			       (unsigned long long)atomic_load(&d.remote_ok),
+			       (unsigned long long)remote_failed);
+		if (o->once && ((d.stream ? remote_failed : failed) || rejected) && status == PL_EXIT_OK)
 			status = PL_EXIT_FAILED_ITEMS;
 	}
 	teardown(&d);

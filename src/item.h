@@ -3,7 +3,7 @@
  * spool → download → resize → upload → result.
  *
  * Each stage reads the fields the previous one filled and fills its own:
- *   spool:    job, job_name, line, source, name
+ *   intake:   intake, origin (or job), job_name, line, source, name
  *   download: data, len
  *   resize:   outputs[] (and frees data as soon as the last variant exists)
  *   upload:   outputs[i].location (and frees outputs[i].buf)
@@ -18,6 +18,20 @@
 #include <stdint.h>
 
 struct pl_job;
+struct pl_item;
+
+/*
+ * Where an item came from, and where its outcome goes: the spool
+ * (spool.c) or the stream (stream.c).  The daemon's sinks and its feeder
+ * only ever call these, so a pipeline serves either intake the same way.
+ * Each of done/failed/requeue takes the item and frees it.
+ */
+struct pl_intake {
+	void (*done)(struct pl_item *it);
+	void (*failed)(struct pl_item *it, int err, const char *why);
+	void (*requeue)(struct pl_item *it);	/* never entered a stage (a stop) */
+	int  (*alone)(struct pl_item *it);	/* about to run alone: the suspect */
+};
 
 struct pl_output {
 	char variant[64];
@@ -29,8 +43,10 @@ struct pl_output {
 };
 
 struct pl_item {
-	struct pl_job *job;	/* owned by the spool */
-	const char *job_name;	/* points into job; for logs and {job} */
+	const struct pl_intake *intake;
+	struct pl_job *job;	/* spool items: owned by the spool */
+	void *origin;		/* stream items: the message, owned by the stream */
+	const char *job_name;	/* points into job or origin; for logs and {job} */
 	unsigned long line;	/* 1-based line in the job file */
 	bool alone;		/* run with nothing else in the pipeline (it may
 				 * have crashed the daemon: see crashguard.h) */

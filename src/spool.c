@@ -105,6 +105,7 @@ struct pl_spool {
 	struct pl_job *jobs;	/* claimed and not yet freed */
 	struct pl_nameset warned;	/* dot-files of new/ already logged */
 	bool closed;
+	bool remote;		/* items go out on the stream (pl_spool_set_remote) */
 };
 
 struct pl_job {
@@ -124,9 +125,11 @@ struct pl_job {
 	struct pl_crashguard_state gs;
 	unsigned long alone_end, condemned;
 	char condemned_why[64];
-	uint64_t *recorded;	/* bitmap by line number, NULL if none */
+	uint64_t *recorded;	/* bitmap by line number, NULL if none; for a
+				 * remote job also this run's, under lock */
 	unsigned long nbits;
 	struct pl_nameset names;
+	uint64_t id;		/* the job file's inode: names its stream messages */
 
 	pthread_mutex_t lock;	/* everything below */
 	int resfd;
@@ -135,6 +138,10 @@ struct pl_job {
 	bool eof;		/* the feeder read it to its end */
 	bool incomplete;	/* an item was requeued or could not be recorded */
 	bool closed;		/* pl_spool_close moved it back to new/ */
+	/* A remote job: lines out on the stream, each holding a reference
+	 * until its result comes back (pl_spool_record_remote). */
+	uint64_t *sent;		/* bitmap by line number, nbits long */
+	unsigned long sent_out;
 };
 
 /* Freeing comes last, where a job's and the spool's lives end. */
@@ -826,7 +833,16 @@ static int job_open_state(struct pl_job *j, const struct stat *st)
 		return r;
 	if (j->gs.id != (uint64_t)st->st_ino)
 		j->gs = (struct pl_crashguard_state){ .id = (uint64_t)st->st_ino };
+	j->id = (uint64_t)st->st_ino;
 	guard_judge(j);
+	if (!s->remote)
+		return 0;
+	/* results may come back in any order and more than once */
+	j->nbits = (unsigned long)st->st_size + 2;
+	if (!j->recorded && !(j->recorded = calloc(j->nbits / 64 + 1, sizeof(uint64_t))))
+		return -ENOMEM;
+	if (!(j->sent = calloc(j->nbits / 64 + 1, sizeof(uint64_t))))
+		return -ENOMEM;
 	return 0;
 }
 
@@ -921,6 +937,7 @@ static int make_item(struct pl_job *j, const char *source, const char *name,
 
 	if (!it)
 		return -ENOMEM;
+	it->intake = &pl_spool_intake;
 	it->job = j;
 	it->job_name = j->name;
 	it->line = j->lineno;
@@ -945,6 +962,8 @@ static void guard_item(struct pl_job *j, struct pl_item *it)
 {
 	int r;
 
+	if (j->spool->remote)
+		return;		/* it runs elsewhere: the stream guards it */
 	if (it->line <= j->alone_end) {
 		it->alone = true;
 		return;
@@ -1001,7 +1020,10 @@ int pl_spool_next_item(struct pl_job *j, struct pl_item **item, const char **bad
 			if (r > 0 && (r = pl_jobline_unique_name(&j->names, src, explicit, name, &why)) < 0)
 				return r;
 		}
-		if (line_recorded(j, j->lineno))
+		pthread_mutex_lock(&j->lock);	/* remote results mark it too */
+		bool recorded = line_recorded(j, j->lineno);
+		pthread_mutex_unlock(&j->lock);
+		if (recorded)
 			continue;
 		if ((r = make_item(j, why ? quoted : src, why ? NULL : name, item)) < 0)
 			return r;
@@ -1174,6 +1196,122 @@ void pl_spool_item_requeue(struct pl_item *it)
 	job_leave(j, how);
 }
 
+const struct pl_intake pl_spool_intake = {
+	.done = pl_spool_item_done,
+	.failed = pl_spool_item_failed,
+	.requeue = pl_spool_item_requeue,
+	.alone = pl_spool_item_alone,
+};
+
+/* ---- remote: items out on the stream, results back from it ---------- */
+
+void pl_spool_set_remote(struct pl_spool *s)
+{
+	s->remote = true;
+}
+
+uint64_t pl_spool_job_id(const struct pl_item *it)
+{
+	return it->job ? it->job->id : 0;
+}
+
+static bool bit(const uint64_t *map, unsigned long line)
+{
+	return map[line / 64] >> (line % 64) & 1;
+}
+
+static void set_bit(uint64_t *map, unsigned long line, bool on)
+{
+	if (on)
+		map[line / 64] |= 1ull << (line % 64);
+	else
+		map[line / 64] &= ~(1ull << (line % 64));
+}
+
+void pl_spool_item_sent(struct pl_item *it)
+{
+	struct pl_job *j = it->job;
+	enum settle how = KEEP;
+
+	pthread_mutex_lock(&j->lock);
+	if (line_recorded(j, it->line)) {
+		how = unref_locked(j);	/* its result beat us to it */
+	} else {
+		set_bit(j->sent, it->line, true);
+		j->sent_out++;		/* the item's reference waits for the result */
+	}
+	pthread_mutex_unlock(&j->lock);
+	pl_item_free(it);
+	job_leave(j, how);
+}
+
+/* The open (not closed) job of that name; its lock taken.  Under s->lock. */
+static struct pl_job *find_open_locked(struct pl_spool *s, const char *name)
+{
+	for (struct pl_job *j = s->jobs; j; j = j->next) {
+		if (strcmp(j->name, name) != 0)
+			continue;
+		pthread_mutex_lock(&j->lock);
+		if (!j->closed && j->sent)
+			return j;
+		pthread_mutex_unlock(&j->lock);
+	}
+	return NULL;
+}
+
+int pl_spool_record_remote(struct pl_spool *s, const char *job, unsigned long line, bool ok,
+			   const char *rec, size_t len)
+{
+	enum settle how = KEEP;
+	struct pl_job *j;
+	int r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	j = find_open_locked(s, job);
+	pthread_mutex_unlock(&s->lock);
+	if (!j) {	/* waiting in new/ (a restart) comes back; anything else not */
+		return strchr(job, '/') || faccessat(s->dfd[D_NEW], job, F_OK, AT_SYMLINK_NOFOLLOW) < 0
+		       ? -ENOENT : -EAGAIN;
+	}
+	if (line == 0 || line >= j->nbits || !len || rec[len - 1] != '\n') {
+		pthread_mutex_unlock(&j->lock);
+		return -EINVAL;
+	}
+	if (!line_recorded(j, line)) {
+		r = write_all(j->resfd, rec, len);
+		if (r < 0) {
+			j->incomplete = true;
+			pl_log_errno(LOG_ERR, -r, "job %s: cannot record line %lu in cur/%s%s: %s",
+				     j->name, line, j->name, RESULT_SUFFIX, strerror(-r));
+		} else {
+			set_bit(j->recorded, line, true);
+			if (ok)
+				j->ok++;
+			else
+				j->failed++;
+		}
+	}
+	if (bit(j->sent, line)) {	/* a second copy of a result only once */
+		set_bit(j->sent, line, false);
+		j->sent_out--;
+		how = unref_locked(j);
+	}
+	pthread_mutex_unlock(&j->lock);
+	job_leave(j, how);
+	return r;
+}
+
+unsigned long pl_spool_open_jobs(struct pl_spool *s)
+{
+	unsigned long n = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (struct pl_job *j = s->jobs; j; j = j->next)
+		n++;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
 /* ---- release: the feeder lets go ------------------------------------ */
 
 void pl_spool_job_release(struct pl_job *j)
@@ -1244,6 +1382,8 @@ void pl_spool_close(struct pl_spool *s)
 					     "(recovered at the next start): %s", j->name, strerror(-r));
 			else
 				pl_log(LOG_INFO, "job %s: unfinished, back to new/", j->name);
+			j->refs -= j->sent_out;	/* their results find it in new/ */
+			j->sent_out = 0;
 			if (j->refs == 0)
 				how = DROP;	/* parked: no one else will come for it */
 		}
@@ -1281,6 +1421,7 @@ static void job_free(struct pl_job *j)
 	if (j->resfd >= 0)
 		close(j->resfd);
 	pl_crashguard_close(j->guard, 0);
+	free(j->sent);
 	pthread_mutex_destroy(&j->lock);
 	free(j->recorded);
 	pl_nameset_free(&j->names);

@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct pl_item;
 struct pl_job;
@@ -69,6 +70,25 @@ void pl_spool_item_requeue(struct pl_item *it);
 /* The feeder stops reading this job (stop): it finishes when its items have
  * left the pipeline only if it was read to its end. */
 void pl_spool_job_release(struct pl_job *job);
+
+/* The spool intake's outcomes (item.h), set on every item it hands out. */
+extern const struct pl_intake pl_spool_intake;
+
+/*
+ * With the stream (stream.h), a job's items run wherever there is room:
+ * the feeder publishes each and calls pl_spool_item_sent, which keeps the
+ * job open until pl_spool_record_remote brings the line's record back
+ * (thread-safe).  That returns 0 (recorded, or a copy of one recorded),
+ * -EAGAIN when the job waits in new/ to be claimed again, -ENOENT when
+ * this spool has no such job, -EINVAL for a line the job cannot have.
+ * Call pl_spool_set_remote before the first claim.
+ */
+void pl_spool_set_remote(struct pl_spool *s);
+void pl_spool_item_sent(struct pl_item *it);
+int  pl_spool_record_remote(struct pl_spool *s, const char *job, unsigned long line, bool ok,
+			    const char *rec, size_t len);
+uint64_t pl_spool_job_id(const struct pl_item *it);	/* stable across restarts */
+unsigned long pl_spool_open_jobs(struct pl_spool *s);	/* claimed, not yet gone */
 
 /* At exit: every job still in cur/ goes back to new/ (its partial result
  * stays, so a later run skips what is recorded).  Then free everything. */

@@ -32,6 +32,17 @@ void pl_status_line(const struct pl_status *s, char *buf, size_t len)
 		n += (size_t)snprintf(buf + n, len - n, SEP "%s %u/%u busy q%zu", s->names[i],
 				      t->busy, t->width, t->queued + t->delayed);
 	}
+	if (s->has_stream && n < len) {
+		const struct pl_stream_stats *t = &s->stream;
+
+		if (t->connected)
+			n += (size_t)snprintf(buf + n, len - n, SEP "stream %s: %llu in flight, "
+					      "%llu pulled", t->server,
+					      (unsigned long long)t->in_flight,
+					      (unsigned long long)t->pulled);
+		else
+			n += (size_t)snprintf(buf + n, len - n, SEP "stream: no server, retrying");
+	}
 	if (s->state && strcmp(s->state, "running") != 0 && n < len)
 		snprintf(buf + n, len - n, SEP "%s", s->state);
 }
@@ -49,6 +60,18 @@ void pl_status_log_report(const struct pl_status *s)
 	pl_log(LOG_INFO, "total: %llu done, %llu failed, %.1f items/s, up %.0f s, %s",
 	       (unsigned long long)s->done, (unsigned long long)s->failed, s->rate, s->uptime_s,
 	       s->state ? s->state : "running");
+	if (s->has_stream) {
+		const struct pl_stream_stats *t = &s->stream;
+
+		pl_log(LOG_INFO, "stream: %s%s, pulled %llu, in flight %llu, acked %llu, "
+		       "redelivered %llu, dead-lettered %llu; our items published %llu, results "
+		       "back %llu ok, %llu failed", t->connected ? "connected to " : "no server",
+		       t->connected ? t->server : "", (unsigned long long)t->pulled,
+		       (unsigned long long)t->in_flight, (unsigned long long)t->acked,
+		       (unsigned long long)t->redelivered, (unsigned long long)t->dead,
+		       (unsigned long long)t->published, (unsigned long long)s->remote_ok,
+		       (unsigned long long)s->remote_failed);
+	}
 }
 
 /* The file's text: names and state go through the JSON quoting that the
@@ -75,7 +98,22 @@ static char *status_json(const struct pl_status *s)
 				 (unsigned long long)t->in, (unsigned long long)t->done,
 				 (unsigned long long)t->failed, t->p50_ms, t->p95_ms);
 	}
-	pl_strbuf_str(&b, "\n  ]\n}\n");
+	pl_strbuf_str(&b, "\n  ]");
+	if (s->has_stream) {
+		const struct pl_stream_stats *t = &s->stream;
+
+		pl_strbuf_printf(&b, ",\n  \"stream\": {\"connected\": %s, \"server\": ",
+				 t->connected ? "true" : "false");
+		pl_strbuf_json(&b, t->connected ? t->server : NULL);
+		pl_strbuf_printf(&b, ", \"pulled\": %llu, \"in_flight\": %llu, \"acked\": %llu, "
+				 "\"redelivered\": %llu, \"dead_lettered\": %llu, "
+				 "\"published\": %llu, \"results_ok\": %llu, \"results_failed\": %llu}",
+				 (unsigned long long)t->pulled, (unsigned long long)t->in_flight,
+				 (unsigned long long)t->acked, (unsigned long long)t->redelivered,
+				 (unsigned long long)t->dead, (unsigned long long)t->published,
+				 (unsigned long long)s->remote_ok, (unsigned long long)s->remote_failed);
+	}
+	pl_strbuf_str(&b, "\n}\n");
 	return pl_strbuf_take(&b);
 }
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "pool.h"
+#include "stream.h"
 
 #define PL_STATUS_STAGES_MAX 8
 
@@ -23,6 +24,9 @@ struct pl_status {
 	double rate;			/* items/s, recent */
 	double uptime_s;
 	const char *state;		/* "running", "reloading", "stopping", "stopping fast" */
+	bool has_stream;		/* the stream intake is on: */
+	struct pl_stream_stats stream;
+	uint64_t remote_ok, remote_failed;	/* results of our jobs that came back */
 };
 
 /* "142 done, 3 failed, 41.2 items/s · download 3/3 busy q12 · …" */

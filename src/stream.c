@@ -1,0 +1,941 @@
+/*
+ * stream.c — the NATS JetStream intake (see stream.h).
+ *
+ * Why it is built this way:
+ *  - One stream holds everything under SUBJECT.>, with work-queue retention:
+ *    a message is gone once acked, and items, results and dead letters are
+ *    told apart by subject, each with its own durable pull consumer (the
+ *    shared one for items, one per owner for results).  Pull, not push: a
+ *    daemon asks for as many items as its first queue has room for, so a
+ *    slow daemon never hoards what a fast one could run; MaxAckPending caps
+ *    it as well.
+ *  - At least once, never lost: an item is acked only after its result is
+ *    stored on the server (a synchronous publish).  A daemon that dies
+ *    holding items gets them redelivered elsewhere after AckWait; a long
+ *    item keeps its lease with InProgress (pl_stream_tick).  A result may
+ *    therefore arrive twice; the owner records a line once.
+ *  - A crash must not take the batch-mates down with the poison item: the
+ *    server raises the delivery count of everything a dead daemon held, so
+ *    a redelivered item runs alone (the daemon empties its pipeline around
+ *    it) with its stream sequence on disk first (crashguard.h).  An item
+ *    that crashes this daemon PL_CRASHGUARD_LIMIT times while running alone
+ *    is dead-lettered with that reason and failed to its owner.  The
+ *    server's MaxDeliver is the backstop across daemons: its advisory names
+ *    the message, which is then dead-lettered the same way.
+ *  - The connection retries for ever in the background (libnats), so the
+ *    daemon starts and keeps running without a server; the stream and the
+ *    consumers are set up the first time the server is there.
+ *  - Messages are JSON (jansson); a message that is not a valid item is
+ *    failed to its owner when it names one, dead-lettered otherwise, and
+ *    acked either way: nothing that comes in can loop or crash a daemon.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <nats/nats.h>
+
+#include "config.h"
+#include "crashguard.h"
+#include "item.h"
+#include "jobline.h"
+#include "log.h"
+#include "record.h"
+#include "stream.h"
+
+#define GUARD_NAME ".stream.guard"	/* in the spool, beside new/ */
+#define SUBJECT_MAX 256
+#define NAK_DELAY_NS (1000LL * 1000 * 1000)	/* a result for a job not open yet */
+
+/* One pulled item, from delivery to ack. */
+struct msg {
+	struct msg *prev, *next;	/* s->flight */
+	struct pl_stream *s;
+	natsMsg *m;
+	uint64_t seq, delivered;
+	uint64_t lease_us;		/* delivery or last InProgress */
+	char *job, *owner;
+};
+
+struct pl_stream {
+	const struct pl_stream_conf *c;
+	natsOptions *opts;
+	natsConnection *nc;
+	jsCtx *js;
+	natsSubscription *work_sub, *results_sub, *advisory;
+	char items_subj[SUBJECT_MAX], dead_subj[SUBJECT_MAX], mine_subj[SUBJECT_MAX];
+	char results_durable[SUBJECT_MAX];
+
+	pthread_mutex_t lock;		/* set-up, the flight list, the guard, dead_seqs */
+	bool ready;			/* stream and consumers exist, subscribed */
+	struct msg flight;		/* sentinel of the in-flight list */
+	int guard_dir;			/* the spool: where the guard lives */
+	struct pl_crashguard *guard;
+	struct pl_crashguard_state gs;
+	uint64_t condemned;		/* stream seq that crashed us too often */
+	uint64_t dead_seqs[64];		/* from MaxDeliver advisories, to dead-letter */
+	size_t ndead_seqs;
+
+	atomic_bool connected;
+	atomic_int stopping;		/* 0, STOP_INTAKE, STOP_ALL */
+	atomic_bool closing;		/* our own disconnect: nothing to say */
+	atomic_uint_fast64_t pulled, in_flight, acked, redelivered, dead, published, results;
+};
+
+enum { STOP_INTAKE = 1, STOP_ALL = 2 };
+
+static const struct pl_intake stream_intake;
+
+/* ---- connection ------------------------------------------------------- */
+
+static void on_disconnected(natsConnection *nc, void *ud)
+{
+	struct pl_stream *s = ud;
+
+	(void)nc;
+	if (atomic_exchange(&s->connected, false) && !atomic_load(&s->closing))
+		pl_log(LOG_WARNING, "stream: disconnected from the server; reconnecting");
+}
+
+static void on_connected(natsConnection *nc, void *ud)
+{
+	struct pl_stream *s = ud;
+	char url[128] = "";
+
+	natsConnection_GetConnectedUrl(nc, url, sizeof url);
+	if (!atomic_exchange(&s->connected, true))
+		pl_log(LOG_NOTICE, "stream: connected to %s", url);
+}
+
+static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *ud)
+{
+	(void)nc;
+	(void)sub;
+	(void)ud;
+	pl_log(LOG_WARNING, "stream: %s", natsStatus_GetText(err));
+}
+
+static int nats_err(natsStatus st)
+{
+	switch (st) {
+	case NATS_OK:
+		return 0;
+	case NATS_TIMEOUT:
+		return -ETIMEDOUT;
+	case NATS_NO_MEMORY:
+		return -ENOMEM;
+	case NATS_NOT_FOUND:
+		return -ENOENT;
+	case NATS_CONNECTION_CLOSED:
+	case NATS_CONNECTION_DISCONNECTED:
+	case NATS_NO_SERVER:
+	case NATS_NOT_YET_CONNECTED:
+	case NATS_STALE_CONNECTION:
+		return -ENOTCONN;
+	default:
+		return -EIO;
+	}
+}
+
+static int set_options(struct pl_stream *s)
+{
+	const struct pl_stream_conf *c = s->c;
+	natsStatus st;
+
+	st = natsOptions_Create(&s->opts);
+	if (st == NATS_OK)
+		st = natsOptions_SetServers(s->opts, (const char **)c->servers.v, (int)c->servers.n);
+	if (st == NATS_OK)
+		st = natsOptions_SetName(s->opts, c->node);
+	if (st == NATS_OK)
+		st = natsOptions_SetMaxReconnect(s->opts, -1);		/* for ever */
+	if (st == NATS_OK)
+		st = natsOptions_SetReconnectWait(s->opts, 500);
+	if (st == NATS_OK)
+		st = natsOptions_SetRetryOnFailedConnect(s->opts, true, on_connected, s);
+	if (st == NATS_OK)
+		st = natsOptions_SetDisconnectedCB(s->opts, on_disconnected, s);
+	if (st == NATS_OK)
+		st = natsOptions_SetReconnectedCB(s->opts, on_connected, s);
+	if (st == NATS_OK)
+		st = natsOptions_SetErrorHandler(s->opts, on_async_error, s);
+	if (st == NATS_OK && *c->credentials)
+		st = natsOptions_SetUserCredentialsFromFiles(s->opts, c->credentials, NULL);
+	if (st == NATS_OK && *c->tls_ca)
+		st = natsOptions_LoadCATrustedCertificates(s->opts, c->tls_ca);
+	if (st == NATS_OK && *c->tls_cert)
+		st = natsOptions_LoadCertificatesChain(s->opts, c->tls_cert, c->tls_key);
+	if (st == NATS_OK && (*c->tls_ca || *c->tls_cert))
+		st = natsOptions_SetSecure(s->opts, true);
+	if (st != NATS_OK)
+		pl_log(LOG_ERR, "stream: cannot set up the connection: %s", nats_GetLastError(NULL));
+	return nats_err(st);
+}
+
+/* ---- set-up: the stream, the consumers -------------------------------- */
+
+static int add_stream(struct pl_stream *s)
+{
+	char all[SUBJECT_MAX];
+	const char *subjects[] = { all };
+	jsStreamConfig sc;
+	jsStreamInfo *si = NULL;
+	jsErrCode jerr = 0;
+	natsStatus st;
+
+	st = js_GetStreamInfo(&si, s->js, s->c->stream, NULL, &jerr);
+	if (st == NATS_OK) {
+		jsStreamInfo_Destroy(si);
+		return 0;
+	}
+	if (st != NATS_NOT_FOUND)
+		return nats_err(st);
+	snprintf(all, sizeof all, "%s.>", s->c->subject);
+	jsStreamConfig_Init(&sc);
+	sc.Name = s->c->stream;
+	sc.Subjects = subjects;
+	sc.SubjectsLen = 1;
+	sc.Retention = js_WorkQueuePolicy;
+	sc.Storage = js_FileStorage;
+	sc.Replicas = s->c->replicas;
+	st = js_AddStream(&si, s->js, &sc, NULL, &jerr);
+	if (st == NATS_OK) {
+		jsStreamInfo_Destroy(si);
+		pl_log(LOG_NOTICE, "stream: created stream %s for %s (replicas %d)", s->c->stream, all,
+		       s->c->replicas);
+		return 0;
+	}
+	/* another daemon created it at the same moment */
+	if (js_GetStreamInfo(&si, s->js, s->c->stream, NULL, NULL) == NATS_OK) {
+		jsStreamInfo_Destroy(si);
+		return 0;
+	}
+	pl_log(LOG_ERR, "stream: cannot create stream %s: %s (JetStream error %d)", s->c->stream,
+	       natsStatus_GetText(st), (int)jerr);
+	return nats_err(st);
+}
+
+static int pull_subscribe(struct pl_stream *s, natsSubscription **sub, const char *subj,
+			  const char *durable, int64_t max_ack_pending)
+{
+	jsSubOptions so;
+	jsErrCode jerr = 0;
+	natsStatus st;
+
+	jsSubOptions_Init(&so);
+	so.Stream = s->c->stream;
+	so.Config.AckPolicy = js_AckExplicit;
+	so.Config.AckWait = (int64_t)(s->c->ack_wait * 1e9);
+	so.Config.MaxDeliver = s->c->max_deliver;
+	so.Config.MaxAckPending = max_ack_pending;
+	so.Config.Replicas = s->c->replicas;
+	st = js_PullSubscribe(sub, s->js, subj, durable, NULL, &so, &jerr);
+	if (st != NATS_OK)
+		pl_log(LOG_ERR, "stream: cannot consume %s as %s: %s (JetStream error %d)", subj,
+		       durable, natsStatus_GetText(st), (int)jerr);
+	return nats_err(st);
+}
+
+static void on_advisory(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *ud);
+
+/* Everything that needs the server once; retried by the callers until it
+ * works.  Under s->lock. */
+static int setup_locked(struct pl_stream *s)
+{
+	char adv[SUBJECT_MAX];
+	natsStatus st;
+	int r;
+
+	if (s->ready)
+		return 0;
+	if (!atomic_load(&s->connected))
+		return -ENOTCONN;
+	if (!s->js && (st = natsConnection_JetStream(&s->js, s->nc, NULL)) != NATS_OK)
+		return nats_err(st);
+	if ((r = add_stream(s)) < 0)
+		return r;
+	if (!s->work_sub && (r = pull_subscribe(s, &s->work_sub, s->items_subj, s->c->consumer,
+					    s->c->max_ack_pending)) < 0)
+		return r;
+	if (!s->results_sub && (r = pull_subscribe(s, &s->results_sub, s->mine_subj, s->results_durable,
+					       -1)) < 0)
+		return r;
+	snprintf(adv, sizeof adv, "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.%s.%s", s->c->stream,
+		 s->c->consumer);
+	if (!s->advisory &&
+	    (st = natsConnection_Subscribe(&s->advisory, s->nc, adv, on_advisory, s)) != NATS_OK)
+		return nats_err(st);
+	s->ready = true;
+	pl_log(LOG_INFO, "stream: consuming %s as %s, results on %s", s->items_subj, s->c->consumer,
+	       s->mine_subj);
+	return 0;
+}
+
+static int setup(struct pl_stream *s)
+{
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	r = setup_locked(s);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/* ---- open and close ---------------------------------------------------- */
+
+/* The worker's crash guard: a suspect still named means this daemon died
+ * while that item ran alone. */
+static int guard_open(struct pl_stream *s, const char *dir)
+{
+	int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r;
+
+	if (dirfd < 0) {
+		r = -errno;
+		pl_log_errno(LOG_ERR, -r, "stream: cannot open %s: %s", dir, strerror(-r));
+		return r;
+	}
+	s->guard_dir = dirfd;
+	r = pl_crashguard_open(dirfd, GUARD_NAME, &s->guard, &s->gs);
+
+	if (r < 0) {
+		pl_log_errno(LOG_ERR, -r, "stream: cannot open the crash guard %s: %s", GUARD_NAME,
+			     strerror(-r));
+		return r;
+	}
+	if (!s->gs.suspect)
+		return 0;
+	s->gs.crashes++;
+	pl_log(LOG_WARNING, "stream: the item at stream sequence %" PRIu64 " was running alone "
+	       "when the daemon died (%u time%s)", s->gs.suspect, s->gs.crashes,
+	       s->gs.crashes == 1 ? "" : "s");
+	if (s->gs.crashes >= PL_CRASHGUARD_LIMIT)
+		s->condemned = s->gs.suspect;
+	return pl_crashguard_write(s->guard, &s->gs);
+}
+
+int pl_stream_open(const struct pl_stream_conf *c, const char *guard_dir, struct pl_stream **out)
+{
+	struct pl_stream *s = calloc(1, sizeof *s);
+	natsStatus st;
+	int r;
+
+	*out = NULL;
+	if (!s)
+		return -ENOMEM;
+	s->c = c;
+	s->guard_dir = -1;
+	s->flight.next = s->flight.prev = &s->flight;
+	pthread_mutex_init(&s->lock, NULL);
+	snprintf(s->items_subj, sizeof s->items_subj, "%s.items", c->subject);
+	snprintf(s->dead_subj, sizeof s->dead_subj, "%s.dead", c->subject);
+	snprintf(s->mine_subj, sizeof s->mine_subj, "%s.results.%s", c->subject, c->node);
+	snprintf(s->results_durable, sizeof s->results_durable, "results-%s", c->node);
+	if ((r = guard_open(s, guard_dir)) < 0 || (r = set_options(s)) < 0) {
+		pl_stream_close(s);
+		return r;
+	}
+	st = natsConnection_Connect(&s->nc, s->opts);
+	if (st == NATS_NOT_YET_CONNECTED) {
+		pl_log(LOG_WARNING, "stream: no server reachable yet (%s); retrying in the background",
+		       c->servers.v[0]);
+	} else if (st != NATS_OK) {
+		pl_log(LOG_ERR, "stream: cannot connect: %s", nats_GetLastError(NULL));
+		pl_stream_close(s);
+		return nats_err(st);
+	} else {
+		on_connected(s->nc, s);
+	}
+	setup(s);		/* or later, when the server is there */
+	*out = s;
+	return 0;
+}
+
+void pl_stream_close(struct pl_stream *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	for (struct msg *m = s->flight.next; m != &s->flight; m = m->next)
+		natsMsg_Nak(m->m, NULL);	/* items never finished go back at once */
+	pthread_mutex_unlock(&s->lock);
+	if (s->advisory)
+		natsSubscription_Destroy(s->advisory);
+	if (s->work_sub)
+		natsSubscription_Destroy(s->work_sub);
+	if (s->results_sub)
+		natsSubscription_Destroy(s->results_sub);
+	if (s->js)
+		jsCtx_Destroy(s->js);
+	atomic_store(&s->closing, true);
+	if (s->nc) {
+		natsConnection_Close(s->nc);
+		natsConnection_Destroy(s->nc);
+	}
+	if (s->opts)
+		natsOptions_Destroy(s->opts);
+	nats_Close();		/* libnats' own threads and memory: one stream a process */
+	pl_crashguard_close(s->guard, 0);
+	if (s->guard_dir >= 0)
+		close(s->guard_dir);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+/* ---- publishing -------------------------------------------------------- */
+
+static int publish(struct pl_stream *s, const char *subj, const char *data, size_t len,
+		   const char *const *headers)
+{
+	natsMsg *m = NULL;
+	jsPubAck *pa = NULL;
+	jsErrCode jerr = 0;
+	natsStatus st;
+
+	st = natsMsg_Create(&m, subj, NULL, data, (int)len);
+	for (size_t i = 0; st == NATS_OK && headers && headers[i]; i += 2)
+		st = natsMsgHeader_Set(m, headers[i], headers[i + 1]);
+	if (st == NATS_OK)
+		st = js_PublishMsg(&pa, s->js, m, NULL, &jerr);
+	jsPubAck_Destroy(pa);
+	natsMsg_Destroy(m);
+	return nats_err(st);
+}
+
+/* Keep trying while the server is away, until a stop of at least `until`
+ * (STOP_INTAKE for items, STOP_ALL for results: a graceful stop still
+ * stores the results of what it drains). */
+static int publish_patiently(struct pl_stream *s, const char *subj, const char *data,
+			     size_t len, const char *const *headers, int until)
+{
+	unsigned wait = 50;
+	int r;
+
+	while ((r = setup(s)) < 0 || (r = publish(s, subj, data, len, headers)) < 0) {
+		if ((r != -ENOTCONN && r != -ETIMEDOUT) || atomic_load(&s->stopping) >= until)
+			return r;
+		usleep(wait * 1000);
+		wait = wait < 800 ? wait * 2 : wait;
+	}
+	return 0;
+}
+
+void pl_stream_stop(struct pl_stream *s, bool fast)
+{
+	atomic_store(&s->stopping, fast ? STOP_ALL : STOP_INTAKE);
+}
+
+int pl_stream_publish_item(struct pl_stream *s, const char *job, uint64_t job_id,
+			   unsigned long line, const char *source, const char *name)
+{
+	char id[512], *text;
+	json_t *o;
+	int r;
+
+	o = json_pack("{s:s, s:s, s:I, s:s, s:s}", "job", job, "owner", s->c->node,
+		      "line", (json_int_t)line, "source", source, "name", name);
+	if (!o)
+		return -EILSEQ;		/* not UTF-8: cannot be JSON */
+	text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!text)
+		return -ENOMEM;
+	/* The server drops a second copy within its duplicate window: an owner
+	 * that dies while publishing a job publishes it again at its restart. */
+	snprintf(id, sizeof id, "%s/%s/%" PRIu64 "/%lu", s->c->node, job, job_id, line);
+	r = publish_patiently(s, s->items_subj, text, strlen(text),
+			      (const char *const[]){ "Nats-Msg-Id", id, NULL }, STOP_INTAKE);
+	free(text);
+	if (r == 0)
+		atomic_fetch_add(&s->published, 1);
+	return r;
+}
+
+static void dead_letter(struct pl_stream *s, natsMsg *m, uint64_t seq, const char *why)
+{
+	char seqs[32];
+	int r;
+
+	snprintf(seqs, sizeof seqs, "%" PRIu64, seq);
+	r = publish_patiently(s, s->dead_subj, natsMsg_GetData(m),
+			      (size_t)natsMsg_GetDataLength(m),
+			      (const char *const[]){ "Pipelined-Reason", why,
+						     "Pipelined-Stream-Seq", seqs, NULL }, STOP_ALL);
+	if (r < 0)
+		pl_log_errno(LOG_ERR, -r, "stream: cannot dead-letter sequence %s (%s): %s", seqs, why,
+			     strerror(-r));
+	else
+		pl_log(LOG_WARNING, "stream: sequence %s dead-lettered to %s: %s", seqs, s->dead_subj,
+		       why);
+	atomic_fetch_add(&s->dead, 1);
+}
+
+/* A result record to the owner of an item. */
+static int publish_result(struct pl_stream *s, const char *owner, const char *job,
+			  const struct pl_item *it, bool ok, const char *why)
+{
+	char subj[SUBJECT_MAX], *rec;
+	int r;
+
+	rec = pl_record_format(it, ok, why, it->fed_us ? (pl_now_us() - it->fed_us) / 1000 : 0);
+	if (!rec)
+		return -ENOMEM;
+	snprintf(subj, sizeof subj, "%s.results.%s", s->c->subject, owner);
+	r = publish_patiently(s, subj, rec, strlen(rec),
+			      (const char *const[]){ "Pipelined-Job", job, NULL }, STOP_ALL);
+	free(rec);
+	return r;
+}
+
+/* ---- items: from a message to an item and back ------------------------- */
+
+static void msg_free(struct msg *m)
+{
+	natsMsg_Destroy(m->m);
+	free(m->job);
+	free(m->owner);
+	free(m);
+}
+
+static bool token_valid(const char *t)
+{
+	size_t n = strlen(t);
+
+	if (n == 0 || n > 64)
+		return false;
+	for (; *t; t++)
+		if (!((*t >= 'a' && *t <= 'z') || (*t >= 'A' && *t <= 'Z') ||
+		      (*t >= '0' && *t <= '9') || *t == '_' || *t == '-'))
+			return false;
+	return true;
+}
+
+/* A job name as the spool allows it, and one that can travel in a header. */
+static bool job_valid(const char *j)
+{
+	size_t n = strlen(j);
+
+	if (n == 0 || n > 240 || j[0] == '.' || strchr(j, '/'))
+		return false;
+	for (; *j; j++)
+		if ((unsigned char)*j < 0x20 || *j == 0x7f)
+			return false;
+	return true;
+}
+
+/*
+ * Fill it from the message's JSON, by the rules a job line follows.  NULL
+ * on success, or why not (the owner, job and line that could be read are
+ * set on m and it, to send the failure to).
+ */
+static const char *parse_item(struct msg *m, struct pl_item *it, char *buf, size_t buflen)
+{
+	const char *job, *owner, *source, *name, *why = NULL;
+	char *src = NULL, *nm = NULL, line[8192 + 2];
+	json_error_t jerr;
+	json_int_t ln;
+	json_t *o, *v;
+	int r;
+
+	o = json_loadb(natsMsg_GetData(m->m), (size_t)natsMsg_GetDataLength(m->m), 0, &jerr);
+	if (!o || !json_is_object(o)) {
+		snprintf(buf, buflen, "not a JSON object: %s", o ? "another JSON value" : jerr.text);
+		json_decref(o);
+		return buf;
+	}
+	owner = json_string_value(json_object_get(o, "owner"));
+	job = json_string_value(json_object_get(o, "job"));
+	if (!owner || !token_valid(owner)) {
+		why = "\"owner\" missing or not 1 to 64 of A-Z a-z 0-9 _ -";
+		goto out;
+	}
+	m->owner = strdup(owner);
+	if (!job || !job_valid(job)) {
+		why = "\"job\" missing or not a spool job name";
+		goto out;
+	}
+	m->job = strdup(job);
+	v = json_object_get(o, "line");
+	ln = json_integer_value(v);
+	if (!json_is_integer(v) || ln < 1) {
+		why = "\"line\" missing or not a positive integer";
+		goto out;
+	}
+	it->line = (unsigned long)ln;
+	source = json_string_value(json_object_get(o, "source"));
+	v = json_object_get(o, "name");
+	name = json_string_value(v);
+	if (!source || (v && !json_is_null(v) && !name)) {
+		why = "\"source\" missing, or \"name\" not a string";
+		goto out;
+	}
+	/* the same rules as a line of a job file */
+	if ((size_t)snprintf(line, sizeof line, "%s%s%s", source, name ? " " : "",
+			     name ? name : "") >= sizeof line) {
+		why = "line too long";
+		goto out;
+	}
+	r = pl_jobline_parse(line, &src, &nm, &why);
+	if (r <= 0) {
+		why = r == 0 ? "\"source\" is empty" : why;
+		goto out;
+	}
+	it->source = strdup(src);
+	if (nm)
+		it->name = strdup(nm);
+	else if ((it->name = malloc(PL_JOBLINE_NAME_MAX + 1)))
+		pl_jobline_derive_name(src, it->name, PL_JOBLINE_NAME_MAX + 1);
+	if (!it->source || !it->name || !m->owner || !m->job)
+		why = "out of memory";
+out:
+	json_decref(o);
+	if (why && why != buf) {
+		snprintf(buf, buflen, "%s", why);
+		why = buf;
+	}
+	return why;
+}
+
+static void flight_add(struct pl_stream *s, struct msg *m)
+{
+	m->lease_us = pl_now_us();
+	pthread_mutex_lock(&s->lock);
+	m->next = &s->flight;
+	m->prev = s->flight.prev;
+	m->prev->next = m;
+	s->flight.prev = m;
+	pthread_mutex_unlock(&s->lock);
+	atomic_fetch_add(&s->in_flight, 1);
+}
+
+static void flight_del(struct pl_stream *s, struct msg *m)
+{
+	pthread_mutex_lock(&s->lock);
+	m->prev->next = m->next;
+	m->next->prev = m->prev;
+	pthread_mutex_unlock(&s->lock);
+	atomic_fetch_sub(&s->in_flight, 1);
+}
+
+/* A message that will never run: failed to its owner if it has one, dead
+ * letter if not; acked (terminated) either way. */
+static void refuse(struct pl_stream *s, struct msg *m, struct pl_item *it, const char *why)
+{
+	if (m->owner && m->job && it->line) {
+		pl_log(LOG_WARNING, "stream: job %s line %lu from %s: %s", m->job, it->line, m->owner,
+		       why);
+		if (publish_result(s, m->owner, m->job, it, false, why) < 0)
+			dead_letter(s, m->m, m->seq, why);
+	} else {
+		dead_letter(s, m->m, m->seq, why);
+	}
+	natsMsg_Term(m->m, NULL);
+	atomic_fetch_add(&s->acked, 1);
+}
+
+/* One delivered message into an item, or handled here.  NULL if handled. */
+static struct pl_item *take_msg(struct pl_stream *s, natsMsg *nm)
+{
+	struct msg *m = calloc(1, sizeof *m);
+	struct pl_item *it = pl_item_new();
+	jsMsgMetaData *meta = NULL;
+	char why[256], reason[64];
+	const char *bad;
+
+	if (!m || !it) {
+		natsMsg_Nak(nm, NULL);
+		natsMsg_Destroy(nm);
+		free(m);
+		pl_item_free(it);
+		return NULL;
+	}
+	m->s = s;
+	m->m = nm;
+	if (natsMsg_GetMetaData(&meta, nm) == NATS_OK) {
+		m->seq = meta->Sequence.Stream;
+		m->delivered = meta->NumDelivered;
+		jsMsgMetaData_Destroy(meta);
+	}
+	atomic_fetch_add(&s->pulled, 1);
+	it->intake = &stream_intake;
+	it->origin = m;
+	bad = parse_item(m, it, why, sizeof why);
+	it->job_name = m->job;
+	if (!bad && m->seq && m->seq == s->condemned) {
+		snprintf(reason, sizeof reason, "crashed the daemon %u times", s->gs.crashes);
+		dead_letter(s, nm, m->seq, reason);
+		bad = reason;
+	}
+	if (bad) {
+		refuse(s, m, it, bad);
+		msg_free(m);
+		it->origin = NULL;
+		pl_item_free(it);
+		return NULL;
+	}
+	if (m->delivered > 1) {
+		it->alone = true;	/* it may have crashed a daemon */
+		atomic_fetch_add(&s->redelivered, 1);
+	}
+	flight_add(s, m);
+	return it;
+}
+
+int pl_stream_pull(struct pl_stream *s, size_t max, int timeout_ms,
+		   struct pl_item **items, size_t *n)
+{
+	natsMsgList list = { 0 };
+	jsErrCode jerr = 0;
+	natsStatus st;
+	int r;
+
+	*n = 0;
+	if ((r = setup(s)) < 0) {
+		usleep((useconds_t)timeout_ms * 1000);
+		return r;
+	}
+	st = natsSubscription_Fetch(&list, s->work_sub, (int)max, timeout_ms, &jerr);
+	if (st == NATS_TIMEOUT)
+		return 0;
+	if (st != NATS_OK) {
+		r = nats_err(st);
+		if (r != -ENOTCONN)
+			pl_log(LOG_WARNING, "stream: fetching items: %s", natsStatus_GetText(st));
+		usleep((useconds_t)timeout_ms * 1000);
+		return r;
+	}
+	for (int i = 0; i < list.Count; i++) {
+		natsMsg *m = list.Msgs[i];
+
+		list.Msgs[i] = NULL;	/* ours now */
+		if ((items[*n] = take_msg(s, m)))
+			(*n)++;
+	}
+	natsMsgList_Destroy(&list);
+	return 0;
+}
+
+/* ---- the worker's sinks (it->intake) ----------------------------------- */
+
+static void finish(struct pl_item *it, bool ok, const char *why)
+{
+	struct msg *m = it->origin;
+	struct pl_stream *s = m->s;
+	int r;
+
+	r = publish_result(s, m->owner, m->job, it, ok, why);
+	if (r < 0) {
+		pl_log_item(LOG_ERR, it, NULL, -r, "cannot publish its result: %s; it will run again",
+			    strerror(-r));
+		natsMsg_Nak(m->m, NULL);
+	} else if (natsMsg_Ack(m->m, NULL) == NATS_OK) {
+		atomic_fetch_add(&s->acked, 1);
+	}
+	if (it->alone) {
+		pthread_mutex_lock(&s->lock);
+		if (s->gs.suspect == m->seq) {		/* it did not crash us */
+			s->gs.suspect = 0;
+			s->gs.crashes = 0;
+			pl_crashguard_write(s->guard, &s->gs);
+		}
+		pthread_mutex_unlock(&s->lock);
+	}
+	flight_del(s, m);
+	it->origin = NULL;
+	it->job_name = NULL;
+	msg_free(m);
+	pl_item_free(it);
+}
+
+static void stream_done(struct pl_item *it)
+{
+	finish(it, true, NULL);
+}
+
+static void stream_failed(struct pl_item *it, int err, const char *why)
+{
+	finish(it, false, why ? why : err ? strerror(err < 0 ? -err : err) : "failed");
+}
+
+/* Never entered a stage (a stop): back to the server for someone else. */
+static void stream_requeue(struct pl_item *it)
+{
+	struct msg *m = it->origin;
+
+	natsMsg_Nak(m->m, NULL);
+	flight_del(m->s, m);
+	it->origin = NULL;
+	it->job_name = NULL;
+	msg_free(m);
+	pl_item_free(it);
+}
+
+static int stream_alone(struct pl_item *it)
+{
+	struct msg *m = it->origin;
+	struct pl_stream *s = m->s;
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->gs.suspect != m->seq)
+		s->gs.crashes = 0;
+	s->gs.suspect = m->seq;
+	r = pl_crashguard_write(s->guard, &s->gs);
+	pthread_mutex_unlock(&s->lock);
+	if (r < 0)
+		pl_log_errno(LOG_ERR, -r, "stream: cannot write the crash guard: %s", strerror(-r));
+	return r;
+}
+
+static const struct pl_intake stream_intake = {
+	.done = stream_done,
+	.failed = stream_failed,
+	.requeue = stream_requeue,
+	.alone = stream_alone,
+};
+
+void pl_stream_tick(struct pl_stream *s)
+{
+	uint64_t now = pl_now_us(), every = (uint64_t)(s->c->ack_wait * 1e6 / 3);
+
+	pthread_mutex_lock(&s->lock);
+	for (struct msg *m = s->flight.next; m != &s->flight; m = m->next)
+		if (now - m->lease_us >= every && natsMsg_InProgress(m->m, NULL) == NATS_OK)
+			m->lease_us = now;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- MaxDeliver: the backstop across daemons --------------------------- */
+
+/* In libnats' thread: only note the sequence; the results thread acts. */
+static void on_advisory(natsConnection *nc, natsSubscription *sub, natsMsg *nm, void *ud)
+{
+	struct pl_stream *s = ud;
+	json_t *o = json_loadb(natsMsg_GetData(nm), (size_t)natsMsg_GetDataLength(nm), 0, NULL);
+	json_int_t seq = json_integer_value(json_object_get(o, "stream_seq"));
+
+	(void)nc;
+	(void)sub;
+	pthread_mutex_lock(&s->lock);
+	if (seq > 0 && s->ndead_seqs < sizeof s->dead_seqs / sizeof *s->dead_seqs)
+		s->dead_seqs[s->ndead_seqs++] = (uint64_t)seq;
+	pthread_mutex_unlock(&s->lock);
+	json_decref(o);
+	natsMsg_Destroy(nm);
+}
+
+/* A message that reached MaxDeliver stays in the stream, undelivered: it
+ * is dead-lettered, failed to its owner and deleted. */
+static void bury(struct pl_stream *s, uint64_t seq)
+{
+	struct msg m = { .s = s, .seq = seq };
+	struct pl_item *it = pl_item_new();
+	char why[256], reason[128];
+	natsStatus st;
+
+	if (!it)
+		return;
+	st = js_GetMsg(&m.m, s->js, s->c->stream, seq, NULL, NULL);
+	if (st != NATS_OK) {
+		pl_item_free(it);
+		return;		/* another daemon buried it */
+	}
+	snprintf(reason, sizeof reason, "delivered %d times without a result (stream.max_deliver): "
+		 "it crashed or stalled every daemon that took it", s->c->max_deliver);
+	parse_item(&m, it, why, sizeof why);
+	if (js_DeleteMsg(s->js, s->c->stream, seq, NULL, NULL) == NATS_OK) {
+		dead_letter(s, m.m, seq, reason);
+		if (m.owner && m.job && it->line)
+			publish_result(s, m.owner, m.job, it, false, reason);
+	}
+	natsMsg_Destroy(m.m);
+	free(m.job);
+	free(m.owner);
+	pl_item_free(it);
+}
+
+static void bury_advised(struct pl_stream *s)
+{
+	uint64_t seqs[64];
+	size_t n;
+
+	pthread_mutex_lock(&s->lock);
+	n = s->ndead_seqs;
+	memcpy(seqs, s->dead_seqs, n * sizeof *seqs);
+	s->ndead_seqs = 0;
+	pthread_mutex_unlock(&s->lock);
+	for (size_t i = 0; i < n; i++)
+		bury(s, seqs[i]);
+}
+
+/* ---- the owner's results ----------------------------------------------- */
+
+int pl_stream_take_results(struct pl_stream *s, size_t max, int timeout_ms,
+			   pl_stream_record_fn *record, void *ud)
+{
+	natsMsgList list = { 0 };
+	natsStatus st;
+	int r;
+
+	if ((r = setup(s)) < 0) {
+		usleep((useconds_t)timeout_ms * 1000);
+		return r;
+	}
+	bury_advised(s);
+	st = natsSubscription_Fetch(&list, s->results_sub, (int)max, timeout_ms, NULL);
+	if (st == NATS_TIMEOUT)
+		return 0;
+	if (st != NATS_OK) {
+		usleep((useconds_t)timeout_ms * 1000);
+		return nats_err(st);
+	}
+	for (int i = 0; i < list.Count; i++) {
+		natsMsg *m = list.Msgs[i];
+		const char *job = NULL, *data = natsMsg_GetData(m);
+		size_t len = (size_t)natsMsg_GetDataLength(m);
+		unsigned long line = 0;
+		bool ok = false;
+
+		if (natsMsgHeader_Get(m, "Pipelined-Job", &job) != NATS_OK || !job ||
+		    pl_record_parse(data, len, &line, &ok) < 0) {
+			pl_log(LOG_WARNING, "stream: a message on %s is not a result; dropped",
+			       s->mine_subj);
+			natsMsg_Term(m, NULL);
+			continue;
+		}
+		r = record(ud, job, line, ok, data, len);
+		if (r == -EAGAIN) {
+			natsMsg_NakWithDelay(m, NAK_DELAY_NS, NULL);
+			continue;
+		}
+		if (r < 0)
+			pl_log(LOG_WARNING, "stream: a result for job %s line %lu, which this daemon does "
+			       "not have; dropped", job, line);
+		else
+			atomic_fetch_add(&s->results, 1);
+		natsMsg_Ack(m, NULL);
+	}
+	natsMsgList_Destroy(&list);
+	return 0;
+}
+
+void pl_stream_stats(struct pl_stream *s, struct pl_stream_stats *st)
+{
+	memset(st, 0, sizeof *st);
+	st->connected = atomic_load(&s->connected);
+	if (st->connected && s->nc)
+		natsConnection_GetConnectedUrl(s->nc, st->server, sizeof st->server);
+	st->pulled = atomic_load(&s->pulled);
+	st->in_flight = atomic_load(&s->in_flight);
+	st->acked = atomic_load(&s->acked);
+	st->redelivered = atomic_load(&s->redelivered);
+	st->dead = atomic_load(&s->dead);
+	st->published = atomic_load(&s->published);
+	st->results = atomic_load(&s->results);
+}

@@ -1,0 +1,79 @@
+#!/usr/bin/python3
+"""it_stream — daemons sharing one NATS JetStream stream (pipelined(8), MANY MACHINES).
+
+Two daemons, each with its own spool, point at one real nats-server: each
+publishes its own jobs item by item, both work items from the shared
+consumer, and each job's results come back to the daemon that owns it,
+which writes JOB.result and moves the job exactly as without the stream.
+Checked: every line of both jobs has exactly one record, the work was
+shared, a bad line fails at its owner without being published, a message
+on the stream that is not an item (published by hand with the test's own
+NATS client, as a producer without a filesystem would) is failed to the
+owner it names — who has no such job and says so — or dead-lettered when
+it names none, never crashes a daemon, and both stop cleanly.
+"""
+import json
+import os
+import signal
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pltest as pl  # noqa: E402
+import plnats  # noqa: E402
+
+
+def t_two_daemons_share_a_stream():
+    plnats.require_server()
+    root = pl.Env("stream-nats")
+    srv = plnats.NatsServer(root.root).start()
+    envs, daemons = [], []
+    try:
+        for k in range(2):
+            e = pl.Env("stream%d" % k)
+            e.write_config(workers=(2, 2, 2), extra_top=(
+                'stream = { servers = [ "%s" ]; node = "n%d"; ack_wait = 10.0; };' % (srv.url, k)))
+            envs.append(e)
+        imgs = envs[0].image_set(4)
+        with open(envs[1].conf) as f:   # both read the same sources
+            text = f.read().replace(envs[1].images, envs[0].images)
+        pl.Env.write_file(envs[1].conf, text)
+        daemons = [pl.Daemon(e) for e in envs]
+        for d in daemons:
+            d.wait_line(r"stream: consuming", 30)
+        envs[0].submit("jobA", ["file://%s a%d" % (imgs[i % 4], i) for i in range(30)])
+        envs[1].submit("jobB", ["file://%s b%d" % (imgs[i % 4], i) for i in range(30)]
+                       + ["not-a-url"])
+        with plnats.Client(srv.url) as cl:   # not items: failed to their owner, or dead
+            cl.js_publish("pipelined.items", b'{"job":"jobZ","owner":"n0","line":7}')
+            cl.js_publish("pipelined.items", b"\xff not json")
+        for e, job, n, where in ((envs[0], "jobA", 30, "done"), (envs[1], "jobB", 31, "failed")):
+            pl.wait_for(lambda: e.where(job) == where, 120, "%s in %s/" % (job, where))
+            recs = e.records(job)
+            lines = sorted(r["line"] for r in recs)
+            pl.check(lines == list(range(1, n + 1)), "%s: lines recorded %r" % (job, lines))
+            bad = [r for r in recs if r["status"] != "ok"]
+            pl.check(len(bad) == (n - 30), "%s: failed records %r" % (job, bad))
+        # the item without a source fails to its owner, who has no job jobZ
+        daemons[0].wait_line(r"result for job jobZ line 7, which this daemon does not have", 30)
+        pl.wait_for(lambda: sum(d.count(r"dead-lettered") for d in daemons) == 1, 30,
+                    "the message that is not JSON dead-lettered")
+        for d in daemons:
+            d.signal(signal.SIGTERM)
+        rcs = [d.wait(60) for d in daemons]
+        pl.check(rcs == [0, 0], "exit statuses %r" % rcs)
+        worked = [int(d.wait_line(r"(\d+) items in", 5)[1].group(1)) for d in daemons]
+        pl.check(sum(worked) >= 60 and min(worked) > 0,
+                 "the work was not shared: %r items per daemon" % worked)
+        for d in daemons:
+            pl.check(d.count(r"AddressSanitizer|runtime error") == 0, "sanitizer report")
+    finally:
+        for d in daemons:
+            d.stop()
+        srv.kill()
+        for e in envs:
+            e.cleanup()
+        root.cleanup()
+
+
+if __name__ == "__main__":
+    pl.main([("two daemons share one stream", t_two_daemons_share_a_stream)])
