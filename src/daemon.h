@@ -7,7 +7,7 @@
 
 #include <stdbool.h>
 
-/* Exit statuses of the contract. */
+/* Exit statuses, as pipelined(8) EXIT STATUS lists them. */
 enum {
 	PL_EXIT_OK = 0,
 	PL_EXIT_FAILED_ITEMS = 1,

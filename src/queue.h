@@ -5,7 +5,8 @@
  * queue.Queue with shutdown(immediate=False) as pl_queue_close(): close is
  * the sentinel that ends every consumer at once, so no per-worker poison
  * items are needed.  Return values are 0 or a positive errno value
- * (EAGAIN, ETIMEDOUT, EPIPE, EINVAL) as the contract in issue #2 fixes.
+ * (EAGAIN, ETIMEDOUT, EPIPE, EINVAL), as Python's queue raises Full, Empty
+ * and ShutDown: callers compare against them rather than test the sign.
  *
  * timeout_ms: negative waits forever, 0 never waits, positive waits at most
  * that long on CLOCK_MONOTONIC.

@@ -63,8 +63,8 @@
  * aspect ratio and never upscales (a small source stays its size: upscaling
  * adds bytes, not detail).  "cover" always gives exactly width × height,
  * cropping the centre or the most interesting part (attention), and so
- * does upscale a source smaller than the box: the contract promises the
- * size.  EXIF orientation is applied by thumbnail; only the first page or
+ * does upscale a source smaller than the box: pipeline.conf(5) promises
+ * the size.  EXIF orientation is applied by thumbnail; only the first page or
  * frame of a multi-page image is used.
  *
  * Output is 8-bit sRGB (embedded profiles, CMYK and 16-bit are converted),
