@@ -762,17 +762,16 @@ void pl_upload_free(void *ctx)
 static int setup_s3(struct upload *u, const struct pl_config *cfg)
 {
 	const char *ep = cfg->upload.s3.endpoint, *region = cfg->upload.s3.region;
-	const char *cred = cfg->upload.s3.credentials;
+	const char *cred = cfg->upload.s3.credentials, *bad;
 	size_t n;
 
-	if (!ep || (strncmp(ep, "http://", 7) != 0 && strncmp(ep, "https://", 8) != 0)) {
-		pl_log(LOG_ERR, "upload.s3.endpoint '%s': an s3:// url needs an http:// or https:// endpoint",
-		       ep ? ep : "");
+	/* pipeline.conf's rules (config.c), for a configuration made by hand */
+	if ((bad = pl_config_s3_endpoint_invalid(ep))) {
+		pl_log(LOG_ERR, "upload.s3.endpoint: \"%s\" %s", ep ? ep : "", bad);
 		return -EINVAL;
 	}
-	if (!region || !*region || strchr(region, ':')) {
-		pl_log(LOG_ERR, "upload.s3.region '%s': needs a region name such as us-east-1",
-		       region ? region : "");
+	if ((bad = pl_config_s3_region_invalid(region))) {
+		pl_log(LOG_ERR, "upload.s3.region: \"%s\" %s", region ? region : "", bad);
 		return -EINVAL;
 	}
 	if (!cred || !*cred) {
