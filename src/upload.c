@@ -45,6 +45,7 @@
 
 #include "backoff.h"
 #include "config.h"
+#include "fdio.h"
 #include "item.h"
 #include "log.h"
 #include "template.h"
@@ -182,21 +183,6 @@ static int make_dirs(char *dir)
 	return r;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* A fresh ".BASE.XXXXXX.tmp" name in dir into tmp. */
 static int temp_name(struct worker *w, const char *dir, const char *base, char *tmp, size_t tmplen)
 {
@@ -298,7 +284,7 @@ static void store_file(struct worker *w, const char *path, const struct pl_outpu
 				"create temp file in %s: %s", dir, strerror(-fd));
 
 	op = "write";
-	r = write_all(fd, out->buf ? out->buf : "", out->len);
+	r = pl_fdio_write_all(fd, out->buf ? out->buf : "", out->len);
 	if (r == 0 && (op = "fsync", fsync(fd) < 0))
 		r = -errno;
 	if (r == 0 && unnamed) {
