@@ -418,16 +418,32 @@ static void url(struct ctx *c, const config_setting_t *s, const char *k, void *d
 	set_str(c, dst, v);
 }
 
+const char *pl_config_s3_endpoint_invalid(const char *v)
+{
+	const char *host;
+
+	v = v ? v : "";
+	host = strncmp(v, "https://", 8) == 0 ? v + 8 : strncmp(v, "http://", 7) == 0 ? v + 7 : NULL;
+	if (!host || !*host || *host == '/' || strpbrk(v, " \t\r\n"))
+		return "is not an http:// or https:// URL";
+	return NULL;
+}
+
+const char *pl_config_s3_region_invalid(const char *v)
+{
+	if (!v || !*v || strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(v))
+		return "is not a region name (lower-case letters, digits, '-')";
+	return NULL;
+}
+
 static void s3_endpoint(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
 {
-	const char *v = get_str(c, s, k);
-	const char *host;
+	const char *v = get_str(c, s, k), *bad;
 
 	if (!v)
 		return;
-	host = strncmp(v, "https://", 8) == 0 ? v + 8 : strncmp(v, "http://", 7) == 0 ? v + 7 : NULL;
-	if (!host || !*host || *host == '/' || strpbrk(v, " \t\r\n")) {
-		report(c, s, "%s: \"%s\" is not an http:// or https:// URL", k, v);
+	if ((bad = pl_config_s3_endpoint_invalid(v))) {
+		report(c, s, "%s: \"%s\" %s", k, v, bad);
 		return;
 	}
 	set_str(c, dst, v);
@@ -435,12 +451,12 @@ static void s3_endpoint(struct ctx *c, const config_setting_t *s, const char *k,
 
 static void s3_region(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
 {
-	const char *v = get_str(c, s, k);
+	const char *v = get_str(c, s, k), *bad;
 
 	if (!v)
 		return;
-	if (!*v || strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(v)) {
-		report(c, s, "%s: \"%s\" is not a region name (lower-case letters, digits, '-')", k, v);
+	if ((bad = pl_config_s3_region_invalid(v))) {
+		report(c, s, "%s: \"%s\" %s", k, v, bad);
 		return;
 	}
 	set_str(c, dst, v);
@@ -600,6 +616,41 @@ static const struct setting variant_settings[] = {
 	{ "format",  VARIANT(format),  .choices = formats, .def = PL_FORMAT_JPEG },
 	{ "quality", VARIANT(quality), RANGE(1, 100), .def = 80 },
 };
+
+/* A variant that did not come from a file, against the same rows: the
+ * name rule, the ranges and the choices, so that a stage handed one by
+ * hand (tests, benchmarks) applies no rules of its own. */
+int pl_config_variant_check(const struct pl_variant *v, char *why, size_t whylen)
+{
+	size_t n = strnlen(v->name, sizeof v->name);
+
+	for (size_t i = 0; i < NROWS(variant_settings); i++) {
+		const struct setting *r = &variant_settings[i];
+		const void *f = (const char *)v + r->off;
+		long long x;
+		bool ok;
+
+		if (r->type == T_NAME) {
+			if (n == sizeof v->name || !variant_name_ok(v->name))
+				return snprintf(why, whylen, "variant \"%.*s\": not a name: 1..%d "
+						"letters, digits, '.', '_' or '-', not starting with '.'",
+						(int)n, v->name, PL_VARIANT_NAME_MAX - 1), -EINVAL;
+			continue;
+		}
+		x = r->type == T_INT ? (long long)*(const int *)f : (long long)*(const unsigned *)f;
+		ok = !r->choices && x >= r->lo && x <= r->hi;
+		for (const struct choice *ch = r->choices; ch && ch->name && !ok; ch++)
+			ok = ch->value == x;
+		if (!ok && r->choices)
+			return snprintf(why, whylen, "variant \"%.*s\": %s %lld is not one of "
+					"its names", (int)n, v->name, r->path, x), -EINVAL;
+		if (!ok)
+			return snprintf(why, whylen, "variant \"%.*s\": %s %lld is out of range "
+					"%lld..%lld", (int)n, v->name, r->path, x, r->lo, r->hi),
+			       -EINVAL;
+	}
+	return 0;
+}
 
 /*
  * resize.variants is the one list of groups, so it is the one setting

@@ -117,6 +117,19 @@ void pl_config_free(struct pl_config *cfg);
  * the stage widths and log_level)? */
 bool pl_config_restart_differs(const struct pl_config *a, const struct pl_config *b);
 
+/*
+ * The rules of single values, for a struct pl_config that pl_config_load
+ * did not make (the stages check what they are handed; tests and benches
+ * fill one by hand).  pl_config_load applies the same rules, so whatever it
+ * loaded passes them.  The two _invalid return NULL for a valid value, else
+ * what to say after it ("is not a region name (…)"); NULL is invalid.
+ */
+const char *pl_config_s3_endpoint_invalid(const char *v);
+const char *pl_config_s3_region_invalid(const char *v);
+/* 0, or -EINVAL and why: "variant \"thumb\": width 0 is out of range
+ * 1..16384". */
+int pl_config_variant_check(const struct pl_variant *v, char *why, size_t whylen);
+
 const char *pl_config_format_ext(enum pl_format f);	/* "jpg", "webp", … */
 const char *pl_config_format_mime(enum pl_format f);	/* "image/jpeg", … */
 

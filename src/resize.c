@@ -136,17 +136,6 @@ static pthread_mutex_t warning_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool warning_wanted;
 static char vips_warning[200];
 
-/* config.c owns pl_config_format_ext/mime; it is not in this branch yet, so
- * the stage keeps its own copy of the two tables (identical by contract). */
-static const char *const fmt_ext[] = {
-	[PL_FORMAT_JPEG] = "jpg", [PL_FORMAT_WEBP] = "webp",
-	[PL_FORMAT_PNG] = "png", [PL_FORMAT_AVIF] = "avif",
-};
-static const char *const fmt_mime[] = {
-	[PL_FORMAT_JPEG] = "image/jpeg", [PL_FORMAT_WEBP] = "image/webp",
-	[PL_FORMAT_PNG] = "image/png", [PL_FORMAT_AVIF] = "image/avif",
-};
-
 /* vips_thumbnail_buffer() accepts fail_on but does not pass it to the
  * loader in 8.14 (libvips issue #5195): a truncated JPEG came out as a
  * half-grey thumbnail.  The loader option string does reach it. */
@@ -304,21 +293,19 @@ int pl_resize_new(const struct pl_config *cfg, void **ctx)
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct pl_variant *v = &cfg->resize.variants[i];
+		char why[PL_REASON_MAX];
+		int rc = pl_config_variant_check(v, why, sizeof why);
 
-		if ((unsigned)v->format > PL_FORMAT_AVIF) {
-			pl_log(LOG_ERR, "resize: variant \"%s\" has unknown output format %d",
-			       v->name, (int)v->format);
-			return -ENOTSUP;
+		if (rc < 0) {
+			pl_log(LOG_ERR, "resize: %s", why);
+			return rc;
 		}
+		/* the one rule that is this build's, not the file's */
 		if (!pl_resize_format_supported(v->format)) {
 			pl_log(LOG_ERR, "resize: variant \"%s\" asks for %s output, which this "
 			       "libvips build cannot write (no heifsave with an AV1 encoder)",
-			       v->name, fmt_ext[v->format]);
+			       v->name, pl_config_format_ext(v->format));
 			return -ENOTSUP;
-		}
-		if (v->width < 1 || v->height < 1) {
-			pl_log(LOG_ERR, "resize: variant \"%s\" has an empty box", v->name);
-			return -EINVAL;
 		}
 	}
 	r = calloc(1, sizeof *r);
@@ -1053,8 +1040,8 @@ static int make_variant(const struct pl_variant *v, const struct source_info *si
 
 	why[0] = '\0';
 	snprintf(o->variant, sizeof o->variant, "%s", v->name);
-	o->ext = fmt_ext[v->format];
-	o->mime = fmt_mime[v->format];
+	o->ext = pl_config_format_ext(v->format);
+	o->mime = pl_config_format_mime(v->format);
 	return 0;
 }
 

@@ -71,6 +71,7 @@
 #include <unistd.h>
 
 #include "crashguard.h"
+#include "fdio.h"
 #include "item.h"
 #include "jobline.h"
 #include "log.h"
@@ -149,23 +150,6 @@ static void job_free(struct pl_job *j);
 static void spool_free(struct pl_spool *s);
 
 /* ---- small helpers -------------------------------------------------- */
-
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		if (w == 0)
-			return -EIO;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
 
 static bool has_suffix(const char *s, const char *suffix)
 {
@@ -582,7 +566,7 @@ static void reject_record(struct pl_spool *s, const char *name, const char *why)
 		return;
 	fd = openat(s->dfd[D_FAILED], resname,
 		    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0640);
-	if (fd < 0 || write_all(fd, rec, strlen(rec)) < 0)
+	if (fd < 0 || pl_fdio_write_all(fd, rec, strlen(rec)) < 0)
 		pl_log_errno(LOG_ERR, errno, "spool %s: cannot write failed/%s: %m", s->dir, resname);
 	if (fd >= 0)
 		close(fd);
@@ -1138,7 +1122,7 @@ static void record(struct pl_item *it, bool ok, const char *error)
 		ok = false;
 	}
 	pthread_mutex_lock(&j->lock);
-	r = write_all(j->resfd, rec ? rec : fallback, strlen(rec ? rec : fallback));
+	r = pl_fdio_write_all(j->resfd, rec ? rec : fallback, strlen(rec ? rec : fallback));
 	if (r < 0) {
 		j->incomplete = true;	/* unrecorded: the job must run again */
 		/* logged under the lock: once it is dropped, another worker may
@@ -1278,7 +1262,7 @@ int pl_spool_record_remote(struct pl_spool *s, const char *job, unsigned long li
 		return -EINVAL;
 	}
 	if (!line_recorded(j, line)) {
-		r = write_all(j->resfd, rec, len);
+		r = pl_fdio_write_all(j->resfd, rec, len);
 		if (r < 0) {
 			j->incomplete = true;
 			pl_log_errno(LOG_ERR, -r, "job %s: cannot record line %lu in cur/%s%s: %s",

@@ -45,6 +45,7 @@
 
 #include "backoff.h"
 #include "config.h"
+#include "fdio.h"
 #include "item.h"
 #include "log.h"
 #include "template.h"
@@ -182,21 +183,6 @@ static int make_dirs(char *dir)
 	return r;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* A fresh ".BASE.XXXXXX.tmp" name in dir into tmp. */
 static int temp_name(struct worker *w, const char *dir, const char *base, char *tmp, size_t tmplen)
 {
@@ -298,7 +284,7 @@ static void store_file(struct worker *w, const char *path, const struct pl_outpu
 				"create temp file in %s: %s", dir, strerror(-fd));
 
 	op = "write";
-	r = write_all(fd, out->buf ? out->buf : "", out->len);
+	r = pl_fdio_write_all(fd, out->buf ? out->buf : "", out->len);
 	if (r == 0 && (op = "fsync", fsync(fd) < 0))
 		r = -errno;
 	if (r == 0 && unnamed) {
@@ -762,17 +748,16 @@ void pl_upload_free(void *ctx)
 static int setup_s3(struct upload *u, const struct pl_config *cfg)
 {
 	const char *ep = cfg->upload.s3.endpoint, *region = cfg->upload.s3.region;
-	const char *cred = cfg->upload.s3.credentials;
+	const char *cred = cfg->upload.s3.credentials, *bad;
 	size_t n;
 
-	if (!ep || (strncmp(ep, "http://", 7) != 0 && strncmp(ep, "https://", 8) != 0)) {
-		pl_log(LOG_ERR, "upload.s3.endpoint '%s': an s3:// url needs an http:// or https:// endpoint",
-		       ep ? ep : "");
+	/* pipeline.conf's rules (config.c), for a configuration made by hand */
+	if ((bad = pl_config_s3_endpoint_invalid(ep))) {
+		pl_log(LOG_ERR, "upload.s3.endpoint: \"%s\" %s", ep ? ep : "", bad);
 		return -EINVAL;
 	}
-	if (!region || !*region || strchr(region, ':')) {
-		pl_log(LOG_ERR, "upload.s3.region '%s': needs a region name such as us-east-1",
-		       region ? region : "");
+	if ((bad = pl_config_s3_region_invalid(region))) {
+		pl_log(LOG_ERR, "upload.s3.region: \"%s\" %s", region ? region : "", bad);
 		return -EINVAL;
 	}
 	if (!cred || !*cred) {

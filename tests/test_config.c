@@ -471,6 +471,44 @@ START_TEST(format_names)
 }
 END_TEST
 
+/* The rules the stages apply to a configuration made by hand are the
+ * loader's: a loaded default passes them, and each kind of bad value is
+ * named. */
+START_TEST(value_rules_for_stages)
+{
+	struct pl_variant v;
+	char why[256];
+
+	ck_assert_int_eq(load("spool = \"/s\";\n"), 0);
+	ck_assert_int_eq(pl_config_variant_check(&cfg->resize.variants[0], why, sizeof why), 0);
+	ck_assert_ptr_null(pl_config_s3_region_invalid(cfg->upload.s3.region));
+	v = cfg->resize.variants[0];
+	v.width = 0;
+	ck_assert_int_eq(pl_config_variant_check(&v, why, sizeof why), -EINVAL);
+	ck_assert_str_eq(why, "variant \"thumb\": width 0 is out of range 1..16384");
+	v = cfg->resize.variants[0];
+	v.format = (enum pl_format)42;
+	ck_assert_int_eq(pl_config_variant_check(&v, why, sizeof why), -EINVAL);
+	ck_assert_str_eq(why, "variant \"thumb\": format 42 is not one of its names");
+	v = cfg->resize.variants[0];
+	memset(v.name, 'a', sizeof v.name);	/* no terminating NUL */
+	ck_assert_int_eq(pl_config_variant_check(&v, why, sizeof why), -EINVAL);
+	ck_assert_msg(strstr(why, "not a name"), "%s", why);
+	v.name[0] = '\0';
+	ck_assert_int_eq(pl_config_variant_check(&v, why, sizeof why), -EINVAL);
+
+	ck_assert_ptr_null(pl_config_s3_endpoint_invalid("https://s3.example.net"));
+	ck_assert_ptr_null(pl_config_s3_endpoint_invalid("http://127.0.0.1:9000/"));
+	ck_assert_str_eq(pl_config_s3_endpoint_invalid("ftp://x"), "is not an http:// or https:// URL");
+	ck_assert_ptr_nonnull(pl_config_s3_endpoint_invalid("https://"));
+	ck_assert_ptr_nonnull(pl_config_s3_endpoint_invalid(NULL));
+	ck_assert_ptr_null(pl_config_s3_region_invalid("eu-west-3"));
+	ck_assert_ptr_nonnull(pl_config_s3_region_invalid("aws:eu"));
+	ck_assert_ptr_nonnull(pl_config_s3_region_invalid(""));
+	ck_assert_ptr_nonnull(pl_config_s3_region_invalid(NULL));
+}
+END_TEST
+
 /* ---- file-level failures ----------------------------------------------- */
 
 START_TEST(missing_file)
@@ -1089,6 +1127,7 @@ static Suite *suite(void)
 	tcase_add_test(ok, restart_differs_but_for_live_settings);
 	tcase_add_test(ok, include_relative_to_the_config_folder);
 	tcase_add_test(ok, format_names);
+	tcase_add_test(ok, value_rules_for_stages);
 	tcase_add_test(file, missing_file);
 	tcase_add_test(file, directory_is_not_a_file);
 	tcase_add_test(file, parse_error_line);
