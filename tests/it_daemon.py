@@ -172,7 +172,7 @@ def t_hup_widths():
         start = len(d.lines)
         d.signal(signal.SIGHUP)
         d.wait_line(r"reload rejected", 5 * SLOW, start)
-        d.wait_line(r"^<3>%s:%d: .*colour" % (re.escape(env.conf), badline), 1, start)
+        d.wait_line(r"^<3>%s:%d: .*colour" % (re.escape(env.conf), badline), 10 * SLOW, start)
         rl = n.wait(lambda m: m.get("RELOADING") == "1", 5 * SLOW, "RELOADING=1", mark)
         n.wait(lambda m: m.get("READY") == "1", 5 * SLOW, "READY=1 after a bad reload", rl + 1)
         s, _ = fresh_status(env, d)
@@ -266,7 +266,7 @@ def t_sigkill_restart():
         left = env.temp_outputs()
 
         recs, d2 = finish_once(ses, "k", count, 60 * SLOW)
-        d2.wait_line(r"job k claimed", 1)
+        d2.wait_line(r"job k claimed", 10 * SLOW)
         pl.check(recs[:len(before)] == before, "the first run's records were rewritten")
         pl.check(not env.temp_outputs(), "temp files in the output folder after the rerun: %s"
                  " (after the kill: %s)" % (env.temp_outputs(), left))
