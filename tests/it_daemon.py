@@ -10,6 +10,8 @@ repeating an item (every line 1..N recorded exactly once across runs);
 SIGUSR1's report and atomic status.json; SIGUSR2's debug toggle; inotify
 intake; an empty --once.  Nothing sleeps to synchronise: each step awaits
 a file, a log line or a notify message with a bounded timeout.
+Each case runs in a pl.Session, which stops its daemons, shows their logs
+when the case failed and removes the tree.
 
 Time: about 40-60 s in a normal build; item counts shrink under a sanitizer.
 """
@@ -64,12 +66,13 @@ def widths(s):
     return [st["width"] for st in s["stages"]]
 
 
-def finish_once(env, job, n, timeout):
+def finish_once(ses, job, n, timeout):
     """Run --once to the end; the job must be done with lines 1..n once each.
     Wider stages than the interrupted run (the upload stage waits on fsync),
     which also checks that a resumed job does not depend on the widths."""
+    env = ses.env
     env.write_config(workers=(4, 2, 6))
-    d = pl.Daemon(env, "--once")
+    d = ses.start("--once")
     rc = d.wait(timeout)
     pl.check(rc == 0, "--once rerun exited %d:\n  %s" % (rc, "\n  ".join(d.lines[-10:])))
     pl.check(env.where(job) == "done", "after the rerun the job is in %s" % env.where(job))
@@ -81,15 +84,13 @@ def finish_once(env, job, n, timeout):
 # ---- notify protocol -------------------------------------------------------
 
 def t_notify_order():
-    env = pl.Env("notify")
-    n = pl.Notify(env)
-    d = None
-    try:
+    with pl.Session("notify", notify=True) as ses:
+        env, n = ses.env, ses.notify
         env.write_config(workers=(2, 2, 2))
         imgs = env.image_set(3)
         count = pl.scaled(80, 40)
         env.submit("n1", env.items(count, imgs))
-        d = pl.Daemon(env, notify=n)
+        d = ses.start()
         ready = n.wait(lambda m: m.get("READY") == "1", 10 * SLOW, "READY=1")
         pl.check(n.messages[ready].get("STATUS") == "running",
                  "READY=1 without STATUS=running: %r" % n.raw[ready])
@@ -118,41 +119,32 @@ def t_notify_order():
         pl.check(rc == 0, "exit %d after SIGTERM" % rc)
         pl.check(not any(m.get("READY") for m in n.messages[stop:]), "READY=1 after STOPPING=1")
         pl.check_lines_once(env.records("n1"), count, "n1")
-    finally:
-        if d:
-            d.stop()
-        n.close()
-        env.cleanup()
 
 
 def t_no_notify_socket():
     """Without NOTIFY_SOCKET (and with one naming nothing) the daemon just runs."""
-    env = pl.Env("nonotify")
-    try:
+    with pl.Session("nonotify") as ses:
+        env = ses.env
         env.write_config(workers=(1, 1, 1))
         imgs = env.image_set(2)
         for i, extra in enumerate(({}, {"NOTIFY_SOCKET": os.path.join(env.root, "nobody")})):
             job = "q%d" % i
             env.submit(job, env.items(10, imgs))
-            d = pl.Daemon(env, "--once", extra_env=extra)
+            d = ses.start("--once", extra_env=extra)
             rc = d.wait(30 * SLOW)
             pl.check(rc == 0, "--once with NOTIFY_SOCKET=%r exited %d" % (extra, rc))
             pl.check(env.where(job) == "done", "job %s is in %s" % (job, env.where(job)))
-    finally:
-        env.cleanup()
 
 
 # ---- SIGHUP: live widths, bad file rejected ---------------------------------
 
 def t_hup_widths():
-    env = pl.Env("hup")
-    n = pl.Notify(env)
-    d = None
-    try:
+    with pl.Session("hup", notify=True) as ses:
+        env, n = ses.env, ses.notify
         env.write_config(workers=(1, 1, 1))
         imgs = env.image_set(4)
         count = pl.scaled(300, 120)
-        d = pl.Daemon(env, notify=n)
+        d = ses.start()
         n.wait(lambda m: m.get("READY") == "1", 10 * SLOW, "READY=1")
         s, _ = fresh_status(env, d)
         pl.check(widths(s) == [1, 1, 1], "initial widths %s" % widths(s))
@@ -180,7 +172,7 @@ def t_hup_widths():
         start = len(d.lines)
         d.signal(signal.SIGHUP)
         d.wait_line(r"reload rejected", 5 * SLOW, start)
-        d.wait_line(r"^<3>%s:%d: .*colour" % (re.escape(env.conf), badline), 1, start)
+        d.wait_line(r"^<3>%s:%d: .*colour" % (re.escape(env.conf), badline), 10 * SLOW, start)
         rl = n.wait(lambda m: m.get("RELOADING") == "1", 5 * SLOW, "RELOADING=1", mark)
         n.wait(lambda m: m.get("READY") == "1", 5 * SLOW, "READY=1 after a bad reload", rl + 1)
         s, _ = fresh_status(env, d)
@@ -190,24 +182,18 @@ def t_hup_widths():
         pl.check_lines_once(env.records("hup"), count, "hup")
         d.signal(signal.SIGTERM)
         pl.check(d.wait(10 * SLOW) == 0, "exit status after SIGTERM")
-    finally:
-        if d:
-            d.stop()
-        n.close()
-        env.cleanup()
 
 
 # ---- stops ---------------------------------------------------------------------
 
 def t_graceful_stop():
-    env = pl.Env("term")
-    d = None
-    try:
+    with pl.Session("term") as ses:
+        env = ses.env
         env.write_config(workers=(2, 1, 2))
         imgs = env.image_set(4)
         count = pl.scaled(400, 150)
         env.submit("big", env.items(count, imgs))
-        d = pl.Daemon(env)
+        d = ses.start()
         pl.wait_for(lambda: recorded(env, "big") >= 20, 30 * SLOW, "20 records of job big")
         d.signal(signal.SIGTERM)
         d.wait_line(r"graceful stop", 5 * SLOW)
@@ -222,19 +208,14 @@ def t_graceful_stop():
         pl.check(not env.temp_outputs(), "temp files left: %s" % env.temp_outputs())
         pl.note("graceful stop recorded %d of %d" % (k, count))
 
-        recs, _ = finish_once(env, "big", count, 60 * SLOW)
+        recs, _ = finish_once(ses, "big", count, 60 * SLOW)
         pl.check(recs[:k] == first, "the first run's records were rewritten")
         pl.check(not env.temp_outputs(), "temp files left: %s" % env.temp_outputs())
-    finally:
-        if d:
-            d.stop()
-        env.cleanup()
 
 
 def t_fast_stop():
-    env = pl.Env("fast")
-    d = None
-    try:
+    with pl.Session("fast") as ses:
+        env = ses.env
         # A slow middle stage (big PNGs decode slowly, one resize worker, a
         # tiny resize queue) behind a long download queue: most fed items sit
         # in the first queue, which a fast stop hands back to the spool.
@@ -242,7 +223,7 @@ def t_fast_stop():
         imgs = env.image_set(3, 1200, 900, "png")
         count = pl.scaled(160, 80)
         env.submit("slow", env.items(count, imgs))
-        d = pl.Daemon(env)
+        d = ses.start()
         pl.wait_for(lambda: recorded(env, "slow") >= 2, 30 * SLOW, "2 records of job slow")
         d.signal(signal.SIGTERM)
         d.wait_line(r"graceful stop", 5 * SLOW)
@@ -264,23 +245,18 @@ def t_fast_stop():
                  "%d recorded although %s went back" % (len(first), m.group(1)))
         pl.note("fast stop: %d recorded, %s handed back, %.1f s" % (len(first), m.group(1), took))
 
-        recs, _ = finish_once(env, "slow", count, 120 * SLOW)
+        recs, _ = finish_once(ses, "slow", count, 120 * SLOW)
         pl.check(recs[:len(first)] == first, "the first run's records were rewritten")
-    finally:
-        if d:
-            d.stop()
-        env.cleanup()
 
 
 def t_sigkill_restart():
-    env = pl.Env("kill")
-    d = None
-    try:
+    with pl.Session("kill") as ses:
+        env = ses.env
         env.write_config(workers=(2, 2, 2))
         imgs = env.image_set(4)
         count = pl.scaled(300, 120)
         env.submit("k", env.items(count, imgs))
-        d = pl.Daemon(env)
+        d = ses.start()
         pl.wait_for(lambda: recorded(env, "k") >= 30, 30 * SLOW, "30 records of job k")
         d.kill()
         pl.check(d.wait(10) == -signal.SIGKILL, "not killed by SIGKILL")
@@ -289,27 +265,22 @@ def t_sigkill_restart():
         pl.check(0 < len(before) < count, "%d records before the restart" % len(before))
         left = env.temp_outputs()
 
-        recs, d2 = finish_once(env, "k", count, 60 * SLOW)
-        d2.wait_line(r"job k claimed", 1)
+        recs, d2 = finish_once(ses, "k", count, 60 * SLOW)
+        d2.wait_line(r"job k claimed", 10 * SLOW)
         pl.check(recs[:len(before)] == before, "the first run's records were rewritten")
         pl.check(not env.temp_outputs(), "temp files in the output folder after the rerun: %s"
                  " (after the kill: %s)" % (env.temp_outputs(), left))
         pl.note("SIGKILL after %d records; temp files left by the kill: %d" % (len(before), len(left)))
-    finally:
-        if d:
-            d.stop()
-        env.cleanup()
 
 
 # ---- USR1, USR2, intake ----------------------------------------------------------
 
 def t_usr2_debug():
-    env = pl.Env("usr2")
-    d = None
-    try:
+    with pl.Session("usr2") as ses:
+        env = ses.env
         env.write_config(workers=(1, 1, 1))
         imgs = env.image_set(2)
-        d = pl.Daemon(env)
+        d = ses.start()
         d.wait_line(r"running: spool", 10 * SLOW)
         d.signal(signal.SIGUSR2)
         d.wait_line(r"debug logging on", 5 * SLOW)
@@ -326,20 +297,15 @@ def t_usr2_debug():
         pl.check(d.count(r"job dbg1 item .*done in") == 5, "not every dbg1 item logged 'done in'")
         d.signal(signal.SIGTERM)
         pl.check(d.wait(10 * SLOW) == 0, "exit status after SIGTERM")
-    finally:
-        if d:
-            d.stop()
-        env.cleanup()
 
 
 def t_usr1_report():
-    env = pl.Env("usr1")
-    d = None
-    try:
+    with pl.Session("usr1") as ses:
+        env = ses.env
         env.write_config(workers=(2, 1, 3))
         imgs = env.image_set(2)
         env.submit("r", env.items(20, imgs))
-        d = pl.Daemon(env)
+        d = ses.start()
         pl.wait_for(lambda: env.where("r") == "done", 20 * SLOW, "job r done")
         # the job moves to done/ as its last record is written, a moment
         # before the upload pool counts that item as done
@@ -394,19 +360,14 @@ def t_usr1_report():
                     "only status.json in the runtime folder (temps gone)")
         d.signal(signal.SIGTERM)
         pl.check(d.wait(10 * SLOW) == 0, "exit status after SIGTERM")
-    finally:
-        if d:
-            d.stop()
-        env.cleanup()
 
 
 def t_empty_once_and_inotify():
-    env = pl.Env("intake")
-    d = None
-    try:
+    with pl.Session("intake") as ses:
+        env = ses.env
         env.write_config(workers=(1, 1, 1))
         t = time.monotonic()
-        d = pl.Daemon(env, "--once")
+        d = ses.start("--once")
         rc = d.wait(10 * SLOW)
         took = time.monotonic() - t
         pl.check(rc == 0, "empty --once exited %d" % rc)
@@ -414,7 +375,7 @@ def t_empty_once_and_inotify():
         pl.check(d.count(r"0 items in") == 1, "no '0 items' summary:\n  %s" % "\n  ".join(d.lines))
 
         imgs = env.image_set(2)
-        d = pl.Daemon(env)
+        d = ses.start()
         d.wait_line(r"running: spool", 10 * SLOW)
         for job in ("ino1", "ino2"):
             t = time.monotonic()
@@ -429,10 +390,6 @@ def t_empty_once_and_inotify():
             pl.check_lines_once(env.records(job), 5, job)
         d.signal(signal.SIGINT)
         pl.check(d.wait(10 * SLOW) == 0, "exit status after SIGINT")
-    finally:
-        if d:
-            d.stop()
-        env.cleanup()
 
 
 if __name__ == "__main__":

@@ -306,6 +306,8 @@ def full_disk_inner(root, port, images):
         submit(spool, "full2", items)
         where, recs = await_job(spool, "full2", 60, d)
         ok = sum(r["status"] == "ok" for r in recs.values())
+        if len(recs) != len(items) or where != ("done" if ok == len(items) else "failed"):
+            fail(f"nearly full disk: job full2 in {where}/ with {len(recs)} records, {ok} ok")
         for rec in recs.values():
             check_outputs(rec, "nearly full disk")
             if rec["status"] != "ok" and "No space left on device" not in rec["error"]:

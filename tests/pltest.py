@@ -63,6 +63,13 @@ API (everything raises pl.Failure with a message naming what failed):
   d.wait(timeout)                  exit status, failing if it does not exit in time
   d.stop()                         make sure it is gone (for finally: blocks)
 
+  with pl.Session("name", notify=False) as s:   one test's scaffold: s.env (a fresh Env),
+                                   s.notify (a Notify when asked for, else None), and
+                                   s.start(*args, **kw) → a Daemon (as pl.Daemon, with
+                                   notify=s.notify unless given).  On leaving, every daemon
+                                   it started is stopped (SIGKILL if still running), the
+                                   notify socket closed and env removed; when the block
+                                   failed, each daemon's last log lines go to stderr first
   n = pl.Notify(env)               AF_UNIX datagram socket in env.root; n.path for
                                    NOTIFY_SOCKET; n.messages: list of dicts, one per
                                    datagram ({"READY": "1", …}), in arrival order
@@ -504,6 +511,46 @@ class Notify:
         self._closed = True
         self._thread.join(5)
         self.sock.close()
+
+
+class Session:
+    """The scaffold every daemon test repeats: a tree, maybe a notify
+    socket, daemons started on it, and — whatever happens — every daemon
+    gone and the tree removed afterwards, with the daemons' logs shown when
+    the test failed (a failure message alone rarely says why)."""
+
+    def __init__(self, name, notify=False):
+        self.env = Env(name)
+        self.notify = None
+        self.daemons = []
+        try:
+            self.notify = Notify(self.env) if notify else None
+        except BaseException:
+            self.env.cleanup()
+            raise
+
+    def start(self, *args, **kw):
+        if self.notify is not None:
+            kw.setdefault("notify", self.notify)
+        d = Daemon(self.env, *args, **kw)
+        self.daemons.append(d)
+        return d
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, etype, evalue, tb):
+        for d in self.daemons:
+            d.stop()
+        if etype is not None:
+            for d in self.daemons:
+                print("--- log of pid %d (%s), last %d of %d lines:\n  %s"
+                      % (d.proc.pid, " ".join(d.cmd[1:]), min(40, len(d.lines)), len(d.lines),
+                         "\n  ".join(d.lines[-40:])), file=sys.stderr, flush=True)
+        if self.notify is not None:
+            self.notify.close()
+        self.env.cleanup()
+        return False
 
 
 def main(tests):

@@ -4,8 +4,8 @@
  * asks for a retry), worker_stop.
  *
  * Peers are real: nginx for what it can do (files, redirects, status codes,
- * $connection for keep-alive), and a small scripted HTTP server thread in
- * this file for what nginx cannot (500 then 200, Retry-After, silence, a
+ * $connection for keep-alive), and the scripted HTTP server thread of
+ * testutil.c for what nginx cannot (500 then 200, Retry-After, silence, a
  * trickle, a flood that counts what it managed to send).  The SSRF redirect
  * test runs in a forked child inside its own network namespace so that it
  * can give lo a "public" address without touching the host.
@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <pthread.h>
 #include <sched.h>
@@ -66,21 +65,9 @@ static struct pl_config base_cfg(void)
 	return c;
 }
 
-struct stage {
-	void *ctx;
-	void *ws;
-};
-
-static void stage_open(struct stage *s, const struct pl_config *c)
+static void stage_open(struct pl_test_stage *s, const struct pl_config *c)
 {
-	ck_assert_int_eq(pl_download_new(c, &s->ctx), 0);
-	ck_assert_int_eq(pl_download_ops.worker_start(s->ctx, &s->ws), 0);
-}
-
-static void stage_close(struct stage *s)
-{
-	pl_download_ops.worker_stop(s->ctx, s->ws);
-	pl_download_free(s->ctx);
+	ck_assert_int_eq(pl_test_stage_open(s, &pl_download_ops, pl_download_new, pl_download_free, c), 0);
 }
 
 static struct pl_item *item(const char *url)
@@ -94,12 +81,6 @@ static struct pl_item *item(const char *url)
 	return it;
 }
 
-static int once(struct stage *s, struct pl_item *it, char *why)
-{
-	why[0] = '\0';
-	return pl_download_ops.process(s->ctx, s->ws, it, why, PL_REASON_MAX);
-}
-
 static void sleep_ms(int ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
@@ -109,12 +90,12 @@ static void sleep_ms(int ms)
 }
 
 /* As the pool would: retry after each returned delay until done. */
-static int until_done(struct stage *s, struct pl_item *it, char *why, int *retries)
+static int until_done(struct pl_test_stage *s, struct pl_item *it, char *why, int *retries)
 {
 	int r;
 
 	*retries = 0;
-	while ((r = once(s, it, why)) > 0) {
+	while ((r = pl_test_stage_run(s, it, why)) > 0) {
 		(*retries)++;
 		sleep_ms(r);
 	}
@@ -124,265 +105,6 @@ static int until_done(struct stage *s, struct pl_item *it, char *why, int *retri
 static double secs_since(uint64_t t0)
 {
 	return (double)(pl_now_us() - t0) / 1e6;
-}
-
-/* ---- a scripted HTTP server thread ------------------------------------ */
-
-enum srv_mode {
-	SRV_SCRIPT,	/* request i gets script[min(i, n-1)] */
-	SRV_SILENT,	/* accept, read, never answer */
-	SRV_SLOW,	/* 200 with 100 bytes announced, one byte a second */
-	SRV_FLOOD,	/* 200 and flood_total bytes, counting what got out */
-	SRV_HOLD,	/* the first request waits for srv_release, then script */
-};
-
-#define SRV_MAXCONN 8
-
-struct srv {
-	enum srv_mode mode;
-	const char *script[4];
-	size_t nscript;
-	long long flood_total;
-	bool flood_cl;
-	bool close;		/* hang up after every answer (SRV_SCRIPT) */
-	const char *addr;	/* default 127.0.0.1 */
-
-	int lfd, port, stop[2];
-	pthread_t th;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int accepts, requests;
-	long long sent;
-	bool handled, holding, release;
-};
-
-static bool srv_stopping(struct srv *s, int ms)
-{
-	struct pollfd p = { s->stop[0], POLLIN, 0 };
-
-	return poll(&p, 1, ms) > 0;
-}
-
-static int send_all(int fd, const char *b, size_t n)
-{
-	while (n > 0) {
-		ssize_t k = send(fd, b, n, MSG_NOSIGNAL);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -1;
-		b += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
-static void srv_note(struct srv *s, bool *flag)
-{
-	pthread_mutex_lock(&s->mu);
-	*flag = true;
-	pthread_cond_broadcast(&s->cv);
-	pthread_mutex_unlock(&s->mu);
-}
-
-static void srv_flood(struct srv *s, int fd)
-{
-	static char chunk[65536];
-	char head[128];
-	int small = 65536;
-	long long sent = 0;
-
-	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
-	if (s->flood_cl)
-		snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: %lld\r\n\r\n",
-			 s->flood_total);
-	else
-		snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
-	if (send_all(fd, head, strlen(head)) == 0) {
-		memset(chunk, 'x', sizeof chunk);
-		while (sent < s->flood_total) {
-			ssize_t k = send(fd, chunk, sizeof chunk, MSG_NOSIGNAL);
-			if (k < 0 && errno == EINTR)
-				continue;
-			if (k <= 0)
-				break;	/* the client hung up: what we want */
-			sent += k;
-		}
-	}
-	pthread_mutex_lock(&s->mu);
-	s->sent = sent;
-	pthread_mutex_unlock(&s->mu);
-	srv_note(s, &s->handled);
-}
-
-static void srv_slow(struct srv *s, int fd)
-{
-	const char *head = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n";
-
-	if (send_all(fd, head, strlen(head)) == 0)
-		for (int i = 0; i < 100 && !srv_stopping(s, 1000); i++)
-			if (send_all(fd, "x", 1) < 0)
-				break;
-	srv_note(s, &s->handled);
-}
-
-/* One complete request arrived on fd; 1 to keep the connection, 0 to close. */
-static int srv_answer(struct srv *s, int fd, int index)
-{
-	const char *resp;
-
-	switch (s->mode) {
-	case SRV_SILENT:
-		return 1;
-	case SRV_SLOW:
-		srv_slow(s, fd);
-		return 0;
-	case SRV_FLOOD:
-		srv_flood(s, fd);
-		return 0;
-	case SRV_HOLD:
-		if (index == 0) {
-			pthread_mutex_lock(&s->mu);
-			s->holding = true;
-			pthread_cond_broadcast(&s->cv);
-			while (!s->release)
-				pthread_cond_wait(&s->cv, &s->mu);
-			pthread_mutex_unlock(&s->mu);
-		}
-		/* fall through */
-	case SRV_SCRIPT:
-		resp = s->script[(size_t)index < s->nscript ? (size_t)index : s->nscript - 1];
-		if (send_all(fd, resp, strlen(resp)) < 0)
-			return 0;
-		return !s->close && strstr(resp, "Connection: close") == NULL;
-	}
-	return 0;
-}
-
-static void *srv_main(void *arg)
-{
-	struct srv *s = arg;
-	struct pollfd p[2 + SRV_MAXCONN];
-	char buf[SRV_MAXCONN][4096];
-	size_t fill[SRV_MAXCONN] = { 0 };
-	int conn[SRV_MAXCONN];
-
-	for (int i = 0; i < SRV_MAXCONN; i++)
-		conn[i] = -1;
-	for (;;) {
-		p[0] = (struct pollfd){ s->stop[0], POLLIN, 0 };
-		p[1] = (struct pollfd){ s->lfd, POLLIN, 0 };
-		for (int i = 0; i < SRV_MAXCONN; i++)
-			p[2 + i] = (struct pollfd){ conn[i], POLLIN, 0 };
-		if (poll(p, 2 + SRV_MAXCONN, -1) < 0 && errno != EINTR)
-			break;
-		if (p[0].revents)
-			break;
-		if (p[1].revents & POLLIN) {
-			int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
-			int i = 0;
-			while (i < SRV_MAXCONN && conn[i] >= 0)
-				i++;
-			if (fd >= 0 && i < SRV_MAXCONN) {
-				conn[i] = fd;
-				fill[i] = 0;
-				pthread_mutex_lock(&s->mu);
-				s->accepts++;
-				pthread_mutex_unlock(&s->mu);
-			} else if (fd >= 0) {
-				close(fd);
-			}
-		}
-		for (int i = 0; i < SRV_MAXCONN; i++) {
-			ssize_t k;
-			int index;
-
-			if (conn[i] < 0 || !p[2 + i].revents)
-				continue;
-			k = recv(conn[i], buf[i] + fill[i], sizeof buf[i] - 1 - fill[i], 0);
-			if (k <= 0) {
-				close(conn[i]);
-				conn[i] = -1;
-				continue;
-			}
-			fill[i] += (size_t)k;
-			buf[i][fill[i]] = '\0';
-			if (!strstr(buf[i], "\r\n\r\n"))
-				continue;
-			fill[i] = 0;	/* one GET at a time: no pipelining here */
-			pthread_mutex_lock(&s->mu);
-			index = s->requests++;
-			pthread_mutex_unlock(&s->mu);
-			if (!srv_answer(s, conn[i], index)) {
-				close(conn[i]);
-				conn[i] = -1;
-			}
-		}
-	}
-	for (int i = 0; i < SRV_MAXCONN; i++)
-		if (conn[i] >= 0)
-			close(conn[i]);
-	return NULL;
-}
-
-static void srv_start(struct srv *s)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t len = sizeof a;
-	int one = 1;
-
-	ck_assert_int_eq(inet_pton(AF_INET, s->addr ? s->addr : "127.0.0.1", &a.sin_addr), 1);
-	pthread_mutex_init(&s->mu, NULL);
-	pthread_cond_init(&s->cv, NULL);
-	s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_ge(s->lfd, 0);
-	setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	ck_assert_int_eq(bind(s->lfd, (struct sockaddr *)&a, sizeof a), 0);
-	ck_assert_int_eq(listen(s->lfd, 16), 0);
-	ck_assert_int_eq(getsockname(s->lfd, (struct sockaddr *)&a, &len), 0);
-	s->port = ntohs(a.sin_port);
-	ck_assert_int_eq(pipe2(s->stop, O_CLOEXEC), 0);
-	ck_assert_int_eq(pthread_create(&s->th, NULL, srv_main, s), 0);
-}
-
-static void srv_stop(struct srv *s)
-{
-	pthread_mutex_lock(&s->mu);
-	s->release = true;	/* a held request must not block the join */
-	pthread_cond_broadcast(&s->cv);
-	pthread_mutex_unlock(&s->mu);
-	ck_assert_int_eq(write(s->stop[1], "x", 1), 1);
-	pthread_join(s->th, NULL);
-	close(s->lfd);
-	close(s->stop[0]);
-	close(s->stop[1]);
-	pthread_cond_destroy(&s->cv);
-	pthread_mutex_destroy(&s->mu);
-}
-
-/* Wait (up to 20 s) until *flag is set by the server thread. */
-static bool srv_await(struct srv *s, bool *flag)
-{
-	struct timespec dl;
-	bool ok;
-
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += 20;
-	pthread_mutex_lock(&s->mu);
-	while (!*flag)
-		if (pthread_cond_timedwait(&s->cv, &s->mu, &dl) == ETIMEDOUT)
-			break;
-	ok = *flag;
-	pthread_mutex_unlock(&s->mu);
-	return ok;
-}
-
-static char *srv_url(struct srv *s, const char *path)
-{
-	static char url[256];
-
-	snprintf(url, sizeof url, "http://%s:%d%s", s->addr ? s->addr : "127.0.0.1", s->port, path);
-	return url;
 }
 
 /* ---- nginx ------------------------------------------------------------ */
@@ -422,7 +144,7 @@ START_TEST(test_fetch_and_redirect)
 {
 	struct pl_config c = base_cfg();
 	struct pl_test_nginx n;
-	struct stage s;
+	struct pl_test_stage s;
 	char why[PL_REASON_MAX];
 	struct pl_item *it;
 
@@ -430,24 +152,24 @@ START_TEST(test_fetch_and_redirect)
 	stage_open(&s, &c);
 
 	it = item(nginx_url(&n, "/a.jpg"));
-	ck_assert_int_eq(once(&s, it, why), 0);
+	ck_assert_int_eq(pl_test_stage_run(&s, it, why), 0);
 	ck_assert_uint_eq(it->len, sizeof jpeg_bytes - 1);
 	ck_assert_mem_eq(it->data, jpeg_bytes, it->len);
 	pl_item_free(it);
 
 	it = item(nginx_url(&n, "/redir"));
-	ck_assert_int_eq(once(&s, it, why), 0);
+	ck_assert_int_eq(pl_test_stage_run(&s, it, why), 0);
 	ck_assert_uint_eq(it->len, sizeof jpeg_bytes - 1);
 	ck_assert_mem_eq(it->data, jpeg_bytes, it->len);
 	pl_item_free(it);
 
 	it = item(nginx_url(&n, "/ua"));
-	ck_assert_int_eq(once(&s, it, why), 0);
+	ck_assert_int_eq(pl_test_stage_run(&s, it, why), 0);
 	ck_assert_uint_eq(it->len, strlen("pipelined/" PL_VERSION));
 	ck_assert_mem_eq(it->data, "pipelined/" PL_VERSION, it->len);
 	pl_item_free(it);
 
-	stage_close(&s);
+	pl_test_stage_close(&s);
 	pl_test_nginx_stop(&n);
 }
 END_TEST
@@ -456,7 +178,7 @@ START_TEST(test_redirect_limits)
 {
 	struct pl_config c = base_cfg();
 	struct pl_test_nginx n;
-	struct stage s;
+	struct pl_test_stage s;
 	char why[PL_REASON_MAX];
 	struct pl_item *it;
 
@@ -465,18 +187,18 @@ START_TEST(test_redirect_limits)
 	stage_open(&s, &c);
 
 	it = item(nginx_url(&n, "/loop"));
-	ck_assert_int_lt(once(&s, it, why), 0);
+	ck_assert_int_lt(pl_test_stage_run(&s, it, why), 0);
 	ck_assert_msg(strstr(why, "more than 5 redirects"), "reason: %s", why);
 	pl_item_free(it);
 
 	it = item(nginx_url(&n, "/tofile"));
-	ck_assert_int_lt(once(&s, it, why), 0);
+	ck_assert_int_lt(pl_test_stage_run(&s, it, why), 0);
 	ck_assert_msg(strstr(why, "redirected to a scheme not in download.protocols"),
 		      "reason: %s", why);
 	ck_assert_ptr_null(it->data);
 	pl_item_free(it);
 
-	stage_close(&s);
+	pl_test_stage_close(&s);
 	pl_test_nginx_stop(&n);
 }
 END_TEST
@@ -485,7 +207,7 @@ START_TEST(test_404_fails_at_once)
 {
 	struct pl_config c = base_cfg();
 	struct pl_test_nginx n;
-	struct stage s;
+	struct pl_test_stage s;
 	char why[PL_REASON_MAX];
 	struct pl_item *it;
 
@@ -493,12 +215,12 @@ START_TEST(test_404_fails_at_once)
 	nginx_up(&n);
 	stage_open(&s, &c);
 	it = item(nginx_url(&n, "/missing.jpg"));
-	ck_assert_int_lt(once(&s, it, why), 0);
+	ck_assert_int_lt(pl_test_stage_run(&s, it, why), 0);
 	ck_assert_str_eq(why, "HTTP 404 Not Found");
 	ck_assert_int_eq(it->attempts, 0);
 	ck_assert_ptr_null(it->data);
 	pl_item_free(it);
-	stage_close(&s);
+	pl_test_stage_close(&s);
 	pl_test_nginx_stop(&n);
 }
 END_TEST
@@ -507,7 +229,7 @@ START_TEST(test_500_retries_then_fails)
 {
 	struct pl_config c = base_cfg();
 	struct pl_test_nginx n;
-	struct stage s;
+	struct pl_test_stage s;
 	char why[PL_REASON_MAX];
 	struct pl_item *it;
 	int r, window = 50;
@@ -517,17 +239,17 @@ START_TEST(test_500_retries_then_fails)
 	stage_open(&s, &c);
 	it = item(nginx_url(&n, "/e500"));
 	for (int i = 1; i <= 3; i++, window *= 2) {
-		r = once(&s, it, why);
+		r = pl_test_stage_run(&s, it, why);
 		/* full jitter over a doubling window starting at backoff */
 		ck_assert_int_gt(r, 0);
 		ck_assert_int_le(r, window);
 		ck_assert_int_eq(it->attempts, i);
 	}
-	ck_assert_int_lt(once(&s, it, why), 0);
+	ck_assert_int_lt(pl_test_stage_run(&s, it, why), 0);
 	ck_assert_str_eq(why, "HTTP 500 Internal Server Error after 4 attempts");
 	ck_assert_int_eq(it->attempts, 0);
 	pl_item_free(it);
-	stage_close(&s);
+	pl_test_stage_close(&s);
 	pl_test_nginx_stop(&n);
 }
 END_TEST
@@ -536,28 +258,28 @@ START_TEST(test_zero_length)
 {
 	struct pl_config c = base_cfg();
 	struct pl_test_nginx n;
-	struct stage s;
+	struct pl_test_stage s;
 	char why[PL_REASON_MAX];
 	struct pl_item *it;
 
 	nginx_up(&n);
 	stage_open(&s, &c);
 	it = item(nginx_url(&n, "/empty.jpg"));
-	ck_assert_int_eq(once(&s, it, why), 0);
+	ck_assert_int_eq(pl_test_stage_run(&s, it, why), 0);
 	ck_assert_uint_eq(it->len, 0);
 	ck_assert_ptr_nonnull(it->data);
 	pl_item_free(it);
-	stage_close(&s);
+	pl_test_stage_close(&s);
 	pl_test_nginx_stop(&n);
 }
 END_TEST
 
-static char *fetch_body(struct stage *s, const char *url)
+static char *fetch_body(struct pl_test_stage *s, const char *url)
 {
 	char why[PL_REASON_MAX], *body;
 	struct pl_item *it = item(url);
 
-	ck_assert_msg(once(s, it, why) == 0, "%s: %s", url, why);
+	ck_assert_msg(pl_test_stage_run(s, it, why) == 0, "%s: %s", url, why);
 	body = strndup(it->data, it->len);
 	pl_item_free(it);
 	return body;
@@ -567,7 +289,7 @@ START_TEST(test_keepalive)
 {
 	struct pl_config c = base_cfg();
 	struct pl_test_nginx n;
-	struct stage a, b;
+	struct pl_test_stage a, b;
 	char *c1, *c2, *c3;
 
 	nginx_up(&n);
@@ -582,8 +304,8 @@ START_TEST(test_keepalive)
 	free(c1);
 	free(c2);
 	free(c3);
-	stage_close(&a);
-	stage_close(&b);
+	pl_test_stage_close(&a);
+	pl_test_stage_close(&b);
 	pl_test_nginx_stop(&n);
 }
 END_TEST
@@ -593,82 +315,82 @@ END_TEST
 START_TEST(test_500_then_200)
 {
 	struct pl_config c = base_cfg();
-	struct srv srv = { .mode = SRV_SCRIPT, .nscript = 2, .script = {
+	struct pl_test_srv srv = { .mode = PL_TEST_SRV_SCRIPT, .nscript = 2, .script = {
 		"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\noops",
 		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello" } };
-	struct stage s;
+	struct pl_test_stage s;
 	char why[PL_REASON_MAX];
 	struct pl_item *it;
 	int r;
 
 	c.download.retries = 3;
-	srv_start(&srv);
+	ck_assert_int_eq(pl_test_srv_start(&srv), 0);
 	stage_open(&s, &c);
-	it = item(srv_url(&srv, "/x"));
-	r = once(&s, it, why);
+	it = item(pl_test_srv_url(&srv, "/x"));
+	r = pl_test_stage_run(&s, it, why);
 	ck_assert_int_gt(r, 0);
 	ck_assert_int_le(r, 50);
 	ck_assert_int_eq(it->attempts, 1);
 	ck_assert_ptr_null(it->data);
 	sleep_ms(r);	/* the pool's part */
-	ck_assert_msg(once(&s, it, why) == 0, "%s", why);
+	ck_assert_msg(pl_test_stage_run(&s, it, why) == 0, "%s", why);
 	ck_assert_uint_eq(it->len, 5);
 	ck_assert_mem_eq(it->data, "hello", 5);
 	ck_assert_int_eq(it->attempts, 0);
 	/* the 500's body was read to its end, so the connection was kept */
 	ck_assert_int_eq(srv.accepts, 1);
 	pl_item_free(it);
-	stage_close(&s);
-	srv_stop(&srv);
+	pl_test_stage_close(&s);
+	pl_test_srv_stop(&srv);
 }
 END_TEST
 
 START_TEST(test_retry_after)
 {
 	struct pl_config c = base_cfg();
-	struct srv srv = { .mode = SRV_SCRIPT, .nscript = 2, .script = {
+	struct pl_test_srv srv = { .mode = PL_TEST_SRV_SCRIPT, .nscript = 2, .script = {
 		"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n",
 		"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 3600\r\nContent-Length: 0\r\n\r\n" } };
-	struct stage s;
+	struct pl_test_stage s;
 	char why[PL_REASON_MAX];
 	struct pl_item *it;
 
 	c.download.retries = 2;
-	srv_start(&srv);
+	ck_assert_int_eq(pl_test_srv_start(&srv), 0);
 	stage_open(&s, &c);
-	it = item(srv_url(&srv, "/x"));
-	ck_assert_int_eq(once(&s, it, why), 1000);
-	ck_assert_int_eq(once(&s, it, why), 60000);	/* capped at 60 s */
-	ck_assert_int_lt(once(&s, it, why), 0);
+	it = item(pl_test_srv_url(&srv, "/x"));
+	ck_assert_int_eq(pl_test_stage_run(&s, it, why), 1000);
+	ck_assert_int_eq(pl_test_stage_run(&s, it, why), 60000);	/* capped at 60 s */
+	ck_assert_int_lt(pl_test_stage_run(&s, it, why), 0);
 	ck_assert_str_eq(why, "HTTP 503 Service Unavailable after 3 attempts");
 	pl_item_free(it);
-	stage_close(&s);
-	srv_stop(&srv);
+	pl_test_stage_close(&s);
+	pl_test_srv_stop(&srv);
 }
 END_TEST
 
 START_TEST(test_timeout)
 {
 	struct pl_config c = base_cfg();
-	struct srv srv = { .mode = SRV_SILENT };
-	struct stage s;
+	struct pl_test_srv srv = { .mode = PL_TEST_SRV_SILENT };
+	struct pl_test_stage s;
 	char why[PL_REASON_MAX];
 	struct pl_item *it;
 	uint64_t t0;
 	double t;
 
 	c.download.timeout = 1.0;
-	srv_start(&srv);
+	ck_assert_int_eq(pl_test_srv_start(&srv), 0);
 	stage_open(&s, &c);
-	it = item(srv_url(&srv, "/x"));
+	it = item(pl_test_srv_url(&srv, "/x"));
 	t0 = pl_now_us();
-	ck_assert_int_eq(once(&s, it, why), -ETIMEDOUT);
+	ck_assert_int_eq(pl_test_stage_run(&s, it, why), -ETIMEDOUT);
 	t = secs_since(t0);
 	ck_assert_str_eq(why, "timed out after 1.0 s");
 	ck_assert_msg(t >= 0.9 && t < 5, "took %.2f s", t);
 	pl_item_free(it);
-	stage_close(&s);
-	srv_stop(&srv);
+	pl_test_stage_close(&s);
+	pl_test_srv_stop(&srv);
 }
 END_TEST
 
@@ -678,7 +400,7 @@ START_TEST(test_connect_timeout)
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof a;
 	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), fill[4];
-	struct stage s;
+	struct pl_test_stage s;
 	char why[PL_REASON_MAX], url[64];
 	struct pl_item *it;
 	uint64_t t0;
@@ -699,12 +421,12 @@ START_TEST(test_connect_timeout)
 	stage_open(&s, &c);
 	it = item(url);
 	t0 = pl_now_us();
-	ck_assert_int_eq(once(&s, it, why), -ETIMEDOUT);
+	ck_assert_int_eq(pl_test_stage_run(&s, it, why), -ETIMEDOUT);
 	t = secs_since(t0);
 	ck_assert_str_eq(why, "connect timed out after 1.0 s");
 	ck_assert_msg(t >= 0.9 && t < 5, "took %.2f s", t);
 	pl_item_free(it);
-	stage_close(&s);
+	pl_test_stage_close(&s);
 	for (int i = 0; i < 4; i++)
 		close(fill[i]);
 	close(lfd);
@@ -714,8 +436,8 @@ END_TEST
 START_TEST(test_low_speed)
 {
 	struct pl_config c = base_cfg();
-	struct srv srv = { .mode = SRV_SLOW };
-	struct stage s;
+	struct pl_test_srv srv = { .mode = PL_TEST_SRV_SLOW };
+	struct pl_test_stage s;
 	char why[PL_REASON_MAX];
 	struct pl_item *it;
 	uint64_t t0;
@@ -723,49 +445,49 @@ START_TEST(test_low_speed)
 
 	c.download.low_speed_limit = 100;
 	c.download.low_speed_time = 2;
-	srv_start(&srv);
+	ck_assert_int_eq(pl_test_srv_start(&srv), 0);
 	stage_open(&s, &c);
-	it = item(srv_url(&srv, "/x"));
+	it = item(pl_test_srv_url(&srv, "/x"));
 	t0 = pl_now_us();
-	ck_assert_int_eq(once(&s, it, why), -ETIMEDOUT);
+	ck_assert_int_eq(pl_test_stage_run(&s, it, why), -ETIMEDOUT);
 	t = secs_since(t0);
 	ck_assert_msg(strstr(why, "too slow"), "reason: %s", why);
 	/* caught by the low-speed limit, long before the 20 s timeout or the
 	 * 100 s the trickle would take */
 	ck_assert_msg(t < 8, "took %.2f s", t);
 	pl_item_free(it);
-	stage_close(&s);
-	srv_stop(&srv);
+	pl_test_stage_close(&s);
+	pl_test_srv_stop(&srv);
 }
 END_TEST
 
 static void flood(bool with_cl)
 {
 	struct pl_config c = base_cfg();
-	struct srv srv = { .mode = SRV_FLOOD, .flood_total = 256ll << 20, .flood_cl = with_cl };
-	struct stage s;
+	struct pl_test_srv srv = { .mode = PL_TEST_SRV_FLOOD, .flood_total = 256ll << 20, .flood_cl = with_cl };
+	struct pl_test_stage s;
 	char why[PL_REASON_MAX];
 	struct pl_item *it;
 
 	c.download.retries = 3;	/* not retried all the same */
-	srv_start(&srv);
+	ck_assert_int_eq(pl_test_srv_start(&srv), 0);
 	stage_open(&s, &c);
-	it = item(srv_url(&srv, "/big"));
-	ck_assert_int_eq(once(&s, it, why), -EFBIG);
+	it = item(pl_test_srv_url(&srv, "/big"));
+	ck_assert_int_eq(pl_test_stage_run(&s, it, why), -EFBIG);
 	if (with_cl)
 		ck_assert_str_eq(why, "Content-Length 268435456 exceeds max_bytes (1048576)");
 	else
 		ck_assert_str_eq(why, "body exceeds max_bytes (1048576)");
 	ck_assert_ptr_null(it->data);
-	ck_assert(srv_await(&srv, &srv.handled));
+	ck_assert(pl_test_srv_await(&srv, &srv.handled));
 	/* aborted early: the server got nowhere near the end; with a
 	 * Content-Length the body was not even read up to max_bytes */
 	ck_assert_msg(srv.sent < srv.flood_total / 8, "server sent %lld", srv.sent);
 	if (with_cl)
 		ck_assert_msg(srv.sent < c.download.max_bytes, "server sent %lld", srv.sent);
 	pl_item_free(it);
-	stage_close(&s);
-	srv_stop(&srv);
+	pl_test_stage_close(&s);
+	pl_test_srv_stop(&srv);
 }
 
 START_TEST(test_max_bytes_streaming)
@@ -784,44 +506,44 @@ END_TEST
 START_TEST(test_max_bytes_boundary)
 {
 	struct pl_config c = base_cfg();
-	struct srv srv = { .mode = SRV_SCRIPT, .nscript = 1, .script = {
+	struct pl_test_srv srv = { .mode = PL_TEST_SRV_SCRIPT, .nscript = 1, .script = {
 		"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n0123456789" } };
 	struct pl_test_nginx n;
-	struct stage s;
+	struct pl_test_stage s;
 	char why[PL_REASON_MAX];
 	struct pl_item *it;
 
 	nginx_up(&n);
-	srv_start(&srv);
+	ck_assert_int_eq(pl_test_srv_start(&srv), 0);
 	for (long max = 9; max <= 10; max++) {
 		c.download.max_bytes = max;
 		stage_open(&s, &c);
-		it = item(srv_url(&srv, "/ten"));
+		it = item(pl_test_srv_url(&srv, "/ten"));
 		if (max == 10) {
-			ck_assert_msg(once(&s, it, why) == 0, "%s", why);
+			ck_assert_msg(pl_test_stage_run(&s, it, why) == 0, "%s", why);
 			ck_assert_mem_eq(it->data, "0123456789", 10);
 		} else {
-			ck_assert_int_eq(once(&s, it, why), -EFBIG);
+			ck_assert_int_eq(pl_test_stage_run(&s, it, why), -EFBIG);
 			ck_assert_str_eq(why, "body exceeds max_bytes (9)");
 		}
 		pl_item_free(it);
-		stage_close(&s);
+		pl_test_stage_close(&s);
 	}
 	for (long max = sizeof jpeg_bytes - 2; max <= (long)sizeof jpeg_bytes - 1; max++) {
 		c.download.max_bytes = max;
 		stage_open(&s, &c);
 		it = item(nginx_url(&n, "/a.jpg"));
 		if (max == sizeof jpeg_bytes - 1) {
-			ck_assert_msg(once(&s, it, why) == 0, "%s", why);
+			ck_assert_msg(pl_test_stage_run(&s, it, why) == 0, "%s", why);
 			ck_assert_uint_eq(it->len, max);
 		} else {
-			ck_assert_int_eq(once(&s, it, why), -EFBIG);
+			ck_assert_int_eq(pl_test_stage_run(&s, it, why), -EFBIG);
 			ck_assert_str_eq(why, "Content-Length 25 exceeds max_bytes (24)");
 		}
 		pl_item_free(it);
-		stage_close(&s);
+		pl_test_stage_close(&s);
 	}
-	srv_stop(&srv);
+	pl_test_srv_stop(&srv);
 	pl_test_nginx_stop(&n);
 }
 END_TEST
@@ -832,7 +554,7 @@ START_TEST(test_connection_refused)
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof a;
 	int fd = socket(AF_INET, SOCK_STREAM, 0), n;
-	struct stage s;
+	struct pl_test_stage s;
 	char why[PL_REASON_MAX], url[64];
 	struct pl_item *it;
 
@@ -849,12 +571,12 @@ START_TEST(test_connection_refused)
 	ck_assert_int_eq(n, 1);
 	ck_assert_str_eq(why, "connection refused after 2 attempts");
 	pl_item_free(it);
-	stage_close(&s);
+	pl_test_stage_close(&s);
 }
 END_TEST
 
 struct bg {
-	struct stage *s;
+	struct pl_test_stage *s;
 	struct pl_item *it;
 	char why[PL_REASON_MAX];
 	int r;
@@ -864,17 +586,17 @@ static void *bg_fetch(void *arg)
 {
 	struct bg *b = arg;
 
-	b->r = once(b->s, b->it, b->why);
+	b->r = pl_test_stage_run(b->s, b->it, b->why);
 	return NULL;
 }
 
 START_TEST(test_per_host)
 {
 	struct pl_config c = base_cfg();
-	struct srv srv = { .mode = SRV_HOLD, .addr = "127.0.0.2", .nscript = 1, .script = {
+	struct pl_test_srv srv = { .mode = PL_TEST_SRV_HOLD, .addr = "127.0.0.2", .nscript = 1, .script = {
 		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" } };
 	struct pl_test_nginx n;
-	struct stage a, b = { 0 };
+	struct pl_test_stage a, b;
 	struct bg bga;
 	pthread_t th;
 	char why[PL_REASON_MAX];
@@ -883,18 +605,18 @@ START_TEST(test_per_host)
 
 	c.download.per_host = 1;
 	nginx_up(&n);
-	srv_start(&srv);
+	ck_assert_int_eq(pl_test_srv_start(&srv), 0);
 	stage_open(&a, &c);
-	b.ctx = a.ctx;	/* a second worker of the same stage */
+	b = a;	/* a second worker of the same stage */
 	ck_assert_int_eq(pl_download_ops.worker_start(b.ctx, &b.ws), 0);
 
-	bga = (struct bg){ .s = &a, .it = item(srv_url(&srv, "/held")) };
+	bga = (struct bg){ .s = &a, .it = item(pl_test_srv_url(&srv, "/held")) };
 	ck_assert_int_eq(pthread_create(&th, NULL, bg_fetch, &bga), 0);
-	ck_assert(srv_await(&srv, &srv.holding));
+	ck_assert(pl_test_srv_await(&srv, &srv.holding));
 
 	/* 127.0.0.2 is at its limit: deferred, not failed, not an attempt */
-	it = item(srv_url(&srv, "/second"));
-	r = once(&b, it, why);
+	it = item(pl_test_srv_url(&srv, "/second"));
+	r = pl_test_stage_run(&b, it, why);
 	ck_assert_int_gt(r, 0);
 	ck_assert_int_lt(r, 200);
 	ck_assert_int_eq(it->attempts, 0);
@@ -903,24 +625,21 @@ START_TEST(test_per_host)
 	/* another host is not held up meanwhile */
 	{
 		struct pl_item *other = item(nginx_url(&n, "/a.jpg"));
-		ck_assert_int_eq(once(&b, other, why), 0);
+		ck_assert_int_eq(pl_test_stage_run(&b, other, why), 0);
 		pl_item_free(other);
 	}
 
-	pthread_mutex_lock(&srv.mu);
-	srv.release = true;
-	pthread_cond_broadcast(&srv.cv);
-	pthread_mutex_unlock(&srv.mu);
+	pl_test_srv_release(&srv);
 	pthread_join(th, NULL);
 	ck_assert_int_eq(bga.r, 0);
-	ck_assert_int_eq(once(&b, it, why), 0);	/* the slot is free again */
+	ck_assert_int_eq(pl_test_stage_run(&b, it, why), 0);	/* the slot is free again */
 	ck_assert_mem_eq(it->data, "ok", 2);
 
 	pl_item_free(it);
 	pl_item_free(bga.it);
 	pl_download_ops.worker_stop(b.ctx, b.ws);
-	stage_close(&a);
-	srv_stop(&srv);
+	pl_test_stage_close(&a);
+	pl_test_srv_stop(&srv);
 	pl_test_nginx_stop(&n);
 }
 END_TEST
@@ -932,22 +651,22 @@ END_TEST
 static int hostile(const char *const *script, size_t n, int retries, char *why, char **body)
 {
 	struct pl_config c = base_cfg();
-	struct srv srv = { .mode = SRV_SCRIPT, .nscript = n, .close = true };
-	struct stage s;
+	struct pl_test_srv srv = { .mode = PL_TEST_SRV_SCRIPT, .nscript = n, .close = true };
+	struct pl_test_stage s;
 	struct pl_item *it;
 	int r;
 
 	for (size_t i = 0; i < n; i++)
 		srv.script[i] = script[i];
 	c.download.retries = retries;
-	srv_start(&srv);
+	ck_assert_int_eq(pl_test_srv_start(&srv), 0);
 	stage_open(&s, &c);
-	it = item(srv_url(&srv, "/img.jpg"));
-	r = once(&s, it, why);
+	it = item(pl_test_srv_url(&srv, "/img.jpg"));
+	r = pl_test_stage_run(&s, it, why);
 	*body = r == 0 ? strndup(it->data, it->len) : NULL;
 	pl_item_free(it);
-	stage_close(&s);
-	srv_stop(&srv);
+	pl_test_stage_close(&s);
+	pl_test_srv_stop(&srv);
 	return r;
 }
 
@@ -1134,7 +853,7 @@ static void files_up(struct files *f)
 	ck_assert_int_eq(truncate(p, (2 << 20)), 0);
 }
 
-static int file_fetch(struct stage *s, const char *pattern, const char *arg, char *why,
+static int file_fetch(struct pl_test_stage *s, const char *pattern, const char *arg, char *why,
 		      struct pl_item **out)
 {
 	char url[8192];
@@ -1142,7 +861,7 @@ static int file_fetch(struct stage *s, const char *pattern, const char *arg, cha
 
 	snprintf(url, sizeof url, pattern, arg);
 	*out = item(url);
-	r = once(s, *out, why);
+	r = pl_test_stage_run(s, *out, why);
 	return r;
 }
 
@@ -1150,7 +869,7 @@ START_TEST(test_file_root)
 {
 	struct pl_config c = base_cfg();
 	struct files f;
-	struct stage s;
+	struct pl_test_stage s;
 	char why[PL_REASON_MAX], want[8192];
 	struct pl_item *it;
 
@@ -1215,7 +934,7 @@ START_TEST(test_file_root)
 	ck_assert_msg(strstr(why, "exceeds max_bytes (1048576)"), "%s", why);
 	pl_item_free(it);
 
-	stage_close(&s);
+	pl_test_stage_close(&s);
 	pl_test_rmtree(f.dir);
 	free(f.dir);
 }
@@ -1225,7 +944,7 @@ START_TEST(test_file_not_allowed)
 {
 	struct pl_config c = base_cfg();
 	struct files f;
-	struct stage s;
+	struct pl_test_stage s;
 	char why[PL_REASON_MAX];
 	struct pl_item *it;
 
@@ -1243,7 +962,7 @@ START_TEST(test_file_not_allowed)
 	ck_assert_int_eq(file_fetch(&s, "%s", "not a url", why, &it), -EINVAL);
 	ck_assert_msg(strstr(why, "bad URL"), "%s", why);
 	pl_item_free(it);
-	stage_close(&s);
+	pl_test_stage_close(&s);
 	pl_test_rmtree(f.dir);
 	free(f.dir);
 }
@@ -1255,7 +974,7 @@ START_TEST(test_ssrf_direct)
 {
 	struct pl_config c = base_cfg();
 	struct pl_test_nginx n;
-	struct stage s;
+	struct pl_test_stage s;
 	char why[PL_REASON_MAX];
 	struct pl_item *it;
 
@@ -1265,22 +984,22 @@ START_TEST(test_ssrf_direct)
 	stage_open(&s, &c);
 
 	it = item(nginx_url(&n, "/a.jpg"));
-	ck_assert_int_eq(once(&s, it, why), -EPERM);
+	ck_assert_int_eq(pl_test_stage_run(&s, it, why), -EPERM);
 	ck_assert_str_eq(why, "refused to connect to 127.0.0.1 (loopback)");
 	ck_assert_int_eq(it->attempts, 0);
 	pl_item_free(it);
 
 	it = item("http://[::1]:9/x.jpg");
-	ck_assert_int_eq(once(&s, it, why), -EPERM);
+	ck_assert_int_eq(pl_test_stage_run(&s, it, why), -EPERM);
 	ck_assert_str_eq(why, "refused to connect to ::1 (loopback)");
 	pl_item_free(it);
 
 	it = item("http://169.254.169.254/latest/meta-data/");
-	ck_assert_int_eq(once(&s, it, why), -EPERM);
+	ck_assert_int_eq(pl_test_stage_run(&s, it, why), -EPERM);
 	ck_assert_str_eq(why, "refused to connect to 169.254.169.254 (link-local)");
 	pl_item_free(it);
 
-	stage_close(&s);
+	pl_test_stage_close(&s);
 	pl_test_nginx_stop(&n);
 }
 END_TEST
@@ -1293,28 +1012,28 @@ END_TEST
 static void ssrf_child(void)
 {
 	char why[PL_REASON_MAX], loc[256], redirect[400];
-	struct srv target = { .mode = SRV_SCRIPT, .nscript = 1, .script = {
+	struct pl_test_srv target = { .mode = PL_TEST_SRV_SCRIPT, .nscript = 1, .script = {
 		"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret" } };
-	struct srv front = { .mode = SRV_SCRIPT, .nscript = 1, .addr = "198.51.100.7" };
+	struct pl_test_srv front = { .mode = PL_TEST_SRV_SCRIPT, .nscript = 1, .addr = "198.51.100.7" };
 	struct pl_config c = base_cfg();
-	struct stage s;
+	struct pl_test_stage s;
 	struct pl_item *it;
 	int r;
 
 	CHILD_CHECK(system("ip link set lo up && ip addr add 198.51.100.7/32 dev lo") == 0,
 		    "cannot set up lo in the namespace");
-	srv_start(&target);
+	ck_assert_int_eq(pl_test_srv_start(&target), 0);
 	snprintf(loc, sizeof loc, "http://127.0.0.1:%d/secret.jpg", target.port);
 	snprintf(redirect, sizeof redirect,
 		 "HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n", loc);
 	front.script[0] = redirect;
-	srv_start(&front);
+	ck_assert_int_eq(pl_test_srv_start(&front), 0);
 
 	c.download.allow_private = false;
 	c.download.retries = 3;
 	stage_open(&s, &c);
-	it = item(srv_url(&front, "/img.jpg"));
-	r = once(&s, it, why);
+	it = item(pl_test_srv_url(&front, "/img.jpg"));
+	r = pl_test_stage_run(&s, it, why);
 	CHILD_CHECK(r == -EPERM, "redirect to loopback: want -EPERM, got %d (%s)", r, why);
 	CHILD_CHECK(strcmp(why, "refused to connect to 127.0.0.1 (loopback)") == 0,
 		    "reason: %s", why);
@@ -1322,21 +1041,21 @@ static void ssrf_child(void)
 		    "front saw %d requests, target %d connections", front.requests, target.accepts);
 	pl_item_free(it);
 	it = item(loc);
-	r = once(&s, it, why);
+	r = pl_test_stage_run(&s, it, why);
 	CHILD_CHECK(r == -EPERM && strstr(why, "(loopback)"), "direct: %d %s", r, why);
 	pl_item_free(it);
-	stage_close(&s);
+	pl_test_stage_close(&s);
 
 	c.download.allow_private = true;
 	stage_open(&s, &c);
-	it = item(srv_url(&front, "/img.jpg"));
-	r = once(&s, it, why);
+	it = item(pl_test_srv_url(&front, "/img.jpg"));
+	r = pl_test_stage_run(&s, it, why);
 	CHILD_CHECK(r == 0 && it->len == 6 && memcmp(it->data, "secret", 6) == 0,
 		    "allow_private: %d %s", r, why);
 	pl_item_free(it);
-	stage_close(&s);
-	srv_stop(&front);
-	srv_stop(&target);
+	pl_test_stage_close(&s);
+	pl_test_srv_stop(&front);
+	pl_test_srv_stop(&target);
 	_exit(0);
 }
 

@@ -2,26 +2,20 @@
  * test_upload.c — the upload stage driven directly, as a pool worker would:
  * pl_upload_new, worker_start, process (again when it asks for a retry),
  * worker_stop.  Every target is real: files on disk (and a 64 KiB tmpfs for
- * a full disk), nginx's WebDAV PUT, a scripted HTTP server thread for the
+ * a full disk), nginx's WebDAV PUT, testutil.c's scripted HTTP server for the
  * statuses nginx cannot produce in order (503 then 201), and
  * tests/s3_endpoint.py, which checks SigV4 signatures with botocore.
  */
-#include <arpa/inet.h>
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/mount.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -144,32 +138,14 @@ static int count_entries(const char *dir)
 	return n;
 }
 
-/* A stage as the pool would hold it. */
-struct stage {
-	void *ctx, *ws;
-};
-
 static void nginx_start(struct pl_test_nginx *ng, const char *extra)
 {
 	ck_assert_int_eq(pl_test_nginx_start(ng, extra), 0);
 }
 
-static void stage_open(struct stage *s, const struct pl_config *cfg)
+static void stage_open(struct pl_test_stage *s, const struct pl_config *cfg)
 {
-	ck_assert_int_eq(pl_upload_new(cfg, &s->ctx), 0);
-	ck_assert_int_eq(pl_upload_ops.worker_start(s->ctx, &s->ws), 0);
-}
-
-static int stage_run(struct stage *s, struct pl_item *it, char *why)
-{
-	why[0] = '\0';
-	return pl_upload_ops.process(s->ctx, s->ws, it, why, PL_REASON_MAX);
-}
-
-static void stage_close(struct stage *s)
-{
-	pl_upload_ops.worker_stop(s->ctx, s->ws);
-	pl_upload_free(s->ctx);
+	ck_assert_int_eq(pl_test_stage_open(s, &pl_upload_ops, pl_upload_new, pl_upload_free, cfg), 0);
 }
 
 /* ---- file:// ------------------------------------------------------------ */
@@ -178,7 +154,7 @@ START_TEST(file_writes_exact_bytes_atomically)
 {
 	static const char *const v[] = { "thumb", "large" };
 	char *dir = pl_test_tmpdir("upfile"), url[4096], path[4096], why[PL_REASON_MAX];
-	struct stage s;
+	struct pl_test_stage s;
 	struct pl_config cfg;
 	struct pl_item *it;
 
@@ -187,7 +163,7 @@ START_TEST(file_writes_exact_bytes_atomically)
 	stage_open(&s, &cfg);
 
 	it = make_item("cat", v, 2, 100000);
-	ck_assert_int_eq(stage_run(&s, it, why), 0);
+	ck_assert_int_eq(pl_test_stage_run(&s, it, why), 0);
 	for (size_t i = 0; i < 2; i++) {
 		snprintf(path, sizeof path, "%s/out/deep/job1/cat-%s.jpg", dir, v[i]);
 		assert_file_bytes(path, i, 100000);
@@ -205,7 +181,7 @@ START_TEST(file_writes_exact_bytes_atomically)
 	/* again, other bytes: overwritten in place, still no temp left */
 	static const char *const v2[] = { "large", "thumb" };
 	it = make_item("cat", v2, 2, 5000);
-	ck_assert_int_eq(stage_run(&s, it, why), 0);
+	ck_assert_int_eq(pl_test_stage_run(&s, it, why), 0);
 	snprintf(path, sizeof path, "%s/out/deep/job1/cat-large.jpg", dir);
 	assert_file_bytes(path, 0, 5000);
 	snprintf(path, sizeof path, "%s/out/deep/job1", dir);
@@ -213,7 +189,7 @@ START_TEST(file_writes_exact_bytes_atomically)
 	ck_assert_int_eq(count_dot_files(dir), 0);
 	pl_item_free(it);
 
-	stage_close(&s);
+	pl_test_stage_close(&s);
 	pl_test_rmtree(dir);
 	free(dir);
 }
@@ -232,7 +208,7 @@ START_TEST(file_replaces_never_writes_in_place)
 	static const char *const v[] = { "thumb" };
 	char *dir = pl_test_tmpdir("upinplace"), url[4096], path[4096], other[4096],
 	     why[PL_REASON_MAX];
-	struct stage s;
+	struct pl_test_stage s;
 	struct pl_config cfg;
 	struct pl_item *it;
 	struct stat before, after, ost;
@@ -249,7 +225,7 @@ START_TEST(file_replaces_never_writes_in_place)
 	stage_open(&s, &cfg);
 
 	it = make_item("cat", v, 1, 3000);
-	ck_assert_int_eq(stage_run(&s, it, why), 0);
+	ck_assert_int_eq(pl_test_stage_run(&s, it, why), 0);
 	pl_item_free(it);
 	assert_file_bytes(path, 0, 3000);
 	ck_assert_int_eq(stat(path, &after), 0);
@@ -262,7 +238,7 @@ START_TEST(file_replaces_never_writes_in_place)
 	ck_assert_int_eq(unlink(path), 0);
 	ck_assert_int_eq(symlink(other, path), 0);
 	it = make_item("cat", v, 1, 2000);
-	ck_assert_int_eq(stage_run(&s, it, why), 0);
+	ck_assert_int_eq(pl_test_stage_run(&s, it, why), 0);
 	pl_item_free(it);
 	ck_assert_int_eq(lstat(path, &after), 0);
 	ck_assert(S_ISREG(after.st_mode));
@@ -270,7 +246,7 @@ START_TEST(file_replaces_never_writes_in_place)
 	ck_assert_int_eq(stat(other, &ost), 0);
 	ck_assert_int_eq(ost.st_size, 8);
 
-	stage_close(&s);
+	pl_test_stage_close(&s);
 	pl_test_rmtree(dir);
 	free(dir);
 }
@@ -280,7 +256,7 @@ START_TEST(file_escaping_name_writes_nothing)
 {
 	static const char *const v[] = { "thumb" };
 	char *dir = pl_test_tmpdir("upesc"), url[4096], why[PL_REASON_MAX];
-	struct stage s;
+	struct pl_test_stage s;
 	struct pl_config cfg;
 	struct pl_item *it;
 
@@ -288,7 +264,7 @@ START_TEST(file_escaping_name_writes_nothing)
 	cfg = make_cfg(url, 3);
 	stage_open(&s, &cfg);
 	it = make_item("../x", v, 1, 10);
-	ck_assert_int_eq(stage_run(&s, it, why), -EINVAL);
+	ck_assert_int_eq(pl_test_stage_run(&s, it, why), -EINVAL);
 	ck_assert_msg(strstr(why, "../x") && strstr(why, "'.'"), "reason: %s", why);
 	ck_assert_ptr_nonnull(it->outputs[0].buf);
 	ck_assert_ptr_null(it->outputs[0].location);
@@ -298,16 +274,16 @@ START_TEST(file_escaping_name_writes_nothing)
 
 	/* a {job} value is checked the same way */
 	snprintf(url, sizeof url, "file://%s/{job}/{name}.{ext}", dir);
-	stage_close(&s);
+	pl_test_stage_close(&s);
 	cfg = make_cfg(url, 3);
 	stage_open(&s, &cfg);
 	it = make_item("ok", v, 1, 10);
 	it->job_name = "a/../../etc";
-	ck_assert_int_lt(stage_run(&s, it, why), 0);
+	ck_assert_int_lt(pl_test_stage_run(&s, it, why), 0);
 	ck_assert_msg(strstr(why, "'/'"), "reason: %s", why);
 	ck_assert_int_eq(count_entries(dir), 0);
 	pl_item_free(it);
-	stage_close(&s);
+	pl_test_stage_close(&s);
 	pl_test_rmtree(dir);
 	free(dir);
 }
@@ -319,7 +295,7 @@ static void enospc_child(const char *mnt, int out)
 {
 	static const char *const v[] = { "big" };
 	char why[PL_REASON_MAX], *url, *want, *outdir, *msg = NULL;
-	struct stage s;
+	struct pl_test_stage s;
 	struct pl_config cfg;
 	struct pl_item *it;
 	int r1, r2;
@@ -333,14 +309,14 @@ static void enospc_child(const char *mnt, int out)
 	want = g_strdup_printf("write %s/out/x-big.jpg: No space left on device", mnt);
 	outdir = g_strdup_printf("%s/out", mnt);
 	cfg = make_cfg(url, 1);
-	if (pl_upload_new(&cfg, &s.ctx) < 0 || pl_upload_ops.worker_start(s.ctx, &s.ws) < 0)
+	if (pl_test_stage_open(&s, &pl_upload_ops, pl_upload_new, pl_upload_free, &cfg) < 0)
 		_exit(3);
 	it = make_item("x", v, 1, 256 * 1024);
 
-	r1 = stage_run(&s, it, why);	/* full disk: retried while retries remain */
+	r1 = pl_test_stage_run(&s, it, why);	/* full disk: retried while retries remain */
 	if (r1 <= 0 || !strstr(why, want))
 		msg = g_strdup_printf("first try: %d '%s'", r1, why);
-	r2 = stage_run(&s, it, why);	/* retries spent: fails */
+	r2 = pl_test_stage_run(&s, it, why);	/* retries spent: fails */
 	if (!msg && (r2 != -ENOSPC || !strstr(why, want)))
 		msg = g_strdup_printf("second try: %d '%s'", r2, why);
 	if (!msg && count_entries(outdir) != 0)
@@ -349,7 +325,7 @@ static void enospc_child(const char *mnt, int out)
 		msg = g_strdup_printf("attempts %d after failure", it->attempts);
 	dprintf(out, "%s", msg ? msg : "");
 	pl_item_free(it);
-	stage_close(&s);
+	pl_test_stage_close(&s);
 	_exit(msg ? 1 : 0);
 }
 
@@ -389,162 +365,8 @@ START_TEST(file_full_disk_fails_cleanly)
 }
 END_TEST
 
-/* ---- a scripted HTTP server ------------------------------------------- */
-
-struct reply {
-	int status;
-	const char *headers;	/* extra header lines, "\r\n"-terminated */
-};
-
-struct req {
-	char method[16], path[512], ctype[128];
-	long clen;
-	int expect;
-	size_t bodylen;
-	unsigned char *body;
-};
-
-struct srv {
-	int fd, port;
-	pthread_t th;
-	pthread_mutex_t mu;
-	const struct reply *script;
-	int nscript, nreq, nconn;
-	struct req reqs[16];
-};
-
-static const char *header_value(const char *head, const char *name)
-{
-	size_t n = strlen(name);
-
-	for (const char *l = strstr(head, "\r\n"); l && l[2]; l = strstr(l + 2, "\r\n"))
-		if (strncasecmp(l + 2, name, n) == 0 && l[2 + n] == ':')
-			return l + 3 + n + strspn(l + 3 + n, " ");
-	return NULL;
-}
-
-/* One request from c into r; 0, or -1 at EOF or on error. */
-static int read_request(int c, struct req *r)
-{
-	char head[16384];
-	size_t len = 0;
-	char *end = NULL;
-	const char *v;
-
-	while (!end) {
-		ssize_t n = read(c, head + len, sizeof head - 1 - len);
-		if (n <= 0)
-			return -1;
-		len += (size_t)n;
-		head[len] = '\0';
-		end = strstr(head, "\r\n\r\n");
-		if (!end && len == sizeof head - 1)
-			return -1;
-	}
-	*end = '\0';
-	sscanf(head, "%15s %511s", r->method, r->path);
-	v = header_value(head, "Content-Type");
-	snprintf(r->ctype, sizeof r->ctype, "%.*s", v ? (int)strcspn(v, "\r") : 0, v ? v : "");
-	v = header_value(head, "Content-Length");
-	r->clen = v ? atol(v) : -1;
-	r->expect = header_value(head, "Expect") != NULL;
-	r->bodylen = r->clen > 0 ? (size_t)r->clen : 0;
-	r->body = malloc(r->bodylen + 1);
-	if (!r->body)
-		return -1;
-	size_t have = len - (size_t)(end + 4 - head);
-	memcpy(r->body, end + 4, have);
-	while (have < r->bodylen) {
-		ssize_t n = read(c, r->body + have, r->bodylen - have);
-		if (n <= 0)
-			return -1;
-		have += (size_t)n;
-	}
-	return 0;
-}
-
-static void *srv_main(void *arg)
-{
-	struct srv *s = arg;
-
-	while (s->nreq < s->nscript) {
-		struct pollfd pf = { s->fd, POLLIN, 0 };
-		int c;
-
-		if (poll(&pf, 1, 20000) <= 0)
-			break;	/* the test failed elsewhere; do not hang */
-		c = accept(s->fd, NULL, NULL);
-		if (c < 0)
-			break;
-		struct timeval tv = { 20, 0 };
-		setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-		pthread_mutex_lock(&s->mu);
-		s->nconn++;
-		pthread_mutex_unlock(&s->mu);
-		while (s->nreq < s->nscript) {
-			struct req r = { 0 };
-			char resp[512];
-
-			if (read_request(c, &r) < 0) {
-				free(r.body);
-				break;
-			}
-			const struct reply *rep = &s->script[s->nreq];
-			int k = snprintf(resp, sizeof resp,
-					 "HTTP/1.1 %d Scripted\r\nContent-Length: 0\r\n%s\r\n",
-					 rep->status, rep->headers ? rep->headers : "");
-			pthread_mutex_lock(&s->mu);
-			s->reqs[s->nreq++] = r;
-			pthread_mutex_unlock(&s->mu);
-			if (write(c, resp, (size_t)k) != k)
-				break;
-		}
-		close(c);
-	}
-	return NULL;
-}
-
-static void srv_start(struct srv *s, const struct reply *script, int n)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t alen = sizeof a;
-
-	memset(s, 0, sizeof *s);
-	s->script = script;
-	s->nscript = n;
-	pthread_mutex_init(&s->mu, NULL);
-	s->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_ge(s->fd, 0);
-	ck_assert_int_eq(bind(s->fd, (struct sockaddr *)&a, sizeof a), 0);
-	ck_assert_int_eq(listen(s->fd, 8), 0);
-	ck_assert_int_eq(getsockname(s->fd, (struct sockaddr *)&a, &alen), 0);
-	s->port = ntohs(a.sin_port);
-	ck_assert_int_eq(pthread_create(&s->th, NULL, srv_main, s), 0);
-}
-
-static int srv_count(struct srv *s)
-{
-	int n;
-
-	pthread_mutex_lock(&s->mu);
-	n = s->nreq;
-	pthread_mutex_unlock(&s->mu);
-	return n;
-}
-
-/* Wait until the script is played out (or the server gave up). */
-static void srv_join(struct srv *s)
-{
-	pthread_join(s->th, NULL);
-	close(s->fd);
-}
-
-static void srv_free(struct srv *s)
-{
-	for (int i = 0; i < s->nreq; i++)
-		free(s->reqs[i].body);
-	pthread_mutex_destroy(&s->mu);
-}
+/* The scripted server's answers to a PUT (testutil.c). */
+#define REPLY(status_and_headers) "HTTP/1.1 " status_and_headers "\r\nContent-Length: 0\r\n\r\n"
 
 /* ---- http(s):// ---------------------------------------------------------- */
 
@@ -553,7 +375,7 @@ START_TEST(http_put_to_nginx_dav)
 	static const char *const v[] = { "thumb", "large" };
 	struct pl_test_nginx ng;
 	char url[512], path[4096], loc[512], why[PL_REASON_MAX];
-	struct stage s;
+	struct pl_test_stage s;
 	struct pl_config cfg;
 	struct pl_item *it;
 
@@ -562,7 +384,7 @@ START_TEST(http_put_to_nginx_dav)
 	cfg = make_cfg(url, 2);
 	stage_open(&s, &cfg);
 	it = make_item("a b", v, 2, 300000);	/* the space is percent-encoded */
-	ck_assert_int_eq(stage_run(&s, it, why), 0);
+	ck_assert_int_eq(pl_test_stage_run(&s, it, why), 0);
 	for (size_t i = 0; i < 2; i++) {
 		snprintf(path, sizeof path, "%s/dav/img/a b-%s.jpg", ng.dir, v[i]);
 		assert_file_bytes(path, i, 300000);
@@ -571,7 +393,7 @@ START_TEST(http_put_to_nginx_dav)
 		ck_assert_ptr_null(it->outputs[i].buf);
 	}
 	pl_item_free(it);
-	stage_close(&s);
+	pl_test_stage_close(&s);
 	pl_test_nginx_stop(&ng);
 }
 END_TEST
@@ -579,26 +401,25 @@ END_TEST
 START_TEST(http_headers_and_keepalive)
 {
 	static const char *const v[] = { "a", "b" };
-	static const struct reply script[] = { { 201, NULL }, { 204, NULL } };
+	struct pl_test_srv srv = { .nscript = 2,
+				   .script = { REPLY("201 Created"), REPLY("204 No Content") } };
 	char url[512], why[PL_REASON_MAX];
-	struct stage s;
-	struct srv srv;
+	struct pl_test_stage s;
 	struct pl_config cfg;
 	struct pl_item *it;
 	size_t len = 1536 * 1024;	/* over curl's 1 MiB Expect threshold */
 
-	srv_start(&srv, script, 2);
+	ck_assert_int_eq(pl_test_srv_start(&srv), 0);
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/up/{variant}/{name}.{ext}", srv.port);
 	cfg = make_cfg(url, 2);
 	stage_open(&s, &cfg);
 	it = make_item("pic", v, 2, len);
 	it->outputs[1].mime = "image/webp";
-	ck_assert_int_eq(stage_run(&s, it, why), 0);
-	srv_join(&srv);
-	ck_assert_int_eq(srv.nreq, 2);
-	ck_assert_int_eq(srv.nconn, 1);	/* one kept-alive connection */
+	ck_assert_int_eq(pl_test_stage_run(&s, it, why), 0);
+	ck_assert_int_eq(pl_test_srv_requests(&srv), 2);
+	ck_assert_int_eq(srv.accepts, 1);	/* one kept-alive connection */
 	for (int i = 0; i < 2; i++) {
-		struct req *r = &srv.reqs[i];
+		struct pl_test_req *r = &srv.reqs[i];
 		ck_assert_str_eq(r->method, "PUT");
 		ck_assert_str_eq(r->path, i ? "/up/b/pic.jpg" : "/up/a/pic.jpg");
 		ck_assert_str_eq(r->ctype, i ? "image/webp" : "image/jpeg");
@@ -607,8 +428,8 @@ START_TEST(http_headers_and_keepalive)
 		ck_assert_int_eq(first_wrong(r->body, (size_t)i, len), -1);
 	}
 	pl_item_free(it);
-	stage_close(&s);
-	srv_free(&srv);
+	pl_test_stage_close(&s);
+	pl_test_srv_stop(&srv);
 }
 END_TEST
 
@@ -617,7 +438,7 @@ START_TEST(http_4xx_fails_at_once)
 	static const char *const v[] = { "thumb" };
 	struct pl_test_nginx ng;
 	char url[512], why[PL_REASON_MAX], want[512];
-	struct stage s;
+	struct pl_test_stage s;
 	struct pl_config cfg;
 	struct pl_item *it;
 
@@ -626,13 +447,13 @@ START_TEST(http_4xx_fails_at_once)
 	cfg = make_cfg(url, 3);
 	stage_open(&s, &cfg);
 	it = make_item("x", v, 1, 1000);
-	ck_assert_int_eq(stage_run(&s, it, why), -EACCES);
+	ck_assert_int_eq(pl_test_stage_run(&s, it, why), -EACCES);
 	snprintf(want, sizeof want, "HTTP 403 Forbidden from http://127.0.0.1:%d/dav/ro/x.jpg", ng.port);
 	ck_assert_str_eq(why, want);
 	ck_assert_int_eq(it->attempts, 0);
 	ck_assert_ptr_null(it->outputs[0].location);
 	pl_item_free(it);
-	stage_close(&s);
+	pl_test_stage_close(&s);
 	pl_test_nginx_stop(&ng);
 }
 END_TEST
@@ -642,7 +463,7 @@ START_TEST(http_507_retried_then_fails)
 	static const char *const v[] = { "thumb" };
 	struct pl_test_nginx ng;
 	char url[512], why[PL_REASON_MAX];
-	struct stage s;
+	struct pl_test_stage s;
 	struct pl_config cfg;
 	struct pl_item *it;
 	int r;
@@ -654,17 +475,17 @@ START_TEST(http_507_retried_then_fails)
 	stage_open(&s, &cfg);
 	it = make_item("x", v, 1, 1000);
 	/* full jitter over 50 ms, then over 100 ms */
-	r = stage_run(&s, it, why);
+	r = pl_test_stage_run(&s, it, why);
 	ck_assert_msg(r >= 1 && r <= 50, "first delay %d", r);
 	ck_assert_ptr_nonnull(strstr(why, "HTTP 507"));
 	ck_assert_int_eq(it->attempts, 1);
-	r = stage_run(&s, it, why);
+	r = pl_test_stage_run(&s, it, why);
 	ck_assert_msg(r >= 1 && r <= 100, "second delay %d", r);
-	ck_assert_int_eq(stage_run(&s, it, why), -ENOSPC);
+	ck_assert_int_eq(pl_test_stage_run(&s, it, why), -ENOSPC);
 	ck_assert_msg(strstr(why, "507"), "reason: %s", why);
 	ck_assert_int_eq(it->attempts, 0);
 	pl_item_free(it);
-	stage_close(&s);
+	pl_test_stage_close(&s);
 	pl_test_nginx_stop(&ng);
 }
 END_TEST
@@ -672,94 +493,86 @@ END_TEST
 START_TEST(http_503_then_201_with_retry_after)
 {
 	static const char *const v[] = { "thumb" };
-	static const struct reply script[] = {
-		{ 503, "Retry-After: 2\r\n" }, { 429, "Retry-After: 600\r\n" }, { 201, NULL },
-	};
+	struct pl_test_srv srv = { .nscript = 3, .script = {
+		REPLY("503 Scripted\r\nRetry-After: 2"), REPLY("429 Scripted\r\nRetry-After: 600"),
+		REPLY("201 Created") } };
 	char url[512], why[PL_REASON_MAX];
-	struct stage s;
-	struct srv srv;
+	struct pl_test_stage s;
 	struct pl_config cfg;
 	struct pl_item *it;
 
-	srv_start(&srv, script, 3);
+	ck_assert_int_eq(pl_test_srv_start(&srv), 0);
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/{name}.{ext}", srv.port);
 	cfg = make_cfg(url, 3);
 	stage_open(&s, &cfg);
 	it = make_item("x", v, 1, 4000);
-	ck_assert_int_eq(stage_run(&s, it, why), 2000);		/* Retry-After wins */
+	ck_assert_int_eq(pl_test_stage_run(&s, it, why), 2000);		/* Retry-After wins */
 	ck_assert_msg(strstr(why, "HTTP 503"), "reason: %s", why);
-	ck_assert_int_eq(stage_run(&s, it, why), 60000);	/* capped at 60 s */
-	ck_assert_int_eq(stage_run(&s, it, why), 0);
+	ck_assert_int_eq(pl_test_stage_run(&s, it, why), 60000);	/* capped at 60 s */
+	ck_assert_int_eq(pl_test_stage_run(&s, it, why), 0);
 	ck_assert_int_eq(it->attempts, 0);
 	ck_assert_ptr_nonnull(it->outputs[0].location);
-	srv_join(&srv);
-	ck_assert_int_eq(srv.nreq, 3);
+	ck_assert_int_eq(pl_test_srv_requests(&srv), 3);
 	ck_assert_uint_eq(srv.reqs[2].bodylen, 4000);
 	pl_item_free(it);
-	stage_close(&s);
-	srv_free(&srv);
+	pl_test_stage_close(&s);
+	pl_test_srv_stop(&srv);
 }
 END_TEST
 
 START_TEST(retry_keeps_stored_outputs)
 {
 	static const char *const v[] = { "a", "b" };
-	static const struct reply script[] = { { 201, NULL }, { 503, NULL }, { 201, NULL } };
+	struct pl_test_srv srv = { .nscript = 3, .script = {
+		REPLY("201 Created"), REPLY("503 Service Unavailable"), REPLY("201 Created") } };
 	char url[512], why[PL_REASON_MAX];
-	struct stage s;
-	struct srv srv;
+	struct pl_test_stage s;
 	struct pl_config cfg;
 	struct pl_item *it;
 	int r;
 
-	srv_start(&srv, script, 3);
+	ck_assert_int_eq(pl_test_srv_start(&srv), 0);
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/{variant}/{name}.{ext}", srv.port);
 	cfg = make_cfg(url, 3);
 	stage_open(&s, &cfg);
 	it = make_item("x", v, 2, 100);
-	r = stage_run(&s, it, why);
+	r = pl_test_stage_run(&s, it, why);
 	ck_assert_msg(r > 0, "asked %d: %s", r, why);
-	ck_assert_int_eq(srv_count(&srv), 2);
+	ck_assert_int_eq(pl_test_srv_requests(&srv), 2);
 	ck_assert_uint_eq(it->done_mask, 1);
 	ck_assert_ptr_null(it->outputs[0].buf);
 	ck_assert_ptr_nonnull(it->outputs[0].location);
 	ck_assert_ptr_nonnull(it->outputs[1].buf);
 	ck_assert_ptr_null(it->outputs[1].location);
 
-	ck_assert_int_eq(stage_run(&s, it, why), 0);
-	srv_join(&srv);
-	ck_assert_int_eq(srv.nreq, 3);	/* "a" was not sent again */
+	ck_assert_int_eq(pl_test_stage_run(&s, it, why), 0);
+	ck_assert_int_eq(pl_test_srv_requests(&srv), 3);	/* "a" was not sent again */
 	ck_assert_str_eq(srv.reqs[2].path, "/b/x.jpg");
 	ck_assert_uint_eq(it->done_mask, 3);
 	ck_assert_int_eq(it->attempts, 0);
 	pl_item_free(it);
-	stage_close(&s);
-	srv_free(&srv);
+	pl_test_stage_close(&s);
+	pl_test_srv_stop(&srv);
 }
 END_TEST
 
 START_TEST(http_connection_refused_is_retried)
 {
 	static const char *const v[] = { "thumb" };
-	struct srv srv;
 	char url[512], why[PL_REASON_MAX];
-	struct stage s;
+	struct pl_test_stage s;
 	struct pl_config cfg;
 	struct pl_item *it;
 
-	/* a port nobody listens on: bind, learn it, close */
-	srv_start(&srv, NULL, 0);
-	srv_join(&srv);
-	snprintf(url, sizeof url, "http://127.0.0.1:%d/{name}.{ext}", srv.port);
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/{name}.{ext}", pl_test_free_port());
 	cfg = make_cfg(url, 1);
 	stage_open(&s, &cfg);
 	it = make_item("x", v, 1, 10);
-	ck_assert_int_gt(stage_run(&s, it, why), 0);
-	ck_assert_int_eq(stage_run(&s, it, why), -ECONNREFUSED);
+	ck_assert_int_gt(pl_test_stage_run(&s, it, why), 0);
+	ck_assert_int_eq(pl_test_stage_run(&s, it, why), -ECONNREFUSED);
 	ck_assert_msg(strstr(why, "PUT http://127.0.0.1:"), "reason: %s", why);
 	pl_item_free(it);
-	stage_close(&s);
-	srv_free(&srv);
+	pl_test_stage_close(&s);
 }
 END_TEST
 
@@ -836,7 +649,7 @@ START_TEST(s3_signed_put_is_stored)
 	struct s3peer p;
 	char ep[128], why[PL_REASON_MAX], path[4096];
 	char *dir = pl_test_tmpdir("s3cred"), *cred;
-	struct stage s;
+	struct pl_test_stage s;
 	struct pl_config cfg;
 	struct pl_item *it;
 
@@ -847,14 +660,14 @@ START_TEST(s3_signed_put_is_stored)
 	cfg = s3_cfg("s3://bucket/thumbs/{job}/{name}-{variant}.{ext}", ep, cred);
 	stage_open(&s, &cfg);
 	it = make_item("a b", v, 2, 1200000);	/* over 1 MiB: Expect */
-	ck_assert_msg(stage_run(&s, it, why) == 0, "reason: %s", why);
+	ck_assert_msg(pl_test_stage_run(&s, it, why) == 0, "reason: %s", why);
 	for (size_t i = 0; i < 2; i++) {
 		snprintf(path, sizeof path, "%s/bucket/thumbs/job1/a b-%s.jpg", p.dir, v[i]);
 		assert_file_bytes(path, i, 1200000);
 	}
 	ck_assert_str_eq(it->outputs[0].location, "s3://bucket/thumbs/job1/a%20b-thumb.jpg");
 	pl_item_free(it);
-	stage_close(&s);
+	pl_test_stage_close(&s);
 	s3_stop(&p);
 	g_free(cred);
 	pl_test_rmtree(dir);
@@ -868,7 +681,7 @@ START_TEST(s3_wrong_secret_is_refused)
 	struct s3peer p;
 	char ep[128], why[PL_REASON_MAX];
 	char *dir = pl_test_tmpdir("s3cred"), *cred;
-	struct stage s;
+	struct pl_test_stage s;
 	struct pl_config cfg;
 	struct pl_item *it;
 
@@ -878,12 +691,12 @@ START_TEST(s3_wrong_secret_is_refused)
 	cfg = s3_cfg("s3://bucket/{name}.{ext}", ep, cred);
 	stage_open(&s, &cfg);
 	it = make_item("x", v, 1, 100);
-	ck_assert_int_eq(stage_run(&s, it, why), -EACCES);
+	ck_assert_int_eq(pl_test_stage_run(&s, it, why), -EACCES);
 	ck_assert_msg(strstr(why, "403") && strstr(why, "SignatureDoesNotMatch") &&
 		      strstr(why, "s3://bucket/x.jpg"), "reason: %s", why);
 	ck_assert_int_eq(count_entries(p.dir), 0);
 	pl_item_free(it);
-	stage_close(&s);
+	pl_test_stage_close(&s);
 	s3_stop(&p);
 	g_free(cred);
 	pl_test_rmtree(dir);

@@ -1,18 +1,22 @@
 /*
  * testutil.c — see testutil.h.  nginx runs in the foreground as our child
  * ("daemon off") so that a crashed test cannot leave it behind; readiness is
- * awaited by connecting, never by sleeping a fixed time.
+ * awaited by connecting, never by sleeping a fixed time.  The scripted
+ * server is one poll() thread: a test's peers are few, and one thread
+ * keeps the order of answers exactly as scripted.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -116,7 +120,7 @@ int pl_test_write_file(const char *path, const void *data, size_t len)
 	return close(fd) < 0 ? -errno : 0;
 }
 
-static int free_port(void)
+int pl_test_free_port(void)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof a;
@@ -161,7 +165,7 @@ int pl_test_nginx_start(struct pl_test_nginx *n, const char *extra_server)
 	chmod(path, 0777);	/* workers may run as nobody */
 
 	for (int attempt = 0; attempt < 5; attempt++) {
-		n->port = free_port();
+		n->port = pl_test_free_port();
 		snprintf(conf, sizeof conf,
 			 "daemon off;\nmaster_process on;\nworker_processes 1;\n"
 			 "pid %1$s/nginx.pid;\nerror_log %1$s/error.log warn;\n"
@@ -220,6 +224,376 @@ void pl_test_nginx_stop(struct pl_test_nginx *n)
 	pl_test_rmtree(n->dir);
 	free(n->dir);
 	n->dir = NULL;
+}
+
+/* ------------------------------------------------- a scripted HTTP server */
+
+/* A connection being read: its header, then its body. */
+struct srv_conn {
+	int fd;
+	char head[16384];
+	size_t fill;
+	bool in_body;
+	struct pl_test_req req;
+	size_t have;
+};
+
+static bool srv_stopping(struct pl_test_srv *s, int ms)
+{
+	struct pollfd p = { s->stop[0], POLLIN, 0 };
+
+	return poll(&p, 1, ms) > 0;
+}
+
+static int send_all(int fd, const char *b, size_t n)
+{
+	while (n > 0) {
+		ssize_t k = send(fd, b, n, MSG_NOSIGNAL);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -1;
+		b += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+static void srv_note(struct pl_test_srv *s, bool *flag)
+{
+	pthread_mutex_lock(&s->mu);
+	*flag = true;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void srv_flood(struct pl_test_srv *s, int fd)
+{
+	static char chunk[65536];
+	char head[128];
+	int small = 65536;
+	long long sent = 0;
+
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+	if (s->flood_cl)
+		snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: %lld\r\n\r\n",
+			 s->flood_total);
+	else
+		snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+	if (send_all(fd, head, strlen(head)) == 0) {
+		memset(chunk, 'x', sizeof chunk);
+		while (sent < s->flood_total) {
+			ssize_t k = send(fd, chunk, sizeof chunk, MSG_NOSIGNAL);
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0)
+				break;	/* the client hung up: what we want */
+			sent += k;
+		}
+	}
+	pthread_mutex_lock(&s->mu);
+	s->sent = sent;
+	pthread_mutex_unlock(&s->mu);
+	srv_note(s, &s->handled);
+}
+
+static void srv_slow(struct pl_test_srv *s, int fd)
+{
+	const char *head = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n";
+
+	if (send_all(fd, head, strlen(head)) == 0)
+		for (int i = 0; i < 100 && !srv_stopping(s, 1000); i++)
+			if (send_all(fd, "x", 1) < 0)
+				break;
+	srv_note(s, &s->handled);
+}
+
+/* One complete request arrived on fd; 1 to keep the connection, 0 to close. */
+static int srv_answer(struct pl_test_srv *s, int fd, int index)
+{
+	const char *resp;
+
+	switch (s->mode) {
+	case PL_TEST_SRV_SILENT:
+		return 1;
+	case PL_TEST_SRV_SLOW:
+		srv_slow(s, fd);
+		return 0;
+	case PL_TEST_SRV_FLOOD:
+		srv_flood(s, fd);
+		return 0;
+	case PL_TEST_SRV_HOLD:
+		if (index == 0) {
+			pthread_mutex_lock(&s->mu);
+			s->holding = true;
+			pthread_cond_broadcast(&s->cv);
+			while (!s->release)
+				pthread_cond_wait(&s->cv, &s->mu);
+			pthread_mutex_unlock(&s->mu);
+		}
+		/* fall through */
+	case PL_TEST_SRV_SCRIPT:
+		if (s->nscript == 0)
+			return 0;
+		resp = s->script[(size_t)index < s->nscript ? (size_t)index : s->nscript - 1];
+		if (send_all(fd, resp, strlen(resp)) < 0)
+			return 0;
+		return !s->close && strstr(resp, "Connection: close") == NULL;
+	}
+	return 0;
+}
+
+static const char *header_value(const char *head, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *l = strstr(head, "\r\n"); l && l[2]; l = strstr(l + 2, "\r\n"))
+		if (strncasecmp(l + 2, name, n) == 0 && l[2 + n] == ':')
+			return l + 3 + n + strspn(l + 3 + n, " ");
+	return NULL;
+}
+
+/* The header in c->head is complete (end points at its blank line): parse
+ * it and start the body with what came after it.  0, or -1 to hang up. */
+static int srv_parse_head(struct srv_conn *c, char *end)
+{
+	struct pl_test_req *r = &c->req;
+	size_t after = c->fill - (size_t)(end + 4 - c->head);
+	const char *v;
+
+	*end = '\0';
+	memset(r, 0, sizeof *r);
+	sscanf(c->head, "%15s %511s", r->method, r->path);
+	v = header_value(c->head, "Content-Type");
+	snprintf(r->ctype, sizeof r->ctype, "%.*s", v ? (int)strcspn(v, "\r") : 0, v ? v : "");
+	v = header_value(c->head, "Content-Length");
+	r->clen = v ? atol(v) : -1;
+	r->expect = header_value(c->head, "Expect") != NULL;
+	r->bodylen = r->clen > 0 ? (size_t)r->clen : 0;
+	r->body = malloc(r->bodylen + 1);
+	if (!r->body)
+		return -1;
+	c->have = after < r->bodylen ? after : r->bodylen;
+	memcpy(r->body, end + 4, c->have);	/* more is pipelining: not here */
+	c->in_body = true;
+	return 0;
+}
+
+/* Data is waiting on c: read it; answer a complete request.  0 to keep
+ * the connection, -1 to close it. */
+static int srv_read(struct pl_test_srv *s, struct srv_conn *c)
+{
+	ssize_t k;
+	int index;
+
+	if (!c->in_body) {
+		char *end;
+
+		k = recv(c->fd, c->head + c->fill, sizeof c->head - 1 - c->fill, 0);
+		if (k <= 0)
+			return -1;
+		c->fill += (size_t)k;
+		c->head[c->fill] = '\0';
+		end = strstr(c->head, "\r\n\r\n");
+		if (!end)
+			return c->fill < sizeof c->head - 1 ? 0 : -1;
+		if (srv_parse_head(c, end) < 0)
+			return -1;
+	} else {
+		k = recv(c->fd, c->req.body + c->have, c->req.bodylen - c->have, 0);
+		if (k <= 0)
+			return -1;
+		c->have += (size_t)k;
+	}
+	if (c->have < c->req.bodylen)
+		return 0;
+	c->in_body = false;
+	c->fill = 0;
+	pthread_mutex_lock(&s->mu);
+	index = s->requests++;
+	if (index < PL_TEST_SRV_KEEP)
+		s->reqs[index] = c->req;
+	else
+		free(c->req.body);
+	c->req.body = NULL;
+	pthread_mutex_unlock(&s->mu);
+	return srv_answer(s, c->fd, index) ? 0 : -1;
+}
+
+static void srv_hangup(struct srv_conn *c)
+{
+	close(c->fd);
+	c->fd = -1;
+	free(c->req.body);
+	c->req.body = NULL;
+	c->in_body = false;
+	c->fill = 0;
+}
+
+static void *srv_main(void *arg)
+{
+	struct pl_test_srv *s = arg;
+	struct pollfd p[2 + PL_TEST_SRV_MAXCONN];
+	struct srv_conn *conn = calloc(PL_TEST_SRV_MAXCONN, sizeof *conn);
+
+	if (!conn)
+		return NULL;
+	for (int i = 0; i < PL_TEST_SRV_MAXCONN; i++)
+		conn[i].fd = -1;
+	for (;;) {
+		p[0] = (struct pollfd){ s->stop[0], POLLIN, 0 };
+		p[1] = (struct pollfd){ s->lfd, POLLIN, 0 };
+		for (int i = 0; i < PL_TEST_SRV_MAXCONN; i++)
+			p[2 + i] = (struct pollfd){ conn[i].fd, POLLIN, 0 };
+		if (poll(p, 2 + PL_TEST_SRV_MAXCONN, -1) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents)
+			break;
+		if (p[1].revents & POLLIN) {
+			int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
+			int i = 0;
+			while (i < PL_TEST_SRV_MAXCONN && conn[i].fd >= 0)
+				i++;
+			if (fd >= 0 && i < PL_TEST_SRV_MAXCONN) {
+				conn[i].fd = fd;
+				pthread_mutex_lock(&s->mu);
+				s->accepts++;
+				pthread_mutex_unlock(&s->mu);
+			} else if (fd >= 0) {
+				close(fd);
+			}
+		}
+		for (int i = 0; i < PL_TEST_SRV_MAXCONN; i++)
+			if (conn[i].fd >= 0 && p[2 + i].revents && srv_read(s, &conn[i]) < 0)
+				srv_hangup(&conn[i]);
+	}
+	for (int i = 0; i < PL_TEST_SRV_MAXCONN; i++)
+		if (conn[i].fd >= 0)
+			srv_hangup(&conn[i]);
+	free(conn);
+	return NULL;
+}
+
+int pl_test_srv_start(struct pl_test_srv *s)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t len = sizeof a;
+	int one = 1, r;
+
+	if (inet_pton(AF_INET, s->addr ? s->addr : "127.0.0.1", &a.sin_addr) != 1)
+		return -EINVAL;
+	s->accepts = s->requests = 0;
+	s->sent = 0;
+	s->handled = s->holding = s->release = false;
+	memset(s->reqs, 0, sizeof s->reqs);
+	s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s->lfd < 0)
+		return -errno;
+	setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(s->lfd, (struct sockaddr *)&a, sizeof a) < 0 || listen(s->lfd, 16) < 0 ||
+	    getsockname(s->lfd, (struct sockaddr *)&a, &len) < 0 || pipe2(s->stop, O_CLOEXEC) < 0) {
+		r = -errno;
+		close(s->lfd);
+		return r;
+	}
+	s->port = ntohs(a.sin_port);
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	if ((r = pthread_create(&s->th, NULL, srv_main, s)) != 0) {
+		close(s->lfd);
+		close(s->stop[0]);
+		close(s->stop[1]);
+		return -r;
+	}
+	return 0;
+}
+
+void pl_test_srv_release(struct pl_test_srv *s)
+{
+	srv_note(s, &s->release);
+}
+
+void pl_test_srv_stop(struct pl_test_srv *s)
+{
+	pl_test_srv_release(s);	/* a held request must not block the join */
+	if (write(s->stop[1], "x", 1) != 1)
+		abort();
+	pthread_join(s->th, NULL);
+	close(s->lfd);
+	close(s->stop[0]);
+	close(s->stop[1]);
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
+	for (int i = 0; i < PL_TEST_SRV_KEEP; i++) {
+		free(s->reqs[i].body);
+		s->reqs[i].body = NULL;
+	}
+}
+
+bool pl_test_srv_await(struct pl_test_srv *s, bool *flag)
+{
+	struct timespec dl;
+	bool ok;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 20;
+	pthread_mutex_lock(&s->mu);
+	while (!*flag)
+		if (pthread_cond_timedwait(&s->cv, &s->mu, &dl) == ETIMEDOUT)
+			break;
+	ok = *flag;
+	pthread_mutex_unlock(&s->mu);
+	return ok;
+}
+
+int pl_test_srv_requests(struct pl_test_srv *s)
+{
+	int n;
+
+	pthread_mutex_lock(&s->mu);
+	n = s->requests;
+	pthread_mutex_unlock(&s->mu);
+	return n;
+}
+
+const char *pl_test_srv_url(const struct pl_test_srv *s, const char *path)
+{
+	static char url[256];
+
+	snprintf(url, sizeof url, "http://%s:%d%s", s->addr ? s->addr : "127.0.0.1", s->port, path);
+	return url;
+}
+
+/* ------------------------------------------------------ a stage, by hand */
+
+int pl_test_stage_open(struct pl_test_stage *s, const struct pl_stage_ops *ops,
+		       int (*make)(const struct pl_config *, void **), void (*free_ctx)(void *),
+		       const struct pl_config *cfg)
+{
+	int r;
+
+	memset(s, 0, sizeof *s);
+	s->ops = ops;
+	s->free = free_ctx;
+	if ((r = make(cfg, &s->ctx)) < 0)
+		return r;
+	if ((r = ops->worker_start(s->ctx, &s->ws)) < 0) {
+		free_ctx(s->ctx);
+		return r;
+	}
+	return 0;
+}
+
+int pl_test_stage_run(struct pl_test_stage *s, void *item, char *why)
+{
+	why[0] = '\0';
+	return s->ops->process(s->ctx, s->ws, item, why, PL_REASON_MAX);
+}
+
+void pl_test_stage_close(struct pl_test_stage *s)
+{
+	s->ops->worker_stop(s->ctx, s->ws);
+	s->free(s->ctx);
 }
 
 /* ------------------------------------------------- crafted image containers */

@@ -5,9 +5,15 @@
 #ifndef PL_TESTUTIL_H
 #define PL_TESTUTIL_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "pool.h"
+
+struct pl_config;
 
 /* mkdtemp under $TMPDIR (or /tmp); returns a malloc'd path. */
 char *pl_test_tmpdir(const char *tag);
@@ -33,6 +39,90 @@ struct pl_test_nginx {
  */
 int  pl_test_nginx_start(struct pl_test_nginx *n, const char *extra_server);
 void pl_test_nginx_stop(struct pl_test_nginx *n);
+
+/* A loopback TCP port that was free a moment ago (nobody listens). */
+int pl_test_free_port(void);
+
+/*
+ * A scripted HTTP/1.1 server thread, for what nginx cannot do: answers in
+ * a given order (500 then 200, 503 then 201), Retry-After, silence, a
+ * trickle, a flood that counts what got out, a request held until the test
+ * releases it, raw bytes that are no valid HTTP.  It serves up to
+ * PL_TEST_SRV_MAXCONN connections at once, one request at a time on each,
+ * reads each request's body (Content-Length) and keeps the first
+ * PL_TEST_SRV_KEEP requests for the test to inspect.
+ *
+ * Fill in the settings, pl_test_srv_start, run the test, pl_test_srv_stop.
+ * The counters and flags are written under mu by the server thread; a
+ * request is counted and kept before it is answered, so once a client has
+ * its answer they are up to date.
+ */
+enum pl_test_srv_mode {
+	PL_TEST_SRV_SCRIPT,	/* request i gets script[min(i, n-1)] */
+	PL_TEST_SRV_SILENT,	/* accept, read, never answer */
+	PL_TEST_SRV_SLOW,	/* 200 with 100 bytes announced, one byte a second */
+	PL_TEST_SRV_FLOOD,	/* 200 and flood_total bytes, counting what got out */
+	PL_TEST_SRV_HOLD,	/* the first request waits for pl_test_srv_release */
+};
+#define PL_TEST_SRV_MAXCONN 8
+#define PL_TEST_SRV_KEEP 16
+
+struct pl_test_req {
+	char method[16], path[512], ctype[128];
+	long clen;		/* Content-Length, -1 without */
+	bool expect;		/* an Expect header came */
+	size_t bodylen;
+	unsigned char *body;
+};
+
+struct pl_test_srv {
+	/* settings */
+	enum pl_test_srv_mode mode;
+	const char *script[8];	/* whole raw responses */
+	size_t nscript;
+	long long flood_total;
+	bool flood_cl;		/* the flood announces its Content-Length */
+	bool close;		/* hang up after every answer */
+	const char *addr;	/* default 127.0.0.1 */
+
+	/* state */
+	int lfd, port, stop[2];
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int accepts, requests;
+	long long sent;		/* what the flood got out */
+	bool handled, holding, release;
+	struct pl_test_req reqs[PL_TEST_SRV_KEEP];
+};
+/* 0 when it listens (port is set), or -errno. */
+int  pl_test_srv_start(struct pl_test_srv *s);
+/* Stops the thread, closes every connection, frees the kept requests. */
+void pl_test_srv_stop(struct pl_test_srv *s);
+/* Wait (up to 20 s) until the server thread sets *flag. */
+bool pl_test_srv_await(struct pl_test_srv *s, bool *flag);
+/* Let a held request (PL_TEST_SRV_HOLD) be answered. */
+void pl_test_srv_release(struct pl_test_srv *s);
+/* requests, read under the lock */
+int  pl_test_srv_requests(struct pl_test_srv *s);
+/* "http://ADDR:PORT" PATH, in a static buffer */
+const char *pl_test_srv_url(const struct pl_test_srv *s, const char *path);
+
+/*
+ * A stage as one pool worker holds it (the stage tests play the pool):
+ * its context from make(), one worker's state from worker_start.
+ */
+struct pl_test_stage {
+	const struct pl_stage_ops *ops;
+	void (*free)(void *ctx);
+	void *ctx, *ws;
+};
+int  pl_test_stage_open(struct pl_test_stage *s, const struct pl_stage_ops *ops,
+			int (*make)(const struct pl_config *, void **), void (*free_ctx)(void *),
+			const struct pl_config *cfg);
+/* process() once; why holds PL_REASON_MAX bytes */
+int  pl_test_stage_run(struct pl_test_stage *s, void *item, char *why);
+void pl_test_stage_close(struct pl_test_stage *s);
 
 /*
  * Image containers crafted byte by byte (the resize pre-check's tests):
