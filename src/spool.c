@@ -143,6 +143,10 @@ struct pl_job {
 	 * until its result comes back (pl_spool_record_remote). */
 	uint64_t *sent;		/* bitmap by line number, nbits long */
 	unsigned long sent_out;
+	/* The lines the feeder has read that are items (bitmap), and how far
+	 * it has read: a result is taken only for a line that is an item. */
+	uint64_t *items;
+	unsigned long read_to;
 };
 
 /* Freeing comes last, where a job's and the spool's lives end. */
@@ -825,7 +829,8 @@ static int job_open_state(struct pl_job *j, const struct stat *st)
 	j->nbits = (unsigned long)st->st_size + 2;
 	if (!j->recorded && !(j->recorded = calloc(j->nbits / 64 + 1, sizeof(uint64_t))))
 		return -ENOMEM;
-	if (!(j->sent = calloc(j->nbits / 64 + 1, sizeof(uint64_t))))
+	if (!(j->sent = calloc(j->nbits / 64 + 1, sizeof(uint64_t))) ||
+	    !(j->items = calloc(j->nbits / 64 + 1, sizeof(uint64_t))))
 		return -ENOMEM;
 	return 0;
 }
@@ -978,6 +983,7 @@ int pl_spool_next_item(struct pl_job *j, struct pl_item **item, const char **bad
 
 		if (r == -ENODATA) {
 			pthread_mutex_lock(&j->lock);
+			j->read_to = j->lineno;
 			j->eof = true;
 			pthread_mutex_unlock(&j->lock);
 			return r;
@@ -1006,6 +1012,10 @@ int pl_spool_next_item(struct pl_job *j, struct pl_item **item, const char **bad
 		}
 		pthread_mutex_lock(&j->lock);	/* remote results mark it too */
 		bool recorded = line_recorded(j, j->lineno);
+		if (j->items && j->lineno < j->nbits) {
+			j->items[j->lineno / 64] |= 1ull << (j->lineno % 64);
+			j->read_to = j->lineno;
+		}
 		pthread_mutex_unlock(&j->lock);
 		if (recorded)
 			continue;
@@ -1257,8 +1267,33 @@ int pl_spool_record_remote(struct pl_spool *s, const char *job, unsigned long li
 		return strchr(job, '/') || faccessat(s->dfd[D_NEW], job, F_OK, AT_SYMLINK_NOFOLLOW) < 0
 		       ? -ENOENT : -EAGAIN;
 	}
-	if (line == 0 || line >= j->nbits || !len || rec[len - 1] != '\n') {
+	if (!len || rec[len - 1] != '\n') {
 		pthread_mutex_unlock(&j->lock);
+		return -EINVAL;
+	}
+	/* Only a line that is one of the job's items gets a record: whoever
+	 * sent this one, JOB.result must not say more than the job does.  A
+	 * line past where the feeder has read may be an item of an earlier run
+	 * of this job, whose result came back first: asked again later. */
+	if (line == 0 || line >= j->nbits || !bit(j->items, line)) {
+		bool later = !j->eof && line > j->read_to && line < j->nbits;
+		unsigned long read_to = j->read_to;
+
+		pthread_mutex_unlock(&j->lock);
+		if (later)
+			return -EAGAIN;
+		if (line == 0)
+			pl_log(LOG_WARNING, "job %s: a result for line 0 rejected: lines count from 1",
+			       job);
+		else if (line >= j->nbits)
+			pl_log(LOG_WARNING, "job %s: a result for line %lu rejected: the job file is "
+			       "too short to have that line", job, line);
+		else if (line > read_to)
+			pl_log(LOG_WARNING, "job %s: a result for line %lu rejected: the job has %lu "
+			       "line%s", job, line, read_to, read_to == 1 ? "" : "s");
+		else
+			pl_log(LOG_WARNING, "job %s: a result for line %lu rejected: that line is "
+			       "blank or a comment, not an item", job, line);
 		return -EINVAL;
 	}
 	if (!line_recorded(j, line)) {
@@ -1406,6 +1441,7 @@ static void job_free(struct pl_job *j)
 		close(j->resfd);
 	pl_crashguard_close(j->guard, 0);
 	free(j->sent);
+	free(j->items);
 	pthread_mutex_destroy(&j->lock);
 	free(j->recorded);
 	pl_nameset_free(&j->names);

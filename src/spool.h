@@ -80,7 +80,9 @@ extern const struct pl_intake pl_spool_intake;
  * job open until pl_spool_record_remote brings the line's record back
  * (thread-safe).  That returns 0 (recorded, or a copy of one recorded),
  * -EAGAIN when the job waits in new/ to be claimed again, -ENOENT when
- * this spool has no such job, -EINVAL for a line the job cannot have.
+ * this spool has no such job, -EINVAL (logged, with why) for a line that
+ * is not one of the job's items, -EAGAIN too for a line the feeder has
+ * not read yet (the result of an earlier run's item).
  * Call pl_spool_set_remote before the first claim.
  */
 void pl_spool_set_remote(struct pl_spool *s);

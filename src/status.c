@@ -65,12 +65,13 @@ void pl_status_log_report(const struct pl_status *s)
 
 		pl_log(LOG_INFO, "stream: %s%s, pulled %llu, in flight %llu, acked %llu, "
 		       "redelivered %llu, dead-lettered %llu; our items published %llu, results "
-		       "back %llu ok, %llu failed", t->connected ? "connected to " : "no server",
+		       "back %llu ok, %llu failed, %llu rejected",
+		       t->connected ? "connected to " : "no server",
 		       t->connected ? t->server : "", (unsigned long long)t->pulled,
 		       (unsigned long long)t->in_flight, (unsigned long long)t->acked,
 		       (unsigned long long)t->redelivered, (unsigned long long)t->dead,
 		       (unsigned long long)t->published, (unsigned long long)s->remote_ok,
-		       (unsigned long long)s->remote_failed);
+		       (unsigned long long)s->remote_failed, (unsigned long long)t->rejected);
 	}
 }
 
@@ -107,11 +108,13 @@ static char *status_json(const struct pl_status *s)
 		pl_strbuf_json(&b, t->connected ? t->server : NULL);
 		pl_strbuf_printf(&b, ", \"pulled\": %llu, \"in_flight\": %llu, \"acked\": %llu, "
 				 "\"redelivered\": %llu, \"dead_lettered\": %llu, "
-				 "\"published\": %llu, \"results_ok\": %llu, \"results_failed\": %llu}",
+				 "\"published\": %llu, \"results_ok\": %llu, \"results_failed\": %llu, "
+				 "\"results_rejected\": %llu}",
 				 (unsigned long long)t->pulled, (unsigned long long)t->in_flight,
 				 (unsigned long long)t->acked, (unsigned long long)t->redelivered,
 				 (unsigned long long)t->dead, (unsigned long long)t->published,
-				 (unsigned long long)s->remote_ok, (unsigned long long)s->remote_failed);
+				 (unsigned long long)s->remote_ok, (unsigned long long)s->remote_failed,
+				 (unsigned long long)t->rejected);
 	}
 	pl_strbuf_str(&b, "\n}\n");
 	return pl_strbuf_take(&b);

@@ -87,6 +87,7 @@ struct pl_stream {
 	atomic_int stopping;		/* 0, STOP_INTAKE, STOP_ALL */
 	atomic_bool closing;		/* our own disconnect: nothing to say */
 	atomic_uint_fast64_t pulled, in_flight, acked, redelivered, dead, published, results;
+	atomic_uint_fast64_t rejected;		/* results for no job or line of ours */
 };
 
 enum { STOP_INTAKE = 1, STOP_ALL = 2 };
@@ -914,10 +915,13 @@ int pl_stream_take_results(struct pl_stream *s, size_t max, int timeout_ms,
 			natsMsg_NakWithDelay(m, NAK_DELAY_NS, NULL);
 			continue;
 		}
-		if (r < 0)
+		if (r == -EINVAL)	/* the spool said why */
+			atomic_fetch_add(&s->rejected, 1);
+		else if (r < 0) {
 			pl_log(LOG_WARNING, "stream: a result for job %s line %lu, which this daemon does "
 			       "not have; dropped", job, line);
-		else
+			atomic_fetch_add(&s->rejected, 1);
+		} else
 			atomic_fetch_add(&s->results, 1);
 		natsMsg_Ack(m, NULL);
 	}
@@ -938,4 +942,5 @@ void pl_stream_stats(struct pl_stream *s, struct pl_stream_stats *st)
 	st->dead = atomic_load(&s->dead);
 	st->published = atomic_load(&s->published);
 	st->results = atomic_load(&s->results);
+	st->rejected = atomic_load(&s->rejected);
 }

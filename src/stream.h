@@ -53,7 +53,9 @@ int  pl_stream_publish_item(struct pl_stream *s, const char *job, uint64_t job_i
 /*
  * Owner: results for our jobs.  For each, record() returns 0 (recorded, or
  * a duplicate: acked), -EAGAIN (the job is not open yet: asked again
- * later) or another -errno (a job we do not have: dropped, logged).
+ * later), -EINVAL (a line the job does not have: dropped; record() logs
+ * why) or another -errno (a job we do not have: dropped, logged).  The
+ * dropped ones are counted (pl_stream_stats rejected).
  */
 typedef int pl_stream_record_fn(void *ud, const char *job, unsigned long line, bool ok,
 				const char *record, size_t len);
@@ -67,6 +69,7 @@ struct pl_stream_stats {
 	bool connected;
 	char server[128];	/* URL of the connected server, "" if none */
 	uint64_t pulled, in_flight, acked, redelivered, dead, published, results;
+	uint64_t rejected;	/* results dropped: no such job or line here */
 };
 void pl_stream_stats(struct pl_stream *s, struct pl_stream_stats *st);
 

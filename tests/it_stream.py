@@ -11,10 +11,17 @@ on the stream that is not an item (published by hand with the test's own
 NATS client, as a producer without a filesystem would) is failed to the
 owner it names — who has no such job and says so — or dead-lettered when
 it names none, never crashes a daemon, and both stop cleanly.
+
+Then forged results (published by hand to a daemon's results subject
+while its job is open: one item hangs on a socket that never answers) for
+lines the job does not have — past its end, its comment line, line 0 —
+are rejected, logged with job, line and reason, and counted in
+status.json; JOB.result holds exactly the job's items.
 """
 import json
 import os
 import signal
+import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -75,5 +82,56 @@ def t_two_daemons_share_a_stream():
         root.cleanup()
 
 
+def t_results_for_lines_a_job_lacks():
+    plnats.require_server()
+    env = pl.Env("stream-rej")
+    srv = plnats.NatsServer(env.root).start()
+    hang = socket.socket()      # accepts (the kernel does) and never answers
+    hang.bind(("127.0.0.1", 0))
+    hang.listen(4)
+    d = None
+    try:
+        text = env.write_config(extra_top=(
+            'stream = { servers = [ "%s" ]; node = "n0"; ack_wait = 30.0; };' % srv.url))
+        pl.Env.write_file(env.conf, text.replace(
+            'protocols = [ "file" ];',
+            'protocols = [ "file", "http" ]; allow_private = true; timeout = 120.0; '
+            'low_speed_time = 120.0;'))
+        imgs = env.image_set(2)
+        d = pl.Daemon(env)
+        d.wait_line(r"stream: consuming", 30)
+        # line 1 a comment, 2-3 items, 4 an item that hangs until the socket closes
+        env.submit("jobR", ["# a comment", "file://%s r1" % imgs[0], "file://%s r2" % imgs[1],
+                            "http://127.0.0.1:%d/hang.jpg r3" % hang.getsockname()[1]])
+        pl.wait_for(lambda: len(env.records("jobR")) == 2, 60, "jobR's two good items recorded")
+        pl.check(env.where("jobR") == "cur", "jobR not open in cur/ but in %s" % env.where("jobR"))
+        forged = (b'{"line":%d,"source":"file:///x","name":"x","status":"ok","outputs":[],'
+                  b'"error":null,"milliseconds":1}\n')
+        with plnats.Client(srv.url) as cl:
+            for line in (9, 1, 0):
+                cl.js_publish("pipelined.results.n0", forged % line, {"Pipelined-Job": "jobR"})
+        d.wait_line(r"job jobR: a result for line 9 rejected: the job has \d+ lines?", 30)
+        d.wait_line(r"job jobR: a result for line 1 rejected: that line is blank or a comment", 30)
+        d.wait_line(r"job jobR: a result for line 0 rejected", 30)
+        hang.close()            # the hanging item fails: the job ends
+        pl.wait_for(lambda: env.where("jobR") == "failed", 120, "jobR in failed/")
+        recs = env.records("jobR")
+        pl.check(sorted(r["line"] for r in recs) == [2, 3, 4], "jobR's lines recorded: %r"
+                 % sorted(r["line"] for r in recs))
+        d.signal(signal.SIGUSR1)
+        pl.wait_for(lambda: ((env.status() or {}).get("stream") or {}).get("results_rejected")
+                    == 3, 30, "status.json: stream.results_rejected 3")
+        d.signal(signal.SIGTERM)
+        pl.check(d.wait(60) == 0, "exit status")
+        pl.check(d.count(r"AddressSanitizer|runtime error") == 0, "sanitizer report")
+    finally:
+        hang.close()
+        if d:
+            d.stop()
+        srv.kill()
+        env.cleanup()
+
+
 if __name__ == "__main__":
-    pl.main([("two daemons share one stream", t_two_daemons_share_a_stream)])
+    pl.main([("two daemons share one stream", t_two_daemons_share_a_stream),
+             ("results for lines a job lacks are rejected", t_results_for_lines_a_job_lacks)])
