@@ -42,6 +42,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,6 +88,8 @@ struct dl_ctx {
 	pthread_mutex_t lock;	/* guards hosts[] */
 	struct host_slot *hosts;
 	size_t nhosts, caphosts;
+
+	atomic_uint_fast64_t bytes;	/* sources fetched, for the metrics */
 };
 
 struct worker {
@@ -1015,6 +1018,8 @@ static int process(void *vctx, void *wstate, void *vitem, char *why, size_t whyl
 		*s = (char)tolower((unsigned char)*s);
 	r = fetch_http(w, it, host, why, whylen);
 out:
+	if (r == 0)
+		atomic_fetch_add_explicit(&c->bytes, it->len, memory_order_relaxed);
 	curl_free(scheme);
 	curl_free(host);
 	curl_free(path);
@@ -1027,6 +1032,13 @@ const struct pl_stage_ops pl_download_ops = {
 	.worker_stop = worker_stop,
 	.process = process,
 };
+
+uint64_t pl_download_bytes(void *ctx)
+{
+	struct dl_ctx *c = ctx;
+
+	return atomic_load_explicit(&c->bytes, memory_order_relaxed);
+}
 
 int pl_download_new(const struct pl_config *cfg, void **ctx)
 {

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "pool.h"
 
@@ -19,6 +20,9 @@ void pl_download_global_cleanup(void);
 
 int  pl_download_new(const struct pl_config *cfg, void **ctx);
 void pl_download_free(void *ctx);
+/* Bytes of the sources fetched so far (each once, failed attempts not
+ * counted). */
+uint64_t pl_download_bytes(void *ctx);
 extern const struct pl_stage_ops pl_download_ops;
 
 /*

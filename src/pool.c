@@ -18,7 +18,9 @@
  *   when the item is due takes it.  The item stays unfinished in the input
  *   queue meanwhile, so the ordered drain waits for it.
  * - Stats are atomics (and a lock-free latency ring) so a status report
- *   never pauses the workers.
+ *   never pauses the workers.  The processing-time histogram is one
+ *   relaxed increment of a fixed bucket per item, cumulative since the
+ *   start as a Prometheus histogram wants it.
  * - Batches, only where they cannot hurt.  On 2 cores, a pipeline whose
  *   items take microseconds spends its time handing items over: every
  *   hand-off to a sleeping worker is a futex wake and a context switch
@@ -84,6 +86,13 @@ struct pl_pool {
 	atomic_uint_fast64_t avg_ns;	/* moving average of process() time */
 	atomic_uint lat_next;
 	atomic_uint lat[LAT_WINDOW];	/* µs, saturating */
+	atomic_uint_fast64_t retried;
+	atomic_uint_fast64_t hist[PL_POOL_HIST_N + 1], hist_sum_us;
+};
+
+const uint32_t pl_pool_hist_bounds_us[PL_POOL_HIST_N] = {
+	1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+	1000000, 2500000, 5000000, 10000000, 30000000, 60000000,
 };
 
 static uint64_t now_us(void)
@@ -142,10 +151,14 @@ static void *heap_pop(struct pl_pool *p)
 
 static void record_latency(struct pl_pool *p, uint64_t us)
 {
-	unsigned slot = atomic_fetch_add_explicit(&p->lat_next, 1, memory_order_relaxed);
+	unsigned slot = atomic_fetch_add_explicit(&p->lat_next, 1, memory_order_relaxed), b;
 
 	atomic_store_explicit(&p->lat[slot % LAT_WINDOW], us > UINT32_MAX ? UINT32_MAX : (unsigned)us,
 			      memory_order_relaxed);
+	for (b = 0; b < PL_POOL_HIST_N && us > pl_pool_hist_bounds_us[b]; b++)
+		;
+	atomic_fetch_add_explicit(&p->hist[b], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&p->hist_sum_us, us, memory_order_relaxed);
 }
 
 /* Run process() on one item; its outcome: 0 pass on, > 0 retry (already
@@ -170,6 +183,7 @@ static int run_one(struct pl_pool *p, struct worker *w, void *ws, void *item)
 	atomic_store_explicit(&p->avg_ns, avg, memory_order_relaxed);
 
 	if (r > 0) {
+		atomic_fetch_add_explicit(&p->retried, 1, memory_order_relaxed);
 		pthread_mutex_lock(&p->lock);
 		int pr = heap_push(p, item, t1 + (uint64_t)r * 1000u);
 		pthread_cond_broadcast(&p->changed);
@@ -471,6 +485,10 @@ void pl_pool_stats(struct pl_pool *p, struct pl_stage_stats *st)
 	st->done = atomic_load(&p->done);
 	st->failed = atomic_load(&p->failed);
 	st->progress_us = atomic_load(&p->progress_us);
+	st->retried = atomic_load_explicit(&p->retried, memory_order_relaxed);
+	for (unsigned i = 0; i <= PL_POOL_HIST_N; i++)
+		st->hist[i] = atomic_load_explicit(&p->hist[i], memory_order_relaxed);
+	st->hist_sum_us = atomic_load_explicit(&p->hist_sum_us, memory_order_relaxed);
 	/* a worker stuck inside one item shows here even while its siblings
 	 * keep the stage's progress going (the watchdog looks at both) */
 	pthread_mutex_lock(&p->lock);

@@ -42,6 +42,11 @@ struct pl_sink {
 	int  (*pass_many)(void *ud, void **items, size_t n, size_t *done);
 };
 
+/* Bounds of the processing-time histogram, in µs (pool.c): what a stage
+ * takes spans a local file (a millisecond) to a slow upload (a minute). */
+#define PL_POOL_HIST_N 15
+extern const uint32_t pl_pool_hist_bounds_us[PL_POOL_HIST_N];
+
 struct pl_stage_stats {
 	unsigned width;		/* workers wanted */
 	unsigned alive;		/* worker threads running */
@@ -54,6 +59,12 @@ struct pl_stage_stats {
 	uint64_t progress_us;	/* monotonic time of the last process() return */
 	uint64_t oldest_busy_us;/* start of the longest-running current item, 0 = none */
 	double   p50_ms, p95_ms;/* latency of process() over a recent window */
+	uint64_t retried;	/* process() returns that asked for a retry */
+	/* Every process() call since the start: how many took at most
+	 * bound i (hist[i], not cumulative; hist[PL_POOL_HIST_N] took longer)
+	 * and their total time. */
+	uint64_t hist[PL_POOL_HIST_N + 1];
+	uint64_t hist_sum_us;
 };
 
 struct pl_pool;

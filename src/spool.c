@@ -99,6 +99,7 @@ struct pl_spool {
 	atomic_bool rescan;	/* new/ may hold names the list lacks */
 	atomic_bool interrupted;/* a stop: long reads give up */
 	atomic_ulong rejected;	/* entries of new/ moved to failed/ */
+	atomic_ulong jobs_done, jobs_failed;	/* moved to done/, failed/ */
 
 	pthread_mutex_t lock;	/* everything below */
 	char **names;		/* sorted names of the last scan of new/ */
@@ -496,11 +497,18 @@ static unsigned long count_lines_at(int dfd, const char *name)
 
 int pl_spool_count_pending(struct pl_spool *s, unsigned long *items)
 {
+	unsigned long jobs;
+
+	return pl_spool_count_waiting(s, &jobs, items);
+}
+
+int pl_spool_count_waiting(struct pl_spool *s, unsigned long *jobs, unsigned long *items)
+{
 	char resname[NAME_MAX + 1], **names;
 	size_t n;
 	int r = list_dir(s, D_NEW, &names, &n);
 
-	*items = 0;
+	*jobs = *items = 0;
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n && !atomic_load(&s->interrupted); i++) {
@@ -512,6 +520,7 @@ int pl_spool_count_pending(struct pl_spool *s, unsigned long *items)
 			continue;
 		lines = count_items(s, f);
 		fclose(f);
+		++*jobs;
 		/* A job resumed later skips what it already recorded. */
 		if (snprintf(resname, sizeof resname, "%s%s", names[i], RESULT_SUFFIX) <
 		    (int)sizeof resname)
@@ -525,6 +534,12 @@ int pl_spool_count_pending(struct pl_spool *s, unsigned long *items)
 unsigned long pl_spool_rejected(const struct pl_spool *s)
 {
 	return atomic_load(&s->rejected);
+}
+
+void pl_spool_jobs_finished(struct pl_spool *s, unsigned long *done, unsigned long *failed)
+{
+	*done = atomic_load(&s->jobs_done);
+	*failed = atomic_load(&s->jobs_failed);
 }
 
 /* ---- claim: new/ -> cur/ -------------------------------------------- */
@@ -1088,6 +1103,7 @@ static void finish_files(struct pl_job *j)
 	}
 	fsync(s->dfd[D_CUR]);
 	fsync(dest);
+	atomic_fetch_add(failed ? &s->jobs_failed : &s->jobs_done, 1);
 	pl_crashguard_close(j->guard, 1);
 	j->guard = NULL;
 	pl_log(LOG_INFO, "job %s finished: %lu ok, %lu failed; moved to %s/", j->name, j->ok,

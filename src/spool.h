@@ -47,6 +47,12 @@ int  pl_spool_claim(struct pl_spool *s, struct pl_job **job);
 int  pl_spool_next_item(struct pl_job *job, struct pl_item **item, const char **bad);
 /* Items-left count of the jobs waiting in new/ (for --once progress). */
 int  pl_spool_count_pending(struct pl_spool *s, unsigned long *items);
+/* The same pass, also counting the jobs (the metrics' spool backlog).  It
+ * reads every waiting job: call it where a slow answer harms nobody. */
+int  pl_spool_count_waiting(struct pl_spool *s, unsigned long *jobs, unsigned long *items);
+/* Jobs this daemon moved to done/ and to failed/ since it opened the spool.
+ * Safe from any thread. */
+void pl_spool_jobs_finished(struct pl_spool *s, unsigned long *done, unsigned long *failed);
 /* A stop: reading and counting give up soon (-EINTR), however big the file.
  * Safe from any thread. */
 void pl_spool_interrupt(struct pl_spool *s);

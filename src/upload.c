@@ -32,6 +32,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -65,6 +66,7 @@ struct upload {
 	char *endpoint;		/* s3: without a trailing '/' */
 	char *sigv4;		/* s3: "aws:amz:REGION:s3" */
 	char *access, *secret;	/* s3: from the credentials file */
+	atomic_uint_fast64_t bytes;	/* outputs stored, for the metrics */
 };
 
 struct worker {
@@ -573,7 +575,7 @@ static int retry_or_fail(const struct upload *u, struct worker *w, struct pl_ite
 
 static int up_process(void *ctx, void *wstate, void *item, char *why, size_t whylen)
 {
-	const struct upload *u = ctx;
+	struct upload *u = ctx;
 	struct worker *w = wstate;
 	struct pl_item *it = item;
 
@@ -593,6 +595,7 @@ static int up_process(void *ctx, void *wstate, void *item, char *why, size_t why
 		if (o.err < 0)
 			return retry_or_fail(u, w, it, &o, why);
 		it->done_mask |= bit;
+		atomic_fetch_add_explicit(&u->bytes, it->outputs[i].len, memory_order_relaxed);
 	}
 	it->attempts = 0;
 	return 0;
@@ -730,6 +733,13 @@ static int read_credentials(const char *path, char **access, char **secret)
 }
 
 /* ---- setup -------------------------------------------------------------- */
+
+uint64_t pl_upload_bytes(void *ctx)
+{
+	struct upload *u = ctx;
+
+	return atomic_load_explicit(&u->bytes, memory_order_relaxed);
+}
 
 void pl_upload_free(void *ctx)
 {

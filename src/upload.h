@@ -6,6 +6,8 @@
 #ifndef PL_UPLOAD_H
 #define PL_UPLOAD_H
 
+#include <stdint.h>
+
 #include "pool.h"
 
 struct pl_config;
@@ -13,6 +15,8 @@ struct pl_item;
 
 int  pl_upload_new(const struct pl_config *cfg, void **ctx);
 void pl_upload_free(void *ctx);
+/* Bytes of the outputs stored so far (each once, retries not counted). */
+uint64_t pl_upload_bytes(void *ctx);
 extern const struct pl_stage_ops pl_upload_ops;
 
 #endif
