@@ -741,6 +741,81 @@ static void variants(struct ctx *c, const config_setting_t *s, const char *k, vo
 	}
 }
 
+/* ---- where systemd puts things ----------------------------------------- */
+
+/*
+ * systemd hands a service its directories in the environment
+ * ($RUNTIME_DIRECTORY, $STATE_DIRECTORY, $CONFIGURATION_DIRECTORY,
+ * $CREDENTIALS_DIRECTORY; systemd.exec(5)), each possibly a colon-separated
+ * list when the unit names several: the first is the daemon's.  Following
+ * them makes a user unit (systemctl --user), where /run/pipelined is not
+ * writable, work without a single path in the file.  Only an absolute
+ * value counts: anything else was not set by systemd.
+ */
+int pl_config_env_dir(const char *var, char *buf, size_t size)
+{
+	const char *v = getenv(var);
+	size_t n;
+
+	if (!v || v[0] != '/')
+		return -ENOENT;
+	n = strcspn(v, ":");
+	if (n >= size)
+		return -ENAMETOOLONG;
+	memcpy(buf, v, n);
+	buf[n] = '\0';
+	return 0;
+}
+
+/*
+ * A credential file: an absolute path, or the bare name of a credential
+ * the unit passes in with LoadCredential=/LoadCredentialEncrypted=, read
+ * from $CREDENTIALS_DIRECTORY.  Resolved here, at load, so that every user
+ * of the setting opens one absolute path and -t names a missing directory.
+ */
+static void credential_in(struct ctx *c, const config_setting_t *s, const char *k, void *dst,
+			  bool empty_ok)
+{
+	const char *v = get_str(c, s, k);
+	char dir[PATH_MAX], path[PATH_MAX];
+
+	if (!v)
+		return;
+	if (!*v && !empty_ok) {
+		report(c, s, "%s: must not be empty", k);
+		return;
+	}
+	if (!*v || v[0] == '/') {
+		set_str(c, dst, v);
+		return;
+	}
+	if (strchr(v, '/') || strcmp(v, "..") == 0 || strcmp(v, ".") == 0) {
+		report(c, s, "%s: \"%s\" is neither an absolute path nor a credential name", k, v);
+		return;
+	}
+	if (pl_config_env_dir("CREDENTIALS_DIRECTORY", dir, sizeof dir) < 0) {
+		report(c, s, "%s: \"%s\" is not an absolute path, and $CREDENTIALS_DIRECTORY "
+			     "is not set (LoadCredential= in the unit sets it)", k, v);
+		return;
+	}
+	if (snprintf(path, sizeof path, "%s/%s", dir, v) >= (int)sizeof path) {
+		report(c, s, "%s: \"%s/%s\" is too long", k, dir, v);
+		return;
+	}
+	set_str(c, dst, path);
+}
+
+static void credential(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
+{
+	credential_in(c, s, k, dst, false);
+}
+
+/* The stream's: "" is none. */
+static void credential_opt(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
+{
+	credential_in(c, s, k, dst, true);
+}
+
 /* ---- the settings ------------------------------------------------------- */
 
 /* In the order of man/pipeline.conf.5; a group's row comes before its
@@ -790,7 +865,7 @@ static const struct setting settings[] = {
 	{ "upload.s3.endpoint",       CONF(upload.s3.endpoint), .read = s3_endpoint },
 	{ "upload.s3.region",         CONF(upload.s3.region), .read = s3_region,
 				      .def_str = "us-east-1" },
-	{ "upload.s3.credentials",    CONF(upload.s3.credentials) },
+	{ "upload.s3.credentials",    CONF(upload.s3.credentials), .read = credential },
 
 	{ "stream",                   GROUP, .check = stream_rules },
 	{ "stream.servers",           CONF(stream.servers), .read = servers, .required = true },
@@ -802,10 +877,10 @@ static const struct setting settings[] = {
 	{ "stream.max_deliver",       CONF(stream.max_deliver), RANGE(2, 1000), .def = 20 },
 	{ "stream.max_ack_pending",   CONF(stream.max_ack_pending), RANGE(1, 1000000), .def = 1000 },
 	{ "stream.replicas",          CONF(stream.replicas), RANGE(1, 5), .def = 1 },
-	{ "stream.credentials",       CONF(stream.credentials), .empty_ok = true },
-	{ "stream.tls_ca",            CONF(stream.tls_ca), .empty_ok = true },
-	{ "stream.tls_cert",          CONF(stream.tls_cert), .empty_ok = true },
-	{ "stream.tls_key",           CONF(stream.tls_key), .empty_ok = true },
+	{ "stream.credentials",       CONF(stream.credentials), .read = credential_opt },
+	{ "stream.tls_ca",            CONF(stream.tls_ca), .read = credential_opt },
+	{ "stream.tls_cert",          CONF(stream.tls_cert), .read = credential_opt },
+	{ "stream.tls_key",           CONF(stream.tls_key), .read = credential_opt },
 };
 
 /* ---- what the rows give ------------------------------------------------- */
@@ -1073,12 +1148,40 @@ static void upload_rules(struct ctx *c, const config_setting_t *g, const char *k
 	}
 }
 
+/*
+ * The directories a setting does not give: explicit setting > the
+ * directory systemd passes in the environment > the built-in default
+ * (pipeline.conf(5), "Top level").  $STATE_DIRECTORY holds spool/ and the
+ * default local upload target out/, as /var/lib/pipelined does.
+ */
+static void env_defaults(struct ctx *c, const config_setting_t *root)
+{
+	const config_setting_t *up = config_setting_get_member(root, "upload");
+	char dir[PATH_MAX], v[PATH_MAX + 64];
+
+	if (!config_setting_get_member(root, "runtime") &&
+	    pl_config_env_dir("RUNTIME_DIRECTORY", dir, sizeof dir) == 0)
+		set_str(c, &c->cfg->runtime, dir);
+	if (pl_config_env_dir("STATE_DIRECTORY", dir, sizeof dir) < 0)
+		return;
+	if (!config_setting_get_member(root, "spool")) {
+		snprintf(v, sizeof v, "%s/spool", dir);
+		set_str(c, &c->cfg->spool, v);
+	}
+	/* a path with template or URL syntax in it keeps the built-in url */
+	if ((!up || !config_setting_get_member(up, "url")) && !strpbrk(dir, "{}%?# ")) {
+		snprintf(v, sizeof v, "file://%s/out/{job}/{name}-{variant}.{ext}", dir);
+		set_str(c, &c->cfg->upload.url, v);
+	}
+}
+
 static void load_root(struct ctx *c)
 {
 	const config_setting_t *root = pl_cfgfile_root(c->f);
 	const config_setting_t *up = config_setting_get_member(root, "upload");
 
 	walk(c, root, "", "", settings, NROWS(settings), c->cfg);
+	env_defaults(c, root);
 	if (up && config_setting_type(up) == CONFIG_TYPE_GROUP)
 		upload_rules(c, up, "upload");
 }
@@ -1108,9 +1211,17 @@ int pl_config_load(const char *path, pl_config_report_fn *report_fn, void *ud,
 {
 	struct ctx c = { .report = report_fn, .ud = ud };
 	struct pl_config *cfg = NULL;
+	char dir[PATH_MAX], full[PATH_MAX];
 	int r;
 
 	*out = NULL;
+	/* under systemd, a relative -c names a file in the configuration
+	 * directory (the working directory there is / anyway) */
+	if (path[0] != '/' && pl_config_env_dir("CONFIGURATION_DIRECTORY", dir, sizeof dir) == 0) {
+		if (snprintf(full, sizeof full, "%s/%s", dir, path) >= (int)sizeof full)
+			return -ENAMETOOLONG;
+		path = full;
+	}
 	r = pl_cfgfile_open(path, emit, &c, &c.f);
 	if (r < 0)
 		goto out;

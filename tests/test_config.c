@@ -47,6 +47,11 @@ static void collect(void *ud, const char *msg)
 
 static void setup(void)
 {
+	/* what systemd would pass: each case that wants one sets it */
+	unsetenv("RUNTIME_DIRECTORY");
+	unsetenv("STATE_DIRECTORY");
+	unsetenv("CONFIGURATION_DIRECTORY");
+	unsetenv("CREDENTIALS_DIRECTORY");
 	dir = pl_test_tmpdir("config");
 	ck_assert_ptr_nonnull(dir);
 	snprintf(path, sizeof path, "%s/pipeline.conf", dir);
@@ -1059,7 +1064,8 @@ START_TEST(s3_values)
 	expect(0, 4, "upload.s3.endpoint: \"s3.example.net\" is not an http:// or https:// URL");
 	expect(1, 5, "upload.s3.region: \"EU West\" is not a region name "
 		     "(lower-case letters, digits, '-')");
-	expect(2, 6, "upload.s3.credentials: \"s3.cred\" is not an absolute path");
+	expect(2, 6, "upload.s3.credentials: \"s3.cred\" is not an absolute path, and "
+		     "$CREDENTIALS_DIRECTORY is not set (LoadCredential= in the unit sets it)");
 	ck_assert_int_eq(ms.n, 3);
 }
 END_TEST
@@ -1106,6 +1112,92 @@ START_TEST(all_errors_reported)
 }
 END_TEST
 
+/* Explicit setting > systemd's directory > built-in default; the first of
+ * a colon-separated list. */
+START_TEST(systemd_directories)
+{
+	setenv("RUNTIME_DIRECTORY", "/run/user/1000/pipelined:/run/other", 1);
+	setenv("STATE_DIRECTORY", "/var/lib/pl", 1);
+	ck_assert_int_eq(load(""), 0);
+	ck_assert_str_eq(cfg->runtime, "/run/user/1000/pipelined");
+	ck_assert_str_eq(cfg->spool, "/var/lib/pl/spool");
+	ck_assert_str_eq(cfg->upload.url, "file:///var/lib/pl/out/{job}/{name}-{variant}.{ext}");
+	pl_config_free(cfg);
+	cfg = NULL;
+	ck_assert_int_eq(load("spool = \"/s\";\nruntime = \"/r\";\n"
+			      "upload = { url = \"file:///o/{job}/{name}.{ext}\"; };\n"), 0);
+	ck_assert_str_eq(cfg->runtime, "/r");
+	ck_assert_str_eq(cfg->spool, "/s");
+	ck_assert_str_eq(cfg->upload.url, "file:///o/{job}/{name}.{ext}");
+	pl_config_free(cfg);
+	cfg = NULL;
+	setenv("RUNTIME_DIRECTORY", "relative", 1);	/* not systemd's: ignored */
+	unsetenv("STATE_DIRECTORY");
+	ck_assert_int_eq(load(""), 0);
+	ck_assert_str_eq(cfg->runtime, "/run/pipelined");
+	ck_assert_str_eq(cfg->spool, "/var/lib/pipelined/spool");
+}
+END_TEST
+
+/* A relative -c names a file in $CONFIGURATION_DIRECTORY. */
+START_TEST(relative_path_in_configuration_directory)
+{
+	write_at(path, "runtime = \"/r\";\n");
+	setenv("CONFIGURATION_DIRECTORY", dir, 1);
+	ck_assert_int_eq(pl_config_load("pipeline.conf", collect, &ms, &cfg), 0);
+	ck_assert_str_eq(cfg->runtime, "/r");
+	ck_assert_str_eq(cfg->path, path);
+}
+END_TEST
+
+/* A credential's bare name is read from $CREDENTIALS_DIRECTORY. */
+START_TEST(credentials_directory)
+{
+	const char *text = "upload = {\n"
+			   "  url = \"s3://b/{job}/{name}-{variant}.{ext}\";\n"
+			   "  s3 = {\n"
+			   "    endpoint = \"http://127.0.0.1:9000\";\n"
+			   "    credentials = \"s3.cred\";\n"
+			   "  };\n"
+			   "};\n"
+			   "stream = {\n"
+			   "  servers = [ \"nats://127.0.0.1:4222\" ];\n"
+			   "  credentials = \"nats.creds\";\n"
+			   "  tls_ca = \"/etc/ssl/ca.pem\";\n"
+			   "};\n";
+
+	setenv("CREDENTIALS_DIRECTORY", "/run/credentials/pipelined.service", 1);
+	ck_assert_int_eq(load(text), 0);
+	ck_assert_str_eq(cfg->upload.s3.credentials, "/run/credentials/pipelined.service/s3.cred");
+	ck_assert_str_eq(cfg->stream.credentials, "/run/credentials/pipelined.service/nats.creds");
+	ck_assert_str_eq(cfg->stream.tls_ca, "/etc/ssl/ca.pem");
+	ck_assert_str_eq(cfg->stream.tls_cert, "");	/* the default: none */
+	pl_config_free(cfg);
+	cfg = NULL;
+	unsetenv("CREDENTIALS_DIRECTORY");
+	ck_assert_int_eq(load(text), -EINVAL);
+	expect(0, 5, "upload.s3.credentials: \"s3.cred\" is not an absolute path, and "
+		     "$CREDENTIALS_DIRECTORY is not set (LoadCredential= in the unit sets it)");
+	expect(1, 10, "stream.credentials: \"nats.creds\" is not an absolute path, and "
+		      "$CREDENTIALS_DIRECTORY is not set (LoadCredential= in the unit sets it)");
+	ck_assert_int_eq(ms.n, 2);
+}
+END_TEST
+
+START_TEST(credential_name_with_a_slash)
+{
+	setenv("CREDENTIALS_DIRECTORY", "/run/credentials/x", 1);
+	one_error("upload = {\n"
+		  "  url = \"s3://b/{job}/{name}-{variant}.{ext}\";\n"
+		  "  s3 = {\n"
+		  "    endpoint = \"http://127.0.0.1:9000\";\n"
+		  "    credentials = \"../s3.cred\";\n"
+		  "  };\n"
+		  "};\n", 5,
+		  "upload.s3.credentials: \"../s3.cred\" is neither an absolute path nor a credential name");
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("config");
@@ -1128,6 +1220,10 @@ static Suite *suite(void)
 	tcase_add_test(ok, include_relative_to_the_config_folder);
 	tcase_add_test(ok, format_names);
 	tcase_add_test(ok, value_rules_for_stages);
+	tcase_add_test(ok, systemd_directories);
+	tcase_add_test(ok, relative_path_in_configuration_directory);
+	tcase_add_test(ok, credentials_directory);
+	tcase_add_test(bad, credential_name_with_a_slash);
 	tcase_add_test(file, missing_file);
 	tcase_add_test(file, directory_is_not_a_file);
 	tcase_add_test(file, parse_error_line);
