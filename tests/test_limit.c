@@ -1,0 +1,118 @@
+/*
+ * test_limit.c — the adaptive concurrency limit on a fake clock: it grows
+ * while latency stays at its floor and the limit is used, backs off on
+ * drops and on latency growth, never leaves [min, max], and recovers.
+ */
+#include <check.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "limit.h"
+
+/* n windows' worth of requests at latency lat_us, each finishing with
+ * `inflight` in flight (the caller's full use: the current limit). */
+static uint64_t run(struct pl_limit *l, uint64_t t, int n, uint64_t lat_us, bool use_all)
+{
+	for (int i = 0; i < n; i++) {
+		t += 10000;	/* 10 ms between completions */
+		pl_limit_sample(l, t, lat_us, false, use_all ? pl_limit_get(l) : 1);
+	}
+	return t;
+}
+
+START_TEST(grows_while_latency_is_flat)
+{
+	struct pl_limit l;
+	uint64_t t = 1000;
+
+	pl_limit_init(&l, 1, 64, 3, t);
+	t = run(&l, t, 3000, 250000, true);
+	ck_assert_uint_eq(pl_limit_get(&l), 64);	/* reached max, never past */
+}
+END_TEST
+
+START_TEST(unused_limit_does_not_grow)
+{
+	struct pl_limit l;
+	uint64_t t = 1000;
+
+	pl_limit_init(&l, 1, 64, 8, t);
+	t = run(&l, t, 400, 1000, false);
+	ck_assert_uint_le(pl_limit_get(&l), 8);
+}
+END_TEST
+
+START_TEST(drops_cut_and_it_recovers)
+{
+	struct pl_limit l;
+	uint64_t t = 1000;
+	unsigned before, after;
+
+	pl_limit_init(&l, 1, 64, 3, t);
+	t = run(&l, t, 300, 50000, true);
+	before = pl_limit_get(&l);
+	ck_assert_uint_gt(before, 3);
+	pl_limit_sample(&l, t += 1000, 1000, true, before);
+	after = pl_limit_get(&l);
+	ck_assert_uint_lt(after, before);
+	/* a burst of drops in the same window cuts once */
+	for (int i = 0; i < 10; i++)
+		pl_limit_sample(&l, t += 100, 1000, true, after);
+	ck_assert_uint_eq(pl_limit_get(&l), after);
+	/* persistent drops keep cutting, down to min and not below */
+	for (int i = 0; i < 200; i++)
+		pl_limit_sample(&l, t += 200000, 1000, true, 1);
+	ck_assert_uint_eq(pl_limit_get(&l), 1);
+	/* healthy again: recovers */
+	t = run(&l, t, 600, 50000, true);
+	ck_assert_uint_ge(pl_limit_get(&l), before);
+}
+END_TEST
+
+START_TEST(latency_growth_backs_off)
+{
+	struct pl_limit l;
+	uint64_t t = 1000;
+	unsigned before;
+
+	pl_limit_init(&l, 2, 64, 16, t);
+	t = run(&l, t, 100, 20000, true);
+	before = pl_limit_get(&l);
+	t = run(&l, t, 30, 200000, true);	/* ten times the floor */
+	ck_assert_uint_lt(pl_limit_get(&l), before);
+	ck_assert_uint_ge(pl_limit_get(&l), 2);
+}
+END_TEST
+
+START_TEST(bounds)
+{
+	struct pl_limit l;
+
+	pl_limit_init(&l, 0, 0, 99, 0);
+	ck_assert_uint_eq(pl_limit_get(&l), 1);
+	pl_limit_init(&l, 2, 10, 99, 0);
+	ck_assert_uint_eq(pl_limit_get(&l), 10);
+	pl_limit_set_bounds(&l, 2, 4);
+	ck_assert_uint_eq(pl_limit_get(&l), 4);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("limit");
+	TCase *tc = tcase_create("limit");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_test(tc, grows_while_latency_is_flat);
+	tcase_add_test(tc, unused_limit_does_not_grow);
+	tcase_add_test(tc, drops_cut_and_it_recovers);
+	tcase_add_test(tc, latency_growth_backs_off);
+	tcase_add_test(tc, bounds);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
