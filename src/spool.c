@@ -897,8 +897,9 @@ static int job_open(struct pl_spool *s, const char *name, struct pl_job **out,
 
 /* ---- read: one item at a time --------------------------------------- */
 
-/* One line into j->buf without its "\n" (or "\r\n").  Keeps one byte more
- * than allowed so that "too long" is known; the rest is skipped. */
+/* One line into j->buf without its "\n" (pl_jobline_judge drops a "\r").
+ * Keeps one byte more than allowed so that "too long" is known; the rest is
+ * skipped. */
 static int read_line(struct pl_job *j, size_t *len, bool *toolong)
 {
 	size_t n = 0;
@@ -925,11 +926,6 @@ static int read_line(struct pl_job *j, size_t *len, bool *toolong)
 		return -EIO;
 	if (!any)
 		return -ENODATA;
-	if (!*toolong && n > 0 && j->buf[n - 1] == '\r')
-		n--;
-	if (n > PL_JOBLINE_MAX)
-		*toolong = true;
-	j->buf[n] = '\0';
 	*len = n;
 	return 0;
 }
@@ -990,7 +986,7 @@ int pl_spool_next_item(struct pl_job *j, struct pl_item **item, const char **bad
 	*item = NULL;
 	*bad = NULL;
 	for (;;) {
-		char *src = NULL, *explicit = NULL;
+		char *src = NULL;
 		const char *why = NULL;
 		bool toolong;
 		size_t len;
@@ -1011,20 +1007,11 @@ int pl_spool_next_item(struct pl_job *j, struct pl_item **item, const char **bad
 			return r;
 		}
 		j->lineno++;
-		pl_jobline_quote(j->buf, len, quoted);
-		if (toolong) {
-			if (pl_jobline_blank(j->buf))
-				continue;
-			why = "line too long";
-		} else if (memchr(j->buf, '\0', len)) {
-			why = "NUL byte in line";
-		} else {
-			r = pl_jobline_parse(j->buf, &src, &explicit, &why);
-			if (r == 0)
-				continue;
-			if (r > 0 && (r = pl_jobline_unique_name(&j->names, src, explicit, name, &why)) < 0)
-				return r;
-		}
+		r = pl_jobline_judge(j->buf, len, toolong, &j->names, &src, name, quoted, &why);
+		if (r < 0)
+			return r;
+		if (r == 0)
+			continue;
 		pthread_mutex_lock(&j->lock);	/* remote results mark it too */
 		bool recorded = line_recorded(j, j->lineno);
 		if (j->items && j->lineno < j->nbits) {
