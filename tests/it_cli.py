@@ -12,12 +12,8 @@ since it writes below /var/lib/pipelined).  Also the
 stderr a pipe there is no "\\r" in the output.  Runs in a few seconds.
 """
 import os
-import pty
 import re
-import select
-import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pltest as pl  # noqa: E402
@@ -192,32 +188,6 @@ def t_default_url_keeps_jobs_apart():
         env.cleanup()
 
 
-def run_on_pty(args, timeout):
-    """Run args with stdin/stdout/stderr on a new pty; return (rc, output)."""
-    master, slave = pty.openpty()
-    p = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
-    os.close(slave)
-    out = b""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            p.kill()
-            p.wait()
-            raise pl.Failure("%s on a pty did not finish in %gs: %r" % (args, timeout, out[-500:]))
-        r, _, _ = select.select([master], [], [], min(left, 0.5))
-        if r:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:     # EIO: every slave end closed, the child is gone
-                chunk = b""
-            if not chunk:
-                break
-            out += chunk
-    os.close(master)
-    return p.wait(10), out.decode("utf-8", "replace")
-
-
 def t_once_progress_bar():
     env = pl.Env("cli")
     try:
@@ -225,7 +195,7 @@ def t_once_progress_bar():
         imgs = env.image_set(3, 320, 240)
         n = pl.scaled(60, 30)
         env.submit("bar", env.items(n, imgs))
-        rc, out = run_on_pty([pl.BIN, "-c", env.conf, "--once"], pl.scaled(60, 180))
+        rc, out = pl.run_on_pty([pl.BIN, "-c", env.conf, "--once"], pl.scaled(60, 180))
         pl.check(rc == 0, "--once on a pty exited %d: %r" % (rc, out[-500:]))
         bars = re.findall(r"\r\[[#.]+\] (\d+)/(\d+), (\d+) failed, [0-9.]+/s, ETA [-0-9:]+", out)
         pl.check(bars, "no progress bar on the terminal: %r" % out[-800:])
