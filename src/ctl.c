@@ -169,9 +169,12 @@ static bool exists_at(int dfd, const char *name)
 	return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
-/* The folder a job is in, looked for in the order jobs move; -ENOENT. */
+/* The folder a job is in, looked for in the order jobs move; -ENOENT.
+ * A name the daemon never takes as a job is in none. */
 static int find_job(struct ctl *c, const char *name)
 {
+	if (!*name || name[0] == '.' || strchr(name, '/'))
+		return -ENOENT;
 	for (int f = F_NEW; f < F_COUNT; f++) {
 		int fd = folder(c, f);
 

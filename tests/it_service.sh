@@ -2,7 +2,9 @@
 # it_service.sh — the daemon under a real systemd user manager, through the
 # shipped unit: start waits for READY=1, a job goes through the pipeline,
 # STATUS= is shown, USR1 writes status.json, reload applies new widths and
-# rejects a bad file, stop is a clean exit 0.
+# rejects a bad file, pipelinectl submits and reads the status through the
+# modes the unit's UMask= and the daemon give the spool, stop is a clean
+# exit 0.
 #
 # The unit tested is systemd/pipelined.service.in rendered for $PIPELINED,
 # minus what a user manager cannot apply (User=/Group=, the *Directory=
@@ -257,6 +259,30 @@ pl_wait 60 "job2 in spool/done with its result" job_finished job2
 check_result job2 1
 check_image "$T/out/again-small.jpg"
 
+# ---- pipelinectl on the service's spool ----
+# The unit's UMask= and the modes the daemon sets are what let producers
+# in its group in (pipelinectl(1), PERMISSIONS): check them as the service
+# made them, then submit and wait as a producer does.
+ctl=$(dirname "$PIPELINED")/pipelinectl
+[[ -x $ctl ]] || pl_fail "pipelinectl is not built next to pipelined ($ctl)"
+for d in tmp:1770 new:1770 cur:750 done:750 failed:750; do
+	m=$(stat -c %a "$T/spool/${d%%:*}")
+	[[ $m == "${d#*:}" ]] || pl_fail "spool/${d%%:*} has mode $m under the unit, not ${d#*:}"
+done
+m=$(stat -c %a "$T/spool/done/job2.result")
+[[ $m == 640 ]] || pl_fail "a result has mode $m under the unit's UMask=, not 640"
+pl_note "pipelinectl submit -w and status against the service"
+out=$(printf '%s\n' "file://$T/images/black.jpg viactl" |
+	timeout 120 "$ctl" -c "$CONF" submit -n ctljob -w 2>&1)
+rc=$?
+((rc == 0)) || pl_fail "pipelinectl submit -w exited $rc: $out"
+check_result ctljob 1
+check_image "$T/out/viactl-small.jpg"
+out=$("$ctl" -c "$CONF" status 2>&1) ||
+	pl_fail "pipelinectl status exited $?: $out"
+[[ $out == "pipelined: running, pid $mainpid,"* ]] ||
+	pl_fail "pipelinectl status does not show the service's pid $mainpid: $out"
+
 # ---- stop ----
 pl_note "systemctl --user stop"
 plsc stop "$UNIT" || pl_fail "systemctl --user stop $UNIT failed"
@@ -268,4 +294,4 @@ restarts=$(prop NRestarts)
 	pl_fail "stop: Result=$result ExecMainStatus=$status (want success and 0)"
 [[ $restarts == 0 ]] || pl_fail "the daemon was restarted $restarts time(s) during the test"
 [[ -z $(ls -A "$T/spool/cur") ]] || pl_fail "jobs left in cur/ after a graceful stop: $(ls "$T/spool/cur")"
-echo "PASS: start/READY, job, StatusText, USR1 status.json, reload, stop (Result=$result, status $status)"
+echo "PASS: start/READY, job, StatusText, USR1 status.json, reload, pipelinectl, stop (Result=$result, status $status)"
