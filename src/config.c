@@ -28,6 +28,7 @@
 #include "cfgfile.h"
 #include "config.h"
 #include "log.h"
+#include "sysdirs.h"
 #include "template.h"
 
 #define KEY_MAX 160
@@ -741,38 +742,10 @@ static void variants(struct ctx *c, const config_setting_t *s, const char *k, vo
 	}
 }
 
-/* ---- where systemd puts things ----------------------------------------- */
+/* ---- where systemd puts things (sysdirs.c) ------------------------------ */
 
-/*
- * systemd hands a service its directories in the environment
- * ($RUNTIME_DIRECTORY, $STATE_DIRECTORY, $CONFIGURATION_DIRECTORY,
- * $CREDENTIALS_DIRECTORY; systemd.exec(5)), each possibly a colon-separated
- * list when the unit names several: the first is the daemon's.  Following
- * them makes a user unit (systemctl --user), where /run/pipelined is not
- * writable, work without a single path in the file.  Only an absolute
- * value counts: anything else was not set by systemd.
- */
-int pl_config_env_dir(const char *var, char *buf, size_t size)
-{
-	const char *v = getenv(var);
-	size_t n;
-
-	if (!v || v[0] != '/')
-		return -ENOENT;
-	n = strcspn(v, ":");
-	if (n >= size)
-		return -ENAMETOOLONG;
-	memcpy(buf, v, n);
-	buf[n] = '\0';
-	return 0;
-}
-
-/*
- * A credential file: an absolute path, or the bare name of a credential
- * the unit passes in with LoadCredential=/LoadCredentialEncrypted=, read
- * from $CREDENTIALS_DIRECTORY.  Resolved here, at load, so that every user
- * of the setting opens one absolute path and -t names a missing directory.
- */
+/* A credential file: an absolute path, or the bare name of a credential
+ * the unit passes in (pl_sysdirs_credential). */
 static void credential_in(struct ctx *c, const config_setting_t *s, const char *k, void *dst,
 			  bool empty_ok)
 {
@@ -789,20 +762,23 @@ static void credential_in(struct ctx *c, const config_setting_t *s, const char *
 		set_str(c, dst, v);
 		return;
 	}
-	if (strchr(v, '/') || strcmp(v, "..") == 0 || strcmp(v, ".") == 0) {
+	switch (pl_sysdirs_credential(v, path, sizeof path)) {
+	case 0:
+		set_str(c, dst, path);
+		break;
+	case -EINVAL:
 		report(c, s, "%s: \"%s\" is neither an absolute path nor a credential name", k, v);
-		return;
-	}
-	if (pl_config_env_dir("CREDENTIALS_DIRECTORY", dir, sizeof dir) < 0) {
+		break;
+	case -ENOENT:
 		report(c, s, "%s: \"%s\" is not an absolute path, and $CREDENTIALS_DIRECTORY "
 			     "is not set (LoadCredential= in the unit sets it)", k, v);
-		return;
-	}
-	if (snprintf(path, sizeof path, "%s/%s", dir, v) >= (int)sizeof path) {
+		break;
+	default:	/* -ENAMETOOLONG: say what would not fit */
+		dir[0] = '\0';
+		pl_sysdirs_env("CREDENTIALS_DIRECTORY", dir, sizeof dir);
 		report(c, s, "%s: \"%s/%s\" is too long", k, dir, v);
-		return;
+		break;
 	}
-	set_str(c, dst, path);
 }
 
 static void credential(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
@@ -1160,9 +1136,9 @@ static void env_defaults(struct ctx *c, const config_setting_t *root)
 	char dir[PATH_MAX], v[PATH_MAX + 64];
 
 	if (!config_setting_get_member(root, "runtime") &&
-	    pl_config_env_dir("RUNTIME_DIRECTORY", dir, sizeof dir) == 0)
+	    pl_sysdirs_env("RUNTIME_DIRECTORY", dir, sizeof dir) == 0)
 		set_str(c, &c->cfg->runtime, dir);
-	if (pl_config_env_dir("STATE_DIRECTORY", dir, sizeof dir) < 0)
+	if (pl_sysdirs_env("STATE_DIRECTORY", dir, sizeof dir) < 0)
 		return;
 	if (!config_setting_get_member(root, "spool")) {
 		snprintf(v, sizeof v, "%s/spool", dir);
@@ -1211,17 +1187,14 @@ int pl_config_load(const char *path, pl_config_report_fn *report_fn, void *ud,
 {
 	struct ctx c = { .report = report_fn, .ud = ud };
 	struct pl_config *cfg = NULL;
-	char dir[PATH_MAX], full[PATH_MAX];
+	char full[PATH_MAX];
 	int r;
 
 	*out = NULL;
 	/* under systemd, a relative -c names a file in the configuration
-	 * directory (the working directory there is / anyway) */
-	if (path[0] != '/' && pl_config_env_dir("CONFIGURATION_DIRECTORY", dir, sizeof dir) == 0) {
-		if (snprintf(full, sizeof full, "%s/%s", dir, path) >= (int)sizeof full)
-			return -ENAMETOOLONG;
-		path = full;
-	}
+	 * directory */
+	if ((r = pl_sysdirs_config_file(path, full, sizeof full, &path)) < 0)
+		return r;
 	r = pl_cfgfile_open(path, emit, &c, &c.f);
 	if (r < 0)
 		goto out;

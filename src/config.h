@@ -113,11 +113,6 @@ int  pl_config_load(const char *path, pl_config_report_fn *report, void *ud,
 		    struct pl_config **out);
 void pl_config_free(struct pl_config *cfg);
 
-/* The first directory of the environment variable var that systemd sets
- * (RUNTIME_DIRECTORY, STATE_DIRECTORY, …; systemd.exec(5)) into buf:
- * 0, -ENOENT when unset or not absolute, -ENAMETOOLONG. */
-int  pl_config_env_dir(const char *var, char *buf, size_t size);
-
 /* Do a and b differ in anything a reload cannot apply live (everything but
  * the stage widths and log_level)? */
 bool pl_config_restart_differs(const struct pl_config *a, const struct pl_config *b);

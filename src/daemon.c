@@ -42,6 +42,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "download.h"
+#include "http.h"
 #include "item.h"
 #include "log.h"
 #include "pipeline.h"
@@ -135,7 +136,7 @@ static int stages_new(const struct pl_config *cfg, const char *argv0, struct sta
 	int r;
 
 	memset(s, 0, sizeof *s);
-	if ((r = pl_download_global_init()) < 0 || (r = pl_resize_global_init(argv0)) < 0) {
+	if ((r = pl_http_global_init()) < 0 || (r = pl_resize_global_init(argv0)) < 0) {
 		pl_log_errno(LOG_ERR, -r, "cannot initialise libcurl/libvips: %s", strerror(-r));
 		return r;
 	}
@@ -151,7 +152,7 @@ static int stages_new(const struct pl_config *cfg, const char *argv0, struct sta
 static void globals_cleanup(void)
 {
 	pl_resize_global_cleanup();
-	pl_download_global_cleanup();
+	pl_http_global_cleanup();
 }
 
 int pl_daemon_check(const struct pl_daemon_opts *o)

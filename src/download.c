@@ -704,6 +704,29 @@ static bool redirected_off_list(struct worker *w, char *url, size_t urllen)
 	return true;
 }
 
+/*
+ * The failures told as a fixed prefix and curl's own words (detail()).
+ * "connection failed" starts every reason for a transport failure: it is
+ * what is retried, and what tests/it_faults.py counts.
+ */
+static const struct {
+	CURLcode res;
+	int err;
+	enum verdict verdict;
+	const char *prefix;
+} told_by_curl[] = {
+	/* closed before the end that Content-Length or the chunks announced */
+	{ CURLE_PARTIAL_FILE, ECONNRESET, RETRY, "connection failed: body truncated, " },
+	{ CURLE_SEND_ERROR, ECONNRESET, RETRY, "connection failed: " },
+	{ CURLE_RECV_ERROR, ECONNRESET, RETRY, "connection failed: " },
+	{ CURLE_HTTP2, ECONNRESET, RETRY, "HTTP/2 error: " },
+	{ CURLE_HTTP2_STREAM, ECONNRESET, RETRY, "HTTP/2 error: " },
+	{ CURLE_SSL_CONNECT_ERROR, ECONNRESET, RETRY, "TLS handshake failed: " },
+	/* a header without a colon, a NUL byte, a bad Content-Length */
+	{ CURLE_WEIRD_SERVER_REPLY, EPROTO, FAIL, "malformed HTTP response: " },
+	{ CURLE_PEER_FAILED_VERIFICATION, EPERM, FAIL, "TLS certificate rejected: " },
+};
+
 /* Turn the transfer's outcome into a verdict and a reason. */
 static enum verdict judge(struct worker *w, CURLcode res, int *err, char *why, size_t whylen)
 {
@@ -771,20 +794,9 @@ static enum verdict judge(struct worker *w, CURLcode res, int *err, char *why, s
 		*err = EHOSTUNREACH;
 		snprintf(why, whylen, "cannot resolve host (%s)", detail(w, res));
 		return RETRY;
-	/* "connection failed" starts every reason for a transport failure:
-	 * it is what is retried, and what tests/it_faults.py counts. */
 	case CURLE_GOT_NOTHING:
 		*err = ECONNRESET;
 		snprintf(why, whylen, "connection failed: empty reply from server");
-		return RETRY;
-	case CURLE_PARTIAL_FILE:
-		/* closed before the end that Content-Length or the chunks announced */
-		*err = ECONNRESET;
-		snprintf(why, whylen, "connection failed: body truncated, %s", detail(w, res));
-		return RETRY;
-	case CURLE_SEND_ERROR:
-		*err = ECONNRESET;
-		snprintf(why, whylen, "connection failed: %s", detail(w, res));
 		return RETRY;
 	case CURLE_RECV_ERROR:
 		/* curl reports a bad chunked encoding under this code too */
@@ -800,18 +812,7 @@ static enum verdict judge(struct worker *w, CURLcode res, int *err, char *why, s
 			}
 			return FAIL;
 		}
-		*err = ECONNRESET;
-		snprintf(why, whylen, "connection failed: %s", detail(w, res));
-		return RETRY;
-	case CURLE_HTTP2:
-	case CURLE_HTTP2_STREAM:
-		*err = ECONNRESET;
-		snprintf(why, whylen, "HTTP/2 error: %s", detail(w, res));
-		return RETRY;
-	case CURLE_SSL_CONNECT_ERROR:
-		*err = ECONNRESET;
-		snprintf(why, whylen, "TLS handshake failed: %s", detail(w, res));
-		return RETRY;
+		break;	/* else a transport failure (told_by_curl) */
 	case CURLE_TOO_MANY_REDIRECTS:
 		*err = ELOOP;
 		snprintf(why, whylen, "more than %ld redirects", MAX_REDIRS);
@@ -834,15 +835,6 @@ static enum verdict judge(struct worker *w, CURLcode res, int *err, char *why, s
 		}
 		return FAIL;
 	}
-	case CURLE_WEIRD_SERVER_REPLY:
-		/* a header without a colon, a NUL byte, a bad Content-Length */
-		*err = EPROTO;
-		snprintf(why, whylen, "malformed HTTP response: %s", detail(w, res));
-		return FAIL;
-	case CURLE_PEER_FAILED_VERIFICATION:
-		*err = EPERM;
-		snprintf(why, whylen, "TLS certificate rejected: %s", detail(w, res));
-		return FAIL;
 	case CURLE_OUT_OF_MEMORY: {
 		long sent = 0;
 
@@ -864,11 +856,18 @@ static enum verdict judge(struct worker *w, CURLcode res, int *err, char *why, s
 		return FAIL;
 	}
 	default:
-		*err = EIO;
-		snprintf(why, whylen, "%s%s%s", curl_easy_strerror(res),
-			 w->errbuf[0] ? ": " : "", w->errbuf);
-		return FAIL;
+		break;
 	}
+	for (size_t i = 0; i < sizeof told_by_curl / sizeof *told_by_curl; i++)
+		if (told_by_curl[i].res == res) {
+			*err = told_by_curl[i].err;
+			snprintf(why, whylen, "%s%s", told_by_curl[i].prefix, detail(w, res));
+			return told_by_curl[i].verdict;
+		}
+	*err = EIO;
+	snprintf(why, whylen, "%s%s%s", curl_easy_strerror(res),
+		 w->errbuf[0] ? ": " : "", w->errbuf);
+	return FAIL;
 }
 
 /* Delay before the next attempt (attempt = retries so far); see backoff.h. */
@@ -1087,20 +1086,4 @@ void pl_download_free(void *ctx)
 	pthread_mutex_destroy(&c->lock);
 	free(c->file_root);
 	free(c);
-}
-
-int pl_download_global_init(void)
-{
-	CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-
-	if (rc != CURLE_OK) {
-		pl_log(LOG_ERR, "curl_global_init: %s", curl_easy_strerror(rc));
-		return -EIO;
-	}
-	return 0;
-}
-
-void pl_download_global_cleanup(void)
-{
-	curl_global_cleanup();
 }

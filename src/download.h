@@ -14,10 +14,7 @@
 
 struct pl_config;
 
-/* Once, on the main thread, before any worker starts. */
-int  pl_download_global_init(void);
-void pl_download_global_cleanup(void);
-
+/* libcurl must be initialised first (pl_http_global_init, http.h). */
 int  pl_download_new(const struct pl_config *cfg, void **ctx);
 void pl_download_free(void *ctx);
 /* Bytes of the sources fetched so far (each once, failed attempts not

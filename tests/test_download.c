@@ -30,6 +30,7 @@
 
 #include "config.h"
 #include "download.h"
+#include "http.h"
 #include "item.h"
 #include "log.h"
 #include "testutil.h"
@@ -1093,7 +1094,7 @@ int main(void)
 
 	if (getenv("PL_TEST_DEBUG"))	/* the stage's per-attempt lines */
 		pl_log_set_level(LOG_DEBUG);
-	if (pl_download_global_init() < 0)
+	if (pl_http_global_init() < 0)
 		return 1;
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_fetch_and_redirect);
@@ -1127,6 +1128,6 @@ int main(void)
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
-	pl_download_global_cleanup();
+	pl_http_global_cleanup();
 	return failed ? 1 : 0;
 }

@@ -25,6 +25,7 @@
 
 #include <zlib.h>
 
+#include "http.h"
 #include "testutil.h"
 
 char *pl_test_tmpdir(const char *tag)
@@ -575,13 +576,19 @@ int pl_test_stage_open(struct pl_test_stage *s, const struct pl_stage_ops *ops,
 	memset(s, 0, sizeof *s);
 	s->ops = ops;
 	s->free = free_ctx;
-	if ((r = make(cfg, &s->ctx)) < 0)
+	/* as the daemon does before any stage exists (libcurl counts these) */
+	if ((r = pl_http_global_init()) < 0)
 		return r;
+	if ((r = make(cfg, &s->ctx)) < 0)
+		goto fail;
 	if ((r = ops->worker_start(s->ctx, &s->ws)) < 0) {
 		free_ctx(s->ctx);
-		return r;
+		goto fail;
 	}
 	return 0;
+fail:
+	pl_http_global_cleanup();
+	return r;
 }
 
 int pl_test_stage_run(struct pl_test_stage *s, void *item, char *why)
@@ -594,6 +601,7 @@ void pl_test_stage_close(struct pl_test_stage *s)
 {
 	s->ops->worker_stop(s->ctx, s->ws);
 	s->free(s->ctx);
+	pl_http_global_cleanup();
 }
 
 /* ------------------------------------------------- crafted image containers */
