@@ -9,6 +9,8 @@
 #include <check.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +132,92 @@ START_TEST(longest_line)
 }
 END_TEST
 
+static void log_over_bar(void)
+{
+	pl_log(LOG_INFO, "before");
+	pl_log_bar("[#.] 1/2");
+	pl_log(LOG_INFO, "job j finished");
+	pl_log_bar("[##] 2/2");
+	pl_log_bar_end();
+	pl_log(LOG_INFO, "after");
+	pl_log_bar_end();	/* no bar: nothing */
+}
+
+/* A line over the bar erases the bar's line, is written whole, and the bar
+ * comes back below it; the bar's end leaves its last frame on its own line. */
+START_TEST(bar_redrawn_below_lines)
+{
+	char *text = logged_to_file(log_over_bar);
+
+	ck_assert_str_eq(text, "<6>before\n"
+			       "\r[#.] 1/2\033[K"
+			       "\r\033[K<6>job j finished\n[#.] 1/2\033[K"
+			       "\r[##] 2/2\033[K"
+			       "\r[##] 2/2\033[K\n"
+			       "<6>after\n");
+	free(text);
+}
+END_TEST
+
+#define RACE_THREADS 4
+#define RACE_LINES 200
+
+static void *race_logger(void *arg)
+{
+	for (int i = 0; i < RACE_LINES; i++)
+		pl_log(LOG_INFO, "thread %d line %d", (int)(intptr_t)arg, i);
+	return NULL;
+}
+
+static void log_race(void)
+{
+	pthread_t t[RACE_THREADS];
+	char frame[64];
+
+	for (int i = 0; i < RACE_THREADS; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, race_logger, (void *)(intptr_t)i), 0);
+	for (int i = 0; i < 500; i++) {
+		snprintf(frame, sizeof frame, "[%.*s] frame %d", i % 20, "####################", i);
+		pl_log_bar(frame);
+	}
+	for (int i = 0; i < RACE_THREADS; i++)
+		pthread_join(t[i], NULL);
+	pl_log_bar_end();
+}
+
+/* Threads log while another redraws the bar: each log line ends up whole,
+ * on a line of its own once the terminal has applied the "\r"s (what
+ * follows the last "\r" of a line is the log line alone). */
+START_TEST(bar_never_splits_lines)
+{
+	char *text = logged_to_file(log_race), *save = NULL, *line;
+	int seen[RACE_THREADS][RACE_LINES] = { { 0 } }, ended = 0;
+
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *last = strrchr(line, '\r'), *shown = last ? last + 1 : line;
+		int th, ln, used = 0;
+
+		if (strncmp(shown, "\033[K", 3) == 0)
+			shown += 3;
+		if (sscanf(shown, "<6>thread %d line %d%n", &th, &ln, &used) == 2 &&
+		    shown[used] == '\0') {
+			ck_assert(th >= 0 && th < RACE_THREADS && ln >= 0 && ln < RACE_LINES);
+			seen[th][ln]++;
+		} else {
+			/* the bar's last frame, whole, ends the output */
+			ck_assert_msg(strncmp(shown, "[", 1) == 0 && strstr(shown, "] frame 499\033[K"),
+				      "not a whole line: %s", shown);
+			ended++;
+		}
+	}
+	ck_assert_int_eq(ended, 1);
+	for (int i = 0; i < RACE_THREADS; i++)
+		for (int j = 0; j < RACE_LINES; j++)
+			ck_assert_int_eq(seen[i][j], 1);
+	free(text);
+}
+END_TEST
+
 START_TEST(plain_sink_escapes)
 {
 	struct termios raw;
@@ -178,6 +266,8 @@ int main(void)
 	tcase_add_test(tc, prefix_sink_escapes);
 	tcase_add_test(tc, longest_line);
 	tcase_add_test(tc, plain_sink_escapes);
+	tcase_add_test(tc, bar_redrawn_below_lines);
+	tcase_add_test(tc, bar_never_splits_lines);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
