@@ -4,7 +4,9 @@
  * reach the log; raw, a "\n<0>…" in one forges a line with its own
  * priority, and an ESC sequence drives the terminal of --once.  Both
  * stderr sinks are checked: "<N>" lines (stderr a file) and plain lines
- * (stderr a terminal: a pseudo-terminal here).
+ * (stderr a terminal: a pseudo-terminal here).  And the --once progress
+ * bar: a line written over it clears it, prints whole and redraws it below,
+ * also while threads log and the bar is redrawn at the same time.
  */
 #include <check.h>
 #include <fcntl.h>
@@ -24,55 +26,12 @@
 #define FORGED "x\n<0>forged\x1b[2J\xff"
 #define FORGED_ESCAPED "x\\x0a<0>forged\\x1b[2J\\xff"
 
-static int saved_stderr = -1;
-
-/* stderr goes to fd until restore_stderr(); the sink is chosen anew. */
-static void redirect_stderr(int fd)
-{
-	fflush(stderr);
-	if (saved_stderr < 0)
-		saved_stderr = dup(STDERR_FILENO);
-	ck_assert_int_ge(saved_stderr, 0);
-	ck_assert_int_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
-	unsetenv("JOURNAL_STREAM");
-	pl_log_open();
-}
-
-static void restore_stderr(void)
-{
-	fflush(stderr);
-	dup2(saved_stderr, STDERR_FILENO);
-	close(saved_stderr);
-	saved_stderr = -1;
-}
-
 /* Everything logged to a file while fn runs. */
 static char *logged_to_file(void (*fn)(void))
 {
-	char *dir = pl_test_tmpdir("log"), path[4096], *text;
-	FILE *f;
-	long len;
-	int fd;
+	char *text = pl_test_stderr_of(fn);
 
-	ck_assert_ptr_nonnull(dir);
-	snprintf(path, sizeof path, "%s/stderr", dir);
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	ck_assert_int_ge(fd, 0);
-	redirect_stderr(fd);
-	fn();
-	restore_stderr();
-	close(fd);
-	f = fopen(path, "rb");
-	ck_assert_ptr_nonnull(f);
-	fseek(f, 0, SEEK_END);
-	len = ftell(f);
-	rewind(f);
-	text = calloc(1, (size_t)len + 1);
 	ck_assert_ptr_nonnull(text);
-	ck_assert_uint_eq(fread(text, 1, (size_t)len, f), (size_t)len);
-	fclose(f);
-	pl_test_rmtree(dir);
-	free(dir);
 	return text;
 }
 
@@ -224,7 +183,7 @@ START_TEST(plain_sink_escapes)
 	struct pollfd pfd;
 	char out[512];
 	size_t n = 0;
-	int master, slave;
+	int master, slave, saved;
 
 	master = posix_openpt(O_RDWR | O_NOCTTY);
 	ck_assert_int_ge(master, 0);
@@ -236,9 +195,10 @@ START_TEST(plain_sink_escapes)
 	cfmakeraw(&raw);		/* bytes as written: no "\r\n" for "\n" */
 	ck_assert_int_eq(tcsetattr(slave, TCSANOW, &raw), 0);
 
-	redirect_stderr(slave);
+	saved = pl_test_stderr_to(slave);
+	ck_assert_int_ge(saved, 0);
 	log_forged();
-	restore_stderr();
+	pl_test_stderr_restore(saved);
 
 	pfd = (struct pollfd){ .fd = master, .events = POLLIN };
 	while (n < sizeof out - 1 && !memchr(out, '\n', n)) {

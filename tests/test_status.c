@@ -3,7 +3,9 @@
  * STATUS= line, status.json read back by Debian's python3 json module (an
  * independent parser, with stage names and a state that need escaping) and
  * the --once progress bar at 0, partway, at and past the total, unknown
- * total, on narrow and wide terminals.
+ * total, on narrow and wide terminals (cut to fit one line); the SIGUSR1
+ * report as the log lines it writes, with and without the stream, each
+ * whole, and none below the info level.
  */
 #include <check.h>
 #include <dirent.h>
@@ -11,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "status.h"
 #include "testutil.h"
 
@@ -118,6 +121,69 @@ static char *bar(const struct pl_status *s, int columns)
 	return text;
 }
 
+static struct pl_status report_snap;
+
+static void write_report(void)
+{
+	pl_status_log_report(&report_snap);
+}
+
+START_TEST(status_log_report)
+{
+	char *text;
+
+	report_snap = snap();
+	pl_log_set_level(LOG_INFO);
+	text = pl_test_stderr_of(write_report);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_str_eq(text,
+		"<6>stage download: width 4 (4 running), 3 busy, queue 10, retrying 2, in 50, done 40, "
+		"failed 1, latency p50 12.5 ms p95 80.2 ms\n"
+		"<6>stage resize: width 2 (2 running), 2 busy, queue 5, retrying 0, in 40, done 35, "
+		"failed 0, latency p50 0.0 ms p95 0.0 ms\n"
+		"<6>stage upload: width 3 (3 running), 0 busy, queue 0, retrying 0, in 35, done 35, "
+		"failed 0, latency p50 0.0 ms p95 0.0 ms\n"
+		"<6>total: 35 done, 1 failed, 41.2 items/s, up 12 s, running\n");
+	free(text);
+
+	/* the stream's line; a stage name and a state that would break the
+	 * line are escaped by the log; no state reads "running" */
+	report_snap.nstages = 1;
+	report_snap.names[0] = "down\nload";
+	report_snap.state = NULL;
+	report_snap.has_stream = true;
+	report_snap.stream = (struct pl_stream_stats){
+		.connected = true, .server = "nats://127.0.0.1:4222", .pulled = 9, .in_flight = 2,
+		.acked = 7, .redelivered = 1, .dead = 1, .published = 12, .rejected = 3 };
+	report_snap.remote_ok = 10;
+	report_snap.remote_failed = 2;
+	text = pl_test_stderr_of(write_report);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_str_eq(text,
+		"<6>stage down\\x0aload: width 4 (4 running), 3 busy, queue 10, retrying 2, in 50, "
+		"done 40, failed 1, latency p50 12.5 ms p95 80.2 ms\n"
+		"<6>total: 35 done, 1 failed, 41.2 items/s, up 12 s, running\n"
+		"<6>stream: connected to nats://127.0.0.1:4222, pulled 9, in flight 2, acked 7, "
+		"redelivered 1, dead-lettered 1; our items published 12, results back 10 ok, "
+		"2 failed, 3 rejected\n");
+	free(text);
+	report_snap.stream.connected = false;
+	report_snap.nstages = 0;
+	text = pl_test_stderr_of(write_report);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_ptr_nonnull(strstr(text, "<6>stream: no server, pulled 9,"));
+	free(text);
+
+	/* info lines: nothing at the notice level */
+	pl_log_set_level(LOG_NOTICE);
+	text = pl_test_stderr_of(write_report);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_str_eq(text, "");
+	free(text);
+	pl_log_set_level(LOG_INFO);
+}
+END_TEST
+
 START_TEST(progress_bar)
 {
 	struct pl_status s = snap();
@@ -162,6 +228,7 @@ int main(void)
 	tcase_add_test(tc, status_line);
 	tcase_add_test(tc, status_json);
 	tcase_add_test(tc, progress_bar);
+	tcase_add_test(tc, status_log_report);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
