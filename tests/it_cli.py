@@ -3,7 +3,9 @@
 What a caller relies on is the exit status and the words on the terminal:
 -h/-V, the usage errors (2), `-t` (0 + "configuration OK", or one
 FILE:LINE: message per error + 78), a bad or missing file without -t (78),
-and `--once` telling "all items ok" (0) from "some failed" (1); the warning
+and `--once` telling "all items ok" (0) from "some failed" (1); 70 when the
+daemon cannot set itself up (its spool cannot be made: a file stands where
+a folder must be); the warning
 `-t` gives for an upload.url without {job}, and the built-in url keeping
 apart two jobs' items of the same name (run in a private mount namespace,
 since it writes below /var/lib/pipelined).  Also the
@@ -198,6 +200,27 @@ def t_default_url_keeps_jobs_apart():
         env.cleanup()
 
 
+def t_exit_internal():
+    env = pl.Env("cli")
+    try:
+        blocker = os.path.join(env.root, "a-file")
+        with open(blocker, "w") as f:
+            f.write("not a folder\n")
+        for spool in (blocker, os.path.join(blocker, "spool")):
+            text = env.write_config().replace('spool = "%s";' % env.spool,
+                                              'spool = "%s";' % spool)
+            env.write_file(env.conf, text)
+            pl.check(cli("-c", env.conf, "-t").returncode == 0, "-t refused %s" % spool)
+            for args in ((), ("--once",)):
+                p = cli("-c", env.conf, *args, timeout=pl.scaled(30, 120))
+                expect_rc(p, 70, "spool %s %s" % (spool, " ".join(args)))
+                pl.check(re.search(r"^<3>cannot open the spool %s: Not a directory$"
+                                   % re.escape(spool), p.stderr, re.M),
+                         "no error naming the spool: %r" % p.stderr[-400:])
+    finally:
+        env.cleanup()
+
+
 def run_on_pty(args, timeout, columns=80):
     """Run args with stdin/stdout/stderr on a new pty; return (rc, output)."""
     master, slave = pty.openpty()
@@ -328,6 +351,7 @@ if __name__ == "__main__":
         ("two jobs, one item name, the default url: two outputs", t_default_url_keeps_jobs_apart),
         ("-t and start-up with three errors / a missing file", t_check_errors),
         ("--once exit status", t_once_exit_status),
+        ("exit status 70: no spool can be made", t_exit_internal),
         ("--once progress bar on a terminal", t_once_progress_bar),
         ("log lines over the progress bar", t_log_lines_over_bar),
     ])
