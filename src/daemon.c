@@ -56,6 +56,7 @@ enum { ST_DOWNLOAD, ST_RESIZE, ST_UPLOAD, ST_COUNT };
 static const char *const stage_names[ST_COUNT] = { "download", "resize", "upload" };
 
 #define RATE_WINDOW 10		/* seconds of history behind items/s */
+#define BAR_PERIOD_US 250000ULL	/* --once on a terminal: the bar's frame interval */
 #define EXTEND_USEC (30ULL * 1000000ULL)
 
 struct stages {
@@ -536,7 +537,12 @@ static void snapshot(struct daemon *d, struct pl_status *s)
 	s->failed = atomic_load(&d->failed);
 	s->total = d->total;
 	s->uptime_s = (double)(pl_now_us() - d->start_us) / 1e6;
-	if (d->rate_n > 1) {
+	/* until the window has filled, the rate since start: a window of one
+	 * sample would say 0.0/s (and no ETA) after the first items are done */
+	if (d->rate_n < RATE_WINDOW) {
+		if (s->uptime_s > 0)
+			s->rate = (double)(s->done + s->failed) / s->uptime_s;
+	} else {
 		unsigned oldest = (d->rate_pos + RATE_WINDOW - d->rate_n) % RATE_WINDOW;
 		unsigned newest = (d->rate_pos + RATE_WINDOW - 1) % RATE_WINDOW;
 		s->rate = (double)(d->rate_hist[newest] - d->rate_hist[oldest]) / (d->rate_n - 1);
@@ -581,6 +587,26 @@ static int rearm(sd_event_source *src, uint64_t when)
 	return r < 0 ? r : sd_event_source_set_enabled(src, SD_EVENT_ON);
 }
 
+/* The bar, drawn under the log's lock, as wide as the terminal is now. */
+static void draw_bar(struct daemon *d)
+{
+	struct pl_status s;
+	struct winsize ws;
+	char text[256];
+
+	snapshot(d, &s);
+	pl_status_progress_bar(&s, text, sizeof text,
+			       ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col ? ws.ws_col : 80);
+	pl_log_bar(text);
+}
+
+/* A few frames a second, so the bar moves as soon as an item is done. */
+static int on_bar(sd_event_source *src, uint64_t usec, void *ud)
+{
+	draw_bar(ud);
+	return rearm(src, usec + BAR_PERIOD_US);
+}
+
 static int on_tick(sd_event_source *src, uint64_t usec, void *ud)
 {
 	struct daemon *d = ud;
@@ -594,9 +620,7 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *ud)
 		pl_stream_tick(d->stream);
 	snapshot(d, &s);
 	send_status(d, &s);
-	if (d->tty)
-		pl_status_progress_bar(&s, stderr, 80);
-	else if (d->opts->once && ++d->ticks % 10 == 0)
+	if (!d->tty && d->opts->once && ++d->ticks % 10 == 0)
 		pl_log(LOG_INFO, "progress: %s", d->last_status);
 	/* a drain that still moves earns more time from systemd */
 	if (atomic_load(&d->stopping) && recent_progress(&s, 90ULL * 1000000ULL))
@@ -820,6 +844,9 @@ static int event_loop_new(struct daemon *d)
 	if ((r = sd_event_add_time(d->ev, NULL, CLOCK_MONOTONIC, now + 1000000ULL, 100000ULL,
 				   on_tick, d)) < 0)
 		return r;
+	if (d->tty && (r = sd_event_add_time(d->ev, NULL, CLOCK_MONOTONIC, now, 50000ULL,
+					     on_bar, d)) < 0)
+		return r;
 	stuck_limits(d);
 	if (sd_watchdog_enabled(0, &period) > 0 && period > 0) {
 		r = sd_event_add_time(d->ev, NULL, CLOCK_MONOTONIC, now + period / 2, 0,
@@ -943,10 +970,8 @@ int pl_daemon_run(const struct pl_daemon_opts *o)
 		status = PL_EXIT_INTERNAL;
 	}
 	if (d.tty) {
-		struct pl_status s;
-		snapshot(&d, &s);
-		pl_status_progress_bar(&s, stderr, 80);
-		fputc('\n', stderr);
+		draw_bar(&d);
+		pl_log_bar_end();
 	}
 	{
 		double secs = (double)(pl_now_us() - d.start_us) / 1e6;

@@ -26,6 +26,7 @@
 #include <zlib.h>
 
 #include "http.h"
+#include "log.h"
 #include "testutil.h"
 
 char *pl_test_tmpdir(const char *tag)
@@ -119,6 +120,61 @@ int pl_test_write_file(const char *path, const void *data, size_t len)
 		return r;
 	}
 	return close(fd) < 0 ? -errno : 0;
+}
+
+int pl_test_stderr_to(int fd)
+{
+	int saved;
+
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	if (saved < 0)
+		return -errno;
+	if (dup2(fd, STDERR_FILENO) < 0) {
+		int r = -errno;
+
+		close(saved);
+		return r;
+	}
+	unsetenv("JOURNAL_STREAM");
+	pl_log_open();
+	return saved;
+}
+
+void pl_test_stderr_restore(int saved)
+{
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	pl_log_open();
+}
+
+char *pl_test_stderr_of(void (*fn)(void))
+{
+	char *dir = pl_test_tmpdir("stderr"), path[4096], *text = NULL;
+	struct stat st;
+	int fd = -1, saved;
+
+	if (!dir)
+		return NULL;
+	snprintf(path, sizeof path, "%s/stderr", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || (saved = pl_test_stderr_to(fd)) < 0)
+		goto out;
+	fn();
+	pl_test_stderr_restore(saved);
+	if (fstat(fd, &st) < 0 || !(text = calloc(1, (size_t)st.st_size + 1)))
+		goto out;
+	if (pread(fd, text, (size_t)st.st_size, 0) != st.st_size) {
+		free(text);
+		text = NULL;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	pl_test_rmtree(dir);
+	free(dir);
+	return text;
 }
 
 int pl_test_free_port(void)

@@ -22,6 +22,14 @@ void pl_test_rmtree(const char *path);
 /* Write a file (creating parents); 0 or -errno. */
 int pl_test_write_file(const char *path, const void *data, size_t len);
 
+/* stderr onto fd, the log's sink chosen anew for it: the saved stderr
+ * (for pl_test_stderr_restore) or -errno. */
+int  pl_test_stderr_to(int fd);
+void pl_test_stderr_restore(int saved);
+/* Everything written to stderr while fn runs (stderr a file, so the log
+ * writes "<N>" lines); malloc'd, NULL on failure. */
+char *pl_test_stderr_of(void (*fn)(void));
+
 /* python3 -c SCRIPT ARG (Debian's python3: an independent reader of what
  * the daemon writes); its stdout into out, NUL-terminated and cut at
  * outlen - 1.  Returns its exit status, -1 if it could not run or died. */
