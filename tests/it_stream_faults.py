@@ -12,8 +12,13 @@ Against a real nats-server (tests/plnats.py), with real signals:
                   handed anything over, at full speed (a given-back item is
                   a fresh message, no crash suspect that must run alone),
                   and every line has exactly one record.
+  poison          one item among 20 aborts the daemon (the test-build fault
+                  hook PL_TEST_CRASH); restarted after each crash, the daemon
+                  dead-letters it alone with "crashed the daemon 2 times",
+                  failed to its owner, while the 20 good ones complete.
 """
 import os
+import resource
 import signal
 import sys
 
@@ -77,5 +82,66 @@ def t_graceful_stop_gives_back():
         root.cleanup()
 
 
+def dead_letters(url, subject="pipelined.dead", stream="PIPELINED"):
+    """Every dead letter on the stream, read with a consumer of the test's own
+    (a work-queue stream takes one more whose subject no other consumer has)."""
+    with plnats.Client(url) as cl:
+        cl.js_api("CONSUMER.DURABLE.CREATE.%s.deadcheck" % stream, {
+            "stream_name": stream, "config": {"durable_name": "deadcheck",
+                                              "ack_policy": "explicit",
+                                              "filter_subject": subject}})
+        return cl.fetch(stream, "deadcheck", batch=100, timeout=1)
+
+
+def t_poison_crashes_alone():
+    """20 good items and one that aborts the daemon (the test-build fault
+    hook), wide stages so that the first crash takes many items with it, and
+    a supervisor that restarts the daemon after each crash as systemd would.
+    The server raises the delivery count of everything a dead daemon held;
+    with max_deliver 4 the good ones must still not reach it."""
+    plnats.require_server()
+    if not pl.hooks_built():
+        pl.skip("the fault hook is not built (configure with -DPL_TEST_HOOKS=ON)")
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))   # the aborts dump no core
+    root = pl.Env("sf-nats")
+    srv = plnats.NatsServer(root.root).start()
+    try:
+        with plnats.Site("sf-poison", srv.url, n=1, workers=(4, 2, 2), queues=(8, 8, 8),
+                         ack_wait=2.0, max_deliver=4) as site:
+            env = site.envs[0]
+            lines = env.items(20, env.image_set(4))
+            lines.insert(6, "file://%s/poison.jpg poison" % env.images)
+            env.submit("jobP", lines)
+            crashes = 0
+            for attempt in range(8):
+                d = site.start(0, "--once", extra_env={"PL_TEST_CRASH": "poison.jpg"})
+                rc = d.wait(120)
+                if rc >= 0:
+                    break
+                pl.check(rc == -signal.SIGABRT, "run %d died of signal %d" % (attempt + 1, -rc))
+                crashes += 1
+            pl.check(rc == 1, "last run: exit %d, want 1 (one item failed)" % rc)
+            # one crash with the batch in flight, then twice while it ran alone
+            pl.check(crashes == 3, "%d crashes before the poison item was dead-lettered, "
+                     "want 3" % crashes)
+            recs = env.records("jobP", "failed")
+            pl.check(sorted(r["line"] for r in recs) == list(range(1, 22)),
+                     "want one record per line 1..21: %r" % sorted(r["line"] for r in recs))
+            bad = [r for r in recs if r["status"] != "ok"]
+            pl.check(len(bad) == 1 and bad[0]["line"] == 7
+                     and bad[0]["error"] == "crashed the daemon 2 times",
+                     "want only line 7 failed with its reason: %r" % bad)
+            dead = dead_letters(srv.url)
+            pl.check(len(dead) == 1 and b"poison.jpg" in dead[0].data
+                     and dead[0].headers.get("Pipelined-Reason") == "crashed the daemon 2 times",
+                     "want the poison item as the one dead letter: %r" % (dead,))
+            pl.check(any(p.count(r"running alone when the daemon died") for p in site.procs),
+                     "no log line names the suspect")
+    finally:
+        srv.kill()
+        root.cleanup()
+
+
 if __name__ == "__main__":
-    pl.main([("a graceful stop gives its waiting items back", t_graceful_stop_gives_back)])
+    pl.main([("a graceful stop gives its waiting items back", t_graceful_stop_gives_back),
+             ("an item that crashes the daemon is dead-lettered alone", t_poison_crashes_alone)])

@@ -71,6 +71,7 @@ API (everything raises pl.Failure with a message naming what failed):
                                    notify socket closed and env removed; when the block
                                    failed, each daemon's last log lines go to stderr first
   pl.show_logs(daemons, n=40)      each daemon's last n log lines to stderr
+  pl.hooks_built()                 built with -DPL_TEST_HOOKS=ON (the PL_TEST_CRASH hook)
   n = pl.Notify(env)               AF_UNIX datagram socket in env.root; n.path for
                                    NOTIFY_SOCKET; n.messages: list of dicts, one per
                                    datagram ({"READY": "1", …}), in arrival order
@@ -512,6 +513,15 @@ class Notify:
         self._closed = True
         self._thread.join(5)
         self.sock.close()
+
+
+def hooks_built():
+    """The daemon was built with its test-only fault hooks (PL_TEST_CRASH)."""
+    try:
+        with open(os.path.join(BUILDDIR, "CMakeCache.txt")) as f:
+            return "PL_TEST_HOOKS:BOOL=ON" in f.read()
+    except OSError:
+        return False
 
 
 def show_logs(daemons, n=40):
