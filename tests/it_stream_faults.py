@@ -16,6 +16,12 @@ Against a real nats-server (tests/plnats.py), with real signals:
                   hook PL_TEST_CRASH); restarted after each crash, the daemon
                   dead-letters it alone with "crashed the daemon 2 times",
                   failed to its owner, while the 20 good ones complete.
+  bad messages    items published by hand that are not JSON, not objects,
+                  name no owner or a bad job, line, source or name: each is
+                  failed with its reason to the owner it names (who has no
+                  such job, logs it and drops it) or dead-lettered, and acked;
+                  results for a job nobody owns, or that are no results, are
+                  logged and dropped; the daemon then runs a job as before.
 """
 import os
 import resource
@@ -142,6 +148,71 @@ def t_poison_crashes_alone():
         root.cleanup()
 
 
+def t_bad_messages():
+    """Messages no daemon of ours sent, straight onto the stream."""
+    plnats.require_server()
+    root = pl.Env("sf-nats")
+    srv = plnats.NatsServer(root.root).start()
+    try:
+        with plnats.Site("sf-bad", srv.url, n=1) as site:
+            env = site.envs[0]
+            d = site.start(0)
+            bad_items = [   # (message, names an owner)
+                (b"\xff\xfe not JSON", False),
+                (b'["an", "array"]', False),
+                (b'{"job":"jobX","line":1,"source":"file:///a.jpg"}', False),
+                (b'{"job":"jobX","owner":"n0","line":2}', True),
+                (b'{"job":"jobX","owner":"n0","line":"three","source":"file:///a.jpg"}', False),
+                (b'{"job":"jobX","owner":"n0","line":4,"source":"file:///a.jpg","name":7}', True),
+                (b'{"job":"jobX","owner":"n0","line":5,"source":"file:///a.jpg","name":"../x"}',
+                 True),
+                (b'{"job":"../jobX","owner":"n0","line":6,"source":"file:///a.jpg"}', False),
+                (b'{"job":"jobX","owner":"n0","line":7,"source":"' + b"x" * 9000 + b'"}', True),
+            ]
+            forged_result = (b'{"line":1,"source":"file:///x","name":"x","status":"ok",'
+                             b'"outputs":[],"error":null,"milliseconds":1}\n')
+            with plnats.Client(srv.url) as cl:
+                for data, _ in bad_items:
+                    cl.js_publish("pipelined.items", data)
+                # results for a job nobody here owns, and what is no result at all
+                cl.js_publish("pipelined.results.n0", forged_result, {"Pipelined-Job": "ghost"})
+                cl.js_publish("pipelined.results.n0", b"not a result", {"Pipelined-Job": "ghost"})
+                cl.js_publish("pipelined.results.n0", forged_result)
+            owned = sum(1 for _, o in bad_items if o)
+            # each failed to its owner with a reason, or dead-lettered: never run
+            for line in (2, 4, 5, 7):
+                d.wait_line(r"stream: job jobX line %d from n0: \S" % line, 30)
+            pl.wait_for(lambda: d.count(r"result for job jobX line \d+, which this daemon does "
+                                        r"not have") == owned, 30,
+                        "the %d failures of jobX dropped by their owner, who has no jobX" % owned)
+            d.wait_line(r"result for job ghost line 1, which this daemon does not have", 30)
+            pl.wait_for(lambda: d.count(r"a message on pipelined.results.n0 is not a result") == 2,
+                        30, "two messages that are not results dropped")
+            pl.wait_for(lambda: d.count(r"dead-lettered") == len(bad_items) - owned, 30,
+                        "%d dead letters" % (len(bad_items) - owned))
+            dead = dead_letters(srv.url)
+            pl.check(len(dead) == len(bad_items) - owned and all(
+                m.headers.get("Pipelined-Reason") for m in dead), "dead letters: %r" % (dead,))
+            # every one acked: nothing left for anyone, nothing waiting for AckWait
+            with plnats.Client(srv.url) as cl:
+                for durable in ("pipelined", "results-n0"):
+                    info = cl.js_api("CONSUMER.INFO.PIPELINED." + durable)
+                    pl.check(info["num_pending"] == 0 and info["num_ack_pending"] == 0,
+                             "consumer %s: %d pending, %d unacknowledged" % (
+                                 durable, info["num_pending"], info["num_ack_pending"]))
+            # and the daemon goes on working
+            env.submit("jobG", env.items(5, env.image_set(2)))
+            pl.wait_for(lambda: env.where("jobG") == "done", 60, "jobG in done/")
+            pl.check_lines_once(env.records("jobG"), 5, "jobG")
+            d.signal(signal.SIGTERM)
+            pl.check(d.wait(30) == 0, "exit status")
+            pl.check(d.count(r"AddressSanitizer|runtime error") == 0, "sanitizer report")
+    finally:
+        srv.kill()
+        root.cleanup()
+
+
 if __name__ == "__main__":
     pl.main([("a graceful stop gives its waiting items back", t_graceful_stop_gives_back),
-             ("an item that crashes the daemon is dead-lettered alone", t_poison_crashes_alone)])
+             ("an item that crashes the daemon is dead-lettered alone", t_poison_crashes_alone),
+             ("malformed messages and results for no one's job", t_bad_messages)])
