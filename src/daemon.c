@@ -19,7 +19,9 @@
  * items, releases its job (a job not read to its end goes back to new/ at
  * exit and resumes there) and drains.  A second one also closes the first
  * queue and hands its items back to the spool (pl_pipeline_abort); what is
- * already inside a stage still finishes.
+ * already inside a stage still finishes.  With the stream the first one
+ * already hands the first queue back (a nak each), so that other daemons
+ * start those items at once.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -684,30 +686,53 @@ static int on_watchdog(sd_event_source *src, uint64_t usec, void *ud)
 
 /* ---- signals ---- */
 
+/* The items of the download queue, which no stage has started, go back to
+ * their intake: the spool (their job resumes there) or the stream (a nak:
+ * another daemon takes them now, not after AckWait).  The input is closed
+ * from here on, so what the puller feeds later comes back to it instead. */
+static size_t give_back(struct daemon *d)
+{
+	void *items[64];
+	size_t n, back = 0;
+
+	while ((n = pl_pipeline_abort(d->pipe, items, 64)) > 0) {
+		for (size_t i = 0; i < n; i++) {
+			struct pl_item *it = items[i];
+
+			it->intake->requeue(it);
+		}
+		back += n;
+	}
+	return back;
+}
+
+/*
+ * A graceful stop of a spool-only daemon drains the stages in order: every
+ * item it read finishes.  With the stream, the items waiting in the
+ * download queue are other daemons' work as much as ours, so the first
+ * signal already gives them back and only what is inside a stage finishes.
+ */
 static void begin_stop(struct daemon *d, const char *signame)
 {
 	if (!atomic_load(&d->stopping)) {
 		stop_intake(d);
-		pl_log(LOG_NOTICE, "%s: graceful stop: no new items; draining the stages in order "
-		       "(send it again for a fast stop)", signame);
+		if (d->stream)
+			pl_log(LOG_NOTICE, "%s: graceful stop: no new items; %zu queued items go back "
+			       "to the stream; finishing the items inside the stages (send it again "
+			       "for a fast stop)", signame, give_back(d));
+		else
+			pl_log(LOG_NOTICE, "%s: graceful stop: no new items; draining the stages in "
+			       "order (send it again for a fast stop)", signame);
 		sd_notify(0, "STOPPING=1");
 		sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu", (unsigned long long)EXTEND_USEC);
 		return;
 	}
 	if (!atomic_exchange(&d->fast, true)) {
-		void *items[64];
-		size_t n, back = 0;
+		size_t back;
 
 		if (d->stream)
 			pl_stream_stop(d->stream, true);
-		while ((n = pl_pipeline_abort(d->pipe, items, 64)) > 0) {
-			for (size_t i = 0; i < n; i++) {
-				struct pl_item *it = items[i];
-
-				it->intake->requeue(it);
-			}
-			back += n;
-		}
+		back = give_back(d);
 		pl_log(LOG_NOTICE, "%s: fast stop: %zu queued items go back to the %s; "
 		       "finishing the items inside the stages", signame, back,
 		       d->stream ? "stream" : "spool");
