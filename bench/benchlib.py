@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -165,6 +166,32 @@ def run_child(cmd, env=None, cwd=None):
                 float(user) + float(system), int(rss))
 
 
+def run_watching(cmd, path, env=None):
+    """run_child(cmd, env), and meanwhile watch for PATH to appear (a job's
+    result in done/): returns run_child's tuple and the time.perf_counter()
+    at which PATH was first seen (None if never).  A daemon may take a
+    while to exit after its last job is done; this is when the work was."""
+    seen = []
+    stop = threading.Event()
+
+    def watch():
+        while not stop.wait(0.005):
+            if os.path.exists(path):
+                seen.append(time.perf_counter())
+                return
+
+    t = threading.Thread(target=watch)
+    t.start()
+    try:
+        r = run_child(cmd, env=env)
+    finally:
+        stop.set()
+        t.join()
+    if not seen and os.path.exists(path):
+        seen.append(time.perf_counter())
+    return r, (seen[0] if seen else None)
+
+
 def pl_conf(path, spool, widths, download, upload_url, top=''):
     """The daemon configuration every pipelined run uses: one 256×256 JPEG
     variant; DOWNLOAD is pasted into the download group, TOP (a stream
@@ -197,19 +224,23 @@ def write_job(spool, name, lines):
 def run_pipelined(tmp, nginx, items, widths, tag, rnd, env=None, top=''):
     """pipelined --once on one job of ITEMS ((url, name), …) in a fresh
     spool, outputs PUT to nginx under dav/TAG/; exit unless every item is
-    ok.  Returns seconds (exec to exit), images, cpu s and peak RSS KiB."""
+    ok.  Returns seconds (exec to exit), job_seconds (exec to the job's
+    result in done/), images, cpu s and peak RSS KiB."""
     spool = os.path.join(tmp, f'spool-{tag}-{rnd}')
     os.makedirs(spool)
     conf = spool + '.conf'
     pl_conf(conf, spool, widths, '', f'{nginx.url}/dav/{tag}/{{name}}-{{variant}}.{{ext}}', top)
     write_job(spool, 'corpus', [f'{u} {n}' for u, n in items])
-    rc, _, err, wall, cpu, rss = run_child([PIPELINED, '-c', conf, '--once'], env=env)
+    t0 = time.perf_counter()
+    (rc, _, err, wall, cpu, rss), done = run_watching([PIPELINED, '-c', conf, '--once'],
+                                                      os.path.join(spool, 'done', 'corpus.result'),
+                                                      env)
     results = open(os.path.join(spool, 'done' if rc == 0 else 'failed', 'corpus.result')).read()
     ok = results.count('"status":"ok"')
     if rc != 0 or ok != len(items):
         die(f'pipelined {tag} exit {rc}, {ok}/{len(items)} ok:\n{err[-2000:]}')
     shutil.rmtree(spool)
-    return dict(seconds=wall, images=len(items), cpu=cpu, rss=rss)
+    return dict(seconds=wall, job_seconds=done - t0, images=len(items), cpu=cpu, rss=rss)
 
 
 def small_jpeg(path, corpus_files, size=(320, 240)):
