@@ -28,6 +28,7 @@
 #include "cfgfile.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "sysdirs.h"
 #include "template.h"
 
@@ -593,6 +594,34 @@ static void stream_rules(struct ctx *c, const config_setting_t *g, const char *k
 	set_str(c, &st->node, host);
 }
 
+/* ---- the metrics group -------------------------------------------------- */
+
+/* The rule the endpoint's socket follows (metrics.c). */
+static void listen_address(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
+{
+	const char *v = get_str(c, s, k);
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if (!v)
+		return;
+	if (pl_metrics_parse_listen(v, &ss, &len) < 0) {
+		report(c, s, "%s: \"%s\" is not ADDRESS:PORT (an IPv4 address, or an IPv6 one "
+			     "in [ ], and a port 1..65535)", k, v);
+		return;
+	}
+	set_str(c, dst, v);
+}
+
+/* The group is there: the endpoint is on, on loopback unless it says. */
+static void metrics_rules(struct ctx *c, const config_setting_t *g, const char *k)
+{
+	(void)g;
+	(void)k;
+	if (!*c->cfg->metrics.listen)
+		set_str(c, &c->cfg->metrics.listen, "127.0.0.1:9464");
+}
+
 /* ---- a variant ---------------------------------------------------------- */
 
 static const struct choice fits[] = {
@@ -857,6 +886,11 @@ static const struct setting settings[] = {
 	{ "stream.tls_ca",            CONF(stream.tls_ca), .read = credential_opt },
 	{ "stream.tls_cert",          CONF(stream.tls_cert), .read = credential_opt },
 	{ "stream.tls_key",           CONF(stream.tls_key), .read = credential_opt },
+
+	{ "metrics",                  GROUP, .check = metrics_rules },
+	{ "metrics.listen",           CONF(metrics.listen), .read = listen_address },
+	{ "metrics.connections",      CONF(metrics.connections), RANGE(1, 1024), .def = 16 },
+	{ "metrics.timeout",          CONF(metrics.timeout), ABOVE(0, 3600), .def = 10 },
 };
 
 /* ---- what the rows give ------------------------------------------------- */

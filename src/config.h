@@ -101,6 +101,13 @@ struct pl_config {
 	} upload;
 
 	struct pl_stream_conf stream;
+
+	/* The metrics group: a Prometheus endpoint (metrics.h). */
+	struct {
+		char *listen;		/* "ADDRESS:PORT"; "" = no group, no endpoint */
+		int connections;	/* clients at once */
+		double timeout;		/* seconds a client has for a request */
+	} metrics;
 };
 
 /* Called once per error with a complete "FILE:LINE: message" line. */

@@ -47,6 +47,7 @@
 #include "http.h"
 #include "item.h"
 #include "log.h"
+#include "metrics.h"
 #include "pipeline.h"
 #include "resize.h"
 #include "spool.h"
@@ -72,6 +73,7 @@ struct daemon {
 	struct stages stages;
 	struct pl_spool *spool;
 	struct pl_stream *stream;	/* NULL without a stream group */
+	struct pl_metrics *metrics;	/* NULL without a metrics group */
 	struct pl_pipeline *pipe;
 
 	sd_event *ev;
@@ -559,6 +561,28 @@ static void snapshot(struct daemon *d, struct pl_status *s)
 	}
 }
 
+/* What scrapes show until the next tick: the snapshot and a few counters
+ * more, all atomics (metrics.c says why scrapes do not read them). */
+static void publish_metrics(struct daemon *d, const struct pl_status *s)
+{
+	struct pl_metrics_sample m = { .status = *s };
+
+	if (!d->metrics)
+		return;
+	m.bytes_downloaded = pl_download_bytes(d->stages.ctx[ST_DOWNLOAD]);
+	m.bytes_uploaded = pl_upload_bytes(d->stages.ctx[ST_UPLOAD]);
+	pl_spool_jobs_finished(d->spool, &m.jobs_done, &m.jobs_failed);
+	pl_metrics_publish(d->metrics, &m);
+}
+
+/* The metrics thread's count of new/ (pl_metrics_backlog_fn). */
+static int count_backlog(void *ud, unsigned long *jobs, unsigned long *items)
+{
+	struct daemon *d = ud;
+
+	return pl_spool_count_waiting(d->spool, jobs, items);
+}
+
 static void send_status(struct daemon *d, const struct pl_status *s)
 {
 	char line[1024];
@@ -622,6 +646,7 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *ud)
 		pl_stream_tick(d->stream);
 	snapshot(d, &s);
 	send_status(d, &s);
+	publish_metrics(d, &s);
 	if (!d->tty && d->opts->once && ++d->ticks % 10 == 0)
 		pl_log(LOG_INFO, "progress: %s", d->last_status);
 	/* a drain that still moves earns more time from systemd */
@@ -893,6 +918,7 @@ static void teardown(struct daemon *d)
 		atomic_store(&d->collector_stop, true);
 		pthread_join(d->collector, NULL);
 	}
+	pl_metrics_stop(d->metrics);	/* it counts new/: before the spool goes */
 	pl_pipeline_destroy(d->pipe);
 	pl_stream_close(d->stream);
 	if (d->spool)
@@ -924,6 +950,10 @@ static int start(struct daemon *d)
 		return r;
 	if (d->opts->once && pl_spool_count_pending(d->spool, &pending) == 0)
 		d->total = pending;
+	if (*d->cfg->metrics.listen &&
+	    (r = pl_metrics_start(d->cfg->metrics.listen, (unsigned)d->cfg->metrics.connections,
+				  d->cfg->metrics.timeout, count_backlog, d, &d->metrics)) < 0)
+		return r;
 	if (d->cfg->stream.enabled) {
 		pl_spool_set_remote(d->spool);
 		if ((r = pl_stream_open(&d->cfg->stream, d->cfg->spool, &d->stream)) < 0)
@@ -932,6 +962,12 @@ static int start(struct daemon *d)
 	if ((r = pipeline_new(d)) < 0 || (r = pl_pipeline_start(d->pipe)) < 0) {
 		pl_log_errno(LOG_ERR, -r, "cannot start the pipeline: %s", strerror(-r));
 		return r;
+	}
+	if (d->metrics) {	/* a scrape before the first tick sees zeros, not nothing */
+		struct pl_status s;
+
+		snapshot(d, &s);
+		publish_metrics(d, &s);
 	}
 	if ((r = event_loop_new(d)) < 0) {
 		pl_log_errno(LOG_ERR, -r, "cannot set up the event loop: %s", strerror(-r));

@@ -1028,6 +1028,47 @@ START_TEST(template_reason_reported)
 }
 END_TEST
 
+/* Off without the group; the group alone listens on loopback; the
+ * address rule, the ranges and a reload that toggles it (a restart). */
+START_TEST(metrics_group)
+{
+	struct pl_config *off;
+
+	ck_assert_int_eq(load("spool = \"/s\";\n"), 0);
+	ck_assert_str_eq(cfg->metrics.listen, "");
+	off = cfg;
+	cfg = NULL;
+	ck_assert_int_eq(load("spool = \"/s\";\nmetrics = { };\n"), 0);
+	ck_assert_str_eq(cfg->metrics.listen, "127.0.0.1:9464");
+	ck_assert_int_eq(cfg->metrics.connections, 16);
+	ck_assert(cfg->metrics.timeout == 10);
+	ck_assert(pl_config_restart_differs(off, cfg));
+	pl_config_free(off);
+	pl_config_free(cfg);
+	cfg = NULL;
+	ck_assert_int_eq(load("metrics = {\n"
+			      "  listen = \"[::1]:9100\";\n"
+			      "  connections = 4;\n"
+			      "  timeout = 2.5;\n"
+			      "};\n"), 0);
+	ck_assert_str_eq(cfg->metrics.listen, "[::1]:9100");
+	ck_assert_int_eq(cfg->metrics.connections, 4);
+	ck_assert(cfg->metrics.timeout == 2.5);
+	pl_config_free(cfg);
+	cfg = NULL;
+	ck_assert_int_eq(load("metrics = {\n"
+			      "  listen = \"localhost:9464\";\n"
+			      "  connections = 0;\n"
+			      "  timeout = 0;\n"
+			      "};\n"), -EINVAL);
+	expect(0, 2, "metrics.listen: \"localhost:9464\" is not ADDRESS:PORT (an IPv4 address, "
+		     "or an IPv6 one in [ ], and a port 1..65535)");
+	expect(1, 3, "metrics.connections: 0 is out of range 1..1024");
+	expect(2, 4, "metrics.timeout: 0 is out of range >0..3600");
+	ck_assert_int_eq(ms.n, 3);
+}
+END_TEST
+
 START_TEST(s3_group_required)
 {
 	one_error("spool = \"/s\";\n"
@@ -1250,6 +1291,7 @@ static Suite *suite(void)
 	tcase_add_test(bad, variants_required_and_unique);
 	tcase_add_test(bad, several_variants_need_variant_placeholder);
 	tcase_add_test(bad, template_reason_reported);
+	tcase_add_test(bad, metrics_group);
 	tcase_add_test(bad, s3_group_required);
 	tcase_add_test(bad, s3_fields_required);
 	tcase_add_test(bad, s3_values);
