@@ -103,6 +103,7 @@ struct daemon {
 	uint64_t rate_hist[RATE_WINDOW];	/* done+failed at each of the last seconds */
 	unsigned rate_pos, rate_n;
 	char last_status[1024];
+	bool status_warned;	/* writing status.json failed, said once */
 	unsigned long ticks;
 	uint64_t wd_last_ping_us;
 	uint64_t wd_progress[ST_COUNT];
@@ -583,14 +584,22 @@ static int count_backlog(void *ud, unsigned long *jobs, unsigned long *items)
 	return pl_spool_count_waiting(d->spool, jobs, items);
 }
 
+/* STATUS= and status.json, when the line changed: a reader of the file
+ * (pipelinectl status) sees within a second what SIGUSR1 would report,
+ * and an idle daemon writes nothing. */
 static void send_status(struct daemon *d, const struct pl_status *s)
 {
 	char line[1024];
+	int r;
 
 	pl_status_line(s, line, sizeof line);
 	if (strcmp(line, d->last_status) != 0) {
 		sd_notifyf(0, "STATUS=%s", line);
 		snprintf(d->last_status, sizeof d->last_status, "%s", line);
+		if ((r = pl_status_write_json(s, d->cfg->runtime)) < 0 && !d->status_warned)
+			pl_log_errno(LOG_WARNING, -r, "cannot write %s/status.json: %s",
+				     d->cfg->runtime, strerror(-r));
+		d->status_warned = r < 0;
 	}
 }
 
