@@ -120,7 +120,7 @@ static void check_defaults(const struct pl_config *c)
 	ck_assert_int_eq(c->download.max_bytes, 52428800);
 	ck_assert_int_eq(c->download.retries, 3);
 	ck_assert_double_eq(c->download.backoff, 0.5);
-	ck_assert_int_eq(c->download.per_host, 4);
+	ck_assert_int_eq(c->download.per_host, 32);
 	ck_assert_uint_eq(c->download.protocols, PL_PROTO_HTTP | PL_PROTO_HTTPS);
 	ck_assert_str_eq(c->download.file_root, "");
 	ck_assert(!c->download.allow_private);
