@@ -237,8 +237,9 @@ enum type {
 	T_STR,		/* char *, owned: an absolute path ("" too when
 			   .empty_ok), or what .read accepts */
 	T_NAME,		/* char [PL_VARIANT_NAME_MAX]: what .read accepts */
-	T_STAGE,	/* struct pl_stage_conf: its workers, lo..hi or "auto"
-			   (its queue is a row of its own) */
+	T_STAGE,	/* struct pl_stage_conf: its workers, lo..hi or "auto",
+			   or "adaptive" where .def_str is that, the default
+			   (its queue and workers_max are rows of their own) */
 	T_VARIANTS,	/* struct pl_variant *, counted by resize.nvariants */
 	T_LIST,		/* struct pl_strlist, owned: what .read accepts */
 };
@@ -270,7 +271,9 @@ struct setting {
 				   other setting waits for a restart */
 	double def;		/* numbers and bools: the default (a double holds
 				   every integer default exactly: all < 2^53) */
-	const char *def_str;	/* strings: the default, "" when none */
+	const char *def_str;	/* strings: the default, "" when none;
+				   stages: "adaptive" when that is allowed and
+				   the default (.def is then its starting width) */
 	const struct choice *choices;	/* integers: a name instead of a number */
 	read_fn *read;		/* reads the value instead of its type's reader */
 	check_fn *check;	/* groups: rules across its settings, after them */
@@ -286,10 +289,13 @@ static bool differs(const struct setting *rows, size_t nrows, const void *a, con
 
 /* ---- readers and rules of particular settings --------------------------- */
 
+/* "adaptive" only where the row's default is (the I/O stages); it starts
+ * at the row's default width. */
 static void workers(struct ctx *c, const config_setting_t *s, const char *k,
-		    struct pl_stage_conf *st, long long lo, long long hi)
+		    struct pl_stage_conf *st, const struct setting *row)
 {
-	long long v;
+	bool adaptive_ok = row->def_str && strcmp(row->def_str, "adaptive") == 0;
+	long long v, lo = row->lo, hi = row->hi;
 
 	if (config_setting_type(s) == CONFIG_TYPE_STRING &&
 	    strcmp(config_setting_get_string(s), "auto") == 0) {
@@ -297,16 +303,26 @@ static void workers(struct ctx *c, const config_setting_t *s, const char *k,
 
 		st->workers = (unsigned)(n < lo ? lo : n > hi ? hi : n);
 		st->workers_auto = true;
+		st->workers_adaptive = false;
+		return;
+	}
+	if (adaptive_ok && config_setting_type(s) == CONFIG_TYPE_STRING &&
+	    strcmp(config_setting_get_string(s), "adaptive") == 0) {
+		st->workers = (unsigned)row->def;
+		st->workers_auto = false;
+		st->workers_adaptive = true;
 		return;
 	}
 	if (config_setting_type(s) != CONFIG_TYPE_INT &&
 	    config_setting_type(s) != CONFIG_TYPE_INT64) {
-		report(c, s, "%s: expected an integer or \"auto\"", k);
+		report(c, s, adaptive_ok ? "%s: expected an integer, \"auto\" or \"adaptive\""
+					 : "%s: expected an integer or \"auto\"", k);
 		return;
 	}
 	if (get_int(c, s, k, lo, hi, &v)) {
 		st->workers = (unsigned)v;
 		st->workers_auto = false;
+		st->workers_adaptive = false;
 	}
 }
 
@@ -831,7 +847,10 @@ static const struct setting settings[] = {
 	{ "log_level", CONF(log_level), .read = log_level, .def = LOG_INFO, .live = true },
 
 	{ "download",                 GROUP, .check = download_rules },
-	{ "download.workers",         CONF(download.stage), RANGE(1, 256), .def = 3, .live = true },
+	{ "download.workers",         CONF(download.stage), RANGE(1, 256), .def = 3,
+				      .def_str = "adaptive", .live = true },
+	{ "download.workers_max",     CONF(download.stage.workers_max), RANGE(1, 256), .def = 16,
+				      .live = true },
 	{ "download.queue",           CONF(download.stage.queue), RANGE(1, 65536), .def = 16 },
 	{ "download.connect_timeout", CONF(download.connect_timeout), ABOVE(0, 3600), .def = 10 },
 	{ "download.timeout",         CONF(download.timeout), ABOVE(0, 86400), .def = 60 },
@@ -842,7 +861,7 @@ static const struct setting settings[] = {
 				      .def = 52428800 },
 	{ "download.retries",         CONF(download.retries), RANGE(0, 20), .def = 3 },
 	{ "download.backoff",         CONF(download.backoff), RANGE(0, 3600), .def = 0.5 },
-	{ "download.per_host",        CONF(download.per_host), RANGE(1, 1024), .def = 4 },
+	{ "download.per_host",        CONF(download.per_host), RANGE(1, 1024), .def = 32 },
 	{ "download.protocols",       CONF(download.protocols), .read = protocols,
 				      .def = PL_PROTO_HTTP | PL_PROTO_HTTPS },
 	{ "download.file_root",       CONF(download.file_root), .empty_ok = true },
@@ -856,7 +875,10 @@ static const struct setting settings[] = {
 	{ "resize.variants",          CONF(resize.variants), .read = variants },
 
 	{ "upload",                   GROUP },
-	{ "upload.workers",           CONF(upload.stage), RANGE(1, 256), .def = 5, .live = true },
+	{ "upload.workers",           CONF(upload.stage), RANGE(1, 256), .def = 5,
+				      .def_str = "adaptive", .live = true },
+	{ "upload.workers_max",       CONF(upload.stage.workers_max), RANGE(1, 256), .def = 32,
+				      .live = true },
 	{ "upload.queue",             CONF(upload.stage.queue), RANGE(1, 65536), .def = 16 },
 	/* {job}: item names are unique within a job only, so without it two
 	 * jobs with an item "small" would write the same file */
@@ -977,7 +999,7 @@ static void read_setting(struct ctx *c, const struct setting *row, const config_
 			set_str(c, field, str);
 		break;
 	case T_STAGE:
-		workers(c, s, k, field, row->lo, row->hi);
+		workers(c, s, k, field, row);
 		break;
 	case T_NAME:
 	case T_VARIANTS:
@@ -1044,6 +1066,8 @@ static int set_defaults(const struct setting *rows, size_t nrows, void *base)
 		case T_STAGE:
 			((struct pl_stage_conf *)field)->workers = (unsigned)row->def;
 			((struct pl_stage_conf *)field)->workers_auto = false;
+			((struct pl_stage_conf *)field)->workers_adaptive =
+				row->def_str && strcmp(row->def_str, "adaptive") == 0;
 			break;
 		case T_VARIANTS:	/* only in struct pl_config */
 			if (default_variants(base) < 0)
@@ -1113,7 +1137,9 @@ static bool differs(const struct setting *rows, size_t nrows, const void *a, con
 			d = ((const struct pl_stage_conf *)fa)->workers !=
 			    ((const struct pl_stage_conf *)fb)->workers ||
 			    ((const struct pl_stage_conf *)fa)->workers_auto !=
-			    ((const struct pl_stage_conf *)fb)->workers_auto;
+			    ((const struct pl_stage_conf *)fb)->workers_auto ||
+			    ((const struct pl_stage_conf *)fa)->workers_adaptive !=
+			    ((const struct pl_stage_conf *)fb)->workers_adaptive;
 			break;
 		case T_VARIANTS:	/* only in struct pl_config */
 			d = variants_differ(a, b);

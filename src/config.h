@@ -31,8 +31,11 @@ struct pl_variant {
 };
 
 struct pl_stage_conf {
-	unsigned workers;		/* resolved: "auto" becomes the online CPU count */
+	unsigned workers;		/* resolved: "auto" becomes the online CPU count,
+					   "adaptive" the starting width */
 	bool workers_auto;
+	bool workers_adaptive;		/* "adaptive": adapt.c sizes it, workers..workers_max */
+	unsigned workers_max;		/* download and upload: adaptive's ceiling */
 	unsigned queue;			/* input queue capacity, 1..65536 */
 };
 

@@ -41,6 +41,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "adapt.h"
 #include "config.h"
 #include "daemon.h"
 #include "download.h"
@@ -108,6 +109,8 @@ struct daemon {
 	uint64_t wd_last_ping_us;
 	uint64_t wd_progress[ST_COUNT];
 	uint64_t stuck_us[ST_COUNT];	/* one item longer than this is stuck */
+	struct pl_adapt adapt;		/* the adaptive widths (main thread) */
+	unsigned adapt_noted[ST_COUNT];	/* width last logged at notice level */
 };
 
 /* ---- configuration and stages ---- */
@@ -642,6 +645,75 @@ static int on_bar(sd_event_source *src, uint64_t usec, void *ud)
 	return rearm(src, usec + BAR_PERIOD_US);
 }
 
+/* ---- adaptive widths ---- */
+
+/*
+ * Which stages adapt, within what, from the configuration c (at start and
+ * on every reload).  An adaptive stage keeps its current width, clamped
+ * into the new bounds; a fixed number pins the stage (reload() sets it).
+ * Download's retries are not a push-back signal (adapt.c says why).
+ */
+static void adapt_configure(struct daemon *d, const struct pl_config *c)
+{
+	const struct pl_stage_conf *sc[ST_COUNT] = {
+		&c->download.stage, &c->resize.stage, &c->upload.stage
+	};
+
+	for (size_t i = 0; i < ST_COUNT; i++) {
+		struct pl_stage_stats st;
+
+		pl_pipeline_stats(d->pipe, i, &st);
+		/* workers_max below the starting width wins */
+		pl_adapt_set(&d->adapt, i, sc[i]->workers_adaptive, i == ST_UPLOAD,
+			     sc[i]->workers < sc[i]->workers_max ? sc[i]->workers : sc[i]->workers_max,
+			     sc[i]->workers_max, st.width);
+		if (sc[i]->workers_adaptive && d->adapt.st[i].width != st.width)
+			pl_pipeline_set_width(d->pipe, i, d->adapt.st[i].width);
+		d->adapt_noted[i] = d->adapt.st[i].width;
+	}
+}
+
+static void adapt_init(struct daemon *d)
+{
+	const size_t cap[ST_COUNT] = {
+		d->cfg->download.stage.queue, d->cfg->resize.stage.queue, d->cfg->upload.stage.queue
+	};
+
+	pl_adapt_init(&d->adapt, ST_COUNT, cap);
+	adapt_configure(d, d->cfg);
+}
+
+/* Once a second: the new widths.  A move by half or more since the width
+ * last logged is a notice, smaller steps are debug lines. */
+static void adapt_tick(struct daemon *d)
+{
+	struct pl_stage_stats st[ST_COUNT];
+	unsigned width[ST_COUNT];
+	enum pl_adapt_why why[ST_COUNT];
+
+	for (size_t i = 0; i < ST_COUNT; i++)
+		pl_pipeline_stats(d->pipe, i, &st[i]);
+	pl_adapt_tick(&d->adapt, st, width, why);
+	for (size_t i = 0; i < ST_COUNT; i++) {
+		unsigned noted = d->adapt_noted[i];
+		bool big = 2 * width[i] >= 3 * noted || 3 * width[i] <= 2 * noted;
+		int r;
+
+		if (why[i] == PL_ADAPT_SAME || width[i] == st[i].width)
+			continue;
+		if ((r = pl_pipeline_set_width(d->pipe, i, width[i])) < 0) {
+			pl_log_errno(LOG_ERR, -r, "stage %s: cannot set width %u: %s",
+				     stage_names[i], width[i], strerror(-r));
+			continue;
+		}
+		pl_log(big ? LOG_NOTICE : LOG_DEBUG, "stage %s: width %u -> %u (adaptive, %u..%u): %s",
+		       stage_names[i], st[i].width, width[i], d->adapt.st[i].min,
+		       d->adapt.st[i].max, pl_adapt_why_name(why[i]));
+		if (big)
+			d->adapt_noted[i] = width[i];
+	}
+}
+
 static int on_tick(sd_event_source *src, uint64_t usec, void *ud)
 {
 	struct daemon *d = ud;
@@ -653,6 +725,7 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *ud)
 		d->rate_n++;
 	if (d->stream)
 		pl_stream_tick(d->stream);
+	adapt_tick(d);
 	snapshot(d, &s);
 	send_status(d, &s);
 	publish_metrics(d, &s);
@@ -777,6 +850,7 @@ static void reload(struct daemon *d)
 {
 	struct pl_config *n;
 	unsigned widths[ST_COUNT];
+	bool adaptive[ST_COUNT];
 
 	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)pl_now_us());
 	pl_log(LOG_NOTICE, "reloading %s", d->opts->config);
@@ -788,19 +862,27 @@ static void reload(struct daemon *d)
 	widths[ST_DOWNLOAD] = n->download.stage.workers;
 	widths[ST_RESIZE] = n->resize.stage.workers;
 	widths[ST_UPLOAD] = n->upload.stage.workers;
+	adaptive[ST_DOWNLOAD] = n->download.stage.workers_adaptive;
+	adaptive[ST_RESIZE] = n->resize.stage.workers_adaptive;
+	adaptive[ST_UPLOAD] = n->upload.stage.workers_adaptive;
 	for (size_t i = 0; i < ST_COUNT; i++) {
-		int r = pl_pipeline_set_width(d->pipe, i, widths[i]);
+		int r = adaptive[i] ? 0 : pl_pipeline_set_width(d->pipe, i, widths[i]);
 		if (r < 0)
 			pl_log_errno(LOG_ERR, -r, "stage %s: cannot set width %u: %s",
 				     stage_names[i], widths[i], strerror(-r));
 	}
+	adapt_configure(d, n);	/* adaptive ones keep their width, within the new bounds */
+	for (size_t i = 0; i < ST_COUNT; i++)
+		if (adaptive[i])
+			widths[i] = d->adapt.st[i].width;
 	if (!d->debug_toggled)
 		pl_log_set_level(n->log_level);
 	if (pl_config_restart_differs(d->cfg, n))
 		pl_log(LOG_WARNING, "settings other than the stage widths and log_level changed; "
 		       "they take effect at the next restart");
-	pl_log(LOG_NOTICE, "reloaded: widths download %u, resize %u, upload %u",
-	       widths[ST_DOWNLOAD], widths[ST_RESIZE], widths[ST_UPLOAD]);
+	pl_log(LOG_NOTICE, "reloaded: widths download %u%s, resize %u, upload %u%s",
+	       widths[ST_DOWNLOAD], adaptive[ST_DOWNLOAD] ? " (adaptive)" : "",
+	       widths[ST_RESIZE], widths[ST_UPLOAD], adaptive[ST_UPLOAD] ? " (adaptive)" : "");
 	if (d->live != d->cfg)
 		pl_config_free(d->live);
 	d->live = n;
@@ -972,6 +1054,7 @@ static int start(struct daemon *d)
 		pl_log_errno(LOG_ERR, -r, "cannot start the pipeline: %s", strerror(-r));
 		return r;
 	}
+	adapt_init(d);
 	if (d->metrics) {	/* a scrape before the first tick sees zeros, not nothing */
 		struct pl_status s;
 
@@ -1029,9 +1112,12 @@ int pl_daemon_run(const struct pl_daemon_opts *o)
 		teardown(&d);
 		return r == -EBUSY ? PL_EXIT_LOCKED : PL_EXIT_INTERNAL;
 	}
-	pl_log(LOG_INFO, "pipelined %s running: spool %s, widths download %u, resize %u, upload %u%s",
-	       PL_VERSION, d.cfg->spool, d.cfg->download.stage.workers, d.cfg->resize.stage.workers,
-	       d.cfg->upload.stage.workers, o->once ? ", until the spool is drained" : "");
+	pl_log(LOG_INFO, "pipelined %s running: spool %s, widths download %u%s, resize %u, "
+	       "upload %u%s%s", PL_VERSION, d.cfg->spool, d.cfg->download.stage.workers,
+	       d.cfg->download.stage.workers_adaptive ? " (adaptive)" : "",
+	       d.cfg->resize.stage.workers, d.cfg->upload.stage.workers,
+	       d.cfg->upload.stage.workers_adaptive ? " (adaptive)" : "",
+	       o->once ? ", until the spool is drained" : "");
 	sd_notify(0, "READY=1\nSTATUS=running");
 
 	r = sd_event_loop(d.ev);

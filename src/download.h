@@ -1,7 +1,8 @@
 /*
  * download.h — stage 1: fetch item->source into item->data with libcurl.
- * One CURL handle per worker (kept-alive connections), per-host limit
- * across workers, SSRF guard on every connect, byte cap while streaming.
+ * One CURL handle per worker (kept-alive connections), an adaptive
+ * per-host limit across workers (hostlimit.h), SSRF guard on every
+ * connect, byte cap while streaming.
  */
 #ifndef PL_DOWNLOAD_H
 #define PL_DOWNLOAD_H

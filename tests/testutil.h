@@ -71,8 +71,11 @@ enum pl_test_srv_mode {
 	PL_TEST_SRV_SLOW,	/* 200 with 100 bytes announced, one byte a second */
 	PL_TEST_SRV_FLOOD,	/* 200 and flood_total bytes, counting what got out */
 	PL_TEST_SRV_HOLD,	/* the first request waits for pl_test_srv_release */
+	PL_TEST_SRV_PACED,	/* script[0] after latency_ms, many at once; with
+				   ceiling > 0, a request that finds that many
+				   already waiting gets "503" at once instead */
 };
-#define PL_TEST_SRV_MAXCONN 8
+#define PL_TEST_SRV_MAXCONN 32
 #define PL_TEST_SRV_KEEP 16
 
 struct pl_test_req {
@@ -92,6 +95,8 @@ struct pl_test_srv {
 	bool flood_cl;		/* the flood announces its Content-Length */
 	bool close;		/* hang up after every answer */
 	const char *addr;	/* default 127.0.0.1 */
+	int latency_ms;		/* PACED: how long each answer takes */
+	int ceiling;		/* PACED: 503 past this many at once, 0 = never */
 
 	/* state */
 	int lfd, port, stop[2];
@@ -100,6 +105,8 @@ struct pl_test_srv {
 	pthread_cond_t cv;
 	int accepts, requests;
 	long long sent;		/* what the flood got out */
+	int waiting, peak, refused;	/* PACED: answers pending, their most
+					   at once, 503s given */
 	bool handled, holding, release;
 	struct pl_test_req reqs[PL_TEST_SRV_KEEP];
 };
