@@ -11,7 +11,8 @@ clients: two that send their requests a byte a second (each cut at its
 deadline, never being idle), 1,000 connections at once, and a 1 MB
 request line.  While they run, a second job must complete and the daemon's
 RSS stay within twice what it was after the first job plus 32 MB; after
-them, Prometheus must see the second job too (the endpoint recovered).
+them, Prometheus must see the second job too (the endpoint recovered),
+and every query of contrib/grafana-pipelined.json must find data there.
 """
 import json
 import os
@@ -33,12 +34,12 @@ CONNECTIONS = 16
 FLOOD = 1000
 
 
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
+def rss_kb(d):
+    with open("/proc/%d/status" % d.proc.pid) as f:
         for line in f:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
-    raise pl.Failure("no VmRSS for pid %d" % pid)
+    raise pl.Failure("the daemon exited (status %s)" % d.proc.wait(10))
 
 
 def http_get(url, timeout=5):
@@ -226,24 +227,27 @@ def test_metrics():
                      "job one is not counted failed:\n" + text)
 
             # hostile clients while a second job runs
-            baseline = rss_kb(d.proc.pid)
+            baseline = rss_kb(d)
             peak = [baseline]
             sampling = threading.Event()
 
             def sample():
-                while not sampling.wait(0.05):
-                    peak[0] = max(peak[0], rss_kb(d.proc.pid))
+                try:
+                    while not sampling.wait(0.05):
+                        peak[0] = max(peak[0], rss_kb(d))
+                except pl.Failure as e:
+                    peak.append(str(e))
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
             slow = [SlowClient(port) for _ in range(2)]
             for c in slow:
                 c.start()
-            socks = flood(port, FLOOD)
             env.submit("two", lines(env, 60, 0))
             answer = huge_request_line(port)
             pl.check(answer == b"" or answer.startswith(b"HTTP/1.1 4"),
                      "1 MB request line answered: %r" % answer[:80])
             pl.note("1 MB request line: %s" % (answer.split(b"\r\n")[0].decode() or "cut"))
+            socks = flood(port, FLOOD)
             wait_job(env, "two", 120)
             pl.check(outcome_counts(env.records("two")) == {"ok": 60.0, "failed": 0.0},
                      "job two's records: %s" % outcome_counts(env.records("two")))
@@ -259,6 +263,7 @@ def test_metrics():
                 x.close()
             sampling.set()
             sampler.join(5)
+            pl.check(len(peak) == 1, peak[-1])
             limit = 2 * baseline + 32 * 1024
             pl.note("RSS: %d kB after job one, peak %d kB with hostile clients (limit %d kB)"
                     % (baseline, peak[0], limit))
@@ -270,6 +275,17 @@ def test_metrics():
                         "prometheus to report pipelined_items_total %s after the clients" % want,
                         interval=0.5)
             pl.check(d.proc.poll() is None, "the daemon exited")
+
+            # every query of the shipped dashboard parses, and finds data
+            # (but the stream's: there is none here)
+            with open(os.path.join(pl.SRCDIR, "contrib", "grafana-pipelined.json")) as f:
+                dash = json.load(f)
+            for panel in dash["panels"]:
+                for t in panel["targets"]:
+                    expr = t["expr"].replace("$__rate_interval", "10s").replace("$instance", ".*")
+                    found = prom.query(expr)
+                    pl.check(found or panel["title"] == "Stream",
+                             "dashboard panel %r: no data for %s" % (panel["title"], expr))
         finally:
             if prom:
                 prom.stop()
