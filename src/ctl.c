@@ -331,6 +331,7 @@ static int wait_job(struct ctl *c, const char *name, unsigned long total)
 	struct tally t = { 0 };
 	FILE *res = NULL;
 	int where;
+	char text[256];
 
 	for (;;) {
 		const struct timespec pause = { 0, POLL_NS };
@@ -356,7 +357,8 @@ static int wait_job(struct ctl *c, const char *name, unsigned long total)
 			double secs = now_s() - start;
 
 			st.rate = secs >= 1 ? (double)seen / secs : 0;
-			pl_status_progress_bar(&st, stderr, columns());
+			pl_status_progress_bar(&st, text, sizeof text, columns());
+			pl_log_bar(text);
 		} else if (seen != shown && now_s() - said >= 1) {
 			fprintf(stderr, "job %s: %s, %lu/%lu, %lu failed\n", name, state_names[where],
 				seen, total, t.failed);
@@ -372,8 +374,9 @@ static int wait_job(struct ctl *c, const char *name, unsigned long total)
 		double secs = now_s() - start;
 
 		st.rate = secs > 0 ? (double)(t.ok + t.failed) / secs : 0;
-		pl_status_progress_bar(&st, stderr, columns());
-		fputc('\n', stderr);
+		pl_status_progress_bar(&st, text, sizeof text, columns());
+		pl_log_bar(text);
+		pl_log_bar_end();
 	}
 	fprintf(stderr, "job %s finished: %lu ok, %lu failed; in %s/\n", name, t.ok, t.failed,
 		pl_spool_folder_names[where]);

@@ -35,7 +35,8 @@ API (everything raises pl.Failure with a message naming what failed):
   pl.make_image(path, w, h, kind)  vips image by extension (.jpg .png .webp …);
                                    kind "noise" | "zone" | "sines"
   pl.run(args, timeout=30, **kw)   subprocess.run with captured text output
-  pl.run_on_pty(args, timeout)     args with stdin/stdout/stderr on a new pty → (rc, output)
+  pl.run_on_pty(args, timeout, columns=80)  args with stdin/stdout/stderr on a new pty
+                                   of that width → (rc, output)
 
   env = pl.Env("name")             fresh temp tree (removed by env.cleanup() unless
                                    PL_KEEP=1): env.root, env.images, env.spool,
@@ -72,6 +73,8 @@ API (everything raises pl.Failure with a message naming what failed):
                                    it started is stopped (SIGKILL if still running), the
                                    notify socket closed and env removed; when the block
                                    failed, each daemon's last log lines go to stderr first
+  pl.show_logs(daemons, n=40)      each daemon's last n log lines to stderr
+  pl.hooks_built()                 built with -DPL_TEST_HOOKS=ON (the PL_TEST_CRASH hook)
   n = pl.Notify(env)               AF_UNIX datagram socket in env.root; n.path for
                                    NOTIFY_SOCKET; n.messages: list of dicts, one per
                                    datagram ({"READY": "1", …}), in arrival order
@@ -88,6 +91,7 @@ API (everything raises pl.Failure with a message naming what failed):
   pl.main([(name, fn), …])         run the test functions in order, print "--- ok NAME (T s)",
                                    turn the first Failure into "FAIL: NAME: …" and exit 1
 """
+import fcntl
 import json
 import os
 import pty
@@ -96,9 +100,11 @@ import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 
@@ -178,9 +184,10 @@ def run(args, timeout=30, **kw):
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kw)
 
 
-def run_on_pty(args, timeout):
+def run_on_pty(args, timeout, columns=80):
     """Run args with stdin/stdout/stderr on a new pty; return (rc, output)."""
     master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     p = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
     os.close(slave)
     out = b""
@@ -544,6 +551,24 @@ class Notify:
         self.sock.close()
 
 
+def hooks_built():
+    """The daemon was built with its test-only fault hooks (PL_TEST_CRASH)."""
+    try:
+        with open(os.path.join(BUILDDIR, "CMakeCache.txt")) as f:
+            return "PL_TEST_HOOKS:BOOL=ON" in f.read()
+    except OSError:
+        return False
+
+
+def show_logs(daemons, n=40):
+    """The last n log lines of each daemon to stderr: after a failure, what
+    the daemons said is what tells why."""
+    for d in daemons:
+        print("--- log of pid %d (%s), last %d of %d lines:\n  %s"
+              % (d.proc.pid, " ".join(d.cmd[1:]), min(n, len(d.lines)), len(d.lines),
+                 "\n  ".join(d.lines[-n:])), file=sys.stderr, flush=True)
+
+
 class Session:
     """The scaffold every daemon test repeats: a tree, maybe a notify
     socket, daemons started on it, and — whatever happens — every daemon
@@ -574,10 +599,7 @@ class Session:
         for d in self.daemons:
             d.stop()
         if etype is not None:
-            for d in self.daemons:
-                print("--- log of pid %d (%s), last %d of %d lines:\n  %s"
-                      % (d.proc.pid, " ".join(d.cmd[1:]), min(40, len(d.lines)), len(d.lines),
-                         "\n  ".join(d.lines[-40:])), file=sys.stderr, flush=True)
+            show_logs(self.daemons)
         if self.notify is not None:
             self.notify.close()
         self.env.cleanup()
