@@ -339,6 +339,8 @@ static int wait_job(struct ctl *c, const char *name, unsigned long total)
 
 		where = find_job(c, name);
 		if (where < 0) {
+			if (tty)
+				pl_log_bar_end();
 			if (where == -ENOENT)
 				say("job %s is gone from the spool", name);
 			if (res)
@@ -769,7 +771,6 @@ static int cmd_list(struct ctl *c, int argc, char **argv)
 	bool want[F_COUNT] = { false };
 	unsigned long count[F_COUNT] = { 0 };
 	bool any = false, header = false;
-	int status = 0;
 
 	for (int i = 1; i < argc; i++) {
 		int f;
@@ -820,7 +821,7 @@ static int cmd_list(struct ctl *c, int argc, char **argv)
 		first = 0;
 	}
 	putchar('\n');
-	return status;
+	return 0;
 }
 
 /* ---- show ------------------------------------------------------------- */
