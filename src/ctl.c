@@ -290,6 +290,13 @@ static void read_records(FILE *f, struct tally *t)
 	free(line);
 }
 
+/* Where a job's result is: beside it, and in cur/ for a waiting job, which
+ * keeps there what an interrupted run recorded and resumes after it. */
+static int result_folder(int f)
+{
+	return f == F_NEW ? F_CUR : f;
+}
+
 static FILE *open_result(struct ctl *c, int f, const char *job)
 {
 	char res[NAME_MAX + 1];
@@ -347,8 +354,8 @@ static int wait_job(struct ctl *c, const char *name, unsigned long total)
 				fclose(res);
 			return EX_SOFTWARE;
 		}
-		if (!res && where >= F_CUR)
-			res = open_result(c, where, name);
+		if (!res)
+			res = open_result(c, result_folder(where), name);
 		if (res)
 			read_records(res, &t);
 		if (where == F_DONE || where == F_FAILED)
@@ -742,7 +749,7 @@ static int list_jobs(int dfd, char ***out, size_t *count)
 }
 
 /* Items of a waiting or running job (from its file), its records so far
- * (from its result).  -1 items: unreadable. */
+ * (from its result); *readable false when the job file could not be read. */
 static void job_tally(struct ctl *c, int f, const char *name, struct tally *t, bool *readable)
 {
 	FILE *in;
@@ -758,7 +765,7 @@ static void job_tally(struct ctl *c, int f, const char *name, struct tally *t, b
 			*readable = false;
 		}
 	}
-	if (f != F_NEW && (in = open_result(c, f, name))) {
+	if ((in = open_result(c, result_folder(f), name))) {
 		read_records(in, t);
 		fclose(in);
 	}
@@ -877,11 +884,11 @@ static int cmd_show(struct ctl *c, int argc, char **argv)
 			say("no job %s in %s", argv[optind], c->cfg->spool);
 		return exit_for(f);
 	}
-	if (f == F_NEW || !(res = open_result(c, f, argv[optind]))) {
+	if (!(res = open_result(c, result_folder(f), argv[optind]))) {
 		int r = -errno;
 
-		if (f != F_NEW && r != -ENOENT) {
-			say("%s/%s%s: %s", pl_spool_folder_names[f], argv[optind],
+		if (r != -ENOENT) {
+			say("%s/%s%s: %s", pl_spool_folder_names[result_folder(f)], argv[optind],
 			    PL_SPOOL_RESULT_SUFFIX, strerror(-r));
 			return exit_for(r);
 		}

@@ -157,23 +157,33 @@ def t_submit_list_show_status():
         img = env.image_set(n=3)[0]
         with open(os.path.join(env.spool, "cur", "parked"), "w") as f:
             f.write("file://%s p1\nfile://%s p2\n" % (img, img))
+        record = ('{"line":1,"source":"file://%s","name":"p1","status":"ok","outputs":[],'
+                  '"error":null,"milliseconds":3}\n' % img)
         with open(os.path.join(env.spool, "cur", "parked.result"), "w") as f:
-            f.write('{"line":1,"source":"file://%s","name":"p1","status":"ok","outputs":[],'
-                    '"error":null,"milliseconds":3}\n' % img)
+            f.write(record)
+        # back in new/ after a stop, its first record kept in cur/
+        with open(os.path.join(env.spool, "new", "resumed"), "w") as f:
+            f.write("file://%s p1\nfile://%s p2\n" % (img, img))
+        with open(os.path.join(env.spool, "cur", "resumed.result"), "w") as f:
+            f.write(record)
         p = expect(ctl(env, "list"), 0, "list")
         rows = [l.split() for l in p.stdout.splitlines()[1:-1]]
         pl.check(["waiting", "3", "0", "0", first] in rows, "list rows %s" % rows)
+        pl.check(["waiting", "2", "1", "0", "resumed"] in rows, "list rows %s" % rows)
         pl.check(["running", "2", "1", "0", "parked"] in rows, "list rows %s" % rows)
-        pl.check(p.stdout.splitlines()[-1] == "1 waiting, 1 running, 0 done, 0 failed",
+        pl.check(p.stdout.splitlines()[-1] == "2 waiting, 1 running, 0 done, 0 failed",
                  "list summary %r" % p.stdout)
         p = expect(ctl(env, "show", first), 0, "show of a waiting job")
         pl.check(p.stdout == "" and "no results yet" in p.stderr, "show waiting: %r" % (p,))
+        p = expect(ctl(env, "show", "resumed"), 0, "show of a waiting job begun before")
+        pl.check(p.stdout == record, "show resumed: %r" % p.stdout)
         expect(ctl(env, "status"), 69, "status with no daemon ever run")
 
         d = s.start()
         d.wait_line(r"running: spool", 10 * SLOW)
-        pl.wait_for(lambda: env.where(first) == "done" and env.where("parked") == "done",
-                    30 * SLOW, "the waiting and the parked job in done/")
+        pl.wait_for(lambda: all(env.where(j) == "done" for j in (first, "parked", "resumed")),
+                    30 * SLOW, "the waiting, resumed and parked jobs in done/")
+        pl.check(len(env.records("resumed")) == 2, "resumed: %s" % env.records("resumed"))
 
         # --wait on a pipe: plain lines, exit 0
         p = expect(ctl(env, "submit", "-n", "good", "-w", path), 0, "submit -w, all ok")
@@ -208,7 +218,7 @@ def t_submit_list_show_status():
         rows = [l.split() for l in p.stdout.splitlines()[1:-1]]
         pl.check(["done", "3", "3", "0", "good"] in rows and ["failed", "2", "1", "1", bad] in rows,
                  "list rows %s" % rows)
-        pl.check(p.stdout.splitlines()[-1] == "0 waiting, 0 running, 3 done, 1 failed",
+        pl.check(p.stdout.splitlines()[-1] == "0 waiting, 0 running, 4 done, 1 failed",
                  "list summary %r" % p.stdout.splitlines()[-1])
         p = expect(ctl(env, "list", "failed"), 0, "list failed")
         pl.check(p.stdout.splitlines()[1:] == [
