@@ -404,6 +404,33 @@ static bool next_name(const char *base, unsigned k, char out[PL_JOBLINE_NAME_MAX
 	return k < 1000;
 }
 
+/* The job being written in tmp/, for a signal to take away: a producer
+ * who interrupts a long submit leaves nothing behind. */
+static volatile sig_atomic_t pending_fd = -1;
+static char pending_name[NAME_MAX + 1];
+
+static void drop_pending(int sig)
+{
+	if (pending_fd >= 0)
+		unlinkat(pending_fd, pending_name, 0);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void set_pending(int dfd, const char *name)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE };
+	struct sigaction sa = { .sa_handler = drop_pending };
+
+	pending_fd = -1;
+	if (dfd < 0)
+		return;
+	snprintf(pending_name, sizeof pending_name, "%s", name);
+	pending_fd = dfd;
+	for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+		sigaction(sigs[i], &sa, NULL);
+}
+
 /*
  * Check the job in `in` and deliver it as `base` (or, with numbered, the
  * first of base, base2, … not taken), whose final name goes to name.
@@ -428,6 +455,7 @@ static int deliver(struct ctl *c, FILE *in, const char *where, const char *base,
 		say("cannot write in %s/tmp: %s", c->cfg->spool, strerror(-r));
 		return exit_for(r);
 	}
+	set_pending(tmp, tname);
 	if (!(out = fdopen(fd, "w"))) {
 		r = -errno;
 		close(fd);
@@ -490,6 +518,7 @@ static int deliver(struct ctl *c, FILE *in, const char *where, const char *base,
 	}
 	if (r < 0)
 		goto fail;
+	set_pending(-1, NULL);
 	if (fsync(new) < 0)
 		say("fsync of %s/new: %s", c->cfg->spool, strerror(errno));
 	*items = t.items;
@@ -498,6 +527,7 @@ fail:
 	say("cannot submit %s: %s", where, strerror(-r));
 	status = exit_for(r);
 drop:
+	set_pending(-1, NULL);
 	unlinkat(tmp, tname, 0);
 	return status;
 }

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -135,6 +136,24 @@ def t_bad_input():
         tmp_is_empty(env)
         with open(os.path.join(env.spool, "new", "taken")) as f:
             pl.check(f.read() == "file://%s\n" % img, "the waiting job was changed")
+
+        # Interrupted while the job still comes in: nothing left in tmp/.
+        p = subprocess.Popen([CTL, "-c", env.conf, "submit", "-n", "cut"], stdin=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            p.stdin.write(("file://%s\n" % img).encode())
+            p.stdin.flush()
+            pl.wait_for(lambda: os.listdir(os.path.join(env.spool, "tmp")), 10 * SLOW,
+                        "the job being written in tmp/")
+            p.send_signal(signal.SIGINT)
+            rc = p.wait(10 * SLOW)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        pl.check(rc == -signal.SIGINT, "interrupted submit exited %d" % rc)
+        tmp_is_empty(env)
+        pl.check(env.where("cut") is None, "an interrupted job arrived in %s/" % env.where("cut"))
 
 
 def t_submit_list_show_status():
