@@ -17,8 +17,8 @@
  *       ratio > 2     the far side queues our requests: limit × 2 / ratio
  *                     (never below half);
  *       ratio < 1.3   and the limit was used (the peak in flight reached
- *                     it, less one): limit + sqrt(limit) — fast from a
- *                     small start, gentle when large;
+ *                     it, less one): limit + limit / 4 (+ 1 below 4) —
+ *                     a doubling takes three windows;
  *       peak in flight < limit / 2: limit − 1 (a limit nobody uses says
  *                     nothing, and would let a burst through unchecked);
  *       otherwise the limit holds.

@@ -764,12 +764,30 @@ static void stream_failed(struct pl_item *it, int err, const char *why)
 	finish(it, false, why ? why : err ? strerror(err < 0 ? -err : err) : "failed");
 }
 
-/* Never entered a stage (a stop): back to the server for someone else. */
+/*
+ * Never entered a stage (a stop): back to the server for someone else, at
+ * once.  A nak alone would raise the item's delivery count, and an item
+ * delivered again runs alone wherever it lands (it may have crashed a
+ * daemon): the daemons taking over from a stopped one would run its items
+ * one at a time.  So an item that is no suspect goes back as a fresh copy
+ * of its message, published before the original is acked: a failure in
+ * between leaves two copies (the owner records one line once), never none.
+ * A suspect, or a copy the server does not take now, is nakked.
+ */
 static void stream_requeue(struct pl_item *it)
 {
 	struct msg *m = it->origin;
+	struct pl_stream *s = m->s;
+	char id[64];
 
-	natsMsg_Nak(m->m, NULL);
+	snprintf(id, sizeof id, "given-back/%" PRIu64, m->seq);
+	if (!it->alone && m->seq && atomic_load(&s->connected) &&
+	    publish_patiently(s, s->items_subj, natsMsg_GetData(m->m),
+			      (size_t)natsMsg_GetDataLength(m->m),
+			      (const char *const[]){ "Nats-Msg-Id", id, NULL }, STOP_INTAKE) == 0)
+		natsMsg_Ack(m->m, NULL);
+	else
+		natsMsg_Nak(m->m, NULL);
 	flight_del(m->s, m);
 	it->origin = NULL;
 	it->job_name = NULL;

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""e2e_server.py — a scripted, misbehaving HTTP source for tests/it_e2e.py.
+"""e2e_server.py — a scripted, misbehaving HTTP source for tests/it_e2e.py and
+tests/it_stream_faults.py.
 
 nginx serves honest files; the download stage must also cope with servers
 that fail once, never answer, never stop sending, or bounce the client to
@@ -13,6 +14,7 @@ Binds BIND_ADDR port 0 and prints the port on stdout once listening.
 Paths:
   /file/NAME        200 with ROOT/NAME
   /flaky/NAME       500 on the first request for that path, then like /file/
+  /slow/MS/NAME     like /file/NAME after MS milliseconds
   /hang             reads the request, then never answers
   /endless          200 without Content-Length, then bytes until the client leaves
   /redirect/REST    302 to REDIRECT_BASE + REST
@@ -23,6 +25,7 @@ import json
 import os
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -64,6 +67,10 @@ class Handler(BaseHTTPRequestHandler):
             if n == 1:
                 return self.reply(500, b'try again\n', 'text/plain')
             return self.send_file(self.path[len('/flaky/'):])
+        if self.path.startswith('/slow/'):
+            ms, _, name = self.path[len('/slow/'):].partition('/')
+            time.sleep(int(ms) / 1000)
+            return self.send_file(name)
         if self.path == '/hang':
             srv.forever.wait()	# set never: the client must give up on its own
             return

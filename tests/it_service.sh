@@ -5,7 +5,7 @@
 # rejects a bad file, stop is a clean exit 0.
 #
 # The unit tested is systemd/pipelined.service.in rendered for $PIPELINED,
-# minus what a user manager cannot apply (DynamicUser, the *Directory=
+# minus what a user manager cannot apply (User=/Group=, the *Directory=
 # settings, the namespace and capability sandboxing), which the test
 # replaces by explicit paths in its folder.  The seccomp part of the
 # sandbox (SystemCallFilter, MemoryDenyWriteExecute, …) stays: the daemon

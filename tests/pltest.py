@@ -70,6 +70,8 @@ API (everything raises pl.Failure with a message naming what failed):
                                    it started is stopped (SIGKILL if still running), the
                                    notify socket closed and env removed; when the block
                                    failed, each daemon's last log lines go to stderr first
+  pl.show_logs(daemons, n=40)      each daemon's last n log lines to stderr
+  pl.hooks_built()                 built with -DPL_TEST_HOOKS=ON (the PL_TEST_CRASH hook)
   n = pl.Notify(env)               AF_UNIX datagram socket in env.root; n.path for
                                    NOTIFY_SOCKET; n.messages: list of dicts, one per
                                    datagram ({"READY": "1", …}), in arrival order
@@ -513,6 +515,24 @@ class Notify:
         self.sock.close()
 
 
+def hooks_built():
+    """The daemon was built with its test-only fault hooks (PL_TEST_CRASH)."""
+    try:
+        with open(os.path.join(BUILDDIR, "CMakeCache.txt")) as f:
+            return "PL_TEST_HOOKS:BOOL=ON" in f.read()
+    except OSError:
+        return False
+
+
+def show_logs(daemons, n=40):
+    """The last n log lines of each daemon to stderr: after a failure, what
+    the daemons said is what tells why."""
+    for d in daemons:
+        print("--- log of pid %d (%s), last %d of %d lines:\n  %s"
+              % (d.proc.pid, " ".join(d.cmd[1:]), min(n, len(d.lines)), len(d.lines),
+                 "\n  ".join(d.lines[-n:])), file=sys.stderr, flush=True)
+
+
 class Session:
     """The scaffold every daemon test repeats: a tree, maybe a notify
     socket, daemons started on it, and — whatever happens — every daemon
@@ -543,10 +563,7 @@ class Session:
         for d in self.daemons:
             d.stop()
         if etype is not None:
-            for d in self.daemons:
-                print("--- log of pid %d (%s), last %d of %d lines:\n  %s"
-                      % (d.proc.pid, " ".join(d.cmd[1:]), min(40, len(d.lines)), len(d.lines),
-                         "\n  ".join(d.lines[-40:])), file=sys.stderr, flush=True)
+            show_logs(self.daemons)
         if self.notify is not None:
             self.notify.close()
         self.env.cleanup()

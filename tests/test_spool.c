@@ -482,22 +482,31 @@ END_TEST
 START_TEST(open_creates_folders)
 {
 	static const char *const sub[] = { "tmp", "new", "cur", "done", "failed" };
+	/* producers in the group write tmp/ and new/ (sticky), read the rest */
+	static const mode_t mode[] = { 01770, 01770, 0750, 0750, 0750 };
 	struct pl_spool *s;
 	char *nested;
 	struct stat st;
 
 	umask(022);
 	ck_assert_int_ge(asprintf(&nested, "%s/spool", dir), 0);
-	ck_assert_int_eq(pl_spool_open(nested, &s), 0);
-	for (int i = 0; i < 5; i++) {
-		char rel[32];
-		snprintf(rel, sizeof rel, "spool/%s", sub[i]);
-		ck_assert_int_eq(stat(path_of(rel), &st), 0);
-		ck_assert(S_ISDIR(st.st_mode));
-		ck_assert_int_eq(st.st_mode & 0777, 0750);
+	for (int round = 0; round < 2; round++) {
+		ck_assert_int_eq(pl_spool_open(nested, &s), 0);
+		ck_assert_int_eq(stat(nested, &st), 0);
+		ck_assert_int_eq(st.st_mode & 07777, 0750);
+		for (int i = 0; i < 5; i++) {
+			char rel[32];
+			snprintf(rel, sizeof rel, "spool/%s", sub[i]);
+			ck_assert_int_eq(stat(path_of(rel), &st), 0);
+			ck_assert(S_ISDIR(st.st_mode));
+			ck_assert_int_eq(st.st_mode & 07777, mode[i]);
+			/* an existing spool with other modes is set right again */
+			ck_assert_int_eq(chmod(path_of(rel), 0700), 0);
+		}
+		ck_assert_int_ge(pl_spool_fd(s), 0);
+		pl_spool_close(s);
+		ck_assert_int_eq(chmod(nested, 0700), 0);
 	}
-	ck_assert_int_ge(pl_spool_fd(s), 0);
-	pl_spool_close(s);
 	free(nested);
 
 	/* a spool that cannot be created is an error */

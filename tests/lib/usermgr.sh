@@ -26,11 +26,11 @@ pl_unit_dir() {
 }
 
 # pl_user_unit RENDERED OUT: the rendered unit without what a user manager
-# cannot apply (DynamicUser, the *Directory= settings, the namespace and
+# cannot apply (User=/Group=, the *Directory= settings, the namespace and
 # capability sandboxing).  The seccomp part stays, so the daemon must live
 # with it, except under a sanitizer build: LeakSanitizer needs ptrace.
 pl_user_unit() {
-	local drop='DynamicUser|StateDirectory|RuntimeDirectory|ConfigurationDirectory|CapabilityBoundingSet|AmbientCapabilities|PrivateUsers|PrivateTmp|PrivateDevices|PrivateMounts|DevicePolicy|ProtectSystem|ProtectHome|ProtectClock|ProtectControlGroups|ProtectHostname|ProtectKernelLogs|ProtectKernelModules|ProtectKernelTunables|ProtectProc|ProcSubset|RemoveIPC'
+	local drop='User|Group|DynamicUser|StateDirectory|StateDirectoryMode|RuntimeDirectoryMode|RuntimeDirectory|ConfigurationDirectory|CapabilityBoundingSet|AmbientCapabilities|PrivateUsers|PrivateTmp|PrivateDevices|PrivateMounts|DevicePolicy|ProtectSystem|ProtectHome|ProtectClock|ProtectControlGroups|ProtectHostname|ProtectKernelLogs|ProtectKernelModules|ProtectKernelTunables|ProtectProc|ProcSubset|RemoveIPC'
 	if [[ -n ${PL_SANITIZE:-} ]]; then
 		drop+='|NoNewPrivileges|SystemCallFilter|SystemCallArchitectures|SystemCallErrorNumber|MemoryDenyWriteExecute|LockPersonality|RestrictNamespaces|RestrictAddressFamilies|RestrictRealtime|RestrictSUIDSGID'
 		pl_note "PL_SANITIZE=$PL_SANITIZE: seccomp sandbox left out (LeakSanitizer needs ptrace)"
