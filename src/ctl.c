@@ -169,9 +169,12 @@ static bool exists_at(int dfd, const char *name)
 	return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
-/* The folder a job is in, looked for in the order jobs move; -ENOENT. */
+/* The folder a job is in, looked for in the order jobs move; -ENOENT.
+ * A name the daemon never takes as a job is in none. */
 static int find_job(struct ctl *c, const char *name)
 {
+	if (!*name || name[0] == '.' || strchr(name, '/'))
+		return -ENOENT;
 	for (int f = F_NEW; f < F_COUNT; f++) {
 		int fd = folder(c, f);
 
@@ -336,6 +339,8 @@ static int wait_job(struct ctl *c, const char *name, unsigned long total)
 
 		where = find_job(c, name);
 		if (where < 0) {
+			if (tty)
+				pl_log_bar_end();
 			if (where == -ENOENT)
 				say("job %s is gone from the spool", name);
 			if (res)
@@ -766,7 +771,6 @@ static int cmd_list(struct ctl *c, int argc, char **argv)
 	bool want[F_COUNT] = { false };
 	unsigned long count[F_COUNT] = { 0 };
 	bool any = false, header = false;
-	int status = 0;
 
 	for (int i = 1; i < argc; i++) {
 		int f;
@@ -817,7 +821,7 @@ static int cmd_list(struct ctl *c, int argc, char **argv)
 		first = 0;
 	}
 	putchar('\n');
-	return status;
+	return 0;
 }
 
 /* ---- show ------------------------------------------------------------- */

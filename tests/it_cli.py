@@ -16,16 +16,9 @@ bar stands (failed items, debug lines, "job … finished") are replayed on a
 small terminal model: each must come out whole on a line of its own, the
 bar redrawn below, and the last bar whole.  Runs in a few seconds.
 """
-import fcntl
 import os
-import pty
 import re
-import select
-import struct
-import subprocess
 import sys
-import termios
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pltest as pl  # noqa: E402
@@ -221,33 +214,6 @@ def t_exit_internal():
         env.cleanup()
 
 
-def run_on_pty(args, timeout, columns=80):
-    """Run args with stdin/stdout/stderr on a new pty; return (rc, output)."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
-    p = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
-    os.close(slave)
-    out = b""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            p.kill()
-            p.wait()
-            raise pl.Failure("%s on a pty did not finish in %gs: %r" % (args, timeout, out[-500:]))
-        r, _, _ = select.select([master], [], [], min(left, 0.5))
-        if r:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:     # EIO: every slave end closed, the child is gone
-                chunk = b""
-            if not chunk:
-                break
-            out += chunk
-    os.close(master)
-    return p.wait(10), out.decode("utf-8", "replace")
-
-
 def t_once_progress_bar():
     env = pl.Env("cli")
     try:
@@ -255,7 +221,7 @@ def t_once_progress_bar():
         imgs = env.image_set(3, 320, 240)
         n = pl.scaled(60, 30)
         env.submit("bar", env.items(n, imgs))
-        rc, out = run_on_pty([pl.BIN, "-c", env.conf, "--once"], pl.scaled(60, 180))
+        rc, out = pl.run_on_pty([pl.BIN, "-c", env.conf, "--once"], pl.scaled(60, 180))
         pl.check(rc == 0, "--once on a pty exited %d: %r" % (rc, out[-500:]))
         bars = re.findall(r"\r\[[#.]+\] (\d+)/(\d+), (\d+) failed, [0-9.]+/s, ETA [-0-9:]+", out)
         pl.check(bars, "no progress bar on the terminal: %r" % out[-800:])
@@ -313,7 +279,7 @@ def t_log_lines_over_bar():
             lines[::5] = ["file://%s/missing-%d.jpg" % (env.images, k)
                           for k in range(len(lines[::5]))]
             env.submit(job, lines)
-        rc, out = run_on_pty([pl.BIN, "-c", env.conf, "--once"], pl.scaled(90, 240))
+        rc, out = pl.run_on_pty([pl.BIN, "-c", env.conf, "--once"], pl.scaled(90, 240))
         pl.check(rc == 1, "--once with failing items on a pty exited %d: %r" % (rc, out[-500:]))
         shown = [ln for ln in screen_lines(out.replace("\r\n", "\n")) if ln.strip()]
         total = 3 * n
