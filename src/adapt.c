@@ -14,9 +14,12 @@
  *              queued (the last stage has no next one).  The stage holds the
  *              pipeline back, and since a download or upload worker inside
  *              process() is waiting on the network — the CPU work of
- *              the pipeline is resize's — more of them help.  Grow: double
- *              (slow start, from a small start to a far source's width in
- *              a few seconds) until the first back-off, then by a quarter.
+ *              the pipeline is resize's — more of them help.  Grow by the
+ *              room the next stage has: × its width / its busy workers (at
+ *              least 2, at most 4; × 2 for the last stage), so a stage that
+ *              feeds a quarter of what resize could take reaches its width
+ *              in a tick or two, not ten — until the first cut; after it,
+ *              by a quarter (the width is near right, only drift is left).
  *   pushed     the next stage's queue is full (the workers would only block
  *              handing items on: the bottleneck is downstream, the CPU), or,
  *              for a stage whose retries are the far side refusing (upload:
@@ -99,8 +102,11 @@ static enum pl_adapt_why step(struct pl_adapt *a, size_t i, const struct pl_stag
 		return s->width != w ? PL_ADAPT_PUSHED : PL_ADAPT_SAME;
 	}
 	if (starving) {
+		double room = next ? (double)next->width / (next->busy ? next->busy : 1) : 2;
+
+		room = room < 2 ? 2 : room > 4 ? 4 : room;
 		s->idle_ticks = 0;
-		s->width = clamp(s, s->grown_past_cut ? w + (w >= 4 ? w / 4 : 1) : 2.0 * w);
+		s->width = clamp(s, s->grown_past_cut ? w + (w >= 4 ? w / 4 : 1) : room * w);
 		return s->width != w ? PL_ADAPT_STARVING : PL_ADAPT_SAME;
 	}
 	if (me->queued == 0 && 2 * me->busy < w) {

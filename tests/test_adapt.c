@@ -3,7 +3,8 @@
  * holds the pipeline back grows (doubling, then by a quarter after a cut)
  * up to its max; a full next queue, or the far side's retries where they
  * count, cut it; idleness shrinks it; it never leaves [min, max]; a fixed
- * stage is never touched.
+ * stage is never touched.  Made-up: resize has 4 workers, 1 busy, so a
+ * starving download may take up to 4 times its width before the first cut.
  */
 #include <check.h>
 #include <string.h>
@@ -50,7 +51,7 @@ START_TEST(grows_while_the_next_stage_starves)
 	download_is_the_bottleneck(&a);
 	tick(&a);
 	ck_assert_int_eq(why[DL], PL_ADAPT_STARVING);
-	ck_assert_uint_eq(width[DL], 6);	/* slow start: doubles */
+	ck_assert_uint_eq(width[DL], 12);	/* × resize's room: 4 of 4 workers / 1 busy */
 	ck_assert_int_eq(why[RS], PL_ADAPT_SAME);
 	ck_assert_uint_eq(width[RS], 4);	/* fixed: untouched */
 	for (int i = 0; i < 10; i++) {
@@ -58,6 +59,22 @@ START_TEST(grows_while_the_next_stage_starves)
 		tick(&a);
 		ck_assert_uint_le(width[DL], 16);
 	}
+	ck_assert_uint_eq(width[DL], 16);
+}
+END_TEST
+
+START_TEST(growth_follows_the_next_stage_s_room)
+{
+	struct pl_adapt a;
+
+	setup(&a);
+	download_is_the_bottleneck(&a);
+	st[RS].busy = 3;		/* resize could take only a third more: × 2 at least */
+	tick(&a);
+	ck_assert_uint_eq(width[DL], 6);
+	download_is_the_bottleneck(&a);
+	st[RS].busy = 0;		/* all idle: × 4 at most */
+	tick(&a);
 	ck_assert_uint_eq(width[DL], 16);
 }
 END_TEST
@@ -161,7 +178,7 @@ START_TEST(retries_push_upload_back_not_download)
 	st[DL].retried = 1000;
 	tick(&a);
 	ck_assert_int_eq(why[DL], PL_ADAPT_STARVING);
-	ck_assert_uint_eq(width[DL], 6);
+	ck_assert_uint_eq(width[DL], 12);
 }
 END_TEST
 
@@ -194,6 +211,7 @@ int main(void)
 	int failed;
 
 	tcase_add_test(tc, grows_while_the_next_stage_starves);
+	tcase_add_test(tc, growth_follows_the_next_stage_s_room);
 	tcase_add_test(tc, a_busy_next_stage_stops_growth);
 	tcase_add_test(tc, a_full_next_queue_cuts_then_growth_is_gentle);
 	tcase_add_test(tc, idle_shrinks_slowly);
