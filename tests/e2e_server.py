@@ -13,6 +13,8 @@ Binds BIND_ADDR port 0 and prints the port on stdout once listening.
 Paths:
   /file/NAME        200 with ROOT/NAME
   /flaky/NAME       500 on the first request for that path, then like /file/
+  /delay/MS/NAME    like /file/NAME, answered MS milliseconds late: a distant
+                    source (bench/latency), as many at once as clients ask
   /hang             reads the request, then never answers
   /endless          200 without Content-Length, then bytes until the client leaves
   /redirect/REST    302 to REDIRECT_BASE + REST
@@ -23,6 +25,7 @@ import json
 import os
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -44,11 +47,17 @@ class Handler(BaseHTTPRequestHandler):
     def send_file(self, name):
         path = os.path.join(self.server.root, os.path.basename(name))
         try:
-            with open(path, 'rb') as f:
-                body = f.read()
+            f = open(path, 'rb')
         except OSError:
             return self.reply(404, b'not found\n', 'text/plain')
-        self.reply(200, body)
+        with f:
+            # headers, then the body by sendfile(2): a benchmark's source
+            # must not take the CPU the pipeline is measured on
+            self.send_response(200)
+            self.send_header('Content-Length', str(os.fstat(f.fileno()).st_size))
+            self.send_header('Content-Type', 'application/octet-stream')
+            self.end_headers()
+            self.connection.sendfile(f)
 
     def do_GET(self):
         srv = self.server
@@ -60,6 +69,10 @@ class Handler(BaseHTTPRequestHandler):
             srv.counts[self.path] = n = srv.counts.get(self.path, 0) + 1
         if self.path.startswith('/file/'):
             return self.send_file(self.path[len('/file/'):])
+        if self.path.startswith('/delay/'):
+            ms, _, name = self.path[len('/delay/'):].partition('/')
+            time.sleep(int(ms) / 1000)
+            return self.send_file(name)
         if self.path.startswith('/flaky/'):
             if n == 1:
                 return self.reply(500, b'try again\n', 'text/plain')
@@ -89,6 +102,7 @@ class Handler(BaseHTTPRequestHandler):
 def main():
     if len(sys.argv) not in (3, 4):
         sys.exit('usage: e2e_server.py BIND_ADDR ROOT [REDIRECT_BASE]')
+    ThreadingHTTPServer.request_queue_size = 128	# many clients connect at once
     srv = ThreadingHTTPServer((sys.argv[1], 0), Handler)
     srv.daemon_threads = True
     srv.root = sys.argv[2]
