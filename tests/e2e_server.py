@@ -15,10 +15,14 @@ Paths:
   /flaky/NAME       500 on the first request for that path, then like /file/
   /delay/MS/NAME    like /file/NAME, answered MS milliseconds late: a distant
                     source (bench/latency), as many at once as clients ask
+  /limit/N/MS/NAME  the same, but 503 at once to a request that finds N of
+                    these already in flight (an origin that sheds load)
   /hang             reads the request, then never answers
   /endless          200 without Content-Length, then bytes until the client leaves
   /redirect/REST    302 to REDIRECT_BASE + REST
-  /_counts          JSON {path: requests} of every other path seen
+  /_counts          JSON {path: requests} of every other path seen, and for
+                    /limit/: "limit 503" (refused) and "limit peak" (most
+                    in flight at once)
 Runs until killed.
 """
 import json
@@ -73,6 +77,23 @@ class Handler(BaseHTTPRequestHandler):
             ms, _, name = self.path[len('/delay/'):].partition('/')
             time.sleep(int(ms) / 1000)
             return self.send_file(name)
+        if self.path.startswith('/limit/'):
+            n, ms, name = self.path[len('/limit/'):].split('/', 2)
+            with srv.lock:
+                ok = srv.inflight < int(n)
+                if ok:
+                    srv.inflight += 1
+                    srv.counts['limit peak'] = max(srv.counts.get('limit peak', 0), srv.inflight)
+                else:
+                    srv.counts['limit 503'] = srv.counts.get('limit 503', 0) + 1
+            if not ok:
+                return self.reply(503, b'busy\n', 'text/plain')
+            try:
+                time.sleep(int(ms) / 1000)
+                return self.send_file(name)
+            finally:
+                with srv.lock:
+                    srv.inflight -= 1
         if self.path.startswith('/flaky/'):
             if n == 1:
                 return self.reply(500, b'try again\n', 'text/plain')
@@ -108,6 +129,7 @@ def main():
     srv.root = sys.argv[2]
     srv.redirect = sys.argv[3] if len(sys.argv) == 4 else None
     srv.counts = {}
+    srv.inflight = 0
     srv.lock = threading.Lock()
     srv.forever = threading.Event()
     print(srv.server_address[1], flush=True)
