@@ -4,6 +4,10 @@
  * A worker loops get → process → hand on → task_done.  The width can change
  * at any moment; shrinking retires workers between items, never during one.
  * The pool knows nothing about what an item is: it calls the stage's ops.
+ *
+ * Errors: every function here returns 0 or a negative errno value
+ * (pl_pool_create: NULL with errno set), and so do the ops and sinks the
+ * pool calls; only the queue underneath speaks positive values (queue.h).
  */
 #ifndef PL_POOL_H
 #define PL_POOL_H
