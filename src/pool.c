@@ -34,12 +34,14 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 
 #include "clock.h"
@@ -90,6 +92,30 @@ struct pl_pool {
 	atomic_uint_fast64_t retried;
 	atomic_uint_fast64_t hist[PL_POOL_HIST_N + 1], hist_sum_us;
 };
+
+static _Atomic(pl_pool_log_fn *) logger;
+
+void pl_pool_set_logger(pl_pool_log_fn *log)
+{
+	atomic_store(&logger, log);
+}
+
+/* A line through the hook, or plainly on stderr without one. */
+__attribute__((format(printf, 2, 3)))
+static void pool_log(int prio, const char *fmt, ...)
+{
+	pl_pool_log_fn *log = atomic_load(&logger);
+	char line[PL_REASON_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	if (log)
+		log(prio, "%s", line);
+	else
+		fprintf(stderr, "%s\n", line);
+}
 
 const uint32_t pl_pool_hist_bounds_us[PL_POOL_HIST_N] = {
 	1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
@@ -276,7 +302,7 @@ static void *worker_main(void *arg)
 	void *ws = NULL;
 
 	if (p->ops->worker_start && p->ops->worker_start(p->ctx, &ws) < 0) {
-		fprintf(stderr, "<3>stage %s: worker %u could not start\n", p->name, w->idx);
+		pool_log(LOG_ERR, "stage %s: worker %u could not start", p->name, w->idx);
 		goto out;
 	}
 	for (;;) {

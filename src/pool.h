@@ -73,6 +73,17 @@ struct pl_stage_stats {
 
 struct pl_pool;
 
+/*
+ * Where the pools report what no caller can be told (a worker that could
+ * not start): a syslog priority (LOG_ERR, …) and a printf format, the
+ * signature of the daemon's pl_log.  Process-wide, for every pool; NULL,
+ * the default, writes a plain line to stderr.  Set it before the pools
+ * start: the core itself knows no logger.
+ */
+typedef void pl_pool_log_fn(int prio, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void pl_pool_set_logger(pl_pool_log_fn *log);
+
 struct pl_pool *pl_pool_create(const char *name, struct pl_queue *in,
 			       const struct pl_stage_ops *ops, void *ctx,
 			       const struct pl_sink *sink);
