@@ -1104,6 +1104,7 @@ int pl_daemon_run(const struct pl_daemon_opts *o)
 	int r, status = PL_EXIT_OK;
 
 	pl_log_open();
+	pl_pool_set_logger(pl_log);	/* the core's own lines, through our log */
 	limit_arenas();
 	if ((r = block_signals()) < 0)
 		return PL_EXIT_INTERNAL;
