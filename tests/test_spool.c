@@ -212,6 +212,65 @@ START_TEST(parse_bad_lines)
 }
 END_TEST
 
+/* judge() on a copy of line, as read: at most PL_JOBLINE_MAX + 1 bytes
+ * kept and cut set when there were more, as both readers do. */
+static int judge(struct pl_nameset *names, const char *line, size_t len, char **src,
+		 char name[PL_JOBLINE_NAME_MAX + 1], char quote[PL_JOBLINE_QUOTE_MAX + 1],
+		 const char **why)
+{
+	static char buf[PL_JOBLINE_MAX + 2];
+	bool cut = len > PL_JOBLINE_MAX + 1;
+
+	if (cut)
+		len = PL_JOBLINE_MAX + 1;
+	memcpy(buf, line, len);
+	return pl_jobline_judge(buf, len, cut, names, src, name, quote, why);
+}
+
+START_TEST(judge_lines)
+{
+	char name[PL_JOBLINE_NAME_MAX + 1], quote[PL_JOBLINE_QUOTE_MAX + 1], *src, big[9000];
+	struct pl_nameset names = { 0 };
+	const char *why;
+
+#define J(s) judge(&names, s, sizeof s - 1, &src, name, quote, &why)
+	ck_assert_int_eq(J("  # comment"), 0);
+	ck_assert_int_eq(J("\r"), 0);
+	ck_assert_int_eq(J("http://h/a.jpg\r"), 1);	/* CRLF: the \r goes */
+	ck_assert_ptr_null(why);
+	ck_assert_str_eq(src, "http://h/a.jpg");
+	ck_assert_str_eq(name, "a");
+	ck_assert_int_eq(J("http://h/x/a.png"), 1);	/* derived names made unique */
+	ck_assert_str_eq(name, "a-2");
+	ck_assert_int_eq(J("http://h/b.jpg a-2"), 1);	/* an explicit one is not */
+	ck_assert_str_eq(why, "duplicate NAME");
+	ck_assert_str_eq(quote, "http://h/b.jpg a-2");
+	ck_assert_int_eq(J("  nope  "), 1);
+	ck_assert_str_eq(why, "not a URL");
+	ck_assert_str_eq(quote, "nope");
+	ck_assert_int_eq(J("http://h/\0c.jpg"), 1);
+	ck_assert_str_eq(why, "NUL byte in line");
+	ck_assert_str_eq(quote, "http://h/ c.jpg");
+#undef J
+	memset(big, ' ', sizeof big);		/* a blank line too long is still blank */
+	ck_assert_int_eq(judge(&names, big, sizeof big, &src, name, quote, &why), 0);
+	memcpy(big + 100, "http://h/", 9);
+	ck_assert_int_eq(judge(&names, big, sizeof big, &src, name, quote, &why), 1);
+	ck_assert_str_eq(why, "line too long");
+	ck_assert_int_eq(strncmp(quote, "http://h/", 9), 0);
+	memset(big, 'x', sizeof big);		/* exactly the limit, then one more */
+	memcpy(big, "http://h/", 9);
+	ck_assert_int_eq(judge(&names, big, PL_JOBLINE_MAX, &src, name, quote, &why), 1);
+	ck_assert_ptr_null(why);
+	ck_assert_int_eq(judge(&names, big, PL_JOBLINE_MAX + 1, &src, name, quote, &why), 1);
+	ck_assert_str_eq(why, "line too long");
+	big[PL_JOBLINE_MAX] = '\r';		/* the limit and a CR is the limit */
+	ck_assert_int_eq(judge(&names, big, PL_JOBLINE_MAX + 1, &src, name, quote, &why), 1);
+	ck_assert_ptr_null(why);
+	pl_nameset_free(&names);
+}
+END_TEST
+
 START_TEST(name_validity)
 {
 	char n[102];
@@ -1330,6 +1389,7 @@ static Suite *spool_suite(void)
 	tcase_add_checked_fixture(pure, setup, teardown);
 	tcase_add_test(pure, parse_good_lines);
 	tcase_add_test(pure, parse_bad_lines);
+	tcase_add_test(pure, judge_lines);
 	tcase_add_test(pure, name_validity);
 	tcase_add_test(pure, derive_names);
 	tcase_add_test(pure, json_escaping);
