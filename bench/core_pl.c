@@ -81,7 +81,7 @@ int main(int argc, char **argv)
 	if (batch == 1) {
 		for (unsigned long i = 0; i < n; i++) {
 			if ((r = pl_pipeline_feed(p, (void *)(uintptr_t)(i + 1), -1))) {
-				fprintf(stderr, "core_pl: pl_pipeline_feed: %s\n", strerror(r));
+				fprintf(stderr, "core_pl: pl_pipeline_feed: %s\n", strerror(-r));
 				return 1;
 			}
 		}
@@ -94,7 +94,7 @@ int main(int argc, char **argv)
 			while (k < batch && i < n)
 				items[k++] = (void *)(uintptr_t)(++i);
 			if ((r = pl_pipeline_feed_batch(p, items, k, &done, -1))) {
-				fprintf(stderr, "core_pl: pl_pipeline_feed_batch: %s\n", strerror(r));
+				fprintf(stderr, "core_pl: pl_pipeline_feed_batch: %s\n", strerror(-r));
 				return 1;
 			}
 		}

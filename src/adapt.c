@@ -14,12 +14,20 @@
  *              queued (the last stage has no next one).  The stage holds the
  *              pipeline back, and since a download or upload worker inside
  *              process() is waiting on the network — the CPU work of
- *              the pipeline is resize's — more of them help.  Grow: double
- *              (slow start, from a small start to a far source's width in
- *              a few seconds) until the first back-off, then by a quarter.
- *   pushed     the next stage's queue is full (the workers would only block
- *              handing items on: the bottleneck is downstream, the CPU), or,
- *              for a stage whose retries are the far side refusing (upload:
+ *              the pipeline is resize's — more of them help.  Grow by the
+ *              room the next stage has: × its width / its busy workers (at
+ *              least 2, at most 4; × 2 for the last stage), so a stage that
+ *              feeds a quarter of what resize could take reaches its width
+ *              in a tick or two, not ten — until the first cut; after it,
+ *              by a quarter (the width is near right, only drift is left).
+ *   full       the next stage's queue is full at two ticks in a row or
+ *              more: the bottleneck is downstream (the CPU), the workers only
+ *              wait to hand items on.  Narrow by one per tick while it lasts:
+ *              throughput is the next stage's either way, so this only gives
+ *              back memory, and a cut would starve the next stage when it
+ *              speeds up again (once full could be a burst of transfers
+ *              that started together ending together, hence two ticks).
+ *   pushed     for a stage whose retries are the far side refusing (upload:
  *              timeouts, 429, 5xx), more than one retry per four items
  *              done.  Cut to 0.7×, at least by one.  The download stage does
  *              not count its retries: its per-host limits (hostlimit.c)
@@ -73,7 +81,7 @@ void pl_adapt_set(struct pl_adapt *a, size_t i, bool on, bool retries_push, unsi
 	s->min = min < 1 ? 1 : min;
 	s->max = max < s->min ? s->min : max;
 	s->width = clamp(s, width);
-	s->idle_ticks = 0;
+	s->idle_ticks = s->full_ticks = 0;
 }
 
 static enum pl_adapt_why step(struct pl_adapt *a, size_t i, const struct pl_stage_stats *st)
@@ -88,19 +96,25 @@ static enum pl_adapt_why step(struct pl_adapt *a, size_t i, const struct pl_stag
 
 	s->last_done = done;
 	s->last_retried = me->retried;
-	pushed = (next && next->queued >= a->cap[i + 1]) ||
-		 (s->retries_push && retried_d > 0 && retried_d * 4 > done_d);
+	if (next && next->queued >= a->cap[i + 1])
+		s->full_ticks++;
+	else
+		s->full_ticks = 0;
+	pushed = s->retries_push && retried_d > 0 && retried_d * 4 > done_d;
 	starving = me->queued > 0 && me->busy + w / 8 >= w &&
 		   (!next || (next->queued == 0 && next->busy < next->width));
-	if (pushed) {
+	if (pushed || s->full_ticks >= 2) {
 		s->idle_ticks = 0;
 		s->grown_past_cut = true;
-		s->width = clamp(s, w * CUT < w - 1 ? w * CUT : w - 1);
+		s->width = clamp(s, pushed && w * CUT < w - 1 ? w * CUT : w - 1);
 		return s->width != w ? PL_ADAPT_PUSHED : PL_ADAPT_SAME;
 	}
 	if (starving) {
+		double room = next ? (double)next->width / (next->busy ? next->busy : 1) : 2;
+
+		room = room < 2 ? 2 : room > 4 ? 4 : room;
 		s->idle_ticks = 0;
-		s->width = clamp(s, s->grown_past_cut ? w + (w >= 4 ? w / 4 : 1) : 2.0 * w);
+		s->width = clamp(s, s->grown_past_cut ? w + (w >= 4 ? w / 4 : 1) : room * w);
 		return s->width != w ? PL_ADAPT_STARVING : PL_ADAPT_SAME;
 	}
 	if (me->queued == 0 && 2 * me->busy < w) {

@@ -22,8 +22,8 @@ enum pl_adapt_why {
 	PL_ADAPT_SAME,		/* it did not */
 	PL_ADAPT_STARVING,	/* work waits, every worker is on it, the next stage idles */
 	PL_ADAPT_IDLE,		/* most workers had nothing to do for a while */
-	PL_ADAPT_PUSHED,	/* the next stage's queue is full, or the far side
-				   answered with retries */
+	PL_ADAPT_PUSHED,	/* the next stage's queue stays full, or the far
+				   side answered with retries */
 };
 
 struct pl_adapt_stage {
@@ -32,6 +32,7 @@ struct pl_adapt_stage {
 	unsigned min, max, width;
 	bool grown_past_cut;	/* after a cut, grow by one, not by doubling */
 	unsigned idle_ticks;
+	unsigned full_ticks;	/* the next stage's queue was full this many ticks in a row */
 	uint64_t last_done, last_retried;
 };
 

@@ -110,6 +110,7 @@ struct daemon {
 	uint64_t wd_progress[ST_COUNT];
 	uint64_t stuck_us[ST_COUNT];	/* one item longer than this is stuck */
 	struct pl_adapt adapt;		/* the adaptive widths (main thread) */
+	atomic_bool draining;		/* the ordered drain began: widths stay */
 	unsigned adapt_noted[ST_COUNT];	/* width last logged at notice level */
 };
 
@@ -417,6 +418,7 @@ static void stop_intake(struct daemon *d)
 static void drain(struct daemon *d)
 {
 	pl_debug("intake stopped; draining the stages in order");
+	atomic_store(&d->draining, true);
 	pl_pipeline_stop(d->pipe);
 	wake(d->drained_fd);
 }
@@ -667,8 +669,13 @@ static void adapt_configure(struct daemon *d, const struct pl_config *c)
 		pl_adapt_set(&d->adapt, i, sc[i]->workers_adaptive, i == ST_UPLOAD,
 			     sc[i]->workers < sc[i]->workers_max ? sc[i]->workers : sc[i]->workers_max,
 			     sc[i]->workers_max, st.width);
-		if (sc[i]->workers_adaptive && d->adapt.st[i].width != st.width)
-			pl_pipeline_set_width(d->pipe, i, d->adapt.st[i].width);
+		if (sc[i]->workers_adaptive && d->adapt.st[i].width != st.width) {
+			int r = pl_pipeline_set_width(d->pipe, i, d->adapt.st[i].width);
+
+			if (r < 0)
+				pl_log_errno(LOG_ERR, -r, "stage %s: cannot set width %u: %s",
+					     stage_names[i], d->adapt.st[i].width, strerror(-r));
+		}
 		d->adapt_noted[i] = d->adapt.st[i].width;
 	}
 }
@@ -691,6 +698,10 @@ static void adapt_tick(struct daemon *d)
 	unsigned width[ST_COUNT];
 	enum pl_adapt_why why[ST_COUNT];
 
+	/* a stage being drained or already stopped gains nothing from a new
+	 * width, and a stopped pool would start workers again */
+	if (atomic_load(&d->draining))
+		return;
 	for (size_t i = 0; i < ST_COUNT; i++)
 		pl_pipeline_stats(d->pipe, i, &st[i]);
 	pl_adapt_tick(&d->adapt, st, width, why);
@@ -1093,6 +1104,7 @@ int pl_daemon_run(const struct pl_daemon_opts *o)
 	int r, status = PL_EXIT_OK;
 
 	pl_log_open();
+	pl_pool_set_logger(pl_log);	/* the core's own lines, through our log */
 	limit_arenas();
 	if ((r = block_signals()) < 0)
 		return PL_EXIT_INTERNAL;

@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "clock.h"
 #include "queue.h"
 
 /* Rounds of sched_yield() a getter (empty queue) or putter (full queue)
@@ -63,17 +64,10 @@ struct pl_queue {
 	atomic_size_t count_hint;		/* count, stored under the lock, read without it */
 };
 
+/* The deadline of a positive timeout, or a positive errno value. */
 static int deadline_from(long timeout_ms, struct timespec *ts)
 {
-	if (clock_gettime(CLOCK_MONOTONIC, ts) < 0)
-		return errno;
-	ts->tv_sec += timeout_ms / 1000;
-	ts->tv_nsec += (timeout_ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-	return 0;
+	return -pl_clock_deadline(ts, timeout_ms);
 }
 
 /* Wait on cv; 0 when woken (maybe spuriously), ETIMEDOUT past the deadline. */

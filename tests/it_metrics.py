@@ -13,11 +13,14 @@ request line.  While they run, a second job must complete and the daemon's
 RSS stay within twice what it was after the first job plus 32 MB; after
 them, Prometheus must see the second job too (the endpoint recovered),
 and every query of contrib/grafana-pipelined.json must find data there.
+With a stream group (a real nats-server), the stream's metrics are there
+and add up to the job's items.
 """
 import json
 import os
 import resource
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +31,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pltest as pl  # noqa: E402
+import plnats  # noqa: E402
 
 TIMEOUT = 3          # metrics.timeout: a request's deadline, seconds
 CONNECTIONS = 16
@@ -286,10 +290,70 @@ def test_metrics():
                     found = prom.query(expr)
                     pl.check(found or panel["title"] == "Stream",
                              "dashboard panel %r: no data for %s" % (panel["title"], expr))
+            stop_clean(d)
         finally:
             if prom:
                 prom.stop()
 
 
+def stop_clean(d):
+    """A graceful stop ends the endpoint's thread too: exit 0, and under a
+    sanitizer no report (leaks included)."""
+    d.signal(signal.SIGTERM)
+    pl.check(d.wait(60) == 0, "exit status after SIGTERM")
+    pl.check(d.count(r"AddressSanitizer|LeakSanitizer|runtime error") == 0, "sanitizer report")
+
+
+def scrape_values(port):
+    """{series: value} of one scrape, and its text."""
+    _, text = http_get("http://127.0.0.1:%d/metrics" % port)
+    vals = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            k, v = line.rsplit(" ", 1)
+            vals[k] = float(v)
+    return vals, text
+
+
+def test_stream():
+    """With a stream group the stream's figures are there, and add up."""
+    plnats.require_server()
+    with pl.Session("metrics-stream") as s:
+        env = s.env
+        srv = plnats.NatsServer(env.root).start()
+        try:
+            port = pl.free_port()
+            env.write_config(extra_top=(
+                'stream = { servers = [ "%s" ]; node = "n0"; ack_wait = 30.0; };\n'
+                'metrics = { listen = "127.0.0.1:%d"; };' % (srv.url, port)))
+            d = s.start()
+            d.wait_line(r"stream: consuming", 30)
+            env.submit("s1", lines(env, 12, 3))
+            wait_job(env, "s1", 60)
+            want = {
+                "pipelined_stream_connected": 1.0,
+                "pipelined_stream_items_pulled_total": 15.0,
+                "pipelined_stream_items_acked_total": 15.0,
+                "pipelined_stream_items_in_flight": 0.0,
+                "pipelined_stream_items_published_total": 15.0,
+                'pipelined_stream_results_total{outcome="ok"}': 12.0,
+                'pipelined_stream_results_total{outcome="failed"}': 3.0,
+                'pipelined_items_total{outcome="ok"}': 12.0,
+                'pipelined_items_total{outcome="failed"}': 3.0,
+            }
+
+            def matches():
+                vals, text = scrape_values(port)
+                return all(vals.get(k) == v for k, v in want.items()) and text
+            text = pl.wait_for(matches, 30, "the stream's figures %s" % want, interval=0.2)
+            p = subprocess.run(["promtool", "check", "metrics"], input=text, text=True,
+                               capture_output=True, timeout=30)
+            pl.check(p.returncode == 0 and not (p.stdout + p.stderr).strip(),
+                     "promtool check metrics (exit %d): %s%s" % (p.returncode, p.stdout, p.stderr))
+            stop_clean(d)
+        finally:
+            srv.kill()
+
+
 if __name__ == "__main__":
-    pl.main([("metrics", test_metrics)])
+    pl.main([("metrics", test_metrics), ("stream", test_stream)])

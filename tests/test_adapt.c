@@ -1,9 +1,11 @@
 /*
  * test_adapt.c — adaptive stage widths on made-up statistics: a stage that
- * holds the pipeline back grows (doubling, then by a quarter after a cut)
- * up to its max; a full next queue, or the far side's retries where they
- * count, cut it; idleness shrinks it; it never leaves [min, max]; a fixed
- * stage is never touched.
+ * holds the pipeline back grows (by the next stage's room, then by a
+ * quarter after a cut) up to its max; a next queue that stays full narrows
+ * it by one a tick, the far side's retries (where they count) cut it to
+ * 0.7x; idleness shrinks it; it never leaves [min, max]; a fixed stage is
+ * never touched.  Made-up: resize has 4 workers, 1 busy, so a
+ * starving download may take up to 4 times its width before the first cut.
  */
 #include <check.h>
 #include <string.h>
@@ -50,7 +52,7 @@ START_TEST(grows_while_the_next_stage_starves)
 	download_is_the_bottleneck(&a);
 	tick(&a);
 	ck_assert_int_eq(why[DL], PL_ADAPT_STARVING);
-	ck_assert_uint_eq(width[DL], 6);	/* slow start: doubles */
+	ck_assert_uint_eq(width[DL], 12);	/* × resize's room: 4 of 4 workers / 1 busy */
 	ck_assert_int_eq(why[RS], PL_ADAPT_SAME);
 	ck_assert_uint_eq(width[RS], 4);	/* fixed: untouched */
 	for (int i = 0; i < 10; i++) {
@@ -58,6 +60,22 @@ START_TEST(grows_while_the_next_stage_starves)
 		tick(&a);
 		ck_assert_uint_le(width[DL], 16);
 	}
+	ck_assert_uint_eq(width[DL], 16);
+}
+END_TEST
+
+START_TEST(growth_follows_the_next_stage_s_room)
+{
+	struct pl_adapt a;
+
+	setup(&a);
+	download_is_the_bottleneck(&a);
+	st[RS].busy = 3;		/* resize could take only a third more: × 2 at least */
+	tick(&a);
+	ck_assert_uint_eq(width[DL], 6);
+	download_is_the_bottleneck(&a);
+	st[RS].busy = 0;		/* all idle: × 4 at most */
+	tick(&a);
 	ck_assert_uint_eq(width[DL], 16);
 }
 END_TEST
@@ -76,7 +94,7 @@ START_TEST(a_busy_next_stage_stops_growth)
 }
 END_TEST
 
-START_TEST(a_full_next_queue_cuts_then_growth_is_gentle)
+START_TEST(a_full_next_queue_narrows_then_growth_is_gentle)
 {
 	struct pl_adapt a;
 
@@ -87,11 +105,21 @@ START_TEST(a_full_next_queue_cuts_then_growth_is_gentle)
 	}
 	ck_assert_uint_eq(width[DL], 16);
 	download_is_the_bottleneck(&a);
-	st[RS].queued = 16;		/* resize is the bottleneck now */
+	st[RS].queued = 16;		/* resize's queue full once: a burst, */
+	st[RS].busy = 4;
+	tick(&a);
+	ck_assert_int_eq(why[DL], PL_ADAPT_SAME);
+	ck_assert_uint_eq(width[DL], 16);
+	download_is_the_bottleneck(&a);
+	st[RS].queued = 16;		/* twice: resize is the bottleneck now */
 	st[RS].busy = 4;
 	tick(&a);
 	ck_assert_int_eq(why[DL], PL_ADAPT_PUSHED);
-	ck_assert_uint_eq(width[DL], 11);
+	ck_assert_uint_eq(width[DL], 15);	/* by one: only memory is at stake */
+	download_is_the_bottleneck(&a);
+	st[RS].queued = 16;
+	tick(&a);
+	ck_assert_uint_eq(width[DL], 14);
 	for (int i = 0; i < 20; i++) {
 		download_is_the_bottleneck(&a);
 		st[RS].queued = 16;
@@ -161,7 +189,7 @@ START_TEST(retries_push_upload_back_not_download)
 	st[DL].retried = 1000;
 	tick(&a);
 	ck_assert_int_eq(why[DL], PL_ADAPT_STARVING);
-	ck_assert_uint_eq(width[DL], 6);
+	ck_assert_uint_eq(width[DL], 12);
 }
 END_TEST
 
@@ -194,8 +222,9 @@ int main(void)
 	int failed;
 
 	tcase_add_test(tc, grows_while_the_next_stage_starves);
+	tcase_add_test(tc, growth_follows_the_next_stage_s_room);
 	tcase_add_test(tc, a_busy_next_stage_stops_growth);
-	tcase_add_test(tc, a_full_next_queue_cuts_then_growth_is_gentle);
+	tcase_add_test(tc, a_full_next_queue_narrows_then_growth_is_gentle);
 	tcase_add_test(tc, idle_shrinks_slowly);
 	tcase_add_test(tc, retries_push_upload_back_not_download);
 	tcase_add_test(tc, new_bounds_clamp_and_fixed_pins);
