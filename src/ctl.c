@@ -449,13 +449,14 @@ static int deliver(struct ctl *c, FILE *in, const char *where, const char *base,
 	if (tmp < 0 || new < 0)
 		return exit_for(tmp < 0 ? tmp : new);
 	snprintf(tname, sizeof tname, ".%s.%ld", base, (long)getpid());
+	set_pending(tmp, tname);	/* armed before the file exists: no signal finds it unguarded */
 	fd = openat(tmp, tname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
 	if (fd < 0) {
 		r = -errno;
+		set_pending(-1, NULL);
 		say("cannot write in %s/tmp: %s", c->cfg->spool, strerror(-r));
 		return exit_for(r);
 	}
-	set_pending(tmp, tname);
 	if (!(out = fdopen(fd, "w"))) {
 		r = -errno;
 		close(fd);
