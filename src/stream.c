@@ -52,7 +52,10 @@
 
 #define GUARD_NAME ".stream.guard"	/* in the spool, beside new/ */
 #define SUBJECT_MAX 256
-#define NAK_DELAY_NS (1000LL * 1000 * 1000)	/* a result for a job not open yet */
+/* A result for a job not open yet is asked for again after this long.  In
+ * milliseconds: natsMsg_NakWithDelay takes them, not nanoseconds as the
+ * server protocol does (1e9 there meant 11 days of a result held back). */
+#define NAK_DELAY_MS 1000
 
 /* One pulled item, from delivery to ack. */
 struct msg {
@@ -930,7 +933,7 @@ int pl_stream_take_results(struct pl_stream *s, size_t max, int timeout_ms,
 		}
 		r = record(ud, job, line, ok, data, len);
 		if (r == -EAGAIN) {
-			natsMsg_NakWithDelay(m, NAK_DELAY_NS, NULL);
+			natsMsg_NakWithDelay(m, NAK_DELAY_MS, NULL);
 			continue;
 		}
 		if (r == -EINVAL)	/* the spool said why */
