@@ -409,6 +409,10 @@ static int publish(struct pl_stream *s, const char *subj, const char *data, size
 		st = js_PublishMsg(&pa, s->js, m, NULL, &jerr);
 	jsPubAck_Destroy(pa);
 	natsMsg_Destroy(m);
+	/* No stream answers while a cluster elects its next stream leader
+	 * (seconds): as transient as a lost connection. */
+	if (st == NATS_NO_RESPONDERS || jerr == JSClusterNotAvailErr)
+		return -EAGAIN;
 	return nats_err(st);
 }
 
@@ -422,8 +426,12 @@ static int publish_patiently(struct pl_stream *s, const char *subj, const char *
 	int r;
 
 	while ((r = setup(s)) < 0 || (r = publish(s, subj, data, len, headers)) < 0) {
-		if ((r != -ENOTCONN && r != -ETIMEDOUT) || atomic_load(&s->stopping) >= until)
+		if ((r != -ENOTCONN && r != -ETIMEDOUT && r != -EAGAIN) ||
+		    atomic_load(&s->stopping) >= until)
 			return r;
+		if (r == -EAGAIN && wait == 50)
+			pl_log(LOG_NOTICE, "stream: no stream answers on %s (a cluster electing a "
+			       "leader?); trying again", subj);
 		usleep(wait * 1000);
 		wait = wait < 800 ? wait * 2 : wait;
 	}

@@ -2,7 +2,8 @@
 """it_stream_kill — SIGKILL under daemons sharing one NATS JetStream stream: nothing lost.
 
 pipelined(8) promises at least once and never lost: a daemon killed with
-SIGKILL loses nothing (its items are delivered again after ack_wait).  Against real
+SIGKILL loses nothing (its items are delivered again after ack_wait), and a
+NATS cluster that loses its stream leader carries on.  Against real
 nats-servers (tests/plnats.py) and real images served by nginx:
 
   daemon killed   3 daemons, each the owner of a job of 100 items, share the
@@ -11,6 +12,10 @@ nats-servers (tests/plnats.py) and real images served by nginx:
                   and decodes, and the work done twice (nginx's access log
                   counts the downloads) is printed and no more than the
                   killed daemon could hold: its queues and workers.
+  leader killed   2 daemons on a 3-node cluster (stream with 3 replicas, every
+                  daemon given all three URLs); the stream's leader is
+                  SIGKILLed mid-run: every line of both jobs has exactly one
+                  record, and the killed node rejoins.
 """
 import os
 import signal
@@ -105,5 +110,34 @@ def t_daemon_killed():
         root.cleanup()
 
 
+def t_leader_killed():
+    plnats.require_server()
+    root = pl.Env("sk-cluster")
+    cluster = plnats.NatsCluster(root.root).start()
+    try:
+        with plnats.Site("sk-leader", cluster.urls, n=2, workers=WORKERS, queues=QUEUES,
+                         http=True, ack_wait=5.0, replicas=3) as site:
+            imgs = site.envs[0].image_set(4, 320, 240)
+            port = site.nginx("limit_rate 32k;")
+            for k in range(2):
+                site.start(k)
+            jobs, n = ("jobA", "jobB"), 80
+            for k, job in enumerate(jobs):
+                site.envs[k].submit(job, http_items(port, imgs, job, n))
+            pl.wait_for(lambda: recorded(site, jobs) >= 40, 120, "40 items recorded")
+            leader = pl.wait_for(lambda: cluster.leader_of("PIPELINED"), 30,
+                                 "the stream's leader")
+            cluster.kill(leader)
+            finish(site, jobs, n)
+            pl.note("leader %s killed: %d items, %d downloaded twice"
+                    % (leader.name, 2 * n, site.requests() - 2 * n))
+            cluster.restart(leader)
+            stop_all(site)
+    finally:
+        cluster.stop()
+        root.cleanup()
+
+
 if __name__ == "__main__":
-    pl.main([("a daemon SIGKILLed mid-run and restarted", t_daemon_killed)])
+    pl.main([("a daemon SIGKILLed mid-run and restarted", t_daemon_killed),
+             ("the stream's leader SIGKILLed mid-run", t_leader_killed)])
