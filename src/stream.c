@@ -226,8 +226,13 @@ static int add_stream(struct pl_stream *s)
 	return nats_err(st);
 }
 
+/* max_deliver -1: without limit.  The owner's results consumer has none: a
+ * result is asked for again (a nak) as long as its job is not open yet,
+ * which may take longer than an item's max_deliver tries (a long job read
+ * again after a restart), and a result the server stopped delivering would
+ * leave its job open for ever. */
 static int pull_subscribe(struct pl_stream *s, natsSubscription **sub, const char *subj,
-			  const char *durable, int64_t max_ack_pending)
+			  const char *durable, int64_t max_ack_pending, int64_t max_deliver)
 {
 	jsSubOptions so;
 	jsErrCode jerr = 0;
@@ -237,7 +242,7 @@ static int pull_subscribe(struct pl_stream *s, natsSubscription **sub, const cha
 	so.Stream = s->c->stream;
 	so.Config.AckPolicy = js_AckExplicit;
 	so.Config.AckWait = (int64_t)(s->c->ack_wait * 1e9);
-	so.Config.MaxDeliver = s->c->max_deliver;
+	so.Config.MaxDeliver = max_deliver;
 	so.Config.MaxAckPending = max_ack_pending;
 	so.Config.Replicas = s->c->replicas;
 	st = js_PullSubscribe(sub, s->js, subj, durable, NULL, &so, &jerr);
@@ -266,10 +271,10 @@ static int setup_locked(struct pl_stream *s)
 	if ((r = add_stream(s)) < 0)
 		return r;
 	if (!s->work_sub && (r = pull_subscribe(s, &s->work_sub, s->items_subj, s->c->consumer,
-					    s->c->max_ack_pending)) < 0)
+					    s->c->max_ack_pending, s->c->max_deliver)) < 0)
 		return r;
 	if (!s->results_sub && (r = pull_subscribe(s, &s->results_sub, s->mine_subj, s->results_durable,
-					       -1)) < 0)
+					       -1, -1)) < 0)
 		return r;
 	snprintf(adv, sizeof adv, "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.%s.%s", s->c->stream,
 		 s->c->consumer);
