@@ -89,6 +89,7 @@ struct pl_stream {
 	atomic_bool connected;
 	atomic_int stopping;		/* 0, STOP_INTAKE, STOP_ALL */
 	atomic_bool closing;		/* our own disconnect: nothing to say */
+	atomic_bool copies_fail;	/* a given-back copy was not taken: nak */
 	atomic_uint_fast64_t pulled, in_flight, acked, redelivered, dead, published, results;
 	atomic_uint_fast64_t rejected;		/* results for no job or line of ours */
 };
@@ -796,14 +797,20 @@ static void stream_requeue(struct pl_item *it)
 	struct pl_stream *s = m->s;
 	char id[64];
 
+	/* One copy the server did not take (it may hang up to the publish
+	 * timeout) and the rest of a stop's items are nakked: the main loop
+	 * gives them back, and must not wait that long for each. */
 	snprintf(id, sizeof id, "given-back/%" PRIu64, m->seq);
-	if (!it->alone && m->seq && atomic_load(&s->connected) &&
+	if (!it->alone && m->seq && atomic_load(&s->connected) && !atomic_load(&s->copies_fail) &&
 	    publish_patiently(s, s->items_subj, natsMsg_GetData(m->m),
 			      (size_t)natsMsg_GetDataLength(m->m),
-			      (const char *const[]){ "Nats-Msg-Id", id, NULL }, STOP_INTAKE) == 0)
+			      (const char *const[]){ "Nats-Msg-Id", id, NULL }, STOP_INTAKE) == 0) {
 		natsMsg_Ack(m->m, NULL);
-	else
+	} else {
+		if (!it->alone)
+			atomic_store(&s->copies_fail, true);
 		natsMsg_Nak(m->m, NULL);
+	}
 	flight_del(m->s, m);
 	it->origin = NULL;
 	it->job_name = NULL;
