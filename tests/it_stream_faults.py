@@ -200,6 +200,11 @@ def t_bad_messages():
                     pl.check(info["num_pending"] == 0 and info["num_ack_pending"] == 0,
                              "consumer %s: %d pending, %d unacknowledged" % (
                                  durable, info["num_pending"], info["num_ack_pending"]))
+                # a result waits for its job as long as it takes: no delivery limit
+                info = cl.js_api("CONSUMER.INFO.PIPELINED.results-n0")
+                pl.check(info["config"].get("max_deliver", -1) == -1,
+                         "the results consumer gives up after %s deliveries"
+                         % info["config"].get("max_deliver"))
             # and the daemon goes on working
             env.submit("jobG", env.items(5, env.image_set(2)))
             pl.wait_for(lambda: env.where("jobG") == "done", 60, "jobG in done/")
