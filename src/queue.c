@@ -12,14 +12,13 @@
  *   through the scheduler (and on a VM a wake across cores is an
  *   interrupt between virtual CPUs).  So a getter that finds the queue
  *   empty, or a putter that finds it full, spins briefly before it goes to
- *   sleep, and spinners and signalled sleepers are counted: a sleeper is
- *   signalled only when nobody is already on the way (wake_getters), and
- *   the one that comes passes the wake on if work is left.  The spin
- *   yields the CPU (sched_yield) rather than busy-waiting with a pause
- *   instruction: on a 2-core machine with a dozen workers, a pause spin
- *   holds the core the other side needs to make progress and measured
- *   2-10x slower.  A busy pipeline then hands items over mostly without a
- *   futex wake at all.
+ *   sleep, and spinners and signalled sleepers are counted: a put wakes a
+ *   sleeper only for an item nobody is already on the way to
+ *   (wake_getters).  The spin yields the CPU (sched_yield) rather than
+ *   busy-waiting with a pause instruction: on a 2-core machine with a
+ *   dozen workers, a pause spin holds the core the other side needs to
+ *   make progress and measured 2-10x slower.  A busy pipeline then hands
+ *   items over mostly without a futex wake at all.
  * - task_done, called once per item by every worker, is a lock-free
  *   counter; only the last one takes the lock, and only when a joiner
  *   waits.
@@ -39,9 +38,7 @@
 
 /* Rounds of sched_yield() a getter (empty queue) or putter (full queue)
  * spends before sleeping. */
-#ifndef PL_QUEUE_SPIN
 #define PL_QUEUE_SPIN 16
-#endif
 
 struct pl_queue {
 	pthread_mutex_t lock;
@@ -179,18 +176,20 @@ static bool full(const struct pl_queue *q)
 }
 
 /*
- * Waking is passed on like a baton: a sleeping getter is signalled only
- * when there are items and no getter is already on its way to them (none
- * spinning, none signalled and not yet running).  The one that comes takes
- * its item and, if more are left, passes the baton to the next sleeper at
- * the end of its get.  So a burst of puts costs one wake, not one per item
- * or per sleeper; stages with real work still fan out over every sleeper,
- * one wake per taken item; and no item waits while a getter sleeps with
- * nobody coming for it.  Putters and free room, the same.
+ * Wake one sleeping getter per item nobody is coming for yet: a spinning
+ * getter takes an item when it looks again, a signalled one when it runs,
+ * so items up to spinners + signalled cost no wake; never more than are
+ * asleep and not already signalled, so a burst of puts costs one wake per
+ * sleeper, not per item.  Called after a put, and again at the end of
+ * every get: a spinner or signalled getter that leaves without an item it
+ * was counted for (another took it, an interrupt) hands it on here.
+ * Passing one wake at a time along the sleepers instead was faster on an
+ * idle machine but stalled under load, where a woken thread gets the CPU
+ * sooner than a yielding one.  Putters and free room, the same.
  */
 static void wake_getters(struct pl_queue *q)
 {
-	if (q->count && q->getters > q->wakes && q->gspin + q->wakes == 0) {
+	while (q->getters > q->wakes && q->count > q->gspin + q->wakes) {
 		q->wakes++;
 		pthread_cond_signal(&q->not_empty);
 	}
@@ -198,7 +197,8 @@ static void wake_getters(struct pl_queue *q)
 
 static void wake_putters(struct pl_queue *q)
 {
-	if (q->bound > q->count && q->putters > q->pwakes && q->pspin + q->pwakes == 0) {
+	while (q->putters > q->pwakes && q->bound > q->count &&
+	       q->bound - q->count > q->pspin + q->pwakes) {
 		q->pwakes++;
 		pthread_cond_signal(&q->not_full);
 	}
@@ -258,7 +258,7 @@ static int put_impl(struct pl_queue *q, void *const *items, size_t n, size_t *do
 out:
 	atomic_store_explicit(&q->count_hint, q->count, memory_order_relaxed);
 	wake_getters(q);
-	wake_putters(q);	/* the baton, if room is left */
+	wake_putters(q);	/* room this putter was counted for */
 	pthread_mutex_unlock(&q->lock);
 	if (done)
 		*done = k;
@@ -342,9 +342,7 @@ static int get_impl(struct pl_queue *q, void **items, size_t max, size_t *got,
 		items[n++] = take(q);
 	wake_putters(q);
 out:
-	/* the baton: items left (or left to this getter, which spun or was
-	 * signalled and now returns without them) go to the next sleeper */
-	wake_getters(q);
+	wake_getters(q);	/* items this getter was counted for */
 	pthread_mutex_unlock(&q->lock);
 	if (got)
 		*got = n;

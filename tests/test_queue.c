@@ -391,11 +391,10 @@ START_TEST(join_with_workers)
 END_TEST
 
 /*
- * A sleeper is signalled only when nobody else is coming for the items,
- * and the one woken passes the wake on: a batch put in one lock round
- * (one signal) must still reach every sleeping getter, and a batch taken
- * in one round every sleeping putter.  A wake that is not passed on
- * leaves threads asleep beside the items and the test times out.
+ * A sleeper is signalled only for items (room) nobody else is coming for:
+ * a batch put in one lock round must still reach every sleeping getter,
+ * and a batch taken in one round every sleeping putter.  A wake counted
+ * wrong leaves threads asleep beside the items and the test times out.
  */
 START_TEST(one_batch_wakes_every_sleeper)
 {
