@@ -82,15 +82,14 @@ Daemons on the stream (the scaffold of tests/it_stream*.py):
                                    http=True also allows http:// sources on 127.0.0.1.
                                    On leaving: every daemon stopped (SIGKILL), logs of all
                                    of them shown when the block failed, trees removed
-  site.start(k, *args, **kw)       start node k's daemon (pl.Daemon) and wait until it
-                                   consumes the stream → the Daemon; site.daemons[k] is
-                                   node k's latest, site.procs every one started
+  site.start(k, *args, wait=True, **kw)   start node k's daemon (pl.Daemon) and, with
+                                   wait, wait until it consumes the stream → the Daemon;
+                                   site.daemons[k] is node k's latest, site.procs every
+                                   one started
   site.config(k, text_from, text_to)  replace text in node k's configuration
-  site.worked()                    items worked to an end (ok or failed) by all the
-                                   processes started, from their debug log lines (needs
-                                   log_level "debug"): the work done, duplicates included
-  site.nginx(extra_location="")    pl.Nginx serving site.images, with an access log
-                                   (site.requests(path_part) counts its GETs) → its port
+  site.nginx(extra="")             pl.Nginx serving site.images, extra pasted into its
+                                   server block, with an access log (site.requests(part)
+                                   counts its GETs whose line holds part) → its port
   site.scripted()                  tests/e2e_server.py serving site.images (/slow/MS/NAME
                                    answers after MS ms) → its port; site.counts() its
                                    requests per path
@@ -569,14 +568,14 @@ class Site:
     every tree removed afterwards, with the logs shown when the test failed."""
 
     def __init__(self, name, servers, n=2, workers=(2, 2, 2), queues=(16, 16, 16), http=False,
-                 log_level="info", **settings):
+                 **settings):
         self.envs, self.daemons, self.procs = [], [None] * n, []
         self._nginx = self._scripted = None
         try:
             for k in range(n):
                 e = pl.Env("%s%d" % (name, k))
                 self.envs.append(e)
-                text = e.write_config(workers=workers, queues=queues, log_level=log_level,
+                text = e.write_config(workers=workers, queues=queues,
                                       extra_top=stream_group(servers, "n%d" % k, **settings))
                 text = text.replace(e.images, self.images).replace(e.out, self.out)
                 if http:
@@ -610,10 +609,7 @@ class Site:
             d.wait_line(r"stream: consuming", pl.scaled(30, 120))
         return d
 
-    def worked(self):
-        return sum(d.count(r"\b(done in [0-9]+ ms|failed in [a-z]+: )") for d in self.procs)
-
-    def nginx(self, extra_location=""):
+    def nginx(self, extra=""):
         root = self.envs[0].root
         for path in (root, self.images):   # its worker runs as nobody
             os.chmod(path, 0o755)
@@ -621,7 +617,7 @@ class Site:
             os.chmod(os.path.join(self.images, f), 0o644)
         self.access_log = os.path.join(root, "access.log")
         self._nginx = pl.Nginx(root, self.images, extra="access_log %s; %s"
-                               % (self.access_log, extra_location))
+                               % (self.access_log, extra))
         return self._nginx.start()
 
     def requests(self, part=""):
