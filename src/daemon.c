@@ -878,7 +878,7 @@ static void reload(struct daemon *d)
 	adaptive[ST_UPLOAD] = n->upload.stage.workers_adaptive;
 	for (size_t i = 0; i < ST_COUNT; i++) {
 		int r = adaptive[i] ? 0 : pl_pipeline_set_width(d->pipe, i, widths[i]);
-		if (r < 0)
+		if (r < 0 && r != -ESHUTDOWN)	/* a drained stage keeps no workers */
 			pl_log_errno(LOG_ERR, -r, "stage %s: cannot set width %u: %s",
 				     stage_names[i], widths[i], strerror(-r));
 	}

@@ -43,6 +43,7 @@ int  pl_pipeline_feed(struct pl_pipeline *p, void *item, long timeout_ms);
  * instead of per item: what a producer with many items at hand should use. */
 int  pl_pipeline_feed_batch(struct pl_pipeline *p, void *const *items, size_t n,
 			    size_t *done, long timeout_ms);
+/* pl_pool_set_width on that stage's pool: -ESHUTDOWN once it is stopping. */
 int  pl_pipeline_set_width(struct pl_pipeline *p, size_t stage, unsigned width);
 /* Graceful: close stage 1's queue, join it, stop its workers, then stage 2
  * and so on.  Blocks until the last stage is empty; safe to call from a

@@ -79,6 +79,7 @@ struct pl_pool {
 	struct worker **slots;
 	unsigned nslots;
 	atomic_uint want;
+	bool stopping;			/* pl_pool_stop began: no worker starts again */
 
 	struct delayed *heap;		/* min-heap on due_us, under lock */
 	size_t nheap, capheap;
@@ -430,6 +431,10 @@ int pl_pool_set_width(struct pl_pool *p, unsigned width)
 	if (!p || width == 0 || width > 4096)
 		return -EINVAL;
 	pthread_mutex_lock(&p->lock);
+	if (p->stopping) {
+		r = -ESHUTDOWN;
+		goto out;
+	}
 	if (width > p->nslots) {
 		struct worker **n = realloc(p->slots, width * sizeof *n);
 		if (!n) {
@@ -469,6 +474,7 @@ int pl_pool_stop(struct pl_pool *p)
 {
 	pl_queue_close(p->in);
 	pthread_mutex_lock(&p->lock);
+	p->stopping = true;
 	while (atomic_load(&p->alive) > 0)
 		pthread_cond_wait(&p->changed, &p->lock);
 	for (unsigned i = 0; i < p->nslots; i++)

@@ -87,6 +87,9 @@ void pl_pool_set_logger(pl_pool_log_fn *log);
 struct pl_pool *pl_pool_create(const char *name, struct pl_queue *in,
 			       const struct pl_stage_ops *ops, void *ctx,
 			       const struct pl_sink *sink);
+/* Workers are started or retired to reach width; -ESHUTDOWN once
+ * pl_pool_stop has begun (a width change then would start workers that
+ * nobody joins). */
 int  pl_pool_set_width(struct pl_pool *p, unsigned width);
 /* Wait until every worker has exited (the input queue is closed and empty,
  * and no delayed item is left) and reap them. */

@@ -161,6 +161,11 @@ START_TEST(width_changes_under_load)
 	ck_assert_int_eq(pl_pool_stop(p), 0);
 	pl_pool_stats(p, &st);
 	ck_assert_uint_eq(st.alive, 0);
+	/* a width change after the stop (a reload during the drain) starts
+	 * nothing that nobody would join */
+	ck_assert_int_eq(pl_pool_set_width(p, 4), -ESHUTDOWN);
+	pl_pool_stats(p, &st);
+	ck_assert_uint_eq(st.alive, 0);
 	for (long i = 0; i < N; i++) {
 		ck_assert_int_eq(atomic_load(&x->passed[i]) + atomic_load(&x->failed[i]), 1);
 		ck_assert_int_eq(atomic_load(&x->attempts[i]), 1);
