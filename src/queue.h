@@ -20,6 +20,9 @@
 struct pl_queue;
 
 struct pl_queue *pl_queue_create(size_t capacity);  /* 0 = unbounded; NULL + errno on failure */
+/* Only once no thread is inside a call on q any more: join returning does
+ * not mean the last task_done has returned (it takes no lock), so join
+ * the workers first. */
 void   pl_queue_destroy(struct pl_queue *q);
 int    pl_queue_put(struct pl_queue *q, void *item, long timeout_ms);
 int    pl_queue_get(struct pl_queue *q, void **item, long timeout_ms);
