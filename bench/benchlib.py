@@ -192,17 +192,17 @@ def run_watching(cmd, path, env=None):
     return r, (seen[0] if seen else None)
 
 
-def pl_conf(path, spool, widths, download, upload_url, top=''):
+def pl_conf(path, spool, widths, download, upload_url, top='', per_host=16):
     """The daemon configuration every pipelined run uses: one 256×256 JPEG
     variant; DOWNLOAD is pasted into the download group, TOP (a stream
     group, say) at the top level."""
     d, r, u = widths
-    fmt = lambda w: f'"{w}"' if w == 'auto' else str(w)
+    fmt = lambda w: f'"{w}"' if isinstance(w, str) else str(w)   # "auto", "adaptive"
     with open(path, 'w') as c:
         c.write(f"""spool = "{spool}";
 runtime = "{spool}.run";
 log_level = "warning";
-download = {{ workers = {fmt(d)}; queue = 16; allow_private = true; per_host = 16;
+download = {{ workers = {fmt(d)}; queue = 16; allow_private = true; per_host = {per_host};
   {download} }};
 resize = {{ workers = {fmt(r)}; queue = 16;
   variants = ( {{ name = "thumb"; width = {BOX}; height = {BOX}; fit = "inside";
@@ -221,7 +221,7 @@ def write_job(spool, name, lines):
     os.rename(tmp, os.path.join(spool, 'new', name))
 
 
-def run_pipelined(tmp, nginx, items, widths, tag, rnd, env=None, top=''):
+def run_pipelined(tmp, nginx, items, widths, tag, rnd, env=None, top='', per_host=16):
     """pipelined --once on one job of ITEMS ((url, name), …) in a fresh
     spool, outputs PUT to nginx under dav/TAG/; exit unless every item is
     ok.  Returns seconds (exec to exit), job_seconds (exec to the job's
@@ -229,7 +229,8 @@ def run_pipelined(tmp, nginx, items, widths, tag, rnd, env=None, top=''):
     spool = os.path.join(tmp, f'spool-{tag}-{rnd}')
     os.makedirs(spool)
     conf = spool + '.conf'
-    pl_conf(conf, spool, widths, '', f'{nginx.url}/dav/{tag}/{{name}}-{{variant}}.{{ext}}', top)
+    pl_conf(conf, spool, widths, '', f'{nginx.url}/dav/{tag}/{{name}}-{{variant}}.{{ext}}', top,
+            per_host)
     write_job(spool, 'corpus', [f'{u} {n}' for u, n in items])
     t0 = time.perf_counter()
     (rc, _, err, wall, cpu, rss), done = run_watching([PIPELINED, '-c', conf, '--once'],

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core_util.h"
 #include "pipeline.h"
 
 static atomic_ulong done_count, failed_count;
@@ -42,29 +43,6 @@ static void on_failed(void *ud, void *item, int err, const char *why, const char
 	atomic_fetch_add_explicit(&failed_count, 1, memory_order_relaxed);
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* A positive decimal argument, or exit 2 naming it. */
-static unsigned long arg(const char *s, const char *what)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || end == s || *end || v == 0) {
-		fprintf(stderr, "core_pl: %s must be a positive integer, got '%s'\n", what, s);
-		exit(2);
-	}
-	return v;
-}
-
 int main(int argc, char **argv)
 {
 	static const struct pl_stage_ops ops = { .process = noop };
@@ -79,14 +57,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: core_pl ITEMS W1 W2 W3 CAPACITY [FEED_BATCH]\n");
 		return 2;
 	}
-	size_t batch = argc == 7 ? arg(argv[6], "FEED_BATCH") : 1;
-	n = arg(argv[1], "ITEMS");
+	size_t batch = argc == 7 ? arg("core_pl", argv[6], "FEED_BATCH") : 1;
+	n = arg("core_pl", argv[1], "ITEMS");
 	for (int i = 0; i < 3; i++) {
 		static const char *names[] = { "s1", "s2", "s3" };
 		defs[i] = (struct pl_stage_def){
 			.name = names[i],
-			.width = (unsigned)arg(argv[2 + i], "width"),
-			.capacity = arg(argv[5], "CAPACITY"),
+			.width = (unsigned)arg("core_pl", argv[2 + i], "width"),
+			.capacity = arg("core_pl", argv[5], "CAPACITY"),
 			.ops = &ops,
 		};
 	}
@@ -103,7 +81,7 @@ int main(int argc, char **argv)
 	if (batch == 1) {
 		for (unsigned long i = 0; i < n; i++) {
 			if ((r = pl_pipeline_feed(p, (void *)(uintptr_t)(i + 1), -1))) {
-				fprintf(stderr, "core_pl: pl_pipeline_feed: %s\n", strerror(r));
+				fprintf(stderr, "core_pl: pl_pipeline_feed: %s\n", strerror(-r));
 				return 1;
 			}
 		}
@@ -116,7 +94,7 @@ int main(int argc, char **argv)
 			while (k < batch && i < n)
 				items[k++] = (void *)(uintptr_t)(++i);
 			if ((r = pl_pipeline_feed_batch(p, items, k, &done, -1))) {
-				fprintf(stderr, "core_pl: pl_pipeline_feed_batch: %s\n", strerror(r));
+				fprintf(stderr, "core_pl: pl_pipeline_feed_batch: %s\n", strerror(-r));
 				return 1;
 			}
 		}

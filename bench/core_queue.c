@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core_util.h"
 #include "queue.h"
 
 struct stage_arg {
@@ -53,29 +54,6 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* A positive decimal argument, or exit 2 naming it. */
-static unsigned long arg(const char *s, const char *what)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || end == s || *end || v == 0) {
-		fprintf(stderr, "core_queue: %s must be a positive integer, got '%s'\n", what, s);
-		exit(2);
-	}
-	return v;
-}
-
 int main(int argc, char **argv)
 {
 	struct pl_queue *q[4];
@@ -91,14 +69,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: core_queue ITEMS W1 W2 W3 CAPACITY\n");
 		return 2;
 	}
-	n = arg(argv[1], "ITEMS");
-	cap = arg(argv[5], "CAPACITY");
+	n = arg("core_queue", argv[1], "ITEMS");
+	cap = arg("core_queue", argv[5], "CAPACITY");
 	for (int i = 0; i < 4; i++)
 		if (!(q[i] = pl_queue_create(i < 3 ? cap : 0)))
 			die("pl_queue_create", errno);
 	t0 = now_s();
 	for (int s = 0; s < 3; s++) {
-		width[s] = (unsigned)arg(argv[2 + s], "width");
+		width[s] = (unsigned)arg("core_queue", argv[2 + s], "width");
 		sa[s] = (struct stage_arg){ q[s], q[s + 1] };
 		if (!(tids[s] = calloc(width[s], sizeof *tids[s])))
 			die("calloc", errno);

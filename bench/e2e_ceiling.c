@@ -65,7 +65,7 @@ static int read_all(const char *path, struct src *s)
 	return 0;
 }
 
-/* As src/resize.c's dct_shrink() for a 256×256 inside box. */
+/* As src/resizedirect.c's dct_shrink() for a 256×256 inside box. */
 static int dct_shrink(int w, int h)
 {
 	double f = fmax(1.0, fmax(w / 256.0, h / 256.0));

@@ -42,6 +42,16 @@ configure_file("${pl_srcdir}/systemd/pipelined.service.in"
 file(INSTALL DESTINATION "${pl_full_unitdir}" TYPE FILE
      FILES "${pl_workdir}/pipelined.service")
 
+# The system user and group the unit runs as (User=/Group=), made by
+# systemd-sysusers at boot or by `systemd-sysusers` after installing.
+if(CMAKE_INSTALL_PREFIX MATCHES "^/usr/?$")
+  set(pl_sysusersdir "/usr/lib/sysusers.d")
+else()
+  pl_full_dir(pl_sysusersdir "lib/sysusers.d" FALSE)
+endif()
+file(INSTALL DESTINATION "${pl_sysusersdir}" TYPE FILE
+     RENAME pipelined.conf FILES "${pl_srcdir}/systemd/pipelined.sysusers")
+
 # The default configuration.  An operator's edited copy is never replaced:
 # the shipped one goes beside it as pipeline.conf.dist.
 set(pl_conf "${pl_srcdir}/conf/pipeline.conf")

@@ -28,6 +28,8 @@
 #include "cfgfile.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
+#include "sysdirs.h"
 #include "template.h"
 
 #define KEY_MAX 160
@@ -235,8 +237,9 @@ enum type {
 	T_STR,		/* char *, owned: an absolute path ("" too when
 			   .empty_ok), or what .read accepts */
 	T_NAME,		/* char [PL_VARIANT_NAME_MAX]: what .read accepts */
-	T_STAGE,	/* struct pl_stage_conf: its workers, lo..hi or "auto"
-			   (its queue is a row of its own) */
+	T_STAGE,	/* struct pl_stage_conf: its workers, lo..hi or "auto",
+			   or "adaptive" where .def_str is that, the default
+			   (its queue and workers_max are rows of their own) */
 	T_VARIANTS,	/* struct pl_variant *, counted by resize.nvariants */
 	T_LIST,		/* struct pl_strlist, owned: what .read accepts */
 };
@@ -268,7 +271,9 @@ struct setting {
 				   other setting waits for a restart */
 	double def;		/* numbers and bools: the default (a double holds
 				   every integer default exactly: all < 2^53) */
-	const char *def_str;	/* strings: the default, "" when none */
+	const char *def_str;	/* strings: the default, "" when none;
+				   stages: "adaptive" when that is allowed and
+				   the default (.def is then its starting width) */
 	const struct choice *choices;	/* integers: a name instead of a number */
 	read_fn *read;		/* reads the value instead of its type's reader */
 	check_fn *check;	/* groups: rules across its settings, after them */
@@ -284,10 +289,13 @@ static bool differs(const struct setting *rows, size_t nrows, const void *a, con
 
 /* ---- readers and rules of particular settings --------------------------- */
 
+/* "adaptive" only where the row's default is (the I/O stages); it starts
+ * at the row's default width. */
 static void workers(struct ctx *c, const config_setting_t *s, const char *k,
-		    struct pl_stage_conf *st, long long lo, long long hi)
+		    struct pl_stage_conf *st, const struct setting *row)
 {
-	long long v;
+	bool adaptive_ok = row->def_str && strcmp(row->def_str, "adaptive") == 0;
+	long long v, lo = row->lo, hi = row->hi;
 
 	if (config_setting_type(s) == CONFIG_TYPE_STRING &&
 	    strcmp(config_setting_get_string(s), "auto") == 0) {
@@ -295,16 +303,26 @@ static void workers(struct ctx *c, const config_setting_t *s, const char *k,
 
 		st->workers = (unsigned)(n < lo ? lo : n > hi ? hi : n);
 		st->workers_auto = true;
+		st->workers_adaptive = false;
+		return;
+	}
+	if (adaptive_ok && config_setting_type(s) == CONFIG_TYPE_STRING &&
+	    strcmp(config_setting_get_string(s), "adaptive") == 0) {
+		st->workers = (unsigned)row->def;
+		st->workers_auto = false;
+		st->workers_adaptive = true;
 		return;
 	}
 	if (config_setting_type(s) != CONFIG_TYPE_INT &&
 	    config_setting_type(s) != CONFIG_TYPE_INT64) {
-		report(c, s, "%s: expected an integer or \"auto\"", k);
+		report(c, s, adaptive_ok ? "%s: expected an integer, \"auto\" or \"adaptive\""
+					 : "%s: expected an integer or \"auto\"", k);
 		return;
 	}
 	if (get_int(c, s, k, lo, hi, &v)) {
 		st->workers = (unsigned)v;
 		st->workers_auto = false;
+		st->workers_adaptive = false;
 	}
 }
 
@@ -592,6 +610,34 @@ static void stream_rules(struct ctx *c, const config_setting_t *g, const char *k
 	set_str(c, &st->node, host);
 }
 
+/* ---- the metrics group -------------------------------------------------- */
+
+/* The rule the endpoint's socket follows (metrics.c). */
+static void listen_address(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
+{
+	const char *v = get_str(c, s, k);
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if (!v)
+		return;
+	if (pl_metrics_parse_listen(v, &ss, &len) < 0) {
+		report(c, s, "%s: \"%s\" is not ADDRESS:PORT (an IPv4 address, or an IPv6 one "
+			     "in [ ], and a port 1..65535)", k, v);
+		return;
+	}
+	set_str(c, dst, v);
+}
+
+/* The group is there: the endpoint is on, on loopback unless it says. */
+static void metrics_rules(struct ctx *c, const config_setting_t *g, const char *k)
+{
+	(void)g;
+	(void)k;
+	if (!*c->cfg->metrics.listen)
+		set_str(c, &c->cfg->metrics.listen, "127.0.0.1:9464");
+}
+
 /* ---- a variant ---------------------------------------------------------- */
 
 static const struct choice fits[] = {
@@ -741,38 +787,10 @@ static void variants(struct ctx *c, const config_setting_t *s, const char *k, vo
 	}
 }
 
-/* ---- where systemd puts things ----------------------------------------- */
+/* ---- where systemd puts things (sysdirs.c) ------------------------------ */
 
-/*
- * systemd hands a service its directories in the environment
- * ($RUNTIME_DIRECTORY, $STATE_DIRECTORY, $CONFIGURATION_DIRECTORY,
- * $CREDENTIALS_DIRECTORY; systemd.exec(5)), each possibly a colon-separated
- * list when the unit names several: the first is the daemon's.  Following
- * them makes a user unit (systemctl --user), where /run/pipelined is not
- * writable, work without a single path in the file.  Only an absolute
- * value counts: anything else was not set by systemd.
- */
-int pl_config_env_dir(const char *var, char *buf, size_t size)
-{
-	const char *v = getenv(var);
-	size_t n;
-
-	if (!v || v[0] != '/')
-		return -ENOENT;
-	n = strcspn(v, ":");
-	if (n >= size)
-		return -ENAMETOOLONG;
-	memcpy(buf, v, n);
-	buf[n] = '\0';
-	return 0;
-}
-
-/*
- * A credential file: an absolute path, or the bare name of a credential
- * the unit passes in with LoadCredential=/LoadCredentialEncrypted=, read
- * from $CREDENTIALS_DIRECTORY.  Resolved here, at load, so that every user
- * of the setting opens one absolute path and -t names a missing directory.
- */
+/* A credential file: an absolute path, or the bare name of a credential
+ * the unit passes in (pl_sysdirs_credential). */
 static void credential_in(struct ctx *c, const config_setting_t *s, const char *k, void *dst,
 			  bool empty_ok)
 {
@@ -789,20 +807,23 @@ static void credential_in(struct ctx *c, const config_setting_t *s, const char *
 		set_str(c, dst, v);
 		return;
 	}
-	if (strchr(v, '/') || strcmp(v, "..") == 0 || strcmp(v, ".") == 0) {
+	switch (pl_sysdirs_credential(v, path, sizeof path)) {
+	case 0:
+		set_str(c, dst, path);
+		break;
+	case -EINVAL:
 		report(c, s, "%s: \"%s\" is neither an absolute path nor a credential name", k, v);
-		return;
-	}
-	if (pl_config_env_dir("CREDENTIALS_DIRECTORY", dir, sizeof dir) < 0) {
+		break;
+	case -ENOENT:
 		report(c, s, "%s: \"%s\" is not an absolute path, and $CREDENTIALS_DIRECTORY "
 			     "is not set (LoadCredential= in the unit sets it)", k, v);
-		return;
-	}
-	if (snprintf(path, sizeof path, "%s/%s", dir, v) >= (int)sizeof path) {
+		break;
+	default:	/* -ENAMETOOLONG: say what would not fit */
+		dir[0] = '\0';
+		pl_sysdirs_env("CREDENTIALS_DIRECTORY", dir, sizeof dir);
 		report(c, s, "%s: \"%s/%s\" is too long", k, dir, v);
-		return;
+		break;
 	}
-	set_str(c, dst, path);
 }
 
 static void credential(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
@@ -826,7 +847,10 @@ static const struct setting settings[] = {
 	{ "log_level", CONF(log_level), .read = log_level, .def = LOG_INFO, .live = true },
 
 	{ "download",                 GROUP, .check = download_rules },
-	{ "download.workers",         CONF(download.stage), RANGE(1, 256), .def = 3, .live = true },
+	{ "download.workers",         CONF(download.stage), RANGE(1, 256), .def = 3,
+				      .def_str = "adaptive", .live = true },
+	{ "download.workers_max",     CONF(download.stage.workers_max), RANGE(1, 256), .def = 16,
+				      .live = true },
 	{ "download.queue",           CONF(download.stage.queue), RANGE(1, 65536), .def = 16 },
 	{ "download.connect_timeout", CONF(download.connect_timeout), ABOVE(0, 3600), .def = 10 },
 	{ "download.timeout",         CONF(download.timeout), ABOVE(0, 86400), .def = 60 },
@@ -837,7 +861,7 @@ static const struct setting settings[] = {
 				      .def = 52428800 },
 	{ "download.retries",         CONF(download.retries), RANGE(0, 20), .def = 3 },
 	{ "download.backoff",         CONF(download.backoff), RANGE(0, 3600), .def = 0.5 },
-	{ "download.per_host",        CONF(download.per_host), RANGE(1, 1024), .def = 4 },
+	{ "download.per_host",        CONF(download.per_host), RANGE(1, 1024), .def = 32 },
 	{ "download.protocols",       CONF(download.protocols), .read = protocols,
 				      .def = PL_PROTO_HTTP | PL_PROTO_HTTPS },
 	{ "download.file_root",       CONF(download.file_root), .empty_ok = true },
@@ -851,7 +875,10 @@ static const struct setting settings[] = {
 	{ "resize.variants",          CONF(resize.variants), .read = variants },
 
 	{ "upload",                   GROUP },
-	{ "upload.workers",           CONF(upload.stage), RANGE(1, 256), .def = 5, .live = true },
+	{ "upload.workers",           CONF(upload.stage), RANGE(1, 256), .def = 5,
+				      .def_str = "adaptive", .live = true },
+	{ "upload.workers_max",       CONF(upload.stage.workers_max), RANGE(1, 256), .def = 32,
+				      .live = true },
 	{ "upload.queue",             CONF(upload.stage.queue), RANGE(1, 65536), .def = 16 },
 	/* {job}: item names are unique within a job only, so without it two
 	 * jobs with an item "small" would write the same file */
@@ -881,6 +908,11 @@ static const struct setting settings[] = {
 	{ "stream.tls_ca",            CONF(stream.tls_ca), .read = credential_opt },
 	{ "stream.tls_cert",          CONF(stream.tls_cert), .read = credential_opt },
 	{ "stream.tls_key",           CONF(stream.tls_key), .read = credential_opt },
+
+	{ "metrics",                  GROUP, .check = metrics_rules },
+	{ "metrics.listen",           CONF(metrics.listen), .read = listen_address },
+	{ "metrics.connections",      CONF(metrics.connections), RANGE(1, 1024), .def = 16 },
+	{ "metrics.timeout",          CONF(metrics.timeout), ABOVE(0, 3600), .def = 10 },
 };
 
 /* ---- what the rows give ------------------------------------------------- */
@@ -967,7 +999,7 @@ static void read_setting(struct ctx *c, const struct setting *row, const config_
 			set_str(c, field, str);
 		break;
 	case T_STAGE:
-		workers(c, s, k, field, row->lo, row->hi);
+		workers(c, s, k, field, row);
 		break;
 	case T_NAME:
 	case T_VARIANTS:
@@ -1034,6 +1066,8 @@ static int set_defaults(const struct setting *rows, size_t nrows, void *base)
 		case T_STAGE:
 			((struct pl_stage_conf *)field)->workers = (unsigned)row->def;
 			((struct pl_stage_conf *)field)->workers_auto = false;
+			((struct pl_stage_conf *)field)->workers_adaptive =
+				row->def_str && strcmp(row->def_str, "adaptive") == 0;
 			break;
 		case T_VARIANTS:	/* only in struct pl_config */
 			if (default_variants(base) < 0)
@@ -1103,7 +1137,9 @@ static bool differs(const struct setting *rows, size_t nrows, const void *a, con
 			d = ((const struct pl_stage_conf *)fa)->workers !=
 			    ((const struct pl_stage_conf *)fb)->workers ||
 			    ((const struct pl_stage_conf *)fa)->workers_auto !=
-			    ((const struct pl_stage_conf *)fb)->workers_auto;
+			    ((const struct pl_stage_conf *)fb)->workers_auto ||
+			    ((const struct pl_stage_conf *)fa)->workers_adaptive !=
+			    ((const struct pl_stage_conf *)fb)->workers_adaptive;
 			break;
 		case T_VARIANTS:	/* only in struct pl_config */
 			d = variants_differ(a, b);
@@ -1160,9 +1196,9 @@ static void env_defaults(struct ctx *c, const config_setting_t *root)
 	char dir[PATH_MAX], v[PATH_MAX + 64];
 
 	if (!config_setting_get_member(root, "runtime") &&
-	    pl_config_env_dir("RUNTIME_DIRECTORY", dir, sizeof dir) == 0)
+	    pl_sysdirs_env("RUNTIME_DIRECTORY", dir, sizeof dir) == 0)
 		set_str(c, &c->cfg->runtime, dir);
-	if (pl_config_env_dir("STATE_DIRECTORY", dir, sizeof dir) < 0)
+	if (pl_sysdirs_env("STATE_DIRECTORY", dir, sizeof dir) < 0)
 		return;
 	if (!config_setting_get_member(root, "spool")) {
 		snprintf(v, sizeof v, "%s/spool", dir);
@@ -1211,17 +1247,14 @@ int pl_config_load(const char *path, pl_config_report_fn *report_fn, void *ud,
 {
 	struct ctx c = { .report = report_fn, .ud = ud };
 	struct pl_config *cfg = NULL;
-	char dir[PATH_MAX], full[PATH_MAX];
+	char full[PATH_MAX];
 	int r;
 
 	*out = NULL;
 	/* under systemd, a relative -c names a file in the configuration
-	 * directory (the working directory there is / anyway) */
-	if (path[0] != '/' && pl_config_env_dir("CONFIGURATION_DIRECTORY", dir, sizeof dir) == 0) {
-		if (snprintf(full, sizeof full, "%s/%s", dir, path) >= (int)sizeof full)
-			return -ENAMETOOLONG;
-		path = full;
-	}
+	 * directory */
+	if ((r = pl_sysdirs_config_file(path, full, sizeof full, &path)) < 0)
+		return r;
 	r = pl_cfgfile_open(path, emit, &c, &c.f);
 	if (r < 0)
 		goto out;

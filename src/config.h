@@ -31,8 +31,11 @@ struct pl_variant {
 };
 
 struct pl_stage_conf {
-	unsigned workers;		/* resolved: "auto" becomes the online CPU count */
+	unsigned workers;		/* resolved: "auto" becomes the online CPU count,
+					   "adaptive" the starting width */
 	bool workers_auto;
+	bool workers_adaptive;		/* "adaptive": adapt.c sizes it, workers..workers_max */
+	unsigned workers_max;		/* download and upload: adaptive's ceiling */
 	unsigned queue;			/* input queue capacity, 1..65536 */
 };
 
@@ -101,6 +104,13 @@ struct pl_config {
 	} upload;
 
 	struct pl_stream_conf stream;
+
+	/* The metrics group: a Prometheus endpoint (metrics.h). */
+	struct {
+		char *listen;		/* "ADDRESS:PORT"; "" = no group, no endpoint */
+		int connections;	/* clients at once */
+		double timeout;		/* seconds a client has for a request */
+	} metrics;
 };
 
 /* Called once per error with a complete "FILE:LINE: message" line. */
@@ -112,11 +122,6 @@ typedef void pl_config_report_fn(void *ud, const char *msg);
 int  pl_config_load(const char *path, pl_config_report_fn *report, void *ud,
 		    struct pl_config **out);
 void pl_config_free(struct pl_config *cfg);
-
-/* The first directory of the environment variable var that systemd sets
- * (RUNTIME_DIRECTORY, STATE_DIRECTORY, …; systemd.exec(5)) into buf:
- * 0, -ENOENT when unset or not absolute, -ENAMETOOLONG. */
-int  pl_config_env_dir(const char *var, char *buf, size_t size);
 
 /* Do a and b differ in anything a reload cannot apply live (everything but
  * the stage widths and log_level)? */

@@ -19,7 +19,9 @@
  * items, releases its job (a job not read to its end goes back to new/ at
  * exit and resumes there) and drains.  A second one also closes the first
  * queue and hands its items back to the spool (pl_pipeline_abort); what is
- * already inside a stage still finishes.
+ * already inside a stage still finishes.  With the stream the first one
+ * already hands the first queue back (a nak each), so that other daemons
+ * start those items at once.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,11 +41,14 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "adapt.h"
 #include "config.h"
 #include "daemon.h"
 #include "download.h"
+#include "http.h"
 #include "item.h"
 #include "log.h"
+#include "metrics.h"
 #include "pipeline.h"
 #include "resize.h"
 #include "spool.h"
@@ -55,6 +60,7 @@ enum { ST_DOWNLOAD, ST_RESIZE, ST_UPLOAD, ST_COUNT };
 static const char *const stage_names[ST_COUNT] = { "download", "resize", "upload" };
 
 #define RATE_WINDOW 10		/* seconds of history behind items/s */
+#define BAR_PERIOD_US 250000ULL	/* --once on a terminal: the bar's frame interval */
 #define EXTEND_USEC (30ULL * 1000000ULL)
 
 struct stages {
@@ -68,6 +74,7 @@ struct daemon {
 	struct stages stages;
 	struct pl_spool *spool;
 	struct pl_stream *stream;	/* NULL without a stream group */
+	struct pl_metrics *metrics;	/* NULL without a metrics group */
 	struct pl_pipeline *pipe;
 
 	sd_event *ev;
@@ -97,10 +104,14 @@ struct daemon {
 	uint64_t rate_hist[RATE_WINDOW];	/* done+failed at each of the last seconds */
 	unsigned rate_pos, rate_n;
 	char last_status[1024];
+	bool status_warned;	/* writing status.json failed, said once */
 	unsigned long ticks;
 	uint64_t wd_last_ping_us;
 	uint64_t wd_progress[ST_COUNT];
 	uint64_t stuck_us[ST_COUNT];	/* one item longer than this is stuck */
+	struct pl_adapt adapt;		/* the adaptive widths (main thread) */
+	atomic_bool draining;		/* the ordered drain began: widths stay */
+	unsigned adapt_noted[ST_COUNT];	/* width last logged at notice level */
 };
 
 /* ---- configuration and stages ---- */
@@ -135,7 +146,7 @@ static int stages_new(const struct pl_config *cfg, const char *argv0, struct sta
 	int r;
 
 	memset(s, 0, sizeof *s);
-	if ((r = pl_download_global_init()) < 0 || (r = pl_resize_global_init(argv0)) < 0) {
+	if ((r = pl_http_global_init()) < 0 || (r = pl_resize_global_init(argv0)) < 0) {
 		pl_log_errno(LOG_ERR, -r, "cannot initialise libcurl/libvips: %s", strerror(-r));
 		return r;
 	}
@@ -151,7 +162,7 @@ static int stages_new(const struct pl_config *cfg, const char *argv0, struct sta
 static void globals_cleanup(void)
 {
 	pl_resize_global_cleanup();
-	pl_download_global_cleanup();
+	pl_http_global_cleanup();
 }
 
 int pl_daemon_check(const struct pl_daemon_opts *o)
@@ -407,6 +418,7 @@ static void stop_intake(struct daemon *d)
 static void drain(struct daemon *d)
 {
 	pl_debug("intake stopped; draining the stages in order");
+	atomic_store(&d->draining, true);
 	pl_pipeline_stop(d->pipe);
 	wake(d->drained_fd);
 }
@@ -535,7 +547,12 @@ static void snapshot(struct daemon *d, struct pl_status *s)
 	s->failed = atomic_load(&d->failed);
 	s->total = d->total;
 	s->uptime_s = (double)(pl_now_us() - d->start_us) / 1e6;
-	if (d->rate_n > 1) {
+	/* until the window has filled, the rate since start: a window of one
+	 * sample would say 0.0/s (and no ETA) after the first items are done */
+	if (d->rate_n < RATE_WINDOW) {
+		if (s->uptime_s > 0)
+			s->rate = (double)(s->done + s->failed) / s->uptime_s;
+	} else {
 		unsigned oldest = (d->rate_pos + RATE_WINDOW - d->rate_n) % RATE_WINDOW;
 		unsigned newest = (d->rate_pos + RATE_WINDOW - 1) % RATE_WINDOW;
 		s->rate = (double)(d->rate_hist[newest] - d->rate_hist[oldest]) / (d->rate_n - 1);
@@ -550,14 +567,44 @@ static void snapshot(struct daemon *d, struct pl_status *s)
 	}
 }
 
+/* What scrapes show until the next tick: the snapshot and a few counters
+ * more, all atomics (metrics.c says why scrapes do not read them). */
+static void publish_metrics(struct daemon *d, const struct pl_status *s)
+{
+	struct pl_metrics_sample m = { .status = *s };
+
+	if (!d->metrics)
+		return;
+	m.bytes_downloaded = pl_download_bytes(d->stages.ctx[ST_DOWNLOAD]);
+	m.bytes_uploaded = pl_upload_bytes(d->stages.ctx[ST_UPLOAD]);
+	pl_spool_jobs_finished(d->spool, &m.jobs_done, &m.jobs_failed);
+	pl_metrics_publish(d->metrics, &m);
+}
+
+/* The metrics thread's count of new/ (pl_metrics_backlog_fn). */
+static int count_backlog(void *ud, unsigned long *jobs, unsigned long *items)
+{
+	struct daemon *d = ud;
+
+	return pl_spool_count_waiting(d->spool, jobs, items);
+}
+
+/* STATUS= and status.json, when the line changed: a reader of the file
+ * (pipelinectl status) sees within a second what SIGUSR1 would report,
+ * and an idle daemon writes nothing. */
 static void send_status(struct daemon *d, const struct pl_status *s)
 {
 	char line[1024];
+	int r;
 
 	pl_status_line(s, line, sizeof line);
 	if (strcmp(line, d->last_status) != 0) {
 		sd_notifyf(0, "STATUS=%s", line);
 		snprintf(d->last_status, sizeof d->last_status, "%s", line);
+		if ((r = pl_status_write_json(s, d->cfg->runtime)) < 0 && !d->status_warned)
+			pl_log_errno(LOG_WARNING, -r, "cannot write %s/status.json: %s",
+				     d->cfg->runtime, strerror(-r));
+		d->status_warned = r < 0;
 	}
 }
 
@@ -580,6 +627,104 @@ static int rearm(sd_event_source *src, uint64_t when)
 	return r < 0 ? r : sd_event_source_set_enabled(src, SD_EVENT_ON);
 }
 
+/* The bar, drawn under the log's lock, as wide as the terminal is now. */
+static void draw_bar(struct daemon *d)
+{
+	struct pl_status s;
+	struct winsize ws;
+	char text[256];
+
+	snapshot(d, &s);
+	pl_status_progress_bar(&s, text, sizeof text,
+			       ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col ? ws.ws_col : 80);
+	pl_log_bar(text);
+}
+
+/* A few frames a second, so the bar moves as soon as an item is done. */
+static int on_bar(sd_event_source *src, uint64_t usec, void *ud)
+{
+	draw_bar(ud);
+	return rearm(src, usec + BAR_PERIOD_US);
+}
+
+/* ---- adaptive widths ---- */
+
+/*
+ * Which stages adapt, within what, from the configuration c (at start and
+ * on every reload).  An adaptive stage keeps its current width, clamped
+ * into the new bounds; a fixed number pins the stage (reload() sets it).
+ * Download's retries are not a push-back signal (adapt.c says why).
+ */
+static void adapt_configure(struct daemon *d, const struct pl_config *c)
+{
+	const struct pl_stage_conf *sc[ST_COUNT] = {
+		&c->download.stage, &c->resize.stage, &c->upload.stage
+	};
+
+	for (size_t i = 0; i < ST_COUNT; i++) {
+		struct pl_stage_stats st;
+
+		pl_pipeline_stats(d->pipe, i, &st);
+		/* workers_max below the starting width wins */
+		pl_adapt_set(&d->adapt, i, sc[i]->workers_adaptive, i == ST_UPLOAD,
+			     sc[i]->workers < sc[i]->workers_max ? sc[i]->workers : sc[i]->workers_max,
+			     sc[i]->workers_max, st.width);
+		if (sc[i]->workers_adaptive && d->adapt.st[i].width != st.width) {
+			int r = pl_pipeline_set_width(d->pipe, i, d->adapt.st[i].width);
+
+			if (r < 0)
+				pl_log_errno(LOG_ERR, -r, "stage %s: cannot set width %u: %s",
+					     stage_names[i], d->adapt.st[i].width, strerror(-r));
+		}
+		d->adapt_noted[i] = d->adapt.st[i].width;
+	}
+}
+
+static void adapt_init(struct daemon *d)
+{
+	const size_t cap[ST_COUNT] = {
+		d->cfg->download.stage.queue, d->cfg->resize.stage.queue, d->cfg->upload.stage.queue
+	};
+
+	pl_adapt_init(&d->adapt, ST_COUNT, cap);
+	adapt_configure(d, d->cfg);
+}
+
+/* Once a second: the new widths.  A move by half or more since the width
+ * last logged is a notice, smaller steps are debug lines. */
+static void adapt_tick(struct daemon *d)
+{
+	struct pl_stage_stats st[ST_COUNT];
+	unsigned width[ST_COUNT];
+	enum pl_adapt_why why[ST_COUNT];
+
+	/* a stage being drained or already stopped gains nothing from a new
+	 * width, and a stopped pool would start workers again */
+	if (atomic_load(&d->draining))
+		return;
+	for (size_t i = 0; i < ST_COUNT; i++)
+		pl_pipeline_stats(d->pipe, i, &st[i]);
+	pl_adapt_tick(&d->adapt, st, width, why);
+	for (size_t i = 0; i < ST_COUNT; i++) {
+		unsigned noted = d->adapt_noted[i];
+		bool big = 2 * width[i] >= 3 * noted || 3 * width[i] <= 2 * noted;
+		int r;
+
+		if (why[i] == PL_ADAPT_SAME || width[i] == st[i].width)
+			continue;
+		if ((r = pl_pipeline_set_width(d->pipe, i, width[i])) < 0) {
+			pl_log_errno(LOG_ERR, -r, "stage %s: cannot set width %u: %s",
+				     stage_names[i], width[i], strerror(-r));
+			continue;
+		}
+		pl_log(big ? LOG_NOTICE : LOG_DEBUG, "stage %s: width %u -> %u (adaptive, %u..%u): %s",
+		       stage_names[i], st[i].width, width[i], d->adapt.st[i].min,
+		       d->adapt.st[i].max, pl_adapt_why_name(why[i]));
+		if (big)
+			d->adapt_noted[i] = width[i];
+	}
+}
+
 static int on_tick(sd_event_source *src, uint64_t usec, void *ud)
 {
 	struct daemon *d = ud;
@@ -591,11 +736,11 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *ud)
 		d->rate_n++;
 	if (d->stream)
 		pl_stream_tick(d->stream);
+	adapt_tick(d);
 	snapshot(d, &s);
 	send_status(d, &s);
-	if (d->tty)
-		pl_status_progress_bar(&s, stderr, 80);
-	else if (d->opts->once && ++d->ticks % 10 == 0)
+	publish_metrics(d, &s);
+	if (!d->tty && d->opts->once && ++d->ticks % 10 == 0)
 		pl_log(LOG_INFO, "progress: %s", d->last_status);
 	/* a drain that still moves earns more time from systemd */
 	if (atomic_load(&d->stopping) && recent_progress(&s, 90ULL * 1000000ULL))
@@ -659,30 +804,53 @@ static int on_watchdog(sd_event_source *src, uint64_t usec, void *ud)
 
 /* ---- signals ---- */
 
+/* The items of the download queue, which no stage has started, go back to
+ * their intake: the spool (their job resumes there) or the stream (a nak:
+ * another daemon takes them now, not after AckWait).  The input is closed
+ * from here on, so what the puller feeds later comes back to it instead. */
+static size_t give_back(struct daemon *d)
+{
+	void *items[64];
+	size_t n, back = 0;
+
+	while ((n = pl_pipeline_abort(d->pipe, items, 64)) > 0) {
+		for (size_t i = 0; i < n; i++) {
+			struct pl_item *it = items[i];
+
+			it->intake->requeue(it);
+		}
+		back += n;
+	}
+	return back;
+}
+
+/*
+ * A graceful stop of a spool-only daemon drains the stages in order: every
+ * item it read finishes.  With the stream, the items waiting in the
+ * download queue are other daemons' work as much as ours, so the first
+ * signal already gives them back and only what is inside a stage finishes.
+ */
 static void begin_stop(struct daemon *d, const char *signame)
 {
 	if (!atomic_load(&d->stopping)) {
 		stop_intake(d);
-		pl_log(LOG_NOTICE, "%s: graceful stop: no new items; draining the stages in order "
-		       "(send it again for a fast stop)", signame);
+		if (d->stream)
+			pl_log(LOG_NOTICE, "%s: graceful stop: no new items; %zu queued items go back "
+			       "to the stream; finishing the items inside the stages (send it again "
+			       "for a fast stop)", signame, give_back(d));
+		else
+			pl_log(LOG_NOTICE, "%s: graceful stop: no new items; draining the stages in "
+			       "order (send it again for a fast stop)", signame);
 		sd_notify(0, "STOPPING=1");
 		sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu", (unsigned long long)EXTEND_USEC);
 		return;
 	}
 	if (!atomic_exchange(&d->fast, true)) {
-		void *items[64];
-		size_t n, back = 0;
+		size_t back;
 
 		if (d->stream)
 			pl_stream_stop(d->stream, true);
-		while ((n = pl_pipeline_abort(d->pipe, items, 64)) > 0) {
-			for (size_t i = 0; i < n; i++) {
-				struct pl_item *it = items[i];
-
-				it->intake->requeue(it);
-			}
-			back += n;
-		}
+		back = give_back(d);
 		pl_log(LOG_NOTICE, "%s: fast stop: %zu queued items go back to the %s; "
 		       "finishing the items inside the stages", signame, back,
 		       d->stream ? "stream" : "spool");
@@ -693,6 +861,7 @@ static void reload(struct daemon *d)
 {
 	struct pl_config *n;
 	unsigned widths[ST_COUNT];
+	bool adaptive[ST_COUNT];
 
 	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)pl_now_us());
 	pl_log(LOG_NOTICE, "reloading %s", d->opts->config);
@@ -704,19 +873,27 @@ static void reload(struct daemon *d)
 	widths[ST_DOWNLOAD] = n->download.stage.workers;
 	widths[ST_RESIZE] = n->resize.stage.workers;
 	widths[ST_UPLOAD] = n->upload.stage.workers;
+	adaptive[ST_DOWNLOAD] = n->download.stage.workers_adaptive;
+	adaptive[ST_RESIZE] = n->resize.stage.workers_adaptive;
+	adaptive[ST_UPLOAD] = n->upload.stage.workers_adaptive;
 	for (size_t i = 0; i < ST_COUNT; i++) {
-		int r = pl_pipeline_set_width(d->pipe, i, widths[i]);
+		int r = adaptive[i] ? 0 : pl_pipeline_set_width(d->pipe, i, widths[i]);
 		if (r < 0)
 			pl_log_errno(LOG_ERR, -r, "stage %s: cannot set width %u: %s",
 				     stage_names[i], widths[i], strerror(-r));
 	}
+	adapt_configure(d, n);	/* adaptive ones keep their width, within the new bounds */
+	for (size_t i = 0; i < ST_COUNT; i++)
+		if (adaptive[i])
+			widths[i] = d->adapt.st[i].width;
 	if (!d->debug_toggled)
 		pl_log_set_level(n->log_level);
 	if (pl_config_restart_differs(d->cfg, n))
 		pl_log(LOG_WARNING, "settings other than the stage widths and log_level changed; "
 		       "they take effect at the next restart");
-	pl_log(LOG_NOTICE, "reloaded: widths download %u, resize %u, upload %u",
-	       widths[ST_DOWNLOAD], widths[ST_RESIZE], widths[ST_UPLOAD]);
+	pl_log(LOG_NOTICE, "reloaded: widths download %u%s, resize %u, upload %u%s",
+	       widths[ST_DOWNLOAD], adaptive[ST_DOWNLOAD] ? " (adaptive)" : "",
+	       widths[ST_RESIZE], widths[ST_UPLOAD], adaptive[ST_UPLOAD] ? " (adaptive)" : "");
 	if (d->live != d->cfg)
 		pl_config_free(d->live);
 	d->live = n;
@@ -819,6 +996,9 @@ static int event_loop_new(struct daemon *d)
 	if ((r = sd_event_add_time(d->ev, NULL, CLOCK_MONOTONIC, now + 1000000ULL, 100000ULL,
 				   on_tick, d)) < 0)
 		return r;
+	if (d->tty && (r = sd_event_add_time(d->ev, NULL, CLOCK_MONOTONIC, now, 50000ULL,
+					     on_bar, d)) < 0)
+		return r;
 	stuck_limits(d);
 	if (sd_watchdog_enabled(0, &period) > 0 && period > 0) {
 		r = sd_event_add_time(d->ev, NULL, CLOCK_MONOTONIC, now + period / 2, 0,
@@ -840,6 +1020,7 @@ static void teardown(struct daemon *d)
 		atomic_store(&d->collector_stop, true);
 		pthread_join(d->collector, NULL);
 	}
+	pl_metrics_stop(d->metrics);	/* it counts new/: before the spool goes */
 	pl_pipeline_destroy(d->pipe);
 	pl_stream_close(d->stream);
 	if (d->spool)
@@ -871,6 +1052,10 @@ static int start(struct daemon *d)
 		return r;
 	if (d->opts->once && pl_spool_count_pending(d->spool, &pending) == 0)
 		d->total = pending;
+	if (*d->cfg->metrics.listen &&
+	    (r = pl_metrics_start(d->cfg->metrics.listen, (unsigned)d->cfg->metrics.connections,
+				  d->cfg->metrics.timeout, count_backlog, d, &d->metrics)) < 0)
+		return r;
 	if (d->cfg->stream.enabled) {
 		pl_spool_set_remote(d->spool);
 		if ((r = pl_stream_open(&d->cfg->stream, d->cfg->spool, &d->stream)) < 0)
@@ -879,6 +1064,13 @@ static int start(struct daemon *d)
 	if ((r = pipeline_new(d)) < 0 || (r = pl_pipeline_start(d->pipe)) < 0) {
 		pl_log_errno(LOG_ERR, -r, "cannot start the pipeline: %s", strerror(-r));
 		return r;
+	}
+	adapt_init(d);
+	if (d->metrics) {	/* a scrape before the first tick sees zeros, not nothing */
+		struct pl_status s;
+
+		snapshot(d, &s);
+		publish_metrics(d, &s);
 	}
 	if ((r = event_loop_new(d)) < 0) {
 		pl_log_errno(LOG_ERR, -r, "cannot set up the event loop: %s", strerror(-r));
@@ -912,6 +1104,7 @@ int pl_daemon_run(const struct pl_daemon_opts *o)
 	int r, status = PL_EXIT_OK;
 
 	pl_log_open();
+	pl_pool_set_logger(pl_log);	/* the core's own lines, through our log */
 	limit_arenas();
 	if ((r = block_signals()) < 0)
 		return PL_EXIT_INTERNAL;
@@ -931,9 +1124,12 @@ int pl_daemon_run(const struct pl_daemon_opts *o)
 		teardown(&d);
 		return r == -EBUSY ? PL_EXIT_LOCKED : PL_EXIT_INTERNAL;
 	}
-	pl_log(LOG_INFO, "pipelined %s running: spool %s, widths download %u, resize %u, upload %u%s",
-	       PL_VERSION, d.cfg->spool, d.cfg->download.stage.workers, d.cfg->resize.stage.workers,
-	       d.cfg->upload.stage.workers, o->once ? ", until the spool is drained" : "");
+	pl_log(LOG_INFO, "pipelined %s running: spool %s, widths download %u%s, resize %u, "
+	       "upload %u%s%s", PL_VERSION, d.cfg->spool, d.cfg->download.stage.workers,
+	       d.cfg->download.stage.workers_adaptive ? " (adaptive)" : "",
+	       d.cfg->resize.stage.workers, d.cfg->upload.stage.workers,
+	       d.cfg->upload.stage.workers_adaptive ? " (adaptive)" : "",
+	       o->once ? ", until the spool is drained" : "");
 	sd_notify(0, "READY=1\nSTATUS=running");
 
 	r = sd_event_loop(d.ev);
@@ -942,10 +1138,8 @@ int pl_daemon_run(const struct pl_daemon_opts *o)
 		status = PL_EXIT_INTERNAL;
 	}
 	if (d.tty) {
-		struct pl_status s;
-		snapshot(&d, &s);
-		pl_status_progress_bar(&s, stderr, 80);
-		fputc('\n', stderr);
+		draw_bar(&d);
+		pl_log_bar_end();
 	}
 	{
 		double secs = (double)(pl_now_us() - d.start_us) / 1e6;

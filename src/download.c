@@ -39,7 +39,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -57,6 +56,7 @@
 #include "backoff.h"
 #include "config.h"
 #include "download.h"
+#include "hostlimit.h"
 #include "item.h"
 #include "log.h"
 #include "netguard.h"
@@ -65,14 +65,9 @@
 #define MAX_REDIRS 5L
 /* An error response's body is not kept; past this much we stop reading it. */
 #define ERROR_BODY_MAX 65536
-/* Deferral while a host is at its per_host limit (see host_acquire). */
+/* Deferral while a host is at its limit (see fetch_http). */
 #define HOST_BUSY_MIN_MS 20
 #define HOST_BUSY_SPREAD_MS 60
-
-struct host_slot {
-	char *host;
-	int n;
-};
 
 struct dl_ctx {
 	/* A copy of the download settings: the stage may outlive the
@@ -85,9 +80,7 @@ struct dl_ctx {
 	char *file_root;
 	char proto_str[16];	/* "http,https" as configured */
 
-	pthread_mutex_t lock;	/* guards hosts[] */
-	struct host_slot *hosts;
-	size_t nhosts, caphosts;
+	struct pl_hostlimit *hosts;	/* per-host limits, per_host the ceiling */
 
 	atomic_uint_fast64_t bytes;	/* sources fetched, for the metrics */
 };
@@ -155,74 +148,6 @@ static void reset_transfer(struct worker *w)
 	w->abort_why[0] = '\0';
 	w->refused[0] = '\0';
 	w->errbuf[0] = '\0';
-}
-
-/* ---- per-host limit --------------------------------------------------- */
-
-/*
- * When a host is at its limit, process() returns a short retry delay rather
- * than blocking for a slot: a blocked worker would sit idle while items for
- * other hosts wait behind it in the queue, and it could not be retired by a
- * width change.  The pool's deferral frees the worker at once; the cost is
- * an occasional re-check every few tens of ms, which is nothing next to a
- * transfer.  The deferral does not count as an attempt.
- */
-static int host_acquire(struct dl_ctx *c, const char *host)
-{
-	struct host_slot *h = NULL;
-	int r = 0;
-
-	if (c->per_host <= 0)
-		return 0;
-	pthread_mutex_lock(&c->lock);
-	for (size_t i = 0; i < c->nhosts; i++)
-		if (strcmp(c->hosts[i].host, host) == 0)
-			h = &c->hosts[i];
-	if (h && h->n >= c->per_host) {
-		r = -EBUSY;
-	} else if (h) {
-		h->n++;
-	} else {
-		if (c->nhosts == c->caphosts) {
-			size_t cap = c->caphosts ? 2 * c->caphosts : 8;
-			struct host_slot *n = realloc(c->hosts, cap * sizeof *n);
-			if (!n) {
-				r = -ENOMEM;
-				goto out;
-			}
-			c->hosts = n;
-			c->caphosts = cap;
-		}
-		h = &c->hosts[c->nhosts];
-		h->host = strdup(host);
-		if (!h->host) {
-			r = -ENOMEM;
-			goto out;
-		}
-		h->n = 1;
-		c->nhosts++;
-	}
-out:
-	pthread_mutex_unlock(&c->lock);
-	return r;
-}
-
-static void host_release(struct dl_ctx *c, const char *host)
-{
-	if (c->per_host <= 0)
-		return;
-	pthread_mutex_lock(&c->lock);
-	for (size_t i = 0; i < c->nhosts; i++) {
-		struct host_slot *h = &c->hosts[i];
-		if (strcmp(h->host, host) != 0)
-			continue;
-		if (--h->n == 0) {	/* the table holds only busy hosts */
-			free(h->host);
-			*h = c->hosts[--c->nhosts];
-		}
-		break;
-	}
-	pthread_mutex_unlock(&c->lock);
 }
 
 /* ---- curl callbacks --------------------------------------------------- */
@@ -704,6 +629,29 @@ static bool redirected_off_list(struct worker *w, char *url, size_t urllen)
 	return true;
 }
 
+/*
+ * The failures told as a fixed prefix and curl's own words (detail()).
+ * "connection failed" starts every reason for a transport failure: it is
+ * what is retried, and what tests/it_faults.py counts.
+ */
+static const struct {
+	CURLcode res;
+	int err;
+	enum verdict verdict;
+	const char *prefix;
+} told_by_curl[] = {
+	/* closed before the end that Content-Length or the chunks announced */
+	{ CURLE_PARTIAL_FILE, ECONNRESET, RETRY, "connection failed: body truncated, " },
+	{ CURLE_SEND_ERROR, ECONNRESET, RETRY, "connection failed: " },
+	{ CURLE_RECV_ERROR, ECONNRESET, RETRY, "connection failed: " },
+	{ CURLE_HTTP2, ECONNRESET, RETRY, "HTTP/2 error: " },
+	{ CURLE_HTTP2_STREAM, ECONNRESET, RETRY, "HTTP/2 error: " },
+	{ CURLE_SSL_CONNECT_ERROR, ECONNRESET, RETRY, "TLS handshake failed: " },
+	/* a header without a colon, a NUL byte, a bad Content-Length */
+	{ CURLE_WEIRD_SERVER_REPLY, EPROTO, FAIL, "malformed HTTP response: " },
+	{ CURLE_PEER_FAILED_VERIFICATION, EPERM, FAIL, "TLS certificate rejected: " },
+};
+
 /* Turn the transfer's outcome into a verdict and a reason. */
 static enum verdict judge(struct worker *w, CURLcode res, int *err, char *why, size_t whylen)
 {
@@ -771,20 +719,9 @@ static enum verdict judge(struct worker *w, CURLcode res, int *err, char *why, s
 		*err = EHOSTUNREACH;
 		snprintf(why, whylen, "cannot resolve host (%s)", detail(w, res));
 		return RETRY;
-	/* "connection failed" starts every reason for a transport failure:
-	 * it is what is retried, and what tests/it_faults.py counts. */
 	case CURLE_GOT_NOTHING:
 		*err = ECONNRESET;
 		snprintf(why, whylen, "connection failed: empty reply from server");
-		return RETRY;
-	case CURLE_PARTIAL_FILE:
-		/* closed before the end that Content-Length or the chunks announced */
-		*err = ECONNRESET;
-		snprintf(why, whylen, "connection failed: body truncated, %s", detail(w, res));
-		return RETRY;
-	case CURLE_SEND_ERROR:
-		*err = ECONNRESET;
-		snprintf(why, whylen, "connection failed: %s", detail(w, res));
 		return RETRY;
 	case CURLE_RECV_ERROR:
 		/* curl reports a bad chunked encoding under this code too */
@@ -800,18 +737,7 @@ static enum verdict judge(struct worker *w, CURLcode res, int *err, char *why, s
 			}
 			return FAIL;
 		}
-		*err = ECONNRESET;
-		snprintf(why, whylen, "connection failed: %s", detail(w, res));
-		return RETRY;
-	case CURLE_HTTP2:
-	case CURLE_HTTP2_STREAM:
-		*err = ECONNRESET;
-		snprintf(why, whylen, "HTTP/2 error: %s", detail(w, res));
-		return RETRY;
-	case CURLE_SSL_CONNECT_ERROR:
-		*err = ECONNRESET;
-		snprintf(why, whylen, "TLS handshake failed: %s", detail(w, res));
-		return RETRY;
+		break;	/* else a transport failure (told_by_curl) */
 	case CURLE_TOO_MANY_REDIRECTS:
 		*err = ELOOP;
 		snprintf(why, whylen, "more than %ld redirects", MAX_REDIRS);
@@ -834,15 +760,6 @@ static enum verdict judge(struct worker *w, CURLcode res, int *err, char *why, s
 		}
 		return FAIL;
 	}
-	case CURLE_WEIRD_SERVER_REPLY:
-		/* a header without a colon, a NUL byte, a bad Content-Length */
-		*err = EPROTO;
-		snprintf(why, whylen, "malformed HTTP response: %s", detail(w, res));
-		return FAIL;
-	case CURLE_PEER_FAILED_VERIFICATION:
-		*err = EPERM;
-		snprintf(why, whylen, "TLS certificate rejected: %s", detail(w, res));
-		return FAIL;
 	case CURLE_OUT_OF_MEMORY: {
 		long sent = 0;
 
@@ -864,11 +781,18 @@ static enum verdict judge(struct worker *w, CURLcode res, int *err, char *why, s
 		return FAIL;
 	}
 	default:
-		*err = EIO;
-		snprintf(why, whylen, "%s%s%s", curl_easy_strerror(res),
-			 w->errbuf[0] ? ": " : "", w->errbuf);
-		return FAIL;
+		break;
 	}
+	for (size_t i = 0; i < sizeof told_by_curl / sizeof *told_by_curl; i++)
+		if (told_by_curl[i].res == res) {
+			*err = told_by_curl[i].err;
+			snprintf(why, whylen, "%s%s", told_by_curl[i].prefix, detail(w, res));
+			return told_by_curl[i].verdict;
+		}
+	*err = EIO;
+	snprintf(why, whylen, "%s%s%s", curl_easy_strerror(res),
+		 w->errbuf[0] ? ": " : "", w->errbuf);
+	return FAIL;
 }
 
 /* Delay before the next attempt (attempt = retries so far); see backoff.h. */
@@ -882,6 +806,24 @@ static int retry_delay(struct worker *w, int attempt)
 				  ra > PL_BACKOFF_MAX_MS ? PL_BACKOFF_MAX_MS : (long)ra, &w->rng);
 }
 
+/*
+ * The host's answer time for the per-host limit: from the request going out
+ * to its first byte back, so that neither connection set-up (a new
+ * connection is not queueing) nor the body's size (a big image is not a
+ * busy host) reads as latency.  The whole transfer when curl has no split.
+ */
+static uint64_t first_byte_us(struct worker *w)
+{
+	curl_off_t pre = 0, start = 0, total = 0;
+
+	curl_easy_getinfo(w->curl, CURLINFO_PRETRANSFER_TIME_T, &pre);
+	curl_easy_getinfo(w->curl, CURLINFO_STARTTRANSFER_TIME_T, &start);
+	if (start > pre && pre >= 0)
+		return (uint64_t)(start - pre);
+	curl_easy_getinfo(w->curl, CURLINFO_TOTAL_TIME_T, &total);
+	return total > 0 ? (uint64_t)total : 0;
+}
+
 static int fetch_http(struct worker *w, struct pl_item *it, const char *host,
 		      char *why, size_t whylen)
 {
@@ -891,11 +833,20 @@ static int fetch_http(struct worker *w, struct pl_item *it, const char *host,
 	CURLcode res;
 	int err = 0, r;
 
-	r = host_acquire(c, host);
+	/*
+	 * When a host is at its limit, return a short retry delay rather than
+	 * block for a slot: a blocked worker would sit idle while items for
+	 * other hosts wait behind it in the queue, and it could not be retired
+	 * by a width change.  The pool's deferral frees the worker at once;
+	 * the cost is an occasional re-check every few tens of ms, which is
+	 * nothing next to a transfer.  The deferral does not count as an
+	 * attempt.
+	 */
+	r = pl_hostlimit_acquire(c->hosts, host, t0);
 	if (r == -EBUSY) {
 		int ms = HOST_BUSY_MIN_MS + (int)(pl_backoff_random(&w->rng) % HOST_BUSY_SPREAD_MS);
-		pl_log_item(LOG_DEBUG, it, STAGE, 0, "host %s busy (per_host %d): again in %d ms",
-			    host, c->per_host, ms);
+		pl_log_item(LOG_DEBUG, it, STAGE, 0, "host %s busy (limit %u of per_host %d): "
+			    "again in %d ms", host, pl_hostlimit_get(c->hosts, host), c->per_host, ms);
 		return ms;
 	}
 	if (r < 0)
@@ -904,14 +855,14 @@ static int fetch_http(struct worker *w, struct pl_item *it, const char *host,
 	reset_transfer(w);
 	res = curl_easy_setopt(w->curl, CURLOPT_URL, it->source);
 	if (res != CURLE_OK) {
-		host_release(c, host);
+		pl_hostlimit_release(c->hosts, host, pl_now_us(), 0, false);
 		it->attempts = 0;
 		snprintf(why, whylen, "curl does not take the URL: %s", curl_easy_strerror(res));
 		return res == CURLE_OUT_OF_MEMORY ? -ENOMEM : -EINVAL;
 	}
 	res = curl_easy_perform(w->curl);
-	host_release(c, host);
 	v = judge(w, res, &err, why, whylen);
+	pl_hostlimit_release(c->hosts, host, pl_now_us(), first_byte_us(w), v == RETRY);
 
 	if (v == OK) {
 		pl_log_item(LOG_DEBUG, it, STAGE, 0, "attempt %d: %zu bytes in %.3f s",
@@ -1066,10 +1017,10 @@ int pl_download_new(const struct pl_config *cfg, void **ctx)
 		 c->protocols & PL_PROTO_HTTP ? "http" : "",
 		 (c->protocols & PL_PROTO_HTTP) && (c->protocols & PL_PROTO_HTTPS) ? "," : "",
 		 c->protocols & PL_PROTO_HTTPS ? "https" : "");
-	if ((r = pthread_mutex_init(&c->lock, NULL)) != 0) {
+	if ((r = pl_hostlimit_new((unsigned)c->per_host, &c->hosts)) < 0) {
 		free(c->file_root);
 		free(c);
-		return -r;
+		return r;
 	}
 	*ctx = c;
 	return 0;
@@ -1081,26 +1032,7 @@ void pl_download_free(void *ctx)
 
 	if (!c)
 		return;
-	for (size_t i = 0; i < c->nhosts; i++)
-		free(c->hosts[i].host);
-	free(c->hosts);
-	pthread_mutex_destroy(&c->lock);
+	pl_hostlimit_free(c->hosts);
 	free(c->file_root);
 	free(c);
-}
-
-int pl_download_global_init(void)
-{
-	CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-
-	if (rc != CURLE_OK) {
-		pl_log(LOG_ERR, "curl_global_init: %s", curl_easy_strerror(rc));
-		return -EIO;
-	}
-	return 0;
-}
-
-void pl_download_global_cleanup(void)
-{
-	curl_global_cleanup();
 }

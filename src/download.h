@@ -1,7 +1,8 @@
 /*
  * download.h — stage 1: fetch item->source into item->data with libcurl.
- * One CURL handle per worker (kept-alive connections), per-host limit
- * across workers, SSRF guard on every connect, byte cap while streaming.
+ * One CURL handle per worker (kept-alive connections), an adaptive
+ * per-host limit across workers (hostlimit.h), SSRF guard on every
+ * connect, byte cap while streaming.
  */
 #ifndef PL_DOWNLOAD_H
 #define PL_DOWNLOAD_H
@@ -14,10 +15,7 @@
 
 struct pl_config;
 
-/* Once, on the main thread, before any worker starts. */
-int  pl_download_global_init(void);
-void pl_download_global_cleanup(void);
-
+/* libcurl must be initialised first (pl_http_global_init, http.h). */
 int  pl_download_new(const struct pl_config *cfg, void **ctx);
 void pl_download_free(void *ctx);
 /* Bytes of the sources fetched so far (each once, failed attempts not

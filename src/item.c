@@ -4,7 +4,6 @@
  * it the same way.
  */
 #include <stdlib.h>
-#include <time.h>
 
 #include <glib.h>
 
@@ -42,12 +41,4 @@ void pl_item_free(struct pl_item *it)
 	free(it->source);
 	free(it->name);
 	free(it);
-}
-
-uint64_t pl_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }

@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clock.h"	/* pl_now_us() for fed_us */
+
 struct pl_job;
 struct pl_item;
 
@@ -68,6 +70,5 @@ struct pl_item *pl_item_new(void);		/* zeroed, NULL + errno */
 void pl_item_free_data(struct pl_item *it);	/* drop the source bytes */
 void pl_item_free_outputs(struct pl_item *it);	/* drop outputs[] and their buffers */
 void pl_item_free(struct pl_item *it);		/* everything; NULL is fine */
-uint64_t pl_now_us(void);			/* CLOCK_MONOTONIC, µs */
 
 #endif

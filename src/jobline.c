@@ -222,3 +222,35 @@ int pl_jobline_unique_name(struct pl_nameset *names, const char *src, const char
 	}
 	return r < 0 ? r : 0;
 }
+
+int pl_jobline_judge(char *buf, size_t len, bool cut, struct pl_nameset *names,
+		     char **source, char name[PL_JOBLINE_NAME_MAX + 1],
+		     char quote[PL_JOBLINE_QUOTE_MAX + 1], const char **why)
+{
+	char *explicit = NULL;
+	int r;
+
+	*source = NULL;
+	*why = NULL;
+	if (!cut && len > 0 && buf[len - 1] == '\r')
+		len--;
+	if (len > PL_JOBLINE_MAX)
+		cut = true;
+	buf[len] = '\0';
+	pl_jobline_quote(buf, len, quote);
+	if (cut) {
+		if (pl_jobline_blank(buf))
+			return 0;
+		*why = "line too long";
+		return 1;
+	}
+	if (memchr(buf, '\0', len)) {
+		*why = "NUL byte in line";
+		return 1;
+	}
+	r = pl_jobline_parse(buf, source, &explicit, why);
+	if (r <= 0)
+		return r == 0 ? 0 : 1;
+	r = pl_jobline_unique_name(names, *source, explicit, name, why);
+	return r < 0 ? r : 1;
+}

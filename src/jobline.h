@@ -33,6 +33,19 @@ bool pl_jobline_space(char c);
 /* The trimmed start of a bad line (NULs made spaces), for its record. */
 void pl_jobline_quote(const char *line, size_t len, char out[PL_JOBLINE_QUOTE_MAX + 1]);
 
+/*
+ * One line of a job as the spool judges it.  buf holds the line's first len
+ * bytes without its "\n" (at most PL_JOBLINE_MAX + 1 of them kept, with room
+ * for a NUL after them); cut says the line had more.  A trailing "\r" is
+ * dropped.  0 for nothing (blank, comment); 1 for an item, *source set and
+ * its unique name in name, or for a bad line, *why set; -ENOMEM.  quote
+ * gets what a bad line's record quotes.  The spool and pipelinectl both
+ * call this, so a producer's check and the daemon cannot disagree.
+ */
+int  pl_jobline_judge(char *buf, size_t len, bool cut, struct pl_nameset *names,
+		      char **source, char name[PL_JOBLINE_NAME_MAX + 1],
+		      char quote[PL_JOBLINE_QUOTE_MAX + 1], const char **why);
+
 bool pl_jobline_name_valid(const char *name);
 /* A valid name from a URL's last path segment (percent-decoded, extension
  * dropped, other bytes made '_'; "item" if nothing is left) into out of

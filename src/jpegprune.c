@@ -1,6 +1,7 @@
 /*
  * jpegprune.c — cut a progressive JPEG down to the scans that a decode at
- * DCT scale 1/8 reads, before libvips sees it (used by resize.c).
+ * DCT scale 1/8 reads, before libvips sees it (used by resize's direct
+ * path, resizedirect.c).
  *
  * Why.  For a small variant of a big photo, resize decodes the JPEG at DCT
  * scale 1/8.  There libjpeg's inverse DCT of most components is

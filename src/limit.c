@@ -17,8 +17,10 @@
  *       ratio > 2     the far side queues our requests: limit × 2 / ratio
  *                     (never below half);
  *       ratio < 1.3   and the limit was used (the peak in flight reached
- *                     it, less one): limit + sqrt(limit) — fast from a
- *                     small start, gentle when large;
+ *                     it, less one): limit × 2 until the first cut (slow
+ *                     start, as TCP: from a start of 4 to a far source's
+ *                     16 in two windows), then limit + limit / 4 (+ 1
+ *                     below 4) — a doubling takes three windows;
  *       peak in flight < limit / 2: limit − 1 (a limit nobody uses says
  *                     nothing, and would let a burst through unchecked);
  *       otherwise the limit holds.
@@ -57,6 +59,7 @@ void pl_limit_init(struct pl_limit *l, unsigned min, unsigned max, unsigned init
 	l->floor_us = 0;
 	l->window_us = DEFAULT_WINDOW_US;
 	l->last_cut_us = 0;
+	l->slow_start = true;
 	window_reset(l, now_us);
 }
 
@@ -99,8 +102,10 @@ static void window_end(struct pl_limit *l)
 	if (ratio > HIGH_RATIO) {
 		double f = HIGH_RATIO / ratio;
 		l->limit = clamp(l, l->limit * (f < 0.5 ? 0.5 : f));
+		l->slow_start = false;
 	} else if (ratio < LOW_RATIO && !l->win_drops && (double)l->win_peak + 1 >= l->limit) {
-		l->limit = clamp(l, l->limit + (l->limit >= 4 ? l->limit / 4 : 1));
+		l->limit = clamp(l, l->slow_start ? 2 * l->limit
+					: l->limit + (l->limit >= 4 ? l->limit / 4 : 1));
 	} else if ((double)l->win_peak < l->limit / 2) {
 		l->limit = clamp(l, l->limit - 1);
 	}
@@ -112,6 +117,7 @@ void pl_limit_sample(struct pl_limit *l, uint64_t now_us, uint64_t latency_us, b
 	if (dropped) {
 		if (!l->last_cut_us || now_us - l->last_cut_us >= window_len(l)) {
 			l->limit = clamp(l, l->limit * CUT);
+			l->slow_start = false;
 			l->last_cut_us = now_us ? now_us : 1;
 			window_reset(l, now_us);	/* what follows is under the new limit */
 			return;

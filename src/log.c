@@ -10,6 +10,13 @@
  * reload), so it is an atomic.  What goes to stderr is escaped in one
  * place, emit(): a job file's name, a job line or a server's message can
  * hold any bytes, and one line of log must stay one line.
+ *
+ * --once on a terminal keeps a progress bar on the last line of stderr.
+ * The bar lives here, not in the daemon, because only the writer of the
+ * log lines knows when one is about to land on it: under one lock, a line
+ * clears the bar's line, is written whole, and the bar is drawn again
+ * below it (as apt, pip and cargo do), so no thread's line can split the
+ * bar or be split by it.
  */
 #include <stdarg.h>
 #include <stdbool.h>
@@ -19,6 +26,7 @@
 #include <string.h>
 #include <strings.h>
 #include <errno.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -34,6 +42,11 @@ enum pl_log_sink { SINK_PLAIN, SINK_PREFIX, SINK_JOURNAL };
 
 static enum pl_log_sink sink = SINK_PLAIN;
 static atomic_int level = LOG_INFO;
+
+#define BAR_MAX 512
+/* Held for every write to stderr, so that a line and the bar never mix. */
+static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+static char bar[BAR_MAX];	/* the bar standing on the last line; "" = none */
 
 static const char *const level_names[] = {
 	[LOG_EMERG] = "emerg", [LOG_ALERT] = "alert", [LOG_CRIT] = "crit",
@@ -120,6 +133,8 @@ static int journal_send(int prio, int err, const struct pl_item *it, const char 
 #define CTX_MAX 1024	/* "job J item N (URL) STAGE: " */
 /* A whole stderr line: each byte of context and message may take four. */
 #define LINE_MAX_OUT (4 * (MSG_MAX + CTX_MAX) + 64)
+#define CLEAR "\r\033[K"	/* back to the start of the bar's line and erase it */
+#define HEAD (sizeof CLEAR - 1)	/* room kept before a line for CLEAR */
 
 /*
  * s appended at out + *n, fit for one line of a log: control characters
@@ -159,7 +174,7 @@ static void put_escaped(char *out, size_t *n, const char *s)
 static void emit(int prio, int err, const struct pl_item *it, const char *stage,
 		 const char *fmt, va_list ap)
 {
-	char msg[MSG_MAX], ctx[CTX_MAX] = "", line[LINE_MAX_OUT];
+	char msg[MSG_MAX], ctx[CTX_MAX] = "", line[HEAD + LINE_MAX_OUT + BAR_MAX + 3];
 	size_t n;
 
 	if (prio > atomic_load(&level))
@@ -174,16 +189,52 @@ static void emit(int prio, int err, const struct pl_item *it, const char *stage,
 		snprintf(ctx, sizeof ctx, "job %s item %lu (%s)%s%s: ",
 			 it->job_name ? it->job_name : "?", it->line,
 			 it->source ? it->source : "?", stage ? " " : "", stage ? stage : "");
+	n = HEAD;
 	if (sink != SINK_PLAIN)
-		n = (size_t)snprintf(line, 64, "<%d>", prio);
+		n += (size_t)snprintf(line + n, 64, "<%d>", prio);
 	else
-		n = (size_t)snprintf(line, 64, "pipelined: %s",
+		n += (size_t)snprintf(line + n, 64, "pipelined: %s",
 				     prio <= LOG_ERR ? "error: " : prio == LOG_WARNING ? "warning: " : "");
 	put_escaped(line, &n, ctx);
 	put_escaped(line, &n, msg);
 	line[n++] = '\n';
-	/* one write per line, so that threads' lines never interleave */
-	fwrite(line, 1, n, stderr);
+	/* one write per line, so that threads' lines never interleave; over
+	 * a bar: the bar's line erased, the line, and the bar again */
+	pthread_mutex_lock(&out_lock);
+	if (bar[0]) {
+		size_t k = strlen(bar);
+
+		memcpy(line, CLEAR, HEAD);
+		memcpy(line + n, bar, k);
+		memcpy(line + n + k, "\033[K", 3);
+		fwrite(line, 1, n + k + 3, stderr);
+	} else {
+		fwrite(line + HEAD, 1, n - HEAD, stderr);
+	}
+	pthread_mutex_unlock(&out_lock);
+}
+
+void pl_log_bar(const char *text)
+{
+	pthread_mutex_lock(&out_lock);
+	snprintf(bar, sizeof bar, "%s", text ? text : "");
+	if (bar[0])
+		fprintf(stderr, "\r%s\033[K", bar);
+	else
+		fputs(CLEAR, stderr);
+	fflush(stderr);
+	pthread_mutex_unlock(&out_lock);
+}
+
+void pl_log_bar_end(void)
+{
+	pthread_mutex_lock(&out_lock);
+	if (bar[0]) {
+		fprintf(stderr, "\r%s\033[K\n", bar);
+		fflush(stderr);
+		bar[0] = '\0';
+	}
+	pthread_mutex_unlock(&out_lock);
 }
 
 void pl_log(int prio, const char *fmt, ...)

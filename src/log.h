@@ -27,6 +27,16 @@ void pl_log_item(int prio, const struct pl_item *it, const char *stage, int err,
 		 const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
 
+/*
+ * A progress bar kept on the last line of a terminal: pl_log_bar() draws
+ * (or redraws) it, and every log line written while it stands clears it,
+ * prints whole and draws it again below.  text is one line, without "\r"
+ * or escapes; NULL or "" takes the bar away.  pl_log_bar_end() leaves the
+ * last frame on a line of its own and stops redrawing it.
+ */
+void pl_log_bar(const char *text);
+void pl_log_bar_end(void);
+
 #define pl_debug(...) pl_log(LOG_DEBUG, __VA_ARGS__)
 
 #endif

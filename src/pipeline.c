@@ -123,13 +123,13 @@ int pl_pipeline_start(struct pl_pipeline *p)
 
 int pl_pipeline_feed(struct pl_pipeline *p, void *item, long timeout_ms)
 {
-	return pl_queue_put(p->st[0].q, item, timeout_ms);
+	return -pl_queue_put(p->st[0].q, item, timeout_ms);
 }
 
 int pl_pipeline_feed_batch(struct pl_pipeline *p, void *const *items, size_t n,
 			   size_t *done, long timeout_ms)
 {
-	return pl_queue_put_batch(p->st[0].q, items, n, done, timeout_ms);
+	return -pl_queue_put_batch(p->st[0].q, items, n, done, timeout_ms);
 }
 
 int pl_pipeline_set_width(struct pl_pipeline *p, size_t stage, unsigned width)

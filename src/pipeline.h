@@ -5,6 +5,10 @@
  * passes to the success sink.  Every fed item leaves exactly once: through
  * the success sink, the failure sink, or pl_pipeline_abort() (items that
  * never entered a stage).
+ *
+ * Errors: every function here returns 0 or a negative errno value, like
+ * pool.h; the feed functions turn the input queue's positive values
+ * (queue.h) into negative ones.
  */
 #ifndef PL_PIPELINE_H
 #define PL_PIPELINE_H
@@ -32,7 +36,7 @@ struct pl_pipeline;
 int  pl_pipeline_create(const struct pl_stage_def *defs, size_t n,
 			const struct pl_pipeline_sinks *sinks, struct pl_pipeline **out);
 int  pl_pipeline_start(struct pl_pipeline *p);
-/* 0, or EPIPE once the input is closed, EAGAIN/ETIMEDOUT as pl_queue_put. */
+/* 0, or -EPIPE once the input is closed, -EAGAIN/-ETIMEDOUT as pl_queue_put. */
 int  pl_pipeline_feed(struct pl_pipeline *p, void *item, long timeout_ms);
 /* Feed n items in order, waiting for room; *done says how many went in
  * (all of them when it returns 0).  One lock round and one wake per batch

@@ -34,14 +34,17 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 
+#include "clock.h"
 #include "pool.h"
 
 #define LAT_WINDOW 1024		/* latency samples kept for p50/p95 */
@@ -90,18 +93,34 @@ struct pl_pool {
 	atomic_uint_fast64_t hist[PL_POOL_HIST_N + 1], hist_sum_us;
 };
 
+static _Atomic(pl_pool_log_fn *) logger;
+
+void pl_pool_set_logger(pl_pool_log_fn *log)
+{
+	atomic_store(&logger, log);
+}
+
+/* A line through the hook, or plainly on stderr without one. */
+__attribute__((format(printf, 2, 3)))
+static void pool_log(int prio, const char *fmt, ...)
+{
+	pl_pool_log_fn *log = atomic_load(&logger);
+	char line[PL_REASON_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	if (log)
+		log(prio, "%s", line);
+	else
+		fprintf(stderr, "%s\n", line);
+}
+
 const uint32_t pl_pool_hist_bounds_us[PL_POOL_HIST_N] = {
 	1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
 	1000000, 2500000, 5000000, 10000000, 30000000, 60000000,
 };
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 /* ---- retry heap (caller holds lock) ---- */
 
@@ -166,13 +185,13 @@ static void record_latency(struct pl_pool *p, uint64_t us)
 static int run_one(struct pl_pool *p, struct worker *w, void *ws, void *item)
 {
 	char why[PL_REASON_MAX] = "";
-	uint64_t t0 = now_us(), t1, avg;
+	uint64_t t0 = pl_now_us(), t1, avg;
 	int r;
 
 	atomic_fetch_add_explicit(&p->busy, 1, memory_order_relaxed);
 	atomic_store_explicit(&w->busy_since, t0, memory_order_relaxed);
 	r = p->ops->process(p->ctx, ws, item, why, sizeof why);
-	t1 = now_us();
+	t1 = pl_now_us();
 	atomic_store_explicit(&w->busy_since, 0, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&p->busy, 1, memory_order_relaxed);
 	record_latency(p, t1 - t0);
@@ -267,7 +286,7 @@ static bool due_item(struct pl_pool *p, void **item, long *wait_ms)
 	*wait_ms = -1;
 	if (!p->nheap)
 		return false;
-	now = now_us();
+	now = pl_now_us();
 	if (p->heap[0].due_us <= now) {
 		*item = heap_pop(p);
 		return true;
@@ -283,7 +302,7 @@ static void *worker_main(void *arg)
 	void *ws = NULL;
 
 	if (p->ops->worker_start && p->ops->worker_start(p->ctx, &ws) < 0) {
-		fprintf(stderr, "<3>stage %s: worker %u could not start\n", p->name, w->idx);
+		pool_log(LOG_ERR, "stage %s: worker %u could not start", p->name, w->idx);
 		goto out;
 	}
 	for (;;) {
@@ -324,14 +343,8 @@ static void *worker_main(void *arg)
 			bool due = due_item(p, &item, &wait_ms);
 			if (!due) {
 				struct timespec ts;
-				clock_gettime(CLOCK_MONOTONIC, &ts);
-				ts.tv_sec += wait_ms / 1000;
-				ts.tv_nsec += (wait_ms % 1000) * 1000000L;
-				if (ts.tv_nsec >= 1000000000L) {
-					ts.tv_sec++;
-					ts.tv_nsec -= 1000000000L;
-				}
-				pthread_cond_timedwait(&p->changed, &p->lock, &ts);
+				if (pl_clock_deadline(&ts, wait_ms) == 0)
+					pthread_cond_timedwait(&p->changed, &p->lock, &ts);
 			}
 			pthread_mutex_unlock(&p->lock);
 			if (due)

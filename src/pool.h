@@ -4,6 +4,10 @@
  * A worker loops get → process → hand on → task_done.  The width can change
  * at any moment; shrinking retires workers between items, never during one.
  * The pool knows nothing about what an item is: it calls the stage's ops.
+ *
+ * Errors: every function here returns 0 or a negative errno value
+ * (pl_pool_create: NULL with errno set), and so do the ops and sinks the
+ * pool calls; only the queue underneath speaks positive values (queue.h).
  */
 #ifndef PL_POOL_H
 #define PL_POOL_H
@@ -68,6 +72,17 @@ struct pl_stage_stats {
 };
 
 struct pl_pool;
+
+/*
+ * Where the pools report what no caller can be told (a worker that could
+ * not start): a syslog priority (LOG_ERR, …) and a printf format, the
+ * signature of the daemon's pl_log.  Process-wide, for every pool; NULL,
+ * the default, writes a plain line to stderr.  Set it before the pools
+ * start: the core itself knows no logger.
+ */
+typedef void pl_pool_log_fn(int prio, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void pl_pool_set_logger(pl_pool_log_fn *log);
 
 struct pl_pool *pl_pool_create(const char *name, struct pl_queue *in,
 			       const struct pl_stage_ops *ops, void *ctx,

@@ -9,14 +9,19 @@
  *   no allocation per item on the hot path.
  * - The cost of a condvar queue on few cores is not the lock but the wake-ups:
  *   signalling a sleeper on every put makes producer and consumer ping-pong
- *   through the scheduler.  So we count sleepers and signal only when one is
- *   actually waiting and not already signalled (getters and putters alike),
- *   and a getter that finds the queue empty, or a putter that finds it full,
- *   spins briefly before it goes to sleep.  The spin yields the CPU
- *   (sched_yield) rather than busy-waiting with a pause instruction: on a
- *   2-core machine with a dozen workers, a pause spin holds the core the
- *   other side needs to make progress and measured 2-10x slower.  A busy
- *   pipeline then hands items over mostly without a futex wake at all.
+ *   through the scheduler (and on a VM a wake across cores is an
+ *   interrupt between virtual CPUs).  So a getter that finds the queue
+ *   empty, or a putter that finds it full, spins briefly before it goes to
+ *   sleep, and spinners and signalled sleepers are counted: a put wakes a
+ *   sleeper only for an item nobody is already on the way to
+ *   (wake_getters).  The spin yields the CPU (sched_yield) rather than
+ *   busy-waiting with a pause instruction: on a 2-core machine with a
+ *   dozen workers, a pause spin holds the core the other side needs to
+ *   make progress and measured 2-10x slower.  A busy pipeline then hands
+ *   items over mostly without a futex wake at all.
+ * - task_done, called once per item by every worker, is a lock-free
+ *   counter; only the last one takes the lock, and only when a joiner
+ *   waits.
  * - Timeouts use CLOCK_MONOTONIC (pthread_condattr_setclock) so wall-clock
  *   steps cannot stretch or cut them.
  */
@@ -28,6 +33,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "clock.h"
 #include "queue.h"
 
 /* Rounds of sched_yield() a getter (empty queue) or putter (full queue)
@@ -42,28 +48,23 @@ struct pl_queue {
 	size_t cap;		/* slots in ring */
 	size_t bound;		/* capacity limit, 0 = unbounded */
 	size_t head, count;
-	size_t unfinished;
 	bool closed;
 
-	unsigned getters, putters, joiners;	/* sleepers, to skip useless signals */
+	unsigned getters, putters;		/* sleepers, to skip useless signals */
 	unsigned wakes;				/* getters signalled, not yet running */
 	unsigned pwakes;			/* putters signalled, not yet running */
+	unsigned gspin, pspin;			/* getters / putters spinning, unlocked */
+	atomic_uint joiners;			/* read by the lock-free task_done */
+	atomic_size_t unfinished;		/* put under the lock, done without it */
 	atomic_bool closed_hint;		/* closed, read without the lock */
 	atomic_ulong intr_gen;			/* bumped by pl_queue_interrupt, under lock */
 	atomic_size_t count_hint;		/* count, stored under the lock, read without it */
 };
 
+/* The deadline of a positive timeout, or a positive errno value. */
 static int deadline_from(long timeout_ms, struct timespec *ts)
 {
-	if (clock_gettime(CLOCK_MONOTONIC, ts) < 0)
-		return errno;
-	ts->tv_sec += timeout_ms / 1000;
-	ts->tv_nsec += (timeout_ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-	return 0;
+	return -pl_clock_deadline(ts, timeout_ms);
 }
 
 /* Wait on cv; 0 when woken (maybe spuriously), ETIMEDOUT past the deadline. */
@@ -174,21 +175,30 @@ static bool full(const struct pl_queue *q)
 	return q->bound && q->count >= q->bound;
 }
 
-/* Wake enough sleeping getters for `added` new items, but never more than
- * are asleep and not already woken: a burst of puts costs one wake per
- * sleeper, not one per item. */
-static void wake_getters(struct pl_queue *q, size_t added)
+/*
+ * Wake one sleeping getter per item nobody is coming for yet: a spinning
+ * getter takes an item when it looks again, a signalled one when it runs,
+ * so items up to spinners + signalled cost no wake; never more than are
+ * asleep and not already signalled, so a burst of puts costs one wake per
+ * sleeper, not per item.  Called after a put, and again at the end of
+ * every get: a spinner or signalled getter that leaves without an item it
+ * was counted for (another took it, an interrupt) hands it on here.
+ * Passing one wake at a time along the sleepers instead was faster on an
+ * idle machine but stalled under load, where a woken thread gets the CPU
+ * sooner than a yielding one.  Putters and free room, the same.
+ */
+static void wake_getters(struct pl_queue *q)
 {
-	while (added-- && q->getters > q->wakes) {
+	while (q->getters > q->wakes && q->count > q->gspin + q->wakes) {
 		q->wakes++;
 		pthread_cond_signal(&q->not_empty);
 	}
 }
 
-/* The same for putters waiting for room, after `freed` slots came free. */
-static void wake_putters(struct pl_queue *q, size_t freed)
+static void wake_putters(struct pl_queue *q)
 {
-	while (freed-- && q->putters > q->pwakes) {
+	while (q->putters > q->pwakes && q->bound > q->count &&
+	       q->bound - q->count > q->pspin + q->pwakes) {
 		q->pwakes++;
 		pthread_cond_signal(&q->not_full);
 	}
@@ -200,7 +210,7 @@ static int put_impl(struct pl_queue *q, void *const *items, size_t n, size_t *do
 		    long timeout_ms)
 {
 	struct timespec deadline;
-	size_t k = 0, added = 0;
+	size_t k = 0;
 	bool spun = false;
 	int r = 0;
 
@@ -211,19 +221,18 @@ static int put_impl(struct pl_queue *q, void *const *items, size_t n, size_t *do
 	pthread_mutex_lock(&q->lock);
 	while (k < n) {
 		while (!q->closed && full(q)) {
-			if (added) {		/* let consumers make room */
-				wake_getters(q, added);
-				added = 0;
-			}
+			wake_getters(q);	/* let consumers make room */
 			if (timeout_ms == 0) {
 				r = EAGAIN;
 				goto out;
 			}
 			if (!spun) {
 				spun = true;
+				q->pspin++;
 				pthread_mutex_unlock(&q->lock);
 				spin_for(q, false);
 				pthread_mutex_lock(&q->lock);
+				q->pspin--;
 				continue;
 			}
 			q->putters++;
@@ -243,13 +252,13 @@ static int put_impl(struct pl_queue *q, void *const *items, size_t n, size_t *do
 			goto out;
 		q->ring[(q->head + q->count) % q->cap] = items[k++];
 		q->count++;
-		q->unfinished++;
-		added++;
+		atomic_fetch_add(&q->unfinished, 1);
 		spun = false;	/* progress: wait patiently again for the next slot */
 	}
 out:
 	atomic_store_explicit(&q->count_hint, q->count, memory_order_relaxed);
-	wake_getters(q, added);
+	wake_getters(q);
+	wake_putters(q);	/* room this putter was counted for */
 	pthread_mutex_unlock(&q->lock);
 	if (done)
 		*done = k;
@@ -313,9 +322,11 @@ static int get_impl(struct pl_queue *q, void **items, size_t max, size_t *got,
 		}
 		if (!spun) {
 			spun = true;
+			q->gspin++;
 			pthread_mutex_unlock(&q->lock);
 			spin_for(q, true);
 			pthread_mutex_lock(&q->lock);
+			q->gspin--;
 			continue;
 		}
 		q->getters++;
@@ -329,8 +340,9 @@ static int get_impl(struct pl_queue *q, void **items, size_t max, size_t *got,
 	}
 	while (n < max && q->count)
 		items[n++] = take(q);
-	wake_putters(q, n);
+	wake_putters(q);
 out:
+	wake_getters(q);	/* items this getter was counted for */
 	pthread_mutex_unlock(&q->lock);
 	if (got)
 		*got = n;
@@ -353,19 +365,33 @@ int pl_queue_get_batch(struct pl_queue *q, void **items, size_t max, size_t *got
 	return get_impl(q, items, max, got, timeout_ms, true, gen);
 }
 
+/*
+ * Lock-free: every worker calls this once per item, and the lock is only
+ * needed to wake a joiner.  The count goes down by compare-and-swap so that
+ * one call too many is refused (EINVAL) without changing it.  A joiner
+ * registers (joiners++) before it looks at the count, under the lock it
+ * holds until it sleeps; this side lowers the count before it looks at
+ * joiners: either the joiner sees 0 and does not sleep, or this side sees
+ * the joiner and its broadcast, under the lock, comes after the joiner
+ * sleeps.
+ */
 int pl_queue_task_done_n(struct pl_queue *q, size_t n)
 {
-	int r = 0;
+	size_t u;
 
 	if (!q)
 		return EINVAL;
-	pthread_mutex_lock(&q->lock);
-	if (q->unfinished < n)
-		r = EINVAL;
-	else if ((q->unfinished -= n) == 0 && q->joiners)
+	u = atomic_load(&q->unfinished);
+	do {
+		if (u < n)
+			return EINVAL;
+	} while (!atomic_compare_exchange_weak(&q->unfinished, &u, u - n));
+	if (u == n && n && atomic_load(&q->joiners)) {
+		pthread_mutex_lock(&q->lock);
 		pthread_cond_broadcast(&q->all_done);
-	pthread_mutex_unlock(&q->lock);
-	return r;
+		pthread_mutex_unlock(&q->lock);
+	}
+	return 0;
 }
 
 int pl_queue_task_done(struct pl_queue *q)
@@ -383,15 +409,17 @@ int pl_queue_join(struct pl_queue *q, long timeout_ms)
 	if (timeout_ms > 0 && (r = deadline_from(timeout_ms, &deadline)))
 		return r;
 	pthread_mutex_lock(&q->lock);
-	while (q->unfinished) {
+	while (atomic_load(&q->unfinished)) {
 		if (timeout_ms == 0) {
 			r = EAGAIN;
 			break;
 		}
-		q->joiners++;
-		r = wait_on(&q->all_done, &q->lock, timeout_ms, &deadline);
-		q->joiners--;
-		if (r == ETIMEDOUT && q->unfinished)
+		atomic_fetch_add(&q->joiners, 1);
+		/* look again once registered: see pl_queue_task_done_n */
+		if (atomic_load(&q->unfinished))
+			r = wait_on(&q->all_done, &q->lock, timeout_ms, &deadline);
+		atomic_fetch_sub(&q->joiners, 1);
+		if (r == ETIMEDOUT && atomic_load(&q->unfinished))
 			break;
 		r = 0;
 	}
@@ -407,8 +435,11 @@ void pl_queue_close(struct pl_queue *q)
 	if (!q->closed) {
 		q->closed = true;
 		atomic_store_explicit(&q->closed_hint, true, memory_order_relaxed);
-		pthread_cond_broadcast(&q->not_empty);
-		pthread_cond_broadcast(&q->not_full);
+		/* spinners see closed_hint; only sleepers need a wake */
+		if (q->getters)
+			pthread_cond_broadcast(&q->not_empty);
+		if (q->putters)
+			pthread_cond_broadcast(&q->not_full);
 	}
 	pthread_mutex_unlock(&q->lock);
 }
@@ -430,11 +461,9 @@ size_t pl_queue_drain(struct pl_queue *q, void **items, size_t max)
 	if (!q || (!items && max))
 		return 0;
 	pthread_mutex_lock(&q->lock);
-	while (n < max && q->count) {
+	while (n < max && q->count)
 		items[n++] = take(q);
-		q->unfinished--;
-	}
-	if (n && q->unfinished == 0 && q->joiners)
+	if (n && atomic_fetch_sub(&q->unfinished, n) == n && atomic_load(&q->joiners))
 		pthread_cond_broadcast(&q->all_done);
 	if (n && q->putters)
 		pthread_cond_broadcast(&q->not_full);
@@ -451,12 +480,7 @@ size_t pl_queue_size(struct pl_queue *q)
 
 size_t pl_queue_unfinished(struct pl_queue *q)
 {
-	size_t n;
-
-	pthread_mutex_lock(&q->lock);
-	n = q->unfinished;
-	pthread_mutex_unlock(&q->lock);
-	return n;
+	return atomic_load(&q->unfinished);
 }
 
 void pl_queue_interrupt(struct pl_queue *q)

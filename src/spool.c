@@ -79,8 +79,8 @@
 #include "record.h"
 #include "spool.h"
 
-#define RESULT_SUFFIX ".result"
-#define LOCK_NAME "pipelined.lock"	/* in the spool: one daemon per spool */
+#define RESULT_SUFFIX PL_SPOOL_RESULT_SUFFIX
+#define LOCK_NAME PL_SPOOL_LOCK_NAME	/* one daemon per spool */
 #define GUARD_SUFFIX ".guard"		/* cur/.JOB.guard: see crashguard.h */
 /* How far ahead of the item being handed out the crash guard's mark is
  * raised: one fdatasync per this many lines, and at most this many
@@ -88,8 +88,9 @@
 #define MARK_STEP 32
 #define INTERRUPT_EVERY 65536	/* bytes read between looks at a stop */
 
-enum { D_TMP, D_NEW, D_CUR, D_DONE, D_FAILED, D_COUNT };
-static const char *const subdir_names[D_COUNT] = { "tmp", "new", "cur", "done", "failed" };
+enum { D_TMP = PL_SPOOL_TMP, D_NEW = PL_SPOOL_NEW, D_CUR = PL_SPOOL_CUR, D_DONE = PL_SPOOL_DONE,
+       D_FAILED = PL_SPOOL_FAILED, D_COUNT = PL_SPOOL_FOLDERS };
+const char *const pl_spool_folder_names[PL_SPOOL_FOLDERS] = { "tmp", "new", "cur", "done", "failed" };
 
 struct pl_spool {
 	char *dir;
@@ -273,6 +274,8 @@ static int lock_spool(struct pl_spool *s)
 		return r;
 	}
 	if (flock(s->lockfd, LOCK_EX | LOCK_NB) == 0) {
+		/* readable by the spool's group: pipelinectl status reads the pid */
+		fchmod(s->lockfd, 0640);
 		n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
 		if (ftruncate(s->lockfd, 0) < 0 || pwrite(s->lockfd, pid, (size_t)n, 0) != n)
 			pl_log_errno(LOG_WARNING, errno, "spool %s: cannot write %s: %m", s->dir,
@@ -293,6 +296,30 @@ static int lock_spool(struct pl_spool *s)
 	return -EBUSY;
 }
 
+/*
+ * The modes that let producers in the spool's group submit and read
+ * results and keep everyone else out (pipelinectl(1), PERMISSIONS): tmp/
+ * and new/ writable by the group, sticky so that a producer cannot rename
+ * or remove another's job; the rest readable by the group.  Set at every
+ * open, not only at creation, so that a spool made under an older unit or
+ * umask is brought in line.  No set-group-ID bit: the shipped unit forbids
+ * it (RestrictSUIDSGID=); pipelinectl gives each job the group instead.
+ */
+static const mode_t folder_modes[D_COUNT] = { 01770, 01770, 0750, 0750, 0750 };
+#define SPOOL_MODE 0750
+
+static void set_mode(int fd, mode_t mode, const char *dir, const char *sub)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) == 0 && (st.st_mode & 07777) == mode)
+		return;
+	if (fchmod(fd, mode) < 0)
+		pl_log_errno(LOG_WARNING, errno, "spool %s: cannot set mode %04o on %s%s: %m "
+			     "(producers in its group may be kept out)", dir, (unsigned)mode,
+			     *sub ? sub : ".", *sub ? "/" : "");
+}
+
 static int open_subdirs(struct pl_spool *s)
 {
 	char path[4096];
@@ -305,8 +332,12 @@ static int open_subdirs(struct pl_spool *s)
 	}
 	if ((r = lock_spool(s)) < 0)
 		return r;
+	if ((r = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		set_mode(r, SPOOL_MODE, s->dir, "");
+		close(r);
+	}
 	for (int i = 0; i < D_COUNT; i++) {
-		if (snprintf(path, sizeof path, "%s/%s", s->dir, subdir_names[i]) >= (int)sizeof path)
+		if (snprintf(path, sizeof path, "%s/%s", s->dir, pl_spool_folder_names[i]) >= (int)sizeof path)
 			return -ENAMETOOLONG;
 		if (mkdir(path, 0750) < 0 && errno != EEXIST) {
 			int r = -errno;
@@ -319,6 +350,7 @@ static int open_subdirs(struct pl_spool *s)
 			pl_log_errno(LOG_ERR, -r, "spool: cannot open %s: %s", path, strerror(-r));
 			return r;
 		}
+		set_mode(s->dfd[i], folder_modes[i], s->dir, pl_spool_folder_names[i]);
 	}
 	return 0;
 }
@@ -597,7 +629,7 @@ static void reject_record(struct pl_spool *s, const char *name, const char *why)
  * Renaming moves a symbolic link itself, never what it points to. */
 static void reject_to_failed(struct pl_spool *s, int from, const char *name, const char *why)
 {
-	const char *dir = subdir_names[from];
+	const char *dir = pl_spool_folder_names[from];
 
 	atomic_fetch_add(&s->rejected, 1);
 	if (renameat(s->dfd[from], name, s->dfd[D_FAILED], name) < 0) {
@@ -897,8 +929,9 @@ static int job_open(struct pl_spool *s, const char *name, struct pl_job **out,
 
 /* ---- read: one item at a time --------------------------------------- */
 
-/* One line into j->buf without its "\n" (or "\r\n").  Keeps one byte more
- * than allowed so that "too long" is known; the rest is skipped. */
+/* One line into j->buf without its "\n" (pl_jobline_judge drops a "\r").
+ * Keeps one byte more than allowed so that "too long" is known; the rest is
+ * skipped. */
 static int read_line(struct pl_job *j, size_t *len, bool *toolong)
 {
 	size_t n = 0;
@@ -925,11 +958,6 @@ static int read_line(struct pl_job *j, size_t *len, bool *toolong)
 		return -EIO;
 	if (!any)
 		return -ENODATA;
-	if (!*toolong && n > 0 && j->buf[n - 1] == '\r')
-		n--;
-	if (n > PL_JOBLINE_MAX)
-		*toolong = true;
-	j->buf[n] = '\0';
 	*len = n;
 	return 0;
 }
@@ -990,7 +1018,7 @@ int pl_spool_next_item(struct pl_job *j, struct pl_item **item, const char **bad
 	*item = NULL;
 	*bad = NULL;
 	for (;;) {
-		char *src = NULL, *explicit = NULL;
+		char *src = NULL;
 		const char *why = NULL;
 		bool toolong;
 		size_t len;
@@ -1011,20 +1039,11 @@ int pl_spool_next_item(struct pl_job *j, struct pl_item **item, const char **bad
 			return r;
 		}
 		j->lineno++;
-		pl_jobline_quote(j->buf, len, quoted);
-		if (toolong) {
-			if (pl_jobline_blank(j->buf))
-				continue;
-			why = "line too long";
-		} else if (memchr(j->buf, '\0', len)) {
-			why = "NUL byte in line";
-		} else {
-			r = pl_jobline_parse(j->buf, &src, &explicit, &why);
-			if (r == 0)
-				continue;
-			if (r > 0 && (r = pl_jobline_unique_name(&j->names, src, explicit, name, &why)) < 0)
-				return r;
-		}
+		r = pl_jobline_judge(j->buf, len, toolong, &j->names, &src, name, quoted, &why);
+		if (r < 0)
+			return r;
+		if (r == 0)
+			continue;
 		pthread_mutex_lock(&j->lock);	/* remote results mark it too */
 		bool recorded = line_recorded(j, j->lineno);
 		if (j->items && j->lineno < j->nbits) {

@@ -19,6 +19,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Names on disk that producers and pipelinectl(1) rely on. */
+#define PL_SPOOL_RESULT_SUFFIX ".result"	/* JOB.result beside JOB */
+#define PL_SPOOL_LOCK_NAME "pipelined.lock"	/* in the spool: the holder's pid */
+/* The folders, in the order a job moves through them. */
+enum { PL_SPOOL_TMP, PL_SPOOL_NEW, PL_SPOOL_CUR, PL_SPOOL_DONE, PL_SPOOL_FAILED,
+       PL_SPOOL_FOLDERS };
+extern const char *const pl_spool_folder_names[PL_SPOOL_FOLDERS];	/* "tmp", … */
+
 struct pl_item;
 struct pl_job;
 struct pl_spool;

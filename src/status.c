@@ -160,12 +160,14 @@ int pl_status_write_json(const struct pl_status *s, const char *dir)
 	return r;
 }
 
-void pl_status_progress_bar(const struct pl_status *s, FILE *out, int columns)
+void pl_status_progress_bar(const struct pl_status *s, char *buf, size_t len, int columns)
 {
 	uint64_t seen = s->done + s->failed;
 	char eta[32] = "--:--", bar[64];
 	int width = columns > 100 ? 40 : columns > 60 ? 20 : 10, fill = 0;
 
+	if (!len)
+		return;
 	if (s->total) {
 		fill = seen >= s->total ? width : (int)(seen * (uint64_t)width / s->total);
 		if (s->rate > 0.05 && seen < s->total) {
@@ -179,11 +181,14 @@ void pl_status_progress_bar(const struct pl_status *s, FILE *out, int columns)
 	memset(bar + fill, '.', (size_t)(width - fill));
 	bar[width] = '\0';
 	if (s->total)
-		fprintf(out, "\r[%s] %llu/%llu, %llu failed, %.1f/s, ETA %s\033[K", bar,
-			(unsigned long long)seen, (unsigned long long)s->total,
-			(unsigned long long)s->failed, s->rate, eta);
+		snprintf(buf, len, "[%s] %llu/%llu, %llu failed, %.1f/s, ETA %s", bar,
+			 (unsigned long long)seen, (unsigned long long)s->total,
+			 (unsigned long long)s->failed, s->rate, eta);
 	else
-		fprintf(out, "\r%llu done, %llu failed, %.1f/s\033[K", (unsigned long long)s->done,
-			(unsigned long long)s->failed, s->rate);
-	fflush(out);
+		snprintf(buf, len, "%llu done, %llu failed, %.1f/s", (unsigned long long)s->done,
+			 (unsigned long long)s->failed, s->rate);
+	/* a line longer than the terminal wraps, and "\r" would then redraw
+	 * only its last part: cut it to fit (the text is ASCII) */
+	if (columns > 1 && strlen(buf) >= (size_t)columns)
+		buf[columns - 1] = '\0';
 }

@@ -35,7 +35,8 @@ void pl_status_line(const struct pl_status *s, char *buf, size_t len);
 void pl_status_log_report(const struct pl_status *s);
 /* DIR/status.json, written to a temporary file and renamed: 0 or -errno. */
 int  pl_status_write_json(const struct pl_status *s, const char *dir);
-/* "\r[#####.....] 123/1000 …" on a terminal. */
-void pl_status_progress_bar(const struct pl_status *s, FILE *out, int columns);
+/* "[#####.....] 123/1000 …" for a terminal this many columns wide, cut to
+ * fit one line of it (drawn by pl_log_bar). */
+void pl_status_progress_bar(const struct pl_status *s, char *buf, size_t len, int columns);
 
 #endif

@@ -52,7 +52,10 @@
 
 #define GUARD_NAME ".stream.guard"	/* in the spool, beside new/ */
 #define SUBJECT_MAX 256
-#define NAK_DELAY_NS (1000LL * 1000 * 1000)	/* a result for a job not open yet */
+/* A result for a job not open yet is asked for again after this long.  In
+ * milliseconds: natsMsg_NakWithDelay takes them, not nanoseconds as the
+ * server protocol does (1e9 there meant 11 days of a result held back). */
+#define NAK_DELAY_MS 1000
 
 /* One pulled item, from delivery to ack. */
 struct msg {
@@ -86,6 +89,7 @@ struct pl_stream {
 	atomic_bool connected;
 	atomic_int stopping;		/* 0, STOP_INTAKE, STOP_ALL */
 	atomic_bool closing;		/* our own disconnect: nothing to say */
+	atomic_bool copies_fail;	/* a given-back copy was not taken: nak */
 	atomic_uint_fast64_t pulled, in_flight, acked, redelivered, dead, published, results;
 	atomic_uint_fast64_t rejected;		/* results for no job or line of ours */
 };
@@ -223,8 +227,13 @@ static int add_stream(struct pl_stream *s)
 	return nats_err(st);
 }
 
+/* max_deliver -1: without limit.  The owner's results consumer has none: a
+ * result is asked for again (a nak) as long as its job is not open yet,
+ * which may take longer than an item's max_deliver tries (a long job read
+ * again after a restart), and a result the server stopped delivering would
+ * leave its job open for ever. */
 static int pull_subscribe(struct pl_stream *s, natsSubscription **sub, const char *subj,
-			  const char *durable, int64_t max_ack_pending)
+			  const char *durable, int64_t max_ack_pending, int64_t max_deliver)
 {
 	jsSubOptions so;
 	jsErrCode jerr = 0;
@@ -234,7 +243,7 @@ static int pull_subscribe(struct pl_stream *s, natsSubscription **sub, const cha
 	so.Stream = s->c->stream;
 	so.Config.AckPolicy = js_AckExplicit;
 	so.Config.AckWait = (int64_t)(s->c->ack_wait * 1e9);
-	so.Config.MaxDeliver = s->c->max_deliver;
+	so.Config.MaxDeliver = max_deliver;
 	so.Config.MaxAckPending = max_ack_pending;
 	so.Config.Replicas = s->c->replicas;
 	st = js_PullSubscribe(sub, s->js, subj, durable, NULL, &so, &jerr);
@@ -263,10 +272,10 @@ static int setup_locked(struct pl_stream *s)
 	if ((r = add_stream(s)) < 0)
 		return r;
 	if (!s->work_sub && (r = pull_subscribe(s, &s->work_sub, s->items_subj, s->c->consumer,
-					    s->c->max_ack_pending)) < 0)
+					    s->c->max_ack_pending, s->c->max_deliver)) < 0)
 		return r;
 	if (!s->results_sub && (r = pull_subscribe(s, &s->results_sub, s->mine_subj, s->results_durable,
-					       -1)) < 0)
+					       -1, -1)) < 0)
 		return r;
 	snprintf(adv, sizeof adv, "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.%s.%s", s->c->stream,
 		 s->c->consumer);
@@ -406,6 +415,10 @@ static int publish(struct pl_stream *s, const char *subj, const char *data, size
 		st = js_PublishMsg(&pa, s->js, m, NULL, &jerr);
 	jsPubAck_Destroy(pa);
 	natsMsg_Destroy(m);
+	/* No stream answers while a cluster elects its next stream leader
+	 * (seconds): as transient as a lost connection. */
+	if (st == NATS_NO_RESPONDERS || jerr == JSClusterNotAvailErr)
+		return -EAGAIN;
 	return nats_err(st);
 }
 
@@ -419,8 +432,12 @@ static int publish_patiently(struct pl_stream *s, const char *subj, const char *
 	int r;
 
 	while ((r = setup(s)) < 0 || (r = publish(s, subj, data, len, headers)) < 0) {
-		if ((r != -ENOTCONN && r != -ETIMEDOUT) || atomic_load(&s->stopping) >= until)
+		if ((r != -ENOTCONN && r != -ETIMEDOUT && r != -EAGAIN) ||
+		    atomic_load(&s->stopping) >= until)
 			return r;
+		if (r == -EAGAIN && wait == 50)
+			pl_log(LOG_NOTICE, "stream: no stream answers on %s (a cluster electing a "
+			       "leader?); trying again", subj);
 		usleep(wait * 1000);
 		wait = wait < 800 ? wait * 2 : wait;
 	}
@@ -764,12 +781,36 @@ static void stream_failed(struct pl_item *it, int err, const char *why)
 	finish(it, false, why ? why : err ? strerror(err < 0 ? -err : err) : "failed");
 }
 
-/* Never entered a stage (a stop): back to the server for someone else. */
+/*
+ * Never entered a stage (a stop): back to the server for someone else, at
+ * once.  A nak alone would raise the item's delivery count, and an item
+ * delivered again runs alone wherever it lands (it may have crashed a
+ * daemon): the daemons taking over from a stopped one would run its items
+ * one at a time.  So an item that is no suspect goes back as a fresh copy
+ * of its message, published before the original is acked: a failure in
+ * between leaves two copies (the owner records one line once), never none.
+ * A suspect, or a copy the server does not take now, is nakked.
+ */
 static void stream_requeue(struct pl_item *it)
 {
 	struct msg *m = it->origin;
+	struct pl_stream *s = m->s;
+	char id[64];
 
-	natsMsg_Nak(m->m, NULL);
+	/* One copy the server did not take (it may hang up to the publish
+	 * timeout) and the rest of a stop's items are nakked: the main loop
+	 * gives them back, and must not wait that long for each. */
+	snprintf(id, sizeof id, "given-back/%" PRIu64, m->seq);
+	if (!it->alone && m->seq && atomic_load(&s->connected) && !atomic_load(&s->copies_fail) &&
+	    publish_patiently(s, s->items_subj, natsMsg_GetData(m->m),
+			      (size_t)natsMsg_GetDataLength(m->m),
+			      (const char *const[]){ "Nats-Msg-Id", id, NULL }, STOP_INTAKE) == 0) {
+		natsMsg_Ack(m->m, NULL);
+	} else {
+		if (!it->alone)
+			atomic_store(&s->copies_fail, true);
+		natsMsg_Nak(m->m, NULL);
+	}
 	flight_del(m->s, m);
 	it->origin = NULL;
 	it->job_name = NULL;
@@ -912,7 +953,7 @@ int pl_stream_take_results(struct pl_stream *s, size_t max, int timeout_ms,
 		}
 		r = record(ud, job, line, ok, data, len);
 		if (r == -EAGAIN) {
-			natsMsg_NakWithDelay(m, NAK_DELAY_NS, NULL);
+			natsMsg_NakWithDelay(m, NAK_DELAY_MS, NULL);
 			continue;
 		}
 		if (r == -EINVAL)	/* the spool said why */

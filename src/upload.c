@@ -25,7 +25,7 @@
  * re-offers the item when due.  item->done_mask remembers the outputs already
  * stored, so a retry redoes only what is missing.  Each worker keeps one CURL
  * handle (reset, not recreated, per request) so connections stay alive.
- * libcurl's global init is the download stage's (pl_download_global_init).
+ * libcurl must be initialised first, by the daemon (pl_http_global_init).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -46,6 +46,7 @@
 
 #include "backoff.h"
 #include "config.h"
+#include "download.h"
 #include "fdio.h"
 #include "item.h"
 #include "log.h"
@@ -73,7 +74,7 @@ struct worker {
 	CURL *curl;		/* NULL for file:// */
 	uint64_t rng;		/* jitter and temp names; per worker, no lock */
 	char errbuf[CURL_ERROR_SIZE];
-	char phrase[128];	/* reason phrase of the last status line */
+	struct pl_download_head head;	/* the response's status line, for reasons */
 	char body[ERRBODY_MAX];
 	size_t bodylen;
 };
@@ -316,25 +317,16 @@ static void store_file(struct worker *w, const char *path, const struct pl_outpu
 
 /* ---- http(s):// and s3:// ---------------------------------------------- */
 
+/* The download stage's reader of response headers: it keeps the reason
+ * phrase (printable; HTTP/2 has none) and knows where a new response
+ * begins (after 100 Continue), whose body is kept afresh. */
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
 	struct worker *w = ud;
 	size_t len = size * n;
 
-	/* "HTTP/1.1 403 Forbidden\r\n": keep the phrase; HTTP/2 has none */
-	if (len > 5 && strncmp(p, "HTTP/", 5) == 0) {
-		const char *s = memchr(p, ' ', len), *end = p + len;
-
-		w->phrase[0] = '\0';
-		w->bodylen = 0;	/* a new response (after 100 Continue) */
-		if (s && (s = memchr(s + 1, ' ', (size_t)(end - s - 1)))) {
-			size_t k = (size_t)(end - s - 1);
-
-			while (k > 0 && (s[k] == '\r' || s[k] == '\n'))
-				k--;
-			snprintf(w->phrase, sizeof w->phrase, "%.*s", (int)k, s + 1);
-		}
-	}
+	if (pl_download_head_line(&w->head, p, len) == PL_DL_STATUS)
+		w->bodylen = 0;
 	return len;
 }
 
@@ -484,8 +476,9 @@ static void store_http(const struct upload *u, struct worker *w, const char *url
 	int r;
 
 	curl_easy_reset(w->curl);	/* keeps the connection cache */
-	w->errbuf[0] = w->phrase[0] = w->body[0] = '\0';
+	w->errbuf[0] = w->body[0] = '\0';
 	w->bodylen = 0;
+	pl_download_head_init(&w->head);
 	r = build_headers(u, out, &h);
 	if (r < 0) {
 		curl_slist_free_all(h);
@@ -510,7 +503,8 @@ static void store_http(const struct upload *u, struct worker *w, const char *url
 	if (u->kind == T_S3)
 		s3_error_code(w, code, sizeof code);
 	fail_why(o, http_errno(status), status == 429 || status >= 500, why, whylen,
-		 "HTTP %ld%s%s from %s%s%s", status, w->phrase[0] ? " " : "", w->phrase,
+		 "HTTP %ld%s%s from %s%s%s", status, w->head.phrase[0] ? " " : "",
+		 w->head.phrase,
 		 shown, code[0] ? ": " : "", code);
 }
 

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""e2e_server.py — a scripted, misbehaving HTTP source for tests/it_e2e.py.
+"""e2e_server.py — a scripted, misbehaving HTTP source for tests/it_e2e.py and
+tests/it_stream_faults.py.
 
 nginx serves honest files; the download stage must also cope with servers
 that fail once, never answer, never stop sending, or bounce the client to
@@ -13,16 +14,24 @@ Binds BIND_ADDR port 0 and prints the port on stdout once listening.
 Paths:
   /file/NAME        200 with ROOT/NAME
   /flaky/NAME       500 on the first request for that path, then like /file/
+  /delay/MS/NAME    like /file/NAME, answered MS milliseconds late: a distant
+                    source (bench/latency), as many at once as clients ask
+  /limit/N/MS/NAME  the same, but 503 at once to a request that finds N of
+                    these already in flight (an origin that sheds load)
+  /slow/MS/NAME     the same as /delay/MS/NAME (the stream tests' name)
   /hang             reads the request, then never answers
   /endless          200 without Content-Length, then bytes until the client leaves
   /redirect/REST    302 to REDIRECT_BASE + REST
-  /_counts          JSON {path: requests} of every other path seen
+  /_counts          JSON {path: requests} of every other path seen, and for
+                    /limit/: "limit 503" (refused) and "limit peak" (most
+                    in flight at once)
 Runs until killed.
 """
 import json
 import os
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -44,11 +53,17 @@ class Handler(BaseHTTPRequestHandler):
     def send_file(self, name):
         path = os.path.join(self.server.root, os.path.basename(name))
         try:
-            with open(path, 'rb') as f:
-                body = f.read()
+            f = open(path, 'rb')
         except OSError:
             return self.reply(404, b'not found\n', 'text/plain')
-        self.reply(200, body)
+        with f:
+            # headers, then the body by sendfile(2): a benchmark's source
+            # must not take the CPU the pipeline is measured on
+            self.send_response(200)
+            self.send_header('Content-Length', str(os.fstat(f.fileno()).st_size))
+            self.send_header('Content-Type', 'application/octet-stream')
+            self.end_headers()
+            self.connection.sendfile(f)
 
     def do_GET(self):
         srv = self.server
@@ -60,6 +75,27 @@ class Handler(BaseHTTPRequestHandler):
             srv.counts[self.path] = n = srv.counts.get(self.path, 0) + 1
         if self.path.startswith('/file/'):
             return self.send_file(self.path[len('/file/'):])
+        if self.path.startswith(('/delay/', '/slow/')):
+            ms, _, name = self.path.split('/', 2)[2].partition('/')
+            time.sleep(int(ms) / 1000)
+            return self.send_file(name)
+        if self.path.startswith('/limit/'):
+            n, ms, name = self.path[len('/limit/'):].split('/', 2)
+            with srv.lock:
+                ok = srv.inflight < int(n)
+                if ok:
+                    srv.inflight += 1
+                    srv.counts['limit peak'] = max(srv.counts.get('limit peak', 0), srv.inflight)
+                else:
+                    srv.counts['limit 503'] = srv.counts.get('limit 503', 0) + 1
+            if not ok:
+                return self.reply(503, b'busy\n', 'text/plain')
+            try:
+                time.sleep(int(ms) / 1000)
+                return self.send_file(name)
+            finally:
+                with srv.lock:
+                    srv.inflight -= 1
         if self.path.startswith('/flaky/'):
             if n == 1:
                 return self.reply(500, b'try again\n', 'text/plain')
@@ -89,11 +125,13 @@ class Handler(BaseHTTPRequestHandler):
 def main():
     if len(sys.argv) not in (3, 4):
         sys.exit('usage: e2e_server.py BIND_ADDR ROOT [REDIRECT_BASE]')
+    ThreadingHTTPServer.request_queue_size = 128	# many clients connect at once
     srv = ThreadingHTTPServer((sys.argv[1], 0), Handler)
     srv.daemon_threads = True
     srv.root = sys.argv[2]
     srv.redirect = sys.argv[3] if len(sys.argv) == 4 else None
     srv.counts = {}
+    srv.inflight = 0
     srv.lock = threading.Lock()
     srv.forever = threading.Event()
     print(srv.server_address[1], flush=True)

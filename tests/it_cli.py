@@ -3,21 +3,22 @@
 What a caller relies on is the exit status and the words on the terminal:
 -h/-V, the usage errors (2), `-t` (0 + "configuration OK", or one
 FILE:LINE: message per error + 78), a bad or missing file without -t (78),
-and `--once` telling "all items ok" (0) from "some failed" (1); the warning
+and `--once` telling "all items ok" (0) from "some failed" (1); 70 when the
+daemon cannot set itself up (its spool cannot be made: a file stands where
+a folder must be); the warning
 `-t` gives for an upload.url without {job}, and the built-in url keeping
 apart two jobs' items of the same name (run in a private mount namespace,
 since it writes below /var/lib/pipelined).  Also the
 --once progress bar, which only appears on a terminal: run under a pty
 (Python's pty module) it shows "[…] …, ETA …" and the final summary; with
-stderr a pipe there is no "\\r" in the output.  Runs in a few seconds.
+stderr a pipe there is no "\\r" in the output.  Log lines written while the
+bar stands (failed items, debug lines, "job … finished") are replayed on a
+small terminal model: each must come out whole on a line of its own, the
+bar redrawn below, and the last bar whole.  Runs in a few seconds.
 """
 import os
-import pty
 import re
-import select
-import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pltest as pl  # noqa: E402
@@ -192,30 +193,25 @@ def t_default_url_keeps_jobs_apart():
         env.cleanup()
 
 
-def run_on_pty(args, timeout):
-    """Run args with stdin/stdout/stderr on a new pty; return (rc, output)."""
-    master, slave = pty.openpty()
-    p = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
-    os.close(slave)
-    out = b""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            p.kill()
-            p.wait()
-            raise pl.Failure("%s on a pty did not finish in %gs: %r" % (args, timeout, out[-500:]))
-        r, _, _ = select.select([master], [], [], min(left, 0.5))
-        if r:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:     # EIO: every slave end closed, the child is gone
-                chunk = b""
-            if not chunk:
-                break
-            out += chunk
-    os.close(master)
-    return p.wait(10), out.decode("utf-8", "replace")
+def t_exit_internal():
+    env = pl.Env("cli")
+    try:
+        blocker = os.path.join(env.root, "a-file")
+        with open(blocker, "w") as f:
+            f.write("not a folder\n")
+        for spool in (blocker, os.path.join(blocker, "spool")):
+            text = env.write_config().replace('spool = "%s";' % env.spool,
+                                              'spool = "%s";' % spool)
+            env.write_file(env.conf, text)
+            pl.check(cli("-c", env.conf, "-t").returncode == 0, "-t refused %s" % spool)
+            for args in ((), ("--once",)):
+                p = cli("-c", env.conf, *args, timeout=pl.scaled(30, 120))
+                expect_rc(p, 70, "spool %s %s" % (spool, " ".join(args)))
+                pl.check(re.search(r"^<3>cannot open the spool %s: Not a directory$"
+                                   % re.escape(spool), p.stderr, re.M),
+                         "no error naming the spool: %r" % p.stderr[-400:])
+    finally:
+        env.cleanup()
 
 
 def t_once_progress_bar():
@@ -225,7 +221,7 @@ def t_once_progress_bar():
         imgs = env.image_set(3, 320, 240)
         n = pl.scaled(60, 30)
         env.submit("bar", env.items(n, imgs))
-        rc, out = run_on_pty([pl.BIN, "-c", env.conf, "--once"], pl.scaled(60, 180))
+        rc, out = pl.run_on_pty([pl.BIN, "-c", env.conf, "--once"], pl.scaled(60, 180))
         pl.check(rc == 0, "--once on a pty exited %d: %r" % (rc, out[-500:]))
         bars = re.findall(r"\r\[[#.]+\] (\d+)/(\d+), (\d+) failed, [0-9.]+/s, ETA [-0-9:]+", out)
         pl.check(bars, "no progress bar on the terminal: %r" % out[-800:])
@@ -239,6 +235,80 @@ def t_once_progress_bar():
         env.cleanup()
 
 
+def screen_lines(out):
+    """The lines a terminal shows for out: "\\r" returns to column 0, "\\033[K"
+    erases to the end of the line, "\\n" starts a new one; no wrapping, so a
+    line that was split shows as two and one overwritten shows its remains."""
+    lines, cur, col, i = [], [], 0, 0
+    while i < len(out):
+        c = out[i]
+        if out.startswith("\033[K", i):
+            del cur[col:]
+            i += 3
+            continue
+        if c == "\r":
+            col = 0
+        elif c == "\n":
+            lines.append("".join(cur))
+            cur, col = [], 0
+        else:
+            if col < len(cur):
+                cur[col] = c
+            else:
+                cur.append(c)
+            col += 1
+        i += 1
+    if cur:
+        lines.append("".join(cur))
+    return lines
+
+
+BAR_RE = r"\[[#.]+\] \d+/\d+, \d+ failed, [0-9.]+/s, ETA [-0-9:]+"
+
+
+def t_log_lines_over_bar():
+    env = pl.Env("cli")
+    try:
+        # enough items that the run lasts a few bar frames
+        env.write_config(workers=(1, 1, 1), log_level="debug")
+        imgs = env.image_set(3, 640, 480, "png")
+        n = pl.scaled(200, 60)
+        jobs = ["bar-%d" % j for j in range(3)]
+        for job in jobs:    # every fifth item fails: a warning while the bar stands
+            lines = env.items(n, imgs)
+            lines[::5] = ["file://%s/missing-%d.jpg" % (env.images, k)
+                          for k in range(len(lines[::5]))]
+            env.submit(job, lines)
+        rc, out = pl.run_on_pty([pl.BIN, "-c", env.conf, "--once"], pl.scaled(90, 240))
+        pl.check(rc == 1, "--once with failing items on a pty exited %d: %r" % (rc, out[-500:]))
+        shown = [ln for ln in screen_lines(out.replace("\r\n", "\n")) if ln.strip()]
+        total = 3 * n
+        for ln in shown:
+            whole_log = ln.startswith("pipelined: ")
+            whole_bar = re.fullmatch(BAR_RE, ln) is not None
+            pl.check(whole_log or whole_bar, "a line on the terminal is neither a whole log "
+                     "line nor a whole bar: %r" % ln)
+            pl.check(not (whole_log and re.search(r"\[[#.]{10,}\]|ETA [-0-9:]+$", ln)),
+                     "a bar fragment shares a line with a log line: %r" % ln)
+        failed = 3 * len(range(0, n, 5))
+        for job in jobs:
+            pl.check(any(re.fullmatch(r"pipelined: job %s finished: .*" % job, ln) for ln in shown),
+                     "no whole 'job %s finished' line on the terminal" % job)
+        pl.check(sum(1 for ln in shown if re.fullmatch(r"pipelined: warning: job bar-\d item "
+                                                      r"\d+ .*", ln)) >= failed,
+                 "fewer than %d whole warnings for failed items" % failed)
+        bars = [ln for ln in shown if re.fullmatch(BAR_RE, ln)]
+        pl.check(bars and bars[-1].startswith("[%s] %d/%d, %d failed, " % ("#" * 20, total, total,
+                                                                          failed))
+                 and bars[-1].endswith("ETA 0:00"),
+                 "the last bar is not the whole final one: %r" % (bars[-1:],))
+        last_bar = max(i for i, ln in enumerate(shown) if ln == bars[-1])
+        pl.check(any(re.match(r"pipelined: %d items in" % total, ln) for ln in shown[last_bar:]),
+                 "the summary does not follow the final bar: %r" % shown[last_bar:last_bar + 3])
+    finally:
+        env.cleanup()
+
+
 if __name__ == "__main__":
     pl.main([
         ("help, version, usage errors", t_help_version_usage),
@@ -247,5 +317,7 @@ if __name__ == "__main__":
         ("two jobs, one item name, the default url: two outputs", t_default_url_keeps_jobs_apart),
         ("-t and start-up with three errors / a missing file", t_check_errors),
         ("--once exit status", t_once_exit_status),
+        ("exit status 70: no spool can be made", t_exit_internal),
         ("--once progress bar on a terminal", t_once_progress_bar),
+        ("log lines over the progress bar", t_log_lines_over_bar),
     ])

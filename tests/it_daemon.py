@@ -7,7 +7,8 @@ spool, status.json, the log on stderr — and checks the promises of
 pipelined(8): the notify protocol in order; live stage widths on SIGHUP and
 a rejected bad file; graceful stop, fast stop and SIGKILL never losing or
 repeating an item (every line 1..N recorded exactly once across runs);
-SIGUSR1's report and atomic status.json; SIGUSR2's debug toggle; inotify
+SIGUSR1's report and atomic status.json; SIGUSR2's debug toggle; log_level
+changed in the file and applied by SIGHUP, both ways; inotify
 intake; an empty --once.  Nothing sleeps to synchronise: each step awaits
 a file, a log line or a notify message with a bounded timeout.
 Each case runs in a pl.Session, which stops its daemons, shows their logs
@@ -299,6 +300,41 @@ def t_usr2_debug():
         pl.check(d.wait(10 * SLOW) == 0, "exit status after SIGTERM")
 
 
+def t_hup_log_level():
+    """log_level is one of the two settings SIGHUP applies live: debug lines
+    appear for the items after a reload to "debug" and vanish after one back
+    to "info"."""
+    with pl.Session("hup-level") as ses:
+        env = ses.env
+        env.write_config(workers=(1, 1, 1), log_level="info")
+        imgs = env.image_set(2)
+        d = ses.start()
+        d.wait_line(r"running: spool", 10 * SLOW)
+        env.submit("lv1", env.items(5, imgs))
+        d.wait_line(r"job lv1 finished", 10 * SLOW)
+        pl.check(d.count(r"^<7>") == 0, "debug lines at log_level info")
+
+        env.write_config(workers=(1, 1, 1), log_level="debug")
+        d.signal(signal.SIGHUP)
+        on, _ = d.wait_line(r"reloaded: widths", 5 * SLOW)
+        pl.check(d.count(r"settings other than .* changed", on - 1) == 0,
+                 "log_level alone counted as a change for the next restart")
+        env.submit("lv2", env.items(5, imgs))
+        d.wait_line(r"job lv2 finished", 10 * SLOW, on)
+        pl.check(d.count(r"^<7>job lv2 item \d+ .*done in \d+ ms", on) == 5,
+                 "not every lv2 item logged 'done in' at log_level debug")
+
+        env.write_config(workers=(1, 1, 1), log_level="info")
+        d.signal(signal.SIGHUP)
+        off, _ = d.wait_line(r"reloaded: widths", 5 * SLOW, on + 1)
+        env.submit("lv3", env.items(5, imgs))
+        d.wait_line(r"job lv3 finished", 10 * SLOW, off)
+        pl.check(d.count(r"^<7>", off) == 0, "debug lines after the reload back to info:\n  %s"
+                 % "\n  ".join(line for line in d.lines[off:] if line.startswith("<7>")))
+        d.signal(signal.SIGTERM)
+        pl.check(d.wait(10 * SLOW) == 0, "exit status after SIGTERM")
+
+
 def t_usr1_report():
     with pl.Session("usr1") as ses:
         env = ses.env
@@ -401,6 +437,7 @@ if __name__ == "__main__":
         ("fast stop, then --once", t_fast_stop),
         ("SIGKILL, then --once", t_sigkill_restart),
         ("SIGUSR2 toggles debug", t_usr2_debug),
+        ("SIGHUP applies log_level", t_hup_log_level),
         ("SIGUSR1 report and atomic status.json", t_usr1_report),
         ("empty --once; inotify intake", t_empty_once_and_inotify),
     ])

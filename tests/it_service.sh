@@ -2,12 +2,16 @@
 # it_service.sh — the daemon under a real systemd user manager, through the
 # shipped unit: start waits for READY=1, a job goes through the pipeline,
 # STATUS= is shown, USR1 writes status.json, reload applies new widths and
-# rejects a bad file, stop is a clean exit 0.
+# rejects a bad file, a producer in the group pipelined submits with
+# pipelinectl and reads the status while a user outside it is refused,
+# stop is a clean exit 0.
 #
 # The unit tested is systemd/pipelined.service.in rendered for $PIPELINED,
-# minus what a user manager cannot apply (DynamicUser, the *Directory=
-# settings, the namespace and capability sandboxing), which the test
-# replaces by explicit paths in its folder.  The seccomp part of the
+# minus what a user manager cannot apply (the *Directory= settings, the
+# namespace and capability sandboxing), which the test replaces by
+# explicit paths in its folder owned by the unit's user.  User=pipelined
+# and Group=pipelined stay (root's user manager applies them), with the
+# user made in the test's mount namespace only.  The seccomp part of the
 # sandbox (SystemCallFilter, MemoryDenyWriteExecute, …) stays: the daemon
 # must live with it.  Under a sanitizer build it goes too, since
 # LeakSanitizer needs ptrace.
@@ -109,6 +113,14 @@ write_conf() {
 }
 write_conf 2 1 1
 
+# The unit's own user and group, as sysusers.d makes them, in this
+# namespace only: the daemon runs as pipelined, not as root, and owns the
+# folders the unit's StateDirectory=/RuntimeDirectory= would give it.
+SVC_ID=47331 PRODUCER_ID=47332 OUTSIDER_ID=47334
+pl_usermgr_add_user pipelined "$SVC_ID"
+chmod 0755 "$T" && chown -R pipelined:pipelined "$T/spool" "$T/out" "$T/run" &&
+	chmod 0750 "$T/run" || pl_fail "cannot give the test folders to pipelined"
+
 pl_note "pipelined -t on the test configuration"
 out=$("$PIPELINED" -c "$CONF" -t 2>&1)
 rc=$?
@@ -117,9 +129,15 @@ rc=$?
 
 # ---- the unit, as a user manager can run it ----
 pl_usermgr_start "$T"
+# A system manager's notify socket is reachable by every service user;
+# this one sits in root's XDG_RUNTIME_DIR: let pipelined through to it.
+chmod 0711 "$XDG_RUNTIME_DIR" "$XDG_RUNTIME_DIR/systemd" &&
+	chmod 0777 "$XDG_RUNTIME_DIR/systemd/notify" ||
+	pl_fail "cannot open the path to the manager's notify socket"
 unitfile=$(pl_unit_dir)/$UNIT
 pl_render_unit "$T/rendered.service" "$PIPELINED" "$CONF"
-pl_user_unit "$T/rendered.service" "$unitfile"
+pl_user_unit "$T/rendered.service" "$unitfile" keep-user
+grep -q '^User=pipelined' "$unitfile" || pl_fail "the unit has no User=pipelined"
 # Logs to a file: there is no journal here; the daemon then logs <N> lines.
 sed -i "/^\[Service\]/a StandardOutput=append:$T/daemon.log\nStandardError=append:$T/daemon.log" "$unitfile"
 grep -q '^Type=notify' "$unitfile" || pl_fail "the unit is not Type=notify"
@@ -139,6 +157,8 @@ state=$(prop ActiveState)/$(prop SubState)
 mainpid=$(prop MainPID)
 [[ $mainpid =~ ^[1-9][0-9]*$ ]] || pl_fail "no MainPID ($mainpid)"
 echo "$mainpid" > "$T/main.pid"
+ids=$(awk '/^Uid:/ { u = $2 } /^Gid:/ { g = $2 } END { print u ":" g }' "/proc/$mainpid/status")
+[[ $ids == "$SVC_ID:$SVC_ID" ]] || pl_fail "the daemon runs as uid:gid $ids, not pipelined ($SVC_ID)"
 if [[ -z ${PL_SANITIZE:-} ]]; then
 	grep -q '^Seccomp:[[:space:]]*2' "/proc/$mainpid/status" ||
 		pl_fail "the daemon does not run under the unit's seccomp filter"
@@ -257,6 +277,45 @@ pl_wait 60 "job2 in spool/done with its result" job_finished job2
 check_result job2 1
 check_image "$T/out/again-small.jpg"
 
+# ---- pipelinectl on the service's spool ----
+# The unit's User=, Group= and UMask= and the modes the daemon sets are
+# what let producers in its group in and keep others out (pipelinectl(1),
+# PERMISSIONS): check them as the service made them, then submit and wait
+# as a producer in the group does (its own primary group is another), and
+# be refused as a user outside it.
+ctl=$(dirname "$PIPELINED")/pipelinectl
+[[ -x $ctl ]] || pl_fail "pipelinectl is not built next to pipelined ($ctl)"
+for d in tmp:1770 new:1770 cur:750 done:750 failed:750; do
+	m=$(stat -c %a "$T/spool/${d%%:*}")
+	[[ $m == "${d#*:}" ]] || pl_fail "spool/${d%%:*} has mode $m under the unit, not ${d#*:}"
+done
+m=$(stat -c %a:%U:%G "$T/spool/done/job2.result")
+[[ $m == 640:pipelined:pipelined ]] ||
+	pl_fail "a result is $m under the unit's User=/Group=/UMask=, not 640:pipelined:pipelined"
+producer=(setpriv --reuid="$PRODUCER_ID" --regid="$((PRODUCER_ID + 1))" --groups="$SVC_ID" --)
+outsider=(setpriv --reuid="$OUTSIDER_ID" --regid="$OUTSIDER_ID" --clear-groups --)
+pl_note "pipelinectl submit -w and status as a producer in the group pipelined"
+out=$(printf '%s\n' "file://$T/images/black.jpg viactl" |
+	timeout 120 "${producer[@]}" "$ctl" -c "$CONF" submit -n ctljob -w 2>&1)
+rc=$?
+((rc == 0)) || pl_fail "pipelinectl submit -w by a producer exited $rc: $out"
+check_result ctljob 1
+check_image "$T/out/viactl-small.jpg"
+out=$("${producer[@]}" "$ctl" -c "$CONF" status 2>&1) ||
+	pl_fail "pipelinectl status by a producer exited $?: $out"
+[[ $out == "pipelined: running, pid $mainpid,"* ]] ||
+	pl_fail "pipelinectl status does not show the service's pid $mainpid: $out"
+pl_note "pipelinectl as a user outside the group"
+for cmd in "submit -n outsider" "list" "show ctljob" "status"; do
+	# shellcheck disable=SC2086
+	out=$(printf '%s\n' "file://$T/images/black.jpg" |
+		"${outsider[@]}" "$ctl" -c "$CONF" $cmd 2>&1)
+	rc=$?
+	((rc == 77)) || pl_fail "pipelinectl $cmd by an outsider exited $rc, not 77: $out"
+done
+[[ ! -e $T/spool/new/outsider && ! -e $T/spool/done/outsider ]] ||
+	pl_fail "an outsider's job reached the spool"
+
 # ---- stop ----
 pl_note "systemctl --user stop"
 plsc stop "$UNIT" || pl_fail "systemctl --user stop $UNIT failed"
@@ -268,4 +327,4 @@ restarts=$(prop NRestarts)
 	pl_fail "stop: Result=$result ExecMainStatus=$status (want success and 0)"
 [[ $restarts == 0 ]] || pl_fail "the daemon was restarted $restarts time(s) during the test"
 [[ -z $(ls -A "$T/spool/cur") ]] || pl_fail "jobs left in cur/ after a graceful stop: $(ls "$T/spool/cur")"
-echo "PASS: start/READY, job, StatusText, USR1 status.json, reload, stop (Result=$result, status $status)"
+echo "PASS: start/READY, job, StatusText, USR1 status.json, reload, pipelinectl, stop (Result=$result, status $status)"

@@ -118,15 +118,6 @@ def t_hostile_entries():
     with_env("hostile", body)
 
 
-def hooks_built():
-    cache = os.path.join(pl.BUILDDIR, "CMakeCache.txt")
-    try:
-        with open(cache) as f:
-            return "PL_TEST_HOOKS:BOOL=ON" in f.read()
-    except OSError:
-        return False
-
-
 def no_core():
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
@@ -136,7 +127,7 @@ def t_crash_loop():
     the crash catches many items in flight.  Restarted after each crash as
     systemd would, the poison item must end failed with its reason after
     PL_CRASHGUARD_LIMIT crashes while it ran alone, and the 20 others ok."""
-    if not hooks_built():
+    if not pl.hooks_built():
         pl.skip("the fault hook is not built (configure with -DPL_TEST_HOOKS=ON)")
 
     def body(env):

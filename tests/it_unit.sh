@@ -26,7 +26,7 @@ pl_render_unit "$unit" "$bin" /etc/pipelined/pipeline.conf
 
 # Documentation=man:… is checked with man(1) against a man tree made from
 # man/: a page it names that man/ lacks fails verify.
-mkdir -p "$tmp/man/man5" "$tmp/man/man8"
+mkdir -p "$tmp/man/man1" "$tmp/man/man5" "$tmp/man/man8"
 for page in "$src"/man/*.[1-9]; do
 	[[ -e $page ]] && cp "$page" "$tmp/man/man${page##*.}/"
 done

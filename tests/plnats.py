@@ -67,6 +67,33 @@ itself raises plnats.NatsError, a pl.Failure whose .error holds the server's
   plnats.Msg                       namedtuple (subject, headers, data, reply): headers a dict,
                                    a status line "NATS/1.0 404 No Messages" as "Status": "404"
                                    and "Description": "No Messages"; data bytes
+
+Daemons on the stream (the scaffold of tests/it_stream*.py):
+
+  plnats.stream_group(servers, node, **settings)   the text of a pipeline.conf `stream`
+                                   group: servers a URL or a list, settings more of its
+                                   fields (ack_wait=60.0, max_deliver=4, …)
+  with plnats.Site("name", servers, n=2, workers=(2,2,2), queues=(16,16,16),
+                   http=False, **settings) as site:
+                                   n daemons' trees (site.envs, nodes "n0".."nN-1"), as
+                                   on n machines, each with its own spool and runtime, all
+                                   reading sources from site.images (site.envs[0]'s) and
+                                   writing outputs to one folder, site.out (one bucket);
+                                   http=True also allows http:// sources on 127.0.0.1.
+                                   On leaving: every daemon stopped (SIGKILL), logs of all
+                                   of them shown when the block failed, trees removed
+  site.start(k, *args, **kw)       start node k's daemon (pl.Daemon) and wait until it
+                                   consumes the stream → the Daemon; site.daemons[k] is
+                                   node k's latest, site.procs every one started
+  site.config(k, text_from, text_to)  replace text in node k's configuration
+  site.worked()                    items worked to an end (ok or failed) by all the
+                                   processes started, from their debug log lines (needs
+                                   log_level "debug"): the work done, duplicates included
+  site.nginx(extra_location="")    pl.Nginx serving site.images, with an access log
+                                   (site.requests(path_part) counts its GETs) → its port
+  site.scripted()                  tests/e2e_server.py serving site.images (/slow/MS/NAME
+                                   answers after MS ms) → its port; site.counts() its
+                                   requests per path
 """
 import atexit
 import collections
@@ -523,3 +550,122 @@ class Client:
         self._reader.join(5)
         self.rfile.close()
         self.sock.close()
+
+
+# ---- daemons on the stream ---------------------------------------------------
+
+def stream_group(servers, node, **settings):
+    if isinstance(servers, str):
+        servers = [servers]
+    fields = ["servers = [ %s ];" % ", ".join('"%s"' % u for u in servers), 'node = "%s";' % node]
+    for k, v in settings.items():
+        fields.append("%s = %s;" % (k, '"%s"' % v if isinstance(v, str) else v))
+    return "stream = { %s };" % " ".join(fields)
+
+
+class Site:
+    """Daemons of one stream as on separate machines: what every multi-daemon
+    test of the stream repeats, and whatever happens, every daemon gone and
+    every tree removed afterwards, with the logs shown when the test failed."""
+
+    def __init__(self, name, servers, n=2, workers=(2, 2, 2), queues=(16, 16, 16), http=False,
+                 log_level="info", **settings):
+        self.envs, self.daemons, self.procs = [], [None] * n, []
+        self._nginx = self._scripted = None
+        try:
+            for k in range(n):
+                e = pl.Env("%s%d" % (name, k))
+                self.envs.append(e)
+                text = e.write_config(workers=workers, queues=queues, log_level=log_level,
+                                      extra_top=stream_group(servers, "n%d" % k, **settings))
+                text = text.replace(e.images, self.images).replace(e.out, self.out)
+                if http:
+                    text = text.replace('protocols = [ "file" ];',
+                                        'protocols = [ "file", "http" ]; allow_private = true;')
+                pl.Env.write_file(e.conf, text)
+        except BaseException:
+            self._cleanup()
+            raise
+
+    @property
+    def images(self):
+        return self.envs[0].images
+
+    @property
+    def out(self):
+        return self.envs[0].out
+
+    def config(self, k, text_from, text_to):
+        with open(self.envs[k].conf) as f:
+            text = f.read()
+        if text_from not in text:
+            raise pl.Failure("node %d's configuration has no %r" % (k, text_from))
+        pl.Env.write_file(self.envs[k].conf, text.replace(text_from, text_to))
+
+    def start(self, k, *args, wait=True, **kw):
+        d = pl.Daemon(self.envs[k], *args, **kw)
+        self.daemons[k] = d
+        self.procs.append(d)
+        if wait:
+            d.wait_line(r"stream: consuming", pl.scaled(30, 120))
+        return d
+
+    def worked(self):
+        return sum(d.count(r"\b(done in [0-9]+ ms|failed in [a-z]+: )") for d in self.procs)
+
+    def nginx(self, extra_location=""):
+        root = self.envs[0].root
+        for path in (root, self.images):   # its worker runs as nobody
+            os.chmod(path, 0o755)
+        for f in os.listdir(self.images):
+            os.chmod(os.path.join(self.images, f), 0o644)
+        self.access_log = os.path.join(root, "access.log")
+        self._nginx = pl.Nginx(root, self.images, extra="access_log %s; %s"
+                               % (self.access_log, extra_location))
+        return self._nginx.start()
+
+    def requests(self, part=""):
+        try:
+            with open(self.access_log) as f:
+                return sum(1 for line in f if '"GET ' in line and part in line)
+        except FileNotFoundError:
+            return 0
+
+    def scripted(self):
+        self._scripted = subprocess.Popen(
+            [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                          "e2e_server.py"), "127.0.0.1", self.images],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=open(os.path.join(self.envs[0].root, "e2e_server.log"), "w"))
+        line = self._scripted.stdout.readline()
+        if not line.strip().isdigit():
+            raise pl.Failure("e2e_server.py did not print its port: %r" % line)
+        self._scripted_port = int(line)
+        return self._scripted_port
+
+    def counts(self):
+        url = "http://127.0.0.1:%d/_counts" % self._scripted_port
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return json.load(r)
+
+    def _cleanup(self):
+        for d in self.procs:
+            d.stop()
+        if self._nginx:
+            self._nginx.kill()
+        if self._scripted:
+            self._scripted.kill()
+            self._scripted.wait()
+        for e in self.envs:
+            e.cleanup()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, etype, evalue, tb):
+        for d in self.procs:
+            d.stop()
+        if etype is not None:
+            pl.show_logs(self.procs)
+        self._cleanup()
+        return False

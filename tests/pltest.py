@@ -35,6 +35,8 @@ API (everything raises pl.Failure with a message naming what failed):
   pl.make_image(path, w, h, kind)  vips image by extension (.jpg .png .webp …);
                                    kind "noise" | "zone" | "sines"
   pl.run(args, timeout=30, **kw)   subprocess.run with captured text output
+  pl.run_on_pty(args, timeout, columns=80)  args with stdin/stdout/stderr on a new pty
+                                   of that width → (rc, output)
 
   env = pl.Env("name")             fresh temp tree (removed by env.cleanup() unless
                                    PL_KEEP=1): env.root, env.images, env.spool,
@@ -53,7 +55,8 @@ API (everything raises pl.Failure with a message naming what failed):
   env.outputs() / env.temp_outputs()  files in env.out (all / names starting with '.')
   pl.check_lines_once(records, n)  every line 1..n recorded exactly once, all "ok"
 
-  d = pl.Daemon(env, "--once", notify=None, extra_env=None)   start pipelined -c env.conf
+  d = pl.Daemon(env, "--once", notify=None, extra_env=None, prefix=())   start pipelined
+                                   -c env.conf, after the command prefix (setpriv …)
                                    (NOTIFY_SOCKET is removed from its env unless notify
                                    is given; its stderr is also saved in env.root)
   d.lines                          stderr lines so far (a reader thread collects them)
@@ -70,6 +73,8 @@ API (everything raises pl.Failure with a message naming what failed):
                                    it started is stopped (SIGKILL if still running), the
                                    notify socket closed and env removed; when the block
                                    failed, each daemon's last log lines go to stderr first
+  pl.show_logs(daemons, n=40)      each daemon's last n log lines to stderr
+  pl.hooks_built()                 built with -DPL_TEST_HOOKS=ON (the PL_TEST_CRASH hook)
   n = pl.Notify(env)               AF_UNIX datagram socket in env.root; n.path for
                                    NOTIFY_SOCKET; n.messages: list of dicts, one per
                                    datagram ({"READY": "1", …}), in arrival order
@@ -86,15 +91,20 @@ API (everything raises pl.Failure with a message naming what failed):
   pl.main([(name, fn), …])         run the test functions in order, print "--- ok NAME (T s)",
                                    turn the first Failure into "FAIL: NAME: …" and exit 1
 """
+import fcntl
 import json
 import os
+import pty
 import re
+import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 
@@ -172,6 +182,33 @@ def wait_for(fn, timeout, what, interval=0.02):
 
 def run(args, timeout=30, **kw):
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def run_on_pty(args, timeout, columns=80):
+    """Run args with stdin/stdout/stderr on a new pty; return (rc, output)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    p = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            p.kill()
+            p.wait()
+            raise Failure("%s on a pty did not finish in %gs: %r" % (args, timeout, out[-500:]))
+        r, _, _ = select.select([master], [], [], min(left, 0.5))
+        if r:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:     # EIO: every slave end closed, the child is gone
+                chunk = b""
+            if not chunk:
+                break
+            out += chunk
+    os.close(master)
+    return p.wait(10), out.decode("utf-8", "replace")
 
 
 def make_image(path, w=64, h=48, kind="noise"):
@@ -390,14 +427,15 @@ upload = {
 
 
 class Daemon:
-    def __init__(self, env, *args, notify=None, extra_env=None, unset=("NOTIFY_SOCKET",)):
+    def __init__(self, env, *args, notify=None, extra_env=None, unset=("NOTIFY_SOCKET",),
+                 prefix=()):
         e = dict(os.environ)
         for k in unset:
             e.pop(k, None)
         if notify is not None:
             e["NOTIFY_SOCKET"] = notify.path
         e.update(extra_env or {})
-        self.cmd = [BIN, "-c", env.conf] + list(args)
+        self.cmd = list(prefix) + [BIN, "-c", env.conf] + list(args)
         self.lines = []
         self._cv = threading.Condition()
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
@@ -513,6 +551,24 @@ class Notify:
         self.sock.close()
 
 
+def hooks_built():
+    """The daemon was built with its test-only fault hooks (PL_TEST_CRASH)."""
+    try:
+        with open(os.path.join(BUILDDIR, "CMakeCache.txt")) as f:
+            return "PL_TEST_HOOKS:BOOL=ON" in f.read()
+    except OSError:
+        return False
+
+
+def show_logs(daemons, n=40):
+    """The last n log lines of each daemon to stderr: after a failure, what
+    the daemons said is what tells why."""
+    for d in daemons:
+        print("--- log of pid %d (%s), last %d of %d lines:\n  %s"
+              % (d.proc.pid, " ".join(d.cmd[1:]), min(n, len(d.lines)), len(d.lines),
+                 "\n  ".join(d.lines[-n:])), file=sys.stderr, flush=True)
+
+
 class Session:
     """The scaffold every daemon test repeats: a tree, maybe a notify
     socket, daemons started on it, and — whatever happens — every daemon
@@ -543,10 +599,7 @@ class Session:
         for d in self.daemons:
             d.stop()
         if etype is not None:
-            for d in self.daemons:
-                print("--- log of pid %d (%s), last %d of %d lines:\n  %s"
-                      % (d.proc.pid, " ".join(d.cmd[1:]), min(40, len(d.lines)), len(d.lines),
-                         "\n  ".join(d.lines[-40:])), file=sys.stderr, flush=True)
+            show_logs(self.daemons)
         if self.notify is not None:
             self.notify.close()
         self.env.cleanup()

@@ -112,6 +112,8 @@ static void check_defaults(const struct pl_config *c)
 
 	ck_assert_uint_eq(c->download.stage.workers, 3);
 	ck_assert(!c->download.stage.workers_auto);
+	ck_assert(c->download.stage.workers_adaptive);
+	ck_assert_uint_eq(c->download.stage.workers_max, 16);
 	ck_assert_uint_eq(c->download.stage.queue, 16);
 	ck_assert_double_eq(c->download.connect_timeout, 10.0);
 	ck_assert_double_eq(c->download.timeout, 60.0);
@@ -120,12 +122,13 @@ static void check_defaults(const struct pl_config *c)
 	ck_assert_int_eq(c->download.max_bytes, 52428800);
 	ck_assert_int_eq(c->download.retries, 3);
 	ck_assert_double_eq(c->download.backoff, 0.5);
-	ck_assert_int_eq(c->download.per_host, 4);
+	ck_assert_int_eq(c->download.per_host, 32);
 	ck_assert_uint_eq(c->download.protocols, PL_PROTO_HTTP | PL_PROTO_HTTPS);
 	ck_assert_str_eq(c->download.file_root, "");
 	ck_assert(!c->download.allow_private);
 
 	ck_assert_uint_eq(c->resize.stage.workers, 4);
+	ck_assert(!c->resize.stage.workers_adaptive);
 	ck_assert_uint_eq(c->resize.stage.queue, 16);
 	ck_assert_int_eq(c->resize.max_pixels, 50000000);
 	ck_assert_uint_eq(c->resize.nvariants, 1);
@@ -138,6 +141,8 @@ static void check_defaults(const struct pl_config *c)
 	ck_assert_int_eq(c->resize.variants[0].quality, 80);
 
 	ck_assert_uint_eq(c->upload.stage.workers, 5);
+	ck_assert(c->upload.stage.workers_adaptive);
+	ck_assert_uint_eq(c->upload.stage.workers_max, 32);
 	ck_assert_uint_eq(c->upload.stage.queue, 16);
 	ck_assert_str_eq(c->upload.url, "file:///var/lib/pipelined/out/{job}/{name}-{variant}.{ext}");
 	ck_assert_int_eq(c->upload.retries, 3);
@@ -273,7 +278,26 @@ START_TEST(workers_auto)
 	ck_assert_uint_eq(cfg->resize.stage.workers, (unsigned)(n > 256 ? 256 : n));
 	ck_assert(!cfg->upload.stage.workers_auto);
 	ck_assert_uint_eq(cfg->upload.stage.workers, 7);
+	ck_assert(!cfg->upload.stage.workers_adaptive);	/* a number pins it */
 	ck_assert(!cfg->download.stage.workers_auto);
+}
+END_TEST
+
+/* "adaptive" starts at the stage's default width; only the I/O stages
+ * take it, resize is CPU-bound ("auto" is its adaptive). */
+START_TEST(workers_adaptive)
+{
+	ck_assert_int_eq(load("download = { workers = 6; };\n"
+			      "upload = { workers = \"adaptive\"; workers_max = 8; };\n"), 0);
+	ck_assert(!cfg->download.stage.workers_adaptive);
+	ck_assert_uint_eq(cfg->download.stage.workers, 6);
+	ck_assert(cfg->upload.stage.workers_adaptive);
+	ck_assert_uint_eq(cfg->upload.stage.workers, 5);
+	ck_assert_uint_eq(cfg->upload.stage.workers_max, 8);
+	pl_config_free(cfg);
+	cfg = NULL;
+	ck_assert_int_eq(load("resize = { workers = \"adaptive\"; };\n"), -EINVAL);
+	expect(0, 1, "resize.workers: expected an integer or \"auto\"");
 }
 END_TEST
 
@@ -818,7 +842,7 @@ START_TEST(wrong_types)
 			      "upload = 3;\n"),				/* 14 */
 			 -EINVAL);
 	expect(0, 1, "spool: expected a string");
-	expect(1, 3, "download.workers: expected an integer or \"auto\"");
+	expect(1, 3, "download.workers: expected an integer, \"auto\" or \"adaptive\"");
 	expect(2, 4, "download.queue: expected an integer");
 	expect(3, 5, "download.timeout: expected a number of seconds");
 	expect(4, 6, "download.allow_private: expected true or false");
@@ -1028,6 +1052,47 @@ START_TEST(template_reason_reported)
 }
 END_TEST
 
+/* Off without the group; the group alone listens on loopback; the
+ * address rule, the ranges and a reload that toggles it (a restart). */
+START_TEST(metrics_group)
+{
+	struct pl_config *off;
+
+	ck_assert_int_eq(load("spool = \"/s\";\n"), 0);
+	ck_assert_str_eq(cfg->metrics.listen, "");
+	off = cfg;
+	cfg = NULL;
+	ck_assert_int_eq(load("spool = \"/s\";\nmetrics = { };\n"), 0);
+	ck_assert_str_eq(cfg->metrics.listen, "127.0.0.1:9464");
+	ck_assert_int_eq(cfg->metrics.connections, 16);
+	ck_assert(cfg->metrics.timeout == 10);
+	ck_assert(pl_config_restart_differs(off, cfg));
+	pl_config_free(off);
+	pl_config_free(cfg);
+	cfg = NULL;
+	ck_assert_int_eq(load("metrics = {\n"
+			      "  listen = \"[::1]:9100\";\n"
+			      "  connections = 4;\n"
+			      "  timeout = 2.5;\n"
+			      "};\n"), 0);
+	ck_assert_str_eq(cfg->metrics.listen, "[::1]:9100");
+	ck_assert_int_eq(cfg->metrics.connections, 4);
+	ck_assert(cfg->metrics.timeout == 2.5);
+	pl_config_free(cfg);
+	cfg = NULL;
+	ck_assert_int_eq(load("metrics = {\n"
+			      "  listen = \"localhost:9464\";\n"
+			      "  connections = 0;\n"
+			      "  timeout = 0;\n"
+			      "};\n"), -EINVAL);
+	expect(0, 2, "metrics.listen: \"localhost:9464\" is not ADDRESS:PORT (an IPv4 address, "
+		     "or an IPv6 one in [ ], and a port 1..65535)");
+	expect(1, 3, "metrics.connections: 0 is out of range 1..1024");
+	expect(2, 4, "metrics.timeout: 0 is out of range >0..3600");
+	ck_assert_int_eq(ms.n, 3);
+}
+END_TEST
+
 START_TEST(s3_group_required)
 {
 	one_error("spool = \"/s\";\n"
@@ -1214,6 +1279,7 @@ static Suite *suite(void)
 	tcase_add_test(ok, default_url_separates_jobs);
 	tcase_add_test(ok, url_without_job_warns);
 	tcase_add_test(ok, workers_auto);
+	tcase_add_test(ok, workers_adaptive);
 	tcase_add_test(ok, everything_set);
 	tcase_add_test(ok, same_name_on_one_line);
 	tcase_add_test(ok, restart_differs_but_for_live_settings);
@@ -1250,6 +1316,7 @@ static Suite *suite(void)
 	tcase_add_test(bad, variants_required_and_unique);
 	tcase_add_test(bad, several_variants_need_variant_placeholder);
 	tcase_add_test(bad, template_reason_reported);
+	tcase_add_test(bad, metrics_group);
 	tcase_add_test(bad, s3_group_required);
 	tcase_add_test(bad, s3_fields_required);
 	tcase_add_test(bad, s3_values);

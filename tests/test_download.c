@@ -30,8 +30,10 @@
 
 #include "config.h"
 #include "download.h"
+#include "http.h"
 #include "item.h"
 #include "log.h"
+#include "pipeline.h"
 #include "testutil.h"
 
 /* snprintf that fails the test instead of truncating */
@@ -106,6 +108,121 @@ static double secs_since(uint64_t t0)
 {
 	return (double)(pl_now_us() - t0) / 1e6;
 }
+
+/* ---- the stage in a pool: many workers, one host --------------------- */
+
+/* How often each item left, by its line number. */
+struct tally {
+	pthread_mutex_t mu;
+	int done[256], failed[256];
+};
+
+static void tally_done(void *ud, void *item)
+{
+	struct tally *t = ud;
+	struct pl_item *it = item;
+
+	pthread_mutex_lock(&t->mu);
+	t->done[it->line]++;
+	pthread_mutex_unlock(&t->mu);
+	pl_item_free(it);
+}
+
+static void tally_failed(void *ud, void *item, int err, const char *why, const char *stage)
+{
+	struct tally *t = ud;
+	struct pl_item *it = item;
+
+	(void)err;
+	(void)stage;
+	fprintf(stderr, "item %lu failed: %s\n", (unsigned long)it->line, why);
+	pthread_mutex_lock(&t->mu);
+	t->failed[it->line]++;
+	pthread_mutex_unlock(&t->mu);
+	pl_item_free(it);
+}
+
+/* n items from srv through a download stage of `workers` workers; every
+ * item must leave exactly once.  Returns how many failed. */
+static int through_pool(const struct pl_config *c, struct pl_test_srv *srv, unsigned workers,
+			int n)
+{
+	struct tally t = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	struct pl_pipeline_sinks sinks = { tally_done, tally_failed, &t };
+	struct pl_stage_def def = { "download", workers, 16, &pl_download_ops, NULL };
+	struct pl_pipeline *p;
+	char path[32];
+	int failed = 0;
+
+	ck_assert_int_le(n, 256);
+	ck_assert_int_eq(pl_download_new(c, &def.ctx), 0);
+	ck_assert_int_eq(pl_pipeline_create(&def, 1, &sinks, &p), 0);
+	ck_assert_int_eq(pl_pipeline_start(p), 0);
+	for (int i = 0; i < n; i++) {
+		struct pl_item *it;
+
+		snprintf(path, sizeof path, "/i%d", i);
+		it = item(pl_test_srv_url(srv, path));
+		it->line = (unsigned long)i;
+		ck_assert_int_eq(pl_pipeline_feed(p, it, -1), 0);
+	}
+	ck_assert_int_eq(pl_pipeline_stop(p), 0);
+	pl_pipeline_destroy(p);
+	pl_download_free(def.ctx);
+	for (int i = 0; i < n; i++) {
+		ck_assert_int_eq(t.done[i] + t.failed[i], 1);
+		failed += t.failed[i];
+	}
+	return failed;
+}
+
+static const char ok_reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+/* A healthy host 50 ms away: its limit grows past the start of 4 to use
+ * the latency, and the host never sees more than per_host at once. */
+START_TEST(test_per_host_grows_to_its_ceiling)
+{
+	struct pl_config c = base_cfg();
+	struct pl_test_srv srv = { .mode = PL_TEST_SRV_PACED, .latency_ms = 50,
+				   .nscript = 1, .script = { ok_reply } };
+
+	c.download.per_host = 10;
+	ck_assert_int_eq(pl_test_srv_start(&srv), 0);
+	ck_assert_int_eq(through_pool(&c, &srv, 24, 200), 0);
+	pthread_mutex_lock(&srv.mu);
+	ck_assert_int_gt(srv.peak, 4);
+	ck_assert_int_le(srv.peak, 10);
+	ck_assert_int_eq(srv.requests, 200);	/* each fetched once: no drops */
+	pthread_mutex_unlock(&srv.mu);
+	pl_test_srv_stop(&srv);
+}
+END_TEST
+
+/* A host that answers 503 past 6 at once: the limit backs off below that
+ * instead of hammering it with all 24 workers, and every item still
+ * arrives, once. */
+START_TEST(test_per_host_backs_off_on_503)
+{
+	struct pl_config c = base_cfg();
+	struct pl_test_srv srv = { .mode = PL_TEST_SRV_PACED, .latency_ms = 50, .ceiling = 6,
+				   .nscript = 1, .script = { ok_reply } };
+	int refused;
+
+	c.download.per_host = 32;
+	c.download.retries = 20;
+	c.download.backoff = 0.01;
+	ck_assert_int_eq(pl_test_srv_start(&srv), 0);
+	ck_assert_int_eq(through_pool(&c, &srv, 24, 200), 0);
+	pthread_mutex_lock(&srv.mu);
+	refused = srv.refused;
+	pthread_mutex_unlock(&srv.mu);
+	fprintf(stderr, "503 answers: %d for 200 items\n", refused);
+	/* 24 workers at a fixed 24 in flight would get three 503s for
+	 * every item served */
+	ck_assert_int_lt(refused, 100);
+	pl_test_srv_stop(&srv);
+}
+END_TEST
 
 /* ---- nginx ------------------------------------------------------------ */
 
@@ -1093,7 +1210,7 @@ int main(void)
 
 	if (getenv("PL_TEST_DEBUG"))	/* the stage's per-attempt lines */
 		pl_log_set_level(LOG_DEBUG);
-	if (pl_download_global_init() < 0)
+	if (pl_http_global_init() < 0)
 		return 1;
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_fetch_and_redirect);
@@ -1112,6 +1229,8 @@ int main(void)
 	tcase_add_test(tc, test_max_bytes_boundary);
 	tcase_add_test(tc, test_connection_refused);
 	tcase_add_test(tc, test_per_host);
+	tcase_add_test(tc, test_per_host_grows_to_its_ceiling);
+	tcase_add_test(tc, test_per_host_backs_off_on_503);
 	tcase_add_test(tc, test_stray_status_line);
 	tcase_add_test(tc, test_interim_responses);
 	tcase_add_test(tc, test_not_http);
@@ -1127,6 +1246,6 @@ int main(void)
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
-	pl_download_global_cleanup();
+	pl_http_global_cleanup();
 	return failed ? 1 : 0;
 }

@@ -31,6 +31,27 @@ START_TEST(grows_while_latency_is_flat)
 }
 END_TEST
 
+/* Slow start: doubling per window until the first cut, then gentler. */
+START_TEST(slow_start_until_the_first_cut)
+{
+	struct pl_limit l;
+	uint64_t t = 1000;
+	unsigned before;
+
+	pl_limit_init(&l, 1, 1000, 4, t);
+	t = run(&l, t, 11, 50000, true);	/* one window: 100 ms, 3+ samples */
+	ck_assert_uint_eq(pl_limit_get(&l), 8);
+	t = run(&l, t, 11, 50000, true);
+	ck_assert_uint_eq(pl_limit_get(&l), 16);
+	pl_limit_sample(&l, t += 1000, 1000, true, 16);	/* a drop: 11 */
+	before = pl_limit_get(&l);
+	ck_assert_uint_eq(before, 11);
+	t = run(&l, t, 11, 50000, true);
+	ck_assert_uint_gt(pl_limit_get(&l), before);		/* by a quarter, */
+	ck_assert_uint_lt(pl_limit_get(&l), 2 * before - 2);	/* no longer doubling */
+}
+END_TEST
+
 START_TEST(unused_limit_does_not_grow)
 {
 	struct pl_limit l;
@@ -105,6 +126,7 @@ int main(void)
 	int failed;
 
 	tcase_add_test(tc, grows_while_latency_is_flat);
+	tcase_add_test(tc, slow_start_until_the_first_cut);
 	tcase_add_test(tc, unused_limit_does_not_grow);
 	tcase_add_test(tc, drops_cut_and_it_recovers);
 	tcase_add_test(tc, latency_growth_backs_off);

@@ -4,11 +4,15 @@
  * reach the log; raw, a "\n<0>…" in one forges a line with its own
  * priority, and an ESC sequence drives the terminal of --once.  Both
  * stderr sinks are checked: "<N>" lines (stderr a file) and plain lines
- * (stderr a terminal: a pseudo-terminal here).
+ * (stderr a terminal: a pseudo-terminal here).  And the --once progress
+ * bar: a line written over it clears it, prints whole and redraws it below,
+ * also while threads log and the bar is redrawn at the same time.
  */
 #include <check.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,55 +26,12 @@
 #define FORGED "x\n<0>forged\x1b[2J\xff"
 #define FORGED_ESCAPED "x\\x0a<0>forged\\x1b[2J\\xff"
 
-static int saved_stderr = -1;
-
-/* stderr goes to fd until restore_stderr(); the sink is chosen anew. */
-static void redirect_stderr(int fd)
-{
-	fflush(stderr);
-	if (saved_stderr < 0)
-		saved_stderr = dup(STDERR_FILENO);
-	ck_assert_int_ge(saved_stderr, 0);
-	ck_assert_int_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
-	unsetenv("JOURNAL_STREAM");
-	pl_log_open();
-}
-
-static void restore_stderr(void)
-{
-	fflush(stderr);
-	dup2(saved_stderr, STDERR_FILENO);
-	close(saved_stderr);
-	saved_stderr = -1;
-}
-
 /* Everything logged to a file while fn runs. */
 static char *logged_to_file(void (*fn)(void))
 {
-	char *dir = pl_test_tmpdir("log"), path[4096], *text;
-	FILE *f;
-	long len;
-	int fd;
+	char *text = pl_test_stderr_of(fn);
 
-	ck_assert_ptr_nonnull(dir);
-	snprintf(path, sizeof path, "%s/stderr", dir);
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	ck_assert_int_ge(fd, 0);
-	redirect_stderr(fd);
-	fn();
-	restore_stderr();
-	close(fd);
-	f = fopen(path, "rb");
-	ck_assert_ptr_nonnull(f);
-	fseek(f, 0, SEEK_END);
-	len = ftell(f);
-	rewind(f);
-	text = calloc(1, (size_t)len + 1);
 	ck_assert_ptr_nonnull(text);
-	ck_assert_uint_eq(fread(text, 1, (size_t)len, f), (size_t)len);
-	fclose(f);
-	pl_test_rmtree(dir);
-	free(dir);
 	return text;
 }
 
@@ -130,13 +91,99 @@ START_TEST(longest_line)
 }
 END_TEST
 
+static void log_over_bar(void)
+{
+	pl_log(LOG_INFO, "before");
+	pl_log_bar("[#.] 1/2");
+	pl_log(LOG_INFO, "job j finished");
+	pl_log_bar("[##] 2/2");
+	pl_log_bar_end();
+	pl_log(LOG_INFO, "after");
+	pl_log_bar_end();	/* no bar: nothing */
+}
+
+/* A line over the bar erases the bar's line, is written whole, and the bar
+ * comes back below it; the bar's end leaves its last frame on its own line. */
+START_TEST(bar_redrawn_below_lines)
+{
+	char *text = logged_to_file(log_over_bar);
+
+	ck_assert_str_eq(text, "<6>before\n"
+			       "\r[#.] 1/2\033[K"
+			       "\r\033[K<6>job j finished\n[#.] 1/2\033[K"
+			       "\r[##] 2/2\033[K"
+			       "\r[##] 2/2\033[K\n"
+			       "<6>after\n");
+	free(text);
+}
+END_TEST
+
+#define RACE_THREADS 4
+#define RACE_LINES 200
+
+static void *race_logger(void *arg)
+{
+	for (int i = 0; i < RACE_LINES; i++)
+		pl_log(LOG_INFO, "thread %d line %d", (int)(intptr_t)arg, i);
+	return NULL;
+}
+
+static void log_race(void)
+{
+	pthread_t t[RACE_THREADS];
+	char frame[64];
+
+	for (int i = 0; i < RACE_THREADS; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, race_logger, (void *)(intptr_t)i), 0);
+	for (int i = 0; i < 500; i++) {
+		snprintf(frame, sizeof frame, "[%.*s] frame %d", i % 20, "####################", i);
+		pl_log_bar(frame);
+	}
+	for (int i = 0; i < RACE_THREADS; i++)
+		pthread_join(t[i], NULL);
+	pl_log_bar_end();
+}
+
+/* Threads log while another redraws the bar: each log line ends up whole,
+ * on a line of its own once the terminal has applied the "\r"s (what
+ * follows the last "\r" of a line is the log line alone). */
+START_TEST(bar_never_splits_lines)
+{
+	char *text = logged_to_file(log_race), *save = NULL, *line;
+	int seen[RACE_THREADS][RACE_LINES] = { { 0 } }, ended = 0;
+
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *last = strrchr(line, '\r'), *shown = last ? last + 1 : line;
+		int th, ln, used = 0;
+
+		if (strncmp(shown, "\033[K", 3) == 0)
+			shown += 3;
+		if (sscanf(shown, "<6>thread %d line %d%n", &th, &ln, &used) == 2 &&
+		    shown[used] == '\0') {
+			ck_assert(th >= 0 && th < RACE_THREADS && ln >= 0 && ln < RACE_LINES);
+			seen[th][ln]++;
+		} else {
+			/* the bar's last frame, whole, ends the output */
+			ck_assert_msg(strncmp(shown, "[", 1) == 0 && strstr(shown, "] frame 499\033[K"),
+				      "not a whole line: %s", shown);
+			ended++;
+		}
+	}
+	ck_assert_int_eq(ended, 1);
+	for (int i = 0; i < RACE_THREADS; i++)
+		for (int j = 0; j < RACE_LINES; j++)
+			ck_assert_int_eq(seen[i][j], 1);
+	free(text);
+}
+END_TEST
+
 START_TEST(plain_sink_escapes)
 {
 	struct termios raw;
 	struct pollfd pfd;
 	char out[512];
 	size_t n = 0;
-	int master, slave;
+	int master, slave, saved;
 
 	master = posix_openpt(O_RDWR | O_NOCTTY);
 	ck_assert_int_ge(master, 0);
@@ -148,9 +195,10 @@ START_TEST(plain_sink_escapes)
 	cfmakeraw(&raw);		/* bytes as written: no "\r\n" for "\n" */
 	ck_assert_int_eq(tcsetattr(slave, TCSANOW, &raw), 0);
 
-	redirect_stderr(slave);
+	saved = pl_test_stderr_to(slave);
+	ck_assert_int_ge(saved, 0);
 	log_forged();
-	restore_stderr();
+	pl_test_stderr_restore(saved);
 
 	pfd = (struct pollfd){ .fd = master, .events = POLLIN };
 	while (n < sizeof out - 1 && !memchr(out, '\n', n)) {
@@ -178,6 +226,8 @@ int main(void)
 	tcase_add_test(tc, prefix_sink_escapes);
 	tcase_add_test(tc, longest_line);
 	tcase_add_test(tc, plain_sink_escapes);
+	tcase_add_test(tc, bar_redrawn_below_lines);
+	tcase_add_test(tc, bar_never_splits_lines);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

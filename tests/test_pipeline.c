@@ -114,7 +114,7 @@ START_TEST(graceful_drain_accounts_for_every_item)
 	for (uintptr_t i = 0; i < N; i++)
 		ck_assert_int_eq(pl_pipeline_feed(p, P(i), -1), 0);
 	ck_assert_int_eq(pl_pipeline_stop(p), 0);	/* returns only when all left */
-	ck_assert_int_eq(pl_pipeline_feed(p, P(0), 0), EPIPE);
+	ck_assert_int_eq(pl_pipeline_feed(p, P(0), 0), -EPIPE);
 	for (long i = 0; i < N; i++) {
 		int d = atomic_load(&W->done[i]), f = atomic_load(&W->failed[i]);
 		ck_assert_int_eq(d + f, 1);
@@ -141,7 +141,7 @@ static void *feeder(void *arg)
 	struct pl_pipeline *p = arg;
 
 	for (uintptr_t i = 0; i < N; i++)
-		if (pl_pipeline_feed(p, P(i), -1) == EPIPE) {
+		if (pl_pipeline_feed(p, P(i), -1) == -EPIPE) {
 			/* never entered: the feeder keeps it, as the daemon does */
 			atomic_fetch_add(&W->returned[i], 1);
 			for (uintptr_t j = i + 1; j < N; j++)

@@ -2,20 +2,25 @@
  * test_pool.c — stage pools: width changes under load without loss or
  * duplication, failures reach the failure sink with their reason while the
  * worker carries on, retries through the pool's heap, per-worker start/stop,
- * signals blocked in workers, stats.
+ * signals blocked in workers, stats, and where a worker that cannot start
+ * is reported (the logging hook, or stderr).
  */
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <syslog.h>
+#include <unistd.h>
 
+#include "clock.h"
 #include "pool.h"
 
 #define P(n) ((void *)(uintptr_t)(n))
@@ -192,8 +197,10 @@ START_TEST(shrink_to_one_never_runs_more)
 		pl_queue_put(q, P(i), -1);
 	pl_queue_join(q, -1);
 	ck_assert_int_eq(atomic_load(&x->max_in_process), 1);
-	pl_pool_stats(p, &st);
-	ck_assert_uint_le(st.alive, 1);
+	/* the workers above the width leave once idle, which may be after
+	 * the join returned: await it (the test's timeout bounds the wait) */
+	for (pl_pool_stats(p, &st); st.alive > 1; pl_pool_stats(p, &st))
+		sched_yield();
 	pl_pool_stop(p);
 	for (long i = 0; i < N; i++)
 		ck_assert_int_eq(atomic_load(&x->passed[i]), 1);
@@ -259,20 +266,12 @@ END_TEST
  * item: whatever the load, p50 >= 1 ms and p95 >= 8 ms (the ten slowest of
  * 100 samples include index 94 of the sorted window).  All-zero or
  * microsecond-for-millisecond stats fail. */
-static long now_us_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000L + ts.tv_nsec / 1000L;
-}
-
 static int timed(void *c, void *ws, void *item, char *why, size_t len)
 {
-	long until = now_us_mono() + ((uintptr_t)item % 10 == 0 ? 8000 : 1000);
+	uint64_t until = pl_now_us() + ((uintptr_t)item % 10 == 0 ? 8000 : 1000);
 
 	(void)c; (void)ws; (void)why; (void)len;
-	while (now_us_mono() < until)
+	while (pl_now_us() < until)
 		sched_yield();
 	return 0;
 }
@@ -328,11 +327,8 @@ START_TEST(oldest_busy_item)
 	struct pl_sink sink = { .pass = sink_pass, .fail = sink_fail, .ud = x };
 	struct pl_pool *p = pl_pool_create("gate", q, &gops, x, &sink);
 	struct pl_stage_stats st;
-	struct timespec ts;
-	uint64_t before;
+	uint64_t before = pl_now_us();
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	before = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 	pl_pool_stats(p, &st);
 	ck_assert_uint_eq(st.oldest_busy_us, 0);
 	pl_pool_set_width(p, 2);
@@ -346,6 +342,129 @@ START_TEST(oldest_busy_item)
 	ck_assert_int_eq(pl_queue_join(q, 10000), 0);
 	pl_pool_stats(p, &st);
 	ck_assert_uint_eq(st.oldest_busy_us, 0);
+	pl_pool_destroy(p);
+	pl_queue_destroy(q);
+	ctx_free(x);
+}
+END_TEST
+
+/* A pool whose workers run but never got an item says so: nothing taken,
+ * done, failed, retried, busy or measured, and no latency made up. */
+START_TEST(idle_pool_reports_zero)
+{
+	struct ctx *x = ctx_new(1);
+	struct pl_queue *q = pl_queue_create(4);
+	struct pl_sink sink = { .pass = sink_pass, .fail = sink_fail, .ud = x };
+	struct pl_pool *p = pl_pool_create("idle", q, &ops, x, &sink);
+	struct pl_stage_stats st;
+
+	ck_assert_int_eq(pl_pool_set_width(p, 3), 0);
+	while (atomic_load(&x->started) < 3)	/* every worker is in its loop */
+		sched_yield();
+	pl_pool_stats(p, &st);
+	ck_assert_uint_eq(st.width, 3);
+	ck_assert_uint_eq(st.alive, 3);
+	ck_assert_uint_eq(st.busy, 0);
+	ck_assert_uint_eq(st.queued, 0);
+	ck_assert_uint_eq(st.delayed, 0);
+	ck_assert_uint_eq(st.in, 0);
+	ck_assert_uint_eq(st.done, 0);
+	ck_assert_uint_eq(st.failed, 0);
+	ck_assert_uint_eq(st.retried, 0);
+	ck_assert_uint_eq(st.progress_us, 0);
+	ck_assert_uint_eq(st.oldest_busy_us, 0);
+	ck_assert(st.p50_ms == 0 && st.p95_ms == 0);
+	for (unsigned i = 0; i <= PL_POOL_HIST_N; i++)
+		ck_assert_uint_eq(st.hist[i], 0);
+	ck_assert_uint_eq(st.hist_sum_us, 0);
+	pl_pool_destroy(p);
+	pl_queue_destroy(q);
+	ctx_free(x);
+}
+END_TEST
+
+/* ---- a worker that cannot start: reported, not returned ---- */
+
+static int start_fails(void *c, void **ws)
+{
+	(void)c; (void)ws;
+	return -EIO;
+}
+
+static const struct pl_stage_ops failing_ops = { start_fails, NULL, process };
+
+static atomic_int nlogged;
+static int logged_prio[4];
+static char logged[4][128];
+
+static void capture_log(int prio, const char *fmt, ...)
+{
+	int i = atomic_fetch_add(&nlogged, 1);
+	va_list ap;
+
+	if (i >= 4)
+		return;
+	logged_prio[i] = prio;
+	va_start(ap, fmt);
+	vsnprintf(logged[i], sizeof logged[i], fmt, ap);
+	va_end(ap);
+}
+
+/* Wait until every worker of p has left (the test's timeout bounds it). */
+static void await_no_worker(struct pl_pool *p)
+{
+	struct pl_stage_stats st;
+
+	for (pl_pool_stats(p, &st); st.alive; pl_pool_stats(p, &st))
+		sched_yield();
+}
+
+/* Through the hook when there is one; without, the line goes to stderr
+ * as it is, with no syslog "<3>" prefix: the core does not know whether
+ * anyone reads one. */
+START_TEST(unstartable_worker_is_reported)
+{
+	struct ctx *x = ctx_new(1);
+	struct pl_queue *q = pl_queue_create(4);
+	struct pl_sink sink = { .pass = sink_pass, .fail = sink_fail, .ud = x };
+	struct pl_pool *p = pl_pool_create("cold", q, &failing_ops, x, &sink);
+	bool seen[2] = { false, false };
+	FILE *cap = tmpfile();
+	char line[128] = "";
+	int saved;
+
+	pl_pool_set_logger(capture_log);
+	ck_assert_int_eq(pl_pool_set_width(p, 2), 0);
+	await_no_worker(p);
+	ck_assert_int_eq(atomic_load(&nlogged), 2);
+	for (int i = 0; i < 2; i++) {
+		int w;
+		char tail;
+
+		ck_assert_int_eq(logged_prio[i], LOG_ERR);
+		ck_assert_msg(sscanf(logged[i], "stage cold: worker %d could not star%c", &w,
+				     &tail) == 2 && tail == 't' && (w == 0 || w == 1),
+			      "logged: %s", logged[i]);
+		seen[w] = true;
+	}
+	ck_assert(seen[0] && seen[1]);
+
+	pl_pool_set_logger(NULL);
+	ck_assert_ptr_nonnull(cap);
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	ck_assert_int_ge(saved, 0);
+	ck_assert_int_ge(dup2(fileno(cap), STDERR_FILENO), 0);
+	ck_assert_int_eq(pl_pool_set_width(p, 1), 0);	/* worker 0 tries again */
+	await_no_worker(p);
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	rewind(cap);
+	ck_assert_ptr_nonnull(fgets(line, sizeof line, cap));
+	ck_assert_str_eq(line, "stage cold: worker 0 could not start\n");
+	ck_assert_int_eq(atomic_load(&nlogged), 2);
+	fclose(cap);
 	pl_pool_destroy(p);
 	pl_queue_destroy(q);
 	ctx_free(x);
@@ -381,6 +500,8 @@ int main(void)
 	tcase_add_test(tc, latency_stats);
 	tcase_add_test(tc, bad_arguments);
 	tcase_add_test(tc, oldest_busy_item);
+	tcase_add_test(tc, idle_pool_reports_zero);
+	tcase_add_test(tc, unstartable_worker_is_reported);
 	/* seconds: a lost wake-up fails fast instead of hanging (tests/CMakeLists.txt
 	 * stretches it with CK_TIMEOUT_MULTIPLIER under a sanitizer) */
 	tcase_set_timeout(tc, 20);

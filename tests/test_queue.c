@@ -390,6 +390,45 @@ START_TEST(join_with_workers)
 }
 END_TEST
 
+/*
+ * A sleeper is signalled only for items (room) nobody else is coming for:
+ * a batch put in one lock round must still reach every sleeping getter,
+ * and a batch taken in one round every sleeping putter.  A wake counted
+ * wrong leaves threads asleep beside the items and the test times out.
+ */
+START_TEST(one_batch_wakes_every_sleeper)
+{
+	struct blocked g = { .q = pl_queue_create(0) }, p = { .q = pl_queue_create(4) };
+	void *items[4] = { P(1), P(2), P(3), P(4) };
+	pthread_t t[4];
+	size_t n;
+
+	for (int i = 0; i < 4; i++)
+		pthread_create(&t[i], NULL, blocked_getter, &g);
+	await_asleep(&g, 4);
+	ck_assert_int_eq(pl_queue_put_batch(g.q, items, 4, &n, 0), 0);
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_int_eq(atomic_load(&g.result[i]), 0);
+	}
+	ck_assert_uint_eq(pl_queue_size(g.q), 0);
+
+	ck_assert_int_eq(pl_queue_put_batch(p.q, items, 4, &n, 0), 0);	/* full */
+	for (int i = 0; i < 4; i++)
+		pthread_create(&t[i], NULL, blocked_putter, &p);
+	await_asleep(&p, 4);
+	ck_assert_int_eq(pl_queue_get_batch(p.q, items, 4, &n, 0, pl_queue_interrupt_gen(p.q)), 0);
+	ck_assert_uint_eq(n, 4);
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_int_eq(atomic_load(&p.result[i]), 0);
+	}
+	ck_assert_uint_eq(pl_queue_size(p.q), 4);
+	pl_queue_destroy(g.q);
+	pl_queue_destroy(p.q);
+}
+END_TEST
+
 /* ---- drain ---- */
 
 START_TEST(drain_basic)
@@ -438,6 +477,30 @@ START_TEST(drain_wakes_join)
 	await_asleep(&b, 1);
 	ck_assert_int_eq(atomic_load(&b.result[0]), -1);
 	ck_assert_uint_eq(pl_queue_drain(b.q, items, 4), 2);
+	pthread_join(t, NULL);
+	ck_assert_int_eq(atomic_load(&b.result[0]), 0);
+	pl_queue_destroy(b.q);
+}
+END_TEST
+
+/* A sleeping joiner is woken by the task_done that finishes the last item
+ * (task_done takes no lock on the way there). */
+START_TEST(task_done_wakes_join)
+{
+	struct blocked b = { .q = pl_queue_create(0) };
+	pthread_t t;
+	void *it;
+
+	atomic_store(&b.result[0], -1);
+	pl_queue_put(b.q, P(1), 0);
+	pl_queue_put(b.q, P(2), 0);
+	pl_queue_get(b.q, &it, 0);
+	pl_queue_get(b.q, &it, 0);
+	pl_queue_task_done(b.q);
+	pthread_create(&t, NULL, join_forever, &b);
+	await_asleep(&b, 1);
+	ck_assert_int_eq(atomic_load(&b.result[0]), -1);
+	ck_assert_int_eq(pl_queue_task_done(b.q), 0);
 	pthread_join(t, NULL);
 	ck_assert_int_eq(atomic_load(&b.result[0]), 0);
 	pl_queue_destroy(b.q);
@@ -702,6 +765,8 @@ int main(void)
 	tcase_add_test(threads, drain_while_in_flight);
 	tcase_add_test(threads, stress_exactly_once);
 	tcase_add_test(threads, interrupt_wakes_getters);
+	tcase_add_test(threads, task_done_wakes_join);
+	tcase_add_test(threads, one_batch_wakes_every_sleeper);
 	/* seconds: a lost wake-up fails fast instead of hanging (tests/CMakeLists.txt
 	 * stretches it with CK_TIMEOUT_MULTIPLIER under a sanitizer) */
 	tcase_set_timeout(basic, 20);

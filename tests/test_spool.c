@@ -212,6 +212,65 @@ START_TEST(parse_bad_lines)
 }
 END_TEST
 
+/* judge() on a copy of line, as read: at most PL_JOBLINE_MAX + 1 bytes
+ * kept and cut set when there were more, as both readers do. */
+static int judge(struct pl_nameset *names, const char *line, size_t len, char **src,
+		 char name[PL_JOBLINE_NAME_MAX + 1], char quote[PL_JOBLINE_QUOTE_MAX + 1],
+		 const char **why)
+{
+	static char buf[PL_JOBLINE_MAX + 2];
+	bool cut = len > PL_JOBLINE_MAX + 1;
+
+	if (cut)
+		len = PL_JOBLINE_MAX + 1;
+	memcpy(buf, line, len);
+	return pl_jobline_judge(buf, len, cut, names, src, name, quote, why);
+}
+
+START_TEST(judge_lines)
+{
+	char name[PL_JOBLINE_NAME_MAX + 1], quote[PL_JOBLINE_QUOTE_MAX + 1], *src, big[9000];
+	struct pl_nameset names = { 0 };
+	const char *why;
+
+#define J(s) judge(&names, s, sizeof s - 1, &src, name, quote, &why)
+	ck_assert_int_eq(J("  # comment"), 0);
+	ck_assert_int_eq(J("\r"), 0);
+	ck_assert_int_eq(J("http://h/a.jpg\r"), 1);	/* CRLF: the \r goes */
+	ck_assert_ptr_null(why);
+	ck_assert_str_eq(src, "http://h/a.jpg");
+	ck_assert_str_eq(name, "a");
+	ck_assert_int_eq(J("http://h/x/a.png"), 1);	/* derived names made unique */
+	ck_assert_str_eq(name, "a-2");
+	ck_assert_int_eq(J("http://h/b.jpg a-2"), 1);	/* an explicit one is not */
+	ck_assert_str_eq(why, "duplicate NAME");
+	ck_assert_str_eq(quote, "http://h/b.jpg a-2");
+	ck_assert_int_eq(J("  nope  "), 1);
+	ck_assert_str_eq(why, "not a URL");
+	ck_assert_str_eq(quote, "nope");
+	ck_assert_int_eq(J("http://h/\0c.jpg"), 1);
+	ck_assert_str_eq(why, "NUL byte in line");
+	ck_assert_str_eq(quote, "http://h/ c.jpg");
+#undef J
+	memset(big, ' ', sizeof big);		/* a blank line too long is still blank */
+	ck_assert_int_eq(judge(&names, big, sizeof big, &src, name, quote, &why), 0);
+	memcpy(big + 100, "http://h/", 9);
+	ck_assert_int_eq(judge(&names, big, sizeof big, &src, name, quote, &why), 1);
+	ck_assert_str_eq(why, "line too long");
+	ck_assert_int_eq(strncmp(quote, "http://h/", 9), 0);
+	memset(big, 'x', sizeof big);		/* exactly the limit, then one more */
+	memcpy(big, "http://h/", 9);
+	ck_assert_int_eq(judge(&names, big, PL_JOBLINE_MAX, &src, name, quote, &why), 1);
+	ck_assert_ptr_null(why);
+	ck_assert_int_eq(judge(&names, big, PL_JOBLINE_MAX + 1, &src, name, quote, &why), 1);
+	ck_assert_str_eq(why, "line too long");
+	big[PL_JOBLINE_MAX] = '\r';		/* the limit and a CR is the limit */
+	ck_assert_int_eq(judge(&names, big, PL_JOBLINE_MAX + 1, &src, name, quote, &why), 1);
+	ck_assert_ptr_null(why);
+	pl_nameset_free(&names);
+}
+END_TEST
+
 START_TEST(name_validity)
 {
 	char n[102];
@@ -482,22 +541,31 @@ END_TEST
 START_TEST(open_creates_folders)
 {
 	static const char *const sub[] = { "tmp", "new", "cur", "done", "failed" };
+	/* producers in the group write tmp/ and new/ (sticky), read the rest */
+	static const mode_t mode[] = { 01770, 01770, 0750, 0750, 0750 };
 	struct pl_spool *s;
 	char *nested;
 	struct stat st;
 
 	umask(022);
 	ck_assert_int_ge(asprintf(&nested, "%s/spool", dir), 0);
-	ck_assert_int_eq(pl_spool_open(nested, &s), 0);
-	for (int i = 0; i < 5; i++) {
-		char rel[32];
-		snprintf(rel, sizeof rel, "spool/%s", sub[i]);
-		ck_assert_int_eq(stat(path_of(rel), &st), 0);
-		ck_assert(S_ISDIR(st.st_mode));
-		ck_assert_int_eq(st.st_mode & 0777, 0750);
+	for (int round = 0; round < 2; round++) {
+		ck_assert_int_eq(pl_spool_open(nested, &s), 0);
+		ck_assert_int_eq(stat(nested, &st), 0);
+		ck_assert_int_eq(st.st_mode & 07777, 0750);
+		for (int i = 0; i < 5; i++) {
+			char rel[32];
+			snprintf(rel, sizeof rel, "spool/%s", sub[i]);
+			ck_assert_int_eq(stat(path_of(rel), &st), 0);
+			ck_assert(S_ISDIR(st.st_mode));
+			ck_assert_int_eq(st.st_mode & 07777, mode[i]);
+			/* an existing spool with other modes is set right again */
+			ck_assert_int_eq(chmod(path_of(rel), 0700), 0);
+		}
+		ck_assert_int_ge(pl_spool_fd(s), 0);
+		pl_spool_close(s);
+		ck_assert_int_eq(chmod(nested, 0700), 0);
 	}
-	ck_assert_int_ge(pl_spool_fd(s), 0);
-	pl_spool_close(s);
 	free(nested);
 
 	/* a spool that cannot be created is an error */
@@ -1321,6 +1389,7 @@ static Suite *spool_suite(void)
 	tcase_add_checked_fixture(pure, setup, teardown);
 	tcase_add_test(pure, parse_good_lines);
 	tcase_add_test(pure, parse_bad_lines);
+	tcase_add_test(pure, judge_lines);
 	tcase_add_test(pure, name_validity);
 	tcase_add_test(pure, derive_names);
 	tcase_add_test(pure, json_escaping);

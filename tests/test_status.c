@@ -3,7 +3,9 @@
  * STATUS= line, status.json read back by Debian's python3 json module (an
  * independent parser, with stage names and a state that need escaping) and
  * the --once progress bar at 0, partway, at and past the total, unknown
- * total, on narrow and wide terminals.
+ * total, on narrow and wide terminals (cut to fit one line); the SIGUSR1
+ * report as the log lines it writes, with and without the stream, each
+ * whole, and none below the info level.
  */
 #include <check.h>
 #include <dirent.h>
@@ -11,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "status.h"
 #include "testutil.h"
 
@@ -112,46 +115,106 @@ END_TEST
 static char *bar(const struct pl_status *s, int columns)
 {
 	static char text[512];
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
 
-	ck_assert_ptr_nonnull(f);
-	pl_status_progress_bar(s, f, columns);
-	fclose(f);
-	snprintf(text, sizeof text, "%s", buf);
-	free(buf);
+	memset(text, 'x', sizeof text);
+	pl_status_progress_bar(s, text, sizeof text, columns);
 	return text;
 }
+
+static struct pl_status report_snap;
+
+static void write_report(void)
+{
+	pl_status_log_report(&report_snap);
+}
+
+START_TEST(status_log_report)
+{
+	char *text;
+
+	report_snap = snap();
+	pl_log_set_level(LOG_INFO);
+	text = pl_test_stderr_of(write_report);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_str_eq(text,
+		"<6>stage download: width 4 (4 running), 3 busy, queue 10, retrying 2, in 50, done 40, "
+		"failed 1, latency p50 12.5 ms p95 80.2 ms\n"
+		"<6>stage resize: width 2 (2 running), 2 busy, queue 5, retrying 0, in 40, done 35, "
+		"failed 0, latency p50 0.0 ms p95 0.0 ms\n"
+		"<6>stage upload: width 3 (3 running), 0 busy, queue 0, retrying 0, in 35, done 35, "
+		"failed 0, latency p50 0.0 ms p95 0.0 ms\n"
+		"<6>total: 35 done, 1 failed, 41.2 items/s, up 12 s, running\n");
+	free(text);
+
+	/* the stream's line; a stage name and a state that would break the
+	 * line are escaped by the log; no state reads "running" */
+	report_snap.nstages = 1;
+	report_snap.names[0] = "down\nload";
+	report_snap.state = NULL;
+	report_snap.has_stream = true;
+	report_snap.stream = (struct pl_stream_stats){
+		.connected = true, .server = "nats://127.0.0.1:4222", .pulled = 9, .in_flight = 2,
+		.acked = 7, .redelivered = 1, .dead = 1, .published = 12, .rejected = 3 };
+	report_snap.remote_ok = 10;
+	report_snap.remote_failed = 2;
+	text = pl_test_stderr_of(write_report);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_str_eq(text,
+		"<6>stage down\\x0aload: width 4 (4 running), 3 busy, queue 10, retrying 2, in 50, "
+		"done 40, failed 1, latency p50 12.5 ms p95 80.2 ms\n"
+		"<6>total: 35 done, 1 failed, 41.2 items/s, up 12 s, running\n"
+		"<6>stream: connected to nats://127.0.0.1:4222, pulled 9, in flight 2, acked 7, "
+		"redelivered 1, dead-lettered 1; our items published 12, results back 10 ok, "
+		"2 failed, 3 rejected\n");
+	free(text);
+	report_snap.stream.connected = false;
+	report_snap.nstages = 0;
+	text = pl_test_stderr_of(write_report);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_ptr_nonnull(strstr(text, "<6>stream: no server, pulled 9,"));
+	free(text);
+
+	/* info lines: nothing at the notice level */
+	pl_log_set_level(LOG_NOTICE);
+	text = pl_test_stderr_of(write_report);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_str_eq(text, "");
+	free(text);
+	pl_log_set_level(LOG_INFO);
+}
+END_TEST
 
 START_TEST(progress_bar)
 {
 	struct pl_status s = snap();
 
 	/* total unknown: counts only */
-	ck_assert_str_eq(bar(&s, 80), "\r35 done, 1 failed, 41.2/s\033[K");
+	ck_assert_str_eq(bar(&s, 80), "35 done, 1 failed, 41.2/s");
 
 	s.total = 100;
 	s.done = s.failed = 0;
 	s.rate = 0;
-	ck_assert_str_eq(bar(&s, 80), "\r[....................] 0/100, 0 failed, 0.0/s, ETA --:--\033[K");
+	ck_assert_str_eq(bar(&s, 80), "[....................] 0/100, 0 failed, 0.0/s, ETA --:--");
 
 	s.done = 30;		/* 40 of 100 seen, 60 left at 2/s */
 	s.failed = 10;
 	s.rate = 2;
-	ck_assert_str_eq(bar(&s, 80), "\r[########............] 40/100, 10 failed, 2.0/s, ETA 0:30\033[K");
+	ck_assert_str_eq(bar(&s, 80), "[########............] 40/100, 10 failed, 2.0/s, ETA 0:30");
 	ck_assert_str_eq(bar(&s, 101),
-			 "\r[################........................] 40/100, 10 failed, 2.0/s, ETA 0:30\033[K");
-	ck_assert_str_eq(bar(&s, 60), "\r[####......] 40/100, 10 failed, 2.0/s, ETA 0:30\033[K");
+			 "[################........................] 40/100, 10 failed, 2.0/s, ETA 0:30");
+	ck_assert_str_eq(bar(&s, 60), "[####......] 40/100, 10 failed, 2.0/s, ETA 0:30");
 	s.rate = 0.01;		/* too slow to guess */
-	ck_assert_str_eq(bar(&s, 40), "\r[####......] 40/100, 10 failed, 0.0/s, ETA --:--\033[K");
+	ck_assert_str_eq(bar(&s, 50), "[####......] 40/100, 10 failed, 0.0/s, ETA --:--");
 	s.rate = 0.05 + 1e-9;	/* 60 / 0.05 s: over an hour, in minutes */
-	ck_assert_str_eq(bar(&s, 40), "\r[####......] 40/100, 10 failed, 0.1/s, ETA 19:59\033[K");
+	ck_assert_str_eq(bar(&s, 50), "[####......] 40/100, 10 failed, 0.1/s, ETA 19:59");
+	/* narrower than the text: cut to leave the cursor on the same line */
+	ck_assert_str_eq(bar(&s, 30), "[####......] 40/100, 10 faile");
+	ck_assert_str_eq(bar(&s, 2), "[");
 
 	s.done = 90;		/* all seen */
-	ck_assert_str_eq(bar(&s, 80), "\r[####################] 100/100, 10 failed, 0.1/s, ETA 0:00\033[K");
+	ck_assert_str_eq(bar(&s, 80), "[####################] 100/100, 10 failed, 0.1/s, ETA 0:00");
 	s.done = 150;		/* more than counted at start (jobs added since) */
-	ck_assert_str_eq(bar(&s, 80), "\r[####################] 160/100, 10 failed, 0.1/s, ETA 0:00\033[K");
+	ck_assert_str_eq(bar(&s, 80), "[####################] 160/100, 10 failed, 0.1/s, ETA 0:00");
 }
 END_TEST
 
@@ -165,6 +228,7 @@ int main(void)
 	tcase_add_test(tc, status_line);
 	tcase_add_test(tc, status_json);
 	tcase_add_test(tc, progress_bar);
+	tcase_add_test(tc, status_log_report);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -24,6 +24,7 @@
 #include <glib.h>
 
 #include "config.h"
+#include "http.h"
 #include "item.h"
 #include "testutil.h"
 #include "upload.h"
@@ -808,11 +809,12 @@ int main(void)
 	int failed;
 
 	signal(SIGPIPE, SIG_IGN);
-	curl_global_init(CURL_GLOBAL_DEFAULT);	/* the daemon's download stage does this */
+	if (pl_http_global_init() < 0)
+		return EXIT_FAILURE;
 	sr = srunner_create(suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
-	curl_global_cleanup();
+	pl_http_global_cleanup();
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -25,6 +25,8 @@
 
 #include <zlib.h>
 
+#include "http.h"
+#include "log.h"
 #include "testutil.h"
 
 char *pl_test_tmpdir(const char *tag)
@@ -118,6 +120,61 @@ int pl_test_write_file(const char *path, const void *data, size_t len)
 		return r;
 	}
 	return close(fd) < 0 ? -errno : 0;
+}
+
+int pl_test_stderr_to(int fd)
+{
+	int saved;
+
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	if (saved < 0)
+		return -errno;
+	if (dup2(fd, STDERR_FILENO) < 0) {
+		int r = -errno;
+
+		close(saved);
+		return r;
+	}
+	unsetenv("JOURNAL_STREAM");
+	pl_log_open();
+	return saved;
+}
+
+void pl_test_stderr_restore(int saved)
+{
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	pl_log_open();
+}
+
+char *pl_test_stderr_of(void (*fn)(void))
+{
+	char *dir = pl_test_tmpdir("stderr"), path[4096], *text = NULL;
+	struct stat st;
+	int fd = -1, saved;
+
+	if (!dir)
+		return NULL;
+	snprintf(path, sizeof path, "%s/stderr", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || (saved = pl_test_stderr_to(fd)) < 0)
+		goto out;
+	fn();
+	pl_test_stderr_restore(saved);
+	if (fstat(fd, &st) < 0 || !(text = calloc(1, (size_t)st.st_size + 1)))
+		goto out;
+	if (pread(fd, text, (size_t)st.st_size, 0) != st.st_size) {
+		free(text);
+		text = NULL;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	pl_test_rmtree(dir);
+	free(dir);
+	return text;
 }
 
 int pl_test_free_port(void)
@@ -236,7 +293,16 @@ struct srv_conn {
 	bool in_body;
 	struct pl_test_req req;
 	size_t have;
+	uint64_t due_ms;	/* PACED: answer then, 0 = nothing pending */
 };
+
+static uint64_t mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
 
 static bool srv_stopping(struct pl_test_srv *s, int ms)
 {
@@ -332,6 +398,7 @@ static int srv_answer(struct pl_test_srv *s, int fd, int index)
 			pthread_mutex_unlock(&s->mu);
 		}
 		/* fall through */
+	case PL_TEST_SRV_PACED:	/* srv_read and srv_main pace it */
 	case PL_TEST_SRV_SCRIPT:
 		if (s->nscript == 0)
 			return 0;
@@ -416,18 +483,63 @@ static int srv_read(struct pl_test_srv *s, struct srv_conn *c)
 	else
 		free(c->req.body);
 	c->req.body = NULL;
+	if (s->mode == PL_TEST_SRV_PACED && (!s->ceiling || s->waiting < s->ceiling)) {
+		c->due_ms = mono_ms() + (uint64_t)s->latency_ms;
+		if (++s->waiting > s->peak)
+			s->peak = s->waiting;
+		pthread_mutex_unlock(&s->mu);
+		return 0;
+	}
+	if (s->mode == PL_TEST_SRV_PACED) {
+		static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+					   "Content-Length: 0\r\n\r\n";
+
+		s->refused++;
+		pthread_mutex_unlock(&s->mu);
+		return send_all(c->fd, busy, sizeof busy - 1) < 0 ? -1 : 0;
+	}
 	pthread_mutex_unlock(&s->mu);
 	return srv_answer(s, c->fd, index) ? 0 : -1;
 }
 
-static void srv_hangup(struct srv_conn *c)
+static void srv_hangup(struct pl_test_srv *s, struct srv_conn *c)
 {
+	if (c->due_ms) {
+		pthread_mutex_lock(&s->mu);
+		s->waiting--;
+		pthread_mutex_unlock(&s->mu);
+		c->due_ms = 0;
+	}
 	close(c->fd);
 	c->fd = -1;
 	free(c->req.body);
 	c->req.body = NULL;
 	c->in_body = false;
 	c->fill = 0;
+}
+
+/* PACED: answer what is due; how long poll may sleep until the next. */
+static int srv_paced(struct pl_test_srv *s, struct srv_conn *conn)
+{
+	uint64_t now = mono_ms(), next = 0;
+
+	for (int i = 0; i < PL_TEST_SRV_MAXCONN; i++) {
+		struct srv_conn *c = &conn[i];
+
+		if (c->fd < 0 || !c->due_ms)
+			continue;
+		if (c->due_ms <= now) {
+			c->due_ms = 0;
+			pthread_mutex_lock(&s->mu);
+			s->waiting--;
+			pthread_mutex_unlock(&s->mu);
+			if (!srv_answer(s, c->fd, 0))
+				srv_hangup(s, c);
+		} else if (!next || c->due_ms < next) {
+			next = c->due_ms;
+		}
+	}
+	return next ? (int)(next - now) : -1;
 }
 
 static void *srv_main(void *arg)
@@ -441,11 +553,13 @@ static void *srv_main(void *arg)
 	for (int i = 0; i < PL_TEST_SRV_MAXCONN; i++)
 		conn[i].fd = -1;
 	for (;;) {
+		int wait = s->mode == PL_TEST_SRV_PACED ? srv_paced(s, conn) : -1;
+
 		p[0] = (struct pollfd){ s->stop[0], POLLIN, 0 };
 		p[1] = (struct pollfd){ s->lfd, POLLIN, 0 };
 		for (int i = 0; i < PL_TEST_SRV_MAXCONN; i++)
 			p[2 + i] = (struct pollfd){ conn[i].fd, POLLIN, 0 };
-		if (poll(p, 2 + PL_TEST_SRV_MAXCONN, -1) < 0 && errno != EINTR)
+		if (poll(p, 2 + PL_TEST_SRV_MAXCONN, wait) < 0 && errno != EINTR)
 			break;
 		if (p[0].revents)
 			break;
@@ -465,11 +579,11 @@ static void *srv_main(void *arg)
 		}
 		for (int i = 0; i < PL_TEST_SRV_MAXCONN; i++)
 			if (conn[i].fd >= 0 && p[2 + i].revents && srv_read(s, &conn[i]) < 0)
-				srv_hangup(&conn[i]);
+				srv_hangup(s, &conn[i]);
 	}
 	for (int i = 0; i < PL_TEST_SRV_MAXCONN; i++)
 		if (conn[i].fd >= 0)
-			srv_hangup(&conn[i]);
+			srv_hangup(s, &conn[i]);
 	free(conn);
 	return NULL;
 }
@@ -484,6 +598,7 @@ int pl_test_srv_start(struct pl_test_srv *s)
 		return -EINVAL;
 	s->accepts = s->requests = 0;
 	s->sent = 0;
+	s->waiting = s->peak = s->refused = 0;
 	s->handled = s->holding = s->release = false;
 	memset(s->reqs, 0, sizeof s->reqs);
 	s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -575,13 +690,19 @@ int pl_test_stage_open(struct pl_test_stage *s, const struct pl_stage_ops *ops,
 	memset(s, 0, sizeof *s);
 	s->ops = ops;
 	s->free = free_ctx;
-	if ((r = make(cfg, &s->ctx)) < 0)
+	/* as the daemon does before any stage exists (libcurl counts these) */
+	if ((r = pl_http_global_init()) < 0)
 		return r;
+	if ((r = make(cfg, &s->ctx)) < 0)
+		goto fail;
 	if ((r = ops->worker_start(s->ctx, &s->ws)) < 0) {
 		free_ctx(s->ctx);
-		return r;
+		goto fail;
 	}
 	return 0;
+fail:
+	pl_http_global_cleanup();
+	return r;
 }
 
 int pl_test_stage_run(struct pl_test_stage *s, void *item, char *why)
@@ -594,6 +715,7 @@ void pl_test_stage_close(struct pl_test_stage *s)
 {
 	s->ops->worker_stop(s->ctx, s->ws);
 	s->free(s->ctx);
+	pl_http_global_cleanup();
 }
 
 /* ------------------------------------------------- crafted image containers */

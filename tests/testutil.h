@@ -22,6 +22,14 @@ void pl_test_rmtree(const char *path);
 /* Write a file (creating parents); 0 or -errno. */
 int pl_test_write_file(const char *path, const void *data, size_t len);
 
+/* stderr onto fd, the log's sink chosen anew for it: the saved stderr
+ * (for pl_test_stderr_restore) or -errno. */
+int  pl_test_stderr_to(int fd);
+void pl_test_stderr_restore(int saved);
+/* Everything written to stderr while fn runs (stderr a file, so the log
+ * writes "<N>" lines); malloc'd, NULL on failure. */
+char *pl_test_stderr_of(void (*fn)(void));
+
 /* python3 -c SCRIPT ARG (Debian's python3: an independent reader of what
  * the daemon writes); its stdout into out, NUL-terminated and cut at
  * outlen - 1.  Returns its exit status, -1 if it could not run or died. */
@@ -63,8 +71,11 @@ enum pl_test_srv_mode {
 	PL_TEST_SRV_SLOW,	/* 200 with 100 bytes announced, one byte a second */
 	PL_TEST_SRV_FLOOD,	/* 200 and flood_total bytes, counting what got out */
 	PL_TEST_SRV_HOLD,	/* the first request waits for pl_test_srv_release */
+	PL_TEST_SRV_PACED,	/* script[0] after latency_ms, many at once; with
+				   ceiling > 0, a request that finds that many
+				   already waiting gets "503" at once instead */
 };
-#define PL_TEST_SRV_MAXCONN 8
+#define PL_TEST_SRV_MAXCONN 32
 #define PL_TEST_SRV_KEEP 16
 
 struct pl_test_req {
@@ -84,6 +95,8 @@ struct pl_test_srv {
 	bool flood_cl;		/* the flood announces its Content-Length */
 	bool close;		/* hang up after every answer */
 	const char *addr;	/* default 127.0.0.1 */
+	int latency_ms;		/* PACED: how long each answer takes */
+	int ceiling;		/* PACED: 503 past this many at once, 0 = never */
 
 	/* state */
 	int lfd, port, stop[2];
@@ -92,6 +105,8 @@ struct pl_test_srv {
 	pthread_cond_t cv;
 	int accepts, requests;
 	long long sent;		/* what the flood got out */
+	int waiting, peak, refused;	/* PACED: answers pending, their most
+					   at once, 503s given */
 	bool handled, holding, release;
 	struct pl_test_req reqs[PL_TEST_SRV_KEEP];
 };

@@ -14,6 +14,16 @@
  *     length libpng does not care about), holds
  *     no text chunk, and its chunks are input chunks, whole and in order;
  *   - a passed WebP's RIFF size is its length.
+ * A WebP also goes, from a fresh copy, through pl_imgguard_webp_strip (what
+ * resize.c runs on libvips' webpsave output), whose invariants are:
+ *   - the result is 0 or -EINVAL, and -EINVAL only where the input walker
+ *     also refused the file (the two share their structural checks);
+ *     refused: the buffer and length untouched;
+ *   - stripped: the RIFF size is the length, no EXIF, XMP or ICCP chunk is
+ *     left, every chunk is an input chunk, whole and in order (a VP8X's
+ *     metadata flags aside), the VP8X the walker edits (the last) claims
+ *     none of them, and both a second strip and the input walker pass it
+ *     unchanged.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -50,6 +60,99 @@ static char kind_of(const uint8_t *b, size_t n)
 	if (n >= 4 && (!memcmp(b, "II", 2) || !memcmp(b, "MM", 2)))
 		return 't';
 	return 'p';
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+	return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* The bytes of the WebP chunk at pos in a RIFF ending at riff: header, data
+ * and pad byte, which may be missing at the very end (as the walker takes
+ * it); 0 if the chunk does not fit. */
+static size_t webp_whole(const uint8_t *b, size_t riff, size_t pos)
+{
+	size_t sz, whole;
+
+	if (riff - pos < 8)
+		return 0;
+	sz = le32(b + pos + 4);
+	if (sz > riff - pos - 8)
+		return 0;
+	whole = 8 + sz + (sz & 1);
+	return whole > riff - pos ? riff - pos : whole;
+}
+
+/* The n-byte chunks a (input) and b (stripped) are the same chunk: equal
+ * bytes, but for the VP8X flags of the metadata a strip may clear. */
+static bool same_webp_chunk(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	if (memcmp(a, "VP8X", 4) || n < 9)
+		return !memcmp(a, b, n);
+	return !memcmp(a, b, 8) && (a[8] & ~0x2c) == (b[8] & ~0x2c) && !memcmp(a + 9, b + 9, n - 9);
+}
+
+/* What pl_imgguard_webp_strip promises for the WebP in (inlen bytes), whose
+ * input walk returned rin. */
+static void check_webp_strip(const uint8_t *in, size_t inlen, int rin)
+{
+	uint8_t *b = malloc(inlen ? inlen : 1), *copy;
+	size_t len = inlen, riff, inriff, o = 12, i = 12, vp8x = 0, len2;
+	char why[512];
+	int r;
+
+	if (!b)
+		abort();
+	memcpy(b, in, inlen);
+	r = pl_imgguard_webp_strip(b, &len);
+	FUZZ_CHECK(r == 0 || r == -EINVAL, "strip returned %d", r);
+	if (r < 0) {
+		FUZZ_CHECK(rin == -EINVAL || rin == -EFBIG,
+			   "strip refused what the input walker passed");
+		FUZZ_CHECK(len == inlen && !memcmp(b, in, inlen), "a refused strip changed it");
+		free(b);
+		return;
+	}
+	FUZZ_CHECK(rin != -EINVAL, "strip passed what the input walker refused");
+	FUZZ_CHECK(len >= 12 && len <= inlen && !memcmp(b, in, 4) && !memcmp(b + 8, in + 8, 4),
+		   "stripped to %zu bytes from %zu, or lost its RIFF/WEBP header", len, inlen);
+	inriff = (size_t)le32(in + 4) + 8;	/* within inlen: the strip passed */
+	riff = (size_t)le32(b + 4) + 8;
+	FUZZ_CHECK(riff == len, "stripped RIFF size %zu, length %zu", riff, len);
+	while (o < len) {
+		size_t n = webp_whole(b, len, o);
+
+		FUZZ_CHECK(n, "stripped chunk at %zu runs past the end", o);
+		FUZZ_CHECK(memcmp(b + o, "EXIF", 4) && memcmp(b + o, "XMP ", 4) &&
+			   memcmp(b + o, "ICCP", 4), "a metadata chunk is left at %zu", o);
+		if (!memcmp(b + o, "VP8X", 4) && le32(b + o + 4) >= 1)
+			vp8x = o;
+		for (;;) {
+			size_t m;
+
+			FUZZ_CHECK(i < inriff && (m = webp_whole(in, inriff, i)),
+				   "stripped chunk at %zu is not from the input", o);
+			i += m;
+			if (m == n && same_webp_chunk(in + i - m, b + o, n))
+				break;
+		}
+		o += n;
+	}
+	FUZZ_CHECK(!vp8x || !(b[vp8x + 8] & (0x20 | 0x08 | 0x04)),
+		   "VP8X flags 0x%02x still claim metadata", b[vp8x + 8]);
+
+	copy = malloc(len);
+	if (!copy)
+		abort();
+	memcpy(copy, b, len);
+	len2 = len;
+	r = pl_imgguard_webp_strip(b, &len2);
+	FUZZ_CHECK(r == 0 && len2 == len && !memcmp(copy, b, len), "a second strip changed it");
+	r = pl_imgguard_webp(b, &len2, why, sizeof why);
+	FUZZ_CHECK(r == 0 && len2 == len && !memcmp(copy, b, len),
+		   "the input walker changed or refused a stripped WebP: %s", why);
+	free(copy);
+	free(b);
 }
 
 /* Every chunk of out is a whole chunk of in, in the same order. */
@@ -98,6 +201,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	why[0] = 'x', why[1] = '\0';
 	r = guard(kind, b, &len, why, sizeof why);
 	FUZZ_CHECK(r == 0 || r == -EINVAL || r == -EFBIG || r == -ENOMEM, "returned %d", r);
+	if (kind == 'w')
+		check_webp_strip(data, size, r);
 	if (r < 0) {
 		FUZZ_CHECK(why[0] && !strchr(why, '\n'), "reason \"%s\"", why);
 		FUZZ_CHECK(len == size && !memcmp(b, data, size), "a refused buffer changed");

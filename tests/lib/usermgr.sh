@@ -14,6 +14,9 @@
 #   pl_usermgr_stop        stop it (TERM, bounded wait, then KILL)
 #   plsc ARGS...           systemctl --user, bounded in time
 #   pl_unit_dir            where user units go
+#   pl_usermgr_add_user NAME ID   a system user and group NAME (uid = gid =
+#                          ID) in this namespace only, so that a unit's
+#                          User=/Group= resolve (root's manager applies them)
 
 PL_USERMGR_PID=
 
@@ -25,17 +28,34 @@ pl_unit_dir() {
 	echo "$HOME/.config/systemd/user"
 }
 
-# pl_user_unit RENDERED OUT: the rendered unit without what a user manager
-# cannot apply (DynamicUser, the *Directory= settings, the namespace and
-# capability sandboxing).  The seccomp part stays, so the daemon must live
-# with it, except under a sanitizer build: LeakSanitizer needs ptrace.
+# pl_user_unit RENDERED OUT [keep-user]: the rendered unit without what a
+# user manager cannot apply (the *Directory= settings, the namespace and
+# capability sandboxing; User=/Group= unless keep-user is given, which needs
+# them to exist: pl_usermgr_add_user).  The seccomp part stays, so the
+# daemon must live with it, except under a sanitizer build: LeakSanitizer
+# needs ptrace.
 pl_user_unit() {
-	local drop='DynamicUser|StateDirectory|RuntimeDirectory|ConfigurationDirectory|CapabilityBoundingSet|AmbientCapabilities|PrivateUsers|PrivateTmp|PrivateDevices|PrivateMounts|DevicePolicy|ProtectSystem|ProtectHome|ProtectClock|ProtectControlGroups|ProtectHostname|ProtectKernelLogs|ProtectKernelModules|ProtectKernelTunables|ProtectProc|ProcSubset|RemoveIPC'
+	local drop='DynamicUser|StateDirectory|StateDirectoryMode|RuntimeDirectoryMode|RuntimeDirectory|ConfigurationDirectory|CapabilityBoundingSet|AmbientCapabilities|PrivateUsers|PrivateTmp|PrivateDevices|PrivateMounts|DevicePolicy|ProtectSystem|ProtectHome|ProtectClock|ProtectControlGroups|ProtectHostname|ProtectKernelLogs|ProtectKernelModules|ProtectKernelTunables|ProtectProc|ProcSubset|RemoveIPC'
+	[[ ${3:-} == keep-user ]] || drop+='|User|Group'
 	if [[ -n ${PL_SANITIZE:-} ]]; then
 		drop+='|NoNewPrivileges|SystemCallFilter|SystemCallArchitectures|SystemCallErrorNumber|MemoryDenyWriteExecute|LockPersonality|RestrictNamespaces|RestrictAddressFamilies|RestrictRealtime|RestrictSUIDSGID'
 		pl_note "PL_SANITIZE=$PL_SANITIZE: seccomp sandbox left out (LeakSanitizer needs ptrace)"
 	fi
 	grep -Ev "^($drop)=" "$1" > "$2" || pl_fail "cannot write $2"
+}
+
+# Copies of /etc/passwd and /etc/group with NAME added, bind-mounted over
+# the real ones: only this private mount namespace sees the user.
+pl_usermgr_add_user() {
+	local name=$1 id=$2 dir
+	dir=$(mktemp -d /tmp/pl-users.XXXXXX) || pl_fail "mktemp"
+	cp /etc/passwd /etc/group "$dir/" || pl_fail "cannot copy /etc/passwd and /etc/group"
+	echo "$name:x:$id:$id:pipelined test user:/nonexistent:/usr/sbin/nologin" >> "$dir/passwd"
+	echo "$name:x:$id:" >> "$dir/group"
+	chmod 0644 "$dir/passwd" "$dir/group"
+	mount --bind "$dir/passwd" /etc/passwd && mount --bind "$dir/group" /etc/group ||
+		pl_fail "cannot bind-mount a passwd and group with $name (not in a private mount namespace?)"
+	rm -rf "$dir"
 }
 
 pl_usermgr_running() {

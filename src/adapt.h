@@ -1,0 +1,58 @@
+/*
+ * adapt.h — adaptive stage widths: once a second, from the stages' own
+ * statistics, a new width for each stage configured workers = "adaptive".
+ * Pure (no threads, no clock, no pool calls): the daemon feeds it
+ * pl_stage_stats and applies what it returns with pl_pipeline_set_width,
+ * so tests drive it with made-up statistics.  The algorithm is described
+ * at the top of adapt.c.
+ */
+#ifndef PL_ADAPT_H
+#define PL_ADAPT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pool.h"
+
+#define PL_ADAPT_STAGES_MAX 8
+
+/* Why a width moved. */
+enum pl_adapt_why {
+	PL_ADAPT_SAME,		/* it did not */
+	PL_ADAPT_STARVING,	/* work waits, every worker is on it, the next stage idles */
+	PL_ADAPT_IDLE,		/* most workers had nothing to do for a while */
+	PL_ADAPT_PUSHED,	/* the next stage's queue stays full, or the far
+				   side answered with retries */
+};
+
+struct pl_adapt_stage {
+	bool on;		/* adaptive; otherwise left alone */
+	bool retries_push;	/* its retries mean the far side pushes back */
+	unsigned min, max, width;
+	bool grown_past_cut;	/* after a cut, grow by one, not by doubling */
+	unsigned idle_ticks;
+	unsigned full_ticks;	/* the next stage's queue was full this many ticks in a row */
+	uint64_t last_done, last_retried;
+};
+
+struct pl_adapt {
+	size_t n;
+	struct pl_adapt_stage st[PL_ADAPT_STAGES_MAX];
+	size_t cap[PL_ADAPT_STAGES_MAX];	/* each stage's input queue capacity */
+};
+
+/* n stages, none adaptive yet; cap[i]: stage i's queue capacity. */
+void pl_adapt_init(struct pl_adapt *a, size_t n, const size_t *cap);
+/* Stage i adaptive between min and max (width is clamped into them), or
+ * fixed (on = false).  retries_push: see the top of adapt.c. */
+void pl_adapt_set(struct pl_adapt *a, size_t i, bool on, bool retries_push, unsigned min,
+		  unsigned max, unsigned width);
+/* One tick: st[] holds every stage's statistics, in order.  For each
+ * adaptive stage, width[i] is the width it should have now and why[i] why
+ * it moved; fixed stages get PL_ADAPT_SAME and their current width. */
+void pl_adapt_tick(struct pl_adapt *a, const struct pl_stage_stats *st, unsigned *width,
+		   enum pl_adapt_why *why);
+const char *pl_adapt_why_name(enum pl_adapt_why w);
+
+#endif

@@ -1,0 +1,223 @@
+#!/usr/bin/python3
+"""it_stream_faults — what goes wrong around daemons sharing one NATS JetStream stream.
+
+Against a real nats-server (tests/plnats.py), with real signals:
+
+  graceful stop   two daemons share slow items (a source that answers after 1 s) with
+                  an AckWait of 60 s; the one that is not the owner gets
+                  SIGTERM while it holds pulled items it has not started.  It
+                  gives them back at once (a nak: its log says how many) and
+                  finishes only what is inside its stages; the other daemon
+                  completes the whole job long before AckWait could have
+                  handed anything over, at full speed (a given-back item is
+                  a fresh message, no crash suspect that must run alone),
+                  and every line has exactly one record.
+  poison          one item among 20 aborts the daemon (the test-build fault
+                  hook PL_TEST_CRASH); restarted after each crash, the daemon
+                  dead-letters it alone with "crashed the daemon 2 times",
+                  failed to its owner, while the 20 good ones complete.
+  bad messages    items published by hand that are not JSON, not objects,
+                  name no owner or a bad job, line, source or name: each is
+                  failed with its reason to the owner it names (who has no
+                  such job, logs it and drops it) or dead-lettered, and acked;
+                  results for a job nobody owns, or that are no results, are
+                  logged and dropped; the daemon then runs a job as before.
+"""
+import os
+import resource
+import signal
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pltest as pl  # noqa: E402
+import plnats  # noqa: E402
+
+ACK_WAIT = 60.0
+
+
+def stream_status(d, env):
+    """SIGUSR1, then the daemon's stream counters from status.json once written."""
+    before = os.path.getmtime(env.run + "/status.json") if env.status() else 0
+    d.signal(signal.SIGUSR1)
+    pl.wait_for(lambda: env.status() and os.path.getmtime(env.run + "/status.json") != before,
+                10, "status.json after SIGUSR1")
+    return env.status().get("stream") or {}
+
+
+def t_graceful_stop_gives_back():
+    plnats.require_server()
+    root = pl.Env("sf-nats")
+    srv = plnats.NatsServer(root.root).start()
+    try:
+        # node 0 holds up to 8 waiting items, node 1 (the owner) hardly any
+        with plnats.Site("sf-stop", srv.url, n=2, workers=(1, 1, 1), queues=(8, 8, 8),
+                         http=True, ack_wait=ACK_WAIT) as site:
+            site.config(1, "queue = 8;\n  protocols", "queue = 1;\n  protocols")
+            imgs = site.envs[0].image_set(4)
+            port = site.scripted()
+            stopping = site.start(0)
+            owner = site.start(1)
+            n = 12
+            site.envs[1].submit("jobS", ["http://127.0.0.1:%d/slow/1000/%s s%d"
+                                         % (port, os.path.basename(imgs[i % 4]), i)
+                                         for i in range(n)])
+            pl.wait_for(lambda: stream_status(stopping, site.envs[0]).get("in_flight", 0) >= 4,
+                        30, "node 0 to hold at least 4 items")
+            stopping.signal(signal.SIGTERM)
+            _, m = stopping.wait_line(r"graceful stop: no new items; (\d+) queued items go back "
+                                      r"to the stream", 10)
+            given = int(m.group(1))
+            pl.check(given >= 2, "only %d items given back" % given)
+            pl.check(stopping.wait(30) == 0, "node 0's exit status")
+            _, m = stopping.wait_line(r"(\d+) items in", 5)
+            ran = int(m.group(1))
+            pl.check(ran + given >= 4 and ran <= 3, "node 0 ran %d and gave back %d of the 4+ "
+                     "it held (at most one item per stage may still run)" % (ran, given))
+            # what node 0 gave back is not waiting for AckWait: well within it
+            pl.wait_for(lambda: site.envs[1].where("jobS") == "done", ACK_WAIT / 2,
+                        "jobS in done/ (AckWait is %g s)" % ACK_WAIT)
+            pl.check_lines_once(site.envs[1].records("jobS"), n, "jobS")
+            # given back as fresh messages: not suspects, so none ran alone
+            pl.check(owner.count(r"running alone") == 0, "node 1 ran given-back items alone")
+            owner.signal(signal.SIGTERM)
+            pl.check(owner.wait(30) == 0, "node 1's exit status")
+            for d in site.procs:
+                pl.check(d.count(r"AddressSanitizer|runtime error") == 0, "sanitizer report")
+    finally:
+        srv.kill()
+        root.cleanup()
+
+
+def dead_letters(url, subject="pipelined.dead", stream="PIPELINED"):
+    """Every dead letter on the stream, read with a consumer of the test's own
+    (a work-queue stream takes one more whose subject no other consumer has)."""
+    with plnats.Client(url) as cl:
+        cl.js_api("CONSUMER.DURABLE.CREATE.%s.deadcheck" % stream, {
+            "stream_name": stream, "config": {"durable_name": "deadcheck",
+                                              "ack_policy": "explicit",
+                                              "filter_subject": subject}})
+        return cl.fetch(stream, "deadcheck", batch=100, timeout=1)
+
+
+def t_poison_crashes_alone():
+    """20 good items and one that aborts the daemon (the test-build fault
+    hook), wide stages so that the first crash takes many items with it, and
+    a supervisor that restarts the daemon after each crash as systemd would.
+    The server raises the delivery count of everything a dead daemon held;
+    with max_deliver 4 the good ones must still not reach it."""
+    plnats.require_server()
+    if not pl.hooks_built():
+        pl.skip("the fault hook is not built (configure with -DPL_TEST_HOOKS=ON)")
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))   # the aborts dump no core
+    root = pl.Env("sf-nats")
+    srv = plnats.NatsServer(root.root).start()
+    try:
+        with plnats.Site("sf-poison", srv.url, n=1, workers=(4, 2, 2), queues=(8, 8, 8),
+                         ack_wait=2.0, max_deliver=4) as site:
+            env = site.envs[0]
+            lines = env.items(20, env.image_set(4))
+            lines.insert(6, "file://%s/poison.jpg poison" % env.images)
+            env.submit("jobP", lines)
+            crashes = 0
+            for attempt in range(8):
+                d = site.start(0, "--once", extra_env={"PL_TEST_CRASH": "poison.jpg"})
+                rc = d.wait(120)
+                if rc >= 0:
+                    break
+                pl.check(rc == -signal.SIGABRT, "run %d died of signal %d" % (attempt + 1, -rc))
+                crashes += 1
+            pl.check(rc == 1, "last run: exit %d, want 1 (one item failed)" % rc)
+            # one crash with the batch in flight, then twice while it ran alone
+            pl.check(crashes == 3, "%d crashes before the poison item was dead-lettered, "
+                     "want 3" % crashes)
+            recs = env.records("jobP", "failed")
+            pl.check(sorted(r["line"] for r in recs) == list(range(1, 22)),
+                     "want one record per line 1..21: %r" % sorted(r["line"] for r in recs))
+            bad = [r for r in recs if r["status"] != "ok"]
+            pl.check(len(bad) == 1 and bad[0]["line"] == 7
+                     and bad[0]["error"] == "crashed the daemon 2 times",
+                     "want only line 7 failed with its reason: %r" % bad)
+            dead = dead_letters(srv.url)
+            pl.check(len(dead) == 1 and b"poison.jpg" in dead[0].data
+                     and dead[0].headers.get("Pipelined-Reason") == "crashed the daemon 2 times",
+                     "want the poison item as the one dead letter: %r" % (dead,))
+            pl.check(any(p.count(r"running alone when the daemon died") for p in site.procs),
+                     "no log line names the suspect")
+    finally:
+        srv.kill()
+        root.cleanup()
+
+
+def t_bad_messages():
+    """Messages no daemon of ours sent, straight onto the stream."""
+    plnats.require_server()
+    root = pl.Env("sf-nats")
+    srv = plnats.NatsServer(root.root).start()
+    try:
+        with plnats.Site("sf-bad", srv.url, n=1) as site:
+            env = site.envs[0]
+            d = site.start(0)
+            bad_items = [   # (message, names an owner)
+                (b"\xff\xfe not JSON", False),
+                (b'["an", "array"]', False),
+                (b'{"job":"jobX","line":1,"source":"file:///a.jpg"}', False),
+                (b'{"job":"jobX","owner":"n0","line":2}', True),
+                (b'{"job":"jobX","owner":"n0","line":"three","source":"file:///a.jpg"}', False),
+                (b'{"job":"jobX","owner":"n0","line":4,"source":"file:///a.jpg","name":7}', True),
+                (b'{"job":"jobX","owner":"n0","line":5,"source":"file:///a.jpg","name":"../x"}',
+                 True),
+                (b'{"job":"../jobX","owner":"n0","line":6,"source":"file:///a.jpg"}', False),
+                (b'{"job":"jobX","owner":"n0","line":7,"source":"' + b"x" * 9000 + b'"}', True),
+            ]
+            forged_result = (b'{"line":1,"source":"file:///x","name":"x","status":"ok",'
+                             b'"outputs":[],"error":null,"milliseconds":1}\n')
+            with plnats.Client(srv.url) as cl:
+                for data, _ in bad_items:
+                    cl.js_publish("pipelined.items", data)
+                # results for a job nobody here owns, and what is no result at all
+                cl.js_publish("pipelined.results.n0", forged_result, {"Pipelined-Job": "ghost"})
+                cl.js_publish("pipelined.results.n0", b"not a result", {"Pipelined-Job": "ghost"})
+                cl.js_publish("pipelined.results.n0", forged_result)
+            owned = sum(1 for _, o in bad_items if o)
+            # each failed to its owner with a reason, or dead-lettered: never run
+            for line in (2, 4, 5, 7):
+                d.wait_line(r"stream: job jobX line %d from n0: \S" % line, 30)
+            pl.wait_for(lambda: d.count(r"result for job jobX line \d+, which this daemon does "
+                                        r"not have") == owned, 30,
+                        "the %d failures of jobX dropped by their owner, who has no jobX" % owned)
+            d.wait_line(r"result for job ghost line 1, which this daemon does not have", 30)
+            pl.wait_for(lambda: d.count(r"a message on pipelined.results.n0 is not a result") == 2,
+                        30, "two messages that are not results dropped")
+            pl.wait_for(lambda: d.count(r"dead-lettered") == len(bad_items) - owned, 30,
+                        "%d dead letters" % (len(bad_items) - owned))
+            dead = dead_letters(srv.url)
+            pl.check(len(dead) == len(bad_items) - owned and all(
+                m.headers.get("Pipelined-Reason") for m in dead), "dead letters: %r" % (dead,))
+            # every one acked: nothing left for anyone, nothing waiting for AckWait
+            with plnats.Client(srv.url) as cl:
+                for durable in ("pipelined", "results-n0"):
+                    info = cl.js_api("CONSUMER.INFO.PIPELINED." + durable)
+                    pl.check(info["num_pending"] == 0 and info["num_ack_pending"] == 0,
+                             "consumer %s: %d pending, %d unacknowledged" % (
+                                 durable, info["num_pending"], info["num_ack_pending"]))
+                # a result waits for its job as long as it takes: no delivery limit
+                info = cl.js_api("CONSUMER.INFO.PIPELINED.results-n0")
+                pl.check(info["config"].get("max_deliver", -1) == -1,
+                         "the results consumer gives up after %s deliveries"
+                         % info["config"].get("max_deliver"))
+            # and the daemon goes on working
+            env.submit("jobG", env.items(5, env.image_set(2)))
+            pl.wait_for(lambda: env.where("jobG") == "done", 60, "jobG in done/")
+            pl.check_lines_once(env.records("jobG"), 5, "jobG")
+            d.signal(signal.SIGTERM)
+            pl.check(d.wait(30) == 0, "exit status")
+            pl.check(d.count(r"AddressSanitizer|runtime error") == 0, "sanitizer report")
+    finally:
+        srv.kill()
+        root.cleanup()
+
+
+if __name__ == "__main__":
+    pl.main([("a graceful stop gives its waiting items back", t_graceful_stop_gives_back),
+             ("an item that crashes the daemon is dead-lettered alone", t_poison_crashes_alone),
+             ("malformed messages and results for no one's job", t_bad_messages)])
