@@ -1,9 +1,9 @@
 /*
  * spool.c — see spool.h.  Jobs come in through a Maildir-like folder and
- * their results go out beside them; this file is the only one that touches
- * the spool on disk.  What a job line means is jobline.c's business, what
- * a result record looks like record.c's: here are the folders, the lock,
- * and the life of a job, in the order it is lived.
+ * their results go out beside them.  What a job line means is jobline.c's
+ * business, what a result record looks like record.c's, the folders, their
+ * modes and the lock spooldir.c's: here is the life of a job, in the order
+ * it is lived.
  *
  * The life of a job:
  *
@@ -56,16 +56,15 @@
  *    whoever drops its last reference: a job as above, the spool when it
  *    was closed and no job is left.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -78,10 +77,10 @@
 #include "nameset.h"
 #include "record.h"
 #include "spool.h"
+#include "spooldir.h"
 
 #define RESULT_SUFFIX PL_SPOOL_RESULT_SUFFIX
-#define LOCK_NAME PL_SPOOL_LOCK_NAME	/* one daemon per spool */
-#define GUARD_SUFFIX ".guard"		/* cur/.JOB.guard: see crashguard.h */
+#define GUARD_SUFFIX PL_SPOOLDIR_GUARD_SUFFIX
 /* How far ahead of the item being handed out the crash guard's mark is
  * raised: one fdatasync per this many lines, and at most this many
  * never-started lines run alone after a crash. */
@@ -90,13 +89,10 @@
 
 enum { D_TMP = PL_SPOOL_TMP, D_NEW = PL_SPOOL_NEW, D_CUR = PL_SPOOL_CUR, D_DONE = PL_SPOOL_DONE,
        D_FAILED = PL_SPOOL_FAILED, D_COUNT = PL_SPOOL_FOLDERS };
-const char *const pl_spool_folder_names[PL_SPOOL_FOLDERS] = { "tmp", "new", "cur", "done", "failed" };
 
 struct pl_spool {
-	char *dir;
-	int dfd[D_COUNT];
+	struct pl_spooldir dir;	/* the folders and the lock (spooldir.h) */
 	int ifd;		/* inotify on new/ */
-	int lockfd;		/* LOCK_NAME, flock'ed for the spool's life */
 	atomic_bool rescan;	/* new/ may hold names the list lacks */
 	atomic_bool interrupted;/* a stop: long reads give up */
 	atomic_ulong rejected;	/* entries of new/ moved to failed/ */
@@ -157,203 +153,12 @@ static void spool_free(struct pl_spool *s);
 
 /* ---- small helpers -------------------------------------------------- */
 
-static bool has_suffix(const char *s, const char *suffix)
-{
-	size_t n = strlen(s), k = strlen(suffix);
-
-	return n >= k && strcmp(s + n - k, suffix) == 0;
-}
-
-/* Move without overwriting: a same-named job already there must not be
- * lost.  Falls back to a check + rename where renameat2 is unsupported. */
-static int move_noreplace(int from, int to, const char *name)
-{
-	if (renameat2(from, name, to, name, RENAME_NOREPLACE) == 0)
-		return 0;
-	if (errno != EINVAL && errno != ENOSYS)
-		return -errno;
-	if (faccessat(to, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-		return -EEXIST;
-	return renameat(from, name, to, name) < 0 ? -errno : 0;
-}
-
-static int cmp_names(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void free_names(char **names, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
-}
-
-/* Every name in one spool folder but "." and "..", sorted.  What each one
- * is gets decided where it is used, from the file itself: a type seen here
- * could change before then. */
-static int list_dir(struct pl_spool *s, int which, char ***out, size_t *count)
-{
-	int fd = openat(s->dfd[which], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	char **names = NULL;
-	size_t n = 0, cap = 0;
-	struct dirent *e;
-	DIR *d;
-	int r = 0;
-
-	if (fd < 0)
-		return -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	while ((errno = 0, e = readdir(d))) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		if (n == cap) {
-			char **bigger = realloc(names, (cap ? cap * 2 : 16) * sizeof *names);
-			if (!bigger) {
-				r = -ENOMEM;
-				break;
-			}
-			names = bigger;
-			cap = cap ? cap * 2 : 16;
-		}
-		if (!(names[n] = strdup(e->d_name))) {
-			r = -ENOMEM;
-			break;
-		}
-		n++;
-	}
-	if (r == 0 && errno)
-		r = -errno;
-	closedir(d);
-	if (r < 0) {
-		free_names(names, n);
-		return r;
-	}
-	if (n)
-		qsort(names, n, sizeof *names, cmp_names);
-	*out = names;
-	*count = n;
-	return 0;
-}
-
 static bool line_recorded(const struct pl_job *j, unsigned long line)
 {
 	return j->recorded && line < j->nbits && (j->recorded[line / 64] >> (line % 64) & 1);
 }
 
-/* ---- open: the lock and the folders --------------------------------- */
-
-/*
- * One daemon per spool: a second one would move the first one's job from
- * cur/ back to new/ and run it again.  The lock is an flock on a file in the
- * spool, held through an fd for as long as the spool is open, so it goes
- * with the process however that ends.  The file holds the holder's pid,
- * for the message the next one prints.  -EBUSY when another holds it.
- */
-static int lock_spool(struct pl_spool *s)
-{
-	char pid[32] = "";
-	ssize_t n;
-	int dfd, r;
-
-	dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return -errno;
-	s->lockfd = openat(dfd, LOCK_NAME, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
-			   0640);
-	r = s->lockfd < 0 ? -errno : 0;
-	close(dfd);
-	if (r < 0) {
-		pl_log_errno(LOG_ERR, -r, "spool %s: cannot open %s: %s", s->dir, LOCK_NAME,
-			     strerror(-r));
-		return r;
-	}
-	if (flock(s->lockfd, LOCK_EX | LOCK_NB) == 0) {
-		/* readable by the spool's group: pipelinectl status reads the pid */
-		fchmod(s->lockfd, 0640);
-		n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-		if (ftruncate(s->lockfd, 0) < 0 || pwrite(s->lockfd, pid, (size_t)n, 0) != n)
-			pl_log_errno(LOG_WARNING, errno, "spool %s: cannot write %s: %m", s->dir,
-				     LOCK_NAME);
-		return 0;
-	}
-	r = errno;
-	if (r != EWOULDBLOCK) {
-		pl_log_errno(LOG_ERR, r, "spool %s: cannot lock %s: %s", s->dir, LOCK_NAME,
-			     strerror(r));
-		return -r;
-	}
-	n = pread(s->lockfd, pid, sizeof pid - 1, 0);
-	pid[n > 0 ? n : 0] = '\0';
-	pid[strcspn(pid, "\n")] = '\0';
-	pl_log(LOG_ERR, "spool %s is in use by another pipelined%s%s%s; one daemon runs per spool",
-	       s->dir, *pid ? " (pid " : "", pid, *pid ? ")" : "");
-	return -EBUSY;
-}
-
-/*
- * The modes that let producers in the spool's group submit and read
- * results and keep everyone else out (pipelinectl(1), PERMISSIONS): tmp/
- * and new/ writable by the group, sticky so that a producer cannot rename
- * or remove another's job; the rest readable by the group.  Set at every
- * open, not only at creation, so that a spool made under an older unit or
- * umask is brought in line.  No set-group-ID bit: the shipped unit forbids
- * it (RestrictSUIDSGID=); pipelinectl gives each job the group instead.
- */
-static const mode_t folder_modes[D_COUNT] = { 01770, 01770, 0750, 0750, 0750 };
-#define SPOOL_MODE 0750
-
-static void set_mode(int fd, mode_t mode, const char *dir, const char *sub)
-{
-	struct stat st;
-
-	if (fstat(fd, &st) == 0 && (st.st_mode & 07777) == mode)
-		return;
-	if (fchmod(fd, mode) < 0)
-		pl_log_errno(LOG_WARNING, errno, "spool %s: cannot set mode %04o on %s%s: %m "
-			     "(producers in its group may be kept out)", dir, (unsigned)mode,
-			     *sub ? sub : ".", *sub ? "/" : "");
-}
-
-static int open_subdirs(struct pl_spool *s)
-{
-	char path[4096];
-	int r;
-
-	if (mkdir(s->dir, 0750) < 0 && errno != EEXIST) {
-		r = -errno;
-		pl_log_errno(LOG_ERR, -r, "spool %s: cannot create it: %s", s->dir, strerror(-r));
-		return r;
-	}
-	if ((r = lock_spool(s)) < 0)
-		return r;
-	if ((r = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-		set_mode(r, SPOOL_MODE, s->dir, "");
-		close(r);
-	}
-	for (int i = 0; i < D_COUNT; i++) {
-		if (snprintf(path, sizeof path, "%s/%s", s->dir, pl_spool_folder_names[i]) >= (int)sizeof path)
-			return -ENAMETOOLONG;
-		if (mkdir(path, 0750) < 0 && errno != EEXIST) {
-			int r = -errno;
-			pl_log_errno(LOG_ERR, -r, "spool: cannot create %s: %s", path, strerror(-r));
-			return r;
-		}
-		s->dfd[i] = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (s->dfd[i] < 0) {
-			int r = -errno;
-			pl_log_errno(LOG_ERR, -r, "spool: cannot open %s: %s", path, strerror(-r));
-			return r;
-		}
-		set_mode(s->dfd[i], folder_modes[i], s->dir, pl_spool_folder_names[i]);
-	}
-	return 0;
-}
+/* ---- open: the lock and the folders (spooldir.c) -------------------- */
 
 int pl_spool_open(const char *dir, struct pl_spool **out)
 {
@@ -364,9 +169,7 @@ int pl_spool_open(const char *dir, struct pl_spool **out)
 	*out = NULL;
 	if (!s)
 		return -ENOMEM;
-	for (int i = 0; i < D_COUNT; i++)
-		s->dfd[i] = -1;
-	s->ifd = s->lockfd = -1;
+	s->ifd = -1;
 	atomic_init(&s->rescan, true);
 	atomic_init(&s->interrupted, false);
 	atomic_init(&s->rejected, 0);
@@ -374,11 +177,7 @@ int pl_spool_open(const char *dir, struct pl_spool **out)
 		free(s);
 		return r;
 	}
-	if (!(s->dir = strdup(dir))) {
-		spool_free(s);
-		return -ENOMEM;
-	}
-	if ((r = open_subdirs(s)) < 0) {
+	if ((r = pl_spooldir_open(&s->dir, dir)) < 0) {
 		spool_free(s);
 		return r;
 	}
@@ -394,55 +193,15 @@ int pl_spool_open(const char *dir, struct pl_spool **out)
 	return 0;
 }
 
-/* ---- recover: what a crash left in cur/ ----------------------------- */
-
-/* The guard of a job that is in neither cur/ nor new/ (someone removed it
- * after a crash) is of no use; the id it holds keeps it from ever applying
- * to another job of the same name, so this is only tidying. */
-static void drop_stale_guard(struct pl_spool *s, const char *name)
-{
-	size_t n = strlen(name), k = strlen(GUARD_SUFFIX);
-	char job[NAME_MAX + 1];
-
-	if (n <= k + 1 || !has_suffix(name, GUARD_SUFFIX))
-		return;
-	snprintf(job, sizeof job, "%.*s", (int)(n - k - 1), name + 1);
-	if (faccessat(s->dfd[D_CUR], job, F_OK, AT_SYMLINK_NOFOLLOW) < 0 &&
-	    faccessat(s->dfd[D_NEW], job, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
-		unlinkat(s->dfd[D_CUR], name, 0);
-}
+/* ---- recover: what a crash left in cur/ (spooldir.c) ---------------- */
 
 int pl_spool_recover(struct pl_spool *s)
 {
-	char **names;
-	size_t n;
-	int r = list_dir(s, D_CUR, &names, &n), moved = 0;
+	int r = pl_spooldir_recover(&s->dir);
 
-	if (r < 0) {
-		pl_log_errno(LOG_ERR, -r, "spool %s: cannot read cur/: %s", s->dir, strerror(-r));
-		return r;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (names[i][0] == '.') {
-			drop_stale_guard(s, names[i]);
-			continue;
-		}
-		if (has_suffix(names[i], RESULT_SUFFIX))
-			continue;
-		r = move_noreplace(s->dfd[D_CUR], s->dfd[D_NEW], names[i]);
-		if (r < 0)
-			pl_log_errno(LOG_ERR, -r, "spool %s: cannot move cur/%s back to new/: %s",
-				     s->dir, names[i], strerror(-r));
-		else
-			moved++;
-	}
-	free_names(names, n);
-	if (moved)
-		fsync(s->dfd[D_NEW]);
-	atomic_store(&s->rescan, true);
-	pl_log(moved ? LOG_NOTICE : LOG_INFO, "spool %s: %d interrupted job%s moved from cur/ back to new/",
-	       s->dir, moved, moved == 1 ? "" : "s");
-	return moved;
+	if (r >= 0)
+		atomic_store(&s->rescan, true);
+	return r;
 }
 
 /* ---- watch new/, count what waits ----------------------------------- */
@@ -465,7 +224,7 @@ void pl_spool_handle_events(struct pl_spool *s)
 			continue;
 		if (n < 0 && errno != EAGAIN)
 			pl_log_errno(LOG_WARNING, errno, "spool %s: reading inotify: %s",
-				     s->dir, strerror(errno));
+				     s->dir.path, strerror(errno));
 		if (n != 0)
 			atomic_store(&s->rescan, true);
 		if (n <= 0)
@@ -538,7 +297,7 @@ int pl_spool_count_waiting(struct pl_spool *s, unsigned long *jobs, unsigned lon
 {
 	char resname[NAME_MAX + 1], **names;
 	size_t n;
-	int r = list_dir(s, D_NEW, &names, &n);
+	int r = pl_spooldir_list(&s->dir, D_NEW, &names, &n);
 
 	*jobs = *items = 0;
 	if (r < 0)
@@ -547,8 +306,8 @@ int pl_spool_count_waiting(struct pl_spool *s, unsigned long *jobs, unsigned lon
 		unsigned long lines, done = 0;
 		FILE *f;
 
-		if (names[i][0] == '.' || has_suffix(names[i], RESULT_SUFFIX) ||
-		    !(f = open_regular(s->dfd[D_NEW], names[i])))
+		if (names[i][0] == '.' || pl_spooldir_is_result(names[i]) ||
+		    !(f = open_regular(s->dir.dfd[D_NEW], names[i])))
 			continue;
 		lines = count_items(s, f);
 		fclose(f);
@@ -556,10 +315,10 @@ int pl_spool_count_waiting(struct pl_spool *s, unsigned long *jobs, unsigned lon
 		/* A job resumed later skips what it already recorded. */
 		if (snprintf(resname, sizeof resname, "%s%s", names[i], RESULT_SUFFIX) <
 		    (int)sizeof resname)
-			done = count_lines_at(s->dfd[D_CUR], resname);
+			done = count_lines_at(s->dir.dfd[D_CUR], resname);
 		*items += lines > done ? lines - done : 0;
 	}
-	free_names(names, n);
+	pl_spooldir_free_names(names, n);
 	return 0;
 }
 
@@ -576,70 +335,12 @@ void pl_spool_jobs_finished(struct pl_spool *s, unsigned long *done, unsigned lo
 
 /* ---- claim: new/ -> cur/ -------------------------------------------- */
 
-/* Why the file behind st cannot be a job; NULL if it can.  A hard link is
- * refused because it may be a second name of a file the producer could not
- * read itself, whose lines would then be quoted back in the result. */
-static const char *not_a_job(const struct stat *st, char *buf, size_t len)
-{
-	switch (st->st_mode & S_IFMT) {
-	case S_IFREG:
-		break;
-	case S_IFLNK:
-		return "is a symbolic link, not a regular file";
-	case S_IFDIR:
-		return "is a directory, not a regular file";
-	case S_IFIFO:
-		return "is a FIFO, not a regular file";
-	case S_IFSOCK:
-		return "is a socket, not a regular file";
-	default:
-		return "is a device, not a regular file";
-	}
-	if (st->st_nlink > 1) {
-		snprintf(buf, len, "has %lu hard links, and a job must be a file of its own",
-			 (unsigned long)st->st_nlink);
-		return buf;
-	}
-	return NULL;
-}
-
-/* Write failed/NAME.result for something in new/ that never was a job, so
- * that the operator finds the reason beside it, not only in the log. */
-static void reject_record(struct pl_spool *s, const char *name, const char *why)
-{
-	struct pl_item it = { .line = 0 };
-	char resname[NAME_MAX + 1], *rec;
-	int fd;
-
-	if (snprintf(resname, sizeof resname, "%s%s", name, RESULT_SUFFIX) >= (int)sizeof resname)
-		return;
-	if (!(rec = pl_record_format(&it, false, why, 0)))
-		return;
-	fd = openat(s->dfd[D_FAILED], resname,
-		    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0640);
-	if (fd < 0 || pl_fdio_write_all(fd, rec, strlen(rec)) < 0)
-		pl_log_errno(LOG_ERR, errno, "spool %s: cannot write failed/%s: %m", s->dir, resname);
-	if (fd >= 0)
-		close(fd);
-	free(rec);
-}
-
-/* A name in new/ (or, after a swap, cur/) that can never be a job: out of
- * the way into failed/, with a reason in the log and in NAME.result.
- * Renaming moves a symbolic link itself, never what it points to. */
+/* A name of new/ (or, after a swap, cur/) that is not a job: counted, and
+ * moved out of the way (spooldir.c). */
 static void reject_to_failed(struct pl_spool *s, int from, const char *name, const char *why)
 {
-	const char *dir = pl_spool_folder_names[from];
-
 	atomic_fetch_add(&s->rejected, 1);
-	if (renameat(s->dfd[from], name, s->dfd[D_FAILED], name) < 0) {
-		if (errno != ENOENT)
-			pl_log_errno(LOG_ERR, errno, "spool %s: %s/%s %s, and cannot be moved to "
-				     "failed/: %m", s->dir, dir, name, why);
-		return;
-	}
-	pl_log(LOG_WARNING, "spool %s: %s/%s %s; moved to failed/", s->dir, dir, name, why);
-	reject_record(s, name, why);
+	pl_spooldir_reject(&s->dir, from, name, why);
 }
 
 /* Dot-files are what tools such as rsync write while a file is on its way
@@ -648,7 +349,7 @@ static void note_dotfile(struct pl_spool *s, const char *name)
 {
 	if (pl_nameset_add(&s->warned, name) == 1)
 		pl_log(LOG_WARNING, "spool %s: new/%s starts with a dot, so it is not a job; "
-		       "left where it is", s->dir, name);
+		       "left where it is", s->dir.path, name);
 }
 
 /* Next name from the list, rescanning new/ only when the list is used up
@@ -657,16 +358,16 @@ static char *next_name(struct pl_spool *s, int *err)
 {
 	*err = 0;
 	if (s->next == s->nnames) {
-		free_names(s->names, s->nnames);
+		pl_spooldir_free_names(s->names, s->nnames);
 		s->names = NULL;
 		s->nnames = s->next = 0;
 		if (!atomic_exchange(&s->rescan, false))
 			return NULL;
-		*err = list_dir(s, D_NEW, &s->names, &s->nnames);
+		*err = pl_spooldir_list(&s->dir, D_NEW, &s->names, &s->nnames);
 		if (*err < 0) {
 			atomic_store(&s->rescan, true);
 			pl_log_errno(LOG_ERR, -*err, "spool %s: cannot read new/: %s",
-				     s->dir, strerror(-*err));
+				     s->dir.path, strerror(-*err));
 			return NULL;
 		}
 		if (s->nnames == 0)
@@ -690,7 +391,7 @@ static int claim_one(struct pl_spool *s, const char *name, struct pl_job **job)
 		note_dotfile(s, name);
 		return -EAGAIN;
 	}
-	if (has_suffix(name, RESULT_SUFFIX)) {
+	if (pl_spooldir_is_result(name)) {
 		reject_to_failed(s, D_NEW, name, "ends in \"" RESULT_SUFFIX "\" and would collide "
 				 "with a result file");
 		return -EAGAIN;
@@ -699,17 +400,17 @@ static int claim_one(struct pl_spool *s, const char *name, struct pl_job **job)
 		reject_to_failed(s, D_NEW, name, "has a name too long for its result file");
 		return -EAGAIN;
 	}
-	if (fstatat(s->dfd[D_NEW], name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	if (fstatat(s->dir.dfd[D_NEW], name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return -EAGAIN;		/* gone: someone else took it */
-	if ((why = not_a_job(&st, whybuf, sizeof whybuf))) {
+	if ((why = pl_spooldir_not_a_job(&st, whybuf, sizeof whybuf))) {
 		reject_to_failed(s, D_NEW, name, why);
 		return -EAGAIN;
 	}
-	r = move_noreplace(s->dfd[D_NEW], s->dfd[D_CUR], name);
+	r = pl_spooldir_move(&s->dir, D_NEW, D_CUR, name);
 	if (r == -ENOENT)
 		return -EAGAIN;		/* someone else took it */
 	if (r < 0) {
-		pl_log_errno(LOG_ERR, -r, "spool %s: cannot claim new/%s: %s", s->dir, name, strerror(-r));
+		pl_log_errno(LOG_ERR, -r, "spool %s: cannot claim new/%s: %s", s->dir.path, name, strerror(-r));
 		return r == -ENOMEM ? r : -EAGAIN;
 	}
 	r = job_open(s, name, job, &why, whybuf, sizeof whybuf);
@@ -719,7 +420,7 @@ static int claim_one(struct pl_spool *s, const char *name, struct pl_job **job)
 	}
 	if (r < 0) {
 		pl_log_errno(LOG_ERR, -r, "spool %s: cannot open job cur/%s (left in cur/): %s",
-			     s->dir, name, strerror(-r));
+			     s->dir.path, name, strerror(-r));
 		return r == -ENOMEM ? r : -EAGAIN;
 	}
 	(*job)->next = s->jobs;
@@ -855,7 +556,7 @@ static int job_open_state(struct pl_job *j, const struct stat *st)
 	int r;
 
 	snprintf(resname, sizeof resname, "%s%s", j->name, RESULT_SUFFIX);
-	j->resfd = openat(s->dfd[D_CUR], resname,
+	j->resfd = openat(s->dir.dfd[D_CUR], resname,
 			  O_RDWR | O_CREAT | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0640);
 	if (j->resfd < 0 || fstat(j->resfd, &rs) < 0)
 		return -errno;
@@ -864,7 +565,7 @@ static int job_open_state(struct pl_job *j, const struct stat *st)
 	if ((r = resume_read(j, st->st_size)) < 0)
 		return r;
 	snprintf(gname, sizeof gname, ".%s%s", j->name, GUARD_SUFFIX);
-	if ((r = pl_crashguard_open(s->dfd[D_CUR], gname, &j->guard, &j->gs)) < 0)
+	if ((r = pl_crashguard_open(s->dir.dfd[D_CUR], gname, &j->guard, &j->gs)) < 0)
 		return r;
 	if (j->gs.id != (uint64_t)st->st_ino)
 		j->gs = (struct pl_crashguard_state){ .id = (uint64_t)st->st_ino };
@@ -907,11 +608,11 @@ static int job_open(struct pl_spool *s, const char *name, struct pl_job **out,
 		return -ENOMEM;
 	}
 	/* O_NONBLOCK: opening a FIFO must not wait for a writer. */
-	fd = openat(s->dfd[D_CUR], name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	fd = openat(s->dir.dfd[D_CUR], name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0 && errno == ELOOP)
 		*why = "is a symbolic link, not a regular file";
 	else if (fd >= 0 && fstat(fd, &st) == 0)
-		*why = not_a_job(&st, whybuf, whylen);
+		*why = pl_spooldir_not_a_job(&st, whybuf, whylen);
 	if (fd < 0 || *why || !(j->in = fdopen(fd, "r"))) {
 		r = *why ? -EINVAL : -errno;
 		if (fd >= 0)
@@ -1106,7 +807,7 @@ static void finish_files(struct pl_job *j)
 {
 	struct pl_spool *s = j->spool;
 	bool failed = j->failed > 0;
-	int dest = s->dfd[failed ? D_FAILED : D_DONE];
+	int dest = s->dir.dfd[failed ? D_FAILED : D_DONE];
 	char resname[NAME_MAX + 1];
 
 	snprintf(resname, sizeof resname, "%s%s", j->name, RESULT_SUFFIX);
@@ -1114,13 +815,13 @@ static void finish_files(struct pl_job *j)
 		pl_log_errno(LOG_WARNING, errno, "job %s: fsync of its result: %s", j->name,
 			     strerror(errno));
 	/* Result first: a crash after it leaves the job in cur/ to run again. */
-	if (renameat(s->dfd[D_CUR], resname, dest, resname) < 0 ||
-	    renameat(s->dfd[D_CUR], j->name, dest, j->name) < 0) {
+	if (renameat(s->dir.dfd[D_CUR], resname, dest, resname) < 0 ||
+	    renameat(s->dir.dfd[D_CUR], j->name, dest, j->name) < 0) {
 		pl_log_errno(LOG_ERR, errno, "job %s: cannot move it to %s/: %s", j->name,
 			     failed ? "failed" : "done", strerror(errno));
 		return;
 	}
-	fsync(s->dfd[D_CUR]);
+	fsync(s->dir.dfd[D_CUR]);
 	fsync(dest);
 	atomic_fetch_add(failed ? &s->jobs_failed : &s->jobs_done, 1);
 	pl_crashguard_close(j->guard, 1);
@@ -1299,7 +1000,7 @@ int pl_spool_record_remote(struct pl_spool *s, const char *job, unsigned long li
 	j = find_open_locked(s, job);
 	pthread_mutex_unlock(&s->lock);
 	if (!j) {	/* waiting in new/ (a restart) comes back; anything else not */
-		return strchr(job, '/') || faccessat(s->dfd[D_NEW], job, F_OK, AT_SYMLINK_NOFOLLOW) < 0
+		return strchr(job, '/') || faccessat(s->dir.dfd[D_NEW], job, F_OK, AT_SYMLINK_NOFOLLOW) < 0
 		       ? -ENOENT : -EAGAIN;
 	}
 	if (!len || rec[len - 1] != '\n') {
@@ -1430,7 +1131,7 @@ void pl_spool_close(struct pl_spool *s)
 			j->closed = true;
 			fdatasync(j->resfd);
 			guard_settle(j);
-			r = move_noreplace(s->dfd[D_CUR], s->dfd[D_NEW], j->name);
+			r = pl_spooldir_move(&s->dir, D_CUR, D_NEW, j->name);
 			if (r < 0)
 				pl_log_errno(LOG_ERR, -r, "job %s: cannot move it back to new/ "
 					     "(recovered at the next start): %s", j->name, strerror(-r));
@@ -1487,16 +1188,11 @@ static void job_free(struct pl_job *j)
 
 static void spool_free(struct pl_spool *s)
 {
-	for (int i = 0; i < D_COUNT; i++)
-		if (s->dfd[i] >= 0)
-			close(s->dfd[i]);
+	pl_spooldir_close(&s->dir);
 	if (s->ifd >= 0)
 		close(s->ifd);
-	if (s->lockfd >= 0)
-		close(s->lockfd);	/* releases the flock */
-	free_names(s->names, s->nnames);
+	pl_spooldir_free_names(s->names, s->nnames);
 	pl_nameset_free(&s->warned);
 	pthread_mutex_destroy(&s->lock);
-	free(s->dir);
 	free(s);
 }
