@@ -77,6 +77,7 @@
 #include "nameset.h"
 #include "record.h"
 #include "spool.h"
+#include "spoolcount.h"
 #include "spooldir.h"
 
 #define RESULT_SUFFIX PL_SPOOL_RESULT_SUFFIX
@@ -85,7 +86,7 @@
  * raised: one fdatasync per this many lines, and at most this many
  * never-started lines run alone after a crash. */
 #define MARK_STEP 32
-#define INTERRUPT_EVERY 65536	/* bytes read between looks at a stop */
+#define INTERRUPT_EVERY PL_SPOOLDIR_STOP_EVERY
 
 enum { D_TMP = PL_SPOOL_TMP, D_NEW = PL_SPOOL_NEW, D_CUR = PL_SPOOL_CUR, D_DONE = PL_SPOOL_DONE,
        D_FAILED = PL_SPOOL_FAILED, D_COUNT = PL_SPOOL_FOLDERS };
@@ -204,7 +205,7 @@ int pl_spool_recover(struct pl_spool *s)
 	return r;
 }
 
-/* ---- watch new/, count what waits ----------------------------------- */
+/* ---- watch new/, count what waits (spoolcount.c) -------------------- */
 
 int pl_spool_fd(const struct pl_spool *s)
 {
@@ -232,60 +233,6 @@ void pl_spool_handle_events(struct pl_spool *s)
 	}
 }
 
-/* Item lines (not blank, not comment) of one job file. */
-static unsigned long count_items(struct pl_spool *s, FILE *f)
-{
-	unsigned long n = 0, unread = 0;
-	bool start = true;
-	int c;
-
-	while ((c = getc_unlocked(f)) != EOF) {
-		if (++unread % INTERRUPT_EVERY == 0 && atomic_load(&s->interrupted))
-			break;
-		if (c == '\n') {
-			start = true;
-		} else if (start && !pl_jobline_space((char)c)) {
-			start = false;
-			n += c != '#';
-		}
-	}
-	return n;
-}
-
-/* A stream on a regular file of a spool folder, never following a link or
- * waiting on a FIFO; NULL (errno set) for anything else. */
-static FILE *open_regular(int dfd, const char *name)
-{
-	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	struct stat st;
-	FILE *f;
-
-	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink > 1) {
-		close(fd);
-		errno = EINVAL;
-		return NULL;
-	}
-	if (!(f = fdopen(fd, "r")))
-		close(fd);
-	return f;
-}
-
-static unsigned long count_lines_at(int dfd, const char *name)
-{
-	FILE *f = open_regular(dfd, name);
-	unsigned long n = 0;
-	int c;
-
-	if (!f)
-		return 0;
-	while ((c = getc_unlocked(f)) != EOF)
-		n += c == '\n';
-	fclose(f);
-	return n;
-}
-
 int pl_spool_count_pending(struct pl_spool *s, unsigned long *items)
 {
 	unsigned long jobs;
@@ -295,31 +242,7 @@ int pl_spool_count_pending(struct pl_spool *s, unsigned long *items)
 
 int pl_spool_count_waiting(struct pl_spool *s, unsigned long *jobs, unsigned long *items)
 {
-	char resname[NAME_MAX + 1], **names;
-	size_t n;
-	int r = pl_spooldir_list(&s->dir, D_NEW, &names, &n);
-
-	*jobs = *items = 0;
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < n && !atomic_load(&s->interrupted); i++) {
-		unsigned long lines, done = 0;
-		FILE *f;
-
-		if (names[i][0] == '.' || pl_spooldir_is_result(names[i]) ||
-		    !(f = open_regular(s->dir.dfd[D_NEW], names[i])))
-			continue;
-		lines = count_items(s, f);
-		fclose(f);
-		++*jobs;
-		/* A job resumed later skips what it already recorded. */
-		if (snprintf(resname, sizeof resname, "%s%s", names[i], RESULT_SUFFIX) <
-		    (int)sizeof resname)
-			done = count_lines_at(s->dir.dfd[D_CUR], resname);
-		*items += lines > done ? lines - done : 0;
-	}
-	pl_spooldir_free_names(names, n);
-	return 0;
+	return pl_spoolcount_waiting(&s->dir, &s->interrupted, jobs, items);
 }
 
 unsigned long pl_spool_rejected(const struct pl_spool *s)

@@ -14,6 +14,7 @@
 #include "spool.h"
 
 #define PL_SPOOLDIR_GUARD_SUFFIX ".guard"	/* cur/.JOB.guard: see crashguard.h */
+#define PL_SPOOLDIR_STOP_EVERY 65536	/* bytes read from a file between looks at a stop */
 
 struct pl_spooldir {
 	char *path;			/* as given */
