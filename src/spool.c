@@ -14,7 +14,7 @@
  *              feeder now holds it (one reference).
  *     resume   lines an earlier run recorded are skipped; lines the crash
  *              guard suspects run alone, one that crashed the daemon too
- *              often fails unrun (guard_judge).
+ *              often fails unrun (jobguard.c).
  *     read     each item handed out holds one more reference, until it is
  *              recorded (or requeued at a fast stop).
  *     settle   when the last reference goes (items recorded, feeder done):
@@ -69,9 +69,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "crashguard.h"
 #include "fdio.h"
 #include "item.h"
+#include "jobguard.h"
 #include "jobline.h"
 #include "log.h"
 #include "nameset.h"
@@ -82,10 +82,6 @@
 
 #define RESULT_SUFFIX PL_SPOOL_RESULT_SUFFIX
 #define GUARD_SUFFIX PL_SPOOLDIR_GUARD_SUFFIX
-/* How far ahead of the item being handed out the crash guard's mark is
- * raised: one fdatasync per this many lines, and at most this many
- * never-started lines run alone after a crash. */
-#define MARK_STEP 32
 #define INTERRUPT_EVERY PL_SPOOLDIR_STOP_EVERY
 
 enum { D_TMP = PL_SPOOL_TMP, D_NEW = PL_SPOOL_NEW, D_CUR = PL_SPOOL_CUR, D_DONE = PL_SPOOL_DONE,
@@ -118,13 +114,7 @@ struct pl_job {
 	char *buf;		/* PL_JOBLINE_MAX + 2 */
 	unsigned long lineno;
 	unsigned long unread;	/* bytes read since the last look at a stop */
-	/* The crash guard (crashguard.h): lines up to `alone_end` were maybe
-	 * inside the pipeline when the daemon last died, so they run alone;
-	 * `condemned` crashed it PL_CRASHGUARD_LIMIT times and fails unrun. */
-	struct pl_crashguard *guard;
-	struct pl_crashguard_state gs;
-	unsigned long alone_end, condemned;
-	char condemned_why[64];
+	struct pl_jobguard guard;	/* lines that run alone or fail unrun */
 	uint64_t *recorded;	/* bitmap by line number, NULL if none; for a
 				 * remote job also this run's, under lock */
 	unsigned long nbits;
@@ -434,47 +424,12 @@ static int resume_read(struct pl_job *j, off_t jobsize)
 	return r;
 }
 
-/*
- * What the guard says about this run.  A mark means the daemon died with
- * this job claimed: unrecorded lines up to it were maybe inside the
- * pipeline, so they run alone (the daemon's feeder waits for an empty
- * pipeline around each), and whichever crashes it again is caught as the
- * suspect.  A suspect still unrecorded was running alone when the daemon
- * died: one more crash to its name, and at PL_CRASHGUARD_LIMIT it fails
- * without running.  Its batch-mates are never blamed.
- */
-static void guard_judge(struct pl_job *j)
-{
-	struct pl_crashguard_state *g = &j->gs;
-
-	if (g->suspect && !line_recorded(j, g->suspect)) {
-		g->crashes++;
-		pl_log(LOG_WARNING, "job %s: line %llu was running alone when the daemon died "
-		       "(%u time%s)", j->name, (unsigned long long)g->suspect, g->crashes,
-		       g->crashes == 1 ? "" : "s");
-		if (g->crashes >= PL_CRASHGUARD_LIMIT) {
-			j->condemned = g->suspect;
-			snprintf(j->condemned_why, sizeof j->condemned_why,
-				 "crashed the daemon %u times", g->crashes);
-		}
-	} else {
-		g->suspect = 0;
-		g->crashes = 0;
-	}
-	if (g->mark) {
-		j->alone_end = g->mark;
-		pl_log(LOG_NOTICE, "job %s: the daemon died while running it; its unrecorded lines "
-		       "up to %llu run one at a time, to find any that crashes it", j->name,
-		       (unsigned long long)g->mark);
-	}
-}
-
 /* Open what the job file says of earlier runs: its result, and its crash
  * guard.  A guard about another file of the same name is started afresh. */
 static int job_open_state(struct pl_job *j, const struct stat *st)
 {
 	struct pl_spool *s = j->spool;
-	char resname[NAME_MAX + 1], gname[NAME_MAX + 1];
+	char resname[NAME_MAX + 1];
 	struct stat rs;
 	int r;
 
@@ -487,13 +442,10 @@ static int job_open_state(struct pl_job *j, const struct stat *st)
 		return -EBADF;
 	if ((r = resume_read(j, st->st_size)) < 0)
 		return r;
-	snprintf(gname, sizeof gname, ".%s%s", j->name, GUARD_SUFFIX);
-	if ((r = pl_crashguard_open(s->dir.dfd[D_CUR], gname, &j->guard, &j->gs)) < 0)
+	if ((r = pl_jobguard_open(&j->guard, s->dir.dfd[D_CUR], j->name, (uint64_t)st->st_ino,
+				  j->recorded, j->nbits)) < 0)
 		return r;
-	if (j->gs.id != (uint64_t)st->st_ino)
-		j->gs = (struct pl_crashguard_state){ .id = (uint64_t)st->st_ino };
 	j->id = (uint64_t)st->st_ino;
-	guard_judge(j);
 	if (!s->remote)
 		return 0;
 	/* results may come back in any order and more than once */
@@ -611,30 +563,6 @@ static int make_item(struct pl_job *j, const char *source, const char *name,
 	return 0;
 }
 
-/* Before an item leaves the feeder: it runs alone if the guard says it may
- * have crashed the daemon; otherwise the mark is raised ahead of it, on
- * disk, so that a crash from here on knows where to look. */
-static void guard_item(struct pl_job *j, struct pl_item *it)
-{
-	int r;
-
-	if (j->spool->remote)
-		return;		/* it runs elsewhere: the stream guards it */
-	if (it->line <= j->alone_end) {
-		it->alone = true;
-		return;
-	}
-	if (!j->guard || it->line <= j->gs.mark)
-		return;
-	j->gs.mark = it->line + MARK_STEP;
-	if ((r = pl_crashguard_write(j->guard, &j->gs)) < 0) {
-		pl_log_errno(LOG_ERR, -r, "job %s: cannot write its crash guard (a crashing item "
-			     "will not be found): %s", j->name, strerror(-r));
-		pl_crashguard_close(j->guard, 0);
-		j->guard = NULL;
-	}
-}
-
 int pl_spool_next_item(struct pl_job *j, struct pl_item **item, const char **bad)
 {
 	char quoted[PL_JOBLINE_QUOTE_MAX + 1], name[PL_JOBLINE_NAME_MAX + 1];
@@ -679,10 +607,10 @@ int pl_spool_next_item(struct pl_job *j, struct pl_item **item, const char **bad
 			continue;
 		if ((r = make_item(j, why ? quoted : src, why ? NULL : name, item)) < 0)
 			return r;
-		if (!why && j->lineno == j->condemned)
-			why = j->condemned_why;		/* a good line that must not run */
-		else if (!why)
-			guard_item(j, *item);
+		if (!why)	/* a good line, but maybe one that must not run */
+			why = pl_jobguard_condemned(&j->guard, j->lineno);
+		if (!why && !j->spool->remote)	/* remote: the stream guards it */
+			(*item)->alone = pl_jobguard_item(&j->guard, j->lineno);
 		*bad = why;
 		return 0;
 	}
@@ -690,18 +618,7 @@ int pl_spool_next_item(struct pl_job *j, struct pl_item **item, const char **bad
 
 int pl_spool_item_alone(struct pl_item *it)
 {
-	struct pl_job *j = it->job;
-	int r;
-
-	if (!j || !j->guard)
-		return 0;
-	if (j->gs.suspect != it->line)
-		j->gs.crashes = 0;	/* counts belong to the one suspect */
-	j->gs.suspect = it->line;
-	if ((r = pl_crashguard_write(j->guard, &j->gs)) < 0)
-		pl_log_errno(LOG_ERR, -r, "job %s: cannot write its crash guard: %s", j->name,
-			     strerror(-r));
-	return r;
+	return it->job ? pl_jobguard_suspect(&it->job->guard, it->line) : 0;
 }
 
 /* ---- settle: an item's outcome, and the end of a job ---------------- */
@@ -747,8 +664,7 @@ static void finish_files(struct pl_job *j)
 	fsync(s->dir.dfd[D_CUR]);
 	fsync(dest);
 	atomic_fetch_add(failed ? &s->jobs_failed : &s->jobs_done, 1);
-	pl_crashguard_close(j->guard, 1);
-	j->guard = NULL;
+	pl_jobguard_close(&j->guard, true);
 	pl_log(LOG_INFO, "job %s finished: %lu ok, %lu failed; moved to %s/", j->name, j->ok,
 	       j->failed, failed ? "failed" : "done");
 }
@@ -1011,30 +927,6 @@ void pl_spool_interrupt(struct pl_spool *s)
 	atomic_store(&s->interrupted, true);
 }
 
-/*
- * A stop that drained: every item that entered the pipeline was recorded,
- * so nothing of this job can have crashed the daemon, except the lines of
- * a window left from an earlier crash that have not run yet.
- */
-static void guard_settle(struct pl_job *j)
-{
-	bool window_left = false;
-
-	if (!j->guard)
-		return;
-	for (unsigned long l = j->lineno; l <= j->alone_end && !window_left; l++)
-		window_left = !line_recorded(j, l);
-	j->gs.suspect = 0;
-	j->gs.crashes = 0;
-	j->gs.mark = window_left ? j->alone_end : 0;
-	if (!window_left) {
-		pl_crashguard_close(j->guard, 1);
-		j->guard = NULL;
-	} else if (pl_crashguard_write(j->guard, &j->gs) < 0) {
-		pl_log(LOG_WARNING, "job %s: cannot update its crash guard", j->name);
-	}
-}
-
 void pl_spool_close(struct pl_spool *s)
 {
 	struct pl_job *drop = NULL, **p;
@@ -1053,7 +945,7 @@ void pl_spool_close(struct pl_spool *s)
 
 			j->closed = true;
 			fdatasync(j->resfd);
-			guard_settle(j);
+			pl_jobguard_settle(&j->guard, j->lineno, j->recorded, j->nbits);
 			r = pl_spooldir_move(&s->dir, D_CUR, D_NEW, j->name);
 			if (r < 0)
 				pl_log_errno(LOG_ERR, -r, "job %s: cannot move it back to new/ "
@@ -1098,7 +990,7 @@ static void job_free(struct pl_job *j)
 		fclose(j->in);
 	if (j->resfd >= 0)
 		close(j->resfd);
-	pl_crashguard_close(j->guard, 0);
+	pl_jobguard_close(&j->guard, false);
 	free(j->sent);
 	free(j->items);
 	pthread_mutex_destroy(&j->lock);
