@@ -359,14 +359,12 @@ int pl_spool_claim(struct pl_spool *s, struct pl_job **job)
 
 /* ---- resume: open the claimed job, take back what earlier runs left - */
 
-/* One line of an existing result: mark its line number and count it. */
-static void resume_record(struct pl_job *j, const char *rec, size_t len)
+/* One record of an existing result: mark its line number and count it. */
+static void resume_record(void *arg, unsigned long line, bool ok)
 {
-	unsigned long line;
-	bool ok;
+	struct pl_job *j = arg;
 
-	if (pl_record_parse(rec, len, &line, &ok) < 0 || line == 0 || line >= j->nbits ||
-	    line_recorded(j, line))
+	if (line == 0 || line >= j->nbits || line_recorded(j, line))
 		return;
 	j->recorded[line / 64] |= 1ull << (line % 64);
 	if (ok)
@@ -383,12 +381,8 @@ static void resume_record(struct pl_job *j, const char *rec, size_t len)
 static int resume_read(struct pl_job *j, off_t jobsize)
 {
 	struct stat st;
-	char *rec = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	off_t good = 0;
-	FILE *f;
-	int fd, r = 0;
+	off_t good;
+	int r;
 
 	if (fstat(j->resfd, &st) < 0)
 		return -errno;
@@ -398,24 +392,9 @@ static int resume_read(struct pl_job *j, off_t jobsize)
 	j->recorded = calloc(j->nbits / 64 + 1, sizeof(uint64_t));
 	if (!j->recorded)
 		return -ENOMEM;
-	if ((fd = dup(j->resfd)) < 0)
-		return -errno;
-	if (!(f = fdopen(fd, "r"))) {
-		r = -errno;
-		close(fd);
+	if ((r = pl_record_read_file(j->resfd, resume_record, j, &good)) < 0)
 		return r;
-	}
-	if (fseeko(f, 0, SEEK_SET) < 0)
-		r = -errno;
-	while (r == 0 && (n = getline(&rec, &cap, f)) > 0 && rec[n - 1] == '\n') {
-		good += n;
-		resume_record(j, rec, (size_t)n);
-	}
-	if (r == 0 && ferror(f))
-		r = -EIO;
-	free(rec);
-	fclose(f);
-	if (r == 0 && good < st.st_size) {
+	if (good < st.st_size) {
 		pl_log(LOG_WARNING, "job %s: cutting a torn last record off cur/%s%s",
 		       j->name, j->name, RESULT_SUFFIX);
 		if (ftruncate(j->resfd, good) < 0)
