@@ -33,11 +33,6 @@
  * complete.
  *
  * Why it is built this way:
- *  - Discovery: inotify only says "new/ changed"; the names themselves come
- *    from a sorted readdir that is redone only when the list of the last
- *    scan is used up and something changed since (or inotify overflowed).
- *    A spool with a million waiting jobs therefore costs one scan, not one
- *    per claim.
  *  - A job is read one line at a time, as the pipeline takes items.  What
  *    a job remembers is small: a bitmap of line numbers already recorded
  *    (from a previous run) and a set of 64-bit hashes of the names handed
@@ -65,7 +60,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -79,6 +73,7 @@
 #include "spool.h"
 #include "spoolcount.h"
 #include "spooldir.h"
+#include "spoolscan.h"
 
 #define RESULT_SUFFIX PL_SPOOL_RESULT_SUFFIX
 #define GUARD_SUFFIX PL_SPOOLDIR_GUARD_SUFFIX
@@ -89,15 +84,12 @@ enum { D_TMP = PL_SPOOL_TMP, D_NEW = PL_SPOOL_NEW, D_CUR = PL_SPOOL_CUR, D_DONE 
 
 struct pl_spool {
 	struct pl_spooldir dir;	/* the folders and the lock (spooldir.h) */
-	int ifd;		/* inotify on new/ */
-	atomic_bool rescan;	/* new/ may hold names the list lacks */
+	struct pl_spoolscan scan;	/* new/'s names (spoolscan.h); its list under lock */
 	atomic_bool interrupted;/* a stop: long reads give up */
 	atomic_ulong rejected;	/* entries of new/ moved to failed/ */
 	atomic_ulong jobs_done, jobs_failed;	/* moved to done/, failed/ */
 
 	pthread_mutex_t lock;	/* everything below */
-	char **names;		/* sorted names of the last scan of new/ */
-	size_t nnames, next;
 	struct pl_job *jobs;	/* claimed and not yet freed */
 	struct pl_nameset warned;	/* dot-files of new/ already logged */
 	bool closed;
@@ -154,14 +146,12 @@ static bool line_recorded(const struct pl_job *j, unsigned long line)
 int pl_spool_open(const char *dir, struct pl_spool **out)
 {
 	struct pl_spool *s = calloc(1, sizeof *s);
-	char path[4096];
 	int r;
 
 	*out = NULL;
 	if (!s)
 		return -ENOMEM;
-	s->ifd = -1;
-	atomic_init(&s->rescan, true);
+	pl_spoolscan_init(&s->scan);
 	atomic_init(&s->interrupted, false);
 	atomic_init(&s->rejected, 0);
 	if ((r = -pthread_mutex_init(&s->lock, NULL)) < 0) {
@@ -172,11 +162,7 @@ int pl_spool_open(const char *dir, struct pl_spool **out)
 		spool_free(s);
 		return r;
 	}
-	s->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	snprintf(path, sizeof path, "%s/new", dir);
-	if (s->ifd < 0 || inotify_add_watch(s->ifd, path, IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
-		r = -errno;
-		pl_log_errno(LOG_ERR, -r, "spool: cannot watch %s: %s", path, strerror(-r));
+	if ((r = pl_spoolscan_watch(&s->scan, &s->dir)) < 0) {
 		spool_free(s);
 		return r;
 	}
@@ -191,36 +177,20 @@ int pl_spool_recover(struct pl_spool *s)
 	int r = pl_spooldir_recover(&s->dir);
 
 	if (r >= 0)
-		atomic_store(&s->rescan, true);
+		pl_spoolscan_again(&s->scan);
 	return r;
 }
 
-/* ---- watch new/, count what waits (spoolcount.c) -------------------- */
+/* ---- watch new/ (spoolscan.c), count what waits (spoolcount.c) ----- */
 
 int pl_spool_fd(const struct pl_spool *s)
 {
-	return s->ifd;
+	return s->scan.ifd;
 }
 
 void pl_spool_handle_events(struct pl_spool *s)
 {
-	/* Which event it was does not matter (overflow included): the names
-	 * come from the next scan anyway. */
-	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-
-	for (;;) {
-		ssize_t n = read(s->ifd, buf, sizeof buf);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno != EAGAIN)
-			pl_log_errno(LOG_WARNING, errno, "spool %s: reading inotify: %s",
-				     s->dir.path, strerror(errno));
-		if (n != 0)
-			atomic_store(&s->rescan, true);
-		if (n <= 0)
-			return;
-	}
+	pl_spoolscan_handle_events(&s->scan, &s->dir);
 }
 
 int pl_spool_count_pending(struct pl_spool *s, unsigned long *items)
@@ -263,30 +233,6 @@ static void note_dotfile(struct pl_spool *s, const char *name)
 	if (pl_nameset_add(&s->warned, name) == 1)
 		pl_log(LOG_WARNING, "spool %s: new/%s starts with a dot, so it is not a job; "
 		       "left where it is", s->dir.path, name);
-}
-
-/* Next name from the list, rescanning new/ only when the list is used up
- * and new/ changed since.  NULL when nothing waits.  Under s->lock. */
-static char *next_name(struct pl_spool *s, int *err)
-{
-	*err = 0;
-	if (s->next == s->nnames) {
-		pl_spooldir_free_names(s->names, s->nnames);
-		s->names = NULL;
-		s->nnames = s->next = 0;
-		if (!atomic_exchange(&s->rescan, false))
-			return NULL;
-		*err = pl_spooldir_list(&s->dir, D_NEW, &s->names, &s->nnames);
-		if (*err < 0) {
-			atomic_store(&s->rescan, true);
-			pl_log_errno(LOG_ERR, -*err, "spool %s: cannot read new/: %s",
-				     s->dir.path, strerror(-*err));
-			return NULL;
-		}
-		if (s->nnames == 0)
-			return NULL;
-	}
-	return s->names[s->next++];
 }
 
 /* Opens the job just moved into cur/ and resumes it: in the next section. */
@@ -349,7 +295,7 @@ int pl_spool_claim(struct pl_spool *s, struct pl_job **job)
 
 	*job = NULL;
 	pthread_mutex_lock(&s->lock);
-	while (r == -EAGAIN && !s->closed && (name = next_name(s, &err)))
+	while (r == -EAGAIN && !s->closed && (name = pl_spoolscan_next(&s->scan, &s->dir, &err)))
 		r = claim_one(s, name, job);
 	if (r == -EAGAIN && err == -ENOMEM)
 		r = -ENOMEM;
@@ -947,9 +893,7 @@ void pl_spool_close(struct pl_spool *s)
 	}
 	s->closed = true;
 	free_now = !s->jobs;
-	if (s->ifd >= 0)
-		close(s->ifd);
-	s->ifd = -1;
+	pl_spoolscan_stop(&s->scan);
 	pthread_mutex_unlock(&s->lock);
 
 	while (drop) {
@@ -983,9 +927,7 @@ static void job_free(struct pl_job *j)
 static void spool_free(struct pl_spool *s)
 {
 	pl_spooldir_close(&s->dir);
-	if (s->ifd >= 0)
-		close(s->ifd);
-	pl_spooldir_free_names(s->names, s->nnames);
+	pl_spoolscan_free(&s->scan);
 	pl_nameset_free(&s->warned);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
