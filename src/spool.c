@@ -2,8 +2,10 @@
  * spool.c — see spool.h.  Jobs come in through a Maildir-like folder and
  * their results go out beside them.  What a job line means is jobline.c's
  * business, what a result record looks like record.c's, the folders, their
- * modes and the lock spooldir.c's: here is the life of a job, in the order
- * it is lived.
+ * modes and the lock spooldir.c's, finding names in new/ spoolscan.c's,
+ * counting what waits spoolcount.c's, and what the crash guard says of a
+ * job's lines jobguard.c's: here is the life of a job, in the order it is
+ * lived.
  *
  * The life of a job:
  *
@@ -76,7 +78,6 @@
 #include "spoolscan.h"
 
 #define RESULT_SUFFIX PL_SPOOL_RESULT_SUFFIX
-#define GUARD_SUFFIX PL_SPOOLDIR_GUARD_SUFFIX
 #define INTERRUPT_EVERY PL_SPOOLDIR_STOP_EVERY
 
 enum { D_TMP = PL_SPOOL_TMP, D_NEW = PL_SPOOL_NEW, D_CUR = PL_SPOOL_CUR, D_DONE = PL_SPOOL_DONE,
