@@ -13,7 +13,9 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "item.h"
 #include "record.h"
@@ -168,4 +170,38 @@ int pl_record_parse(const char *rec, size_t len, unsigned long *line, bool *ok)
 	*line = n;
 	*ok = is_ok;
 	return 0;
+}
+
+int pl_record_read_file(int fd, void (*each)(void *arg, unsigned long line, bool ok), void *arg,
+			off_t *good)
+{
+	char *rec = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	FILE *f;
+	int dfd, r = 0;
+
+	*good = 0;
+	if ((dfd = dup(fd)) < 0)
+		return -errno;
+	if (!(f = fdopen(dfd, "r"))) {
+		r = -errno;
+		close(dfd);
+		return r;
+	}
+	if (fseeko(f, 0, SEEK_SET) < 0)
+		r = -errno;
+	while (r == 0 && (n = getline(&rec, &cap, f)) > 0 && rec[n - 1] == '\n') {
+		unsigned long line;
+		bool ok;
+
+		*good += n;
+		if (pl_record_parse(rec, (size_t)n, &line, &ok) == 0)
+			each(arg, line, ok);
+	}
+	if (r == 0 && ferror(f))
+		r = -EIO;
+	free(rec);
+	fclose(f);
+	return r;
 }

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 struct pl_item;
 
@@ -31,5 +32,12 @@ void pl_record_format_oom(char buf[PL_RECORD_OOM_SIZE], unsigned long line,
  * readable, as getline leaves it): 0 with *line and *ok set, or -EINVAL if
  * it is not exactly a record as written above. */
 int pl_record_parse(const char *rec, size_t len, unsigned long *line, bool *ok);
+/* Every record of the result file open at FD, from its start (through a
+ * dup, so FD's offset moves too): EACH is called with the line number and
+ * status of each complete line that is a record.  *good is where the last
+ * complete line ends: a torn last line (a crash mid-write) lies beyond.
+ * 0 or -errno. */
+int pl_record_read_file(int fd, void (*each)(void *arg, unsigned long line, bool ok), void *arg,
+			off_t *good);
 
 #endif

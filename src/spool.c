@@ -1,9 +1,11 @@
 /*
  * spool.c — see spool.h.  Jobs come in through a Maildir-like folder and
- * their results go out beside them; this file is the only one that touches
- * the spool on disk.  What a job line means is jobline.c's business, what
- * a result record looks like record.c's: here are the folders, the lock,
- * and the life of a job, in the order it is lived.
+ * their results go out beside them.  What a job line means is jobline.c's
+ * business, what a result record looks like record.c's, the folders, their
+ * modes and the lock spooldir.c's, finding names in new/ spoolscan.c's,
+ * counting what waits spoolcount.c's, and what the crash guard says of a
+ * job's lines jobguard.c's: here is the life of a job, in the order it is
+ * lived.
  *
  * The life of a job:
  *
@@ -14,7 +16,7 @@
  *              feeder now holds it (one reference).
  *     resume   lines an earlier run recorded are skipped; lines the crash
  *              guard suspects run alone, one that crashed the daemon too
- *              often fails unrun (guard_judge).
+ *              often fails unrun (jobguard.c).
  *     read     each item handed out holds one more reference, until it is
  *              recorded (or requeued at a fast stop).
  *     settle   when the last reference goes (items recorded, feeder done):
@@ -33,11 +35,6 @@
  * complete.
  *
  * Why it is built this way:
- *  - Discovery: inotify only says "new/ changed"; the names themselves come
- *    from a sorted readdir that is redone only when the list of the last
- *    scan is used up and something changed since (or inotify overflowed).
- *    A spool with a million waiting jobs therefore costs one scan, not one
- *    per claim.
  *  - A job is read one line at a time, as the pipeline takes items.  What
  *    a job remembers is small: a bitmap of line numbers already recorded
  *    (from a previous run) and a set of 64-bit hashes of the names handed
@@ -56,55 +53,44 @@
  *    whoever drops its last reference: a job as above, the spool when it
  *    was closed and no job is left.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "crashguard.h"
 #include "fdio.h"
 #include "item.h"
+#include "jobguard.h"
 #include "jobline.h"
 #include "log.h"
 #include "nameset.h"
 #include "record.h"
 #include "spool.h"
+#include "spoolcount.h"
+#include "spooldir.h"
+#include "spoolscan.h"
 
 #define RESULT_SUFFIX PL_SPOOL_RESULT_SUFFIX
-#define LOCK_NAME PL_SPOOL_LOCK_NAME	/* one daemon per spool */
-#define GUARD_SUFFIX ".guard"		/* cur/.JOB.guard: see crashguard.h */
-/* How far ahead of the item being handed out the crash guard's mark is
- * raised: one fdatasync per this many lines, and at most this many
- * never-started lines run alone after a crash. */
-#define MARK_STEP 32
-#define INTERRUPT_EVERY 65536	/* bytes read between looks at a stop */
+#define INTERRUPT_EVERY PL_SPOOLDIR_STOP_EVERY
 
 enum { D_TMP = PL_SPOOL_TMP, D_NEW = PL_SPOOL_NEW, D_CUR = PL_SPOOL_CUR, D_DONE = PL_SPOOL_DONE,
        D_FAILED = PL_SPOOL_FAILED, D_COUNT = PL_SPOOL_FOLDERS };
-const char *const pl_spool_folder_names[PL_SPOOL_FOLDERS] = { "tmp", "new", "cur", "done", "failed" };
 
 struct pl_spool {
-	char *dir;
-	int dfd[D_COUNT];
-	int ifd;		/* inotify on new/ */
-	int lockfd;		/* LOCK_NAME, flock'ed for the spool's life */
-	atomic_bool rescan;	/* new/ may hold names the list lacks */
+	struct pl_spooldir dir;	/* the folders and the lock (spooldir.h) */
+	struct pl_spoolscan scan;	/* new/'s names (spoolscan.h); its list under lock */
 	atomic_bool interrupted;/* a stop: long reads give up */
 	atomic_ulong rejected;	/* entries of new/ moved to failed/ */
 	atomic_ulong jobs_done, jobs_failed;	/* moved to done/, failed/ */
 
 	pthread_mutex_t lock;	/* everything below */
-	char **names;		/* sorted names of the last scan of new/ */
-	size_t nnames, next;
 	struct pl_job *jobs;	/* claimed and not yet freed */
 	struct pl_nameset warned;	/* dot-files of new/ already logged */
 	bool closed;
@@ -121,13 +107,7 @@ struct pl_job {
 	char *buf;		/* PL_JOBLINE_MAX + 2 */
 	unsigned long lineno;
 	unsigned long unread;	/* bytes read since the last look at a stop */
-	/* The crash guard (crashguard.h): lines up to `alone_end` were maybe
-	 * inside the pipeline when the daemon last died, so they run alone;
-	 * `condemned` crashed it PL_CRASHGUARD_LIMIT times and fails unrun. */
-	struct pl_crashguard *guard;
-	struct pl_crashguard_state gs;
-	unsigned long alone_end, condemned;
-	char condemned_why[64];
+	struct pl_jobguard guard;	/* lines that run alone or fail unrun */
 	uint64_t *recorded;	/* bitmap by line number, NULL if none; for a
 				 * remote job also this run's, under lock */
 	unsigned long nbits;
@@ -157,236 +137,33 @@ static void spool_free(struct pl_spool *s);
 
 /* ---- small helpers -------------------------------------------------- */
 
-static bool has_suffix(const char *s, const char *suffix)
-{
-	size_t n = strlen(s), k = strlen(suffix);
-
-	return n >= k && strcmp(s + n - k, suffix) == 0;
-}
-
-/* Move without overwriting: a same-named job already there must not be
- * lost.  Falls back to a check + rename where renameat2 is unsupported. */
-static int move_noreplace(int from, int to, const char *name)
-{
-	if (renameat2(from, name, to, name, RENAME_NOREPLACE) == 0)
-		return 0;
-	if (errno != EINVAL && errno != ENOSYS)
-		return -errno;
-	if (faccessat(to, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-		return -EEXIST;
-	return renameat(from, name, to, name) < 0 ? -errno : 0;
-}
-
-static int cmp_names(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void free_names(char **names, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
-}
-
-/* Every name in one spool folder but "." and "..", sorted.  What each one
- * is gets decided where it is used, from the file itself: a type seen here
- * could change before then. */
-static int list_dir(struct pl_spool *s, int which, char ***out, size_t *count)
-{
-	int fd = openat(s->dfd[which], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	char **names = NULL;
-	size_t n = 0, cap = 0;
-	struct dirent *e;
-	DIR *d;
-	int r = 0;
-
-	if (fd < 0)
-		return -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	while ((errno = 0, e = readdir(d))) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		if (n == cap) {
-			char **bigger = realloc(names, (cap ? cap * 2 : 16) * sizeof *names);
-			if (!bigger) {
-				r = -ENOMEM;
-				break;
-			}
-			names = bigger;
-			cap = cap ? cap * 2 : 16;
-		}
-		if (!(names[n] = strdup(e->d_name))) {
-			r = -ENOMEM;
-			break;
-		}
-		n++;
-	}
-	if (r == 0 && errno)
-		r = -errno;
-	closedir(d);
-	if (r < 0) {
-		free_names(names, n);
-		return r;
-	}
-	if (n)
-		qsort(names, n, sizeof *names, cmp_names);
-	*out = names;
-	*count = n;
-	return 0;
-}
-
 static bool line_recorded(const struct pl_job *j, unsigned long line)
 {
 	return j->recorded && line < j->nbits && (j->recorded[line / 64] >> (line % 64) & 1);
 }
 
-/* ---- open: the lock and the folders --------------------------------- */
-
-/*
- * One daemon per spool: a second one would move the first one's job from
- * cur/ back to new/ and run it again.  The lock is an flock on a file in the
- * spool, held through an fd for as long as the spool is open, so it goes
- * with the process however that ends.  The file holds the holder's pid,
- * for the message the next one prints.  -EBUSY when another holds it.
- */
-static int lock_spool(struct pl_spool *s)
-{
-	char pid[32] = "";
-	ssize_t n;
-	int dfd, r;
-
-	dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return -errno;
-	s->lockfd = openat(dfd, LOCK_NAME, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
-			   0640);
-	r = s->lockfd < 0 ? -errno : 0;
-	close(dfd);
-	if (r < 0) {
-		pl_log_errno(LOG_ERR, -r, "spool %s: cannot open %s: %s", s->dir, LOCK_NAME,
-			     strerror(-r));
-		return r;
-	}
-	if (flock(s->lockfd, LOCK_EX | LOCK_NB) == 0) {
-		/* readable by the spool's group: pipelinectl status reads the pid */
-		fchmod(s->lockfd, 0640);
-		n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-		if (ftruncate(s->lockfd, 0) < 0 || pwrite(s->lockfd, pid, (size_t)n, 0) != n)
-			pl_log_errno(LOG_WARNING, errno, "spool %s: cannot write %s: %m", s->dir,
-				     LOCK_NAME);
-		return 0;
-	}
-	r = errno;
-	if (r != EWOULDBLOCK) {
-		pl_log_errno(LOG_ERR, r, "spool %s: cannot lock %s: %s", s->dir, LOCK_NAME,
-			     strerror(r));
-		return -r;
-	}
-	n = pread(s->lockfd, pid, sizeof pid - 1, 0);
-	pid[n > 0 ? n : 0] = '\0';
-	pid[strcspn(pid, "\n")] = '\0';
-	pl_log(LOG_ERR, "spool %s is in use by another pipelined%s%s%s; one daemon runs per spool",
-	       s->dir, *pid ? " (pid " : "", pid, *pid ? ")" : "");
-	return -EBUSY;
-}
-
-/*
- * The modes that let producers in the spool's group submit and read
- * results and keep everyone else out (pipelinectl(1), PERMISSIONS): tmp/
- * and new/ writable by the group, sticky so that a producer cannot rename
- * or remove another's job; the rest readable by the group.  Set at every
- * open, not only at creation, so that a spool made under an older unit or
- * umask is brought in line.  No set-group-ID bit: the shipped unit forbids
- * it (RestrictSUIDSGID=); pipelinectl gives each job the group instead.
- */
-static const mode_t folder_modes[D_COUNT] = { 01770, 01770, 0750, 0750, 0750 };
-#define SPOOL_MODE 0750
-
-static void set_mode(int fd, mode_t mode, const char *dir, const char *sub)
-{
-	struct stat st;
-
-	if (fstat(fd, &st) == 0 && (st.st_mode & 07777) == mode)
-		return;
-	if (fchmod(fd, mode) < 0)
-		pl_log_errno(LOG_WARNING, errno, "spool %s: cannot set mode %04o on %s%s: %m "
-			     "(producers in its group may be kept out)", dir, (unsigned)mode,
-			     *sub ? sub : ".", *sub ? "/" : "");
-}
-
-static int open_subdirs(struct pl_spool *s)
-{
-	char path[4096];
-	int r;
-
-	if (mkdir(s->dir, 0750) < 0 && errno != EEXIST) {
-		r = -errno;
-		pl_log_errno(LOG_ERR, -r, "spool %s: cannot create it: %s", s->dir, strerror(-r));
-		return r;
-	}
-	if ((r = lock_spool(s)) < 0)
-		return r;
-	if ((r = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-		set_mode(r, SPOOL_MODE, s->dir, "");
-		close(r);
-	}
-	for (int i = 0; i < D_COUNT; i++) {
-		if (snprintf(path, sizeof path, "%s/%s", s->dir, pl_spool_folder_names[i]) >= (int)sizeof path)
-			return -ENAMETOOLONG;
-		if (mkdir(path, 0750) < 0 && errno != EEXIST) {
-			int r = -errno;
-			pl_log_errno(LOG_ERR, -r, "spool: cannot create %s: %s", path, strerror(-r));
-			return r;
-		}
-		s->dfd[i] = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (s->dfd[i] < 0) {
-			int r = -errno;
-			pl_log_errno(LOG_ERR, -r, "spool: cannot open %s: %s", path, strerror(-r));
-			return r;
-		}
-		set_mode(s->dfd[i], folder_modes[i], s->dir, pl_spool_folder_names[i]);
-	}
-	return 0;
-}
+/* ---- open: the lock and the folders (spooldir.c) -------------------- */
 
 int pl_spool_open(const char *dir, struct pl_spool **out)
 {
 	struct pl_spool *s = calloc(1, sizeof *s);
-	char path[4096];
 	int r;
 
 	*out = NULL;
 	if (!s)
 		return -ENOMEM;
-	for (int i = 0; i < D_COUNT; i++)
-		s->dfd[i] = -1;
-	s->ifd = s->lockfd = -1;
-	atomic_init(&s->rescan, true);
+	pl_spoolscan_init(&s->scan);
 	atomic_init(&s->interrupted, false);
 	atomic_init(&s->rejected, 0);
 	if ((r = -pthread_mutex_init(&s->lock, NULL)) < 0) {
 		free(s);
 		return r;
 	}
-	if (!(s->dir = strdup(dir))) {
-		spool_free(s);
-		return -ENOMEM;
-	}
-	if ((r = open_subdirs(s)) < 0) {
+	if ((r = pl_spooldir_open(&s->dir, dir)) < 0) {
 		spool_free(s);
 		return r;
 	}
-	s->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	snprintf(path, sizeof path, "%s/new", dir);
-	if (s->ifd < 0 || inotify_add_watch(s->ifd, path, IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
-		r = -errno;
-		pl_log_errno(LOG_ERR, -r, "spool: cannot watch %s: %s", path, strerror(-r));
+	if ((r = pl_spoolscan_watch(&s->scan, &s->dir)) < 0) {
 		spool_free(s);
 		return r;
 	}
@@ -394,137 +171,27 @@ int pl_spool_open(const char *dir, struct pl_spool **out)
 	return 0;
 }
 
-/* ---- recover: what a crash left in cur/ ----------------------------- */
-
-/* The guard of a job that is in neither cur/ nor new/ (someone removed it
- * after a crash) is of no use; the id it holds keeps it from ever applying
- * to another job of the same name, so this is only tidying. */
-static void drop_stale_guard(struct pl_spool *s, const char *name)
-{
-	size_t n = strlen(name), k = strlen(GUARD_SUFFIX);
-	char job[NAME_MAX + 1];
-
-	if (n <= k + 1 || !has_suffix(name, GUARD_SUFFIX))
-		return;
-	snprintf(job, sizeof job, "%.*s", (int)(n - k - 1), name + 1);
-	if (faccessat(s->dfd[D_CUR], job, F_OK, AT_SYMLINK_NOFOLLOW) < 0 &&
-	    faccessat(s->dfd[D_NEW], job, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
-		unlinkat(s->dfd[D_CUR], name, 0);
-}
+/* ---- recover: what a crash left in cur/ (spooldir.c) ---------------- */
 
 int pl_spool_recover(struct pl_spool *s)
 {
-	char **names;
-	size_t n;
-	int r = list_dir(s, D_CUR, &names, &n), moved = 0;
+	int r = pl_spooldir_recover(&s->dir);
 
-	if (r < 0) {
-		pl_log_errno(LOG_ERR, -r, "spool %s: cannot read cur/: %s", s->dir, strerror(-r));
-		return r;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (names[i][0] == '.') {
-			drop_stale_guard(s, names[i]);
-			continue;
-		}
-		if (has_suffix(names[i], RESULT_SUFFIX))
-			continue;
-		r = move_noreplace(s->dfd[D_CUR], s->dfd[D_NEW], names[i]);
-		if (r < 0)
-			pl_log_errno(LOG_ERR, -r, "spool %s: cannot move cur/%s back to new/: %s",
-				     s->dir, names[i], strerror(-r));
-		else
-			moved++;
-	}
-	free_names(names, n);
-	if (moved)
-		fsync(s->dfd[D_NEW]);
-	atomic_store(&s->rescan, true);
-	pl_log(moved ? LOG_NOTICE : LOG_INFO, "spool %s: %d interrupted job%s moved from cur/ back to new/",
-	       s->dir, moved, moved == 1 ? "" : "s");
-	return moved;
+	if (r >= 0)
+		pl_spoolscan_again(&s->scan);
+	return r;
 }
 
-/* ---- watch new/, count what waits ----------------------------------- */
+/* ---- watch new/ (spoolscan.c), count what waits (spoolcount.c) ----- */
 
 int pl_spool_fd(const struct pl_spool *s)
 {
-	return s->ifd;
+	return s->scan.ifd;
 }
 
 void pl_spool_handle_events(struct pl_spool *s)
 {
-	/* Which event it was does not matter (overflow included): the names
-	 * come from the next scan anyway. */
-	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-
-	for (;;) {
-		ssize_t n = read(s->ifd, buf, sizeof buf);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno != EAGAIN)
-			pl_log_errno(LOG_WARNING, errno, "spool %s: reading inotify: %s",
-				     s->dir, strerror(errno));
-		if (n != 0)
-			atomic_store(&s->rescan, true);
-		if (n <= 0)
-			return;
-	}
-}
-
-/* Item lines (not blank, not comment) of one job file. */
-static unsigned long count_items(struct pl_spool *s, FILE *f)
-{
-	unsigned long n = 0, unread = 0;
-	bool start = true;
-	int c;
-
-	while ((c = getc_unlocked(f)) != EOF) {
-		if (++unread % INTERRUPT_EVERY == 0 && atomic_load(&s->interrupted))
-			break;
-		if (c == '\n') {
-			start = true;
-		} else if (start && !pl_jobline_space((char)c)) {
-			start = false;
-			n += c != '#';
-		}
-	}
-	return n;
-}
-
-/* A stream on a regular file of a spool folder, never following a link or
- * waiting on a FIFO; NULL (errno set) for anything else. */
-static FILE *open_regular(int dfd, const char *name)
-{
-	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	struct stat st;
-	FILE *f;
-
-	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink > 1) {
-		close(fd);
-		errno = EINVAL;
-		return NULL;
-	}
-	if (!(f = fdopen(fd, "r")))
-		close(fd);
-	return f;
-}
-
-static unsigned long count_lines_at(int dfd, const char *name)
-{
-	FILE *f = open_regular(dfd, name);
-	unsigned long n = 0;
-	int c;
-
-	if (!f)
-		return 0;
-	while ((c = getc_unlocked(f)) != EOF)
-		n += c == '\n';
-	fclose(f);
-	return n;
+	pl_spoolscan_handle_events(&s->scan, &s->dir);
 }
 
 int pl_spool_count_pending(struct pl_spool *s, unsigned long *items)
@@ -536,31 +203,7 @@ int pl_spool_count_pending(struct pl_spool *s, unsigned long *items)
 
 int pl_spool_count_waiting(struct pl_spool *s, unsigned long *jobs, unsigned long *items)
 {
-	char resname[NAME_MAX + 1], **names;
-	size_t n;
-	int r = list_dir(s, D_NEW, &names, &n);
-
-	*jobs = *items = 0;
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < n && !atomic_load(&s->interrupted); i++) {
-		unsigned long lines, done = 0;
-		FILE *f;
-
-		if (names[i][0] == '.' || has_suffix(names[i], RESULT_SUFFIX) ||
-		    !(f = open_regular(s->dfd[D_NEW], names[i])))
-			continue;
-		lines = count_items(s, f);
-		fclose(f);
-		++*jobs;
-		/* A job resumed later skips what it already recorded. */
-		if (snprintf(resname, sizeof resname, "%s%s", names[i], RESULT_SUFFIX) <
-		    (int)sizeof resname)
-			done = count_lines_at(s->dfd[D_CUR], resname);
-		*items += lines > done ? lines - done : 0;
-	}
-	free_names(names, n);
-	return 0;
+	return pl_spoolcount_waiting(&s->dir, &s->interrupted, jobs, items);
 }
 
 unsigned long pl_spool_rejected(const struct pl_spool *s)
@@ -576,70 +219,12 @@ void pl_spool_jobs_finished(struct pl_spool *s, unsigned long *done, unsigned lo
 
 /* ---- claim: new/ -> cur/ -------------------------------------------- */
 
-/* Why the file behind st cannot be a job; NULL if it can.  A hard link is
- * refused because it may be a second name of a file the producer could not
- * read itself, whose lines would then be quoted back in the result. */
-static const char *not_a_job(const struct stat *st, char *buf, size_t len)
-{
-	switch (st->st_mode & S_IFMT) {
-	case S_IFREG:
-		break;
-	case S_IFLNK:
-		return "is a symbolic link, not a regular file";
-	case S_IFDIR:
-		return "is a directory, not a regular file";
-	case S_IFIFO:
-		return "is a FIFO, not a regular file";
-	case S_IFSOCK:
-		return "is a socket, not a regular file";
-	default:
-		return "is a device, not a regular file";
-	}
-	if (st->st_nlink > 1) {
-		snprintf(buf, len, "has %lu hard links, and a job must be a file of its own",
-			 (unsigned long)st->st_nlink);
-		return buf;
-	}
-	return NULL;
-}
-
-/* Write failed/NAME.result for something in new/ that never was a job, so
- * that the operator finds the reason beside it, not only in the log. */
-static void reject_record(struct pl_spool *s, const char *name, const char *why)
-{
-	struct pl_item it = { .line = 0 };
-	char resname[NAME_MAX + 1], *rec;
-	int fd;
-
-	if (snprintf(resname, sizeof resname, "%s%s", name, RESULT_SUFFIX) >= (int)sizeof resname)
-		return;
-	if (!(rec = pl_record_format(&it, false, why, 0)))
-		return;
-	fd = openat(s->dfd[D_FAILED], resname,
-		    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0640);
-	if (fd < 0 || pl_fdio_write_all(fd, rec, strlen(rec)) < 0)
-		pl_log_errno(LOG_ERR, errno, "spool %s: cannot write failed/%s: %m", s->dir, resname);
-	if (fd >= 0)
-		close(fd);
-	free(rec);
-}
-
-/* A name in new/ (or, after a swap, cur/) that can never be a job: out of
- * the way into failed/, with a reason in the log and in NAME.result.
- * Renaming moves a symbolic link itself, never what it points to. */
+/* A name of new/ (or, after a swap, cur/) that is not a job: counted, and
+ * moved out of the way (spooldir.c). */
 static void reject_to_failed(struct pl_spool *s, int from, const char *name, const char *why)
 {
-	const char *dir = pl_spool_folder_names[from];
-
 	atomic_fetch_add(&s->rejected, 1);
-	if (renameat(s->dfd[from], name, s->dfd[D_FAILED], name) < 0) {
-		if (errno != ENOENT)
-			pl_log_errno(LOG_ERR, errno, "spool %s: %s/%s %s, and cannot be moved to "
-				     "failed/: %m", s->dir, dir, name, why);
-		return;
-	}
-	pl_log(LOG_WARNING, "spool %s: %s/%s %s; moved to failed/", s->dir, dir, name, why);
-	reject_record(s, name, why);
+	pl_spooldir_reject(&s->dir, from, name, why);
 }
 
 /* Dot-files are what tools such as rsync write while a file is on its way
@@ -648,31 +233,7 @@ static void note_dotfile(struct pl_spool *s, const char *name)
 {
 	if (pl_nameset_add(&s->warned, name) == 1)
 		pl_log(LOG_WARNING, "spool %s: new/%s starts with a dot, so it is not a job; "
-		       "left where it is", s->dir, name);
-}
-
-/* Next name from the list, rescanning new/ only when the list is used up
- * and new/ changed since.  NULL when nothing waits.  Under s->lock. */
-static char *next_name(struct pl_spool *s, int *err)
-{
-	*err = 0;
-	if (s->next == s->nnames) {
-		free_names(s->names, s->nnames);
-		s->names = NULL;
-		s->nnames = s->next = 0;
-		if (!atomic_exchange(&s->rescan, false))
-			return NULL;
-		*err = list_dir(s, D_NEW, &s->names, &s->nnames);
-		if (*err < 0) {
-			atomic_store(&s->rescan, true);
-			pl_log_errno(LOG_ERR, -*err, "spool %s: cannot read new/: %s",
-				     s->dir, strerror(-*err));
-			return NULL;
-		}
-		if (s->nnames == 0)
-			return NULL;
-	}
-	return s->names[s->next++];
+		       "left where it is", s->dir.path, name);
 }
 
 /* Opens the job just moved into cur/ and resumes it: in the next section. */
@@ -690,7 +251,7 @@ static int claim_one(struct pl_spool *s, const char *name, struct pl_job **job)
 		note_dotfile(s, name);
 		return -EAGAIN;
 	}
-	if (has_suffix(name, RESULT_SUFFIX)) {
+	if (pl_spooldir_is_result(name)) {
 		reject_to_failed(s, D_NEW, name, "ends in \"" RESULT_SUFFIX "\" and would collide "
 				 "with a result file");
 		return -EAGAIN;
@@ -699,17 +260,17 @@ static int claim_one(struct pl_spool *s, const char *name, struct pl_job **job)
 		reject_to_failed(s, D_NEW, name, "has a name too long for its result file");
 		return -EAGAIN;
 	}
-	if (fstatat(s->dfd[D_NEW], name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	if (fstatat(s->dir.dfd[D_NEW], name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return -EAGAIN;		/* gone: someone else took it */
-	if ((why = not_a_job(&st, whybuf, sizeof whybuf))) {
+	if ((why = pl_spooldir_not_a_job(&st, whybuf, sizeof whybuf))) {
 		reject_to_failed(s, D_NEW, name, why);
 		return -EAGAIN;
 	}
-	r = move_noreplace(s->dfd[D_NEW], s->dfd[D_CUR], name);
+	r = pl_spooldir_move(&s->dir, D_NEW, D_CUR, name);
 	if (r == -ENOENT)
 		return -EAGAIN;		/* someone else took it */
 	if (r < 0) {
-		pl_log_errno(LOG_ERR, -r, "spool %s: cannot claim new/%s: %s", s->dir, name, strerror(-r));
+		pl_log_errno(LOG_ERR, -r, "spool %s: cannot claim new/%s: %s", s->dir.path, name, strerror(-r));
 		return r == -ENOMEM ? r : -EAGAIN;
 	}
 	r = job_open(s, name, job, &why, whybuf, sizeof whybuf);
@@ -719,7 +280,7 @@ static int claim_one(struct pl_spool *s, const char *name, struct pl_job **job)
 	}
 	if (r < 0) {
 		pl_log_errno(LOG_ERR, -r, "spool %s: cannot open job cur/%s (left in cur/): %s",
-			     s->dir, name, strerror(-r));
+			     s->dir.path, name, strerror(-r));
 		return r == -ENOMEM ? r : -EAGAIN;
 	}
 	(*job)->next = s->jobs;
@@ -735,7 +296,7 @@ int pl_spool_claim(struct pl_spool *s, struct pl_job **job)
 
 	*job = NULL;
 	pthread_mutex_lock(&s->lock);
-	while (r == -EAGAIN && !s->closed && (name = next_name(s, &err)))
+	while (r == -EAGAIN && !s->closed && (name = pl_spoolscan_next(&s->scan, &s->dir, &err)))
 		r = claim_one(s, name, job);
 	if (r == -EAGAIN && err == -ENOMEM)
 		r = -ENOMEM;
@@ -745,14 +306,12 @@ int pl_spool_claim(struct pl_spool *s, struct pl_job **job)
 
 /* ---- resume: open the claimed job, take back what earlier runs left - */
 
-/* One line of an existing result: mark its line number and count it. */
-static void resume_record(struct pl_job *j, const char *rec, size_t len)
+/* One record of an existing result: mark its line number and count it. */
+static void resume_record(void *arg, unsigned long line, bool ok)
 {
-	unsigned long line;
-	bool ok;
+	struct pl_job *j = arg;
 
-	if (pl_record_parse(rec, len, &line, &ok) < 0 || line == 0 || line >= j->nbits ||
-	    line_recorded(j, line))
+	if (line == 0 || line >= j->nbits || line_recorded(j, line))
 		return;
 	j->recorded[line / 64] |= 1ull << (line % 64);
 	if (ok)
@@ -769,12 +328,8 @@ static void resume_record(struct pl_job *j, const char *rec, size_t len)
 static int resume_read(struct pl_job *j, off_t jobsize)
 {
 	struct stat st;
-	char *rec = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	off_t good = 0;
-	FILE *f;
-	int fd, r = 0;
+	off_t good;
+	int r;
 
 	if (fstat(j->resfd, &st) < 0)
 		return -errno;
@@ -784,24 +339,9 @@ static int resume_read(struct pl_job *j, off_t jobsize)
 	j->recorded = calloc(j->nbits / 64 + 1, sizeof(uint64_t));
 	if (!j->recorded)
 		return -ENOMEM;
-	if ((fd = dup(j->resfd)) < 0)
-		return -errno;
-	if (!(f = fdopen(fd, "r"))) {
-		r = -errno;
-		close(fd);
+	if ((r = pl_record_read_file(j->resfd, resume_record, j, &good)) < 0)
 		return r;
-	}
-	if (fseeko(f, 0, SEEK_SET) < 0)
-		r = -errno;
-	while (r == 0 && (n = getline(&rec, &cap, f)) > 0 && rec[n - 1] == '\n') {
-		good += n;
-		resume_record(j, rec, (size_t)n);
-	}
-	if (r == 0 && ferror(f))
-		r = -EIO;
-	free(rec);
-	fclose(f);
-	if (r == 0 && good < st.st_size) {
+	if (good < st.st_size) {
 		pl_log(LOG_WARNING, "job %s: cutting a torn last record off cur/%s%s",
 		       j->name, j->name, RESULT_SUFFIX);
 		if (ftruncate(j->resfd, good) < 0)
@@ -810,52 +350,17 @@ static int resume_read(struct pl_job *j, off_t jobsize)
 	return r;
 }
 
-/*
- * What the guard says about this run.  A mark means the daemon died with
- * this job claimed: unrecorded lines up to it were maybe inside the
- * pipeline, so they run alone (the daemon's feeder waits for an empty
- * pipeline around each), and whichever crashes it again is caught as the
- * suspect.  A suspect still unrecorded was running alone when the daemon
- * died: one more crash to its name, and at PL_CRASHGUARD_LIMIT it fails
- * without running.  Its batch-mates are never blamed.
- */
-static void guard_judge(struct pl_job *j)
-{
-	struct pl_crashguard_state *g = &j->gs;
-
-	if (g->suspect && !line_recorded(j, g->suspect)) {
-		g->crashes++;
-		pl_log(LOG_WARNING, "job %s: line %llu was running alone when the daemon died "
-		       "(%u time%s)", j->name, (unsigned long long)g->suspect, g->crashes,
-		       g->crashes == 1 ? "" : "s");
-		if (g->crashes >= PL_CRASHGUARD_LIMIT) {
-			j->condemned = g->suspect;
-			snprintf(j->condemned_why, sizeof j->condemned_why,
-				 "crashed the daemon %u times", g->crashes);
-		}
-	} else {
-		g->suspect = 0;
-		g->crashes = 0;
-	}
-	if (g->mark) {
-		j->alone_end = g->mark;
-		pl_log(LOG_NOTICE, "job %s: the daemon died while running it; its unrecorded lines "
-		       "up to %llu run one at a time, to find any that crashes it", j->name,
-		       (unsigned long long)g->mark);
-	}
-}
-
 /* Open what the job file says of earlier runs: its result, and its crash
  * guard.  A guard about another file of the same name is started afresh. */
 static int job_open_state(struct pl_job *j, const struct stat *st)
 {
 	struct pl_spool *s = j->spool;
-	char resname[NAME_MAX + 1], gname[NAME_MAX + 1];
+	char resname[NAME_MAX + 1];
 	struct stat rs;
 	int r;
 
 	snprintf(resname, sizeof resname, "%s%s", j->name, RESULT_SUFFIX);
-	j->resfd = openat(s->dfd[D_CUR], resname,
+	j->resfd = openat(s->dir.dfd[D_CUR], resname,
 			  O_RDWR | O_CREAT | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0640);
 	if (j->resfd < 0 || fstat(j->resfd, &rs) < 0)
 		return -errno;
@@ -863,13 +368,10 @@ static int job_open_state(struct pl_job *j, const struct stat *st)
 		return -EBADF;
 	if ((r = resume_read(j, st->st_size)) < 0)
 		return r;
-	snprintf(gname, sizeof gname, ".%s%s", j->name, GUARD_SUFFIX);
-	if ((r = pl_crashguard_open(s->dfd[D_CUR], gname, &j->guard, &j->gs)) < 0)
+	if ((r = pl_jobguard_open(&j->guard, s->dir.dfd[D_CUR], j->name, (uint64_t)st->st_ino,
+				  j->recorded, j->nbits)) < 0)
 		return r;
-	if (j->gs.id != (uint64_t)st->st_ino)
-		j->gs = (struct pl_crashguard_state){ .id = (uint64_t)st->st_ino };
 	j->id = (uint64_t)st->st_ino;
-	guard_judge(j);
 	if (!s->remote)
 		return 0;
 	/* results may come back in any order and more than once */
@@ -907,11 +409,11 @@ static int job_open(struct pl_spool *s, const char *name, struct pl_job **out,
 		return -ENOMEM;
 	}
 	/* O_NONBLOCK: opening a FIFO must not wait for a writer. */
-	fd = openat(s->dfd[D_CUR], name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	fd = openat(s->dir.dfd[D_CUR], name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0 && errno == ELOOP)
 		*why = "is a symbolic link, not a regular file";
 	else if (fd >= 0 && fstat(fd, &st) == 0)
-		*why = not_a_job(&st, whybuf, whylen);
+		*why = pl_spooldir_not_a_job(&st, whybuf, whylen);
 	if (fd < 0 || *why || !(j->in = fdopen(fd, "r"))) {
 		r = *why ? -EINVAL : -errno;
 		if (fd >= 0)
@@ -987,30 +489,6 @@ static int make_item(struct pl_job *j, const char *source, const char *name,
 	return 0;
 }
 
-/* Before an item leaves the feeder: it runs alone if the guard says it may
- * have crashed the daemon; otherwise the mark is raised ahead of it, on
- * disk, so that a crash from here on knows where to look. */
-static void guard_item(struct pl_job *j, struct pl_item *it)
-{
-	int r;
-
-	if (j->spool->remote)
-		return;		/* it runs elsewhere: the stream guards it */
-	if (it->line <= j->alone_end) {
-		it->alone = true;
-		return;
-	}
-	if (!j->guard || it->line <= j->gs.mark)
-		return;
-	j->gs.mark = it->line + MARK_STEP;
-	if ((r = pl_crashguard_write(j->guard, &j->gs)) < 0) {
-		pl_log_errno(LOG_ERR, -r, "job %s: cannot write its crash guard (a crashing item "
-			     "will not be found): %s", j->name, strerror(-r));
-		pl_crashguard_close(j->guard, 0);
-		j->guard = NULL;
-	}
-}
-
 int pl_spool_next_item(struct pl_job *j, struct pl_item **item, const char **bad)
 {
 	char quoted[PL_JOBLINE_QUOTE_MAX + 1], name[PL_JOBLINE_NAME_MAX + 1];
@@ -1055,10 +533,10 @@ int pl_spool_next_item(struct pl_job *j, struct pl_item **item, const char **bad
 			continue;
 		if ((r = make_item(j, why ? quoted : src, why ? NULL : name, item)) < 0)
 			return r;
-		if (!why && j->lineno == j->condemned)
-			why = j->condemned_why;		/* a good line that must not run */
-		else if (!why)
-			guard_item(j, *item);
+		if (!why)	/* a good line, but maybe one that must not run */
+			why = pl_jobguard_condemned(&j->guard, j->lineno);
+		if (!why && !j->spool->remote)	/* remote: the stream guards it */
+			(*item)->alone = pl_jobguard_item(&j->guard, j->lineno);
 		*bad = why;
 		return 0;
 	}
@@ -1066,18 +544,7 @@ int pl_spool_next_item(struct pl_job *j, struct pl_item **item, const char **bad
 
 int pl_spool_item_alone(struct pl_item *it)
 {
-	struct pl_job *j = it->job;
-	int r;
-
-	if (!j || !j->guard)
-		return 0;
-	if (j->gs.suspect != it->line)
-		j->gs.crashes = 0;	/* counts belong to the one suspect */
-	j->gs.suspect = it->line;
-	if ((r = pl_crashguard_write(j->guard, &j->gs)) < 0)
-		pl_log_errno(LOG_ERR, -r, "job %s: cannot write its crash guard: %s", j->name,
-			     strerror(-r));
-	return r;
+	return it->job ? pl_jobguard_suspect(&it->job->guard, it->line) : 0;
 }
 
 /* ---- settle: an item's outcome, and the end of a job ---------------- */
@@ -1106,7 +573,7 @@ static void finish_files(struct pl_job *j)
 {
 	struct pl_spool *s = j->spool;
 	bool failed = j->failed > 0;
-	int dest = s->dfd[failed ? D_FAILED : D_DONE];
+	int dest = s->dir.dfd[failed ? D_FAILED : D_DONE];
 	char resname[NAME_MAX + 1];
 
 	snprintf(resname, sizeof resname, "%s%s", j->name, RESULT_SUFFIX);
@@ -1114,17 +581,16 @@ static void finish_files(struct pl_job *j)
 		pl_log_errno(LOG_WARNING, errno, "job %s: fsync of its result: %s", j->name,
 			     strerror(errno));
 	/* Result first: a crash after it leaves the job in cur/ to run again. */
-	if (renameat(s->dfd[D_CUR], resname, dest, resname) < 0 ||
-	    renameat(s->dfd[D_CUR], j->name, dest, j->name) < 0) {
+	if (renameat(s->dir.dfd[D_CUR], resname, dest, resname) < 0 ||
+	    renameat(s->dir.dfd[D_CUR], j->name, dest, j->name) < 0) {
 		pl_log_errno(LOG_ERR, errno, "job %s: cannot move it to %s/: %s", j->name,
 			     failed ? "failed" : "done", strerror(errno));
 		return;
 	}
-	fsync(s->dfd[D_CUR]);
+	fsync(s->dir.dfd[D_CUR]);
 	fsync(dest);
 	atomic_fetch_add(failed ? &s->jobs_failed : &s->jobs_done, 1);
-	pl_crashguard_close(j->guard, 1);
-	j->guard = NULL;
+	pl_jobguard_close(&j->guard, true);
 	pl_log(LOG_INFO, "job %s finished: %lu ok, %lu failed; moved to %s/", j->name, j->ok,
 	       j->failed, failed ? "failed" : "done");
 }
@@ -1299,7 +765,7 @@ int pl_spool_record_remote(struct pl_spool *s, const char *job, unsigned long li
 	j = find_open_locked(s, job);
 	pthread_mutex_unlock(&s->lock);
 	if (!j) {	/* waiting in new/ (a restart) comes back; anything else not */
-		return strchr(job, '/') || faccessat(s->dfd[D_NEW], job, F_OK, AT_SYMLINK_NOFOLLOW) < 0
+		return strchr(job, '/') || faccessat(s->dir.dfd[D_NEW], job, F_OK, AT_SYMLINK_NOFOLLOW) < 0
 		       ? -ENOENT : -EAGAIN;
 	}
 	if (!len || rec[len - 1] != '\n') {
@@ -1387,30 +853,6 @@ void pl_spool_interrupt(struct pl_spool *s)
 	atomic_store(&s->interrupted, true);
 }
 
-/*
- * A stop that drained: every item that entered the pipeline was recorded,
- * so nothing of this job can have crashed the daemon, except the lines of
- * a window left from an earlier crash that have not run yet.
- */
-static void guard_settle(struct pl_job *j)
-{
-	bool window_left = false;
-
-	if (!j->guard)
-		return;
-	for (unsigned long l = j->lineno; l <= j->alone_end && !window_left; l++)
-		window_left = !line_recorded(j, l);
-	j->gs.suspect = 0;
-	j->gs.crashes = 0;
-	j->gs.mark = window_left ? j->alone_end : 0;
-	if (!window_left) {
-		pl_crashguard_close(j->guard, 1);
-		j->guard = NULL;
-	} else if (pl_crashguard_write(j->guard, &j->gs) < 0) {
-		pl_log(LOG_WARNING, "job %s: cannot update its crash guard", j->name);
-	}
-}
-
 void pl_spool_close(struct pl_spool *s)
 {
 	struct pl_job *drop = NULL, **p;
@@ -1429,8 +871,8 @@ void pl_spool_close(struct pl_spool *s)
 
 			j->closed = true;
 			fdatasync(j->resfd);
-			guard_settle(j);
-			r = move_noreplace(s->dfd[D_CUR], s->dfd[D_NEW], j->name);
+			pl_jobguard_settle(&j->guard, j->lineno, j->recorded, j->nbits);
+			r = pl_spooldir_move(&s->dir, D_CUR, D_NEW, j->name);
 			if (r < 0)
 				pl_log_errno(LOG_ERR, -r, "job %s: cannot move it back to new/ "
 					     "(recovered at the next start): %s", j->name, strerror(-r));
@@ -1452,9 +894,7 @@ void pl_spool_close(struct pl_spool *s)
 	}
 	s->closed = true;
 	free_now = !s->jobs;
-	if (s->ifd >= 0)
-		close(s->ifd);
-	s->ifd = -1;
+	pl_spoolscan_stop(&s->scan);
 	pthread_mutex_unlock(&s->lock);
 
 	while (drop) {
@@ -1474,7 +914,7 @@ static void job_free(struct pl_job *j)
 		fclose(j->in);
 	if (j->resfd >= 0)
 		close(j->resfd);
-	pl_crashguard_close(j->guard, 0);
+	pl_jobguard_close(&j->guard, false);
 	free(j->sent);
 	free(j->items);
 	pthread_mutex_destroy(&j->lock);
@@ -1487,16 +927,9 @@ static void job_free(struct pl_job *j)
 
 static void spool_free(struct pl_spool *s)
 {
-	for (int i = 0; i < D_COUNT; i++)
-		if (s->dfd[i] >= 0)
-			close(s->dfd[i]);
-	if (s->ifd >= 0)
-		close(s->ifd);
-	if (s->lockfd >= 0)
-		close(s->lockfd);	/* releases the flock */
-	free_names(s->names, s->nnames);
+	pl_spooldir_close(&s->dir);
+	pl_spoolscan_free(&s->scan);
 	pl_nameset_free(&s->warned);
 	pthread_mutex_destroy(&s->lock);
-	free(s->dir);
 	free(s);
 }
