@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "jobguard.h"
+#include "linemap.h"
 #include "log.h"
 #include "spooldir.h"
 
@@ -24,11 +25,6 @@
  * raised: one fdatasync per this many lines, and at most this many
  * never-started lines run alone after a crash. */
 #define MARK_STEP 32
-
-static bool line_recorded(const uint64_t *recorded, unsigned long nbits, unsigned long line)
-{
-	return recorded && line < nbits && (recorded[line / 64] >> (line % 64) & 1);
-}
 
 /*
  * What the guard says about this run.  A mark means the daemon died with
@@ -43,7 +39,7 @@ static void judge(struct pl_jobguard *jg, const uint64_t *recorded, unsigned lon
 {
 	struct pl_crashguard_state *g = &jg->gs;
 
-	if (g->suspect && !line_recorded(recorded, nbits, g->suspect)) {
+	if (g->suspect && !pl_linemap_test(recorded, nbits, g->suspect)) {
 		g->crashes++;
 		pl_log(LOG_WARNING, "job %s: line %llu was running alone when the daemon died "
 		       "(%u time%s)", jg->job, (unsigned long long)g->suspect, g->crashes,
@@ -130,7 +126,7 @@ void pl_jobguard_settle(struct pl_jobguard *g, unsigned long from, const uint64_
 	if (!g->cg)
 		return;
 	for (unsigned long l = from; l <= g->alone_end && !window_left; l++)
-		window_left = !line_recorded(recorded, nbits, l);
+		window_left = !pl_linemap_test(recorded, nbits, l);
 	g->gs.suspect = 0;
 	g->gs.crashes = 0;
 	g->gs.mark = window_left ? g->alone_end : 0;

@@ -69,6 +69,7 @@
 #include "item.h"
 #include "jobguard.h"
 #include "jobline.h"
+#include "linemap.h"
 #include "log.h"
 #include "nameset.h"
 #include "record.h"
@@ -139,7 +140,7 @@ static void spool_free(struct pl_spool *s);
 
 static bool line_recorded(const struct pl_job *j, unsigned long line)
 {
-	return j->recorded && line < j->nbits && (j->recorded[line / 64] >> (line % 64) & 1);
+	return pl_linemap_test(j->recorded, j->nbits, line);
 }
 
 /* ---- open: the lock and the folders (spooldir.c) -------------------- */
@@ -313,7 +314,7 @@ static void resume_record(void *arg, unsigned long line, bool ok)
 
 	if (line == 0 || line >= j->nbits || line_recorded(j, line))
 		return;
-	j->recorded[line / 64] |= 1ull << (line % 64);
+	pl_linemap_set(j->recorded, line, true);
 	if (ok)
 		j->ok++;
 	else
@@ -336,7 +337,7 @@ static int resume_read(struct pl_job *j, off_t jobsize)
 	if (st.st_size == 0)
 		return 0;
 	j->nbits = (unsigned long)jobsize + 2;
-	j->recorded = calloc(j->nbits / 64 + 1, sizeof(uint64_t));
+	j->recorded = pl_linemap_new(j->nbits);
 	if (!j->recorded)
 		return -ENOMEM;
 	if ((r = pl_record_read_file(j->resfd, resume_record, j, &good)) < 0)
@@ -376,10 +377,10 @@ static int job_open_state(struct pl_job *j, const struct stat *st)
 		return 0;
 	/* results may come back in any order and more than once */
 	j->nbits = (unsigned long)st->st_size + 2;
-	if (!j->recorded && !(j->recorded = calloc(j->nbits / 64 + 1, sizeof(uint64_t))))
+	if (!j->recorded && !(j->recorded = pl_linemap_new(j->nbits)))
 		return -ENOMEM;
-	if (!(j->sent = calloc(j->nbits / 64 + 1, sizeof(uint64_t))) ||
-	    !(j->items = calloc(j->nbits / 64 + 1, sizeof(uint64_t))))
+	if (!(j->sent = pl_linemap_new(j->nbits)) ||
+	    !(j->items = pl_linemap_new(j->nbits)))
 		return -ENOMEM;
 	return 0;
 }
@@ -525,7 +526,7 @@ int pl_spool_next_item(struct pl_job *j, struct pl_item **item, const char **bad
 		pthread_mutex_lock(&j->lock);	/* remote results mark it too */
 		bool recorded = line_recorded(j, j->lineno);
 		if (j->items && j->lineno < j->nbits) {
-			j->items[j->lineno / 64] |= 1ull << (j->lineno % 64);
+			pl_linemap_set(j->items, j->lineno, true);
 			j->read_to = j->lineno;
 		}
 		pthread_mutex_unlock(&j->lock);
@@ -710,19 +711,6 @@ uint64_t pl_spool_job_id(const struct pl_item *it)
 	return it->job ? it->job->id : 0;
 }
 
-static bool bit(const uint64_t *map, unsigned long line)
-{
-	return map[line / 64] >> (line % 64) & 1;
-}
-
-static void set_bit(uint64_t *map, unsigned long line, bool on)
-{
-	if (on)
-		map[line / 64] |= 1ull << (line % 64);
-	else
-		map[line / 64] &= ~(1ull << (line % 64));
-}
-
 void pl_spool_item_sent(struct pl_item *it)
 {
 	struct pl_job *j = it->job;
@@ -732,7 +720,7 @@ void pl_spool_item_sent(struct pl_item *it)
 	if (line_recorded(j, it->line)) {
 		how = unref_locked(j);	/* its result beat us to it */
 	} else {
-		set_bit(j->sent, it->line, true);
+		pl_linemap_set(j->sent, it->line, true);
 		j->sent_out++;		/* the item's reference waits for the result */
 	}
 	pthread_mutex_unlock(&j->lock);
@@ -776,7 +764,7 @@ int pl_spool_record_remote(struct pl_spool *s, const char *job, unsigned long li
 	 * sent this one, JOB.result must not say more than the job does.  A
 	 * line past where the feeder has read may be an item of an earlier run
 	 * of this job, whose result came back first: asked again later. */
-	if (line == 0 || line >= j->nbits || !bit(j->items, line)) {
+	if (line == 0 || line >= j->nbits || !pl_linemap_test(j->items, j->nbits, line)) {
 		bool later = !j->eof && line > j->read_to && line < j->nbits;
 		unsigned long read_to = j->read_to;
 
@@ -804,15 +792,15 @@ int pl_spool_record_remote(struct pl_spool *s, const char *job, unsigned long li
 			pl_log_errno(LOG_ERR, -r, "job %s: cannot record line %lu in cur/%s%s: %s",
 				     j->name, line, j->name, RESULT_SUFFIX, strerror(-r));
 		} else {
-			set_bit(j->recorded, line, true);
+			pl_linemap_set(j->recorded, line, true);
 			if (ok)
 				j->ok++;
 			else
 				j->failed++;
 		}
 	}
-	if (bit(j->sent, line)) {	/* a second copy of a result only once */
-		set_bit(j->sent, line, false);
+	if (pl_linemap_test(j->sent, j->nbits, line)) {	/* a second copy of a result only once */
+		pl_linemap_set(j->sent, line, false);
 		j->sent_out--;
 		how = unref_locked(j);
 	}
