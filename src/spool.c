@@ -182,19 +182,18 @@ static int cmp_names(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void free_names(char **names, size_t n)
+void pl_spool_names_free(char **names, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
 }
 
-/* Every name in one spool folder but "." and "..", sorted.  What each one
- * is gets decided where it is used, from the file itself: a type seen here
- * could change before then. */
-static int list_dir(struct pl_spool *s, int which, char ***out, size_t *count)
+/* What each name is gets decided where it is used, from the file itself:
+ * a type seen here could change before then. */
+int pl_spool_list_names(int dfd, char ***out, size_t *count)
 {
-	int fd = openat(s->dfd[which], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	char **names = NULL;
 	size_t n = 0, cap = 0;
 	struct dirent *e;
@@ -231,7 +230,7 @@ static int list_dir(struct pl_spool *s, int which, char ***out, size_t *count)
 		r = -errno;
 	closedir(d);
 	if (r < 0) {
-		free_names(names, n);
+		pl_spool_names_free(names, n);
 		return r;
 	}
 	if (n)
@@ -239,6 +238,11 @@ static int list_dir(struct pl_spool *s, int which, char ***out, size_t *count)
 	*out = names;
 	*count = n;
 	return 0;
+}
+
+static int list_dir(struct pl_spool *s, int which, char ***out, size_t *count)
+{
+	return pl_spool_list_names(s->dfd[which], out, count);
 }
 
 static bool line_recorded(const struct pl_job *j, unsigned long line)
@@ -436,7 +440,7 @@ int pl_spool_recover(struct pl_spool *s)
 		else
 			moved++;
 	}
-	free_names(names, n);
+	pl_spool_names_free(names, n);
 	if (moved)
 		fsync(s->dfd[D_NEW]);
 	atomic_store(&s->rescan, true);
@@ -493,9 +497,7 @@ static unsigned long count_items(struct pl_spool *s, FILE *f)
 	return n;
 }
 
-/* A stream on a regular file of a spool folder, never following a link or
- * waiting on a FIFO; NULL (errno set) for anything else. */
-static FILE *open_regular(int dfd, const char *name)
+FILE *pl_spool_open_regular(int dfd, const char *name)
 {
 	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	struct stat st;
@@ -515,7 +517,7 @@ static FILE *open_regular(int dfd, const char *name)
 
 static unsigned long count_lines_at(int dfd, const char *name)
 {
-	FILE *f = open_regular(dfd, name);
+	FILE *f = pl_spool_open_regular(dfd, name);
 	unsigned long n = 0;
 	int c;
 
@@ -548,7 +550,7 @@ int pl_spool_count_waiting(struct pl_spool *s, unsigned long *jobs, unsigned lon
 		FILE *f;
 
 		if (names[i][0] == '.' || has_suffix(names[i], RESULT_SUFFIX) ||
-		    !(f = open_regular(s->dfd[D_NEW], names[i])))
+		    !(f = pl_spool_open_regular(s->dfd[D_NEW], names[i])))
 			continue;
 		lines = count_items(s, f);
 		fclose(f);
@@ -559,7 +561,7 @@ int pl_spool_count_waiting(struct pl_spool *s, unsigned long *jobs, unsigned lon
 			done = count_lines_at(s->dfd[D_CUR], resname);
 		*items += lines > done ? lines - done : 0;
 	}
-	free_names(names, n);
+	pl_spool_names_free(names, n);
 	return 0;
 }
 
@@ -657,7 +659,7 @@ static char *next_name(struct pl_spool *s, int *err)
 {
 	*err = 0;
 	if (s->next == s->nnames) {
-		free_names(s->names, s->nnames);
+		pl_spool_names_free(s->names, s->nnames);
 		s->names = NULL;
 		s->nnames = s->next = 0;
 		if (!atomic_exchange(&s->rescan, false))
@@ -1494,7 +1496,7 @@ static void spool_free(struct pl_spool *s)
 		close(s->ifd);
 	if (s->lockfd >= 0)
 		close(s->lockfd);	/* releases the flock */
-	free_names(s->names, s->nnames);
+	pl_spool_names_free(s->names, s->nnames);
 	pl_nameset_free(&s->warned);
 	pthread_mutex_destroy(&s->lock);
 	free(s->dir);

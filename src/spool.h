@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Names on disk that producers and pipelinectl(1) rely on. */
 #define PL_SPOOL_RESULT_SUFFIX ".result"	/* JOB.result beside JOB */
@@ -26,6 +27,16 @@
 enum { PL_SPOOL_TMP, PL_SPOOL_NEW, PL_SPOOL_CUR, PL_SPOOL_DONE, PL_SPOOL_FAILED,
        PL_SPOOL_FOLDERS };
 extern const char *const pl_spool_folder_names[PL_SPOOL_FOLDERS];	/* "tmp", … */
+
+/* Every name of the open folder dfd but "." and "..", sorted, for the
+ * daemon and pipelinectl(1) alike; free with pl_spool_names_free.  0 or
+ * -errno. */
+int  pl_spool_list_names(int dfd, char ***out, size_t *count);
+void pl_spool_names_free(char **names, size_t n);
+/* A stream on a regular file of a spool folder, never following a link,
+ * waiting on a FIFO or reading a hard-linked job (the daemon refuses one);
+ * NULL (errno set) for anything else. */
+FILE *pl_spool_open_regular(int dfd, const char *name);
 
 struct pl_item;
 struct pl_job;
