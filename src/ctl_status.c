@@ -7,10 +7,11 @@
  * (spool.c); both are readable by the spool's group, so a producer needs
  * no socket and no privilege to ask.  ctl.c dispatches here.
  *
- * Why it is built this way: a status file can outlive its writer (a
- * SIGKILL leaves it), so the pid in the lock file is checked as well, and
- * a status written by a daemon that is gone is shown as such, with the
- * exit status of a daemon that does not run.
+ * Why it is built this way: a status file outlives its writer.  A daemon
+ * that stops leaves one that says "stopped", which decides; one that died
+ * (SIGKILL, a crash) leaves its last state, so the pid in the lock file is
+ * checked as well.  Either way the status is shown as that of a daemon
+ * that does not run, with the exit status for one (69).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -62,19 +63,31 @@ static double real(json_t *o, const char *k)
 	return json_number_value(json_object_get(o, k));
 }
 
-static void show_status(json_t *s, long pid, bool alive, double age)
+/* Did the daemon that wrote s leave it as it stopped? */
+static bool stopped(json_t *s)
+{
+	const char *state = json_string_value(json_object_get(s, "state"));
+
+	return state && strcmp(state, "stopped") == 0;
+}
+
+static void show_status(json_t *s, long pid, bool running, double age)
 {
 	json_t *stages = json_object_get(s, "stages"), *st, *str = json_object_get(s, "stream");
 	const char *state = json_string_value(json_object_get(s, "state"));
 	double up = real(s, "uptime_s");
 	size_t i;
 
-	if (alive)
+	if (running)
 		printf("pipelined: %s, pid %ld, up %.0f s (status written %.1f s ago)\n",
 		       state ? state : "?", pid, up + age, age);
+	else if (stopped(s))
+		printf("pipelined: not running: stopped %.0f s ago, after %.0f s up (pid %ld)\n",
+		       age, up, pid);
 	else
-		printf("pipelined: not running (status written %.0f s ago, then %s; pid in %s: %ld)\n",
-		       age, state ? state : "?", PL_SPOOL_LOCK_NAME, pid);
+		printf("pipelined: not running, and did not stop cleanly (status written %.0f s "
+		       "ago, then %s; pid in %s: %ld)\n", age, state ? state : "?",
+		       PL_SPOOL_LOCK_NAME, pid);
 	printf("items: %llu done, %llu failed, %.1f items/s\n", num(s, "done"), num(s, "failed"),
 	       real(s, "rate"));
 	printf("%-10s %5s %7s %4s %6s %8s %8s %8s %8s %8s %8s\n", "STAGE", "WIDTH", "RUNNING",
@@ -111,7 +124,7 @@ int ctl_status(struct ctl *c, int argc, char **argv)
 	static const struct option opts[] = { { "json", no_argument, NULL, 'j' }, { 0 } };
 	char path[PATH_MAX];
 	json_error_t jerr;
-	bool raw = false, alive;
+	bool raw = false, alive, running;
 	struct stat st;
 	json_t *s;
 	long pid;
@@ -131,8 +144,8 @@ int ctl_status(struct ctl *c, int argc, char **argv)
 
 		json_decref(s);
 		if (access(path, F_OK) < 0 && errno == ENOENT) {
-			ctl_say("%s: no status%s", path, alive ? " yet (the daemon writes it within a "
-			    "second of starting)" : ": the daemon is not running");
+			ctl_say("%s: no status%s", path, alive ? " yet (the daemon writes it as soon "
+			    "as the spool is its own)" : ": the daemon is not running");
 			return EX_UNAVAILABLE;
 		}
 		if (access(path, R_OK) < 0) {
@@ -143,6 +156,8 @@ int ctl_status(struct ctl *c, int argc, char **argv)
 		ctl_say("%s: %s", path, jerr.text[0] ? jerr.text : strerror(r));
 		return EX_DATAERR;
 	}
+	/* the state decides over the pid, which a new process may have taken */
+	running = alive && !stopped(s);
 	if (raw) {
 		char *text = json_dumps(s, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 
@@ -156,9 +171,9 @@ int ctl_status(struct ctl *c, int argc, char **argv)
 		clock_gettime(CLOCK_REALTIME, &now);
 		age = (double)(now.tv_sec - st.st_mtim.tv_sec) +
 		      (double)(now.tv_nsec - st.st_mtim.tv_nsec) / 1e9;
-		show_status(s, pid, alive, age > 0 ? age : 0);
+		show_status(s, pid, running, age > 0 ? age : 0);
 	}
 	json_decref(s);
-	return alive ? 0 : EX_UNAVAILABLE;
+	return running ? 0 : EX_UNAVAILABLE;
 }
 
