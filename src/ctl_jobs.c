@@ -77,19 +77,24 @@ bool ctl_exists_at(int dfd, const char *name)
 }
 
 /* The folder a job is in, looked for in the order jobs move; -ENOENT.
- * A name the daemon never takes as a job is in none. */
+ * A name the daemon never takes as a job is in none.  One move goes the
+ * other way: a daemon that stops puts its running jobs back from cur/ to
+ * new/, and one pass can miss a job moving so; a second pass cannot (it
+ * is in new/ then, or claimed again into cur/), so a job is said to be
+ * gone only when two passes did not find it. */
 int ctl_find_job(struct ctl *c, const char *name)
 {
 	if (!*name || name[0] == '.' || strchr(name, '/'))
 		return -ENOENT;
-	for (int f = F_NEW; f < F_COUNT; f++) {
-		int fd = ctl_folder(c, f);
+	for (int pass = 0; pass < 2; pass++)
+		for (int f = F_NEW; f < F_COUNT; f++) {
+			int fd = ctl_folder(c, f);
 
-		if (fd < 0)
-			return fd;
-		if (ctl_exists_at(fd, name))
-			return f;
-	}
+			if (fd < 0)
+				return fd;
+			if (ctl_exists_at(fd, name))
+				return f;
+		}
 	return -ENOENT;
 }
 
