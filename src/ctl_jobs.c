@@ -278,7 +278,6 @@ int ctl_wait_job(struct ctl *c, const char *name, unsigned long total)
 	return where == F_FAILED || t.failed ? CTL_EXIT_FAILED_ITEMS : 0;
 }
 
-/* The next name to try: base, then base2, base3, … (numbered only). */
 /* ---- list ------------------------------------------------------------- */
 
 /* The jobs of one folder (no dot-files, no results), sorted. */

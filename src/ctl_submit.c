@@ -52,6 +52,7 @@ static bool job_name_ok(const char *n)
 	       !(len >= k && strcmp(n + len - k, PL_SPOOL_RESULT_SUFFIX) == 0);
 }
 
+/* Is name used by a job, or by a result (a rejected entry leaves one)? */
 static int name_taken(struct ctl *c, const char *name, int *where)
 {
 	char res[NAME_MAX + 1];
@@ -70,6 +71,7 @@ static int name_taken(struct ctl *c, const char *name, int *where)
 	return 0;
 }
 
+/* The next name to try: base, then base2, base3, … (numbered only). */
 static bool next_name(const char *base, unsigned k, char out[PL_JOBLINE_NAME_MAX + 1])
 {
 	char num[16] = "";
