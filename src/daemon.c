@@ -538,8 +538,8 @@ static void *collector_main(void *arg)
 static void snapshot(struct daemon *d, struct pl_status *s)
 {
 	memset(s, 0, sizeof *s);
-	s->nstages = ST_COUNT;
-	for (size_t i = 0; i < ST_COUNT; i++) {
+	s->nstages = d->pipe ? ST_COUNT : 0;	/* none yet while starting */
+	for (size_t i = 0; i < s->nstages; i++) {
 		s->names[i] = stage_names[i];
 		pl_pipeline_stats(d->pipe, i, &s->st[i]);
 	}
@@ -606,6 +606,27 @@ static void send_status(struct daemon *d, const struct pl_status *s)
 				     d->cfg->runtime, strerror(-r));
 		d->status_warned = r < 0;
 	}
+}
+
+/*
+ * status.json in a state of its own, outside the tick: "starting" once the
+ * spool is ours and "running" before READY=1, so that pipelinectl status
+ * never finds a live daemon without one; "stopped" when the daemon leaves,
+ * so that the file left behind does not say "running".  Only a daemon
+ * holding the spool's lock writes it: one refused the spool must not
+ * overwrite the status of the one that has it.
+ */
+static void write_status(struct daemon *d, const char *state)
+{
+	struct pl_status s;
+	int r;
+
+	snapshot(d, &s);
+	s.state = state;
+	if ((r = pl_status_write_json(&s, d->cfg->runtime)) < 0 && !d->status_warned)
+		pl_log_errno(LOG_WARNING, -r, "cannot write %s/status.json: %s", d->cfg->runtime,
+			     strerror(-r));
+	d->status_warned = r < 0;
 }
 
 /* Has any stage made progress within the last `us`? */
@@ -1048,6 +1069,7 @@ static int start(struct daemon *d)
 				     strerror(-r));
 		return r;
 	}
+	write_status(d, "starting");
 	if ((r = pl_spool_recover(d->spool)) < 0)
 		return r;
 	if (d->opts->once && pl_spool_count_pending(d->spool, &pending) == 0)
@@ -1121,9 +1143,12 @@ int pl_daemon_run(const struct pl_daemon_opts *o)
 	d.drained_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	d.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (d.drained_fd < 0 || d.wake_fd < 0 || (r = start(&d)) < 0) {
+		if (d.spool)
+			write_status(&d, "stopped");
 		teardown(&d);
 		return r == -EBUSY ? PL_EXIT_LOCKED : PL_EXIT_INTERNAL;
 	}
+	write_status(&d, "running");	/* before the log says so, and READY=1 */
 	pl_log(LOG_INFO, "pipelined %s running: spool %s, widths download %u%s, resize %u, "
 	       "upload %u%s%s", PL_VERSION, d.cfg->spool, d.cfg->download.stage.workers,
 	       d.cfg->download.stage.workers_adaptive ? " (adaptive)" : "",
@@ -1162,6 +1187,7 @@ int pl_daemon_run(const struct pl_daemon_opts *o)
 		if (o->once && ((d.stream ? remote_failed : failed) || rejected) && status == PL_EXIT_OK)
 			status = PL_EXIT_FAILED_ITEMS;
 	}
+	write_status(&d, "stopped");	/* while the lock is ours: see write_status */
 	teardown(&d);
 	return status;
 }

@@ -43,29 +43,9 @@ static unsigned long count_items(atomic_bool *stop, FILE *f)
 	return n;
 }
 
-/* A stream on a regular file of a spool folder, never following a link or
- * waiting on a FIFO; NULL (errno set) for anything else. */
-static FILE *open_regular(int dfd, const char *name)
-{
-	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	struct stat st;
-	FILE *f;
-
-	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink > 1) {
-		close(fd);
-		errno = EINVAL;
-		return NULL;
-	}
-	if (!(f = fdopen(fd, "r")))
-		close(fd);
-	return f;
-}
-
 static unsigned long count_lines_at(int dfd, const char *name)
 {
-	FILE *f = open_regular(dfd, name);
+	FILE *f = pl_spooldir_open_regular(dfd, name);
 	unsigned long n = 0;
 	int c;
 
@@ -92,7 +72,7 @@ int pl_spoolcount_waiting(const struct pl_spooldir *d, atomic_bool *stop, unsign
 		FILE *f;
 
 		if (names[i][0] == '.' || pl_spooldir_is_result(names[i]) ||
-		    !(f = open_regular(d->dfd[PL_SPOOL_NEW], names[i])))
+		    !(f = pl_spooldir_open_regular(d->dfd[PL_SPOOL_NEW], names[i])))
 			continue;
 		lines = count_items(stop, f);
 		fclose(f);

@@ -83,9 +83,9 @@ void pl_spooldir_free_names(char **names, size_t n)
 /* Every name in one spool folder but "." and "..", sorted.  What each one
  * is gets decided where it is used, from the file itself: a type seen here
  * could change before then. */
-int pl_spooldir_list(const struct pl_spooldir *d, int which, char ***out, size_t *count)
+int pl_spooldir_list_at(int dfd, char ***out, size_t *count)
 {
-	int fd = openat(d->dfd[which], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	char **names = NULL;
 	size_t n = 0, cap = 0;
 	struct dirent *e;
@@ -130,6 +130,32 @@ int pl_spooldir_list(const struct pl_spooldir *d, int which, char ***out, size_t
 	*out = names;
 	*count = n;
 	return 0;
+}
+
+int pl_spooldir_list(const struct pl_spooldir *d, int which, char ***out, size_t *count)
+{
+	return pl_spooldir_list_at(d->dfd[which], out, count);
+}
+
+/* The daemon refuses a hard-linked job (its other name could be changed
+ * under it), so every reader of spool files, pipelinectl too, opens them
+ * the same way. */
+FILE *pl_spooldir_open_regular(int dfd, const char *name)
+{
+	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
+	FILE *f;
+
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink > 1) {
+		close(fd);
+		errno = EINVAL;
+		return NULL;
+	}
+	if (!(f = fdopen(fd, "r")))
+		close(fd);
+	return f;
 }
 
 /* ---- open: the lock, the folders and their modes -------------------- */

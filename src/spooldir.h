@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/stat.h>
 
 #include "spool.h"
@@ -29,6 +30,13 @@ int  pl_spooldir_open(struct pl_spooldir *d, const char *dir);
 void pl_spooldir_close(struct pl_spooldir *d);	/* releases the lock */
 /* Every name of one folder but "." and "..", sorted. */
 int  pl_spooldir_list(const struct pl_spooldir *d, int which, char ***names, size_t *count);
+/* The same for any open folder (pipelinectl reads the spool without
+ * opening it as the daemon does). */
+int  pl_spooldir_list_at(int dfd, char ***names, size_t *count);
+/* A stream on a regular file of a spool folder, never following a link,
+ * waiting on a FIFO or reading a hard-linked file; NULL (errno set) for
+ * anything else. */
+FILE *pl_spooldir_open_regular(int dfd, const char *name);
 void pl_spooldir_free_names(char **names, size_t n);
 /* Move NAME between folders, never over a same-named file (-EEXIST). */
 int  pl_spooldir_move(const struct pl_spooldir *d, int from, int to, const char *name);

@@ -23,7 +23,8 @@ struct pl_status {
 	uint64_t total;			/* items known to be waiting at start (--once), 0 = unknown */
 	double rate;			/* items/s, recent */
 	double uptime_s;
-	const char *state;		/* "running", "reloading", "stopping", "stopping fast" */
+	const char *state;		/* "starting", "running", "reloading", "stopping",
+					 * "stopping fast", "stopped" */
 	bool has_stream;		/* the stream intake is on: */
 	struct pl_stream_stats stream;
 	uint64_t remote_ok, remote_failed;	/* results of our jobs that came back */

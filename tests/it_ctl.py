@@ -2,7 +2,8 @@
 
 Each subcommand is run as a separate process on the spool of a running
 pipelined: submit (from a file and from stdin, with --wait on a pipe and
-on a pty), list, show (records and table), resubmit and status; and the
+on a pty), list, show (records and table), resubmit and status (from the
+daemon's READY=1 on, and after a clean stop or a SIGKILL); and the
 input a producer gets wrong: a missing file, a URL list with bad lines
 (each named FILE:LINE, nothing submitted, nothing left in tmp/), an empty
 job, a job name that exists, an invalid name.  Permissions: a user the
@@ -273,7 +274,53 @@ def t_submit_list_show_status():
         d.signal(signal.SIGTERM)
         pl.check(d.wait(30 * SLOW) == 0, "the daemon did not stop cleanly")
         p = expect(ctl(env, "status"), 69, "status after the daemon stopped")
-        pl.check(p.stdout.startswith("pipelined: not running"), "status: %r" % p.stdout)
+        pl.check(p.stdout.startswith("pipelined: not running: stopped "), "status: %r" % p.stdout)
+
+
+def t_status_life():
+    """status.json through a daemon's life: there when READY=1 is sent (no
+    first second without one), left alone by a second daemon the spool's
+    lock refuses, "stopped" after a clean stop, and the last state of one
+    SIGKILLed is read as a daemon that did not stop cleanly."""
+    with pl.Session("ctl", notify=True) as s:
+        env = s.env
+        env.write_config()
+        make_folders(env)
+        d = s.start()
+        s.notify.wait(lambda m: m.get("READY") == "1", 10 * SLOW, "READY=1")
+        pl.check((env.status() or {}).get("state") == "running",
+                 "status.json at READY=1: %r" % (env.status(),))
+        p = expect(ctl(env, "status"), 0, "status at READY=1")
+        pl.check(p.stdout.startswith("pipelined: running, pid %d," % d.proc.pid), "status: %r" % p.stdout)
+
+        with open(os.path.join(env.run, "status.json"), "rb") as f:
+            before = f.read()
+        other = s.start(notify=None)
+        pl.check(other.wait(10 * SLOW) != 0, "a second daemon ran on a locked spool")
+        with open(os.path.join(env.run, "status.json"), "rb") as f:
+            pl.check(f.read() == before, "a daemon refused the spool rewrote status.json")
+        expect(ctl(env, "status"), 0, "status after a refused second daemon")
+
+        d.signal(signal.SIGTERM)
+        pl.check(d.wait(30 * SLOW) == 0, "the daemon did not stop cleanly")
+        pl.check((env.status() or {}).get("state") == "stopped", "status.json after a stop: %r"
+                 % (env.status(),))
+        p = expect(ctl(env, "status"), 69, "status after a clean stop")
+        pl.check(re.match(r"pipelined: not running: stopped \d+ s ago, after \d+ s up \(pid %d\)\n"
+                          % d.proc.pid, p.stdout), "status: %r" % p.stdout)
+        for stage in ("download", "resize", "upload"):
+            pl.check(re.search(r"(?m)^%s " % stage, p.stdout), "stopped %s: %r" % (stage, p.stdout))
+        p = expect(ctl(env, "status", "-j"), 69, "status -j after a clean stop")
+        pl.check(json.loads(p.stdout)["state"] == "stopped", "status -j: %r" % p.stdout)
+
+        n = len(s.notify.messages)
+        d = s.start()
+        s.notify.wait(lambda m: m.get("READY") == "1", 10 * SLOW, "READY=1 again", start=n)
+        d.kill()
+        d.wait(10 * SLOW)
+        p = expect(ctl(env, "status"), 69, "status after SIGKILL")
+        pl.check(p.stdout.startswith("pipelined: not running, and did not stop cleanly "
+                                     "(status written"), "status: %r" % p.stdout)
 
 
 def t_wait_on_a_terminal():
@@ -398,6 +445,7 @@ if __name__ == "__main__":
         ("usage and missing things", t_usage),
         ("bad input: bad lines, empty job, taken names", t_bad_input),
         ("submit, --wait, list, show, resubmit, status against a daemon", t_submit_list_show_status),
+        ("status.json from READY=1 to a stop, clean or not", t_status_life),
         ("--wait draws a bar on a terminal", t_wait_on_a_terminal),
         ("no permission", t_no_permission),
         ("the daemon's group: producers in, others out", t_group),
