@@ -228,15 +228,20 @@ static void sink_failed(void *ud, void *item, int err, const char *why, const ch
  * Test builds only (cmake -DPL_TEST_HOOKS=ON, as scripts/test builds): with
  * PL_TEST_CRASH=TEXT in the environment, the download stage aborts the
  * daemon on any item whose source contains TEXT — the poison item of the
- * crash-loop tests, which no real input must ever be.
+ * crash-loop tests, which no real input must ever be.  With PL_TEST_HANG=TEXT
+ * the worker never comes back from such an item, as a worker lost in a
+ * library would, while its siblings go on; PL_TEST_STUCK_S (stuck_limits)
+ * shortens the time before the watchdog counts it as stuck.
  */
 static int crash_hook_process(void *ctx, void *ws, void *item, char *why, size_t whylen)
 {
-	const char *poison = getenv("PL_TEST_CRASH");
+	const char *poison = getenv("PL_TEST_CRASH"), *hang = getenv("PL_TEST_HANG");
 	const struct pl_item *it = item;
 
 	if (poison && *poison && strstr(it->source, poison))
 		abort();
+	while (hang && *hang && strstr(it->source, hang))
+		pause();
 	return pl_download_ops.process(ctx, ws, item, why, whylen);
 }
 
@@ -785,6 +790,12 @@ static void stuck_limits(struct daemon *d)
 	d->stuck_us[ST_DOWNLOAD] = (uint64_t)((dl + 60.0) * 1e6);
 	d->stuck_us[ST_RESIZE] = 120ULL * 1000000ULL;
 	d->stuck_us[ST_UPLOAD] = (uint64_t)((up + 60.0) * 1e6);
+#ifdef PL_TEST_HOOKS
+	const char *test_s = getenv("PL_TEST_STUCK_S");
+
+	for (size_t i = 0; test_s && *test_s && i < ST_COUNT; i++)
+		d->stuck_us[i] = (uint64_t)(strtod(test_s, NULL) * 1e6);
+#endif
 }
 
 /* WATCHDOG=1 only if every stage that has work moved since the last ping,

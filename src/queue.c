@@ -61,10 +61,13 @@ struct pl_queue {
 	atomic_size_t count_hint;		/* count, stored under the lock, read without it */
 };
 
-/* The deadline of a positive timeout, or a positive errno value. */
-static int deadline_from(long timeout_ms, struct timespec *ts)
+/* The checks every call that may wait starts with: EINVAL without a queue,
+ * else the deadline of a positive timeout, or a positive errno value. */
+static int deadline_for(const struct pl_queue *q, long timeout_ms, struct timespec *ts)
 {
-	return -pl_clock_deadline(ts, timeout_ms);
+	if (!q)
+		return EINVAL;
+	return timeout_ms > 0 ? -pl_clock_deadline(ts, timeout_ms) : 0;
 }
 
 /* Wait on cv; 0 when woken (maybe spuriously), ETIMEDOUT past the deadline. */
@@ -204,6 +207,39 @@ static void wake_putters(struct pl_queue *q)
 	}
 }
 
+/*
+ * One round of waiting, with the lock held, by a getter that found no item
+ * (or a putter that found no room): the first round spins without the lock
+ * and is counted in gspin (pspin); later ones sleep on not_empty
+ * (not_full), counted in getters (putters), and consume the wake they were
+ * sent, if any.  0 after a spin or a wake-up, ETIMEDOUT past the deadline:
+ * the caller looks again either way.
+ */
+static int await_turn(struct pl_queue *q, bool getter, bool *spun, long timeout_ms,
+		      const struct timespec *deadline)
+{
+	unsigned *spinning = getter ? &q->gspin : &q->pspin;
+	unsigned *sleeping = getter ? &q->getters : &q->putters;
+	unsigned *woken = getter ? &q->wakes : &q->pwakes;
+	int r;
+
+	if (!*spun) {
+		*spun = true;
+		(*spinning)++;
+		pthread_mutex_unlock(&q->lock);
+		spin_for(q, getter);
+		pthread_mutex_lock(&q->lock);
+		(*spinning)--;
+		return 0;
+	}
+	(*sleeping)++;
+	r = wait_on(getter ? &q->not_empty : &q->not_full, &q->lock, timeout_ms, deadline);
+	(*sleeping)--;
+	if (*woken)
+		(*woken)--;
+	return r;
+}
+
 /* Put n items in order, waiting for room as the timeout says; *done tells
  * how many went in before an error. */
 static int put_impl(struct pl_queue *q, void *const *items, size_t n, size_t *done,
@@ -214,9 +250,7 @@ static int put_impl(struct pl_queue *q, void *const *items, size_t n, size_t *do
 	bool spun = false;
 	int r = 0;
 
-	if (!q)
-		return EINVAL;
-	if (timeout_ms > 0 && (r = deadline_from(timeout_ms, &deadline)))
+	if ((r = deadline_for(q, timeout_ms, &deadline)))
 		return r;
 	pthread_mutex_lock(&q->lock);
 	while (k < n) {
@@ -226,20 +260,7 @@ static int put_impl(struct pl_queue *q, void *const *items, size_t n, size_t *do
 				r = EAGAIN;
 				goto out;
 			}
-			if (!spun) {
-				spun = true;
-				q->pspin++;
-				pthread_mutex_unlock(&q->lock);
-				spin_for(q, false);
-				pthread_mutex_lock(&q->lock);
-				q->pspin--;
-				continue;
-			}
-			q->putters++;
-			r = wait_on(&q->not_full, &q->lock, timeout_ms, &deadline);
-			q->putters--;
-			if (q->pwakes)
-				q->pwakes--;
+			r = await_turn(q, false, &spun, timeout_ms, &deadline);
 			if (r == ETIMEDOUT && !q->closed && full(q))
 				goto out;
 			r = 0;
@@ -298,9 +319,9 @@ static int get_impl(struct pl_queue *q, void **items, size_t max, size_t *got,
 	size_t n = 0;
 	int r = 0;
 
-	if (!q || !items || !max)
+	if (!items || !max)
 		return EINVAL;
-	if (timeout_ms > 0 && (r = deadline_from(timeout_ms, &deadline)))
+	if ((r = deadline_for(q, timeout_ms, &deadline)))
 		return r;
 	pthread_mutex_lock(&q->lock);
 	if (!check_gen)
@@ -320,20 +341,7 @@ static int get_impl(struct pl_queue *q, void **items, size_t max, size_t *got,
 			r = EAGAIN;
 			goto out;
 		}
-		if (!spun) {
-			spun = true;
-			q->gspin++;
-			pthread_mutex_unlock(&q->lock);
-			spin_for(q, true);
-			pthread_mutex_lock(&q->lock);
-			q->gspin--;
-			continue;
-		}
-		q->getters++;
-		r = wait_on(&q->not_empty, &q->lock, timeout_ms, &deadline);
-		q->getters--;
-		if (q->wakes)
-			q->wakes--;
+		r = await_turn(q, true, &spun, timeout_ms, &deadline);
 		if (r == ETIMEDOUT && q->count == 0 && !q->closed && q->intr_gen == gen)
 			goto out;
 		r = 0;
@@ -404,9 +412,7 @@ int pl_queue_join(struct pl_queue *q, long timeout_ms)
 	struct timespec deadline;
 	int r = 0;
 
-	if (!q)
-		return EINVAL;
-	if (timeout_ms > 0 && (r = deadline_from(timeout_ms, &deadline)))
+	if ((r = deadline_for(q, timeout_ms, &deadline)))
 		return r;
 	pthread_mutex_lock(&q->lock);
 	while (atomic_load(&q->unfinished)) {

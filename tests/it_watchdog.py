@@ -6,8 +6,17 @@ answers: the download stage has work and makes no progress, the daemon logs
 that it withholds the ping, and no WATCHDOG=1 arrives.  When the server
 drops the connection the item fails, the stage moves again and the pings
 come back.  The daemon exits 0 on SIGTERM.
+
+A single stuck worker must not hide behind its siblings: with the test
+hook PL_TEST_HANG (a -DPL_TEST_HOOKS=ON build) one download worker never
+comes back from its item while two others keep finishing a stream of jobs,
+so the stage as a whole moves.  With the stuck limit shortened to 2 s
+(PL_TEST_STUCK_S), the daemon must name the stuck stage and withhold
+WATCHDOG=1, again and again, while the done count keeps rising.
 """
 import os
+import re
+import shutil
 import signal
 import socket
 import sys
@@ -16,6 +25,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pltest as pl  # noqa: E402
+
+SLOW = 4 if pl.SANITIZE else 1
 
 
 class HangServer:
@@ -98,6 +109,68 @@ def test_watchdog():
         env.cleanup()
 
 
+def done_count(n):
+    """The highest "N done" of the STATUS= lines so far."""
+    got = [re.match(r"(\d+) done", m.get("STATUS", "")) for m in list(n.messages)]
+    return max([int(g.group(1)) for g in got if g] or [0])
+
+
+def test_stuck_worker_among_progressing_siblings():
+    if not pl.hooks_built():
+        pl.skip("the fault hooks are not built (configure with -DPL_TEST_HOOKS=ON)")
+    env = pl.Env("wdsibling")
+    note = pl.Notify(env)
+    d = None
+    stop = threading.Event()
+    feeder = None
+    try:
+        env.write_config(workers=(3, 1, 1))
+        imgs = env.image_set(n=3)
+        hang = os.path.join(env.images, "hang-me.jpg")
+        shutil.copy(imgs[0], hang)
+        d = pl.Daemon(env, notify=note, extra_env={
+            "WATCHDOG_USEC": "1000000", "PL_TEST_HANG": "hang-me", "PL_TEST_STUCK_S": "2"})
+        note.wait(lambda m: m.get("READY") == "1", 20, "READY=1")
+        pl.wait_for(lambda: len(pings(note)) >= 2, 10, "two WATCHDOG=1 while healthy")
+
+        env.submit("hang", ["file://%s stuck" % hang])
+
+        def feed():     # one short job after another, for as long as the test looks
+            k = 0
+            while not stop.is_set():
+                if not os.listdir(os.path.join(env.spool, "new")):
+                    k += 1
+                    env.submit("flow%d" % k, env.items(20, imgs))
+                stop.wait(0.05)
+        feeder = threading.Thread(target=feed, daemon=True)
+        feeder.start()
+
+        stuck = r"stage download: a worker has been on one item for .* withholding the watchdog ping"
+        i, _ = d.wait_line(stuck, 30 * SLOW)
+        # detected while the siblings still finish items, and again after more of them
+        before = done_count(note)
+        pl.wait_for(lambda: done_count(note) >= before + 10, 30 * SLOW,
+                    "ten more items done by the siblings of the stuck worker")
+        pl.check(env.where("hang") == "cur", "the stuck item's job left cur/: %s"
+                 % env.where("hang"))
+        since, start = len(note.messages), len(d.lines)
+        d.wait_line(stuck, 10 * SLOW, start=start)
+        more = done_count(note)
+        pl.wait_for(lambda: done_count(note) >= more + 10, 30 * SLOW, "ten more items done")
+        d.wait_line(stuck, 10 * SLOW, start=len(d.lines))
+        pl.check(not pings(note, since),
+                 "WATCHDOG=1 was sent while one download worker was stuck and its "
+                 "siblings progressed")
+    finally:
+        stop.set()
+        if feeder:
+            feeder.join(10)
+        if d:
+            d.stop()
+        note.close()
+        env.cleanup()
+
+
 def test_no_watchdog_without_usec():
     env = pl.Env("nowatchdog")
     note = pl.Notify(env)
@@ -119,4 +192,6 @@ def test_no_watchdog_without_usec():
 
 if __name__ == "__main__":
     pl.main([("watchdog pings only while stages progress", test_watchdog),
+             ("one stuck worker stops the pings while its siblings progress",
+              test_stuck_worker_among_progressing_siblings),
              ("no pings without WATCHDOG_USEC", test_no_watchdog_without_usec)])

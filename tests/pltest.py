@@ -82,9 +82,10 @@ API (everything raises pl.Failure with a message naming what failed):
   n.close()
 
   pl.free_port() / pl.can_connect(port)   a free 127.0.0.1 port / is something listening
-  ng = pl.Nginx(root, www, extra="")     Debian's nginx serving www/ on 127.0.0.1, one
-                                   process in its own session (SIGKILL takes it whole);
-                                   extra is pasted into the server block;
+  ng = pl.Nginx(root, www, extra="", tls=None)  Debian's nginx serving www/ on 127.0.0.1,
+                                   one process in its own session (SIGKILL takes it whole);
+                                   extra is pasted into the server block; tls=(cert, key)
+                                   serves https;
                                    ng.start(port=None) → port (same port on restart),
                                    ng.kill(); chmod root 0755 first (workers run as nobody)
 
@@ -249,16 +250,20 @@ def can_connect(port):
 class Nginx:
     """Debian's nginx as one process (master_process off) in its own
     session, so that SIGKILL takes it down whole, on a port that survives
-    restarts.  Readiness is awaited by connecting."""
+    restarts.  Readiness is awaited by connecting.  tls=(cert, key) serves
+    https instead of http."""
 
-    def __init__(self, root, www, extra=""):
+    def __init__(self, root, www, extra="", tls=None):
         self.root, self.www, self.extra, self.port, self.proc = root, www, extra, None, None
+        self.tls = tls
 
     def start(self, port=None):
         for _ in range(5):
             self.port = port or free_port()
             conf = os.path.join(self.root, "nginx.conf")
             r = self.root
+            ssl = (" ssl; ssl_certificate %s; ssl_certificate_key %s" % self.tls
+                   if self.tls else "")
             with open(conf, "w") as f:
                 f.write(f"""daemon off; master_process off;
 pid {r}/nginx.pid; error_log {r}/nginx-error.log warn;
@@ -268,7 +273,7 @@ http {{
   client_body_temp_path {r}/ngx-body; proxy_temp_path {r}/ngx-proxy;
   fastcgi_temp_path {r}/ngx-fcgi; uwsgi_temp_path {r}/ngx-uwsgi; scgi_temp_path {r}/ngx-scgi;
   types {{ image/jpeg jpg; image/png png; }}
-  server {{ listen 127.0.0.1:{self.port}; root {self.www};
+  server {{ listen 127.0.0.1:{self.port}{ssl}; root {self.www};
     {self.extra} }}
 }}
 """)

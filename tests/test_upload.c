@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -247,6 +248,81 @@ START_TEST(file_replaces_never_writes_in_place)
 	ck_assert_int_eq(stat(other, &ost), 0);
 	ck_assert_int_eq(ost.st_size, 8);
 
+	pl_test_stage_close(&s);
+	pl_test_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
+/* Every inotify event in the queue of fd naming base, OR-ed together. */
+static uint32_t events_for(int fd, const char *base)
+{
+	char buf[64 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
+	uint32_t mask = 0;
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof buf)) > 0)
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *e = (const struct inotify_event *)p;
+
+			ck_assert_msg(!(e->mask & IN_Q_OVERFLOW), "inotify queue overflowed");
+			if (e->len && !strcmp(e->name, base))
+				mask |= e->mask;
+			p += sizeof *e + e->len;
+		}
+	ck_assert_msg(n < 0 && errno == EAGAIN, "inotify read: %s", strerror(errno));
+	return mask;
+}
+
+/*
+ * The final name of an output appears only complete: linked from a whole
+ * unnamed inode (IN_CREATE) or renamed over (IN_MOVED_TO), and is never
+ * opened or written under that name.  The inode and byte checks above
+ * cannot tell a write in place to a freshly created file (unlink, then
+ * open O_CREAT and write) from a rename; the directory's own event stream
+ * can, without root and without racing a reader against the writer.
+ */
+START_TEST(file_final_name_appears_only_whole)
+{
+	static const char *const v[] = { "thumb" };
+	const uint32_t written = IN_OPEN | IN_MODIFY | IN_CLOSE_WRITE;
+	char *dir = pl_test_tmpdir("upnotify"), url[4096], out[4096], why[PL_REASON_MAX];
+	struct pl_test_stage s;
+	struct pl_config cfg;
+	struct pl_item *it;
+	uint32_t m;
+	int fd;
+
+	snprintf(url, sizeof url, "file://%s/out/{name}-{variant}.{ext}", dir);
+	snprintf(out, sizeof out, "%s/out", dir);
+	ck_assert_int_eq(mkdir(out, 0755), 0);
+	fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_ge(inotify_add_watch(fd, out, IN_ALL_EVENTS), 0);
+	cfg = make_cfg(url, 1);
+	stage_open(&s, &cfg);
+
+	/* a new output */
+	it = make_item("cat", v, 1, 200000);
+	ck_assert_int_eq(pl_test_stage_run(&s, it, why), 0);
+	pl_item_free(it);
+	m = events_for(fd, "cat-thumb.jpg");
+	ck_assert_msg(m & (IN_CREATE | IN_MOVED_TO), "the output never appeared (0x%x)", m);
+	ck_assert_msg(!(m & written), "a new output was written under its final name (0x%x)", m);
+
+	/* an output replacing an existing one: only a rename can do that whole */
+	it = make_item("cat", v, 1, 100000);
+	ck_assert_int_eq(pl_test_stage_run(&s, it, why), 0);
+	pl_item_free(it);
+	m = events_for(fd, "cat-thumb.jpg");
+	ck_assert_msg(m & IN_MOVED_TO, "the replacement was not renamed into place (0x%x)", m);
+	ck_assert_msg(!(m & (written | IN_CREATE | IN_DELETE)),
+		      "a replacement was written under its final name (0x%x)", m);
+	snprintf(out, sizeof out, "%s/out/cat-thumb.jpg", dir);
+	assert_file_bytes(out, 0, 100000);
+	ck_assert_int_eq(count_dot_files(dir), 0);
+
+	close(fd);
 	pl_test_stage_close(&s);
 	pl_test_rmtree(dir);
 	free(dir);
@@ -782,6 +858,7 @@ static Suite *suite(void)
 
 	tcase_add_test(f, file_writes_exact_bytes_atomically);
 	tcase_add_test(f, file_replaces_never_writes_in_place);
+	tcase_add_test(f, file_final_name_appears_only_whole);
 	tcase_add_test(f, file_escaping_name_writes_nothing);
 	tcase_add_test(f, file_full_disk_fails_cleanly);
 	tcase_add_test(f, bad_url_refused_at_new);
