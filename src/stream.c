@@ -22,6 +22,23 @@
  *    is dead-lettered with that reason and failed to its owner.  The
  *    server's MaxDeliver is the backstop across daemons: its advisory names
  *    the message, which is then dead-lettered the same way.
+ *  - A delivery counts whether the item runs or not, so a crash must raise
+ *    the count of the one item that ran alone and of nothing held behind
+ *    it (else good items reach MaxDeliver while the poison item crashes
+ *    daemon after daemon).  The rule: a daemon that starts, or that has
+ *    just been handed a redelivered item, pulls one item at a time until a
+ *    first delivery arrives at least AckWait later — the server hands out
+ *    redeliveries before anything new, and by then whatever a dead daemon
+ *    held has come back, so the redeliveries are through.  Pulling stops
+ *    while the puller holds a redelivered item (it waits for its pipeline
+ *    to empty, then runs it alone), and a batch that brings redelivered
+ *    items among new ones has the new ones fed first, so that they are not
+ *    held behind an item that may crash us.  Pulling one at a time costs a round trip
+ *    an item, not the pipeline's width: new items go on being fed.
+ *    Redeliveries come in no order we choose, so a good one may run alone
+ *    between two crashes of the poison item: the count the guard had at
+ *    start stays with its item until that runs alone again (the guard
+ *    names one suspect at a time).
  *  - The connection retries for ever in the background (libnats), so the
  *    daemon starts and keeps running without a server; the stream and the
  *    consumers are set up the first time the server is there.
@@ -83,8 +100,17 @@ struct pl_stream {
 	struct pl_crashguard *guard;
 	struct pl_crashguard_state gs;
 	uint64_t condemned;		/* stream seq that crashed us too often */
+	/* The suspect the guard named at start, and the crashes put down to
+	 * it: good items that come again before it run alone in between, and
+	 * must not wipe its count (the guard names one suspect at a time). */
+	uint64_t prior_seq;
+	unsigned prior_crashes;
 	uint64_t dead_seqs[64];		/* from MaxDeliver advisories, to dead-letter */
 	size_t ndead_seqs;
+	/* The puller's (pl_stream_pull): one at a time while careful, which
+	 * ends at a first delivery from careful_since + AckWait on. */
+	bool careful;
+	uint64_t careful_since_us;
 
 	atomic_bool connected;
 	atomic_int stopping;		/* 0, STOP_INTAKE, STOP_ALL */
@@ -325,6 +351,8 @@ static int guard_open(struct pl_stream *s, const char *dir)
 	pl_log(LOG_WARNING, "stream: the item at stream sequence %" PRIu64 " was running alone "
 	       "when the daemon died (%u time%s)", s->gs.suspect, s->gs.crashes,
 	       s->gs.crashes == 1 ? "" : "s");
+	s->prior_seq = s->gs.suspect;
+	s->prior_crashes = s->gs.crashes;
 	if (s->gs.crashes >= PL_CRASHGUARD_LIMIT)
 		s->condemned = s->gs.suspect;
 	return pl_crashguard_write(s->guard, &s->gs);
@@ -341,6 +369,8 @@ int pl_stream_open(const struct pl_stream_conf *c, const char *guard_dir, struct
 		return -ENOMEM;
 	s->c = c;
 	s->guard_dir = -1;
+	s->careful = true;	/* what our last run held may come back */
+	s->careful_since_us = pl_now_us();
 	s->flight.next = s->flight.prev = &s->flight;
 	pthread_mutex_init(&s->lock, NULL);
 	snprintf(s->items_subj, sizeof s->items_subj, "%s.items", c->subject);
@@ -658,7 +688,7 @@ static void refuse(struct pl_stream *s, struct msg *m, struct pl_item *it, const
 }
 
 /* One delivered message into an item, or handled here.  NULL if handled. */
-static struct pl_item *take_msg(struct pl_stream *s, natsMsg *nm)
+static struct pl_item *take_msg(struct pl_stream *s, natsMsg *nm, uint64_t *delivered)
 {
 	struct msg *m = calloc(1, sizeof *m);
 	struct pl_item *it = pl_item_new();
@@ -680,13 +710,14 @@ static struct pl_item *take_msg(struct pl_stream *s, natsMsg *nm)
 		m->delivered = meta->NumDelivered;
 		jsMsgMetaData_Destroy(meta);
 	}
+	*delivered = m->delivered;
 	atomic_fetch_add(&s->pulled, 1);
 	it->intake = &stream_intake;
 	it->origin = m;
 	bad = parse_item(m, it, why, sizeof why);
 	it->job_name = m->job;
 	if (!bad && m->seq && m->seq == s->condemned) {
-		snprintf(reason, sizeof reason, "crashed the daemon %u times", s->gs.crashes);
+		snprintf(reason, sizeof reason, "crashed the daemon %u times", s->prior_crashes);
 		dead_letter(s, nm, m->seq, reason);
 		bad = reason;
 	}
@@ -705,12 +736,32 @@ static struct pl_item *take_msg(struct pl_stream *s, natsMsg *nm)
 	return it;
 }
 
+/* The rule of pulling one at a time (see the top), after each message
+ * pulled (delivered 0: its metadata could not be read: no news). */
+static void careful_after(struct pl_stream *s, uint64_t delivered)
+{
+	uint64_t now = pl_now_us();
+
+	if (delivered > 1) {
+		if (!s->careful)
+			pl_log(LOG_INFO, "stream: an item came again; pulling one at a time until "
+			       "the redeliveries are through");
+		s->careful = true;
+		s->careful_since_us = now;
+	} else if (delivered == 1 && s->careful &&
+		   now - s->careful_since_us >= (uint64_t)(s->c->ack_wait * 1e6)) {
+		s->careful = false;
+		pl_log(LOG_INFO, "stream: no more redeliveries; pulling as many as there is room for");
+	}
+}
+
 int pl_stream_pull(struct pl_stream *s, size_t max, int timeout_ms,
 		   struct pl_item **items, size_t *n)
 {
 	natsMsgList list = { 0 };
 	jsErrCode jerr = 0;
 	natsStatus st;
+	size_t nfresh = 0;
 	int r;
 
 	*n = 0;
@@ -718,6 +769,8 @@ int pl_stream_pull(struct pl_stream *s, size_t max, int timeout_ms,
 		usleep((useconds_t)timeout_ms * 1000);
 		return r;
 	}
+	if (s->careful)
+		max = 1;
 	st = natsSubscription_Fetch(&list, s->work_sub, (int)max, timeout_ms, &jerr);
 	if (st == NATS_TIMEOUT)
 		return 0;
@@ -730,10 +783,20 @@ int pl_stream_pull(struct pl_stream *s, size_t max, int timeout_ms,
 	}
 	for (int i = 0; i < list.Count; i++) {
 		natsMsg *m = list.Msgs[i];
+		struct pl_item *it;
+		uint64_t delivered = 0;
 
 		list.Msgs[i] = NULL;	/* ours now */
-		if ((items[*n] = take_msg(s, m)))
+		if ((it = take_msg(s, m, &delivered)) && !it->alone) {
+			/* first deliveries before redelivered ones (see the top) */
+			memmove(items + nfresh + 1, items + nfresh,
+				(*n - nfresh) * sizeof *items);
+			items[nfresh++] = it;
 			(*n)++;
+		} else if (it) {
+			items[(*n)++] = it;
+		}
+		careful_after(s, delivered);
 	}
 	natsMsgList_Destroy(&list);
 	return 0;
@@ -758,6 +821,8 @@ static void finish(struct pl_item *it, bool ok, const char *why)
 	if (it->alone) {
 		pthread_mutex_lock(&s->lock);
 		if (s->gs.suspect == m->seq) {		/* it did not crash us */
+			if (s->prior_seq == m->seq)
+				s->prior_seq = 0;
 			s->gs.suspect = 0;
 			s->gs.crashes = 0;
 			pl_crashguard_write(s->guard, &s->gs);
@@ -826,12 +891,15 @@ static int stream_alone(struct pl_item *it)
 
 	pthread_mutex_lock(&s->lock);
 	if (s->gs.suspect != m->seq)
-		s->gs.crashes = 0;
+		s->gs.crashes = m->seq == s->prior_seq ? s->prior_crashes : 0;
 	s->gs.suspect = m->seq;
 	r = pl_crashguard_write(s->guard, &s->gs);
 	pthread_mutex_unlock(&s->lock);
 	if (r < 0)
 		pl_log_errno(LOG_ERR, -r, "stream: cannot write the crash guard: %s", strerror(-r));
+	else
+		pl_log_item(LOG_NOTICE, it, NULL, 0, "delivery %" PRIu64 " of stream sequence %"
+			    PRIu64 ", on disk as the crash suspect", m->delivered, m->seq);
 	return r;
 }
 
