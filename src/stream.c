@@ -430,8 +430,10 @@ void pl_stream_close(struct pl_stream *s)
 
 /* ---- publishing -------------------------------------------------------- */
 
+/* -EREMOTEIO when the stream answered with a refusal (a limit reached, a
+ * subject it does not take): why it said so in why, when given. */
 static int publish(struct pl_stream *s, const char *subj, const char *data, size_t len,
-		   const char *const *headers)
+		   const char *const *headers, char *why, size_t whylen)
 {
 	natsMsg *m = NULL;
 	jsPubAck *pa = NULL;
@@ -449,6 +451,17 @@ static int publish(struct pl_stream *s, const char *subj, const char *data, size
 	 * (seconds): as transient as a lost connection. */
 	if (st == NATS_NO_RESPONDERS || jerr == JSClusterNotAvailErr)
 		return -EAGAIN;
+	if (st != NATS_OK && jerr) {
+		const char *text = nats_GetLastError(NULL), *at;
+
+		/* without libnats' "(file.c:line): " before the server's words */
+		if (text && text[0] == '(' && (at = strstr(text, "): ")))
+			text = at + 3;
+		if (why)
+			snprintf(why, whylen, "the stream refused it: %s (JetStream error %d)",
+				 text ? text : natsStatus_GetText(st), (int)jerr);
+		return -EREMOTEIO;
+	}
 	return nats_err(st);
 }
 
@@ -456,12 +469,13 @@ static int publish(struct pl_stream *s, const char *subj, const char *data, size
  * (STOP_INTAKE for items, STOP_ALL for results: a graceful stop still
  * stores the results of what it drains). */
 static int publish_patiently(struct pl_stream *s, const char *subj, const char *data,
-			     size_t len, const char *const *headers, int until)
+			     size_t len, const char *const *headers, int until,
+			     char *why, size_t whylen)
 {
 	unsigned wait = 50;
 	int r;
 
-	while ((r = setup(s)) < 0 || (r = publish(s, subj, data, len, headers)) < 0) {
+	while ((r = setup(s)) < 0 || (r = publish(s, subj, data, len, headers, why, whylen)) < 0) {
 		if ((r != -ENOTCONN && r != -ETIMEDOUT && r != -EAGAIN) ||
 		    atomic_load(&s->stopping) >= until)
 			return r;
@@ -480,7 +494,8 @@ void pl_stream_stop(struct pl_stream *s, bool fast)
 }
 
 int pl_stream_publish_item(struct pl_stream *s, const char *job, uint64_t job_id,
-			   unsigned long line, const char *source, const char *name)
+			   unsigned long line, const char *source, const char *name,
+			   char *why, size_t whylen)
 {
 	char id[512], *text;
 	json_t *o;
@@ -498,7 +513,8 @@ int pl_stream_publish_item(struct pl_stream *s, const char *job, uint64_t job_id
 	 * that dies while publishing a job publishes it again at its restart. */
 	snprintf(id, sizeof id, "%s/%s/%" PRIu64 "/%lu", s->c->node, job, job_id, line);
 	r = publish_patiently(s, s->items_subj, text, strlen(text),
-			      (const char *const[]){ "Nats-Msg-Id", id, NULL }, STOP_INTAKE);
+			      (const char *const[]){ "Nats-Msg-Id", id, NULL }, STOP_INTAKE,
+			      why, whylen);
 	free(text);
 	if (r == 0)
 		atomic_fetch_add(&s->published, 1);
@@ -514,7 +530,8 @@ static void dead_letter(struct pl_stream *s, natsMsg *m, uint64_t seq, const cha
 	r = publish_patiently(s, s->dead_subj, natsMsg_GetData(m),
 			      (size_t)natsMsg_GetDataLength(m),
 			      (const char *const[]){ "Pipelined-Reason", why,
-						     "Pipelined-Stream-Seq", seqs, NULL }, STOP_ALL);
+						     "Pipelined-Stream-Seq", seqs, NULL }, STOP_ALL,
+			      NULL, 0);
 	if (r < 0)
 		pl_log_errno(LOG_ERR, -r, "stream: cannot dead-letter sequence %s (%s): %s", seqs, why,
 			     strerror(-r));
@@ -536,7 +553,7 @@ static int publish_result(struct pl_stream *s, const char *owner, const char *jo
 		return -ENOMEM;
 	snprintf(subj, sizeof subj, "%s.results.%s", s->c->subject, owner);
 	r = publish_patiently(s, subj, rec, strlen(rec),
-			      (const char *const[]){ "Pipelined-Job", job, NULL }, STOP_ALL);
+			      (const char *const[]){ "Pipelined-Job", job, NULL }, STOP_ALL, NULL, 0);
 	free(rec);
 	return r;
 }
@@ -869,7 +886,8 @@ static void stream_requeue(struct pl_item *it)
 	if (!it->alone && m->seq && atomic_load(&s->connected) && !atomic_load(&s->copies_fail) &&
 	    publish_patiently(s, s->items_subj, natsMsg_GetData(m->m),
 			      (size_t)natsMsg_GetDataLength(m->m),
-			      (const char *const[]){ "Nats-Msg-Id", id, NULL }, STOP_INTAKE) == 0) {
+			      (const char *const[]){ "Nats-Msg-Id", id, NULL }, STOP_INTAKE,
+			      NULL, 0) == 0) {
 		natsMsg_Ack(m->m, NULL);
 	} else {
 		if (!it->alone)

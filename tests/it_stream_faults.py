@@ -25,6 +25,10 @@ Against a real nats-server (tests/plnats.py), with real signals:
                   such job, logs it and drops it) or dead-lettered, and acked;
                   results for a job nobody owns, or that are no results, are
                   logged and dropped; the daemon then runs a job as before.
+  refused         a stream already full (max_msgs, discard new) refuses every
+                  item of a job: each line is recorded failed with what the
+                  server said, and the job goes to failed/ at once instead
+                  of waiting in cur/; once there is room, a job runs as before.
 """
 import os
 import re
@@ -244,7 +248,49 @@ def t_bad_messages():
         root.cleanup()
 
 
+def t_publish_refused():
+    """A stream made beforehand with room for 3 messages, filled by messages
+    no consumer takes: the server refuses each item the owner publishes."""
+    plnats.require_server()
+    root = pl.Env("sf-nats")
+    srv = plnats.NatsServer(root.root).start()
+    try:
+        conf = {"name": "PIPELINED", "subjects": ["pipelined.>"], "retention": "workqueue",
+                "storage": "file", "max_msgs": 3, "discard": "new"}
+        with plnats.Client(srv.url) as cl:
+            cl.js_api("STREAM.CREATE.PIPELINED", conf)
+            for i in range(3):
+                cl.js_publish("pipelined.filler", b"%d" % i)
+        with plnats.Site("sf-refused", srv.url, n=1) as site:
+            env = site.envs[0]
+            d = site.start(0)
+            n = 4
+            env.submit("jobR", env.items(n, env.image_set(2)))
+            pl.wait_for(lambda: env.where("jobR") == "failed", 30, "jobR in failed/")
+            recs = env.records("jobR", "failed")
+            pl.check(sorted(r["line"] for r in recs) == list(range(1, n + 1))
+                     and all(r["status"] != "ok" and "the stream refused it: " in r["error"]
+                             and "maximum messages" in r["error"] for r in recs),
+                     "want each line failed with the server's reason: %r" % recs)
+            pl.check(d.count(r"job jobR item \d+ \(file://[^)]*\): not run: the stream refused "
+                             r"it: maximum messages") == n, "a log line with job, line, URL "
+                     "and reason for each item")
+            # room again: the same daemon runs the next job
+            with plnats.Client(srv.url) as cl:
+                cl.js_api("STREAM.UPDATE.PIPELINED", dict(conf, max_msgs=-1))
+            env.submit("jobG", env.items(3, env.image_set(2)))
+            pl.wait_for(lambda: env.where("jobG") == "done", 60, "jobG in done/")
+            pl.check_lines_once(env.records("jobG"), 3, "jobG")
+            d.signal(signal.SIGTERM)
+            pl.check(d.wait(30) == 0, "exit status")
+            pl.check(d.count(r"AddressSanitizer|runtime error") == 0, "sanitizer report")
+    finally:
+        srv.kill()
+        root.cleanup()
+
+
 if __name__ == "__main__":
     pl.main([("a graceful stop gives its waiting items back", t_graceful_stop_gives_back),
              ("an item that crashes the daemon is dead-lettered alone", t_poison_crashes_alone),
-             ("malformed messages and results for no one's job", t_bad_messages)])
+             ("malformed messages and results for no one's job", t_bad_messages),
+             ("items the stream refuses fail their job at once", t_publish_refused)])
