@@ -179,6 +179,17 @@ def t_poison_crashes_alone():
         root.cleanup()
 
 
+def runs_a_job_and_stops(d, env, n):
+    """After what went wrong, daemon d still runs a job of n good lines, then
+    stops cleanly."""
+    env.submit("jobG", env.items(n, env.image_set(2)))
+    pl.wait_for(lambda: env.where("jobG") == "done", 60, "jobG in done/")
+    pl.check_lines_once(env.records("jobG"), n, "jobG")
+    d.signal(signal.SIGTERM)
+    pl.check(d.wait(30) == 0, "exit status")
+    pl.check(d.count(r"AddressSanitizer|runtime error") == 0, "sanitizer report")
+
+
 def t_bad_messages():
     """Messages no daemon of ours sent, straight onto the stream."""
     plnats.require_server()
@@ -237,12 +248,7 @@ def t_bad_messages():
                          "the results consumer gives up after %s deliveries"
                          % info["config"].get("max_deliver"))
             # and the daemon goes on working
-            env.submit("jobG", env.items(5, env.image_set(2)))
-            pl.wait_for(lambda: env.where("jobG") == "done", 60, "jobG in done/")
-            pl.check_lines_once(env.records("jobG"), 5, "jobG")
-            d.signal(signal.SIGTERM)
-            pl.check(d.wait(30) == 0, "exit status")
-            pl.check(d.count(r"AddressSanitizer|runtime error") == 0, "sanitizer report")
+            runs_a_job_and_stops(d, env, 5)
     finally:
         srv.kill()
         root.cleanup()
@@ -278,12 +284,7 @@ def t_publish_refused():
             # room again: the same daemon runs the next job
             with plnats.Client(srv.url) as cl:
                 cl.js_api("STREAM.UPDATE.PIPELINED", dict(conf, max_msgs=-1))
-            env.submit("jobG", env.items(3, env.image_set(2)))
-            pl.wait_for(lambda: env.where("jobG") == "done", 60, "jobG in done/")
-            pl.check_lines_once(env.records("jobG"), 3, "jobG")
-            d.signal(signal.SIGTERM)
-            pl.check(d.wait(30) == 0, "exit status")
-            pl.check(d.count(r"AddressSanitizer|runtime error") == 0, "sanitizer report")
+            runs_a_job_and_stops(d, env, 3)
     finally:
         srv.kill()
         root.cleanup()
