@@ -341,9 +341,19 @@ static int feed_alone(struct daemon *d, struct pl_item *it)
  * pipeline; its result comes back through the collector. */
 static int publish(struct daemon *d, struct pl_item *it)
 {
+	char why[512];
 	int r = pl_stream_publish_item(d->stream, it->job_name, pl_spool_job_id(it), it->line,
-				       it->source, it->name);
+				       it->source, it->name, why, sizeof why);
 
+	/* The stream will not take it (a limit, a permission): failed with
+	 * what the server said, so that its job finishes into failed/ rather
+	 * than wait in cur/ for a restart that would meet the same refusal. */
+	if (r == -EREMOTEIO) {
+		pl_log_item(LOG_ERR, it, NULL, EREMOTEIO, "not run: %s", why);
+		pl_spool_item_failed(it, EREMOTEIO, why);
+		atomic_fetch_add(&d->remote_failed, 1);
+		return 0;
+	}
 	if (r == -EILSEQ) {
 		pl_log_item(LOG_WARNING, it, NULL, EILSEQ, "not run: not valid UTF-8, which a "
 			    "stream message cannot carry");

@@ -22,6 +22,23 @@
  *    is dead-lettered with that reason and failed to its owner.  The
  *    server's MaxDeliver is the backstop across daemons: its advisory names
  *    the message, which is then dead-lettered the same way.
+ *  - A delivery counts whether the item runs or not, so a crash must raise
+ *    the count of the one item that ran alone and of nothing held behind
+ *    it (else good items reach MaxDeliver while the poison item crashes
+ *    daemon after daemon).  The rule: a daemon that starts, or that has
+ *    just been handed a redelivered item, pulls one item at a time until a
+ *    first delivery arrives at least AckWait later — the server hands out
+ *    redeliveries before anything new, and by then whatever a dead daemon
+ *    held has come back, so the redeliveries are through.  Pulling stops
+ *    while the puller holds a redelivered item (it waits for its pipeline
+ *    to empty, then runs it alone), and a batch that brings redelivered
+ *    items among new ones has the new ones fed first, so that they are not
+ *    held behind an item that may crash us.  Pulling one at a time costs a round trip
+ *    an item, not the pipeline's width: new items go on being fed.
+ *    Redeliveries come in no order we choose, so a good one may run alone
+ *    between two crashes of the poison item: the count the guard had at
+ *    start stays with its item until that runs alone again (the guard
+ *    names one suspect at a time).
  *  - The connection retries for ever in the background (libnats), so the
  *    daemon starts and keeps running without a server; the stream and the
  *    consumers are set up the first time the server is there.
@@ -83,8 +100,17 @@ struct pl_stream {
 	struct pl_crashguard *guard;
 	struct pl_crashguard_state gs;
 	uint64_t condemned;		/* stream seq that crashed us too often */
+	/* The suspect the guard named at start, and the crashes put down to
+	 * it: good items that come again before it run alone in between, and
+	 * must not wipe its count (the guard names one suspect at a time). */
+	uint64_t prior_seq;
+	unsigned prior_crashes;
 	uint64_t dead_seqs[64];		/* from MaxDeliver advisories, to dead-letter */
 	size_t ndead_seqs;
+	/* The puller's (pl_stream_pull): one at a time while careful, which
+	 * ends at a first delivery from careful_since + AckWait on. */
+	bool careful;
+	uint64_t careful_since_us;
 
 	atomic_bool connected;
 	atomic_int stopping;		/* 0, STOP_INTAKE, STOP_ALL */
@@ -325,6 +351,8 @@ static int guard_open(struct pl_stream *s, const char *dir)
 	pl_log(LOG_WARNING, "stream: the item at stream sequence %" PRIu64 " was running alone "
 	       "when the daemon died (%u time%s)", s->gs.suspect, s->gs.crashes,
 	       s->gs.crashes == 1 ? "" : "s");
+	s->prior_seq = s->gs.suspect;
+	s->prior_crashes = s->gs.crashes;
 	if (s->gs.crashes >= PL_CRASHGUARD_LIMIT)
 		s->condemned = s->gs.suspect;
 	return pl_crashguard_write(s->guard, &s->gs);
@@ -341,6 +369,8 @@ int pl_stream_open(const struct pl_stream_conf *c, const char *guard_dir, struct
 		return -ENOMEM;
 	s->c = c;
 	s->guard_dir = -1;
+	s->careful = true;	/* what our last run held may come back */
+	s->careful_since_us = pl_now_us();
 	s->flight.next = s->flight.prev = &s->flight;
 	pthread_mutex_init(&s->lock, NULL);
 	snprintf(s->items_subj, sizeof s->items_subj, "%s.items", c->subject);
@@ -400,8 +430,10 @@ void pl_stream_close(struct pl_stream *s)
 
 /* ---- publishing -------------------------------------------------------- */
 
+/* -EREMOTEIO when the stream answered with a refusal (a limit reached, a
+ * subject it does not take): why it said so in why, when given. */
 static int publish(struct pl_stream *s, const char *subj, const char *data, size_t len,
-		   const char *const *headers)
+		   const char *const *headers, char *why, size_t whylen)
 {
 	natsMsg *m = NULL;
 	jsPubAck *pa = NULL;
@@ -419,6 +451,17 @@ static int publish(struct pl_stream *s, const char *subj, const char *data, size
 	 * (seconds): as transient as a lost connection. */
 	if (st == NATS_NO_RESPONDERS || jerr == JSClusterNotAvailErr)
 		return -EAGAIN;
+	if (st != NATS_OK && jerr) {
+		const char *text = nats_GetLastError(NULL), *at;
+
+		/* without libnats' "(file.c:line): " before the server's words */
+		if (text && text[0] == '(' && (at = strstr(text, "): ")))
+			text = at + 3;
+		if (why)
+			snprintf(why, whylen, "the stream refused it: %s (JetStream error %d)",
+				 text ? text : natsStatus_GetText(st), (int)jerr);
+		return -EREMOTEIO;
+	}
 	return nats_err(st);
 }
 
@@ -426,12 +469,13 @@ static int publish(struct pl_stream *s, const char *subj, const char *data, size
  * (STOP_INTAKE for items, STOP_ALL for results: a graceful stop still
  * stores the results of what it drains). */
 static int publish_patiently(struct pl_stream *s, const char *subj, const char *data,
-			     size_t len, const char *const *headers, int until)
+			     size_t len, const char *const *headers, int until,
+			     char *why, size_t whylen)
 {
 	unsigned wait = 50;
 	int r;
 
-	while ((r = setup(s)) < 0 || (r = publish(s, subj, data, len, headers)) < 0) {
+	while ((r = setup(s)) < 0 || (r = publish(s, subj, data, len, headers, why, whylen)) < 0) {
 		if ((r != -ENOTCONN && r != -ETIMEDOUT && r != -EAGAIN) ||
 		    atomic_load(&s->stopping) >= until)
 			return r;
@@ -450,7 +494,8 @@ void pl_stream_stop(struct pl_stream *s, bool fast)
 }
 
 int pl_stream_publish_item(struct pl_stream *s, const char *job, uint64_t job_id,
-			   unsigned long line, const char *source, const char *name)
+			   unsigned long line, const char *source, const char *name,
+			   char *why, size_t whylen)
 {
 	char id[512], *text;
 	json_t *o;
@@ -468,7 +513,8 @@ int pl_stream_publish_item(struct pl_stream *s, const char *job, uint64_t job_id
 	 * that dies while publishing a job publishes it again at its restart. */
 	snprintf(id, sizeof id, "%s/%s/%" PRIu64 "/%lu", s->c->node, job, job_id, line);
 	r = publish_patiently(s, s->items_subj, text, strlen(text),
-			      (const char *const[]){ "Nats-Msg-Id", id, NULL }, STOP_INTAKE);
+			      (const char *const[]){ "Nats-Msg-Id", id, NULL }, STOP_INTAKE,
+			      why, whylen);
 	free(text);
 	if (r == 0)
 		atomic_fetch_add(&s->published, 1);
@@ -484,7 +530,8 @@ static void dead_letter(struct pl_stream *s, natsMsg *m, uint64_t seq, const cha
 	r = publish_patiently(s, s->dead_subj, natsMsg_GetData(m),
 			      (size_t)natsMsg_GetDataLength(m),
 			      (const char *const[]){ "Pipelined-Reason", why,
-						     "Pipelined-Stream-Seq", seqs, NULL }, STOP_ALL);
+						     "Pipelined-Stream-Seq", seqs, NULL }, STOP_ALL,
+			      NULL, 0);
 	if (r < 0)
 		pl_log_errno(LOG_ERR, -r, "stream: cannot dead-letter sequence %s (%s): %s", seqs, why,
 			     strerror(-r));
@@ -506,7 +553,7 @@ static int publish_result(struct pl_stream *s, const char *owner, const char *jo
 		return -ENOMEM;
 	snprintf(subj, sizeof subj, "%s.results.%s", s->c->subject, owner);
 	r = publish_patiently(s, subj, rec, strlen(rec),
-			      (const char *const[]){ "Pipelined-Job", job, NULL }, STOP_ALL);
+			      (const char *const[]){ "Pipelined-Job", job, NULL }, STOP_ALL, NULL, 0);
 	free(rec);
 	return r;
 }
@@ -658,7 +705,7 @@ static void refuse(struct pl_stream *s, struct msg *m, struct pl_item *it, const
 }
 
 /* One delivered message into an item, or handled here.  NULL if handled. */
-static struct pl_item *take_msg(struct pl_stream *s, natsMsg *nm)
+static struct pl_item *take_msg(struct pl_stream *s, natsMsg *nm, uint64_t *delivered)
 {
 	struct msg *m = calloc(1, sizeof *m);
 	struct pl_item *it = pl_item_new();
@@ -680,13 +727,14 @@ static struct pl_item *take_msg(struct pl_stream *s, natsMsg *nm)
 		m->delivered = meta->NumDelivered;
 		jsMsgMetaData_Destroy(meta);
 	}
+	*delivered = m->delivered;
 	atomic_fetch_add(&s->pulled, 1);
 	it->intake = &stream_intake;
 	it->origin = m;
 	bad = parse_item(m, it, why, sizeof why);
 	it->job_name = m->job;
 	if (!bad && m->seq && m->seq == s->condemned) {
-		snprintf(reason, sizeof reason, "crashed the daemon %u times", s->gs.crashes);
+		snprintf(reason, sizeof reason, "crashed the daemon %u times", s->prior_crashes);
 		dead_letter(s, nm, m->seq, reason);
 		bad = reason;
 	}
@@ -705,12 +753,32 @@ static struct pl_item *take_msg(struct pl_stream *s, natsMsg *nm)
 	return it;
 }
 
+/* The rule of pulling one at a time (see the top), after each message
+ * pulled (delivered 0: its metadata could not be read: no news). */
+static void careful_after(struct pl_stream *s, uint64_t delivered)
+{
+	uint64_t now = pl_now_us();
+
+	if (delivered > 1) {
+		if (!s->careful)
+			pl_log(LOG_INFO, "stream: an item came again; pulling one at a time until "
+			       "the redeliveries are through");
+		s->careful = true;
+		s->careful_since_us = now;
+	} else if (delivered == 1 && s->careful &&
+		   now - s->careful_since_us >= (uint64_t)(s->c->ack_wait * 1e6)) {
+		s->careful = false;
+		pl_log(LOG_INFO, "stream: no more redeliveries; pulling as many as there is room for");
+	}
+}
+
 int pl_stream_pull(struct pl_stream *s, size_t max, int timeout_ms,
 		   struct pl_item **items, size_t *n)
 {
 	natsMsgList list = { 0 };
 	jsErrCode jerr = 0;
 	natsStatus st;
+	size_t nfresh = 0;
 	int r;
 
 	*n = 0;
@@ -718,6 +786,8 @@ int pl_stream_pull(struct pl_stream *s, size_t max, int timeout_ms,
 		usleep((useconds_t)timeout_ms * 1000);
 		return r;
 	}
+	if (s->careful)
+		max = 1;
 	st = natsSubscription_Fetch(&list, s->work_sub, (int)max, timeout_ms, &jerr);
 	if (st == NATS_TIMEOUT)
 		return 0;
@@ -730,10 +800,20 @@ int pl_stream_pull(struct pl_stream *s, size_t max, int timeout_ms,
 	}
 	for (int i = 0; i < list.Count; i++) {
 		natsMsg *m = list.Msgs[i];
+		struct pl_item *it;
+		uint64_t delivered = 0;
 
 		list.Msgs[i] = NULL;	/* ours now */
-		if ((items[*n] = take_msg(s, m)))
+		if ((it = take_msg(s, m, &delivered)) && !it->alone) {
+			/* first deliveries before redelivered ones (see the top) */
+			memmove(items + nfresh + 1, items + nfresh,
+				(*n - nfresh) * sizeof *items);
+			items[nfresh++] = it;
 			(*n)++;
+		} else if (it) {
+			items[(*n)++] = it;
+		}
+		careful_after(s, delivered);
 	}
 	natsMsgList_Destroy(&list);
 	return 0;
@@ -758,6 +838,8 @@ static void finish(struct pl_item *it, bool ok, const char *why)
 	if (it->alone) {
 		pthread_mutex_lock(&s->lock);
 		if (s->gs.suspect == m->seq) {		/* it did not crash us */
+			if (s->prior_seq == m->seq)
+				s->prior_seq = 0;
 			s->gs.suspect = 0;
 			s->gs.crashes = 0;
 			pl_crashguard_write(s->guard, &s->gs);
@@ -804,7 +886,8 @@ static void stream_requeue(struct pl_item *it)
 	if (!it->alone && m->seq && atomic_load(&s->connected) && !atomic_load(&s->copies_fail) &&
 	    publish_patiently(s, s->items_subj, natsMsg_GetData(m->m),
 			      (size_t)natsMsg_GetDataLength(m->m),
-			      (const char *const[]){ "Nats-Msg-Id", id, NULL }, STOP_INTAKE) == 0) {
+			      (const char *const[]){ "Nats-Msg-Id", id, NULL }, STOP_INTAKE,
+			      NULL, 0) == 0) {
 		natsMsg_Ack(m->m, NULL);
 	} else {
 		if (!it->alone)
@@ -826,12 +909,15 @@ static int stream_alone(struct pl_item *it)
 
 	pthread_mutex_lock(&s->lock);
 	if (s->gs.suspect != m->seq)
-		s->gs.crashes = 0;
+		s->gs.crashes = m->seq == s->prior_seq ? s->prior_crashes : 0;
 	s->gs.suspect = m->seq;
 	r = pl_crashguard_write(s->guard, &s->gs);
 	pthread_mutex_unlock(&s->lock);
 	if (r < 0)
 		pl_log_errno(LOG_ERR, -r, "stream: cannot write the crash guard: %s", strerror(-r));
+	else
+		pl_log_item(LOG_NOTICE, it, NULL, 0, "delivery %" PRIu64 " of stream sequence %"
+			    PRIu64 ", on disk as the crash suspect", m->delivered, m->seq);
 	return r;
 }
 

@@ -46,9 +46,14 @@ void pl_stream_close(struct pl_stream *s);
 int  pl_stream_pull(struct pl_stream *s, size_t max, int timeout_ms,
 		    struct pl_item **items, size_t *n);
 
-/* Owner: publish one item of one of our jobs; 0 once the server stored it. */
+/* Owner: publish one item of one of our jobs; 0 once the server stored it.
+ * While the server is away it keeps trying until a stop (then -ENOTCONN or
+ * the like).  -EREMOTEIO: the stream refused it (a limit reached, no
+ * permission), and why says what the server said: it will not take it by
+ * itself trying again.  -EILSEQ: not UTF-8, no JSON can carry it. */
 int  pl_stream_publish_item(struct pl_stream *s, const char *job, uint64_t job_id,
-			    unsigned long line, const char *source, const char *name);
+			    unsigned long line, const char *source, const char *name,
+			    char *why, size_t whylen);
 
 /*
  * Owner: results for our jobs.  For each, record() returns 0 (recorded, or

@@ -12,18 +12,26 @@ Against a real nats-server (tests/plnats.py), with real signals:
                   handed anything over, at full speed (a given-back item is
                   a fresh message, no crash suspect that must run alone),
                   and every line has exactly one record.
-  poison          one item among 20 aborts the daemon (the test-build fault
-                  hook PL_TEST_CRASH); restarted after each crash, the daemon
+  poison          one item among 24 aborts the daemon (the test-build fault
+                  hook PL_TEST_CRASH) while a wide first queue holds most of
+                  the job; restarted after each crash, the daemon
                   dead-letters it alone with "crashed the daemon 2 times",
-                  failed to its owner, while the 20 good ones complete.
+                  failed to its owner, while the 24 good ones complete, each
+                  run alone at its second delivery at most: no crash raised
+                  the delivery count of an item held behind the poison one.
   bad messages    items published by hand that are not JSON, not objects,
                   name no owner or a bad job, line, source or name: each is
                   failed with its reason to the owner it names (who has no
                   such job, logs it and drops it) or dead-lettered, and acked;
                   results for a job nobody owns, or that are no results, are
                   logged and dropped; the daemon then runs a job as before.
+  refused         a stream already full (max_msgs, discard new) refuses every
+                  item of a job: each line is recorded failed with what the
+                  server said, and the job goes to failed/ at once instead
+                  of waiting in cur/; once there is room, a job runs as before.
 """
 import os
+import re
 import resource
 import signal
 import sys
@@ -100,11 +108,17 @@ def dead_letters(url, subject="pipelined.dead", stream="PIPELINED"):
 
 
 def t_poison_crashes_alone():
-    """20 good items and one that aborts the daemon (the test-build fault
-    hook), wide stages so that the first crash takes many items with it, and
-    a supervisor that restarts the daemon after each crash as systemd would.
-    The server raises the delivery count of everything a dead daemon held;
-    with max_deliver 4 the good ones must still not reach it."""
+    """24 good items and one that aborts the daemon (the test-build fault
+    hook), a first queue wide enough for the whole job so that the first
+    crash takes it all, and a supervisor that restarts the daemon after each
+    crash as systemd would.  The server raises the delivery count of
+    everything a dead daemon held, and counts a delivery whether the item
+    runs or not: a restarted daemon that held redelivered items behind the
+    poison one, while that ran alone, would have each crash raise theirs
+    (they ran alone at their third or fourth delivery, and with one crash
+    more, reached max_deliver 4 and were dead-lettered).  It must pull them
+    one at a time instead, so that each good item runs at its second
+    delivery at most, and the poison item crashes twice in a row alone."""
     plnats.require_server()
     if not pl.hooks_built():
         pl.skip("the fault hook is not built (configure with -DPL_TEST_HOOKS=ON)")
@@ -112,11 +126,12 @@ def t_poison_crashes_alone():
     root = pl.Env("sf-nats")
     srv = plnats.NatsServer(root.root).start()
     try:
-        with plnats.Site("sf-poison", srv.url, n=1, workers=(4, 2, 2), queues=(8, 8, 8),
+        with plnats.Site("sf-poison", srv.url, n=1, workers=(4, 2, 2), queues=(32, 8, 8),
                          ack_wait=2.0, max_deliver=4) as site:
             env = site.envs[0]
-            lines = env.items(20, env.image_set(4))
-            lines.insert(6, "file://%s/poison.jpg poison" % env.images)
+            good, poison = 24, 7
+            lines = env.items(good, env.image_set(4))
+            lines.insert(poison - 1, "file://%s/poison.jpg poison" % env.images)
             env.submit("jobP", lines)
             crashes = 0
             for attempt in range(8):
@@ -131,21 +146,48 @@ def t_poison_crashes_alone():
             pl.check(crashes == 3, "%d crashes before the poison item was dead-lettered, "
                      "want 3" % crashes)
             recs = env.records("jobP", "failed")
-            pl.check(sorted(r["line"] for r in recs) == list(range(1, 22)),
-                     "want one record per line 1..21: %r" % sorted(r["line"] for r in recs))
+            pl.check(sorted(r["line"] for r in recs) == list(range(1, good + 2)),
+                     "want one record per line 1..%d: %r" % (good + 1,
+                                                             sorted(r["line"] for r in recs)))
             bad = [r for r in recs if r["status"] != "ok"]
-            pl.check(len(bad) == 1 and bad[0]["line"] == 7
+            pl.check(len(bad) == 1 and bad[0]["line"] == poison
                      and bad[0]["error"] == "crashed the daemon 2 times",
-                     "want only line 7 failed with its reason: %r" % bad)
+                     "want only line %d failed with its reason: %r" % (poison, bad))
             dead = dead_letters(srv.url)
             pl.check(len(dead) == 1 and b"poison.jpg" in dead[0].data
                      and dead[0].headers.get("Pipelined-Reason") == "crashed the daemon 2 times",
                      "want the poison item as the one dead letter: %r" % (dead,))
             pl.check(any(p.count(r"running alone when the daemon died") for p in site.procs),
                      "no log line names the suspect")
+            # which delivery of which line ran alone, over all the runs
+            rx = re.compile(r"job jobP item (\d+) \(.*\): delivery (\d+) of stream sequence")
+            alone = {}
+            for p in site.procs:
+                for line in p.lines:
+                    m = rx.search(line)
+                    if m:
+                        alone.setdefault(int(m.group(1)), []).append(int(m.group(2)))
+            pl.check(alone.get(poison) == [2, 3], "the poison item ran alone at deliveries %r, "
+                     "want [2, 3]" % alone.get(poison))
+            late = {k: v for k, v in alone.items() if k != poison and v != [2]}
+            pl.check(not late, "good items ran alone at later deliveries (a crash raised their "
+                     "count while they were held): %r" % late)
+            pl.check(len(alone) > 2, "only %d items came again after the first crash: the "
+                     "test does not test what it should" % len(alone))
     finally:
         srv.kill()
         root.cleanup()
+
+
+def runs_a_job_and_stops(d, env, n):
+    """After what went wrong, daemon d still runs a job of n good lines, then
+    stops cleanly."""
+    env.submit("jobG", env.items(n, env.image_set(2)))
+    pl.wait_for(lambda: env.where("jobG") == "done", 60, "jobG in done/")
+    pl.check_lines_once(env.records("jobG"), n, "jobG")
+    d.signal(signal.SIGTERM)
+    pl.check(d.wait(30) == 0, "exit status")
+    pl.check(d.count(r"AddressSanitizer|runtime error") == 0, "sanitizer report")
 
 
 def t_bad_messages():
@@ -206,12 +248,43 @@ def t_bad_messages():
                          "the results consumer gives up after %s deliveries"
                          % info["config"].get("max_deliver"))
             # and the daemon goes on working
-            env.submit("jobG", env.items(5, env.image_set(2)))
-            pl.wait_for(lambda: env.where("jobG") == "done", 60, "jobG in done/")
-            pl.check_lines_once(env.records("jobG"), 5, "jobG")
-            d.signal(signal.SIGTERM)
-            pl.check(d.wait(30) == 0, "exit status")
-            pl.check(d.count(r"AddressSanitizer|runtime error") == 0, "sanitizer report")
+            runs_a_job_and_stops(d, env, 5)
+    finally:
+        srv.kill()
+        root.cleanup()
+
+
+def t_publish_refused():
+    """A stream made beforehand with room for 3 messages, filled by messages
+    no consumer takes: the server refuses each item the owner publishes."""
+    plnats.require_server()
+    root = pl.Env("sf-nats")
+    srv = plnats.NatsServer(root.root).start()
+    try:
+        conf = {"name": "PIPELINED", "subjects": ["pipelined.>"], "retention": "workqueue",
+                "storage": "file", "max_msgs": 3, "discard": "new"}
+        with plnats.Client(srv.url) as cl:
+            cl.js_api("STREAM.CREATE.PIPELINED", conf)
+            for i in range(3):
+                cl.js_publish("pipelined.filler", b"%d" % i)
+        with plnats.Site("sf-refused", srv.url, n=1) as site:
+            env = site.envs[0]
+            d = site.start(0)
+            n = 4
+            env.submit("jobR", env.items(n, env.image_set(2)))
+            pl.wait_for(lambda: env.where("jobR") == "failed", 30, "jobR in failed/")
+            recs = env.records("jobR", "failed")
+            pl.check(sorted(r["line"] for r in recs) == list(range(1, n + 1))
+                     and all(r["status"] != "ok" and "the stream refused it: " in r["error"]
+                             and "maximum messages" in r["error"] for r in recs),
+                     "want each line failed with the server's reason: %r" % recs)
+            pl.check(d.count(r"job jobR item \d+ \(file://[^)]*\): not run: the stream refused "
+                             r"it: maximum messages") == n, "a log line with job, line, URL "
+                     "and reason for each item")
+            # room again: the same daemon runs the next job
+            with plnats.Client(srv.url) as cl:
+                cl.js_api("STREAM.UPDATE.PIPELINED", dict(conf, max_msgs=-1))
+            runs_a_job_and_stops(d, env, 3)
     finally:
         srv.kill()
         root.cleanup()
@@ -220,4 +293,5 @@ def t_bad_messages():
 if __name__ == "__main__":
     pl.main([("a graceful stop gives its waiting items back", t_graceful_stop_gives_back),
              ("an item that crashes the daemon is dead-lettered alone", t_poison_crashes_alone),
-             ("malformed messages and results for no one's job", t_bad_messages)])
+             ("malformed messages and results for no one's job", t_bad_messages),
+             ("items the stream refuses fail their job at once", t_publish_refused)])
