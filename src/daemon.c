@@ -345,7 +345,7 @@ static int publish(struct daemon *d, struct pl_item *it)
 	int r = pl_stream_publish_item(d->stream, it->job_name, pl_spool_job_id(it), it->line,
 				       it->source, it->name, why, sizeof why);
 
-	/* The stream will not take it (a limit, a permission): failed with
+	/* The stream will not take it (a limit reached): failed with
 	 * what the server said, so that its job finishes into failed/ rather
 	 * than wait in cur/ for a restart that would meet the same refusal. */
 	if (r == -EREMOTEIO) {

@@ -33,8 +33,9 @@
  *    while the puller holds a redelivered item (it waits for its pipeline
  *    to empty, then runs it alone), and a batch that brings redelivered
  *    items among new ones has the new ones fed first, so that they are not
- *    held behind an item that may crash us.  Pulling one at a time costs a round trip
- *    an item, not the pipeline's width: new items go on being fed.
+ *    held behind an item that may crash us.  Pulling one at a time costs a
+ *    round trip an item, not the pipeline's width: new items go on being
+ *    fed while the next is pulled.
  *    Redeliveries come in no order we choose, so a good one may run alone
  *    between two crashes of the poison item: the count the guard had at
  *    start stays with its item until that runs alone again (the guard
@@ -430,8 +431,8 @@ void pl_stream_close(struct pl_stream *s)
 
 /* ---- publishing -------------------------------------------------------- */
 
-/* -EREMOTEIO when the stream answered with a refusal (a limit reached, a
- * subject it does not take): why it said so in why, when given. */
+/* -EREMOTEIO when the stream answered with a refusal (a JetStream error:
+ * a limit reached, for one): what it said in why, when given. */
 static int publish(struct pl_stream *s, const char *subj, const char *data, size_t len,
 		   const char *const *headers, char *why, size_t whylen)
 {

@@ -40,7 +40,9 @@ void pl_stream_close(struct pl_stream *s);
  * Worker: up to max items, waiting at most timeout_ms.  0 and *n set (maybe
  * 0), or -ENOTCONN while there is no server (after waiting).  Each item's
  * outcome goes back through it->intake.  A redelivered item may have crashed
- * a daemon: it comes with it->alone set.  Messages that are not items are
+ * a daemon: it comes with it->alone set, after the new items of its batch;
+ * after a start and after a redelivered item, items come one at a time
+ * until the redeliveries are through (stream.c says why).  Messages that are not items are
  * handled here (failed to their owner, or dead-lettered) and never returned.
  */
 int  pl_stream_pull(struct pl_stream *s, size_t max, int timeout_ms,
@@ -48,9 +50,10 @@ int  pl_stream_pull(struct pl_stream *s, size_t max, int timeout_ms,
 
 /* Owner: publish one item of one of our jobs; 0 once the server stored it.
  * While the server is away it keeps trying until a stop (then -ENOTCONN or
- * the like).  -EREMOTEIO: the stream refused it (a limit reached, no
- * permission), and why says what the server said: it will not take it by
- * itself trying again.  -EILSEQ: not UTF-8, no JSON can carry it. */
+ * the like).  -EREMOTEIO: the stream refused it (a JetStream error: a
+ * limit reached, for one), and why says what the server said; trying again
+ * at once would meet the same answer.  -EILSEQ: not UTF-8, no JSON can
+ * carry it. */
 int  pl_stream_publish_item(struct pl_stream *s, const char *job, uint64_t job_id,
 			    unsigned long line, const char *source, const char *name,
 			    char *why, size_t whylen);
