@@ -13,10 +13,12 @@
  * group with s3://) are checked after the walk, at the line of the
  * enclosing group.  The same rows give the defaults, pl_config_free and
  * pl_config_restart_differs, so none of them lists the settings again.
+ *
+ * Its parts share config_int.h: confget.c reports a mistake and reads a
+ * value of a type for every reader.
  */
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,185 +29,11 @@
 
 #include "cfgfile.h"
 #include "config.h"
+#include "config_int.h"
 #include "log.h"
 #include "metrics.h"
 #include "sysdirs.h"
 #include "template.h"
-
-#define KEY_MAX 160
-#define MSG_MAX 1024
-
-struct ctx {
-	struct pl_cfgfile *f;
-	pl_config_report_fn *report;
-	void *ud;
-	unsigned errors;
-	bool oom;
-	bool protocols_bad;		/* already reported: no follow-up errors */
-	struct pl_config *cfg;		/* being loaded */
-};
-
-/* ---- reporting ---------------------------------------------------------- */
-
-/* Also how pl_cfgfile reports (ud is the ctx). */
-static void emit(void *ud, const char *msg)
-{
-	struct ctx *c = ud;
-
-	if (c->report)
-		c->report(c->ud, msg);
-	else
-		pl_log(LOG_ERR, "%s", msg);
-}
-
-static void report(struct ctx *c, const config_setting_t *s, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void report(struct ctx *c, const config_setting_t *s, const char *fmt, ...)
-{
-	char where[PATH_MAX + 16], text[MSG_MAX], msg[sizeof where + sizeof text + 2];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof text, fmt, ap);
-	va_end(ap);
-	pl_cfgfile_where(c->f, s, where, sizeof where);
-	snprintf(msg, sizeof msg, "%s: %s", where, text);
-	c->errors++;
-	emit(c, msg);
-}
-
-static const char *key(char *buf, const char *pfx, const char *name)
-{
-	snprintf(buf, KEY_MAX, "%s%s%s", pfx, *pfx ? "." : "", name);
-	return buf;
-}
-
-static void set_str(struct ctx *c, char **dst, const char *v)
-{
-	char *s = strdup(v);
-
-	if (!s) {
-		c->oom = true;
-		return;
-	}
-	free(*dst);
-	*dst = s;
-}
-
-/* ---- typed getters ------------------------------------------------------ */
-
-/* An integer in lo..hi; int64 literals too, never floats. */
-static bool get_int(struct ctx *c, const config_setting_t *s, const char *k,
-		    long long lo, long long hi, long long *out)
-{
-	char lit[64];
-	long long v;
-
-	switch (config_setting_type(s)) {
-	case CONFIG_TYPE_INT:
-		v = config_setting_get_int(s);
-		if (!pl_cfgfile_int_fits(s, lit, sizeof lit)) {
-			report(c, s, "%s: %s does not fit a plain integer: write it as %sL",
-			       k, lit, lit);
-			return false;
-		}
-		break;
-	case CONFIG_TYPE_INT64:
-		v = config_setting_get_int64(s);
-		break;
-	default:
-		report(c, s, "%s: expected an integer", k);
-		return false;
-	}
-	if (v < lo || v > hi) {
-		report(c, s, "%s: %lld is out of range %lld..%lld", k, v, lo, hi);
-		return false;
-	}
-	*out = v;
-	return true;
-}
-
-/* Seconds, integer or float, in lo..hi (lo itself excluded when open). */
-static bool get_time(struct ctx *c, const config_setting_t *s, const char *k,
-		     bool open, double lo, double hi, double *out)
-{
-	double v;
-
-	switch (config_setting_type(s)) {
-	case CONFIG_TYPE_INT:
-	case CONFIG_TYPE_INT64:
-		v = (double)config_setting_get_int64(s);
-		break;
-	case CONFIG_TYPE_FLOAT:
-		v = config_setting_get_float(s);
-		break;
-	default:
-		report(c, s, "%s: expected a number of seconds", k);
-		return false;
-	}
-	if (!(open ? v > lo : v >= lo) || !(v <= hi)) {
-		report(c, s, "%s: %g is out of range %s%g..%g", k, v, open ? ">" : "", lo, hi);
-		return false;
-	}
-	*out = v;
-	return true;
-}
-
-static const char *get_str(struct ctx *c, const config_setting_t *s, const char *k)
-{
-	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
-		report(c, s, "%s: expected a string", k);
-		return NULL;
-	}
-	return config_setting_get_string(s);
-}
-
-static const char *get_path(struct ctx *c, const config_setting_t *s, const char *k,
-			    bool empty_ok)
-{
-	const char *v = get_str(c, s, k);
-
-	if (v && !(empty_ok && !*v) && v[0] != '/') {
-		report(c, s, "%s: \"%s\" is not an absolute path", k, v);
-		return NULL;
-	}
-	return v;
-}
-
-struct choice {
-	const char *name;
-	int value;
-};
-
-/* One of the names in ch (ended by a NULL name).  The message lists each
- * value by its first name: later names of a value are aliases ("center"). */
-static bool get_choice(struct ctx *c, const config_setting_t *s, const char *k,
-		       const struct choice *ch, int *out)
-{
-	const char *v = get_str(c, s, k);
-	char listed[256] = "";
-	size_t n = 0;
-
-	if (!v)
-		return false;
-	for (const struct choice *x = ch; x->name; x++)
-		if (strcmp(v, x->name) == 0) {
-			*out = x->value;
-			return true;
-		}
-	for (const struct choice *x = ch; x->name && n < sizeof listed; x++) {
-		const struct choice *first = ch;
-
-		while (first->value != x->value)
-			first++;
-		if (first == x)
-			n += (size_t)snprintf(listed + n, sizeof listed - n, "%s%s",
-					      n ? ", " : "", x->name);
-	}
-	report(c, s, "%s: \"%s\" is not one of %s", k, v, listed);
-	return false;
-}
 
 /* ---- the settings table: how it works ---------------------------------- */
 
@@ -315,11 +143,11 @@ static void workers(struct ctx *c, const config_setting_t *s, const char *k,
 	}
 	if (config_setting_type(s) != CONFIG_TYPE_INT &&
 	    config_setting_type(s) != CONFIG_TYPE_INT64) {
-		report(c, s, adaptive_ok ? "%s: expected an integer, \"auto\" or \"adaptive\""
-					 : "%s: expected an integer or \"auto\"", k);
+		pl_config_report(c, s, adaptive_ok ? "%s: expected an integer, \"auto\" or \"adaptive\""
+						   : "%s: expected an integer or \"auto\"", k);
 		return;
 	}
-	if (get_int(c, s, k, lo, hi, &v)) {
+	if (pl_config_get_int(c, s, k, lo, hi, &v)) {
 		st->workers = (unsigned)v;
 		st->workers_auto = false;
 		st->workers_adaptive = false;
@@ -328,14 +156,14 @@ static void workers(struct ctx *c, const config_setting_t *s, const char *k,
 
 static void log_level(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
 {
-	const char *v = get_str(c, s, k);
+	const char *v = pl_config_get_str(c, s, k);
 	int l = v ? pl_log_level_from_name(v) : -1;
 
 	if (!v)
 		return;
 	/* emerg..crit would hide the daemon's own errors */
 	if (l < LOG_ERR || l > LOG_DEBUG) {
-		report(c, s, "%s: \"%s\" is not one of err, warning, notice, info, debug", k, v);
+		pl_config_report(c, s, "%s: \"%s\" is not one of err, warning, notice, info, debug", k, v);
 		return;
 	}
 	*(int *)dst = l;
@@ -353,13 +181,13 @@ static void protocols(struct ctx *c, const config_setting_t *s, const char *k, v
 
 	if (config_setting_type(s) != CONFIG_TYPE_ARRAY &&
 	    config_setting_type(s) != CONFIG_TYPE_LIST) {
-		report(c, s, "%s: expected a list of strings [ \"http\", … ]", k);
+		pl_config_report(c, s, "%s: expected a list of strings [ \"http\", … ]", k);
 		c->protocols_bad = true;
 		return;
 	}
 	n = config_setting_length(s);
 	if (n == 0) {
-		report(c, s, "%s: must name at least one protocol", k);
+		pl_config_report(c, s, "%s: must name at least one protocol", k);
 		c->protocols_bad = true;
 		return;
 	}
@@ -367,10 +195,10 @@ static void protocols(struct ctx *c, const config_setting_t *s, const char *k, v
 		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
 		int bit;
 
-		if (!get_choice(c, e, k, names, &bit)) {
+		if (!pl_config_get_choice(c, e, k, names, &bit)) {
 			ok = false;
 		} else if (bits & (unsigned)bit) {
-			report(c, e, "%s: \"%s\" is listed twice", k, config_setting_get_string(e));
+			pl_config_report(c, e, "%s: \"%s\" is listed twice", k, config_setting_get_string(e));
 			ok = false;
 		} else {
 			bits |= (unsigned)bit;
@@ -391,9 +219,10 @@ static void download_rules(struct ctx *c, const config_setting_t *g, const char 
 	if (c->protocols_bad)
 		return;
 	if ((cfg->download.protocols & PL_PROTO_FILE) && !*cfg->download.file_root)
-		report(c, root ? root : g, "%s.file_root: required when protocols include \"file\"", k);
+		pl_config_report(c, root ? root : g,
+				 "%s.file_root: required when protocols include \"file\"", k);
 	else if (!(cfg->download.protocols & PL_PROTO_FILE) && *cfg->download.file_root)
-		report(c, root, "%s.file_root: set, but protocols do not include \"file\"", k);
+		pl_config_report(c, root, "%s.file_root: set, but protocols do not include \"file\"", k);
 }
 
 static bool variant_name_ok(const char *v)
@@ -411,13 +240,13 @@ static bool variant_name_ok(const char *v)
 
 static void variant_name(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
 {
-	const char *v = get_str(c, s, k);
+	const char *v = pl_config_get_str(c, s, k);
 
 	if (!v)
 		return;
 	if (!variant_name_ok(v)) {
-		report(c, s, "%s: \"%s\" is not a name: 1..%d letters, digits, '.', '_' or '-', "
-			     "not starting with '.'", k, v, PL_VARIANT_NAME_MAX - 1);
+		pl_config_report(c, s, "%s: \"%s\" is not a name: 1..%d letters, digits, '.', '_' or '-', "
+				       "not starting with '.'", k, v, PL_VARIANT_NAME_MAX - 1);
 		return;
 	}
 	memcpy(dst, v, strlen(v) + 1);
@@ -425,15 +254,15 @@ static void variant_name(struct ctx *c, const config_setting_t *s, const char *k
 
 static void url(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
 {
-	const char *v = get_str(c, s, k), *why;
+	const char *v = pl_config_get_str(c, s, k), *why;
 
 	if (!v)
 		return;
 	if (pl_template_check(v, &why) < 0) {
-		report(c, s, "%s: %s", k, why);
+		pl_config_report(c, s, "%s: %s", k, why);
 		return;
 	}
-	set_str(c, dst, v);
+	pl_config_set_str(c, dst, v);
 }
 
 const char *pl_config_s3_endpoint_invalid(const char *v)
@@ -456,28 +285,28 @@ const char *pl_config_s3_region_invalid(const char *v)
 
 static void s3_endpoint(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
 {
-	const char *v = get_str(c, s, k), *bad;
+	const char *v = pl_config_get_str(c, s, k), *bad;
 
 	if (!v)
 		return;
 	if ((bad = pl_config_s3_endpoint_invalid(v))) {
-		report(c, s, "%s: \"%s\" %s", k, v, bad);
+		pl_config_report(c, s, "%s: \"%s\" %s", k, v, bad);
 		return;
 	}
-	set_str(c, dst, v);
+	pl_config_set_str(c, dst, v);
 }
 
 static void s3_region(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
 {
-	const char *v = get_str(c, s, k), *bad;
+	const char *v = pl_config_get_str(c, s, k), *bad;
 
 	if (!v)
 		return;
 	if ((bad = pl_config_s3_region_invalid(v))) {
-		report(c, s, "%s: \"%s\" %s", k, v, bad);
+		pl_config_report(c, s, "%s: \"%s\" %s", k, v, bad);
 		return;
 	}
-	set_str(c, dst, v);
+	pl_config_set_str(c, dst, v);
 }
 
 /* ---- the stream group --------------------------------------------------- */
@@ -494,21 +323,21 @@ static bool token_ok(const char *v)
 
 static void token(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
 {
-	const char *v = get_str(c, s, k);
+	const char *v = pl_config_get_str(c, s, k);
 
 	if (!v)
 		return;
 	if (!token_ok(v)) {
-		report(c, s, "%s: \"%s\" is not 1 to 64 of A-Z a-z 0-9 _ -", k, v);
+		pl_config_report(c, s, "%s: \"%s\" is not 1 to 64 of A-Z a-z 0-9 _ -", k, v);
 		return;
 	}
-	set_str(c, dst, v);
+	pl_config_set_str(c, dst, v);
 }
 
 /* Tokens joined by '.': no wildcard, no empty token. */
 static void subject(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
 {
-	const char *v = get_str(c, s, k);
+	const char *v = pl_config_get_str(c, s, k);
 	char tok[KEY_MAX];
 	bool ok;
 
@@ -523,11 +352,11 @@ static void subject(struct ctx *c, const config_setting_t *s, const char *k, voi
 		ok = ok && !(p[0] == '.' && p[1] == '\0');
 	}
 	if (!ok) {
-		report(c, s, "%s: \"%s\" is not a subject prefix (tokens of A-Z a-z 0-9 _ - "
-			     "joined by '.')", k, v);
+		pl_config_report(c, s, "%s: \"%s\" is not a subject prefix (tokens of A-Z a-z 0-9 _ - "
+				       "joined by '.')", k, v);
 		return;
 	}
-	set_str(c, dst, v);
+	pl_config_set_str(c, dst, v);
 }
 
 static void servers(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
@@ -537,11 +366,11 @@ static void servers(struct ctx *c, const config_setting_t *s, const char *k, voi
 	char ek[KEY_MAX];
 
 	if (config_setting_type(s) != CONFIG_TYPE_ARRAY && config_setting_type(s) != CONFIG_TYPE_LIST) {
-		report(c, s, "%s: expected a list of URLs [ \"nats://host:port\", … ]", k);
+		pl_config_report(c, s, "%s: expected a list of URLs [ \"nats://host:port\", … ]", k);
 		return;
 	}
 	if (n < 1 || n > 16) {
-		report(c, s, "%s: expected 1 to 16 URLs", k);
+		pl_config_report(c, s, "%s: expected 1 to 16 URLs", k);
 		return;
 	}
 	if (!(l->v = calloc((size_t)n, sizeof *l->v))) {
@@ -553,11 +382,11 @@ static void servers(struct ctx *c, const config_setting_t *s, const char *k, voi
 		const char *v, *host;
 
 		snprintf(ek, sizeof ek, "%s[%d]", k, i);
-		if (!(v = get_str(c, e, ek)))
+		if (!(v = pl_config_get_str(c, e, ek)))
 			continue;
 		host = strncmp(v, "nats://", 7) == 0 ? v + 7 : strncmp(v, "tls://", 6) == 0 ? v + 6 : NULL;
 		if (!host || !*host || *host == '/' || *host == ':' || strpbrk(v, " \t\r\n")) {
-			report(c, e, "%s: \"%s\" is not a nats:// or tls:// URL", ek, v);
+			pl_config_report(c, e, "%s: \"%s\" is not a nats:// or tls:// URL", ek, v);
 			continue;
 		}
 		if (!(l->v[l->n] = strdup(v))) {
@@ -598,8 +427,8 @@ static void stream_rules(struct ctx *c, const config_setting_t *g, const char *k
 
 	st->enabled = true;
 	if (!!cert != !!key)
-		report(c, cert ? cert : key, "%s.%s: needs %s.%s as well", k, cert ? "tls_cert" : "tls_key",
-		       k, cert ? "tls_key" : "tls_cert");
+		pl_config_report(c, cert ? cert : key, "%s.%s: needs %s.%s as well",
+				 k, cert ? "tls_cert" : "tls_key", k, cert ? "tls_key" : "tls_cert");
 	if (*st->node)
 		return;
 	if (gethostname(host, sizeof host - 1) < 0 || !*host)
@@ -607,7 +436,7 @@ static void stream_rules(struct ctx *c, const config_setting_t *g, const char *k
 	for (char *p = host; *p; p++)
 		if (!token_ok((char[]){ *p, '\0' }))
 			*p = '-';
-	set_str(c, &st->node, host);
+	pl_config_set_str(c, &st->node, host);
 }
 
 /* ---- the metrics group -------------------------------------------------- */
@@ -615,18 +444,18 @@ static void stream_rules(struct ctx *c, const config_setting_t *g, const char *k
 /* The rule the endpoint's socket follows (metrics.c). */
 static void listen_address(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
 {
-	const char *v = get_str(c, s, k);
+	const char *v = pl_config_get_str(c, s, k);
 	struct sockaddr_storage ss;
 	socklen_t len;
 
 	if (!v)
 		return;
 	if (pl_metrics_parse_listen(v, &ss, &len) < 0) {
-		report(c, s, "%s: \"%s\" is not ADDRESS:PORT (an IPv4 address, or an IPv6 one "
-			     "in [ ], and a port 1..65535)", k, v);
+		pl_config_report(c, s, "%s: \"%s\" is not ADDRESS:PORT (an IPv4 address, or an IPv6 one "
+				       "in [ ], and a port 1..65535)", k, v);
 		return;
 	}
-	set_str(c, dst, v);
+	pl_config_set_str(c, dst, v);
 }
 
 /* The group is there: the endpoint is on, on loopback unless it says. */
@@ -635,7 +464,7 @@ static void metrics_rules(struct ctx *c, const config_setting_t *g, const char *
 	(void)g;
 	(void)k;
 	if (!*c->cfg->metrics.listen)
-		set_str(c, &c->cfg->metrics.listen, "127.0.0.1:9464");
+		pl_config_set_str(c, &c->cfg->metrics.listen, "127.0.0.1:9464");
 }
 
 /* ---- a variant ---------------------------------------------------------- */
@@ -750,12 +579,12 @@ static void variants(struct ctx *c, const config_setting_t *s, const char *k, vo
 
 	(void)dst;	/* resize.variants, with resize.nvariants: c->cfg */
 	if (config_setting_type(s) != CONFIG_TYPE_LIST) {
-		report(c, s, "%s: expected a list of groups ( { name = …; … }, … )", k);
+		pl_config_report(c, s, "%s: expected a list of groups ( { name = …; … }, … )", k);
 		return;
 	}
 	n = config_setting_length(s);
 	if (n == 0) {
-		report(c, s, "%s: must hold at least one variant", k);
+		pl_config_report(c, s, "%s: must hold at least one variant", k);
 		return;
 	}
 	vs = calloc((size_t)n, sizeof *vs);
@@ -771,7 +600,8 @@ static void variants(struct ctx *c, const config_setting_t *s, const char *k, vo
 
 		snprintf(vk, sizeof vk, "%s[%d]", k, i);
 		if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
-			report(c, g, "%s: expected a group { name = …; width = …; height = …; }", vk);
+			pl_config_report(c, g, "%s: expected a group { name = …; width = …; height = …; }",
+					 vk);
 			continue;
 		}
 		if (set_defaults(variant_settings, NROWS(variant_settings), &vs[i]) < 0) {
@@ -781,9 +611,9 @@ static void variants(struct ctx *c, const config_setting_t *s, const char *k, vo
 		walk(c, g, vk, "", variant_settings, NROWS(variant_settings), &vs[i]);
 		for (int j = 0; j < i && vs[i].name[0]; j++)
 			if (strcmp(vs[i].name, vs[j].name) == 0)
-				report(c, config_setting_get_member(g, "name"),
-				       "%s.name: \"%s\" is already the name of %s[%d]",
-				       vk, vs[i].name, k, j);
+				pl_config_report(c, config_setting_get_member(g, "name"),
+						 "%s.name: \"%s\" is already the name of %s[%d]",
+						 vk, vs[i].name, k, j);
 	}
 }
 
@@ -794,34 +624,34 @@ static void variants(struct ctx *c, const config_setting_t *s, const char *k, vo
 static void credential_in(struct ctx *c, const config_setting_t *s, const char *k, void *dst,
 			  bool empty_ok)
 {
-	const char *v = get_str(c, s, k);
+	const char *v = pl_config_get_str(c, s, k);
 	char dir[PATH_MAX], path[PATH_MAX];
 
 	if (!v)
 		return;
 	if (!*v && !empty_ok) {
-		report(c, s, "%s: must not be empty", k);
+		pl_config_report(c, s, "%s: must not be empty", k);
 		return;
 	}
 	if (!*v || v[0] == '/') {
-		set_str(c, dst, v);
+		pl_config_set_str(c, dst, v);
 		return;
 	}
 	switch (pl_sysdirs_credential(v, path, sizeof path)) {
 	case 0:
-		set_str(c, dst, path);
+		pl_config_set_str(c, dst, path);
 		break;
 	case -EINVAL:
-		report(c, s, "%s: \"%s\" is neither an absolute path nor a credential name", k, v);
+		pl_config_report(c, s, "%s: \"%s\" is neither an absolute path nor a credential name", k, v);
 		break;
 	case -ENOENT:
-		report(c, s, "%s: \"%s\" is not an absolute path, and $CREDENTIALS_DIRECTORY "
-			     "is not set (LoadCredential= in the unit sets it)", k, v);
+		pl_config_report(c, s, "%s: \"%s\" is not an absolute path, and $CREDENTIALS_DIRECTORY "
+				       "is not set (LoadCredential= in the unit sets it)", k, v);
 		break;
 	default:	/* -ENAMETOOLONG: say what would not fit */
 		dir[0] = '\0';
 		pl_sysdirs_env("CREDENTIALS_DIRECTORY", dir, sizeof dir);
-		report(c, s, "%s: \"%s/%s\" is too long", k, dir, v);
+		pl_config_report(c, s, "%s: \"%s/%s\" is too long", k, dir, v);
 		break;
 	}
 }
@@ -967,7 +797,7 @@ static void read_setting(struct ctx *c, const struct setting *row, const config_
 	switch (row->type) {
 	case T_GROUP:
 		if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
-			report(c, s, "%s: expected a group { … }", k);
+			pl_config_report(c, s, "%s: expected a group { … }", k);
 			return;
 		}
 		walk(c, s, k, rk, rows, nrows, base);
@@ -978,25 +808,25 @@ static void read_setting(struct ctx *c, const struct setting *row, const config_
 	case T_LONG:
 	case T_UINT:
 		if (row->choices) {
-			if (get_choice(c, s, k, row->choices, &ch))
+			if (pl_config_get_choice(c, s, k, row->choices, &ch))
 				store_int(row->type, field, ch);
-		} else if (get_int(c, s, k, row->lo, row->hi, &i)) {
+		} else if (pl_config_get_int(c, s, k, row->lo, row->hi, &i)) {
 			store_int(row->type, field, i);
 		}
 		break;
 	case T_DOUBLE:
-		if (get_time(c, s, k, row->lo_excluded, (double)row->lo, (double)row->hi, &d))
+		if (pl_config_get_time(c, s, k, row->lo_excluded, (double)row->lo, (double)row->hi, &d))
 			*(double *)field = d;
 		break;
 	case T_BOOL:
 		if (config_setting_type(s) == CONFIG_TYPE_BOOL)
 			*(bool *)field = config_setting_get_bool(s);
 		else
-			report(c, s, "%s: expected true or false", k);
+			pl_config_report(c, s, "%s: expected true or false", k);
 		break;
 	case T_STR:
-		if ((str = get_path(c, s, k, row->empty_ok)))
-			set_str(c, field, str);
+		if ((str = pl_config_get_path(c, s, k, row->empty_ok)))
+			pl_config_set_str(c, field, str);
 		break;
 	case T_STAGE:
 		workers(c, s, k, field, row);
@@ -1018,11 +848,11 @@ static void walk(struct ctx *c, const config_setting_t *g, const char *k, const 
 	for (int i = 0; i < config_setting_length(g); i++) {
 		const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
 		const char *name = config_setting_name(s);
-		const struct setting *row = find(rows, nrows, key(rk, rel, name));
+		const struct setting *row = find(rows, nrows, pl_config_key(rk, rel, name));
 
-		key(sk, k, name);
+		pl_config_key(sk, k, name);
 		if (!row)
-			report(c, s, "unknown setting '%s'", sk);
+			pl_config_report(c, s, "unknown setting '%s'", sk);
 		else
 			read_setting(c, row, s, sk, rk, rows, nrows, base);
 	}
@@ -1030,7 +860,7 @@ static void walk(struct ctx *c, const config_setting_t *g, const char *k, const 
 		const char *name = child(rows[j].path, rel);
 
 		if (rows[j].required && name && !config_setting_get_member(g, name))
-			report(c, g, "%s.%s: required setting is missing", k, name);
+			pl_config_report(c, g, "%s.%s: required setting is missing", k, name);
 	}
 }
 
@@ -1170,17 +1000,17 @@ static void upload_rules(struct ctx *c, const config_setting_t *g, const char *k
 	bool is_s3 = strncmp(uv, "s3://", 5) == 0;
 
 	if (u && cfg->resize.nvariants > 1 && !pl_template_has(cfg->upload.url, "variant"))
-		report(c, u, "%s.url: needs {variant}: there are %zu variants, "
-			     "which would write the same key", k, cfg->resize.nvariants);
+		pl_config_report(c, u, "%s.url: needs {variant}: there are %zu variants, "
+				       "which would write the same key", k, cfg->resize.nvariants);
 	if (is_s3 && !s3) {
-		report(c, g, "%s.s3: required with an s3:// url", k);
+		pl_config_report(c, g, "%s.s3: required with an s3:// url", k);
 	} else if (is_s3 && config_setting_type(s3) == CONFIG_TYPE_GROUP) {
 		if (!config_setting_get_member(s3, "endpoint"))
-			report(c, s3, "%s.s3.endpoint: required with an s3:// url", k);
+			pl_config_report(c, s3, "%s.s3.endpoint: required with an s3:// url", k);
 		if (!config_setting_get_member(s3, "credentials"))
-			report(c, s3, "%s.s3.credentials: required with an s3:// url", k);
+			pl_config_report(c, s3, "%s.s3.credentials: required with an s3:// url", k);
 	} else if (!is_s3 && s3) {
-		report(c, s3, "%s.s3: only used with an s3:// url", k);
+		pl_config_report(c, s3, "%s.s3: only used with an s3:// url", k);
 	}
 }
 
@@ -1197,17 +1027,17 @@ static void env_defaults(struct ctx *c, const config_setting_t *root)
 
 	if (!config_setting_get_member(root, "runtime") &&
 	    pl_sysdirs_env("RUNTIME_DIRECTORY", dir, sizeof dir) == 0)
-		set_str(c, &c->cfg->runtime, dir);
+		pl_config_set_str(c, &c->cfg->runtime, dir);
 	if (pl_sysdirs_env("STATE_DIRECTORY", dir, sizeof dir) < 0)
 		return;
 	if (!config_setting_get_member(root, "spool")) {
 		snprintf(v, sizeof v, "%s/spool", dir);
-		set_str(c, &c->cfg->spool, v);
+		pl_config_set_str(c, &c->cfg->spool, v);
 	}
 	/* a path with template or URL syntax in it keeps the built-in url */
 	if ((!up || !config_setting_get_member(up, "url")) && !strpbrk(dir, "{}%?# ")) {
 		snprintf(v, sizeof v, "file://%s/out/{job}/{name}-{variant}.{ext}", dir);
-		set_str(c, &c->cfg->upload.url, v);
+		pl_config_set_str(c, &c->cfg->upload.url, v);
 	}
 }
 
@@ -1255,7 +1085,7 @@ int pl_config_load(const char *path, pl_config_report_fn *report_fn, void *ud,
 	 * directory */
 	if ((r = pl_sysdirs_config_file(path, full, sizeof full, &path)) < 0)
 		return r;
-	r = pl_cfgfile_open(path, emit, &c, &c.f);
+	r = pl_cfgfile_open(path, pl_config_emit, &c, &c.f);
 	if (r < 0)
 		goto out;
 	cfg = calloc(1, sizeof *cfg);
