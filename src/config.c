@@ -15,7 +15,8 @@
  * pl_config_restart_differs, so none of them lists the settings again.
  *
  * Its parts share config_int.h: confget.c reports a mistake and reads a
- * value of a type for every reader.
+ * value of a type for every reader; confvariant.c is what a variant of
+ * resize.variants is (its rows, its name rule, the list, the formats).
  */
 #include <errno.h>
 #include <limits.h>
@@ -35,85 +36,11 @@
 #include "sysdirs.h"
 #include "template.h"
 
-/* ---- the settings table: how it works ---------------------------------- */
-
-/*
- * Every setting is one row of a table (settings[] below, and
- * variant_settings[] for the members of a variant): its path as written in
- * the file, the field of the struct it fills, its range, default, whether
- * a reload applies it, and, when the value needs more than its type's
- * check, the function that reads it.  From the rows come the walk (unknown
- * names, wrong types, ranges), the defaults, pl_config_free and
- * pl_config_restart_differs, so that adding a setting is one field in
- * struct pl_config (config.h) and one row here (and its lines in
- * man/pipeline.conf.5).  A setting is restart-only unless its row says
- * .live, which also needs daemon.c's reload() to apply it.
- *
- * A row's type is not written in the row: CONF()/VARIANT() take it from
- * the field's own C type (TYPE_OF), so a row cannot disagree with its
- * field, and a field of a type the table does not know does not compile.
- */
-enum type {
-	T_GROUP,	/* no field: a group, holding the rows below its path */
-	T_INT,		/* int: an integer in lo..hi, or one of .choices */
-	T_LONG,		/* long: the same */
-	T_UINT,		/* unsigned: the same; also the enums, which gcc
-			   and clang make unsigned when no value is negative
-			   (were one int, TYPE_OF would say T_INT) */
-	T_DOUBLE,	/* double: seconds in lo..hi, integer or not */
-	T_BOOL,		/* bool: true or false */
-	T_STR,		/* char *, owned: an absolute path ("" too when
-			   .empty_ok), or what .read accepts */
-	T_NAME,		/* char [PL_VARIANT_NAME_MAX]: what .read accepts */
-	T_STAGE,	/* struct pl_stage_conf: its workers, lo..hi or "auto",
-			   or "adaptive" where .def_str is that, the default
-			   (its queue and workers_max are rows of their own) */
-	T_VARIANTS,	/* struct pl_variant *, counted by resize.nvariants */
-	T_LIST,		/* struct pl_strlist, owned: what .read accepts */
-};
-
-#define TYPE_OF(x) _Generic(&(x),						\
-	int *: T_INT, long *: T_LONG, unsigned *: T_UINT, double *: T_DOUBLE,	\
-	bool *: T_BOOL, char **: T_STR, char (*)[PL_VARIANT_NAME_MAX]: T_NAME,	\
-	struct pl_stage_conf *: T_STAGE, struct pl_variant **: T_VARIANTS,	\
-	struct pl_strlist *: T_LIST)
-#define FIELD(S, f)	.type = TYPE_OF(((S *)0)->f), .off = offsetof(S, f)
+/* The rows of settings[] (config_int.h has what a row is). */
 #define CONF(f)		FIELD(struct pl_config, f)
-#define VARIANT(f)	FIELD(struct pl_variant, f)
 #define GROUP		.type = T_GROUP
-#define RANGE(l, h)	.lo = (l), .hi = (h)
 #define ABOVE(l, h)	.lo = (l), .hi = (h), .lo_excluded = true	/* >l..h */
 
-typedef void read_fn(struct ctx *c, const config_setting_t *s, const char *k, void *field);
-typedef void check_fn(struct ctx *c, const config_setting_t *g, const char *k);
-
-struct setting {
-	const char *path;	/* "download.retries"; a variant's: "width" */
-	enum type type;
-	size_t off;		/* of its field, in struct pl_config or pl_variant */
-	long long lo, hi;	/* numbers: the range */
-	bool lo_excluded;	/* seconds: lo itself is out of range */
-	bool empty_ok;		/* paths: "" is allowed too */
-	bool required;		/* no default: the group must set it */
-	bool live;		/* a reload applies it (daemon.c reload()); every
-				   other setting waits for a restart */
-	double def;		/* numbers and bools: the default (a double holds
-				   every integer default exactly: all < 2^53) */
-	const char *def_str;	/* strings: the default, "" when none;
-				   stages: "adaptive" when that is allowed and
-				   the default (.def is then its starting width) */
-	const struct choice *choices;	/* integers: a name instead of a number */
-	read_fn *read;		/* reads the value instead of its type's reader */
-	check_fn *check;	/* groups: rules across its settings, after them */
-};
-
-#define NROWS(t) (sizeof t / sizeof *t)
-
-static void walk(struct ctx *c, const config_setting_t *g, const char *k, const char *rel,
-		 const struct setting *rows, size_t nrows, void *base);
-static int set_defaults(const struct setting *rows, size_t nrows, void *base);
-static void free_fields(const struct setting *rows, size_t nrows, void *base);
-static bool differs(const struct setting *rows, size_t nrows, const void *a, const void *b);
 
 /* ---- readers and rules of particular settings --------------------------- */
 
@@ -223,33 +150,6 @@ static void download_rules(struct ctx *c, const config_setting_t *g, const char 
 				 "%s.file_root: required when protocols include \"file\"", k);
 	else if (!(cfg->download.protocols & PL_PROTO_FILE) && *cfg->download.file_root)
 		pl_config_report(c, root, "%s.file_root: set, but protocols do not include \"file\"", k);
-}
-
-static bool variant_name_ok(const char *v)
-{
-	size_t n = strlen(v);
-
-	if (n < 1 || n >= PL_VARIANT_NAME_MAX || v[0] == '.')
-		return false;
-	for (; *v; v++)
-		if (!((*v >= 'a' && *v <= 'z') || (*v >= 'A' && *v <= 'Z') ||
-		      (*v >= '0' && *v <= '9') || *v == '.' || *v == '_' || *v == '-'))
-			return false;
-	return true;
-}
-
-static void variant_name(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
-{
-	const char *v = pl_config_get_str(c, s, k);
-
-	if (!v)
-		return;
-	if (!variant_name_ok(v)) {
-		pl_config_report(c, s, "%s: \"%s\" is not a name: 1..%d letters, digits, '.', '_' or '-', "
-				       "not starting with '.'", k, v, PL_VARIANT_NAME_MAX - 1);
-		return;
-	}
-	memcpy(dst, v, strlen(v) + 1);
 }
 
 static void url(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
@@ -467,156 +367,6 @@ static void metrics_rules(struct ctx *c, const config_setting_t *g, const char *
 		pl_config_set_str(c, &c->cfg->metrics.listen, "127.0.0.1:9464");
 }
 
-/* ---- a variant ---------------------------------------------------------- */
-
-static const struct choice fits[] = {
-	{ "inside", PL_FIT_INSIDE }, { "cover", PL_FIT_COVER }, { NULL, 0 },
-};
-static const struct choice crops[] = {
-	{ "centre", PL_CROP_CENTRE }, { "center", PL_CROP_CENTRE },
-	{ "attention", PL_CROP_ATTENTION }, { NULL, 0 },
-};
-static const struct choice formats[] = {
-	{ "jpeg", PL_FORMAT_JPEG }, { "webp", PL_FORMAT_WEBP },
-	{ "png", PL_FORMAT_PNG }, { "avif", PL_FORMAT_AVIF }, { NULL, 0 },
-};
-
-/* The members of one group of resize.variants, in struct pl_variant. */
-static const struct setting variant_settings[] = {
-	{ "name",    VARIANT(name),    .read = variant_name, .required = true },
-	{ "width",   VARIANT(width),   RANGE(1, 16384), .required = true },
-	{ "height",  VARIANT(height),  RANGE(1, 16384), .required = true },
-	{ "fit",     VARIANT(fit),     .choices = fits, .def = PL_FIT_INSIDE },
-	{ "crop",    VARIANT(crop),    .choices = crops, .def = PL_CROP_CENTRE },
-	{ "format",  VARIANT(format),  .choices = formats, .def = PL_FORMAT_JPEG },
-	{ "quality", VARIANT(quality), RANGE(1, 100), .def = 80 },
-};
-
-/* A variant that did not come from a file, against the same rows: the
- * name rule, the ranges and the choices, so that a stage handed one by
- * hand (tests, benchmarks) applies no rules of its own. */
-int pl_config_variant_check(const struct pl_variant *v, char *why, size_t whylen)
-{
-	size_t n = strnlen(v->name, sizeof v->name);
-
-	for (size_t i = 0; i < NROWS(variant_settings); i++) {
-		const struct setting *r = &variant_settings[i];
-		const void *f = (const char *)v + r->off;
-		long long x;
-		bool ok;
-
-		if (r->type == T_NAME) {
-			if (n == sizeof v->name || !variant_name_ok(v->name))
-				return snprintf(why, whylen, "variant \"%.*s\": not a name: 1..%d "
-						"letters, digits, '.', '_' or '-', not starting with '.'",
-						(int)n, v->name, PL_VARIANT_NAME_MAX - 1), -EINVAL;
-			continue;
-		}
-		x = r->type == T_INT ? (long long)*(const int *)f : (long long)*(const unsigned *)f;
-		ok = !r->choices && x >= r->lo && x <= r->hi;
-		for (const struct choice *ch = r->choices; ch && ch->name && !ok; ch++)
-			ok = ch->value == x;
-		if (!ok && r->choices)
-			return snprintf(why, whylen, "variant \"%.*s\": %s %lld is not one of "
-					"its names", (int)n, v->name, r->path, x), -EINVAL;
-		if (!ok)
-			return snprintf(why, whylen, "variant \"%.*s\": %s %lld is out of range "
-					"%lld..%lld", (int)n, v->name, r->path, x, r->lo, r->hi),
-			       -EINVAL;
-	}
-	return 0;
-}
-
-/*
- * resize.variants is the one list of groups, so it is the one setting
- * written out by hand (T_VARIANTS): reading it, its default, freeing and
- * comparing it.  A generic "list of rows" type would need an element size,
- * a count field and an element table in every row, for this one use.  Each
- * variant is still read, defaulted, freed and compared through
- * variant_settings[], so a new member of a variant is one row there.
- */
-static void free_variants(struct pl_config *cfg)
-{
-	for (size_t i = 0; i < cfg->resize.nvariants; i++)
-		free_fields(variant_settings, NROWS(variant_settings), &cfg->resize.variants[i]);
-	free(cfg->resize.variants);
-	cfg->resize.variants = NULL;
-	cfg->resize.nvariants = 0;
-}
-
-/* The one variant of a file that lists none. */
-static int default_variants(struct pl_config *cfg)
-{
-	struct pl_variant *v = calloc(1, sizeof *v);
-
-	if (!v)
-		return -ENOMEM;
-	cfg->resize.variants = v;
-	cfg->resize.nvariants = 1;
-	if (set_defaults(variant_settings, NROWS(variant_settings), v) < 0)
-		return -ENOMEM;
-	snprintf(v->name, sizeof v->name, "thumb");
-	v->width = v->height = 256;
-	return 0;
-}
-
-static bool variants_differ(const struct pl_config *a, const struct pl_config *b)
-{
-	if (a->resize.nvariants != b->resize.nvariants)
-		return true;
-	for (size_t i = 0; i < a->resize.nvariants; i++)
-		if (differs(variant_settings, NROWS(variant_settings),
-			    &a->resize.variants[i], &b->resize.variants[i]))
-			return true;
-	return false;
-}
-
-static void variants(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
-{
-	struct pl_variant *vs;
-	char vk[KEY_MAX];
-	int n;
-
-	(void)dst;	/* resize.variants, with resize.nvariants: c->cfg */
-	if (config_setting_type(s) != CONFIG_TYPE_LIST) {
-		pl_config_report(c, s, "%s: expected a list of groups ( { name = …; … }, … )", k);
-		return;
-	}
-	n = config_setting_length(s);
-	if (n == 0) {
-		pl_config_report(c, s, "%s: must hold at least one variant", k);
-		return;
-	}
-	vs = calloc((size_t)n, sizeof *vs);
-	if (!vs) {
-		c->oom = true;
-		return;
-	}
-	free_variants(c->cfg);
-	c->cfg->resize.variants = vs;
-	c->cfg->resize.nvariants = (size_t)n;
-	for (int i = 0; i < n; i++) {
-		const config_setting_t *g = config_setting_get_elem(s, (unsigned)i);
-
-		snprintf(vk, sizeof vk, "%s[%d]", k, i);
-		if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
-			pl_config_report(c, g, "%s: expected a group { name = …; width = …; height = …; }",
-					 vk);
-			continue;
-		}
-		if (set_defaults(variant_settings, NROWS(variant_settings), &vs[i]) < 0) {
-			c->oom = true;
-			return;
-		}
-		walk(c, g, vk, "", variant_settings, NROWS(variant_settings), &vs[i]);
-		for (int j = 0; j < i && vs[i].name[0]; j++)
-			if (strcmp(vs[i].name, vs[j].name) == 0)
-				pl_config_report(c, config_setting_get_member(g, "name"),
-						 "%s.name: \"%s\" is already the name of %s[%d]",
-						 vk, vs[i].name, k, j);
-	}
-}
-
 /* ---- where systemd puts things (sysdirs.c) ------------------------------ */
 
 /* A credential file: an absolute path, or the bare name of a credential
@@ -702,7 +452,7 @@ static const struct setting settings[] = {
 	{ "resize.queue",             CONF(resize.stage.queue), RANGE(1, 65536), .def = 16 },
 	{ "resize.max_pixels",        CONF(resize.max_pixels), RANGE(1, 10000000000LL),
 				      .def = 50000000 },
-	{ "resize.variants",          CONF(resize.variants), .read = variants },
+	{ "resize.variants",          CONF(resize.variants), .read = pl_config_variants },
 
 	{ "upload",                   GROUP },
 	{ "upload.workers",           CONF(upload.stage), RANGE(1, 256), .def = 5,
@@ -800,7 +550,7 @@ static void read_setting(struct ctx *c, const struct setting *row, const config_
 			pl_config_report(c, s, "%s: expected a group { … }", k);
 			return;
 		}
-		walk(c, s, k, rk, rows, nrows, base);
+		pl_config_walk(c, s, k, rk, rows, nrows, base);
 		if (row->check)
 			row->check(c, s, k);
 		break;
@@ -840,8 +590,8 @@ static void read_setting(struct ctx *c, const struct setting *row, const config_
 
 /* Every member of the group g, in source order, against the rows below
  * rel; then the required ones it lacks.  k is how g is shown. */
-static void walk(struct ctx *c, const config_setting_t *g, const char *k, const char *rel,
-		 const struct setting *rows, size_t nrows, void *base)
+void pl_config_walk(struct ctx *c, const config_setting_t *g, const char *k, const char *rel,
+		    const struct setting *rows, size_t nrows, void *base)
 {
 	char sk[KEY_MAX], rk[KEY_MAX];
 
@@ -865,7 +615,7 @@ static void walk(struct ctx *c, const config_setting_t *g, const char *k, const 
 }
 
 /* Into a zeroed base.  0 or -ENOMEM (what was set is freed by free_fields). */
-static int set_defaults(const struct setting *rows, size_t nrows, void *base)
+int pl_config_set_defaults(const struct setting *rows, size_t nrows, void *base)
 {
 	for (size_t i = 0; i < nrows; i++) {
 		const struct setting *row = &rows[i];
@@ -900,7 +650,7 @@ static int set_defaults(const struct setting *rows, size_t nrows, void *base)
 				row->def_str && strcmp(row->def_str, "adaptive") == 0;
 			break;
 		case T_VARIANTS:	/* only in struct pl_config */
-			if (default_variants(base) < 0)
+			if (pl_config_default_variants(base) < 0)
 				return -ENOMEM;
 			break;
 		case T_LIST:
@@ -910,7 +660,7 @@ static int set_defaults(const struct setting *rows, size_t nrows, void *base)
 	return 0;
 }
 
-static void free_fields(const struct setting *rows, size_t nrows, void *base)
+void pl_config_free_fields(const struct setting *rows, size_t nrows, void *base)
 {
 	for (size_t i = 0; i < nrows; i++) {
 		void *field = (char *)base + rows[i].off;
@@ -918,7 +668,7 @@ static void free_fields(const struct setting *rows, size_t nrows, void *base)
 		if (rows[i].type == T_STR)
 			free(*(char **)field);
 		else if (rows[i].type == T_VARIANTS)
-			free_variants(base);
+			pl_config_free_variants(base);
 		else if (rows[i].type == T_LIST)
 			free_list(field);
 	}
@@ -930,7 +680,7 @@ static bool str_differs(const char *a, const char *b)
 }
 
 /* Do a and b differ in a setting that is not live? */
-static bool differs(const struct setting *rows, size_t nrows, const void *a, const void *b)
+bool pl_config_differs(const struct setting *rows, size_t nrows, const void *a, const void *b)
 {
 	for (size_t i = 0; i < nrows; i++) {
 		const struct setting *row = &rows[i];
@@ -972,7 +722,7 @@ static bool differs(const struct setting *rows, size_t nrows, const void *a, con
 			    ((const struct pl_stage_conf *)fb)->workers_adaptive;
 			break;
 		case T_VARIANTS:	/* only in struct pl_config */
-			d = variants_differ(a, b);
+			d = pl_config_variants_differ(a, b);
 			break;
 		case T_LIST:
 			d = lists_differ(fa, fb);
@@ -1046,7 +796,7 @@ static void load_root(struct ctx *c)
 	const config_setting_t *root = pl_cfgfile_root(c->f);
 	const config_setting_t *up = config_setting_get_member(root, "upload");
 
-	walk(c, root, "", "", settings, NROWS(settings), c->cfg);
+	pl_config_walk(c, root, "", "", settings, NROWS(settings), c->cfg);
 	env_defaults(c, root);
 	if (up && config_setting_type(up) == CONFIG_TYPE_GROUP)
 		upload_rules(c, up, "upload");
@@ -1090,7 +840,7 @@ int pl_config_load(const char *path, pl_config_report_fn *report_fn, void *ud,
 		goto out;
 	cfg = calloc(1, sizeof *cfg);
 	c.cfg = cfg;
-	if (!cfg || (r = set_defaults(settings, NROWS(settings), cfg)) < 0 ||
+	if (!cfg || (r = pl_config_set_defaults(settings, NROWS(settings), cfg)) < 0 ||
 	    !(cfg->path = strdup(path))) {
 		r = -ENOMEM;
 		goto out;
@@ -1115,34 +865,12 @@ void pl_config_free(struct pl_config *cfg)
 {
 	if (!cfg)
 		return;
-	free_fields(settings, NROWS(settings), cfg);
+	pl_config_free_fields(settings, NROWS(settings), cfg);
 	free(cfg->path);
 	free(cfg);
 }
 
-const char *pl_config_format_ext(enum pl_format f)
-{
-	switch (f) {
-	case PL_FORMAT_JPEG: return "jpg";
-	case PL_FORMAT_WEBP: return "webp";
-	case PL_FORMAT_PNG:  return "png";
-	case PL_FORMAT_AVIF: return "avif";
-	}
-	return "bin";
-}
-
-const char *pl_config_format_mime(enum pl_format f)
-{
-	switch (f) {
-	case PL_FORMAT_JPEG: return "image/jpeg";
-	case PL_FORMAT_WEBP: return "image/webp";
-	case PL_FORMAT_PNG:  return "image/png";
-	case PL_FORMAT_AVIF: return "image/avif";
-	}
-	return "application/octet-stream";
-}
-
 bool pl_config_restart_differs(const struct pl_config *a, const struct pl_config *b)
 {
-	return differs(settings, NROWS(settings), a, b);
+	return pl_config_differs(settings, NROWS(settings), a, b);
 }
