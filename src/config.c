@@ -16,7 +16,8 @@
  *
  * Its parts share config_int.h: confget.c reports a mistake and reads a
  * value of a type for every reader; confvariant.c is what a variant of
- * resize.variants is (its rows, its name rule, the list, the formats).
+ * resize.variants is (its rows, its name rule, the list, the formats);
+ * confservices.c reads the stream and metrics groups.
  */
 #include <errno.h>
 #include <limits.h>
@@ -32,7 +33,6 @@
 #include "config.h"
 #include "config_int.h"
 #include "log.h"
-#include "metrics.h"
 #include "sysdirs.h"
 #include "template.h"
 
@@ -209,164 +209,6 @@ static void s3_region(struct ctx *c, const config_setting_t *s, const char *k, v
 	pl_config_set_str(c, dst, v);
 }
 
-/* ---- the stream group --------------------------------------------------- */
-
-/* A name that can stand in a NATS subject as one token and as a durable
- * consumer name: 1 to 64 of A-Z a-z 0-9 _ -. */
-static bool token_ok(const char *v)
-{
-	size_t n = strlen(v);
-
-	return n >= 1 && n <= 64 &&
-	       strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") == n;
-}
-
-static void token(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
-{
-	const char *v = pl_config_get_str(c, s, k);
-
-	if (!v)
-		return;
-	if (!token_ok(v)) {
-		pl_config_report(c, s, "%s: \"%s\" is not 1 to 64 of A-Z a-z 0-9 _ -", k, v);
-		return;
-	}
-	pl_config_set_str(c, dst, v);
-}
-
-/* Tokens joined by '.': no wildcard, no empty token. */
-static void subject(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
-{
-	const char *v = pl_config_get_str(c, s, k);
-	char tok[KEY_MAX];
-	bool ok;
-
-	if (!v)
-		return;
-	ok = *v && strlen(v) < 128;
-	for (const char *p = v; ok && *p; p += *p == '.') {
-		size_t n = strcspn(p, ".");
-
-		ok = n > 0 && n < sizeof tok && (memcpy(tok, p, n), tok[n] = '\0', token_ok(tok));
-		p += n;
-		ok = ok && !(p[0] == '.' && p[1] == '\0');
-	}
-	if (!ok) {
-		pl_config_report(c, s, "%s: \"%s\" is not a subject prefix (tokens of A-Z a-z 0-9 _ - "
-				       "joined by '.')", k, v);
-		return;
-	}
-	pl_config_set_str(c, dst, v);
-}
-
-static void servers(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
-{
-	struct pl_strlist *l = dst;
-	int n = config_setting_length(s);
-	char ek[KEY_MAX];
-
-	if (config_setting_type(s) != CONFIG_TYPE_ARRAY && config_setting_type(s) != CONFIG_TYPE_LIST) {
-		pl_config_report(c, s, "%s: expected a list of URLs [ \"nats://host:port\", … ]", k);
-		return;
-	}
-	if (n < 1 || n > 16) {
-		pl_config_report(c, s, "%s: expected 1 to 16 URLs", k);
-		return;
-	}
-	if (!(l->v = calloc((size_t)n, sizeof *l->v))) {
-		c->oom = true;
-		return;
-	}
-	for (int i = 0; i < n; i++) {
-		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
-		const char *v, *host;
-
-		snprintf(ek, sizeof ek, "%s[%d]", k, i);
-		if (!(v = pl_config_get_str(c, e, ek)))
-			continue;
-		host = strncmp(v, "nats://", 7) == 0 ? v + 7 : strncmp(v, "tls://", 6) == 0 ? v + 6 : NULL;
-		if (!host || !*host || *host == '/' || *host == ':' || strpbrk(v, " \t\r\n")) {
-			pl_config_report(c, e, "%s: \"%s\" is not a nats:// or tls:// URL", ek, v);
-			continue;
-		}
-		if (!(l->v[l->n] = strdup(v))) {
-			c->oom = true;
-			return;
-		}
-		l->n++;
-	}
-}
-
-static void free_list(struct pl_strlist *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->v[i]);
-	free(l->v);
-	l->v = NULL;
-	l->n = 0;
-}
-
-static bool lists_differ(const struct pl_strlist *a, const struct pl_strlist *b)
-{
-	if (a->n != b->n)
-		return true;
-	for (size_t i = 0; i < a->n; i++)
-		if (strcmp(a->v[i], b->v[i]) != 0)
-			return true;
-	return false;
-}
-
-/* The group is there: the stream intake is on.  Without a node name the
- * host's name is used, made a valid token. */
-static void stream_rules(struct ctx *c, const config_setting_t *g, const char *k)
-{
-	struct pl_stream_conf *st = &c->cfg->stream;
-	const config_setting_t *cert = config_setting_get_member(g, "tls_cert");
-	const config_setting_t *key = config_setting_get_member(g, "tls_key");
-	char host[65] = "";
-
-	st->enabled = true;
-	if (!!cert != !!key)
-		pl_config_report(c, cert ? cert : key, "%s.%s: needs %s.%s as well",
-				 k, cert ? "tls_cert" : "tls_key", k, cert ? "tls_key" : "tls_cert");
-	if (*st->node)
-		return;
-	if (gethostname(host, sizeof host - 1) < 0 || !*host)
-		snprintf(host, sizeof host, "pipelined");
-	for (char *p = host; *p; p++)
-		if (!token_ok((char[]){ *p, '\0' }))
-			*p = '-';
-	pl_config_set_str(c, &st->node, host);
-}
-
-/* ---- the metrics group -------------------------------------------------- */
-
-/* The rule the endpoint's socket follows (metrics.c). */
-static void listen_address(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
-{
-	const char *v = pl_config_get_str(c, s, k);
-	struct sockaddr_storage ss;
-	socklen_t len;
-
-	if (!v)
-		return;
-	if (pl_metrics_parse_listen(v, &ss, &len) < 0) {
-		pl_config_report(c, s, "%s: \"%s\" is not ADDRESS:PORT (an IPv4 address, or an IPv6 one "
-				       "in [ ], and a port 1..65535)", k, v);
-		return;
-	}
-	pl_config_set_str(c, dst, v);
-}
-
-/* The group is there: the endpoint is on, on loopback unless it says. */
-static void metrics_rules(struct ctx *c, const config_setting_t *g, const char *k)
-{
-	(void)g;
-	(void)k;
-	if (!*c->cfg->metrics.listen)
-		pl_config_set_str(c, &c->cfg->metrics.listen, "127.0.0.1:9464");
-}
-
 /* ---- where systemd puts things (sysdirs.c) ------------------------------ */
 
 /* A credential file: an absolute path, or the bare name of a credential
@@ -474,12 +316,12 @@ static const struct setting settings[] = {
 				      .def_str = "us-east-1" },
 	{ "upload.s3.credentials",    CONF(upload.s3.credentials), .read = credential },
 
-	{ "stream",                   GROUP, .check = stream_rules },
-	{ "stream.servers",           CONF(stream.servers), .read = servers, .required = true },
-	{ "stream.node",              CONF(stream.node), .read = token },
-	{ "stream.stream",            CONF(stream.stream), .read = token, .def_str = "PIPELINED" },
-	{ "stream.subject",           CONF(stream.subject), .read = subject, .def_str = "pipelined" },
-	{ "stream.consumer",          CONF(stream.consumer), .read = token, .def_str = "pipelined" },
+	{ "stream",                   GROUP, .check = pl_config_stream_rules },
+	{ "stream.servers",           CONF(stream.servers), .read = pl_config_servers, .required = true },
+	{ "stream.node",              CONF(stream.node), .read = pl_config_token },
+	{ "stream.stream",            CONF(stream.stream), .read = pl_config_token, .def_str = "PIPELINED" },
+	{ "stream.subject",           CONF(stream.subject), .read = pl_config_subject, .def_str = "pipelined" },
+	{ "stream.consumer",          CONF(stream.consumer), .read = pl_config_token, .def_str = "pipelined" },
 	{ "stream.ack_wait",          CONF(stream.ack_wait), ABOVE(0, 3600), .def = 30 },
 	{ "stream.max_deliver",       CONF(stream.max_deliver), RANGE(2, 1000), .def = 20 },
 	{ "stream.max_ack_pending",   CONF(stream.max_ack_pending), RANGE(1, 1000000), .def = 1000 },
@@ -489,8 +331,8 @@ static const struct setting settings[] = {
 	{ "stream.tls_cert",          CONF(stream.tls_cert), .read = credential_opt },
 	{ "stream.tls_key",           CONF(stream.tls_key), .read = credential_opt },
 
-	{ "metrics",                  GROUP, .check = metrics_rules },
-	{ "metrics.listen",           CONF(metrics.listen), .read = listen_address },
+	{ "metrics",                  GROUP, .check = pl_config_metrics_rules },
+	{ "metrics.listen",           CONF(metrics.listen), .read = pl_config_listen_address },
 	{ "metrics.connections",      CONF(metrics.connections), RANGE(1, 1024), .def = 16 },
 	{ "metrics.timeout",          CONF(metrics.timeout), ABOVE(0, 3600), .def = 10 },
 };
@@ -670,7 +512,7 @@ void pl_config_free_fields(const struct setting *rows, size_t nrows, void *base)
 		else if (rows[i].type == T_VARIANTS)
 			pl_config_free_variants(base);
 		else if (rows[i].type == T_LIST)
-			free_list(field);
+			pl_config_free_list(field);
 	}
 }
 
@@ -725,7 +567,7 @@ bool pl_config_differs(const struct setting *rows, size_t nrows, const void *a, 
 			d = pl_config_variants_differ(a, b);
 			break;
 		case T_LIST:
-			d = lists_differ(fa, fb);
+			d = pl_config_lists_differ(fa, fb);
 			break;
 		}
 		if (d)

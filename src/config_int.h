@@ -135,4 +135,10 @@ void pl_config_free_variants(struct pl_config *cfg);
 int  pl_config_default_variants(struct pl_config *cfg);
 bool pl_config_variants_differ(const struct pl_config *a, const struct pl_config *b);
 
+/* confservices.c: the stream and metrics groups' readers and rules. */
+read_fn pl_config_token, pl_config_subject, pl_config_servers, pl_config_listen_address;
+check_fn pl_config_stream_rules, pl_config_metrics_rules;
+void pl_config_free_list(struct pl_strlist *l);
+bool pl_config_lists_differ(const struct pl_strlist *a, const struct pl_strlist *b);
+
 #endif
