@@ -547,12 +547,8 @@ static bool job_valid(const char *j)
 	return true;
 }
 
-/*
- * Fill it from the message's JSON, by the rules a job line follows.  NULL
- * on success, or why not (the owner, job and line that could be read are
- * set on m and it, to send the failure to).
- */
-static const char *parse_item(struct msg *m, struct pl_item *it, char *buf, size_t buflen)
+const char *pl_stream_parse_item(const char *data, size_t len, char **owner_out,
+				 char **job_out, struct pl_item *it, char *buf, size_t buflen)
 {
 	const char *job, *owner, *source, *name, *why = NULL;
 	char *src = NULL, *nm = NULL, line[8192 + 2];
@@ -561,7 +557,7 @@ static const char *parse_item(struct msg *m, struct pl_item *it, char *buf, size
 	json_t *o, *v;
 	int r;
 
-	o = json_loadb(natsMsg_GetData(m->m), (size_t)natsMsg_GetDataLength(m->m), 0, &jerr);
+	o = json_loadb(data, len, 0, &jerr);
 	if (!o || !json_is_object(o)) {
 		snprintf(buf, buflen, "not a JSON object: %s", o ? "another JSON value" : jerr.text);
 		json_decref(o);
@@ -573,12 +569,12 @@ static const char *parse_item(struct msg *m, struct pl_item *it, char *buf, size
 		why = "\"owner\" missing or not 1 to 64 of A-Z a-z 0-9 _ -";
 		goto out;
 	}
-	m->owner = strdup(owner);
+	*owner_out = strdup(owner);
 	if (!job || !job_valid(job)) {
 		why = "\"job\" missing or not a spool job name";
 		goto out;
 	}
-	m->job = strdup(job);
+	*job_out = strdup(job);
 	v = json_object_get(o, "line");
 	ln = json_integer_value(v);
 	if (!json_is_integer(v) || ln < 1) {
@@ -609,7 +605,7 @@ static const char *parse_item(struct msg *m, struct pl_item *it, char *buf, size
 		it->name = strdup(nm);
 	else if ((it->name = malloc(PL_JOBLINE_NAME_MAX + 1)))
 		pl_jobline_derive_name(src, it->name, PL_JOBLINE_NAME_MAX + 1);
-	if (!it->source || !it->name || !m->owner || !m->job)
+	if (!it->source || !it->name || !*owner_out || !*job_out)
 		why = "out of memory";
 out:
 	json_decref(o);
@@ -683,7 +679,8 @@ static struct pl_item *take_msg(struct pl_stream *s, natsMsg *nm)
 	atomic_fetch_add(&s->pulled, 1);
 	it->intake = &stream_intake;
 	it->origin = m;
-	bad = parse_item(m, it, why, sizeof why);
+	bad = pl_stream_parse_item(natsMsg_GetData(nm), (size_t)natsMsg_GetDataLength(nm),
+				   &m->owner, &m->job, it, why, sizeof why);
 	it->job_name = m->job;
 	if (!bad && m->seq && m->seq == s->condemned) {
 		snprintf(reason, sizeof reason, "crashed the daemon %u times", s->gs.crashes);
@@ -890,7 +887,8 @@ static void bury(struct pl_stream *s, uint64_t seq)
 	}
 	snprintf(reason, sizeof reason, "delivered %d times without a result (stream.max_deliver): "
 		 "it crashed or stalled every daemon that took it", s->c->max_deliver);
-	parse_item(&m, it, why, sizeof why);
+	pl_stream_parse_item(natsMsg_GetData(m.m), (size_t)natsMsg_GetDataLength(m.m), &m.owner,
+			     &m.job, it, why, sizeof why);
 	if (js_DeleteMsg(s->js, s->c->stream, seq, NULL, NULL) == NATS_OK) {
 		dead_letter(s, m.m, seq, reason);
 		if (m.owner && m.job && it->line)
@@ -918,6 +916,16 @@ static void bury_advised(struct pl_stream *s)
 
 /* ---- the owner's results ----------------------------------------------- */
 
+const char *pl_stream_parse_result(const char *job, const char *data, size_t len,
+				   unsigned long *line, bool *ok)
+{
+	if (!job)
+		return "no Pipelined-Job header";
+	if (pl_record_parse(data, len, line, ok) < 0)
+		return "not a result record";
+	return NULL;
+}
+
 int pl_stream_take_results(struct pl_stream *s, size_t max, int timeout_ms,
 			   pl_stream_record_fn *record, void *ud)
 {
@@ -944,8 +952,9 @@ int pl_stream_take_results(struct pl_stream *s, size_t max, int timeout_ms,
 		unsigned long line = 0;
 		bool ok = false;
 
-		if (natsMsgHeader_Get(m, "Pipelined-Job", &job) != NATS_OK || !job ||
-		    pl_record_parse(data, len, &line, &ok) < 0) {
+		if (natsMsgHeader_Get(m, "Pipelined-Job", &job) != NATS_OK)
+			job = NULL;
+		if (pl_stream_parse_result(job, data, len, &line, &ok)) {
 			pl_log(LOG_WARNING, "stream: a message on %s is not a result; dropped",
 			       s->mine_subj);
 			natsMsg_Term(m, NULL);
