@@ -48,6 +48,7 @@
 #include "jobline.h"
 #include "log.h"
 #include "record.h"
+#include "strbuf.h"
 #include "stream.h"
 
 #define GUARD_NAME ".stream.guard"	/* in the spool, beside new/ */
@@ -547,6 +548,21 @@ static bool job_valid(const char *j)
 	return true;
 }
 
+/* A reason as it goes out, in a record and in a dead letter's header: a
+ * hostile message's bytes quoted in a JSON parser's error (or a UTF-8
+ * sequence cut by the buffer's end) become '?', so that no control byte
+ * can break a header line and the reason is valid UTF-8. */
+static void printable(char *s)
+{
+	size_t n = strlen(s), k;
+
+	for (size_t i = 0; i < n; i += k) {
+		k = pl_strbuf_utf8_len(s + i, n - i);
+		if (k == 0 || (k == 1 && ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)))
+			s[i] = '?', k = 1;
+	}
+}
+
 const char *pl_stream_parse_item(const char *data, size_t len, char **owner_out,
 				 char **job_out, struct pl_item *it, char *buf, size_t buflen)
 {
@@ -561,6 +577,7 @@ const char *pl_stream_parse_item(const char *data, size_t len, char **owner_out,
 	if (!o || !json_is_object(o)) {
 		snprintf(buf, buflen, "not a JSON object: %s", o ? "another JSON value" : jerr.text);
 		json_decref(o);
+		printable(buf);
 		return buf;
 	}
 	owner = json_string_value(json_object_get(o, "owner"));
@@ -611,6 +628,7 @@ out:
 	json_decref(o);
 	if (why && why != buf) {
 		snprintf(buf, buflen, "%s", why);
+		printable(buf);
 		why = buf;
 	}
 	return why;

@@ -102,6 +102,32 @@ START_TEST(item_refused)
 }
 END_TEST
 
+/* A JSON parser's error quotes the bytes it stopped at: the reason goes
+ * into a record and a dead letter's header, so they come out as '?'. */
+START_TEST(item_reason_printable)
+{
+	static const char *const msgs[] = {
+		"\x7f\"job\":\"j\"}",
+		"\x01",
+		"{\"job\":\"a\x01\r\nb\"}",
+		"{\"job\"\r\n\x02:1}",
+		"\xc3",
+		"\xe2\x82",
+	};
+
+	for (size_t i = 0; i < sizeof msgs / sizeof *msgs; i++) {
+		struct parsed p;
+
+		parse(&p, msgs[i], strlen(msgs[i]));
+		ck_assert_ptr_nonnull(p.why);
+		ck_assert_msg(strncmp(p.why, "not a JSON object: ", 19) == 0, "%s", p.why);
+		for (const unsigned char *c = (const unsigned char *)p.why; *c; c++)
+			ck_assert_msg(*c >= 0x20 && *c < 0x7f, "message %zu: reason \"%s\"", i, p.why);
+		parsed_free(&p);
+	}
+}
+END_TEST
+
 START_TEST(result_parsed)
 {
 	static const char rec[] = "{\"line\":4,\"source\":\"file:///x\",\"name\":\"x\",\"status\":"
@@ -127,6 +153,7 @@ int main(void)
 	tcase_add_test(tc, item_accepted);
 	tcase_add_test(tc, item_name_derived);
 	tcase_add_test(tc, item_refused);
+	tcase_add_test(tc, item_reason_printable);
 	tcase_add_test(tc, result_parsed);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
