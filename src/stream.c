@@ -939,6 +939,9 @@ const char *pl_stream_parse_result(const char *job, const char *data, size_t len
 {
 	if (!job)
 		return "no Pipelined-Job header";
+	/* "." or ".." would be found in new/ and asked for again for ever */
+	if (!job_valid(job))
+		return "Pipelined-Job is not a spool job name";
 	if (pl_record_parse(data, len, line, ok) < 0)
 		return "not a result record";
 	return NULL;
@@ -965,16 +968,16 @@ int pl_stream_take_results(struct pl_stream *s, size_t max, int timeout_ms,
 	}
 	for (int i = 0; i < list.Count; i++) {
 		natsMsg *m = list.Msgs[i];
-		const char *job = NULL, *data = natsMsg_GetData(m);
+		const char *job = NULL, *why, *data = natsMsg_GetData(m);
 		size_t len = (size_t)natsMsg_GetDataLength(m);
 		unsigned long line = 0;
 		bool ok = false;
 
 		if (natsMsgHeader_Get(m, "Pipelined-Job", &job) != NATS_OK)
 			job = NULL;
-		if (pl_stream_parse_result(job, data, len, &line, &ok)) {
-			pl_log(LOG_WARNING, "stream: a message on %s is not a result; dropped",
-			       s->mine_subj);
+		if ((why = pl_stream_parse_result(job, data, len, &line, &ok))) {
+			pl_log(LOG_WARNING, "stream: a message on %s is not a result (%s); dropped",
+			       s->mine_subj, why);
 			natsMsg_Term(m, NULL);
 			continue;
 		}

@@ -140,6 +140,12 @@ START_TEST(result_parsed)
 	ck_assert(!ok);
 	ck_assert_ptr_nonnull(pl_stream_parse_result(NULL, rec, strlen(rec), &line, &ok));
 	ck_assert_ptr_nonnull(pl_stream_parse_result("j1", "not a result", 12, &line, &ok));
+	/* no job a spool can have: "." and ".." exist in new/ and would be
+	 * asked for again for ever */
+	ck_assert_ptr_nonnull(pl_stream_parse_result(".", rec, strlen(rec), &line, &ok));
+	ck_assert_ptr_nonnull(pl_stream_parse_result("..", rec, strlen(rec), &line, &ok));
+	ck_assert_ptr_nonnull(pl_stream_parse_result("a/b", rec, strlen(rec), &line, &ok));
+	ck_assert_ptr_nonnull(pl_stream_parse_result("", rec, strlen(rec), &line, &ok));
 }
 END_TEST
 
