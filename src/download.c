@@ -16,7 +16,8 @@
  *   - size: counted in the write callback while streaming; Content-Length is
  *     a hint used to fail early and to preallocate, never trusted;
  *   - file://: no curl at all (its file:// follows symlinks anywhere): the
- *     path is resolved and must stay below download.file_root;
+ *     path is resolved and must stay below download.file_root
+ *     (download_file.c);
  *   - headers: every line curl hands over goes through
  *     pl_httphead_line (pure, fuzzed), which takes a status line only
  *     where one can stand and only with three digits.  The status decides
@@ -36,7 +37,6 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -48,14 +48,13 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <curl/curl.h>
 
 #include "backoff.h"
 #include "config.h"
 #include "download.h"
+#include "download_file.h"
 #include "hostlimit.h"
 #include "httphead.h"
 #include "item.h"
@@ -343,103 +342,6 @@ static void worker_stop(void *vctx, void *wstate)
 	reset_transfer(w);
 	curl_easy_cleanup(w->curl);
 	free(w);
-}
-
-/* ---- file:// ---------------------------------------------------------- */
-
-static bool below(const char *path, const char *root)
-{
-	size_t n = strlen(root);
-
-	if (strcmp(root, "/") == 0)
-		return true;
-	return strncmp(path, root, n) == 0 && (path[n] == '\0' || path[n] == '/');
-}
-
-static int read_fd(int fd, size_t size, struct pl_item *it, char *why, size_t whylen)
-{
-	char *buf = malloc(size ? size : 1);
-	size_t got = 0;
-
-	if (!buf)
-		return snprintf(why, whylen, "out of memory for a %zu-byte file", size), -ENOMEM;
-	while (got < size) {
-		ssize_t r = read(fd, buf + got, size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			int e = errno;
-			free(buf);
-			return snprintf(why, whylen, "read: %s", strerror(e)), -e;
-		}
-		if (r == 0)
-			break;	/* truncated meanwhile: take what is there */
-		got += (size_t)r;
-	}
-	it->data = buf;
-	it->len = got;
-	return 0;
-}
-
-static int fetch_file(struct dl_ctx *c, struct pl_item *it, const char *path,
-		      char *why, size_t whylen)
-{
-	char *real = NULL, *root = NULL;
-	struct stat st;
-	int fd = -1, r;
-
-	if (!(c->protocols & PL_PROTO_FILE))
-		return snprintf(why, whylen, "file:// is not in download.protocols"), -EPERM;
-	if (!c->file_root[0])
-		return snprintf(why, whylen, "file:// needs download.file_root"), -EPERM;
-	root = realpath(c->file_root, NULL);
-	if (!root) {
-		r = -errno;
-		snprintf(why, whylen, "file_root %s: %s", c->file_root, strerror(-r));
-		goto out;
-	}
-	real = realpath(path, NULL);
-	if (!real) {
-		r = -errno;
-		snprintf(why, whylen, "file:// path %s: %s", path, strerror(-r));
-		goto out;
-	}
-	if (!below(real, root)) {
-		r = -EPERM;
-		snprintf(why, whylen, "file:// path %s is outside file_root %s", path, c->file_root);
-		goto out;
-	}
-	/* O_NOFOLLOW: the last component cannot have become a symlink since
-	 * realpath() looked at it. */
-	fd = open(real, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		r = -errno;
-		snprintf(why, whylen, "file:// path %s: %s", path, strerror(-r));
-		goto out;
-	}
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
-		snprintf(why, whylen, "file:// path %s: %s", path, strerror(-r));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		r = -EINVAL;
-		snprintf(why, whylen, "file:// path %s is not a regular file", path);
-		goto out;
-	}
-	if (st.st_size > c->max_bytes) {
-		r = -EFBIG;
-		snprintf(why, whylen, "file %s exceeds max_bytes (%ld)", path, c->max_bytes);
-		goto out;
-	}
-	pl_item_free_data(it);
-	r = read_fd(fd, (size_t)st.st_size, it, why, whylen);
-out:
-	if (fd >= 0)
-		close(fd);
-	free(real);
-	free(root);
-	return r;
 }
 
 /* ---- http(s) ---------------------------------------------------------- */
@@ -803,8 +705,8 @@ static int process(void *vctx, void *wstate, void *vitem, char *why, size_t whyl
 	u = curl_url();
 	if (!u)
 		return snprintf(why, whylen, "out of memory parsing the URL"), -ENOMEM;
-	/* PATH_AS_IS: for file://, ".." is resolved by realpath() below, so
-	 * the reason names the path as written. */
+	/* PATH_AS_IS: for file://, ".." is resolved by realpath() in
+	 * download_file.c, so the reason names the path as written. */
 	rc = curl_url_set(u, CURLUPART_URL, it->source, CURLU_NON_SUPPORT_SCHEME | CURLU_PATH_AS_IS);
 	if (rc != CURLUE_OK) {
 		snprintf(why, whylen, "bad URL: %s", curl_url_strerror(rc));
@@ -820,7 +722,8 @@ static int process(void *vctx, void *wstate, void *vitem, char *why, size_t whyl
 		if ((r = url_part(u, CURLUPART_PATH, CURLU_URLDECODE, &path, "file:// path",
 				  why, whylen)) < 0)
 			goto out;
-		r = fetch_file(c, it, path, why, whylen);
+		r = pl_download_file_fetch(path, c->protocols, c->file_root, c->max_bytes, it,
+					   why, whylen);
 		if (r < 0)
 			pl_log_item(LOG_DEBUG, it, STAGE, -r, "%s", why);
 		else
