@@ -9,9 +9,12 @@
  * something says "too much".  Once a second, for each adaptive stage, from
  * the pool's own statistics (a snapshot, plus counters since last time):
  *
- *   starving   work waits in its queue, (nearly) every worker is inside
- *              process(), and the next stage has idle workers and nothing
- *              queued (the last stage has no next one).  The stage holds the
+ *   starving   work waits (queued or deferred), (nearly) every worker is inside
+ *              process(), and the next stage has room: idle workers and
+ *              nothing queued at the tick, or busy less than 85 % of its
+ *              workers' time since the last tick (from its processing-time
+ *              sum: a snapshot alone seldom catches a next stage that is
+ *              nearly, not wholly, fed).  The last stage has no next one.  The stage holds the
  *              pipeline back, and since a download or upload worker inside
  *              process() is waiting on the network — the CPU work of
  *              the pipeline is resize's — more of them help.  Grow by the
@@ -54,15 +57,17 @@
 
 #define CUT 0.7
 #define IDLE_TICKS 5
+#define ROOM_USE 0.85	/* a next stage busy less than this has room */
 
 static unsigned clamp(const struct pl_adapt_stage *s, double v)
 {
 	return v < s->min ? s->min : v > s->max ? s->max : (unsigned)v;
 }
 
-void pl_adapt_init(struct pl_adapt *a, size_t n, const size_t *cap)
+void pl_adapt_init(struct pl_adapt *a, size_t n, const size_t *cap, uint64_t now_us)
 {
 	memset(a, 0, sizeof *a);
+	a->last_us = now_us;
 	a->n = n > PL_ADAPT_STAGES_MAX ? PL_ADAPT_STAGES_MAX : n;
 	for (size_t i = 0; i < a->n; i++)
 		a->cap[i] = cap[i];
@@ -84,7 +89,29 @@ void pl_adapt_set(struct pl_adapt *a, size_t i, bool on, bool retries_push, unsi
 	s->idle_ticks = s->full_ticks = 0;
 }
 
-static enum pl_adapt_why step(struct pl_adapt *a, size_t i, const struct pl_stage_stats *st)
+static uint64_t calls(const struct pl_stage_stats *st)
+{
+	return st->done + st->failed + st->retried;
+}
+
+/* How much of stage i's workers' time went into process() since the last
+ * tick, 0..1; negative when not known: the first tick, or fewer than two
+ * returns per worker since (the sum counts finished calls only, so a few
+ * long ones in flight would read as idle). */
+static double use_of(const struct pl_adapt *a, size_t i, const struct pl_stage_stats *st,
+		     uint64_t dt_us)
+{
+	double u;
+
+	if (!dt_us || !st[i].width || st[i].hist_sum_us < a->last_sum_us[i] ||
+	    calls(&st[i]) < a->last_calls[i] + 2ull * st[i].width)
+		return -1;
+	u = (double)(st[i].hist_sum_us - a->last_sum_us[i]) / ((double)st[i].width * (double)dt_us);
+	return u > 1 ? 1 : u;
+}
+
+static enum pl_adapt_why step(struct pl_adapt *a, size_t i, const struct pl_stage_stats *st,
+			      uint64_t dt_us)
 {
 	struct pl_adapt_stage *s = &a->st[i];
 	const struct pl_stage_stats *me = &st[i];
@@ -101,8 +128,13 @@ static enum pl_adapt_why step(struct pl_adapt *a, size_t i, const struct pl_stag
 	else
 		s->full_ticks = 0;
 	pushed = s->retries_push && retried_d > 0 && retried_d * 4 > done_d;
-	starving = me->queued > 0 && me->busy + w / 8 >= w &&
-		   (!next || (next->queued == 0 && next->busy < next->width));
+	double use = next ? use_of(a, i + 1, st, dt_us) : -1;
+
+	/* waiting work: queued, or deferred (a retry, or an item whose host
+	 * is at its limit) */
+	starving = me->queued + me->delayed > 0 && me->busy + w / 8 >= w &&
+		   (!next || (next->queued == 0 && next->busy < next->width) ||
+		    (use >= 0 && use < ROOM_USE));
 	if (pushed || s->full_ticks >= 2) {
 		s->idle_ticks = 0;
 		s->grown_past_cut = true;
@@ -110,7 +142,8 @@ static enum pl_adapt_why step(struct pl_adapt *a, size_t i, const struct pl_stag
 		return s->width != w ? PL_ADAPT_PUSHED : PL_ADAPT_SAME;
 	}
 	if (starving) {
-		double room = next ? (double)next->width / (next->busy ? next->busy : 1) : 2;
+		double room = !next ? 2 : use > 0 ? 1 / use :
+			      (double)next->width / (next->busy ? next->busy : 1);
 
 		room = room < 2 ? 2 : room > 4 ? 4 : room;
 		s->idle_ticks = 0;
@@ -128,18 +161,25 @@ static enum pl_adapt_why step(struct pl_adapt *a, size_t i, const struct pl_stag
 	return PL_ADAPT_SAME;
 }
 
-void pl_adapt_tick(struct pl_adapt *a, const struct pl_stage_stats *st, unsigned *width,
-		   enum pl_adapt_why *why)
+void pl_adapt_tick(struct pl_adapt *a, uint64_t now_us, const struct pl_stage_stats *st,
+		   unsigned *width, enum pl_adapt_why *why)
 {
+	uint64_t dt_us = a->last_us && now_us > a->last_us ? now_us - a->last_us : 0;
+
 	for (size_t i = 0; i < a->n; i++) {
 		if (a->st[i].on) {
-			why[i] = step(a, i, st);
+			why[i] = step(a, i, st, dt_us);
 			width[i] = a->st[i].width;
 		} else {
 			why[i] = PL_ADAPT_SAME;
 			width[i] = st[i].width;
 		}
 	}
+	for (size_t i = 0; i < a->n; i++) {
+		a->last_sum_us[i] = st[i].hist_sum_us;
+		a->last_calls[i] = calls(&st[i]);
+	}
+	a->last_us = now_us;
 }
 
 const char *pl_adapt_why_name(enum pl_adapt_why w)

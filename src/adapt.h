@@ -40,19 +40,25 @@ struct pl_adapt {
 	size_t n;
 	struct pl_adapt_stage st[PL_ADAPT_STAGES_MAX];
 	size_t cap[PL_ADAPT_STAGES_MAX];	/* each stage's input queue capacity */
+	uint64_t last_us;			/* the previous tick, 0 before the first */
+	uint64_t last_sum_us[PL_ADAPT_STAGES_MAX];	/* each stage's hist_sum_us then */
+	uint64_t last_calls[PL_ADAPT_STAGES_MAX];	/* and its process() returns */
 };
 
 /* n stages, none adaptive yet; cap[i]: stage i's queue capacity. */
-void pl_adapt_init(struct pl_adapt *a, size_t n, const size_t *cap);
+/* now_us: the start the first tick measures the stages' use from (0: the
+ * first tick only starts the clock). */
+void pl_adapt_init(struct pl_adapt *a, size_t n, const size_t *cap, uint64_t now_us);
 /* Stage i adaptive between min and max (width is clamped into them), or
  * fixed (on = false).  retries_push: see the top of adapt.c. */
 void pl_adapt_set(struct pl_adapt *a, size_t i, bool on, bool retries_push, unsigned min,
 		  unsigned max, unsigned width);
-/* One tick: st[] holds every stage's statistics, in order.  For each
+/* One tick at now_us (monotonic): st[] holds every stage's statistics, in
+ * order.  For each
  * adaptive stage, width[i] is the width it should have now and why[i] why
  * it moved; fixed stages get PL_ADAPT_SAME and their current width. */
-void pl_adapt_tick(struct pl_adapt *a, const struct pl_stage_stats *st, unsigned *width,
-		   enum pl_adapt_why *why);
+void pl_adapt_tick(struct pl_adapt *a, uint64_t now_us, const struct pl_stage_stats *st,
+		   unsigned *width, enum pl_adapt_why *why);
 const char *pl_adapt_why_name(enum pl_adapt_why w);
 
 #endif

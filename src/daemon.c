@@ -722,7 +722,7 @@ static void adapt_init(struct daemon *d)
 		d->cfg->download.stage.queue, d->cfg->resize.stage.queue, d->cfg->upload.stage.queue
 	};
 
-	pl_adapt_init(&d->adapt, ST_COUNT, cap);
+	pl_adapt_init(&d->adapt, ST_COUNT, cap, pl_now_us());
 	adapt_configure(d, d->cfg);
 }
 
@@ -740,7 +740,7 @@ static void adapt_tick(struct daemon *d)
 		return;
 	for (size_t i = 0; i < ST_COUNT; i++)
 		pl_pipeline_stats(d->pipe, i, &st[i]);
-	pl_adapt_tick(&d->adapt, st, width, why);
+	pl_adapt_tick(&d->adapt, pl_now_us(), st, width, why);
 	for (size_t i = 0; i < ST_COUNT; i++) {
 		unsigned noted = d->adapt_noted[i];
 		bool big = 2 * width[i] >= 3 * noted || 3 * width[i] <= 2 * noted;

@@ -4,7 +4,9 @@
  * quarter after a cut) up to its max; a next queue that stays full narrows
  * it by one a tick, the far side's retries (where they count) cut it to
  * 0.7x; idleness shrinks it; it never leaves [min, max]; a fixed stage is
- * never touched.  Made-up: resize has 4 workers, 1 busy, so a
+ * never touched; a next stage that used part of its workers' time since
+ * the last tick has room however busy it looks.  Made-up: resize has 4
+ * workers, 1 busy, so a
  * starving download may take up to 4 times its width before the first cut.
  */
 #include <check.h>
@@ -30,16 +32,18 @@ static void download_is_the_bottleneck(const struct pl_adapt *a)
 	st[UP].width = 5;
 }
 
+/* The made-up statistics carry no processing times: a clock of 0 leaves
+ * the next stage's use unknown, so only the snapshot speaks. */
 static void tick(struct pl_adapt *a)
 {
-	pl_adapt_tick(a, st, width, why);
+	pl_adapt_tick(a, 0, st, width, why);
 	for (int i = 0; i < N; i++)
 		st[i].width = width[i];
 }
 
 static void setup(struct pl_adapt *a)
 {
-	pl_adapt_init(a, N, cap);
+	pl_adapt_init(a, N, cap, 0);
 	pl_adapt_set(a, DL, true, false, 3, 16, 3);
 	pl_adapt_set(a, UP, true, true, 5, 32, 5);
 }
@@ -91,6 +95,37 @@ START_TEST(a_busy_next_stage_stops_growth)
 	tick(&a);
 	ck_assert_int_eq(why[DL], PL_ADAPT_SAME);
 	ck_assert_uint_eq(width[DL], 3);
+}
+END_TEST
+
+/* A next stage that looks busy at every tick but used only part of its
+ * workers' time since the last one (its processing-time sum says so) has
+ * room: download grows by the inverse of that use.  Fully used, or with
+ * too few finished calls to judge, it does not. */
+START_TEST(growth_follows_the_next_stage_s_use)
+{
+	static const struct { uint64_t sum_us, calls; unsigned want; } cases[] = {
+		{ 1000000, 20, 6 },	/* resize 2 workers, 1 s: 50 % used → × 2 */
+		{ 400000, 20, 12 },	/* 20 % → × 4 (the most) */
+		{ 1900000, 20, 3 },	/* 95 %: no room */
+		{ 400000, 3, 3 },	/* 3 returns of 2 workers: unknown, busy */
+	};
+
+	for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+		struct pl_adapt a;
+
+		setup(&a);
+		download_is_the_bottleneck(&a);
+		st[RS].width = st[RS].busy = 2;		/* the snapshot: all busy */
+		pl_adapt_tick(&a, 1000000, st, width, why);	/* the clock starts */
+		ck_assert_uint_eq(width[DL], 3);
+		st[RS].hist_sum_us += cases[c].sum_us;
+		st[RS].done += cases[c].calls;
+		pl_adapt_tick(&a, 2000000, st, width, why);
+		ck_assert_msg(width[DL] == cases[c].want, "case %zu: width %u, want %u", c,
+			      width[DL], cases[c].want);
+		ck_assert_int_eq(why[DL], cases[c].want == 3 ? PL_ADAPT_SAME : PL_ADAPT_STARVING);
+	}
 }
 END_TEST
 
@@ -228,6 +263,7 @@ int main(void)
 	tcase_add_test(tc, idle_shrinks_slowly);
 	tcase_add_test(tc, retries_push_upload_back_not_download);
 	tcase_add_test(tc, new_bounds_clamp_and_fixed_pins);
+	tcase_add_test(tc, growth_follows_the_next_stage_s_use);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
