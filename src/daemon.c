@@ -44,6 +44,7 @@
 #include "adapt.h"
 #include "config.h"
 #include "daemon.h"
+#include "daemon_int.h"
 #include "download.h"
 #include "http.h"
 #include "item.h"
@@ -56,63 +57,9 @@
 #include "stream.h"
 #include "upload.h"
 
-enum { ST_DOWNLOAD, ST_RESIZE, ST_UPLOAD, ST_COUNT };
-static const char *const stage_names[ST_COUNT] = { "download", "resize", "upload" };
+const char *const daemon_stage_names[ST_COUNT] = { "download", "resize", "upload" };
 
-#define RATE_WINDOW 10		/* seconds of history behind items/s */
 #define BAR_PERIOD_US 250000ULL	/* --once on a terminal: the bar's frame interval */
-#define EXTEND_USEC (30ULL * 1000000ULL)
-
-struct stages {
-	void *ctx[ST_COUNT];
-};
-
-struct daemon {
-	const struct pl_daemon_opts *opts;
-	struct pl_config *cfg;		/* the one the stages were built from */
-	struct pl_config *live;		/* the latest accepted (widths, log level) */
-	struct stages stages;
-	struct pl_spool *spool;
-	struct pl_stream *stream;	/* NULL without a stream group */
-	struct pl_metrics *metrics;	/* NULL without a metrics group */
-	struct pl_pipeline *pipe;
-
-	sd_event *ev;
-	int drained_fd;			/* eventfd: feeder finished the drain */
-	int wake_fd;			/* eventfd: wake the feeder (stop) */
-	pthread_t feeder;
-	bool feeder_running;
-	/* With the stream: the puller feeds the pipeline from the stream (the
-	 * feeder then publishes the spool's items), the collector writes
-	 * the results of our jobs that come back. */
-	pthread_t puller, collector;
-	bool puller_running, collector_running;
-	atomic_bool collector_stop;
-	atomic_uint_fast64_t remote_ok, remote_failed;	/* results of our jobs */
-
-	atomic_bool stopping, fast;
-	atomic_uint_fast64_t done, failed;
-	uint64_t fed;			/* items fed to the pipeline (feeder only) */
-	pthread_mutex_t idle_lock;	/* an item running alone waits on idle */
-	pthread_cond_t idle;		/* done + failed reached `fed`, or a stop */
-	atomic_bool idle_waiting;	/* the feeder waits on `idle` */
-	uint64_t total;			/* --once: items waiting at start */
-	uint64_t start_us;
-	bool debug_toggled;		/* SIGUSR2 turned debug on */
-	bool tty;			/* --once progress bar */
-
-	uint64_t rate_hist[RATE_WINDOW];	/* done+failed at each of the last seconds */
-	unsigned rate_pos, rate_n;
-	char last_status[1024];
-	bool status_warned;	/* writing status.json failed, said once */
-	unsigned long ticks;
-	uint64_t wd_last_ping_us;
-	uint64_t wd_progress[ST_COUNT];
-	uint64_t stuck_us[ST_COUNT];	/* one item longer than this is stuck */
-	struct pl_adapt adapt;		/* the adaptive widths (main thread) */
-	atomic_bool draining;		/* the ordered drain began: widths stay */
-	unsigned adapt_noted[ST_COUNT];	/* width last logged at notice level */
-};
 
 /* ---- configuration and stages ---- */
 
@@ -272,7 +219,7 @@ static int pipeline_new(struct daemon *d)
 	struct pl_pipeline_sinks sinks = { sink_done, sink_failed, d };
 
 	for (int i = 0; i < ST_COUNT; i++)
-		defs[i] = (struct pl_stage_def){ stage_names[i], sc[i]->workers, sc[i]->queue,
+		defs[i] = (struct pl_stage_def){ daemon_stage_names[i], sc[i]->workers, sc[i]->queue,
 						 ops[i], d->stages.ctx[i] };
 	return pl_pipeline_create(defs, ST_COUNT, &sinks, &d->pipe);
 }
@@ -555,7 +502,7 @@ static void snapshot(struct daemon *d, struct pl_status *s)
 	memset(s, 0, sizeof *s);
 	s->nstages = d->pipe ? ST_COUNT : 0;	/* none yet while starting */
 	for (size_t i = 0; i < s->nstages; i++) {
-		s->names[i] = stage_names[i];
+		s->names[i] = daemon_stage_names[i];
 		pl_pipeline_stats(d->pipe, i, &s->st[i]);
 	}
 	s->done = atomic_load(&d->done);
@@ -710,7 +657,7 @@ static void adapt_configure(struct daemon *d, const struct pl_config *c)
 
 			if (r < 0)
 				pl_log_errno(LOG_ERR, -r, "stage %s: cannot set width %u: %s",
-					     stage_names[i], d->adapt.st[i].width, strerror(-r));
+					     daemon_stage_names[i], d->adapt.st[i].width, strerror(-r));
 		}
 		d->adapt_noted[i] = d->adapt.st[i].width;
 	}
@@ -750,11 +697,11 @@ static void adapt_tick(struct daemon *d)
 			continue;
 		if ((r = pl_pipeline_set_width(d->pipe, i, width[i])) < 0) {
 			pl_log_errno(LOG_ERR, -r, "stage %s: cannot set width %u: %s",
-				     stage_names[i], width[i], strerror(-r));
+				     daemon_stage_names[i], width[i], strerror(-r));
 			continue;
 		}
 		pl_log(big ? LOG_NOTICE : LOG_DEBUG, "stage %s: width %u -> %u (adaptive, %u..%u): %s",
-		       stage_names[i], st[i].width, width[i], d->adapt.st[i].min,
+		       daemon_stage_names[i], st[i].width, width[i], d->adapt.st[i].min,
 		       d->adapt.st[i].max, pl_adapt_why_name(why[i]));
 		if (big)
 			d->adapt_noted[i] = width[i];
@@ -824,14 +771,14 @@ static int on_watchdog(sd_event_source *src, uint64_t usec, void *ud)
 		if (st.oldest_busy_us && now - st.oldest_busy_us > d->stuck_us[i]) {
 			pl_log(LOG_ERR, "stage %s: a worker has been on one item for %.0f s "
 			       "(limit %.0f s); withholding the watchdog ping",
-			       stage_names[i], (double)(now - st.oldest_busy_us) / 1e6,
+			       daemon_stage_names[i], (double)(now - st.oldest_busy_us) / 1e6,
 			       (double)d->stuck_us[i] / 1e6);
 			healthy = false;
 		}
 		bool has_work = st.busy || st.queued || st.delayed;
 		if (has_work && st.progress_us == d->wd_progress[i] && d->wd_last_ping_us) {
 			pl_log(LOG_WARNING, "stage %s made no progress for %.0f s with work waiting; "
-			       "withholding the watchdog ping", stage_names[i],
+			       "withholding the watchdog ping", daemon_stage_names[i],
 			       (double)(pl_now_us() - d->wd_last_ping_us) / 1e6);
 			healthy = false;
 		}
@@ -922,7 +869,7 @@ static void reload(struct daemon *d)
 		int r = adaptive[i] ? 0 : pl_pipeline_set_width(d->pipe, i, widths[i]);
 		if (r < 0 && r != -ESHUTDOWN)	/* a drained stage keeps no workers */
 			pl_log_errno(LOG_ERR, -r, "stage %s: cannot set width %u: %s",
-				     stage_names[i], widths[i], strerror(-r));
+				     daemon_stage_names[i], widths[i], strerror(-r));
 	}
 	adapt_configure(d, n);	/* adaptive ones keep their width, within the new bounds */
 	for (size_t i = 0; i < ST_COUNT; i++)

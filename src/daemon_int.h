@@ -1,0 +1,86 @@
+/*
+ * daemon_int.h — what the files of the daemon's control plane share, and
+ * nothing main() sees (that is daemon.h): daemon.c sets up, runs the event
+ * loop and answers signals, daemon_feed.c feeds the pipeline from the spool
+ * and the stream, daemon_status.c says how it goes (STATUS=, status.json,
+ * the metrics, the bar, the watchdog), daemon_adapt.c sizes the stages.
+ * One `struct daemon` runs through all of them, so it is declared once
+ * here; its names are daemon_ rather than a module's pl_, being private.
+ */
+#ifndef PL_DAEMON_INT_H
+#define PL_DAEMON_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <systemd/sd-event.h>
+
+#include "adapt.h"
+
+struct pl_config;
+struct pl_daemon_opts;
+struct pl_metrics;
+struct pl_pipeline;
+struct pl_spool;
+struct pl_stream;
+
+enum { ST_DOWNLOAD, ST_RESIZE, ST_UPLOAD, ST_COUNT };
+extern const char *const daemon_stage_names[ST_COUNT];	/* "download", … */
+
+#define RATE_WINDOW 10		/* seconds of history behind items/s */
+#define EXTEND_USEC (30ULL * 1000000ULL)
+
+struct stages {
+	void *ctx[ST_COUNT];
+};
+
+struct daemon {
+	const struct pl_daemon_opts *opts;
+	struct pl_config *cfg;		/* the one the stages were built from */
+	struct pl_config *live;		/* the latest accepted (widths, log level) */
+	struct stages stages;
+	struct pl_spool *spool;
+	struct pl_stream *stream;	/* NULL without a stream group */
+	struct pl_metrics *metrics;	/* NULL without a metrics group */
+	struct pl_pipeline *pipe;
+
+	sd_event *ev;
+	int drained_fd;			/* eventfd: feeder finished the drain */
+	int wake_fd;			/* eventfd: wake the feeder (stop) */
+	pthread_t feeder;
+	bool feeder_running;
+	/* With the stream: the puller feeds the pipeline from the stream (the
+	 * feeder then publishes the spool's items), the collector writes
+	 * the results of our jobs that come back. */
+	pthread_t puller, collector;
+	bool puller_running, collector_running;
+	atomic_bool collector_stop;
+	atomic_uint_fast64_t remote_ok, remote_failed;	/* results of our jobs */
+
+	atomic_bool stopping, fast;
+	atomic_uint_fast64_t done, failed;
+	uint64_t fed;			/* items fed to the pipeline (feeder only) */
+	pthread_mutex_t idle_lock;	/* an item running alone waits on idle */
+	pthread_cond_t idle;		/* done + failed reached `fed`, or a stop */
+	atomic_bool idle_waiting;	/* the feeder waits on `idle` */
+	uint64_t total;			/* --once: items waiting at start */
+	uint64_t start_us;
+	bool debug_toggled;		/* SIGUSR2 turned debug on */
+	bool tty;			/* --once progress bar */
+
+	uint64_t rate_hist[RATE_WINDOW];	/* done+failed at each of the last seconds */
+	unsigned rate_pos, rate_n;
+	char last_status[1024];
+	bool status_warned;	/* writing status.json failed, said once */
+	unsigned long ticks;
+	uint64_t wd_last_ping_us;
+	uint64_t wd_progress[ST_COUNT];
+	uint64_t stuck_us[ST_COUNT];	/* one item longer than this is stuck */
+	struct pl_adapt adapt;		/* the adaptive widths (main thread) */
+	atomic_bool draining;		/* the ordered drain began: widths stay */
+	unsigned adapt_noted[ST_COUNT];	/* width last logged at notice level */
+};
+
+#endif
