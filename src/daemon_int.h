@@ -83,4 +83,11 @@ struct daemon {
 	unsigned adapt_noted[ST_COUNT];	/* width last logged at notice level */
 };
 
+/* daemon_feed.c: the intake threads (pthread start routines, arg is the
+ * struct daemon) and the stop of all intake, from a signal or the feeder. */
+void *daemon_feeder_main(void *arg);
+void *daemon_puller_main(void *arg);
+void *daemon_collector_main(void *arg);
+void daemon_stop_intake(struct daemon *d);
+
 #endif
