@@ -358,84 +358,6 @@ static int on_bar(sd_event_source *src, uint64_t usec, void *ud)
 	return rearm(src, usec + BAR_PERIOD_US);
 }
 
-/* ---- adaptive widths ---- */
-
-/*
- * Which stages adapt, within what, from the configuration c (at start and
- * on every reload).  An adaptive stage keeps its current width, clamped
- * into the new bounds; a fixed number pins the stage (reload() sets it).
- * Download's retries are not a push-back signal (adapt.c says why).
- */
-static void adapt_configure(struct daemon *d, const struct pl_config *c)
-{
-	const struct pl_stage_conf *sc[ST_COUNT] = {
-		&c->download.stage, &c->resize.stage, &c->upload.stage
-	};
-
-	for (size_t i = 0; i < ST_COUNT; i++) {
-		struct pl_stage_stats st;
-
-		pl_pipeline_stats(d->pipe, i, &st);
-		/* workers_max below the starting width wins */
-		pl_adapt_set(&d->adapt, i, sc[i]->workers_adaptive, i == ST_UPLOAD,
-			     sc[i]->workers < sc[i]->workers_max ? sc[i]->workers : sc[i]->workers_max,
-			     sc[i]->workers_max, st.width);
-		if (sc[i]->workers_adaptive && d->adapt.st[i].width != st.width) {
-			int r = pl_pipeline_set_width(d->pipe, i, d->adapt.st[i].width);
-
-			if (r < 0)
-				pl_log_errno(LOG_ERR, -r, "stage %s: cannot set width %u: %s",
-					     daemon_stage_names[i], d->adapt.st[i].width, strerror(-r));
-		}
-		d->adapt_noted[i] = d->adapt.st[i].width;
-	}
-}
-
-static void adapt_init(struct daemon *d)
-{
-	const size_t cap[ST_COUNT] = {
-		d->cfg->download.stage.queue, d->cfg->resize.stage.queue, d->cfg->upload.stage.queue
-	};
-
-	pl_adapt_init(&d->adapt, ST_COUNT, cap);
-	adapt_configure(d, d->cfg);
-}
-
-/* Once a second: the new widths.  A move by half or more since the width
- * last logged is a notice, smaller steps are debug lines. */
-static void adapt_tick(struct daemon *d)
-{
-	struct pl_stage_stats st[ST_COUNT];
-	unsigned width[ST_COUNT];
-	enum pl_adapt_why why[ST_COUNT];
-
-	/* a stage being drained or already stopped gains nothing from a new
-	 * width, and a stopped pool would start workers again */
-	if (atomic_load(&d->draining))
-		return;
-	for (size_t i = 0; i < ST_COUNT; i++)
-		pl_pipeline_stats(d->pipe, i, &st[i]);
-	pl_adapt_tick(&d->adapt, st, width, why);
-	for (size_t i = 0; i < ST_COUNT; i++) {
-		unsigned noted = d->adapt_noted[i];
-		bool big = 2 * width[i] >= 3 * noted || 3 * width[i] <= 2 * noted;
-		int r;
-
-		if (why[i] == PL_ADAPT_SAME || width[i] == st[i].width)
-			continue;
-		if ((r = pl_pipeline_set_width(d->pipe, i, width[i])) < 0) {
-			pl_log_errno(LOG_ERR, -r, "stage %s: cannot set width %u: %s",
-				     daemon_stage_names[i], width[i], strerror(-r));
-			continue;
-		}
-		pl_log(big ? LOG_NOTICE : LOG_DEBUG, "stage %s: width %u -> %u (adaptive, %u..%u): %s",
-		       daemon_stage_names[i], st[i].width, width[i], d->adapt.st[i].min,
-		       d->adapt.st[i].max, pl_adapt_why_name(why[i]));
-		if (big)
-			d->adapt_noted[i] = width[i];
-	}
-}
-
 static int on_tick(sd_event_source *src, uint64_t usec, void *ud)
 {
 	struct daemon *d = ud;
@@ -447,7 +369,7 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *ud)
 		d->rate_n++;
 	if (d->stream)
 		pl_stream_tick(d->stream);
-	adapt_tick(d);
+	daemon_adapt_tick(d);
 	snapshot(d, &s);
 	send_status(d, &s);
 	publish_metrics(d, &s);
@@ -599,7 +521,7 @@ static void reload(struct daemon *d)
 			pl_log_errno(LOG_ERR, -r, "stage %s: cannot set width %u: %s",
 				     daemon_stage_names[i], widths[i], strerror(-r));
 	}
-	adapt_configure(d, n);	/* adaptive ones keep their width, within the new bounds */
+	daemon_adapt_configure(d, n);	/* adaptive ones keep their width, within the new bounds */
 	for (size_t i = 0; i < ST_COUNT; i++)
 		if (adaptive[i])
 			widths[i] = d->adapt.st[i].width;
@@ -783,7 +705,7 @@ static int start(struct daemon *d)
 		pl_log_errno(LOG_ERR, -r, "cannot start the pipeline: %s", strerror(-r));
 		return r;
 	}
-	adapt_init(d);
+	daemon_adapt_init(d);
 	if (d->metrics) {	/* a scrape before the first tick sees zeros, not nothing */
 		struct pl_status s;
 

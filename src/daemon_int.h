@@ -90,4 +90,10 @@ void *daemon_puller_main(void *arg);
 void *daemon_collector_main(void *arg);
 void daemon_stop_intake(struct daemon *d);
 
+/* daemon_adapt.c: the adaptive widths, from the configuration c (at start
+ * and on reload) and on the tick.  Main thread only. */
+void daemon_adapt_init(struct daemon *d);
+void daemon_adapt_configure(struct daemon *d, const struct pl_config *c);
+void daemon_adapt_tick(struct daemon *d);
+
 #endif
