@@ -22,6 +22,10 @@
  * already inside a stage still finishes.  With the stream the first one
  * already hands the first queue back (a nak each), so that other daemons
  * start those items at once.
+ *
+ * This file sets up, runs the loop and answers the signals; the intake
+ * threads are in daemon_feed.c, the status and watchdog timers in
+ * daemon_status.c, the adaptive widths in daemon_adapt.c (daemon_int.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,7 +38,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <systemd/sd-daemon.h>
@@ -57,8 +60,6 @@
 #include "upload.h"
 
 const char *const daemon_stage_names[ST_COUNT] = { "download", "resize", "upload" };
-
-#define BAR_PERIOD_US 250000ULL	/* --once on a terminal: the bar's frame interval */
 
 /* ---- configuration and stages ---- */
 
@@ -176,8 +177,9 @@ static void sink_failed(void *ud, void *item, int err, const char *why, const ch
  * daemon on any item whose source contains TEXT — the poison item of the
  * crash-loop tests, which no real input must ever be.  With PL_TEST_HANG=TEXT
  * the worker never comes back from such an item, as a worker lost in a
- * library would, while its siblings go on; PL_TEST_STUCK_S (stuck_limits)
- * shortens the time before the watchdog counts it as stuck.
+ * library would, while its siblings go on; PL_TEST_STUCK_S
+ * (daemon_stuck_limits, in daemon_status.c) shortens the time before the
+ * watchdog counts it as stuck.
  */
 static int crash_hook_process(void *ctx, void *ws, void *item, char *why, size_t whylen)
 {
@@ -221,224 +223,6 @@ static int pipeline_new(struct daemon *d)
 		defs[i] = (struct pl_stage_def){ daemon_stage_names[i], sc[i]->workers, sc[i]->queue,
 						 ops[i], d->stages.ctx[i] };
 	return pl_pipeline_create(defs, ST_COUNT, &sinks, &d->pipe);
-}
-
-/* ---- status ---- */
-
-static void snapshot(struct daemon *d, struct pl_status *s)
-{
-	memset(s, 0, sizeof *s);
-	s->nstages = d->pipe ? ST_COUNT : 0;	/* none yet while starting */
-	for (size_t i = 0; i < s->nstages; i++) {
-		s->names[i] = daemon_stage_names[i];
-		pl_pipeline_stats(d->pipe, i, &s->st[i]);
-	}
-	s->done = atomic_load(&d->done);
-	s->failed = atomic_load(&d->failed);
-	s->total = d->total;
-	s->uptime_s = (double)(pl_now_us() - d->start_us) / 1e6;
-	/* until the window has filled, the rate since start: a window of one
-	 * sample would say 0.0/s (and no ETA) after the first items are done */
-	if (d->rate_n < RATE_WINDOW) {
-		if (s->uptime_s > 0)
-			s->rate = (double)(s->done + s->failed) / s->uptime_s;
-	} else {
-		unsigned oldest = (d->rate_pos + RATE_WINDOW - d->rate_n) % RATE_WINDOW;
-		unsigned newest = (d->rate_pos + RATE_WINDOW - 1) % RATE_WINDOW;
-		s->rate = (double)(d->rate_hist[newest] - d->rate_hist[oldest]) / (d->rate_n - 1);
-	}
-	s->state = atomic_load(&d->fast) ? "stopping fast" :
-		   atomic_load(&d->stopping) ? "stopping" : "running";
-	if (d->stream) {
-		pl_stream_stats(d->stream, &s->stream);
-		s->has_stream = true;
-		s->remote_ok = atomic_load(&d->remote_ok);
-		s->remote_failed = atomic_load(&d->remote_failed);
-	}
-}
-
-/* What scrapes show until the next tick: the snapshot and a few counters
- * more, all atomics (metrics.c says why scrapes do not read them). */
-static void publish_metrics(struct daemon *d, const struct pl_status *s)
-{
-	struct pl_metrics_sample m = { .status = *s };
-
-	if (!d->metrics)
-		return;
-	m.bytes_downloaded = pl_download_bytes(d->stages.ctx[ST_DOWNLOAD]);
-	m.bytes_uploaded = pl_upload_bytes(d->stages.ctx[ST_UPLOAD]);
-	pl_spool_jobs_finished(d->spool, &m.jobs_done, &m.jobs_failed);
-	pl_metrics_publish(d->metrics, &m);
-}
-
-/* The metrics thread's count of new/ (pl_metrics_backlog_fn). */
-static int count_backlog(void *ud, unsigned long *jobs, unsigned long *items)
-{
-	struct daemon *d = ud;
-
-	return pl_spool_count_waiting(d->spool, jobs, items);
-}
-
-/* STATUS= and status.json, when the line changed: a reader of the file
- * (pipelinectl status) sees within a second what SIGUSR1 would report,
- * and an idle daemon writes nothing. */
-static void send_status(struct daemon *d, const struct pl_status *s)
-{
-	char line[1024];
-	int r;
-
-	pl_status_line(s, line, sizeof line);
-	if (strcmp(line, d->last_status) != 0) {
-		sd_notifyf(0, "STATUS=%s", line);
-		snprintf(d->last_status, sizeof d->last_status, "%s", line);
-		if ((r = pl_status_write_json(s, d->cfg->runtime)) < 0 && !d->status_warned)
-			pl_log_errno(LOG_WARNING, -r, "cannot write %s/status.json: %s",
-				     d->cfg->runtime, strerror(-r));
-		d->status_warned = r < 0;
-	}
-}
-
-/*
- * status.json in a state of its own, outside the tick: "starting" once the
- * spool is ours and "running" before READY=1, so that pipelinectl status
- * never finds a live daemon without one; "stopped" when the daemon leaves,
- * so that the file left behind does not say "running".  Only a daemon
- * holding the spool's lock writes it: one refused the spool must not
- * overwrite the status of the one that has it.
- */
-static void write_status(struct daemon *d, const char *state)
-{
-	struct pl_status s;
-	int r;
-
-	snapshot(d, &s);
-	s.state = state;
-	if ((r = pl_status_write_json(&s, d->cfg->runtime)) < 0 && !d->status_warned)
-		pl_log_errno(LOG_WARNING, -r, "cannot write %s/status.json: %s", d->cfg->runtime,
-			     strerror(-r));
-	d->status_warned = r < 0;
-}
-
-/* Has any stage made progress within the last `us`? */
-static bool recent_progress(const struct pl_status *s, uint64_t us)
-{
-	uint64_t now = pl_now_us();
-
-	for (size_t i = 0; i < s->nstages; i++)
-		if (s->st[i].progress_us && now - s->st[i].progress_us < us)
-			return true;
-	return false;
-}
-
-/* sd-event timers are one-shot: set the next time and switch it on again. */
-static int rearm(sd_event_source *src, uint64_t when)
-{
-	int r = sd_event_source_set_time(src, when);
-
-	return r < 0 ? r : sd_event_source_set_enabled(src, SD_EVENT_ON);
-}
-
-/* The bar, drawn under the log's lock, as wide as the terminal is now. */
-static void draw_bar(struct daemon *d)
-{
-	struct pl_status s;
-	struct winsize ws;
-	char text[256];
-
-	snapshot(d, &s);
-	pl_status_progress_bar(&s, text, sizeof text,
-			       ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col ? ws.ws_col : 80);
-	pl_log_bar(text);
-}
-
-/* A few frames a second, so the bar moves as soon as an item is done. */
-static int on_bar(sd_event_source *src, uint64_t usec, void *ud)
-{
-	draw_bar(ud);
-	return rearm(src, usec + BAR_PERIOD_US);
-}
-
-static int on_tick(sd_event_source *src, uint64_t usec, void *ud)
-{
-	struct daemon *d = ud;
-	struct pl_status s;
-
-	d->rate_hist[d->rate_pos] = atomic_load(&d->done) + atomic_load(&d->failed);
-	d->rate_pos = (d->rate_pos + 1) % RATE_WINDOW;
-	if (d->rate_n < RATE_WINDOW)
-		d->rate_n++;
-	if (d->stream)
-		pl_stream_tick(d->stream);
-	daemon_adapt_tick(d);
-	snapshot(d, &s);
-	send_status(d, &s);
-	publish_metrics(d, &s);
-	if (!d->tty && d->opts->once && ++d->ticks % 10 == 0)
-		pl_log(LOG_INFO, "progress: %s", d->last_status);
-	/* a drain that still moves earns more time from systemd */
-	if (atomic_load(&d->stopping) && recent_progress(&s, 90ULL * 1000000ULL))
-		sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu", (unsigned long long)EXTEND_USEC);
-	return rearm(src, usec + 1000000ULL);
-}
-
-/*
- * How long one item may keep a worker before it counts as stuck: longer
- * than any item can take when the stage's own timeouts work.  What this
- * catches is a worker that never comes back (libvips 8.14 has a thread-exit
- * race that can leave a save waiting forever) while its siblings keep the
- * stage moving, which the progress check alone cannot see.
- */
-static void stuck_limits(struct daemon *d)
-{
-	const struct pl_config *c = d->cfg;
-	double dl = c->download.connect_timeout + c->download.timeout;
-	double up = (c->upload.connect_timeout + c->upload.timeout) * (double)c->resize.nvariants;
-
-	d->stuck_us[ST_DOWNLOAD] = (uint64_t)((dl + 60.0) * 1e6);
-	d->stuck_us[ST_RESIZE] = 120ULL * 1000000ULL;
-	d->stuck_us[ST_UPLOAD] = (uint64_t)((up + 60.0) * 1e6);
-#ifdef PL_TEST_HOOKS
-	const char *test_s = getenv("PL_TEST_STUCK_S");
-
-	for (size_t i = 0; test_s && *test_s && i < ST_COUNT; i++)
-		d->stuck_us[i] = (uint64_t)(strtod(test_s, NULL) * 1e6);
-#endif
-}
-
-/* WATCHDOG=1 only if every stage that has work moved since the last ping,
- * and no worker is stuck on one item. */
-static int on_watchdog(sd_event_source *src, uint64_t usec, void *ud)
-{
-	struct daemon *d = ud;
-	uint64_t period = 0, now = pl_now_us();
-	bool healthy = true;
-
-	sd_watchdog_enabled(0, &period);
-	for (size_t i = 0; i < ST_COUNT; i++) {
-		struct pl_stage_stats st;
-
-		pl_pipeline_stats(d->pipe, i, &st);
-		if (st.oldest_busy_us && now - st.oldest_busy_us > d->stuck_us[i]) {
-			pl_log(LOG_ERR, "stage %s: a worker has been on one item for %.0f s "
-			       "(limit %.0f s); withholding the watchdog ping",
-			       daemon_stage_names[i], (double)(now - st.oldest_busy_us) / 1e6,
-			       (double)d->stuck_us[i] / 1e6);
-			healthy = false;
-		}
-		bool has_work = st.busy || st.queued || st.delayed;
-		if (has_work && st.progress_us == d->wd_progress[i] && d->wd_last_ping_us) {
-			pl_log(LOG_WARNING, "stage %s made no progress for %.0f s with work waiting; "
-			       "withholding the watchdog ping", daemon_stage_names[i],
-			       (double)(pl_now_us() - d->wd_last_ping_us) / 1e6);
-			healthy = false;
-		}
-		d->wd_progress[i] = st.progress_us;
-	}
-	if (healthy) {
-		sd_notify(0, "WATCHDOG=1");
-		d->wd_last_ping_us = pl_now_us();
-	}
-	return rearm(src, usec + (period ? period / 2 : 1000000ULL));
 }
 
 /* ---- signals ---- */
@@ -544,7 +328,7 @@ static void report(struct daemon *d)
 	struct pl_status s;
 	int r;
 
-	snapshot(d, &s);
+	daemon_snapshot(d, &s);
 	pl_status_log_report(&s);
 	r = pl_status_write_json(&s, d->cfg->runtime);
 	if (r < 0)
@@ -633,15 +417,15 @@ static int event_loop_new(struct daemon *d)
 		return r;
 	sd_event_now(d->ev, CLOCK_MONOTONIC, &now);
 	if ((r = sd_event_add_time(d->ev, NULL, CLOCK_MONOTONIC, now + 1000000ULL, 100000ULL,
-				   on_tick, d)) < 0)
+				   daemon_on_tick, d)) < 0)
 		return r;
 	if (d->tty && (r = sd_event_add_time(d->ev, NULL, CLOCK_MONOTONIC, now, 50000ULL,
-					     on_bar, d)) < 0)
+					     daemon_on_bar, d)) < 0)
 		return r;
-	stuck_limits(d);
+	daemon_stuck_limits(d);
 	if (sd_watchdog_enabled(0, &period) > 0 && period > 0) {
 		r = sd_event_add_time(d->ev, NULL, CLOCK_MONOTONIC, now + period / 2, 0,
-				      on_watchdog, d);
+				      daemon_on_watchdog, d);
 		if (r < 0)
 			return r;
 		pl_log(LOG_INFO, "watchdog every %.1f s", (double)period / 2e6);
@@ -687,14 +471,14 @@ static int start(struct daemon *d)
 				     strerror(-r));
 		return r;
 	}
-	write_status(d, "starting");
+	daemon_write_status(d, "starting");
 	if ((r = pl_spool_recover(d->spool)) < 0)
 		return r;
 	if (d->opts->once && pl_spool_count_pending(d->spool, &pending) == 0)
 		d->total = pending;
 	if (*d->cfg->metrics.listen &&
 	    (r = pl_metrics_start(d->cfg->metrics.listen, (unsigned)d->cfg->metrics.connections,
-				  d->cfg->metrics.timeout, count_backlog, d, &d->metrics)) < 0)
+				  d->cfg->metrics.timeout, daemon_count_backlog, d, &d->metrics)) < 0)
 		return r;
 	if (d->cfg->stream.enabled) {
 		pl_spool_set_remote(d->spool);
@@ -709,8 +493,8 @@ static int start(struct daemon *d)
 	if (d->metrics) {	/* a scrape before the first tick sees zeros, not nothing */
 		struct pl_status s;
 
-		snapshot(d, &s);
-		publish_metrics(d, &s);
+		daemon_snapshot(d, &s);
+		daemon_publish_metrics(d, &s);
 	}
 	if ((r = event_loop_new(d)) < 0) {
 		pl_log_errno(LOG_ERR, -r, "cannot set up the event loop: %s", strerror(-r));
@@ -762,11 +546,11 @@ int pl_daemon_run(const struct pl_daemon_opts *o)
 	d.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (d.drained_fd < 0 || d.wake_fd < 0 || (r = start(&d)) < 0) {
 		if (d.spool)
-			write_status(&d, "stopped");
+			daemon_write_status(&d, "stopped");
 		teardown(&d);
 		return r == -EBUSY ? PL_EXIT_LOCKED : PL_EXIT_INTERNAL;
 	}
-	write_status(&d, "running");	/* before the log says so, and READY=1 */
+	daemon_write_status(&d, "running");	/* before the log says so, and READY=1 */
 	pl_log(LOG_INFO, "pipelined %s running: spool %s, widths download %u%s, resize %u, "
 	       "upload %u%s%s", PL_VERSION, d.cfg->spool, d.cfg->download.stage.workers,
 	       d.cfg->download.stage.workers_adaptive ? " (adaptive)" : "",
@@ -781,7 +565,7 @@ int pl_daemon_run(const struct pl_daemon_opts *o)
 		status = PL_EXIT_INTERNAL;
 	}
 	if (d.tty) {
-		draw_bar(&d);
+		daemon_draw_bar(&d);
 		pl_log_bar_end();
 	}
 	{
@@ -805,7 +589,7 @@ int pl_daemon_run(const struct pl_daemon_opts *o)
 		if (o->once && ((d.stream ? remote_failed : failed) || rejected) && status == PL_EXIT_OK)
 			status = PL_EXIT_FAILED_ITEMS;
 	}
-	write_status(&d, "stopped");	/* while the lock is ours: see write_status */
+	daemon_write_status(&d, "stopped");	/* while the lock is ours: see daemon_write_status */
 	teardown(&d);
 	return status;
 }

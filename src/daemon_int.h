@@ -24,6 +24,7 @@ struct pl_daemon_opts;
 struct pl_metrics;
 struct pl_pipeline;
 struct pl_spool;
+struct pl_status;
 struct pl_stream;
 
 enum { ST_DOWNLOAD, ST_RESIZE, ST_UPLOAD, ST_COUNT };
@@ -95,5 +96,18 @@ void daemon_stop_intake(struct daemon *d);
 void daemon_adapt_init(struct daemon *d);
 void daemon_adapt_configure(struct daemon *d, const struct pl_config *c);
 void daemon_adapt_tick(struct daemon *d);
+
+/* daemon_status.c: the main thread's readers.  The on_ ones are sd-event
+ * timer callbacks (ud is the struct daemon); write_status writes
+ * status.json in a state of its own, outside the tick. */
+void daemon_snapshot(struct daemon *d, struct pl_status *s);
+void daemon_publish_metrics(struct daemon *d, const struct pl_status *s);
+int daemon_count_backlog(void *ud, unsigned long *jobs, unsigned long *items);
+void daemon_write_status(struct daemon *d, const char *state);
+void daemon_draw_bar(struct daemon *d);
+int daemon_on_bar(sd_event_source *src, uint64_t usec, void *ud);
+int daemon_on_tick(sd_event_source *src, uint64_t usec, void *ud);
+void daemon_stuck_limits(struct daemon *d);
+int daemon_on_watchdog(sd_event_source *src, uint64_t usec, void *ud);
 
 #endif
