@@ -13,10 +13,14 @@
  * group with s3://) are checked after the walk, at the line of the
  * enclosing group.  The same rows give the defaults, pl_config_free and
  * pl_config_restart_differs, so none of them lists the settings again.
+ *
+ * Its parts share config_int.h: confget.c reports a mistake and reads a
+ * value of a type for every reader; confvariant.c is what a variant of
+ * resize.variants is (its rows, its name rule, the list, the formats);
+ * confservices.c reads the stream and metrics groups.
  */
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,265 +31,16 @@
 
 #include "cfgfile.h"
 #include "config.h"
+#include "config_int.h"
 #include "log.h"
-#include "metrics.h"
 #include "sysdirs.h"
 #include "template.h"
 
-#define KEY_MAX 160
-#define MSG_MAX 1024
-
-struct ctx {
-	struct pl_cfgfile *f;
-	pl_config_report_fn *report;
-	void *ud;
-	unsigned errors;
-	bool oom;
-	bool protocols_bad;		/* already reported: no follow-up errors */
-	struct pl_config *cfg;		/* being loaded */
-};
-
-/* ---- reporting ---------------------------------------------------------- */
-
-/* Also how pl_cfgfile reports (ud is the ctx). */
-static void emit(void *ud, const char *msg)
-{
-	struct ctx *c = ud;
-
-	if (c->report)
-		c->report(c->ud, msg);
-	else
-		pl_log(LOG_ERR, "%s", msg);
-}
-
-static void report(struct ctx *c, const config_setting_t *s, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void report(struct ctx *c, const config_setting_t *s, const char *fmt, ...)
-{
-	char where[PATH_MAX + 16], text[MSG_MAX], msg[sizeof where + sizeof text + 2];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof text, fmt, ap);
-	va_end(ap);
-	pl_cfgfile_where(c->f, s, where, sizeof where);
-	snprintf(msg, sizeof msg, "%s: %s", where, text);
-	c->errors++;
-	emit(c, msg);
-}
-
-static const char *key(char *buf, const char *pfx, const char *name)
-{
-	snprintf(buf, KEY_MAX, "%s%s%s", pfx, *pfx ? "." : "", name);
-	return buf;
-}
-
-static void set_str(struct ctx *c, char **dst, const char *v)
-{
-	char *s = strdup(v);
-
-	if (!s) {
-		c->oom = true;
-		return;
-	}
-	free(*dst);
-	*dst = s;
-}
-
-/* ---- typed getters ------------------------------------------------------ */
-
-/* An integer in lo..hi; int64 literals too, never floats. */
-static bool get_int(struct ctx *c, const config_setting_t *s, const char *k,
-		    long long lo, long long hi, long long *out)
-{
-	char lit[64];
-	long long v;
-
-	switch (config_setting_type(s)) {
-	case CONFIG_TYPE_INT:
-		v = config_setting_get_int(s);
-		if (!pl_cfgfile_int_fits(s, lit, sizeof lit)) {
-			report(c, s, "%s: %s does not fit a plain integer: write it as %sL",
-			       k, lit, lit);
-			return false;
-		}
-		break;
-	case CONFIG_TYPE_INT64:
-		v = config_setting_get_int64(s);
-		break;
-	default:
-		report(c, s, "%s: expected an integer", k);
-		return false;
-	}
-	if (v < lo || v > hi) {
-		report(c, s, "%s: %lld is out of range %lld..%lld", k, v, lo, hi);
-		return false;
-	}
-	*out = v;
-	return true;
-}
-
-/* Seconds, integer or float, in lo..hi (lo itself excluded when open). */
-static bool get_time(struct ctx *c, const config_setting_t *s, const char *k,
-		     bool open, double lo, double hi, double *out)
-{
-	double v;
-
-	switch (config_setting_type(s)) {
-	case CONFIG_TYPE_INT:
-	case CONFIG_TYPE_INT64:
-		v = (double)config_setting_get_int64(s);
-		break;
-	case CONFIG_TYPE_FLOAT:
-		v = config_setting_get_float(s);
-		break;
-	default:
-		report(c, s, "%s: expected a number of seconds", k);
-		return false;
-	}
-	if (!(open ? v > lo : v >= lo) || !(v <= hi)) {
-		report(c, s, "%s: %g is out of range %s%g..%g", k, v, open ? ">" : "", lo, hi);
-		return false;
-	}
-	*out = v;
-	return true;
-}
-
-static const char *get_str(struct ctx *c, const config_setting_t *s, const char *k)
-{
-	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
-		report(c, s, "%s: expected a string", k);
-		return NULL;
-	}
-	return config_setting_get_string(s);
-}
-
-static const char *get_path(struct ctx *c, const config_setting_t *s, const char *k,
-			    bool empty_ok)
-{
-	const char *v = get_str(c, s, k);
-
-	if (v && !(empty_ok && !*v) && v[0] != '/') {
-		report(c, s, "%s: \"%s\" is not an absolute path", k, v);
-		return NULL;
-	}
-	return v;
-}
-
-struct choice {
-	const char *name;
-	int value;
-};
-
-/* One of the names in ch (ended by a NULL name).  The message lists each
- * value by its first name: later names of a value are aliases ("center"). */
-static bool get_choice(struct ctx *c, const config_setting_t *s, const char *k,
-		       const struct choice *ch, int *out)
-{
-	const char *v = get_str(c, s, k);
-	char listed[256] = "";
-	size_t n = 0;
-
-	if (!v)
-		return false;
-	for (const struct choice *x = ch; x->name; x++)
-		if (strcmp(v, x->name) == 0) {
-			*out = x->value;
-			return true;
-		}
-	for (const struct choice *x = ch; x->name && n < sizeof listed; x++) {
-		const struct choice *first = ch;
-
-		while (first->value != x->value)
-			first++;
-		if (first == x)
-			n += (size_t)snprintf(listed + n, sizeof listed - n, "%s%s",
-					      n ? ", " : "", x->name);
-	}
-	report(c, s, "%s: \"%s\" is not one of %s", k, v, listed);
-	return false;
-}
-
-/* ---- the settings table: how it works ---------------------------------- */
-
-/*
- * Every setting is one row of a table (settings[] below, and
- * variant_settings[] for the members of a variant): its path as written in
- * the file, the field of the struct it fills, its range, default, whether
- * a reload applies it, and, when the value needs more than its type's
- * check, the function that reads it.  From the rows come the walk (unknown
- * names, wrong types, ranges), the defaults, pl_config_free and
- * pl_config_restart_differs, so that adding a setting is one field in
- * struct pl_config (config.h) and one row here (and its lines in
- * man/pipeline.conf.5).  A setting is restart-only unless its row says
- * .live, which also needs daemon.c's reload() to apply it.
- *
- * A row's type is not written in the row: CONF()/VARIANT() take it from
- * the field's own C type (TYPE_OF), so a row cannot disagree with its
- * field, and a field of a type the table does not know does not compile.
- */
-enum type {
-	T_GROUP,	/* no field: a group, holding the rows below its path */
-	T_INT,		/* int: an integer in lo..hi, or one of .choices */
-	T_LONG,		/* long: the same */
-	T_UINT,		/* unsigned: the same; also the enums, which gcc
-			   and clang make unsigned when no value is negative
-			   (were one int, TYPE_OF would say T_INT) */
-	T_DOUBLE,	/* double: seconds in lo..hi, integer or not */
-	T_BOOL,		/* bool: true or false */
-	T_STR,		/* char *, owned: an absolute path ("" too when
-			   .empty_ok), or what .read accepts */
-	T_NAME,		/* char [PL_VARIANT_NAME_MAX]: what .read accepts */
-	T_STAGE,	/* struct pl_stage_conf: its workers, lo..hi or "auto",
-			   or "adaptive" where .def_str is that, the default
-			   (its queue and workers_max are rows of their own) */
-	T_VARIANTS,	/* struct pl_variant *, counted by resize.nvariants */
-	T_LIST,		/* struct pl_strlist, owned: what .read accepts */
-};
-
-#define TYPE_OF(x) _Generic(&(x),						\
-	int *: T_INT, long *: T_LONG, unsigned *: T_UINT, double *: T_DOUBLE,	\
-	bool *: T_BOOL, char **: T_STR, char (*)[PL_VARIANT_NAME_MAX]: T_NAME,	\
-	struct pl_stage_conf *: T_STAGE, struct pl_variant **: T_VARIANTS,	\
-	struct pl_strlist *: T_LIST)
-#define FIELD(S, f)	.type = TYPE_OF(((S *)0)->f), .off = offsetof(S, f)
+/* The rows of settings[] (config_int.h has what a row is). */
 #define CONF(f)		FIELD(struct pl_config, f)
-#define VARIANT(f)	FIELD(struct pl_variant, f)
 #define GROUP		.type = T_GROUP
-#define RANGE(l, h)	.lo = (l), .hi = (h)
 #define ABOVE(l, h)	.lo = (l), .hi = (h), .lo_excluded = true	/* >l..h */
 
-typedef void read_fn(struct ctx *c, const config_setting_t *s, const char *k, void *field);
-typedef void check_fn(struct ctx *c, const config_setting_t *g, const char *k);
-
-struct setting {
-	const char *path;	/* "download.retries"; a variant's: "width" */
-	enum type type;
-	size_t off;		/* of its field, in struct pl_config or pl_variant */
-	long long lo, hi;	/* numbers: the range */
-	bool lo_excluded;	/* seconds: lo itself is out of range */
-	bool empty_ok;		/* paths: "" is allowed too */
-	bool required;		/* no default: the group must set it */
-	bool live;		/* a reload applies it (daemon.c reload()); every
-				   other setting waits for a restart */
-	double def;		/* numbers and bools: the default (a double holds
-				   every integer default exactly: all < 2^53) */
-	const char *def_str;	/* strings: the default, "" when none;
-				   stages: "adaptive" when that is allowed and
-				   the default (.def is then its starting width) */
-	const struct choice *choices;	/* integers: a name instead of a number */
-	read_fn *read;		/* reads the value instead of its type's reader */
-	check_fn *check;	/* groups: rules across its settings, after them */
-};
-
-#define NROWS(t) (sizeof t / sizeof *t)
-
-static void walk(struct ctx *c, const config_setting_t *g, const char *k, const char *rel,
-		 const struct setting *rows, size_t nrows, void *base);
-static int set_defaults(const struct setting *rows, size_t nrows, void *base);
-static void free_fields(const struct setting *rows, size_t nrows, void *base);
-static bool differs(const struct setting *rows, size_t nrows, const void *a, const void *b);
 
 /* ---- readers and rules of particular settings --------------------------- */
 
@@ -315,11 +70,11 @@ static void workers(struct ctx *c, const config_setting_t *s, const char *k,
 	}
 	if (config_setting_type(s) != CONFIG_TYPE_INT &&
 	    config_setting_type(s) != CONFIG_TYPE_INT64) {
-		report(c, s, adaptive_ok ? "%s: expected an integer, \"auto\" or \"adaptive\""
-					 : "%s: expected an integer or \"auto\"", k);
+		pl_config_report(c, s, adaptive_ok ? "%s: expected an integer, \"auto\" or \"adaptive\""
+						   : "%s: expected an integer or \"auto\"", k);
 		return;
 	}
-	if (get_int(c, s, k, lo, hi, &v)) {
+	if (pl_config_get_int(c, s, k, lo, hi, &v)) {
 		st->workers = (unsigned)v;
 		st->workers_auto = false;
 		st->workers_adaptive = false;
@@ -328,14 +83,14 @@ static void workers(struct ctx *c, const config_setting_t *s, const char *k,
 
 static void log_level(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
 {
-	const char *v = get_str(c, s, k);
+	const char *v = pl_config_get_str(c, s, k);
 	int l = v ? pl_log_level_from_name(v) : -1;
 
 	if (!v)
 		return;
 	/* emerg..crit would hide the daemon's own errors */
 	if (l < LOG_ERR || l > LOG_DEBUG) {
-		report(c, s, "%s: \"%s\" is not one of err, warning, notice, info, debug", k, v);
+		pl_config_report(c, s, "%s: \"%s\" is not one of err, warning, notice, info, debug", k, v);
 		return;
 	}
 	*(int *)dst = l;
@@ -353,13 +108,13 @@ static void protocols(struct ctx *c, const config_setting_t *s, const char *k, v
 
 	if (config_setting_type(s) != CONFIG_TYPE_ARRAY &&
 	    config_setting_type(s) != CONFIG_TYPE_LIST) {
-		report(c, s, "%s: expected a list of strings [ \"http\", … ]", k);
+		pl_config_report(c, s, "%s: expected a list of strings [ \"http\", … ]", k);
 		c->protocols_bad = true;
 		return;
 	}
 	n = config_setting_length(s);
 	if (n == 0) {
-		report(c, s, "%s: must name at least one protocol", k);
+		pl_config_report(c, s, "%s: must name at least one protocol", k);
 		c->protocols_bad = true;
 		return;
 	}
@@ -367,10 +122,10 @@ static void protocols(struct ctx *c, const config_setting_t *s, const char *k, v
 		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
 		int bit;
 
-		if (!get_choice(c, e, k, names, &bit)) {
+		if (!pl_config_get_choice(c, e, k, names, &bit)) {
 			ok = false;
 		} else if (bits & (unsigned)bit) {
-			report(c, e, "%s: \"%s\" is listed twice", k, config_setting_get_string(e));
+			pl_config_report(c, e, "%s: \"%s\" is listed twice", k, config_setting_get_string(e));
 			ok = false;
 		} else {
 			bits |= (unsigned)bit;
@@ -391,49 +146,23 @@ static void download_rules(struct ctx *c, const config_setting_t *g, const char 
 	if (c->protocols_bad)
 		return;
 	if ((cfg->download.protocols & PL_PROTO_FILE) && !*cfg->download.file_root)
-		report(c, root ? root : g, "%s.file_root: required when protocols include \"file\"", k);
+		pl_config_report(c, root ? root : g,
+				 "%s.file_root: required when protocols include \"file\"", k);
 	else if (!(cfg->download.protocols & PL_PROTO_FILE) && *cfg->download.file_root)
-		report(c, root, "%s.file_root: set, but protocols do not include \"file\"", k);
-}
-
-static bool variant_name_ok(const char *v)
-{
-	size_t n = strlen(v);
-
-	if (n < 1 || n >= PL_VARIANT_NAME_MAX || v[0] == '.')
-		return false;
-	for (; *v; v++)
-		if (!((*v >= 'a' && *v <= 'z') || (*v >= 'A' && *v <= 'Z') ||
-		      (*v >= '0' && *v <= '9') || *v == '.' || *v == '_' || *v == '-'))
-			return false;
-	return true;
-}
-
-static void variant_name(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
-{
-	const char *v = get_str(c, s, k);
-
-	if (!v)
-		return;
-	if (!variant_name_ok(v)) {
-		report(c, s, "%s: \"%s\" is not a name: 1..%d letters, digits, '.', '_' or '-', "
-			     "not starting with '.'", k, v, PL_VARIANT_NAME_MAX - 1);
-		return;
-	}
-	memcpy(dst, v, strlen(v) + 1);
+		pl_config_report(c, root, "%s.file_root: set, but protocols do not include \"file\"", k);
 }
 
 static void url(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
 {
-	const char *v = get_str(c, s, k), *why;
+	const char *v = pl_config_get_str(c, s, k), *why;
 
 	if (!v)
 		return;
 	if (pl_template_check(v, &why) < 0) {
-		report(c, s, "%s: %s", k, why);
+		pl_config_report(c, s, "%s: %s", k, why);
 		return;
 	}
-	set_str(c, dst, v);
+	pl_config_set_str(c, dst, v);
 }
 
 const char *pl_config_s3_endpoint_invalid(const char *v)
@@ -456,335 +185,28 @@ const char *pl_config_s3_region_invalid(const char *v)
 
 static void s3_endpoint(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
 {
-	const char *v = get_str(c, s, k), *bad;
+	const char *v = pl_config_get_str(c, s, k), *bad;
 
 	if (!v)
 		return;
 	if ((bad = pl_config_s3_endpoint_invalid(v))) {
-		report(c, s, "%s: \"%s\" %s", k, v, bad);
+		pl_config_report(c, s, "%s: \"%s\" %s", k, v, bad);
 		return;
 	}
-	set_str(c, dst, v);
+	pl_config_set_str(c, dst, v);
 }
 
 static void s3_region(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
 {
-	const char *v = get_str(c, s, k), *bad;
+	const char *v = pl_config_get_str(c, s, k), *bad;
 
 	if (!v)
 		return;
 	if ((bad = pl_config_s3_region_invalid(v))) {
-		report(c, s, "%s: \"%s\" %s", k, v, bad);
+		pl_config_report(c, s, "%s: \"%s\" %s", k, v, bad);
 		return;
 	}
-	set_str(c, dst, v);
-}
-
-/* ---- the stream group --------------------------------------------------- */
-
-/* A name that can stand in a NATS subject as one token and as a durable
- * consumer name: 1 to 64 of A-Z a-z 0-9 _ -. */
-static bool token_ok(const char *v)
-{
-	size_t n = strlen(v);
-
-	return n >= 1 && n <= 64 &&
-	       strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") == n;
-}
-
-static void token(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
-{
-	const char *v = get_str(c, s, k);
-
-	if (!v)
-		return;
-	if (!token_ok(v)) {
-		report(c, s, "%s: \"%s\" is not 1 to 64 of A-Z a-z 0-9 _ -", k, v);
-		return;
-	}
-	set_str(c, dst, v);
-}
-
-/* Tokens joined by '.': no wildcard, no empty token. */
-static void subject(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
-{
-	const char *v = get_str(c, s, k);
-	char tok[KEY_MAX];
-	bool ok;
-
-	if (!v)
-		return;
-	ok = *v && strlen(v) < 128;
-	for (const char *p = v; ok && *p; p += *p == '.') {
-		size_t n = strcspn(p, ".");
-
-		ok = n > 0 && n < sizeof tok && (memcpy(tok, p, n), tok[n] = '\0', token_ok(tok));
-		p += n;
-		ok = ok && !(p[0] == '.' && p[1] == '\0');
-	}
-	if (!ok) {
-		report(c, s, "%s: \"%s\" is not a subject prefix (tokens of A-Z a-z 0-9 _ - "
-			     "joined by '.')", k, v);
-		return;
-	}
-	set_str(c, dst, v);
-}
-
-static void servers(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
-{
-	struct pl_strlist *l = dst;
-	int n = config_setting_length(s);
-	char ek[KEY_MAX];
-
-	if (config_setting_type(s) != CONFIG_TYPE_ARRAY && config_setting_type(s) != CONFIG_TYPE_LIST) {
-		report(c, s, "%s: expected a list of URLs [ \"nats://host:port\", … ]", k);
-		return;
-	}
-	if (n < 1 || n > 16) {
-		report(c, s, "%s: expected 1 to 16 URLs", k);
-		return;
-	}
-	if (!(l->v = calloc((size_t)n, sizeof *l->v))) {
-		c->oom = true;
-		return;
-	}
-	for (int i = 0; i < n; i++) {
-		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
-		const char *v, *host;
-
-		snprintf(ek, sizeof ek, "%s[%d]", k, i);
-		if (!(v = get_str(c, e, ek)))
-			continue;
-		host = strncmp(v, "nats://", 7) == 0 ? v + 7 : strncmp(v, "tls://", 6) == 0 ? v + 6 : NULL;
-		if (!host || !*host || *host == '/' || *host == ':' || strpbrk(v, " \t\r\n")) {
-			report(c, e, "%s: \"%s\" is not a nats:// or tls:// URL", ek, v);
-			continue;
-		}
-		if (!(l->v[l->n] = strdup(v))) {
-			c->oom = true;
-			return;
-		}
-		l->n++;
-	}
-}
-
-static void free_list(struct pl_strlist *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->v[i]);
-	free(l->v);
-	l->v = NULL;
-	l->n = 0;
-}
-
-static bool lists_differ(const struct pl_strlist *a, const struct pl_strlist *b)
-{
-	if (a->n != b->n)
-		return true;
-	for (size_t i = 0; i < a->n; i++)
-		if (strcmp(a->v[i], b->v[i]) != 0)
-			return true;
-	return false;
-}
-
-/* The group is there: the stream intake is on.  Without a node name the
- * host's name is used, made a valid token. */
-static void stream_rules(struct ctx *c, const config_setting_t *g, const char *k)
-{
-	struct pl_stream_conf *st = &c->cfg->stream;
-	const config_setting_t *cert = config_setting_get_member(g, "tls_cert");
-	const config_setting_t *key = config_setting_get_member(g, "tls_key");
-	char host[65] = "";
-
-	st->enabled = true;
-	if (!!cert != !!key)
-		report(c, cert ? cert : key, "%s.%s: needs %s.%s as well", k, cert ? "tls_cert" : "tls_key",
-		       k, cert ? "tls_key" : "tls_cert");
-	if (*st->node)
-		return;
-	if (gethostname(host, sizeof host - 1) < 0 || !*host)
-		snprintf(host, sizeof host, "pipelined");
-	for (char *p = host; *p; p++)
-		if (!token_ok((char[]){ *p, '\0' }))
-			*p = '-';
-	set_str(c, &st->node, host);
-}
-
-/* ---- the metrics group -------------------------------------------------- */
-
-/* The rule the endpoint's socket follows (metrics.c). */
-static void listen_address(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
-{
-	const char *v = get_str(c, s, k);
-	struct sockaddr_storage ss;
-	socklen_t len;
-
-	if (!v)
-		return;
-	if (pl_metrics_parse_listen(v, &ss, &len) < 0) {
-		report(c, s, "%s: \"%s\" is not ADDRESS:PORT (an IPv4 address, or an IPv6 one "
-			     "in [ ], and a port 1..65535)", k, v);
-		return;
-	}
-	set_str(c, dst, v);
-}
-
-/* The group is there: the endpoint is on, on loopback unless it says. */
-static void metrics_rules(struct ctx *c, const config_setting_t *g, const char *k)
-{
-	(void)g;
-	(void)k;
-	if (!*c->cfg->metrics.listen)
-		set_str(c, &c->cfg->metrics.listen, "127.0.0.1:9464");
-}
-
-/* ---- a variant ---------------------------------------------------------- */
-
-static const struct choice fits[] = {
-	{ "inside", PL_FIT_INSIDE }, { "cover", PL_FIT_COVER }, { NULL, 0 },
-};
-static const struct choice crops[] = {
-	{ "centre", PL_CROP_CENTRE }, { "center", PL_CROP_CENTRE },
-	{ "attention", PL_CROP_ATTENTION }, { NULL, 0 },
-};
-static const struct choice formats[] = {
-	{ "jpeg", PL_FORMAT_JPEG }, { "webp", PL_FORMAT_WEBP },
-	{ "png", PL_FORMAT_PNG }, { "avif", PL_FORMAT_AVIF }, { NULL, 0 },
-};
-
-/* The members of one group of resize.variants, in struct pl_variant. */
-static const struct setting variant_settings[] = {
-	{ "name",    VARIANT(name),    .read = variant_name, .required = true },
-	{ "width",   VARIANT(width),   RANGE(1, 16384), .required = true },
-	{ "height",  VARIANT(height),  RANGE(1, 16384), .required = true },
-	{ "fit",     VARIANT(fit),     .choices = fits, .def = PL_FIT_INSIDE },
-	{ "crop",    VARIANT(crop),    .choices = crops, .def = PL_CROP_CENTRE },
-	{ "format",  VARIANT(format),  .choices = formats, .def = PL_FORMAT_JPEG },
-	{ "quality", VARIANT(quality), RANGE(1, 100), .def = 80 },
-};
-
-/* A variant that did not come from a file, against the same rows: the
- * name rule, the ranges and the choices, so that a stage handed one by
- * hand (tests, benchmarks) applies no rules of its own. */
-int pl_config_variant_check(const struct pl_variant *v, char *why, size_t whylen)
-{
-	size_t n = strnlen(v->name, sizeof v->name);
-
-	for (size_t i = 0; i < NROWS(variant_settings); i++) {
-		const struct setting *r = &variant_settings[i];
-		const void *f = (const char *)v + r->off;
-		long long x;
-		bool ok;
-
-		if (r->type == T_NAME) {
-			if (n == sizeof v->name || !variant_name_ok(v->name))
-				return snprintf(why, whylen, "variant \"%.*s\": not a name: 1..%d "
-						"letters, digits, '.', '_' or '-', not starting with '.'",
-						(int)n, v->name, PL_VARIANT_NAME_MAX - 1), -EINVAL;
-			continue;
-		}
-		x = r->type == T_INT ? (long long)*(const int *)f : (long long)*(const unsigned *)f;
-		ok = !r->choices && x >= r->lo && x <= r->hi;
-		for (const struct choice *ch = r->choices; ch && ch->name && !ok; ch++)
-			ok = ch->value == x;
-		if (!ok && r->choices)
-			return snprintf(why, whylen, "variant \"%.*s\": %s %lld is not one of "
-					"its names", (int)n, v->name, r->path, x), -EINVAL;
-		if (!ok)
-			return snprintf(why, whylen, "variant \"%.*s\": %s %lld is out of range "
-					"%lld..%lld", (int)n, v->name, r->path, x, r->lo, r->hi),
-			       -EINVAL;
-	}
-	return 0;
-}
-
-/*
- * resize.variants is the one list of groups, so it is the one setting
- * written out by hand (T_VARIANTS): reading it, its default, freeing and
- * comparing it.  A generic "list of rows" type would need an element size,
- * a count field and an element table in every row, for this one use.  Each
- * variant is still read, defaulted, freed and compared through
- * variant_settings[], so a new member of a variant is one row there.
- */
-static void free_variants(struct pl_config *cfg)
-{
-	for (size_t i = 0; i < cfg->resize.nvariants; i++)
-		free_fields(variant_settings, NROWS(variant_settings), &cfg->resize.variants[i]);
-	free(cfg->resize.variants);
-	cfg->resize.variants = NULL;
-	cfg->resize.nvariants = 0;
-}
-
-/* The one variant of a file that lists none. */
-static int default_variants(struct pl_config *cfg)
-{
-	struct pl_variant *v = calloc(1, sizeof *v);
-
-	if (!v)
-		return -ENOMEM;
-	cfg->resize.variants = v;
-	cfg->resize.nvariants = 1;
-	if (set_defaults(variant_settings, NROWS(variant_settings), v) < 0)
-		return -ENOMEM;
-	snprintf(v->name, sizeof v->name, "thumb");
-	v->width = v->height = 256;
-	return 0;
-}
-
-static bool variants_differ(const struct pl_config *a, const struct pl_config *b)
-{
-	if (a->resize.nvariants != b->resize.nvariants)
-		return true;
-	for (size_t i = 0; i < a->resize.nvariants; i++)
-		if (differs(variant_settings, NROWS(variant_settings),
-			    &a->resize.variants[i], &b->resize.variants[i]))
-			return true;
-	return false;
-}
-
-static void variants(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
-{
-	struct pl_variant *vs;
-	char vk[KEY_MAX];
-	int n;
-
-	(void)dst;	/* resize.variants, with resize.nvariants: c->cfg */
-	if (config_setting_type(s) != CONFIG_TYPE_LIST) {
-		report(c, s, "%s: expected a list of groups ( { name = …; … }, … )", k);
-		return;
-	}
-	n = config_setting_length(s);
-	if (n == 0) {
-		report(c, s, "%s: must hold at least one variant", k);
-		return;
-	}
-	vs = calloc((size_t)n, sizeof *vs);
-	if (!vs) {
-		c->oom = true;
-		return;
-	}
-	free_variants(c->cfg);
-	c->cfg->resize.variants = vs;
-	c->cfg->resize.nvariants = (size_t)n;
-	for (int i = 0; i < n; i++) {
-		const config_setting_t *g = config_setting_get_elem(s, (unsigned)i);
-
-		snprintf(vk, sizeof vk, "%s[%d]", k, i);
-		if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
-			report(c, g, "%s: expected a group { name = …; width = …; height = …; }", vk);
-			continue;
-		}
-		if (set_defaults(variant_settings, NROWS(variant_settings), &vs[i]) < 0) {
-			c->oom = true;
-			return;
-		}
-		walk(c, g, vk, "", variant_settings, NROWS(variant_settings), &vs[i]);
-		for (int j = 0; j < i && vs[i].name[0]; j++)
-			if (strcmp(vs[i].name, vs[j].name) == 0)
-				report(c, config_setting_get_member(g, "name"),
-				       "%s.name: \"%s\" is already the name of %s[%d]",
-				       vk, vs[i].name, k, j);
-	}
+	pl_config_set_str(c, dst, v);
 }
 
 /* ---- where systemd puts things (sysdirs.c) ------------------------------ */
@@ -794,34 +216,34 @@ static void variants(struct ctx *c, const config_setting_t *s, const char *k, vo
 static void credential_in(struct ctx *c, const config_setting_t *s, const char *k, void *dst,
 			  bool empty_ok)
 {
-	const char *v = get_str(c, s, k);
+	const char *v = pl_config_get_str(c, s, k);
 	char dir[PATH_MAX], path[PATH_MAX];
 
 	if (!v)
 		return;
 	if (!*v && !empty_ok) {
-		report(c, s, "%s: must not be empty", k);
+		pl_config_report(c, s, "%s: must not be empty", k);
 		return;
 	}
 	if (!*v || v[0] == '/') {
-		set_str(c, dst, v);
+		pl_config_set_str(c, dst, v);
 		return;
 	}
 	switch (pl_sysdirs_credential(v, path, sizeof path)) {
 	case 0:
-		set_str(c, dst, path);
+		pl_config_set_str(c, dst, path);
 		break;
 	case -EINVAL:
-		report(c, s, "%s: \"%s\" is neither an absolute path nor a credential name", k, v);
+		pl_config_report(c, s, "%s: \"%s\" is neither an absolute path nor a credential name", k, v);
 		break;
 	case -ENOENT:
-		report(c, s, "%s: \"%s\" is not an absolute path, and $CREDENTIALS_DIRECTORY "
-			     "is not set (LoadCredential= in the unit sets it)", k, v);
+		pl_config_report(c, s, "%s: \"%s\" is not an absolute path, and $CREDENTIALS_DIRECTORY "
+				       "is not set (LoadCredential= in the unit sets it)", k, v);
 		break;
 	default:	/* -ENAMETOOLONG: say what would not fit */
 		dir[0] = '\0';
 		pl_sysdirs_env("CREDENTIALS_DIRECTORY", dir, sizeof dir);
-		report(c, s, "%s: \"%s/%s\" is too long", k, dir, v);
+		pl_config_report(c, s, "%s: \"%s/%s\" is too long", k, dir, v);
 		break;
 	}
 }
@@ -872,7 +294,7 @@ static const struct setting settings[] = {
 	{ "resize.queue",             CONF(resize.stage.queue), RANGE(1, 65536), .def = 16 },
 	{ "resize.max_pixels",        CONF(resize.max_pixels), RANGE(1, 10000000000LL),
 				      .def = 50000000 },
-	{ "resize.variants",          CONF(resize.variants), .read = variants },
+	{ "resize.variants",          CONF(resize.variants), .read = pl_config_variants },
 
 	{ "upload",                   GROUP },
 	{ "upload.workers",           CONF(upload.stage), RANGE(1, 256), .def = 5,
@@ -894,12 +316,12 @@ static const struct setting settings[] = {
 				      .def_str = "us-east-1" },
 	{ "upload.s3.credentials",    CONF(upload.s3.credentials), .read = credential },
 
-	{ "stream",                   GROUP, .check = stream_rules },
-	{ "stream.servers",           CONF(stream.servers), .read = servers, .required = true },
-	{ "stream.node",              CONF(stream.node), .read = token },
-	{ "stream.stream",            CONF(stream.stream), .read = token, .def_str = "PIPELINED" },
-	{ "stream.subject",           CONF(stream.subject), .read = subject, .def_str = "pipelined" },
-	{ "stream.consumer",          CONF(stream.consumer), .read = token, .def_str = "pipelined" },
+	{ "stream",                   GROUP, .check = pl_config_stream_rules },
+	{ "stream.servers",           CONF(stream.servers), .read = pl_config_servers, .required = true },
+	{ "stream.node",              CONF(stream.node), .read = pl_config_token },
+	{ "stream.stream",            CONF(stream.stream), .read = pl_config_token, .def_str = "PIPELINED" },
+	{ "stream.subject",           CONF(stream.subject), .read = pl_config_subject, .def_str = "pipelined" },
+	{ "stream.consumer",          CONF(stream.consumer), .read = pl_config_token, .def_str = "pipelined" },
 	{ "stream.ack_wait",          CONF(stream.ack_wait), ABOVE(0, 3600), .def = 30 },
 	{ "stream.max_deliver",       CONF(stream.max_deliver), RANGE(2, 1000), .def = 20 },
 	{ "stream.max_ack_pending",   CONF(stream.max_ack_pending), RANGE(1, 1000000), .def = 1000 },
@@ -909,8 +331,8 @@ static const struct setting settings[] = {
 	{ "stream.tls_cert",          CONF(stream.tls_cert), .read = credential_opt },
 	{ "stream.tls_key",           CONF(stream.tls_key), .read = credential_opt },
 
-	{ "metrics",                  GROUP, .check = metrics_rules },
-	{ "metrics.listen",           CONF(metrics.listen), .read = listen_address },
+	{ "metrics",                  GROUP, .check = pl_config_metrics_rules },
+	{ "metrics.listen",           CONF(metrics.listen), .read = pl_config_listen_address },
 	{ "metrics.connections",      CONF(metrics.connections), RANGE(1, 1024), .def = 16 },
 	{ "metrics.timeout",          CONF(metrics.timeout), ABOVE(0, 3600), .def = 10 },
 };
@@ -967,10 +389,10 @@ static void read_setting(struct ctx *c, const struct setting *row, const config_
 	switch (row->type) {
 	case T_GROUP:
 		if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
-			report(c, s, "%s: expected a group { … }", k);
+			pl_config_report(c, s, "%s: expected a group { … }", k);
 			return;
 		}
-		walk(c, s, k, rk, rows, nrows, base);
+		pl_config_walk(c, s, k, rk, rows, nrows, base);
 		if (row->check)
 			row->check(c, s, k);
 		break;
@@ -978,25 +400,25 @@ static void read_setting(struct ctx *c, const struct setting *row, const config_
 	case T_LONG:
 	case T_UINT:
 		if (row->choices) {
-			if (get_choice(c, s, k, row->choices, &ch))
+			if (pl_config_get_choice(c, s, k, row->choices, &ch))
 				store_int(row->type, field, ch);
-		} else if (get_int(c, s, k, row->lo, row->hi, &i)) {
+		} else if (pl_config_get_int(c, s, k, row->lo, row->hi, &i)) {
 			store_int(row->type, field, i);
 		}
 		break;
 	case T_DOUBLE:
-		if (get_time(c, s, k, row->lo_excluded, (double)row->lo, (double)row->hi, &d))
+		if (pl_config_get_time(c, s, k, row->lo_excluded, (double)row->lo, (double)row->hi, &d))
 			*(double *)field = d;
 		break;
 	case T_BOOL:
 		if (config_setting_type(s) == CONFIG_TYPE_BOOL)
 			*(bool *)field = config_setting_get_bool(s);
 		else
-			report(c, s, "%s: expected true or false", k);
+			pl_config_report(c, s, "%s: expected true or false", k);
 		break;
 	case T_STR:
-		if ((str = get_path(c, s, k, row->empty_ok)))
-			set_str(c, field, str);
+		if ((str = pl_config_get_path(c, s, k, row->empty_ok)))
+			pl_config_set_str(c, field, str);
 		break;
 	case T_STAGE:
 		workers(c, s, k, field, row);
@@ -1010,19 +432,19 @@ static void read_setting(struct ctx *c, const struct setting *row, const config_
 
 /* Every member of the group g, in source order, against the rows below
  * rel; then the required ones it lacks.  k is how g is shown. */
-static void walk(struct ctx *c, const config_setting_t *g, const char *k, const char *rel,
-		 const struct setting *rows, size_t nrows, void *base)
+void pl_config_walk(struct ctx *c, const config_setting_t *g, const char *k, const char *rel,
+		    const struct setting *rows, size_t nrows, void *base)
 {
 	char sk[KEY_MAX], rk[KEY_MAX];
 
 	for (int i = 0; i < config_setting_length(g); i++) {
 		const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
 		const char *name = config_setting_name(s);
-		const struct setting *row = find(rows, nrows, key(rk, rel, name));
+		const struct setting *row = find(rows, nrows, pl_config_key(rk, rel, name));
 
-		key(sk, k, name);
+		pl_config_key(sk, k, name);
 		if (!row)
-			report(c, s, "unknown setting '%s'", sk);
+			pl_config_report(c, s, "unknown setting '%s'", sk);
 		else
 			read_setting(c, row, s, sk, rk, rows, nrows, base);
 	}
@@ -1030,12 +452,12 @@ static void walk(struct ctx *c, const config_setting_t *g, const char *k, const 
 		const char *name = child(rows[j].path, rel);
 
 		if (rows[j].required && name && !config_setting_get_member(g, name))
-			report(c, g, "%s.%s: required setting is missing", k, name);
+			pl_config_report(c, g, "%s.%s: required setting is missing", k, name);
 	}
 }
 
 /* Into a zeroed base.  0 or -ENOMEM (what was set is freed by free_fields). */
-static int set_defaults(const struct setting *rows, size_t nrows, void *base)
+int pl_config_set_defaults(const struct setting *rows, size_t nrows, void *base)
 {
 	for (size_t i = 0; i < nrows; i++) {
 		const struct setting *row = &rows[i];
@@ -1070,7 +492,7 @@ static int set_defaults(const struct setting *rows, size_t nrows, void *base)
 				row->def_str && strcmp(row->def_str, "adaptive") == 0;
 			break;
 		case T_VARIANTS:	/* only in struct pl_config */
-			if (default_variants(base) < 0)
+			if (pl_config_default_variants(base) < 0)
 				return -ENOMEM;
 			break;
 		case T_LIST:
@@ -1080,7 +502,7 @@ static int set_defaults(const struct setting *rows, size_t nrows, void *base)
 	return 0;
 }
 
-static void free_fields(const struct setting *rows, size_t nrows, void *base)
+void pl_config_free_fields(const struct setting *rows, size_t nrows, void *base)
 {
 	for (size_t i = 0; i < nrows; i++) {
 		void *field = (char *)base + rows[i].off;
@@ -1088,9 +510,9 @@ static void free_fields(const struct setting *rows, size_t nrows, void *base)
 		if (rows[i].type == T_STR)
 			free(*(char **)field);
 		else if (rows[i].type == T_VARIANTS)
-			free_variants(base);
+			pl_config_free_variants(base);
 		else if (rows[i].type == T_LIST)
-			free_list(field);
+			pl_config_free_list(field);
 	}
 }
 
@@ -1100,7 +522,7 @@ static bool str_differs(const char *a, const char *b)
 }
 
 /* Do a and b differ in a setting that is not live? */
-static bool differs(const struct setting *rows, size_t nrows, const void *a, const void *b)
+bool pl_config_differs(const struct setting *rows, size_t nrows, const void *a, const void *b)
 {
 	for (size_t i = 0; i < nrows; i++) {
 		const struct setting *row = &rows[i];
@@ -1142,10 +564,10 @@ static bool differs(const struct setting *rows, size_t nrows, const void *a, con
 			    ((const struct pl_stage_conf *)fb)->workers_adaptive;
 			break;
 		case T_VARIANTS:	/* only in struct pl_config */
-			d = variants_differ(a, b);
+			d = pl_config_variants_differ(a, b);
 			break;
 		case T_LIST:
-			d = lists_differ(fa, fb);
+			d = pl_config_lists_differ(fa, fb);
 			break;
 		}
 		if (d)
@@ -1170,17 +592,17 @@ static void upload_rules(struct ctx *c, const config_setting_t *g, const char *k
 	bool is_s3 = strncmp(uv, "s3://", 5) == 0;
 
 	if (u && cfg->resize.nvariants > 1 && !pl_template_has(cfg->upload.url, "variant"))
-		report(c, u, "%s.url: needs {variant}: there are %zu variants, "
-			     "which would write the same key", k, cfg->resize.nvariants);
+		pl_config_report(c, u, "%s.url: needs {variant}: there are %zu variants, "
+				       "which would write the same key", k, cfg->resize.nvariants);
 	if (is_s3 && !s3) {
-		report(c, g, "%s.s3: required with an s3:// url", k);
+		pl_config_report(c, g, "%s.s3: required with an s3:// url", k);
 	} else if (is_s3 && config_setting_type(s3) == CONFIG_TYPE_GROUP) {
 		if (!config_setting_get_member(s3, "endpoint"))
-			report(c, s3, "%s.s3.endpoint: required with an s3:// url", k);
+			pl_config_report(c, s3, "%s.s3.endpoint: required with an s3:// url", k);
 		if (!config_setting_get_member(s3, "credentials"))
-			report(c, s3, "%s.s3.credentials: required with an s3:// url", k);
+			pl_config_report(c, s3, "%s.s3.credentials: required with an s3:// url", k);
 	} else if (!is_s3 && s3) {
-		report(c, s3, "%s.s3: only used with an s3:// url", k);
+		pl_config_report(c, s3, "%s.s3: only used with an s3:// url", k);
 	}
 }
 
@@ -1197,17 +619,17 @@ static void env_defaults(struct ctx *c, const config_setting_t *root)
 
 	if (!config_setting_get_member(root, "runtime") &&
 	    pl_sysdirs_env("RUNTIME_DIRECTORY", dir, sizeof dir) == 0)
-		set_str(c, &c->cfg->runtime, dir);
+		pl_config_set_str(c, &c->cfg->runtime, dir);
 	if (pl_sysdirs_env("STATE_DIRECTORY", dir, sizeof dir) < 0)
 		return;
 	if (!config_setting_get_member(root, "spool")) {
 		snprintf(v, sizeof v, "%s/spool", dir);
-		set_str(c, &c->cfg->spool, v);
+		pl_config_set_str(c, &c->cfg->spool, v);
 	}
 	/* a path with template or URL syntax in it keeps the built-in url */
 	if ((!up || !config_setting_get_member(up, "url")) && !strpbrk(dir, "{}%?# ")) {
 		snprintf(v, sizeof v, "file://%s/out/{job}/{name}-{variant}.{ext}", dir);
-		set_str(c, &c->cfg->upload.url, v);
+		pl_config_set_str(c, &c->cfg->upload.url, v);
 	}
 }
 
@@ -1216,7 +638,7 @@ static void load_root(struct ctx *c)
 	const config_setting_t *root = pl_cfgfile_root(c->f);
 	const config_setting_t *up = config_setting_get_member(root, "upload");
 
-	walk(c, root, "", "", settings, NROWS(settings), c->cfg);
+	pl_config_walk(c, root, "", "", settings, NROWS(settings), c->cfg);
 	env_defaults(c, root);
 	if (up && config_setting_type(up) == CONFIG_TYPE_GROUP)
 		upload_rules(c, up, "upload");
@@ -1255,12 +677,12 @@ int pl_config_load(const char *path, pl_config_report_fn *report_fn, void *ud,
 	 * directory */
 	if ((r = pl_sysdirs_config_file(path, full, sizeof full, &path)) < 0)
 		return r;
-	r = pl_cfgfile_open(path, emit, &c, &c.f);
+	r = pl_cfgfile_open(path, pl_config_emit, &c, &c.f);
 	if (r < 0)
 		goto out;
 	cfg = calloc(1, sizeof *cfg);
 	c.cfg = cfg;
-	if (!cfg || (r = set_defaults(settings, NROWS(settings), cfg)) < 0 ||
+	if (!cfg || (r = pl_config_set_defaults(settings, NROWS(settings), cfg)) < 0 ||
 	    !(cfg->path = strdup(path))) {
 		r = -ENOMEM;
 		goto out;
@@ -1285,34 +707,12 @@ void pl_config_free(struct pl_config *cfg)
 {
 	if (!cfg)
 		return;
-	free_fields(settings, NROWS(settings), cfg);
+	pl_config_free_fields(settings, NROWS(settings), cfg);
 	free(cfg->path);
 	free(cfg);
 }
 
-const char *pl_config_format_ext(enum pl_format f)
-{
-	switch (f) {
-	case PL_FORMAT_JPEG: return "jpg";
-	case PL_FORMAT_WEBP: return "webp";
-	case PL_FORMAT_PNG:  return "png";
-	case PL_FORMAT_AVIF: return "avif";
-	}
-	return "bin";
-}
-
-const char *pl_config_format_mime(enum pl_format f)
-{
-	switch (f) {
-	case PL_FORMAT_JPEG: return "image/jpeg";
-	case PL_FORMAT_WEBP: return "image/webp";
-	case PL_FORMAT_PNG:  return "image/png";
-	case PL_FORMAT_AVIF: return "image/avif";
-	}
-	return "application/octet-stream";
-}
-
 bool pl_config_restart_differs(const struct pl_config *a, const struct pl_config *b)
 {
-	return differs(settings, NROWS(settings), a, b);
+	return pl_config_differs(settings, NROWS(settings), a, b);
 }

@@ -268,7 +268,7 @@ START_TEST(unknown_format_refused)
 	cfg.resize.variants = &v;
 	cfg.resize.nvariants = 1;
 	cfg.resize.max_pixels = 1000;
-	/* config.c's rule (pl_config_variant_check): no such format */
+	/* confvariant.c's rule (pl_config_variant_check): no such format */
 	ck_assert_int_eq(pl_resize_new(&cfg, &ctx), -EINVAL);
 	ck_assert_ptr_null(ctx);
 }

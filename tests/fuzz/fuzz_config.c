@@ -1,7 +1,7 @@
 /*
  * fuzz_config.c — libFuzzer target for the configuration loader and
- * validator (src/config.c: pl_config_load, pl_config_free, and through them
- * libconfig and pl_template_check).
+ * validator (src/config.c and its conf*.c parts: pl_config_load,
+ * pl_config_free, and through them libconfig and pl_template_check).
  *
  * pl_config_load reads a file (and lexes it, to catch libconfig's silent
  * 32-bit truncation of integer literals), so each input is written to one
