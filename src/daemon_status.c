@@ -218,6 +218,28 @@ void daemon_stuck_limits(struct daemon *d)
 #endif
 }
 
+struct stuck {
+	size_t stage;
+	uint64_t now, limit_us;
+	bool named;		/* the line named the item */
+};
+
+/* The stuck item, named as every item's trouble is (job, item, URL).
+ * Under the pool's lock (pl_pool_oldest_busy): the item's intake fields,
+ * all pl_log_item reads, stay as they were fed. */
+static void log_stuck(void *ud, const void *item, uint64_t since_us)
+{
+	struct stuck *k = ud;
+
+	if (since_us >= k->now || k->now - since_us <= k->limit_us)	/* it came back since */
+		return;
+	k->named = true;
+	pl_log_item(LOG_ERR, item, daemon_stage_names[k->stage], 0,
+		    "stage %s: a worker has been on one item for %.0f s (limit %.0f s); "
+		    "withholding the watchdog ping", daemon_stage_names[k->stage],
+		    (double)(k->now - since_us) / 1e6, (double)k->limit_us / 1e6);
+}
+
 /* WATCHDOG=1 only if every stage that has work moved since the last ping,
  * and no worker is stuck on one item. */
 int daemon_on_watchdog(sd_event_source *src, uint64_t usec, void *ud)
@@ -232,10 +254,16 @@ int daemon_on_watchdog(sd_event_source *src, uint64_t usec, void *ud)
 
 		pl_pipeline_stats(d->pipe, i, &st);
 		if (st.oldest_busy_us && now - st.oldest_busy_us > d->stuck_us[i]) {
-			pl_log(LOG_ERR, "stage %s: a worker has been on one item for %.0f s "
-			       "(limit %.0f s); withholding the watchdog ping",
-			       daemon_stage_names[i], (double)(now - st.oldest_busy_us) / 1e6,
-			       (double)d->stuck_us[i] / 1e6);
+			struct stuck k = { i, now, d->stuck_us[i], false };
+
+			pl_pipeline_oldest_busy(d->pipe, i, log_stuck, &k);
+			/* it came back since the stats were taken: still a worker
+			 * that was stuck for longer than the limit */
+			if (!k.named)
+				pl_log(LOG_ERR, "stage %s: a worker has been on one item for %.0f s "
+				       "(limit %.0f s); withholding the watchdog ping",
+				       daemon_stage_names[i], (double)(now - st.oldest_busy_us) / 1e6,
+				       (double)d->stuck_us[i] / 1e6);
 			healthy = false;
 		}
 		bool has_work = st.busy || st.queued || st.delayed;
