@@ -16,9 +16,10 @@
  *   - size: counted in the write callback while streaming; Content-Length is
  *     a hint used to fail early and to preallocate, never trusted;
  *   - file://: no curl at all (its file:// follows symlinks anywhere): the
- *     path is resolved and must stay below download.file_root;
+ *     path is resolved and must stay below download.file_root
+ *     (download_file.c);
  *   - headers: every line curl hands over goes through
- *     pl_download_head_line (pure, fuzzed), which takes a status line only
+ *     pl_httphead_line (pure, fuzzed), which takes a status line only
  *     where one can stand and only with three digits.  The status decides
  *     whether the body is kept, so a line curl accepts but that parser
  *     does not fails the item instead of guessing.
@@ -36,7 +37,6 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -48,15 +48,15 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <curl/curl.h>
 
 #include "backoff.h"
 #include "config.h"
 #include "download.h"
+#include "download_file.h"
 #include "hostlimit.h"
+#include "httphead.h"
 #include "item.h"
 #include "log.h"
 #include "netguard.h"
@@ -93,7 +93,7 @@ struct worker {
 	char refused[160];	/* set by the open-socket callback */
 
 	/* the response being received (the last one after redirects) */
-	struct pl_download_head head;
+	struct pl_httphead head;
 	bool too_big;		/* body or Content-Length over max_bytes */
 	bool cl_too_big;	/* ... announced by Content-Length */
 	bool error_body_cut;	/* stopped reading a non-2xx body */
@@ -142,7 +142,7 @@ static void reset_transfer(struct worker *w)
 	free(w->buf);
 	w->buf = NULL;
 	w->len = w->cap = w->discarded = 0;
-	pl_download_head_init(&w->head);
+	pl_httphead_init(&w->head);
 	w->too_big = w->cl_too_big = w->error_body_cut = false;
 	w->abort_err = 0;
 	w->abort_why[0] = '\0';
@@ -177,136 +177,6 @@ static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_soc
 	return fd < 0 ? CURL_SOCKET_BAD : fd;
 }
 
-/* ---- response headers (pure; see download.h) ------------------------- */
-
-enum { PH_STATUS, PH_FIELDS, PH_DONE, PH_BAD };
-
-void pl_download_head_init(struct pl_download_head *h)
-{
-	memset(h, 0, sizeof *h);
-	h->phase = PH_STATUS;
-	h->content_length = -1;
-}
-
-void pl_download_head_body(struct pl_download_head *h)
-{
-	if (h->phase != PH_BAD)
-		h->phase = PH_DONE;
-}
-
-static bool is_digit(char c)
-{
-	return c >= '0' && c <= '9';	/* isdigit() would follow the locale */
-}
-
-/*
- * "HTTP/1.1 404 Not Found\r\n", "HTTP/1.0 200\r\n", or curl's own
- * "HTTP/2 200 \r\n".  Stricter than curl, which also takes "HTTP/2 1000",
- * "http/1.1 404" and "HTTP/x" (the last two as 200!): whatever passes here
- * gives the code curl reports too, so the status that decides whether the
- * body is kept is the one the transfer ends with.
- */
-static bool parse_status(struct pl_download_head *h, const char *line, size_t n)
-{
-	size_t i = 5, k = 0;
-	long code;
-
-	if (n < 5 || memcmp(line, "HTTP/", 5) != 0)
-		return false;
-	if (i >= n || !is_digit(line[i++]))
-		return false;
-	if (i + 1 < n && line[i] == '.' && is_digit(line[i + 1]))
-		i += 2;
-	if (i >= n || line[i] != ' ')
-		return false;
-	while (i < n && line[i] == ' ')
-		i++;
-	if (n - i < 3 || !is_digit(line[i]) || !is_digit(line[i + 1]) || !is_digit(line[i + 2]))
-		return false;
-	code = (line[i] - '0') * 100 + (line[i + 1] - '0') * 10 + (line[i + 2] - '0');
-	i += 3;
-	if (code < 100 || (i < n && line[i] != ' ' && line[i] != '\r' && line[i] != '\n'))
-		return false;
-	h->status = code;
-	while (i < n && line[i] == ' ')
-		i++;
-	/* the server's phrase, kept printable: it ends up in a log line */
-	while (i < n && k + 1 < sizeof h->phrase && line[i] >= 0x20 && line[i] < 0x7f)
-		h->phrase[k++] = line[i++];
-	while (k > 0 && h->phrase[k - 1] == ' ')
-		k--;
-	h->phrase[k] = '\0';
-	return true;
-}
-
-/* NAME: at the start of line (any case); the offset of the value, or 0. */
-static size_t field_value(const char *line, size_t n, const char *name)
-{
-	size_t k = strlen(name);
-
-	return n > k && strncasecmp(line, name, k) == 0 ? k : 0;
-}
-
-static void parse_field(struct pl_download_head *h, const char *line, size_t n)
-{
-	size_t v;
-
-	if ((v = field_value(line, n, "Content-Length:"))) {
-		char tmp[32], *end;
-		size_t k = n - v < sizeof tmp - 1 ? n - v : sizeof tmp - 1;
-		long long x;
-
-		memcpy(tmp, line + v, k);
-		tmp[k] = '\0';
-		errno = 0;
-		x = strtoll(tmp, &end, 10);
-		if (errno == 0 && end != tmp && x >= 0)
-			h->content_length = x;
-	} else if ((v = field_value(line, n, "Transfer-Encoding:"))) {
-		/* as curl reads it: the token in any case */
-		h->chunked = false;
-		for (; v + 7 <= n && !h->chunked; v++)
-			h->chunked = strncasecmp(line + v, "chunked", 7) == 0;
-	} else if ((v = field_value(line, n, "Location:"))) {
-		/* curl ignores an empty one */
-		for (; v < n && !h->location; v++)
-			h->location = line[v] != ' ' && line[v] != '\t' && line[v] != '\r' &&
-				      line[v] != '\n';
-	}
-}
-
-enum pl_download_line pl_download_head_line(struct pl_download_head *h, const char *line,
-					    size_t n)
-{
-	switch (h->phase) {
-	case PH_STATUS:
-		/* a new response: nothing of the previous one carries over */
-		pl_download_head_init(h);
-		if (!parse_status(h, line, n)) {
-			h->phase = PH_BAD;
-			return PL_DL_BAD_STATUS;
-		}
-		h->phase = PH_FIELDS;
-		return PL_DL_STATUS;
-	case PH_FIELDS:
-		if ((n == 2 && line[0] == '\r' && line[1] == '\n') || (n == 1 && line[0] == '\n')) {
-			/* Another response follows a 1xx, and a 3xx that curl
-			 * follows (it does when there is a Location); after any
-			 * other, only trailers can come. */
-			bool more = h->status < 200 ||
-				    (h->status >= 300 && h->status < 400 && h->location);
-			h->phase = more ? PH_STATUS : PH_DONE;
-			return more ? PL_DL_INTERIM : PL_DL_FINAL;
-		}
-		parse_field(h, line, n);
-		return PL_DL_FIELD;
-	default:
-		return PL_DL_AFTER;
-	}
-}
-
-/* ---- curl callbacks, continued ---------------------------------------- */
-
 /* What a server sent, for a reason: up to the line end, printable, no
  * quotes, cut to fit. */
 static void quote(char *dst, size_t len, const char *src, size_t n)
@@ -336,18 +206,18 @@ static size_t abort_transfer(struct worker *w, int err, const char *fmt, ...)
 static size_t on_header(char *line, size_t size, size_t nitems, void *ud)
 {
 	struct worker *w = ud;
-	struct pl_download_head *h = &w->head;
+	struct pl_httphead *h = &w->head;
 	size_t n = size * nitems;
 	long long cl;
 
-	switch (pl_download_head_line(h, line, n)) {
-	case PL_DL_BAD_STATUS: {
+	switch (pl_httphead_line(h, line, n)) {
+	case PL_HTTPHEAD_BAD_STATUS: {
 		char q[48];
 
 		quote(q, sizeof q, line, n);
 		return abort_transfer(w, EPROTO, "invalid HTTP status line \"%s\"", q);
 	}
-	case PL_DL_FINAL:
+	case PL_HTTPHEAD_FINAL:
 		/* Only a 2xx body is kept, so only its announced length
 		 * matters. */
 		if (h->status < 200 || h->status >= 300)
@@ -377,7 +247,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 	struct worker *w = ud;
 	size_t n = size * nmemb;
 
-	pl_download_head_body(&w->head);
+	pl_httphead_body(&w->head);
 	if (w->head.status < 200 || w->head.status >= 300) {
 		/* An error page is not an image: count it, drop it, and stop
 		 * reading one that goes on and on. */
@@ -425,7 +295,7 @@ static int worker_start(void *vctx, void **wstate)
 		return -ENOMEM;
 	w->ctx = c;
 	pl_backoff_seed(&w->rng);
-	pl_download_head_init(&w->head);
+	pl_httphead_init(&w->head);
 	h = w->curl = curl_easy_init();
 	if (!h)
 		goto fail;
@@ -472,103 +342,6 @@ static void worker_stop(void *vctx, void *wstate)
 	reset_transfer(w);
 	curl_easy_cleanup(w->curl);
 	free(w);
-}
-
-/* ---- file:// ---------------------------------------------------------- */
-
-static bool below(const char *path, const char *root)
-{
-	size_t n = strlen(root);
-
-	if (strcmp(root, "/") == 0)
-		return true;
-	return strncmp(path, root, n) == 0 && (path[n] == '\0' || path[n] == '/');
-}
-
-static int read_fd(int fd, size_t size, struct pl_item *it, char *why, size_t whylen)
-{
-	char *buf = malloc(size ? size : 1);
-	size_t got = 0;
-
-	if (!buf)
-		return snprintf(why, whylen, "out of memory for a %zu-byte file", size), -ENOMEM;
-	while (got < size) {
-		ssize_t r = read(fd, buf + got, size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			int e = errno;
-			free(buf);
-			return snprintf(why, whylen, "read: %s", strerror(e)), -e;
-		}
-		if (r == 0)
-			break;	/* truncated meanwhile: take what is there */
-		got += (size_t)r;
-	}
-	it->data = buf;
-	it->len = got;
-	return 0;
-}
-
-static int fetch_file(struct dl_ctx *c, struct pl_item *it, const char *path,
-		      char *why, size_t whylen)
-{
-	char *real = NULL, *root = NULL;
-	struct stat st;
-	int fd = -1, r;
-
-	if (!(c->protocols & PL_PROTO_FILE))
-		return snprintf(why, whylen, "file:// is not in download.protocols"), -EPERM;
-	if (!c->file_root[0])
-		return snprintf(why, whylen, "file:// needs download.file_root"), -EPERM;
-	root = realpath(c->file_root, NULL);
-	if (!root) {
-		r = -errno;
-		snprintf(why, whylen, "file_root %s: %s", c->file_root, strerror(-r));
-		goto out;
-	}
-	real = realpath(path, NULL);
-	if (!real) {
-		r = -errno;
-		snprintf(why, whylen, "file:// path %s: %s", path, strerror(-r));
-		goto out;
-	}
-	if (!below(real, root)) {
-		r = -EPERM;
-		snprintf(why, whylen, "file:// path %s is outside file_root %s", path, c->file_root);
-		goto out;
-	}
-	/* O_NOFOLLOW: the last component cannot have become a symlink since
-	 * realpath() looked at it. */
-	fd = open(real, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		r = -errno;
-		snprintf(why, whylen, "file:// path %s: %s", path, strerror(-r));
-		goto out;
-	}
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
-		snprintf(why, whylen, "file:// path %s: %s", path, strerror(-r));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		r = -EINVAL;
-		snprintf(why, whylen, "file:// path %s is not a regular file", path);
-		goto out;
-	}
-	if (st.st_size > c->max_bytes) {
-		r = -EFBIG;
-		snprintf(why, whylen, "file %s exceeds max_bytes (%ld)", path, c->max_bytes);
-		goto out;
-	}
-	pl_item_free_data(it);
-	r = read_fd(fd, (size_t)st.st_size, it, why, whylen);
-out:
-	if (fd >= 0)
-		close(fd);
-	free(real);
-	free(root);
-	return r;
 }
 
 /* ---- http(s) ---------------------------------------------------------- */
@@ -683,7 +456,7 @@ static enum verdict judge(struct worker *w, CURLcode res, int *err, char *why, s
 		curl_easy_getinfo(w->curl, CURLINFO_RESPONSE_CODE, &code);
 		*err = EPROTO;
 		if (code != w->head.status) {
-			/* cannot happen (see parse_status), but if it did, the
+			/* cannot happen (see parse_status, httphead.c), but if it did, the
 			 * body was kept or dropped on the wrong status */
 			snprintf(why, whylen, "HTTP status %ld, but the status line said %ld",
 				 code, w->head.status);
@@ -770,7 +543,7 @@ static enum verdict judge(struct worker *w, CURLcode res, int *err, char *why, s
 		 * headers had not ended: that was a header line, not memory.
 		 */
 		curl_easy_getinfo(w->curl, CURLINFO_REQUEST_SIZE, &sent);
-		if (sent > 0 && w->head.phase != PH_DONE) {
+		if (sent > 0 && !pl_httphead_done(&w->head)) {
 			*err = EMSGSIZE;
 			snprintf(why, whylen, "response header line longer than %d KiB",
 				 CURL_MAX_HTTP_HEADER / 1024);
@@ -932,8 +705,8 @@ static int process(void *vctx, void *wstate, void *vitem, char *why, size_t whyl
 	u = curl_url();
 	if (!u)
 		return snprintf(why, whylen, "out of memory parsing the URL"), -ENOMEM;
-	/* PATH_AS_IS: for file://, ".." is resolved by realpath() below, so
-	 * the reason names the path as written. */
+	/* PATH_AS_IS: for file://, ".." is resolved by realpath() in
+	 * download_file.c, so the reason names the path as written. */
 	rc = curl_url_set(u, CURLUPART_URL, it->source, CURLU_NON_SUPPORT_SCHEME | CURLU_PATH_AS_IS);
 	if (rc != CURLUE_OK) {
 		snprintf(why, whylen, "bad URL: %s", curl_url_strerror(rc));
@@ -949,7 +722,8 @@ static int process(void *vctx, void *wstate, void *vitem, char *why, size_t whyl
 		if ((r = url_part(u, CURLUPART_PATH, CURLU_URLDECODE, &path, "file:// path",
 				  why, whylen)) < 0)
 			goto out;
-		r = fetch_file(c, it, path, why, whylen);
+		r = pl_download_file_fetch(path, c->protocols, c->file_root, c->max_bytes, it,
+					   why, whylen);
 		if (r < 0)
 			pl_log_item(LOG_DEBUG, it, STAGE, -r, "%s", why);
 		else

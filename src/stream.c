@@ -66,6 +66,7 @@
 #include "jobline.h"
 #include "log.h"
 #include "record.h"
+#include "strbuf.h"
 #include "stream.h"
 
 #define GUARD_NAME ".stream.guard"	/* in the spool, beside new/ */
@@ -595,12 +596,23 @@ static bool job_valid(const char *j)
 	return true;
 }
 
-/*
- * Fill it from the message's JSON, by the rules a job line follows.  NULL
- * on success, or why not (the owner, job and line that could be read are
- * set on m and it, to send the failure to).
- */
-static const char *parse_item(struct msg *m, struct pl_item *it, char *buf, size_t buflen)
+/* A reason as it goes out, in a record and in a dead letter's header: a
+ * hostile message's bytes quoted in a JSON parser's error (or a UTF-8
+ * sequence cut by the buffer's end) become '?', so that no control byte
+ * can break a header line and the reason is valid UTF-8. */
+static void printable(char *s)
+{
+	size_t n = strlen(s), k;
+
+	for (size_t i = 0; i < n; i += k) {
+		k = pl_strbuf_utf8_len(s + i, n - i);
+		if (k == 0 || (k == 1 && ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)))
+			s[i] = '?', k = 1;
+	}
+}
+
+const char *pl_stream_parse_item(const char *data, size_t len, char **owner_out,
+				 char **job_out, struct pl_item *it, char *buf, size_t buflen)
 {
 	const char *job, *owner, *source, *name, *why = NULL;
 	char *src = NULL, *nm = NULL, line[8192 + 2];
@@ -609,10 +621,11 @@ static const char *parse_item(struct msg *m, struct pl_item *it, char *buf, size
 	json_t *o, *v;
 	int r;
 
-	o = json_loadb(natsMsg_GetData(m->m), (size_t)natsMsg_GetDataLength(m->m), 0, &jerr);
+	o = json_loadb(data, len, 0, &jerr);
 	if (!o || !json_is_object(o)) {
 		snprintf(buf, buflen, "not a JSON object: %s", o ? "another JSON value" : jerr.text);
 		json_decref(o);
+		printable(buf);
 		return buf;
 	}
 	owner = json_string_value(json_object_get(o, "owner"));
@@ -621,12 +634,12 @@ static const char *parse_item(struct msg *m, struct pl_item *it, char *buf, size
 		why = "\"owner\" missing or not 1 to 64 of A-Z a-z 0-9 _ -";
 		goto out;
 	}
-	m->owner = strdup(owner);
+	*owner_out = strdup(owner);
 	if (!job || !job_valid(job)) {
 		why = "\"job\" missing or not a spool job name";
 		goto out;
 	}
-	m->job = strdup(job);
+	*job_out = strdup(job);
 	v = json_object_get(o, "line");
 	ln = json_integer_value(v);
 	if (!json_is_integer(v) || ln < 1) {
@@ -657,12 +670,13 @@ static const char *parse_item(struct msg *m, struct pl_item *it, char *buf, size
 		it->name = strdup(nm);
 	else if ((it->name = malloc(PL_JOBLINE_NAME_MAX + 1)))
 		pl_jobline_derive_name(src, it->name, PL_JOBLINE_NAME_MAX + 1);
-	if (!it->source || !it->name || !m->owner || !m->job)
+	if (!it->source || !it->name || !*owner_out || !*job_out)
 		why = "out of memory";
 out:
 	json_decref(o);
 	if (why && why != buf) {
 		snprintf(buf, buflen, "%s", why);
+		printable(buf);
 		why = buf;
 	}
 	return why;
@@ -732,7 +746,8 @@ static struct pl_item *take_msg(struct pl_stream *s, natsMsg *nm, uint64_t *deli
 	atomic_fetch_add(&s->pulled, 1);
 	it->intake = &stream_intake;
 	it->origin = m;
-	bad = parse_item(m, it, why, sizeof why);
+	bad = pl_stream_parse_item(natsMsg_GetData(nm), (size_t)natsMsg_GetDataLength(nm),
+				   &m->owner, &m->job, it, why, sizeof why);
 	it->job_name = m->job;
 	if (!bad && m->seq && m->seq == s->condemned) {
 		snprintf(reason, sizeof reason, "crashed the daemon %u times", s->prior_crashes);
@@ -977,7 +992,8 @@ static void bury(struct pl_stream *s, uint64_t seq)
 	}
 	snprintf(reason, sizeof reason, "delivered %d times without a result (stream.max_deliver): "
 		 "it crashed or stalled every daemon that took it", s->c->max_deliver);
-	parse_item(&m, it, why, sizeof why);
+	pl_stream_parse_item(natsMsg_GetData(m.m), (size_t)natsMsg_GetDataLength(m.m), &m.owner,
+			     &m.job, it, why, sizeof why);
 	if (js_DeleteMsg(s->js, s->c->stream, seq, NULL, NULL) == NATS_OK) {
 		dead_letter(s, m.m, seq, reason);
 		if (m.owner && m.job && it->line)
@@ -1005,6 +1021,19 @@ static void bury_advised(struct pl_stream *s)
 
 /* ---- the owner's results ----------------------------------------------- */
 
+const char *pl_stream_parse_result(const char *job, const char *data, size_t len,
+				   unsigned long *line, bool *ok)
+{
+	if (!job)
+		return "no Pipelined-Job header";
+	/* "." or ".." would be found in new/ and asked for again for ever */
+	if (!job_valid(job))
+		return "Pipelined-Job is not a spool job name";
+	if (pl_record_parse(data, len, line, ok) < 0)
+		return "not a result record";
+	return NULL;
+}
+
 int pl_stream_take_results(struct pl_stream *s, size_t max, int timeout_ms,
 			   pl_stream_record_fn *record, void *ud)
 {
@@ -1026,15 +1055,16 @@ int pl_stream_take_results(struct pl_stream *s, size_t max, int timeout_ms,
 	}
 	for (int i = 0; i < list.Count; i++) {
 		natsMsg *m = list.Msgs[i];
-		const char *job = NULL, *data = natsMsg_GetData(m);
+		const char *job = NULL, *why, *data = natsMsg_GetData(m);
 		size_t len = (size_t)natsMsg_GetDataLength(m);
 		unsigned long line = 0;
 		bool ok = false;
 
-		if (natsMsgHeader_Get(m, "Pipelined-Job", &job) != NATS_OK || !job ||
-		    pl_record_parse(data, len, &line, &ok) < 0) {
-			pl_log(LOG_WARNING, "stream: a message on %s is not a result; dropped",
-			       s->mine_subj);
+		if (natsMsgHeader_Get(m, "Pipelined-Job", &job) != NATS_OK)
+			job = NULL;
+		if ((why = pl_stream_parse_result(job, data, len, &line, &ok))) {
+			pl_log(LOG_WARNING, "stream: a message on %s is not a result (%s); dropped",
+			       s->mine_subj, why);
 			natsMsg_Term(m, NULL);
 			continue;
 		}

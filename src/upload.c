@@ -46,8 +46,8 @@
 
 #include "backoff.h"
 #include "config.h"
-#include "download.h"
 #include "fdio.h"
+#include "httphead.h"
 #include "item.h"
 #include "log.h"
 #include "template.h"
@@ -74,7 +74,7 @@ struct worker {
 	CURL *curl;		/* NULL for file:// */
 	uint64_t rng;		/* jitter and temp names; per worker, no lock */
 	char errbuf[CURL_ERROR_SIZE];
-	struct pl_download_head head;	/* the response's status line, for reasons */
+	struct pl_httphead head;	/* the response's status line, for reasons */
 	char body[ERRBODY_MAX];
 	size_t bodylen;
 };
@@ -317,7 +317,7 @@ static void store_file(struct worker *w, const char *path, const struct pl_outpu
 
 /* ---- http(s):// and s3:// ---------------------------------------------- */
 
-/* The download stage's reader of response headers: it keeps the reason
+/* The reader of response headers (httphead.h): it keeps the reason
  * phrase (printable; HTTP/2 has none) and knows where a new response
  * begins (after 100 Continue), whose body is kept afresh. */
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
@@ -325,7 +325,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 	struct worker *w = ud;
 	size_t len = size * n;
 
-	if (pl_download_head_line(&w->head, p, len) == PL_DL_STATUS)
+	if (pl_httphead_line(&w->head, p, len) == PL_HTTPHEAD_STATUS)
 		w->bodylen = 0;
 	return len;
 }
@@ -478,7 +478,7 @@ static void store_http(const struct upload *u, struct worker *w, const char *url
 	curl_easy_reset(w->curl);	/* keeps the connection cache */
 	w->errbuf[0] = w->body[0] = '\0';
 	w->bodylen = 0;
-	pl_download_head_init(&w->head);
+	pl_httphead_init(&w->head);
 	r = build_headers(u, out, &h);
 	if (r < 0) {
 		curl_slist_free_all(h);

@@ -20,11 +20,13 @@ Against a real nats-server (tests/plnats.py), with real signals:
                   run alone at its second delivery at most: no crash raised
                   the delivery count of an item held behind the poison one.
   bad messages    items published by hand that are not JSON, not objects,
-                  name no owner or a bad job, line, source or name: each is
+                  name no owner or a bad job, line, source or name, are
+                  nearly 1 MiB, nested 100000 deep or hold NULs: each is
                   failed with its reason to the owner it names (who has no
                   such job, logs it and drops it) or dead-lettered, and acked;
-                  results for a job nobody owns, or that are no results, are
-                  logged and dropped; the daemon then runs a job as before.
+                  results for a job nobody owns, for the job ".", or that
+                  are no results, are logged and dropped; the daemon then
+                  runs a job as before.
   refused         a stream already full (max_msgs, discard new) refuses every
                   item of a job: each line is recorded failed with what the
                   server said, and the job goes to failed/ at once instead
@@ -210,6 +212,16 @@ def t_bad_messages():
                  True),
                 (b'{"job":"../jobX","owner":"n0","line":6,"source":"file:///a.jpg"}', False),
                 (b'{"job":"jobX","owner":"n0","line":7,"source":"' + b"x" * 9000 + b'"}', True),
+                # a huge body (just under the server's 1 MiB max_payload, so that
+                # its dead letter with two headers still fits), deep nesting, NULs
+                (b'{"job":"jobX","owner":"n0","line":8,"source":"' + b"x" * 1000000 + b'"}',
+                 True),
+                (b"\x00\x01" * 500000, False),
+                (b'{"job":"jobX","owner":"n0","line":9,"source":"file:///a.jpg","name":'
+                 + b"[" * 100000 + b"]" * 100000 + b"}", False),
+                (b'{"job":"jobX","owner":"n0","line":10,"source":"file:///a\x00.jpg"}', False),
+                (b'{"job":"jobX","owner":"n0","line":11,"source":"file:///a\\u0000.jpg"}', False),
+                (b'{"job":"jobX\x00","owner":"n0","line":12,"source":"file:///a.jpg"}', False),
             ]
             forged_result = (b'{"line":1,"source":"file:///x","name":"x","status":"ok",'
                              b'"outputs":[],"error":null,"milliseconds":1}\n')
@@ -220,21 +232,27 @@ def t_bad_messages():
                 cl.js_publish("pipelined.results.n0", forged_result, {"Pipelined-Job": "ghost"})
                 cl.js_publish("pipelined.results.n0", b"not a result", {"Pipelined-Job": "ghost"})
                 cl.js_publish("pipelined.results.n0", forged_result)
+                # "." is in every new/: it must not look like a job still to come
+                cl.js_publish("pipelined.results.n0", forged_result, {"Pipelined-Job": "."})
             owned = sum(1 for _, o in bad_items if o)
             # each failed to its owner with a reason, or dead-lettered: never run
-            for line in (2, 4, 5, 7):
+            for line in (2, 4, 5, 7, 8):
                 d.wait_line(r"stream: job jobX line %d from n0: \S" % line, 30)
             pl.wait_for(lambda: d.count(r"result for job jobX line \d+, which this daemon does "
                                         r"not have") == owned, 30,
                         "the %d failures of jobX dropped by their owner, who has no jobX" % owned)
             d.wait_line(r"result for job ghost line 1, which this daemon does not have", 30)
-            pl.wait_for(lambda: d.count(r"a message on pipelined.results.n0 is not a result") == 2,
-                        30, "two messages that are not results dropped")
+            pl.wait_for(lambda: d.count(r"a message on pipelined.results.n0 is not a result") == 3,
+                        30, "three messages that are not results dropped")
             pl.wait_for(lambda: d.count(r"dead-lettered") == len(bad_items) - owned, 30,
                         "%d dead letters" % (len(bad_items) - owned))
             dead = dead_letters(srv.url)
+            reasons = [m.headers.get("Pipelined-Reason") or "" for m in dead]
             pl.check(len(dead) == len(bad_items) - owned and all(
-                m.headers.get("Pipelined-Reason") for m in dead), "dead letters: %r" % (dead,))
+                r and r.isprintable() for r in reasons), "dead letters' reasons: %r" % reasons)
+            pl.check(any("depth" in r for r in reasons), "no reason names the nesting depth: %r"
+                     % reasons)
+            pl.check(d.count(r"line 8 from n0: line too long") == 1, "the 1 MB item's reason")
             # every one acked: nothing left for anyone, nothing waiting for AckWait
             with plnats.Client(srv.url) as cl:
                 for durable in ("pipelined", "results-n0"):

@@ -1,6 +1,6 @@
 /*
- * fuzz_download.c — libFuzzer target for the response-header reader of the
- * download stage (src/download.c: pl_download_head_line, _head_body).
+ * fuzz_download.c — libFuzzer target for the response-header reader both
+ * network stages use (src/httphead.c: pl_httphead_line, _body).
  *
  * Servers are hostile, so every byte sequence is fair.  Byte 0 says after
  * which line body bytes arrive (255: never); the rest is split after each
@@ -23,8 +23,8 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "download.h"
 #include "fuzz.h"
+#include "httphead.h"
 
 static bool blank(const char *l, size_t n)
 {
@@ -61,7 +61,7 @@ static long curl_code(const char *line, size_t n)
 }
 
 /* Our parser's promise about an accepted status line, checked by hand. */
-static void check_status(const struct pl_download_head *h, const char *l, size_t n)
+static void check_status(const struct pl_httphead *h, const char *l, size_t n)
 {
 	size_t i = 5;
 	long want;
@@ -87,7 +87,7 @@ static void check_status(const struct pl_download_head *h, const char *l, size_t
 	}
 }
 
-static void check_shape(const struct pl_download_head *h)
+static void check_shape(const struct pl_httphead *h)
 {
 	size_t k = strnlen(h->phrase, sizeof h->phrase);
 
@@ -101,7 +101,7 @@ static void check_shape(const struct pl_download_head *h)
 }
 
 /* Field by field: a struct copy need not copy its padding. */
-static bool same(const struct pl_download_head *a, const struct pl_download_head *b)
+static bool same(const struct pl_httphead *a, const struct pl_httphead *b)
 {
 	return a->phase == b->phase && a->status == b->status &&
 	       strcmp(a->phrase, b->phrase) == 0 && a->content_length == b->content_length &&
@@ -110,7 +110,7 @@ static bool same(const struct pl_download_head *a, const struct pl_download_head
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct pl_download_head h, before;
+	struct pl_httphead h, before;
 	const char *p, *end;
 	size_t index = 0, body_after;
 	bool status_may = true, over = false;
@@ -120,46 +120,46 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	body_after = data[0];
 	p = (const char *)data + 1;
 	end = (const char *)data + size;
-	pl_download_head_init(&h);
+	pl_httphead_init(&h);
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t n = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
-		enum pl_download_line kind;
+		enum pl_httphead_line kind;
 
 		before = h;
-		kind = pl_download_head_line(&h, p, n);
+		kind = pl_httphead_line(&h, p, n);
 		check_shape(&h);
 		switch (kind) {
-		case PL_DL_STATUS:
+		case PL_HTTPHEAD_STATUS:
 			FUZZ_CHECK(status_may && !over, "status line at line %zu", index);
 			check_status(&h, p, n);
 			status_may = false;
 			break;
-		case PL_DL_BAD_STATUS:
+		case PL_HTTPHEAD_BAD_STATUS:
 			FUZZ_CHECK(status_may && !over, "bad status line where none stands");
 			over = true;
 			break;
-		case PL_DL_FIELD:
+		case PL_HTTPHEAD_FIELD:
 			FUZZ_CHECK(!status_may && !over && !blank(p, n), "field out of place");
 			FUZZ_CHECK(h.status == before.status &&
 				   strcmp(h.phrase, before.phrase) == 0,
 				   "a header line changed the status %ld -> %ld", before.status,
 				   h.status);
 			break;
-		case PL_DL_INTERIM:
+		case PL_HTTPHEAD_INTERIM:
 			FUZZ_CHECK(!status_may && !over && blank(p, n), "interim end out of place");
 			FUZZ_CHECK(h.status < 200 || (h.status >= 300 && h.status < 400 && h.location),
 				   "status %ld is not interim", h.status);
 			status_may = true;
 			break;
-		case PL_DL_FINAL:
+		case PL_HTTPHEAD_FINAL:
 			FUZZ_CHECK(!status_may && !over && blank(p, n), "final end out of place");
 			FUZZ_CHECK(!(h.status < 200 ||
 				     (h.status >= 300 && h.status < 400 && h.location)),
 				   "status %ld is interim", h.status);
 			over = true;
 			break;
-		case PL_DL_AFTER:
+		case PL_HTTPHEAD_AFTER:
 			FUZZ_CHECK(over, "a line ignored before the headers ended");
 			FUZZ_CHECK(same(&h, &before), "a trailer changed the state");
 			break;
@@ -167,7 +167,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FUZZ_CHECK(0, "unknown line kind %d", (int)kind);
 		}
 		if (index++ == body_after) {
-			pl_download_head_body(&h);
+			pl_httphead_body(&h);
 			over = true;
 		}
 		p += n;
