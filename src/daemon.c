@@ -22,11 +22,14 @@
  * already inside a stage still finishes.  With the stream the first one
  * already hands the first queue back (a nak each), so that other daemons
  * start those items at once.
+ *
+ * This file sets up, runs the loop and answers the signals; the intake
+ * threads are in daemon_feed.c, the status and watchdog timers in
+ * daemon_status.c, the adaptive widths in daemon_adapt.c (daemon_int.h).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -35,7 +38,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <systemd/sd-daemon.h>
@@ -44,6 +46,7 @@
 #include "adapt.h"
 #include "config.h"
 #include "daemon.h"
+#include "daemon_int.h"
 #include "download.h"
 #include "http.h"
 #include "item.h"
@@ -56,63 +59,7 @@
 #include "stream.h"
 #include "upload.h"
 
-enum { ST_DOWNLOAD, ST_RESIZE, ST_UPLOAD, ST_COUNT };
-static const char *const stage_names[ST_COUNT] = { "download", "resize", "upload" };
-
-#define RATE_WINDOW 10		/* seconds of history behind items/s */
-#define BAR_PERIOD_US 250000ULL	/* --once on a terminal: the bar's frame interval */
-#define EXTEND_USEC (30ULL * 1000000ULL)
-
-struct stages {
-	void *ctx[ST_COUNT];
-};
-
-struct daemon {
-	const struct pl_daemon_opts *opts;
-	struct pl_config *cfg;		/* the one the stages were built from */
-	struct pl_config *live;		/* the latest accepted (widths, log level) */
-	struct stages stages;
-	struct pl_spool *spool;
-	struct pl_stream *stream;	/* NULL without a stream group */
-	struct pl_metrics *metrics;	/* NULL without a metrics group */
-	struct pl_pipeline *pipe;
-
-	sd_event *ev;
-	int drained_fd;			/* eventfd: feeder finished the drain */
-	int wake_fd;			/* eventfd: wake the feeder (stop) */
-	pthread_t feeder;
-	bool feeder_running;
-	/* With the stream: the puller feeds the pipeline from the stream (the
-	 * feeder then publishes the spool's items), the collector writes
-	 * the results of our jobs that come back. */
-	pthread_t puller, collector;
-	bool puller_running, collector_running;
-	atomic_bool collector_stop;
-	atomic_uint_fast64_t remote_ok, remote_failed;	/* results of our jobs */
-
-	atomic_bool stopping, fast;
-	atomic_uint_fast64_t done, failed;
-	uint64_t fed;			/* items fed to the pipeline (feeder only) */
-	pthread_mutex_t idle_lock;	/* an item running alone waits on idle */
-	pthread_cond_t idle;		/* done + failed reached `fed`, or a stop */
-	atomic_bool idle_waiting;	/* the feeder waits on `idle` */
-	uint64_t total;			/* --once: items waiting at start */
-	uint64_t start_us;
-	bool debug_toggled;		/* SIGUSR2 turned debug on */
-	bool tty;			/* --once progress bar */
-
-	uint64_t rate_hist[RATE_WINDOW];	/* done+failed at each of the last seconds */
-	unsigned rate_pos, rate_n;
-	char last_status[1024];
-	bool status_warned;	/* writing status.json failed, said once */
-	unsigned long ticks;
-	uint64_t wd_last_ping_us;
-	uint64_t wd_progress[ST_COUNT];
-	uint64_t stuck_us[ST_COUNT];	/* one item longer than this is stuck */
-	struct pl_adapt adapt;		/* the adaptive widths (main thread) */
-	atomic_bool draining;		/* the ordered drain began: widths stay */
-	unsigned adapt_noted[ST_COUNT];	/* width last logged at notice level */
-};
+const char *const daemon_stage_names[ST_COUNT] = { "download", "resize", "upload" };
 
 /* ---- configuration and stages ---- */
 
@@ -188,8 +135,8 @@ int pl_daemon_check(const struct pl_daemon_opts *o)
 
 /* ---- sinks: called from worker threads ---- */
 
-/* An item that runs alone (see feed_alone) waits for the pipeline to be
- * empty: wake it when an item leaves. */
+/* An item that runs alone (see feed_alone in daemon_feed.c) waits for the
+ * pipeline to be empty: wake it when an item leaves. */
 static void left_pipeline(struct daemon *d)
 {
 	/* Counted before this look: see wait_idle for why no wake-up is lost. */
@@ -230,8 +177,9 @@ static void sink_failed(void *ud, void *item, int err, const char *why, const ch
  * daemon on any item whose source contains TEXT — the poison item of the
  * crash-loop tests, which no real input must ever be.  With PL_TEST_HANG=TEXT
  * the worker never comes back from such an item, as a worker lost in a
- * library would, while its siblings go on; PL_TEST_STUCK_S (stuck_limits)
- * shortens the time before the watchdog counts it as stuck.
+ * library would, while its siblings go on; PL_TEST_STUCK_S
+ * (daemon_stuck_limits, in daemon_status.c) shortens the time before the
+ * watchdog counts it as stuck.
  */
 static int crash_hook_process(void *ctx, void *ws, void *item, char *why, size_t whylen)
 {
@@ -272,576 +220,9 @@ static int pipeline_new(struct daemon *d)
 	struct pl_pipeline_sinks sinks = { sink_done, sink_failed, d };
 
 	for (int i = 0; i < ST_COUNT; i++)
-		defs[i] = (struct pl_stage_def){ stage_names[i], sc[i]->workers, sc[i]->queue,
+		defs[i] = (struct pl_stage_def){ daemon_stage_names[i], sc[i]->workers, sc[i]->queue,
 						 ops[i], d->stages.ctx[i] };
 	return pl_pipeline_create(defs, ST_COUNT, &sinks, &d->pipe);
-}
-
-/* ---- the feeder thread ---- */
-
-static void wake(int fd)
-{
-	uint64_t one = 1;
-
-	if (write(fd, &one, sizeof one) < 0 && errno != EAGAIN)
-		pl_log_errno(LOG_ERR, errno, "eventfd write: %m");
-}
-
-/*
- * Until every item fed has left the pipeline, or a stop.  No wake-up is
- * lost: the sinks count before they look at idle_waiting, and this sets it
- * before it looks at the counts (all sequentially consistent), so a sink
- * that saw no waiter counted early enough for the check below to see it.
- */
-static void wait_idle(struct daemon *d)
-{
-	pthread_mutex_lock(&d->idle_lock);
-	atomic_store(&d->idle_waiting, true);
-	while (!atomic_load(&d->stopping) &&
-	       atomic_load(&d->done) + atomic_load(&d->failed) < d->fed)
-		pthread_cond_wait(&d->idle, &d->idle_lock);
-	atomic_store(&d->idle_waiting, false);
-	pthread_mutex_unlock(&d->idle_lock);
-}
-
-static int feed(struct daemon *d, struct pl_item *it)
-{
-	int r;
-
-	it->fed_us = pl_now_us();
-	d->fed++;
-	r = pl_pipeline_feed(d->pipe, it, -1);
-	if (r)
-		d->fed--;
-	return r;
-}
-
-/*
- * An item that may have crashed the daemon runs with nothing else in the
- * pipeline, named on disk as the suspect first: if the daemon dies now, it
- * is the one to blame, and its batch-mates of the first crash are not
- * (crashguard.h).
- */
-static int feed_alone(struct daemon *d, struct pl_item *it)
-{
-	int r;
-
-	wait_idle(d);
-	if (atomic_load(&d->stopping))
-		return -ECANCELED;
-	it->intake->alone(it);
-	pl_log_item(LOG_NOTICE, it, NULL, 0, "running alone: it was in the pipeline when a "
-		    "daemon died");
-	if ((r = feed(d, it)) == 0)
-		wait_idle(d);
-	return r;
-}
-
-/* With the stream, a spool item goes out on it instead of into our own
- * pipeline; its result comes back through the collector. */
-static int publish(struct daemon *d, struct pl_item *it)
-{
-	char why[512];
-	int r = pl_stream_publish_item(d->stream, it->job_name, pl_spool_job_id(it), it->line,
-				       it->source, it->name, why, sizeof why);
-
-	/* The stream will not take it (a limit reached): failed with
-	 * what the server said, so that its job finishes into failed/ rather
-	 * than wait in cur/ for a restart that would meet the same refusal. */
-	if (r == -EREMOTEIO) {
-		pl_log_item(LOG_ERR, it, NULL, EREMOTEIO, "not run: %s", why);
-		pl_spool_item_failed(it, EREMOTEIO, why);
-		atomic_fetch_add(&d->remote_failed, 1);
-		return 0;
-	}
-	if (r == -EILSEQ) {
-		pl_log_item(LOG_WARNING, it, NULL, EILSEQ, "not run: not valid UTF-8, which a "
-			    "stream message cannot carry");
-		pl_spool_item_failed(it, EILSEQ, "source or NAME is not valid UTF-8, which a "
-				     "stream message cannot carry");
-		atomic_fetch_add(&d->remote_failed, 1);
-		return 0;
-	}
-	if (r == 0)
-		pl_spool_item_sent(it);
-	return r;
-}
-
-/* Feed one claimed job until its end, a stop, or a closed pipeline. */
-static void feed_job(struct daemon *d, struct pl_job *job)
-{
-	while (!atomic_load(&d->stopping)) {
-		struct pl_item *it;
-		const char *bad = NULL;
-		int r = pl_spool_next_item(job, &it, &bad);
-
-		if (r == -ENODATA || r == -EINTR)
-			break;
-		if (r < 0) {
-			pl_log_errno(LOG_ERR, -r, "reading a job: %s", strerror(-r));
-			break;
-		}
-		if (bad) {
-			pl_log_item(LOG_WARNING, it, NULL, EINVAL, "not run: %s", bad);
-			pl_spool_item_failed(it, EINVAL, bad);
-			if (d->stream) {
-				atomic_fetch_add(&d->remote_failed, 1);
-				continue;
-			}
-			d->fed++;
-			atomic_fetch_add(&d->failed, 1);
-			continue;
-		}
-		r = d->stream ? publish(d, it) : it->alone ? feed_alone(d, it) : feed(d, it);
-		if (r) {		/* EPIPE: a fast stop closed the input */
-			it->intake->requeue(it);
-			break;
-		}
-	}
-	pl_spool_job_release(job);
-}
-
-/* Wait until new/ may have changed or someone wakes us. */
-static void wait_for_jobs(struct daemon *d)
-{
-	struct pollfd p[2] = {
-		{ .fd = pl_spool_fd(d->spool), .events = POLLIN },
-		{ .fd = d->wake_fd, .events = POLLIN },
-	};
-
-	if (poll(p, 2, -1) < 0 && errno != EINTR)
-		pl_log_errno(LOG_ERR, errno, "poll: %m");
-}
-
-/* No new items from here on: the feeder and the puller stop, an item
- * waiting to run alone gives up, long reads give up.  From the main loop
- * (a signal) or the feeder (--once with the stream). */
-static void stop_intake(struct daemon *d)
-{
-	if (atomic_exchange(&d->stopping, true))
-		return;
-	pl_spool_interrupt(d->spool);
-	if (d->stream)
-		pl_stream_stop(d->stream, false);
-	pthread_mutex_lock(&d->idle_lock);
-	pthread_cond_broadcast(&d->idle);
-	pthread_mutex_unlock(&d->idle_lock);
-	wake(d->wake_fd);
-}
-
-/* The stages drain in order, then the main loop hears of it. */
-static void drain(struct daemon *d)
-{
-	pl_debug("intake stopped; draining the stages in order");
-	atomic_store(&d->draining, true);
-	pl_pipeline_stop(d->pipe);
-	wake(d->drained_fd);
-}
-
-/*
- * --once with the stream: our jobs are done when their results are all
- * back, which other daemons may still be working on.  Wait for that (a
- * stop ends the wait), then stop the whole daemon as a signal would.
- */
-static void await_own_jobs(struct daemon *d)
-{
-	struct pollfd p = { .fd = d->wake_fd, .events = POLLIN };
-
-	while (!atomic_load(&d->stopping) && pl_spool_open_jobs(d->spool) > 0)
-		if (poll(&p, 1, 200) < 0 && errno != EINTR)
-			break;
-	stop_intake(d);
-}
-
-/* Open jobs waiting for results from the stream hold an fd each: claim no
- * more than this many at once. */
-#define REMOTE_JOBS_MAX 256
-
-static void *feeder_main(void *arg)
-{
-	struct daemon *d = arg;
-
-	while (!atomic_load(&d->stopping)) {
-		struct pl_job *job;
-		int r;
-
-		if (d->stream && pl_spool_open_jobs(d->spool) >= REMOTE_JOBS_MAX) {
-			struct pollfd p = { .fd = d->wake_fd, .events = POLLIN };
-
-			poll(&p, 1, 200);
-			continue;
-		}
-		pl_spool_handle_events(d->spool);
-		r = pl_spool_claim(d->spool, &job);
-		if (r == 0) {
-			feed_job(d, job);
-		} else if (r == -EAGAIN) {
-			if (d->opts->once && d->stream) {
-				await_own_jobs(d);
-				break;
-			}
-			if (d->opts->once)
-				break;
-			wait_for_jobs(d);
-		} else {
-			pl_log_errno(LOG_ERR, -r, "claiming a job: %s", strerror(-r));
-			wait_for_jobs(d);
-		}
-	}
-	if (!d->stream)
-		drain(d);	/* with the stream, the puller feeds the pipeline */
-	return NULL;
-}
-
-/* ---- the stream: the puller and the collector ---- */
-
-/* How many items the first queue has room for: what to pull, so that a
- * daemon never holds items it cannot start soon (another may have room). */
-static size_t room(struct daemon *d)
-{
-	struct pl_stage_stats st;
-	size_t cap = d->cfg->download.stage.queue;
-
-	pl_pipeline_stats(d->pipe, 0, &st);
-	return st.queued < cap ? cap - st.queued : 1;
-}
-
-static void *puller_main(void *arg)
-{
-	struct daemon *d = arg;
-	struct pl_item *items[64];
-
-	while (!atomic_load(&d->stopping)) {
-		size_t n = 0, want = room(d), i;
-
-		pl_stream_pull(d->stream, want < 64 ? want : 64, 1000, items, &n);
-		for (i = 0; i < n && !atomic_load(&d->stopping); i++) {
-			struct pl_item *it = items[i];
-
-			if ((it->alone ? feed_alone(d, it) : feed(d, it)) != 0)
-				break;
-		}
-		for (; i < n; i++)		/* a stop: others take them now */
-			items[i]->intake->requeue(items[i]);
-	}
-	drain(d);
-	return NULL;
-}
-
-static int record_remote(void *ud, const char *job, unsigned long line, bool ok,
-			 const char *rec, size_t len)
-{
-	struct daemon *d = ud;
-	int r = pl_spool_record_remote(d->spool, job, line, ok, rec, len);
-
-	if (r == 0)
-		atomic_fetch_add(ok ? &d->remote_ok : &d->remote_failed, 1);
-	return r;
-}
-
-static void *collector_main(void *arg)
-{
-	struct daemon *d = arg;
-
-	while (!atomic_load(&d->collector_stop))
-		pl_stream_take_results(d->stream, 64, 500, record_remote, d);
-	return NULL;
-}
-
-/* ---- status ---- */
-
-static void snapshot(struct daemon *d, struct pl_status *s)
-{
-	memset(s, 0, sizeof *s);
-	s->nstages = d->pipe ? ST_COUNT : 0;	/* none yet while starting */
-	for (size_t i = 0; i < s->nstages; i++) {
-		s->names[i] = stage_names[i];
-		pl_pipeline_stats(d->pipe, i, &s->st[i]);
-	}
-	s->done = atomic_load(&d->done);
-	s->failed = atomic_load(&d->failed);
-	s->total = d->total;
-	s->uptime_s = (double)(pl_now_us() - d->start_us) / 1e6;
-	/* until the window has filled, the rate since start: a window of one
-	 * sample would say 0.0/s (and no ETA) after the first items are done */
-	if (d->rate_n < RATE_WINDOW) {
-		if (s->uptime_s > 0)
-			s->rate = (double)(s->done + s->failed) / s->uptime_s;
-	} else {
-		unsigned oldest = (d->rate_pos + RATE_WINDOW - d->rate_n) % RATE_WINDOW;
-		unsigned newest = (d->rate_pos + RATE_WINDOW - 1) % RATE_WINDOW;
-		s->rate = (double)(d->rate_hist[newest] - d->rate_hist[oldest]) / (d->rate_n - 1);
-	}
-	s->state = atomic_load(&d->fast) ? "stopping fast" :
-		   atomic_load(&d->stopping) ? "stopping" : "running";
-	if (d->stream) {
-		pl_stream_stats(d->stream, &s->stream);
-		s->has_stream = true;
-		s->remote_ok = atomic_load(&d->remote_ok);
-		s->remote_failed = atomic_load(&d->remote_failed);
-	}
-}
-
-/* What scrapes show until the next tick: the snapshot and a few counters
- * more, all atomics (metrics.c says why scrapes do not read them). */
-static void publish_metrics(struct daemon *d, const struct pl_status *s)
-{
-	struct pl_metrics_sample m = { .status = *s };
-
-	if (!d->metrics)
-		return;
-	m.bytes_downloaded = pl_download_bytes(d->stages.ctx[ST_DOWNLOAD]);
-	m.bytes_uploaded = pl_upload_bytes(d->stages.ctx[ST_UPLOAD]);
-	pl_spool_jobs_finished(d->spool, &m.jobs_done, &m.jobs_failed);
-	pl_metrics_publish(d->metrics, &m);
-}
-
-/* The metrics thread's count of new/ (pl_metrics_backlog_fn). */
-static int count_backlog(void *ud, unsigned long *jobs, unsigned long *items)
-{
-	struct daemon *d = ud;
-
-	return pl_spool_count_waiting(d->spool, jobs, items);
-}
-
-/* STATUS= and status.json, when the line changed: a reader of the file
- * (pipelinectl status) sees within a second what SIGUSR1 would report,
- * and an idle daemon writes nothing. */
-static void send_status(struct daemon *d, const struct pl_status *s)
-{
-	char line[1024];
-	int r;
-
-	pl_status_line(s, line, sizeof line);
-	if (strcmp(line, d->last_status) != 0) {
-		sd_notifyf(0, "STATUS=%s", line);
-		snprintf(d->last_status, sizeof d->last_status, "%s", line);
-		if ((r = pl_status_write_json(s, d->cfg->runtime)) < 0 && !d->status_warned)
-			pl_log_errno(LOG_WARNING, -r, "cannot write %s/status.json: %s",
-				     d->cfg->runtime, strerror(-r));
-		d->status_warned = r < 0;
-	}
-}
-
-/*
- * status.json in a state of its own, outside the tick: "starting" once the
- * spool is ours and "running" before READY=1, so that pipelinectl status
- * never finds a live daemon without one; "stopped" when the daemon leaves,
- * so that the file left behind does not say "running".  Only a daemon
- * holding the spool's lock writes it: one refused the spool must not
- * overwrite the status of the one that has it.
- */
-static void write_status(struct daemon *d, const char *state)
-{
-	struct pl_status s;
-	int r;
-
-	snapshot(d, &s);
-	s.state = state;
-	if ((r = pl_status_write_json(&s, d->cfg->runtime)) < 0 && !d->status_warned)
-		pl_log_errno(LOG_WARNING, -r, "cannot write %s/status.json: %s", d->cfg->runtime,
-			     strerror(-r));
-	d->status_warned = r < 0;
-}
-
-/* Has any stage made progress within the last `us`? */
-static bool recent_progress(const struct pl_status *s, uint64_t us)
-{
-	uint64_t now = pl_now_us();
-
-	for (size_t i = 0; i < s->nstages; i++)
-		if (s->st[i].progress_us && now - s->st[i].progress_us < us)
-			return true;
-	return false;
-}
-
-/* sd-event timers are one-shot: set the next time and switch it on again. */
-static int rearm(sd_event_source *src, uint64_t when)
-{
-	int r = sd_event_source_set_time(src, when);
-
-	return r < 0 ? r : sd_event_source_set_enabled(src, SD_EVENT_ON);
-}
-
-/* The bar, drawn under the log's lock, as wide as the terminal is now. */
-static void draw_bar(struct daemon *d)
-{
-	struct pl_status s;
-	struct winsize ws;
-	char text[256];
-
-	snapshot(d, &s);
-	pl_status_progress_bar(&s, text, sizeof text,
-			       ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col ? ws.ws_col : 80);
-	pl_log_bar(text);
-}
-
-/* A few frames a second, so the bar moves as soon as an item is done. */
-static int on_bar(sd_event_source *src, uint64_t usec, void *ud)
-{
-	draw_bar(ud);
-	return rearm(src, usec + BAR_PERIOD_US);
-}
-
-/* ---- adaptive widths ---- */
-
-/*
- * Which stages adapt, within what, from the configuration c (at start and
- * on every reload).  An adaptive stage keeps its current width, clamped
- * into the new bounds; a fixed number pins the stage (reload() sets it).
- * Download's retries are not a push-back signal (adapt.c says why).
- */
-static void adapt_configure(struct daemon *d, const struct pl_config *c)
-{
-	const struct pl_stage_conf *sc[ST_COUNT] = {
-		&c->download.stage, &c->resize.stage, &c->upload.stage
-	};
-
-	for (size_t i = 0; i < ST_COUNT; i++) {
-		struct pl_stage_stats st;
-
-		pl_pipeline_stats(d->pipe, i, &st);
-		/* workers_max below the starting width wins */
-		pl_adapt_set(&d->adapt, i, sc[i]->workers_adaptive, i == ST_UPLOAD,
-			     sc[i]->workers < sc[i]->workers_max ? sc[i]->workers : sc[i]->workers_max,
-			     sc[i]->workers_max, st.width);
-		if (sc[i]->workers_adaptive && d->adapt.st[i].width != st.width) {
-			int r = pl_pipeline_set_width(d->pipe, i, d->adapt.st[i].width);
-
-			if (r < 0)
-				pl_log_errno(LOG_ERR, -r, "stage %s: cannot set width %u: %s",
-					     stage_names[i], d->adapt.st[i].width, strerror(-r));
-		}
-		d->adapt_noted[i] = d->adapt.st[i].width;
-	}
-}
-
-static void adapt_init(struct daemon *d)
-{
-	const size_t cap[ST_COUNT] = {
-		d->cfg->download.stage.queue, d->cfg->resize.stage.queue, d->cfg->upload.stage.queue
-	};
-
-	pl_adapt_init(&d->adapt, ST_COUNT, cap, pl_now_us());
-	adapt_configure(d, d->cfg);
-}
-
-/* Once a second: the new widths.  A move by half or more since the width
- * last logged is a notice, smaller steps are debug lines. */
-static void adapt_tick(struct daemon *d)
-{
-	struct pl_stage_stats st[ST_COUNT];
-	unsigned width[ST_COUNT];
-	enum pl_adapt_why why[ST_COUNT];
-
-	/* a stage being drained or already stopped gains nothing from a new
-	 * width, and a stopped pool would start workers again */
-	if (atomic_load(&d->draining))
-		return;
-	for (size_t i = 0; i < ST_COUNT; i++)
-		pl_pipeline_stats(d->pipe, i, &st[i]);
-	pl_adapt_tick(&d->adapt, pl_now_us(), st, width, why);
-	for (size_t i = 0; i < ST_COUNT; i++) {
-		unsigned noted = d->adapt_noted[i];
-		bool big = 2 * width[i] >= 3 * noted || 3 * width[i] <= 2 * noted;
-		int r;
-
-		if (why[i] == PL_ADAPT_SAME || width[i] == st[i].width)
-			continue;
-		if ((r = pl_pipeline_set_width(d->pipe, i, width[i])) < 0) {
-			pl_log_errno(LOG_ERR, -r, "stage %s: cannot set width %u: %s",
-				     stage_names[i], width[i], strerror(-r));
-			continue;
-		}
-		pl_log(big ? LOG_NOTICE : LOG_DEBUG, "stage %s: width %u -> %u (adaptive, %u..%u): %s",
-		       stage_names[i], st[i].width, width[i], d->adapt.st[i].min,
-		       d->adapt.st[i].max, pl_adapt_why_name(why[i]));
-		if (big)
-			d->adapt_noted[i] = width[i];
-	}
-}
-
-static int on_tick(sd_event_source *src, uint64_t usec, void *ud)
-{
-	struct daemon *d = ud;
-	struct pl_status s;
-
-	d->rate_hist[d->rate_pos] = atomic_load(&d->done) + atomic_load(&d->failed);
-	d->rate_pos = (d->rate_pos + 1) % RATE_WINDOW;
-	if (d->rate_n < RATE_WINDOW)
-		d->rate_n++;
-	if (d->stream)
-		pl_stream_tick(d->stream);
-	adapt_tick(d);
-	snapshot(d, &s);
-	send_status(d, &s);
-	publish_metrics(d, &s);
-	if (!d->tty && d->opts->once && ++d->ticks % 10 == 0)
-		pl_log(LOG_INFO, "progress: %s", d->last_status);
-	/* a drain that still moves earns more time from systemd */
-	if (atomic_load(&d->stopping) && recent_progress(&s, 90ULL * 1000000ULL))
-		sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu", (unsigned long long)EXTEND_USEC);
-	return rearm(src, usec + 1000000ULL);
-}
-
-/*
- * How long one item may keep a worker before it counts as stuck: longer
- * than any item can take when the stage's own timeouts work.  What this
- * catches is a worker that never comes back (libvips 8.14 has a thread-exit
- * race that can leave a save waiting forever) while its siblings keep the
- * stage moving, which the progress check alone cannot see.
- */
-static void stuck_limits(struct daemon *d)
-{
-	const struct pl_config *c = d->cfg;
-	double dl = c->download.connect_timeout + c->download.timeout;
-	double up = (c->upload.connect_timeout + c->upload.timeout) * (double)c->resize.nvariants;
-
-	d->stuck_us[ST_DOWNLOAD] = (uint64_t)((dl + 60.0) * 1e6);
-	d->stuck_us[ST_RESIZE] = 120ULL * 1000000ULL;
-	d->stuck_us[ST_UPLOAD] = (uint64_t)((up + 60.0) * 1e6);
-#ifdef PL_TEST_HOOKS
-	const char *test_s = getenv("PL_TEST_STUCK_S");
-
-	for (size_t i = 0; test_s && *test_s && i < ST_COUNT; i++)
-		d->stuck_us[i] = (uint64_t)(strtod(test_s, NULL) * 1e6);
-#endif
-}
-
-/* WATCHDOG=1 only if every stage that has work moved since the last ping,
- * and no worker is stuck on one item. */
-static int on_watchdog(sd_event_source *src, uint64_t usec, void *ud)
-{
-	struct daemon *d = ud;
-	uint64_t period = 0, now = pl_now_us();
-	bool healthy = true;
-
-	sd_watchdog_enabled(0, &period);
-	for (size_t i = 0; i < ST_COUNT; i++) {
-		struct pl_stage_stats st;
-
-		pl_pipeline_stats(d->pipe, i, &st);
-		if (st.oldest_busy_us && now - st.oldest_busy_us > d->stuck_us[i]) {
-			pl_log(LOG_ERR, "stage %s: a worker has been on one item for %.0f s "
-			       "(limit %.0f s); withholding the watchdog ping",
-			       stage_names[i], (double)(now - st.oldest_busy_us) / 1e6,
-			       (double)d->stuck_us[i] / 1e6);
-			healthy = false;
-		}
-		bool has_work = st.busy || st.queued || st.delayed;
-		if (has_work && st.progress_us == d->wd_progress[i] && d->wd_last_ping_us) {
-			pl_log(LOG_WARNING, "stage %s made no progress for %.0f s with work waiting; "
-			       "withholding the watchdog ping", stage_names[i],
-			       (double)(pl_now_us() - d->wd_last_ping_us) / 1e6);
-			healthy = false;
-		}
-		d->wd_progress[i] = st.progress_us;
-	}
-	if (healthy) {
-		sd_notify(0, "WATCHDOG=1");
-		d->wd_last_ping_us = pl_now_us();
-	}
-	return rearm(src, usec + (period ? period / 2 : 1000000ULL));
 }
 
 /* ---- signals ---- */
@@ -875,7 +256,7 @@ static size_t give_back(struct daemon *d)
 static void begin_stop(struct daemon *d, const char *signame)
 {
 	if (!atomic_load(&d->stopping)) {
-		stop_intake(d);
+		daemon_stop_intake(d);
 		if (d->stream)
 			pl_log(LOG_NOTICE, "%s: graceful stop: no new items; %zu queued items go back "
 			       "to the stream; finishing the items inside the stages (send it again "
@@ -922,9 +303,9 @@ static void reload(struct daemon *d)
 		int r = adaptive[i] ? 0 : pl_pipeline_set_width(d->pipe, i, widths[i]);
 		if (r < 0 && r != -ESHUTDOWN)	/* a drained stage keeps no workers */
 			pl_log_errno(LOG_ERR, -r, "stage %s: cannot set width %u: %s",
-				     stage_names[i], widths[i], strerror(-r));
+				     daemon_stage_names[i], widths[i], strerror(-r));
 	}
-	adapt_configure(d, n);	/* adaptive ones keep their width, within the new bounds */
+	daemon_adapt_configure(d, n);	/* adaptive ones keep their width, within the new bounds */
 	for (size_t i = 0; i < ST_COUNT; i++)
 		if (adaptive[i])
 			widths[i] = d->adapt.st[i].width;
@@ -947,7 +328,7 @@ static void report(struct daemon *d)
 	struct pl_status s;
 	int r;
 
-	snapshot(d, &s);
+	daemon_snapshot(d, &s);
 	pl_status_log_report(&s);
 	r = pl_status_write_json(&s, d->cfg->runtime);
 	if (r < 0)
@@ -1036,15 +417,15 @@ static int event_loop_new(struct daemon *d)
 		return r;
 	sd_event_now(d->ev, CLOCK_MONOTONIC, &now);
 	if ((r = sd_event_add_time(d->ev, NULL, CLOCK_MONOTONIC, now + 1000000ULL, 100000ULL,
-				   on_tick, d)) < 0)
+				   daemon_on_tick, d)) < 0)
 		return r;
 	if (d->tty && (r = sd_event_add_time(d->ev, NULL, CLOCK_MONOTONIC, now, 50000ULL,
-					     on_bar, d)) < 0)
+					     daemon_on_bar, d)) < 0)
 		return r;
-	stuck_limits(d);
+	daemon_stuck_limits(d);
 	if (sd_watchdog_enabled(0, &period) > 0 && period > 0) {
 		r = sd_event_add_time(d->ev, NULL, CLOCK_MONOTONIC, now + period / 2, 0,
-				      on_watchdog, d);
+				      daemon_on_watchdog, d);
 		if (r < 0)
 			return r;
 		pl_log(LOG_INFO, "watchdog every %.1f s", (double)period / 2e6);
@@ -1090,14 +471,14 @@ static int start(struct daemon *d)
 				     strerror(-r));
 		return r;
 	}
-	write_status(d, "starting");
+	daemon_write_status(d, "starting");
 	if ((r = pl_spool_recover(d->spool)) < 0)
 		return r;
 	if (d->opts->once && pl_spool_count_pending(d->spool, &pending) == 0)
 		d->total = pending;
 	if (*d->cfg->metrics.listen &&
 	    (r = pl_metrics_start(d->cfg->metrics.listen, (unsigned)d->cfg->metrics.connections,
-				  d->cfg->metrics.timeout, count_backlog, d, &d->metrics)) < 0)
+				  d->cfg->metrics.timeout, daemon_count_backlog, d, &d->metrics)) < 0)
 		return r;
 	if (d->cfg->stream.enabled) {
 		pl_spool_set_remote(d->spool);
@@ -1108,18 +489,18 @@ static int start(struct daemon *d)
 		pl_log_errno(LOG_ERR, -r, "cannot start the pipeline: %s", strerror(-r));
 		return r;
 	}
-	adapt_init(d);
+	daemon_adapt_init(d);
 	if (d->metrics) {	/* a scrape before the first tick sees zeros, not nothing */
 		struct pl_status s;
 
-		snapshot(d, &s);
-		publish_metrics(d, &s);
+		daemon_snapshot(d, &s);
+		daemon_publish_metrics(d, &s);
 	}
 	if ((r = event_loop_new(d)) < 0) {
 		pl_log_errno(LOG_ERR, -r, "cannot set up the event loop: %s", strerror(-r));
 		return r;
 	}
-	r = pthread_create(&d->feeder, NULL, feeder_main, d);
+	r = pthread_create(&d->feeder, NULL, daemon_feeder_main, d);
 	if (r) {
 		pl_log_errno(LOG_ERR, r, "cannot start the feeder: %s", strerror(r));
 		return -r;
@@ -1127,14 +508,14 @@ static int start(struct daemon *d)
 	d->feeder_running = true;
 	if (!d->stream)
 		return 0;
-	if ((r = pthread_create(&d->puller, NULL, puller_main, d)) == 0) {
+	if ((r = pthread_create(&d->puller, NULL, daemon_puller_main, d)) == 0) {
 		d->puller_running = true;
-		r = pthread_create(&d->collector, NULL, collector_main, d);
+		r = pthread_create(&d->collector, NULL, daemon_collector_main, d);
 		d->collector_running = r == 0;
 	}
 	if (r) {
 		pl_log_errno(LOG_ERR, r, "cannot start the stream's threads: %s", strerror(r));
-		stop_intake(d);
+		daemon_stop_intake(d);
 		return -r;
 	}
 	return 0;
@@ -1165,11 +546,11 @@ int pl_daemon_run(const struct pl_daemon_opts *o)
 	d.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (d.drained_fd < 0 || d.wake_fd < 0 || (r = start(&d)) < 0) {
 		if (d.spool)
-			write_status(&d, "stopped");
+			daemon_write_status(&d, "stopped");
 		teardown(&d);
 		return r == -EBUSY ? PL_EXIT_LOCKED : PL_EXIT_INTERNAL;
 	}
-	write_status(&d, "running");	/* before the log says so, and READY=1 */
+	daemon_write_status(&d, "running");	/* before the log says so, and READY=1 */
 	pl_log(LOG_INFO, "pipelined %s running: spool %s, widths download %u%s, resize %u, "
 	       "upload %u%s%s", PL_VERSION, d.cfg->spool, d.cfg->download.stage.workers,
 	       d.cfg->download.stage.workers_adaptive ? " (adaptive)" : "",
@@ -1184,7 +565,7 @@ int pl_daemon_run(const struct pl_daemon_opts *o)
 		status = PL_EXIT_INTERNAL;
 	}
 	if (d.tty) {
-		draw_bar(&d);
+		daemon_draw_bar(&d);
 		pl_log_bar_end();
 	}
 	{
@@ -1208,7 +589,7 @@ int pl_daemon_run(const struct pl_daemon_opts *o)
 		if (o->once && ((d.stream ? remote_failed : failed) || rejected) && status == PL_EXIT_OK)
 			status = PL_EXIT_FAILED_ITEMS;
 	}
-	write_status(&d, "stopped");	/* while the lock is ours: see write_status */
+	daemon_write_status(&d, "stopped");	/* while the lock is ours: see daemon_write_status */
 	teardown(&d);
 	return status;
 }

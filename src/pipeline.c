@@ -170,6 +170,11 @@ void pl_pipeline_stats(struct pl_pipeline *p, size_t stage, struct pl_stage_stat
 	pl_pool_stats(p->st[stage].pool, st);
 }
 
+bool pl_pipeline_oldest_busy(struct pl_pipeline *p, size_t stage, pl_pool_busy_fn *fn, void *ud)
+{
+	return pl_pool_oldest_busy(p->st[stage].pool, fn, ud);
+}
+
 const char *pl_pipeline_stage_name(const struct pl_pipeline *p, size_t stage)
 {
 	return p->st[stage].name;

@@ -55,6 +55,8 @@ int  pl_pipeline_stop(struct pl_pipeline *p);
 size_t pl_pipeline_abort(struct pl_pipeline *p, void **items, size_t max);
 size_t pl_pipeline_stages(const struct pl_pipeline *p);
 void pl_pipeline_stats(struct pl_pipeline *p, size_t stage, struct pl_stage_stats *st);
+/* pl_pool_oldest_busy for one stage: its longest-running current item. */
+bool pl_pipeline_oldest_busy(struct pl_pipeline *p, size_t stage, pl_pool_busy_fn *fn, void *ud);
 const char *pl_pipeline_stage_name(const struct pl_pipeline *p, size_t stage);
 void pl_pipeline_destroy(struct pl_pipeline *p);
 

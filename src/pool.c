@@ -58,6 +58,7 @@ struct worker {
 	struct pl_pool *pool;
 	unsigned idx;
 	atomic_uint_fast64_t busy_since;	/* start of the current item, 0 = idle */
+	_Atomic(void *) item;		/* the current item while busy_since is set */
 	enum worker_state state;	/* under pool->lock */
 	pthread_t tid;
 };
@@ -80,6 +81,7 @@ struct pl_pool {
 	unsigned nslots;
 	atomic_uint want;
 	bool stopping;			/* pl_pool_stop began: no worker starts again */
+	atomic_bool describing;		/* pl_pool_oldest_busy holds an item: under lock */
 
 	struct delayed *heap;		/* min-heap on due_us, under lock */
 	size_t nheap, capheap;
@@ -190,10 +192,17 @@ static int run_one(struct pl_pool *p, struct worker *w, void *ws, void *item)
 	int r;
 
 	atomic_fetch_add_explicit(&p->busy, 1, memory_order_relaxed);
-	atomic_store_explicit(&w->busy_since, t0, memory_order_relaxed);
+	atomic_store_explicit(&w->item, item, memory_order_relaxed);
+	atomic_store_explicit(&w->busy_since, t0, memory_order_release);
 	r = p->ops->process(p->ctx, ws, item, why, sizeof why);
 	t1 = pl_now_us();
-	atomic_store_explicit(&w->busy_since, 0, memory_order_relaxed);
+	/* the item may be freed once passed on: not while it is being described
+	 * (pl_pool_oldest_busy says why this cannot miss one) */
+	atomic_store(&w->busy_since, 0);
+	if (atomic_load(&p->describing)) {
+		pthread_mutex_lock(&p->lock);
+		pthread_mutex_unlock(&p->lock);
+	}
 	atomic_fetch_sub_explicit(&p->busy, 1, memory_order_relaxed);
 	record_latency(p, t1 - t0);
 	atomic_store_explicit(&p->progress_us, t1, memory_order_relaxed);
@@ -527,6 +536,37 @@ void pl_pool_stats(struct pl_pool *p, struct pl_stage_stats *st)
 		st->p50_ms = samples[(n - 1) / 2] / 1000.0;
 		st->p95_ms = samples[(n - 1) * 95 / 100] / 1000.0;
 	}
+}
+
+/*
+ * The worker's hot path stays without a lock: it clears busy_since and
+ * then looks at `describing`, while this sets `describing` and then reads
+ * busy_since, all sequentially consistent.  So either this sees the worker
+ * idle, or the worker sees `describing` and waits for the lock, which is
+ * held until fn has returned: the item cannot leave the worker (and be
+ * freed downstream) while fn looks at it.  Only a stuck worker is ever
+ * described, so the wait is as rare as the watchdog's complaint.
+ */
+bool pl_pool_oldest_busy(struct pl_pool *p, pl_pool_busy_fn *fn, void *ud)
+{
+	uint64_t oldest = 0;
+	void *item = NULL;
+
+	pthread_mutex_lock(&p->lock);
+	atomic_store(&p->describing, true);
+	for (unsigned i = 0; i < p->nslots; i++) {
+		uint64_t since = atomic_load(&p->slots[i]->busy_since);
+
+		if (since && (!oldest || since < oldest)) {
+			oldest = since;
+			item = atomic_load_explicit(&p->slots[i]->item, memory_order_relaxed);
+		}
+	}
+	if (oldest)
+		fn(ud, item, oldest);
+	atomic_store(&p->describing, false);
+	pthread_mutex_unlock(&p->lock);
+	return oldest != 0;
 }
 
 const char *pl_pool_name(const struct pl_pool *p)

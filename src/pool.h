@@ -12,6 +12,7 @@
 #ifndef PL_POOL_H
 #define PL_POOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -95,6 +96,16 @@ int  pl_pool_set_width(struct pl_pool *p, unsigned width);
  * and no delayed item is left) and reap them. */
 int  pl_pool_stop(struct pl_pool *p);
 void pl_pool_stats(struct pl_pool *p, struct pl_stage_stats *st);
+/*
+ * The item of the worker that has been on its current item the longest
+ * (stats' oldest_busy_us): fn(ud, item, since_us) is called with it under
+ * the pool's lock, while that worker cannot let go of the item, so fn may
+ * read what the item held when it was fed (to name it in a log line), but
+ * not what the stage is changing, and must not call into the pool.
+ * Returns whether a worker was busy (and fn called).
+ */
+typedef void pl_pool_busy_fn(void *ud, const void *item, uint64_t since_us);
+bool pl_pool_oldest_busy(struct pl_pool *p, pl_pool_busy_fn *fn, void *ud);
 const char *pl_pool_name(const struct pl_pool *p);
 void pl_pool_destroy(struct pl_pool *p);
 

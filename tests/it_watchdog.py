@@ -11,8 +11,9 @@ A single stuck worker must not hide behind its siblings: with the test
 hook PL_TEST_HANG (a -DPL_TEST_HOOKS=ON build) one download worker never
 comes back from its item while two others keep finishing a stream of jobs,
 so the stage as a whole moves.  With the stuck limit shortened to 2 s
-(PL_TEST_STUCK_S), the daemon must name the stuck stage and withhold
-WATCHDOG=1, again and again, while the done count keeps rising.
+(PL_TEST_STUCK_S), the daemon must name the stuck stage and the item (job,
+line, URL) and withhold WATCHDOG=1, again and again, while the done count
+keeps rising.
 """
 import os
 import re
@@ -147,6 +148,9 @@ def test_stuck_worker_among_progressing_siblings():
 
         stuck = r"stage download: a worker has been on one item for .* withholding the watchdog ping"
         i, _ = d.wait_line(stuck, 30 * SLOW)
+        # named as any item's trouble is: its job, line and URL
+        pl.check("job hang item 1 (file://%s) download: " % hang in d.lines[i],
+                 "the stuck-worker line does not name the item: %s" % d.lines[i])
         # detected while the siblings still finish items, and again after more of them
         before = done_count(note)
         pl.wait_for(lambda: done_count(note) >= before + 10, 30 * SLOW,
