@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "adapt.h"
+#include "clock.h"
 #include "config.h"
 #include "daemon_int.h"
 #include "log.h"
