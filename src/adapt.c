@@ -45,6 +45,11 @@
  * shipped configuration was), max its workers_max.  A stage that is not
  * adaptive is left alone, so a fixed number in the configuration pins it.
  *
+ * The daemon calls it four times a second: the ticks between the whole
+ * seconds may only grow a stage in slow start (quick_step), so a source
+ * 250 ms away gets its width within a second; every other decision, and
+ * every counter difference, is per whole second.
+ *
  * Why a snapshot once a second is enough: the pool's deferral and queues
  * smooth the stage (a starving stage stays starving for many seconds), a
  * wrong step costs one second of a few idle threads or a few items late,
@@ -110,6 +115,33 @@ static double use_of(const struct pl_adapt *a, size_t i, const struct pl_stage_s
 	return u > 1 ? 1 : u;
 }
 
+/* Waiting work (queued, or deferred: a retry, or an item whose host is at
+ * its limit) and (nearly) every worker inside process(). */
+static bool saturated(const struct pl_stage_stats *me, unsigned w)
+{
+	return me->queued + me->delayed > 0 && me->busy + w / 8 >= w;
+}
+
+/* A tick between the once-a-second ones: only slow start's growth, on
+ * what the snapshot shows (a quarter second holds too few finished items
+ * to judge the next stage's use), so a far source gets its width in a
+ * second instead of three.  Everything else waits for the whole second. */
+static enum pl_adapt_why quick_step(struct pl_adapt *a, size_t i, const struct pl_stage_stats *st)
+{
+	struct pl_adapt_stage *s = &a->st[i];
+	const struct pl_stage_stats *next = i + 1 < a->n ? &st[i + 1] : NULL;
+	unsigned w = s->width;
+	double room;
+
+	if (s->grown_past_cut || s->full_ticks || !saturated(&st[i], w) ||
+	    (next && (next->queued > 0 || next->busy >= next->width)))
+		return PL_ADAPT_SAME;
+	room = next ? (double)next->width / (next->busy ? next->busy : 1) : 2;
+	room = room < 2 ? 2 : room > 4 ? 4 : room;
+	s->width = clamp(s, room * w);
+	return s->width != w ? PL_ADAPT_STARVING : PL_ADAPT_SAME;
+}
+
 static enum pl_adapt_why step(struct pl_adapt *a, size_t i, const struct pl_stage_stats *st,
 			      uint64_t dt_us)
 {
@@ -130,9 +162,7 @@ static enum pl_adapt_why step(struct pl_adapt *a, size_t i, const struct pl_stag
 	pushed = s->retries_push && retried_d > 0 && retried_d * 4 > done_d;
 	double use = next ? use_of(a, i + 1, st, dt_us) : -1;
 
-	/* waiting work: queued, or deferred (a retry, or an item whose host
-	 * is at its limit) */
-	starving = me->queued + me->delayed > 0 && me->busy + w / 8 >= w &&
+	starving = saturated(me, w) &&
 		   (!next || (next->queued == 0 && next->busy < next->width) ||
 		    (use >= 0 && use < ROOM_USE));
 	if (pushed || s->full_ticks >= 2) {
@@ -165,16 +195,20 @@ void pl_adapt_tick(struct pl_adapt *a, uint64_t now_us, const struct pl_stage_st
 		   unsigned *width, enum pl_adapt_why *why)
 {
 	uint64_t dt_us = a->last_us && now_us > a->last_us ? now_us - a->last_us : 0;
+	/* a whole second since the last full tick (or no clock: every tick is) */
+	bool full = !now_us || !a->last_us || dt_us >= PL_ADAPT_TICK_US - PL_ADAPT_TICK_US / 8;
 
 	for (size_t i = 0; i < a->n; i++) {
 		if (a->st[i].on) {
-			why[i] = step(a, i, st, dt_us);
+			why[i] = full ? step(a, i, st, dt_us) : quick_step(a, i, st);
 			width[i] = a->st[i].width;
 		} else {
 			why[i] = PL_ADAPT_SAME;
 			width[i] = st[i].width;
 		}
 	}
+	if (!full)
+		return;
 	for (size_t i = 0; i < a->n; i++) {
 		a->last_sum_us[i] = st[i].hist_sum_us;
 		a->last_calls[i] = calls(&st[i]);

@@ -26,6 +26,11 @@ enum pl_adapt_why {
 				   side answered with retries */
 };
 
+/* How often the caller ticks (pl_adapt_tick), and the whole second the
+ * decisions other than slow start's growth wait for. */
+#define PL_ADAPT_QUICK_US 250000u
+#define PL_ADAPT_TICK_US 1000000u
+
 struct pl_adapt_stage {
 	bool on;		/* adaptive; otherwise left alone */
 	bool retries_push;	/* its retries mean the far side pushes back */
@@ -53,8 +58,10 @@ void pl_adapt_init(struct pl_adapt *a, size_t n, const size_t *cap, uint64_t now
  * fixed (on = false).  retries_push: see the top of adapt.c. */
 void pl_adapt_set(struct pl_adapt *a, size_t i, bool on, bool retries_push, unsigned min,
 		  unsigned max, unsigned width);
-/* One tick at now_us (monotonic): st[] holds every stage's statistics, in
- * order.  For each
+/* One tick at now_us (monotonic), every PL_ADAPT_QUICK_US; a tick less
+ * than a whole second after the last whole one only lets a stage in slow
+ * start grow; now_us 0 makes every tick a whole one.  st[] holds every
+ * stage's statistics, in order.  For each
  * adaptive stage, width[i] is the width it should have now and why[i] why
  * it moved; fixed stages get PL_ADAPT_SAME and their current width. */
 void pl_adapt_tick(struct pl_adapt *a, uint64_t now_us, const struct pl_stage_stats *st,

@@ -422,6 +422,9 @@ static int event_loop_new(struct daemon *d)
 	if (d->tty && (r = sd_event_add_time(d->ev, NULL, CLOCK_MONOTONIC, now, 50000ULL,
 					     daemon_on_bar, d)) < 0)
 		return r;
+	if ((r = sd_event_add_time(d->ev, NULL, CLOCK_MONOTONIC, now + PL_ADAPT_QUICK_US, 50000ULL,
+				   daemon_on_adapt, d)) < 0)
+		return r;
 	daemon_stuck_limits(d);
 	if (sd_watchdog_enabled(0, &period) > 0 && period > 0) {
 		r = sd_event_add_time(d->ev, NULL, CLOCK_MONOTONIC, now + period / 2, 0,

@@ -1,14 +1,15 @@
 /*
  * daemon_adapt.c — the glue between the daemon and the adaptive widths
  * (adapt.c): which stages adapt and within what bounds, from the
- * configuration at start and on every reload, and once a second the new
- * widths set on the pipeline and logged.
+ * configuration at start and on every reload, and four times a second the
+ * new widths set on the pipeline and logged.
  *
  * How it fits: adapt.c decides from the stages' statistics and knows
  * nothing of the pipeline or the log; this file reads the statistics,
  * applies the decisions and says so.  daemon.c calls daemon_adapt_init()
- * at start and daemon_adapt_configure() on SIGHUP; the status tick
- * (daemon_status.c) calls daemon_adapt_tick().
+ * at start and daemon_adapt_configure() on SIGHUP; its own timer
+ * (daemon_on_adapt, set up with the others in daemon.c) ticks adapt.c,
+ * whose ticks between the whole seconds only let slow start grow.
  *
  * Why apart: it is the one part of the main loop that changes the
  * pipeline rather than reporting on it, and all of it runs on the main
@@ -65,9 +66,9 @@ void daemon_adapt_init(struct daemon *d)
 	daemon_adapt_configure(d, d->cfg);
 }
 
-/* Once a second: the new widths.  A move by half or more since the width
- * last logged is a notice, smaller steps are debug lines. */
-void daemon_adapt_tick(struct daemon *d)
+/* Four times a second: the new widths.  A move by half or more since the
+ * width last logged is a notice, smaller steps are debug lines. */
+static void adapt_tick(struct daemon *d)
 {
 	struct pl_stage_stats st[ST_COUNT];
 	unsigned width[ST_COUNT];
@@ -98,4 +99,10 @@ void daemon_adapt_tick(struct daemon *d)
 		if (big)
 			d->adapt_noted[i] = width[i];
 	}
+}
+
+int daemon_on_adapt(sd_event_source *src, uint64_t usec, void *ud)
+{
+	adapt_tick(ud);
+	return daemon_rearm(src, usec + PL_ADAPT_QUICK_US);
 }

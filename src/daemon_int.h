@@ -92,10 +92,11 @@ void *daemon_collector_main(void *arg);
 void daemon_stop_intake(struct daemon *d);
 
 /* daemon_adapt.c: the adaptive widths, from the configuration c (at start
- * and on reload) and on the tick.  Main thread only. */
+ * and on reload) and on their own timer, four times a second (adapt.c
+ * says why).  Main thread only. */
 void daemon_adapt_init(struct daemon *d);
 void daemon_adapt_configure(struct daemon *d, const struct pl_config *c);
-void daemon_adapt_tick(struct daemon *d);
+int daemon_on_adapt(sd_event_source *src, uint64_t usec, void *ud);
 
 /* daemon_status.c: the main thread's readers.  The on_ ones are sd-event
  * timer callbacks (ud is the struct daemon); write_status writes
@@ -107,6 +108,7 @@ void daemon_write_status(struct daemon *d, const char *state);
 void daemon_draw_bar(struct daemon *d);
 int daemon_on_bar(sd_event_source *src, uint64_t usec, void *ud);
 int daemon_on_tick(sd_event_source *src, uint64_t usec, void *ud);
+int daemon_rearm(sd_event_source *src, uint64_t when);
 void daemon_stuck_limits(struct daemon *d);
 int daemon_on_watchdog(sd_event_source *src, uint64_t usec, void *ud);
 

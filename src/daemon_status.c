@@ -144,7 +144,7 @@ static bool recent_progress(const struct pl_status *s, uint64_t us)
 }
 
 /* sd-event timers are one-shot: set the next time and switch it on again. */
-static int rearm(sd_event_source *src, uint64_t when)
+int daemon_rearm(sd_event_source *src, uint64_t when)
 {
 	int r = sd_event_source_set_time(src, when);
 
@@ -168,7 +168,7 @@ void daemon_draw_bar(struct daemon *d)
 int daemon_on_bar(sd_event_source *src, uint64_t usec, void *ud)
 {
 	daemon_draw_bar(ud);
-	return rearm(src, usec + BAR_PERIOD_US);
+	return daemon_rearm(src, usec + BAR_PERIOD_US);
 }
 
 int daemon_on_tick(sd_event_source *src, uint64_t usec, void *ud)
@@ -182,7 +182,6 @@ int daemon_on_tick(sd_event_source *src, uint64_t usec, void *ud)
 		d->rate_n++;
 	if (d->stream)
 		pl_stream_tick(d->stream);
-	daemon_adapt_tick(d);
 	daemon_snapshot(d, &s);
 	send_status(d, &s);
 	daemon_publish_metrics(d, &s);
@@ -191,7 +190,7 @@ int daemon_on_tick(sd_event_source *src, uint64_t usec, void *ud)
 	/* a drain that still moves earns more time from systemd */
 	if (atomic_load(&d->stopping) && recent_progress(&s, 90ULL * 1000000ULL))
 		sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu", (unsigned long long)EXTEND_USEC);
-	return rearm(src, usec + 1000000ULL);
+	return daemon_rearm(src, usec + 1000000ULL);
 }
 
 /*
@@ -279,5 +278,5 @@ int daemon_on_watchdog(sd_event_source *src, uint64_t usec, void *ud)
 		sd_notify(0, "WATCHDOG=1");
 		d->wd_last_ping_us = pl_now_us();
 	}
-	return rearm(src, usec + (period ? period / 2 : 1000000ULL));
+	return daemon_rearm(src, usec + (period ? period / 2 : 1000000ULL));
 }
