@@ -18,7 +18,6 @@ Against a real nats-server (tests/plnats.py):
                   and once the server comes up connects and runs the job.
 """
 import os
-import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -71,9 +70,7 @@ def t_server_restart():
             pl.note("server restart: %d items, %d fetched twice" % (2 * n,
                                                                     sources_fetched(site) - 2 * n))
             for d in daemons:
-                d.signal(signal.SIGTERM)
-                pl.check(d.wait(30) == 0, "exit status")
-                pl.check(d.count(r"AddressSanitizer|runtime error") == 0, "sanitizer report")
+                d.stop_clean()
     finally:
         if notify:
             notify.close()
@@ -101,9 +98,7 @@ def t_no_server_yet():
             d.wait_line(r"stream: consuming", 30)
             pl.wait_for(lambda: env.where("jobL") == "done", 60, "jobL in done/")
             pl.check_lines_once(env.records("jobL"), 10, "jobL")
-            d.signal(signal.SIGTERM)
-            pl.check(d.wait(30) == 0, "exit status")
-            pl.check(d.count(r"AddressSanitizer|runtime error") == 0, "sanitizer report")
+            d.stop_clean()
     finally:
         if notify:
             notify.close()

@@ -64,6 +64,7 @@ API (everything raises pl.Failure with a message naming what failed):
   d.count(regex)                   how many lines match so far
   d.signal(sig) / d.kill()         send a signal / SIGKILL
   d.wait(timeout)                  exit status, failing if it does not exit in time
+  d.stop_clean(timeout=60)         SIGTERM: fail unless it exits 0 with no sanitizer report
   d.stop()                         make sure it is gone (for finally: blocks)
 
   with pl.Session("name", notify=False) as s:   one test's scaffold: s.env (a fresh Env),
@@ -495,6 +496,14 @@ class Daemon:
                           % (timeout, "\n  ".join(self.lines[-15:])))
         self._reader.join(10)
         return rc
+
+    def stop_clean(self, timeout=60):
+        """A graceful stop: exit 0, and under a sanitizer no report (leaks
+        included)."""
+        self.signal(signal.SIGTERM)
+        check(self.wait(timeout) == 0, "exit status after SIGTERM")
+        check(self.count(r"AddressSanitizer|LeakSanitizer|runtime error") == 0,
+              "sanitizer report")
 
     def stop(self):
         if self.proc.poll() is None:
