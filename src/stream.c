@@ -1,5 +1,6 @@
 /*
- * stream.c — the NATS JetStream intake (see stream.h).
+ * stream.c — the NATS JetStream intake (see stream.h).  What a message
+ * says is read by streammsg.c, apart from the connection (fuzzed).
  *
  * Why it is built this way:
  *  - One stream holds everything under SUBJECT.>, with work-queue retention:
@@ -63,11 +64,10 @@
 #include "config.h"
 #include "crashguard.h"
 #include "item.h"
-#include "jobline.h"
 #include "log.h"
 #include "record.h"
-#include "strbuf.h"
 #include "stream.h"
+#include "streammsg.h"
 
 #define GUARD_NAME ".stream.guard"	/* in the spool, beside new/ */
 #define SUBJECT_MAX 256
@@ -570,117 +570,6 @@ static void msg_free(struct msg *m)
 	free(m);
 }
 
-static bool token_valid(const char *t)
-{
-	size_t n = strlen(t);
-
-	if (n == 0 || n > 64)
-		return false;
-	for (; *t; t++)
-		if (!((*t >= 'a' && *t <= 'z') || (*t >= 'A' && *t <= 'Z') ||
-		      (*t >= '0' && *t <= '9') || *t == '_' || *t == '-'))
-			return false;
-	return true;
-}
-
-/* A job name as the spool allows it, and one that can travel in a header. */
-static bool job_valid(const char *j)
-{
-	size_t n = strlen(j);
-
-	if (n == 0 || n > 240 || j[0] == '.' || strchr(j, '/'))
-		return false;
-	for (; *j; j++)
-		if ((unsigned char)*j < 0x20 || *j == 0x7f)
-			return false;
-	return true;
-}
-
-/* A reason as it goes out, in a record and in a dead letter's header: a
- * hostile message's bytes quoted in a JSON parser's error (or a UTF-8
- * sequence cut by the buffer's end) become '?', so that no control byte
- * can break a header line and the reason is valid UTF-8. */
-static void printable(char *s)
-{
-	size_t n = strlen(s), k;
-
-	for (size_t i = 0; i < n; i += k) {
-		k = pl_strbuf_utf8_len(s + i, n - i);
-		if (k == 0 || (k == 1 && ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)))
-			s[i] = '?', k = 1;
-	}
-}
-
-const char *pl_stream_parse_item(const char *data, size_t len, char **owner_out,
-				 char **job_out, struct pl_item *it, char *buf, size_t buflen)
-{
-	const char *job, *owner, *source, *name, *why = NULL;
-	char *src = NULL, *nm = NULL, line[8192 + 2];
-	json_error_t jerr;
-	json_int_t ln;
-	json_t *o, *v;
-	int r;
-
-	o = json_loadb(data, len, 0, &jerr);
-	if (!o || !json_is_object(o)) {
-		snprintf(buf, buflen, "not a JSON object: %s", o ? "another JSON value" : jerr.text);
-		json_decref(o);
-		printable(buf);
-		return buf;
-	}
-	owner = json_string_value(json_object_get(o, "owner"));
-	job = json_string_value(json_object_get(o, "job"));
-	if (!owner || !token_valid(owner)) {
-		why = "\"owner\" missing or not 1 to 64 of A-Z a-z 0-9 _ -";
-		goto out;
-	}
-	*owner_out = strdup(owner);
-	if (!job || !job_valid(job)) {
-		why = "\"job\" missing or not a spool job name";
-		goto out;
-	}
-	*job_out = strdup(job);
-	v = json_object_get(o, "line");
-	ln = json_integer_value(v);
-	if (!json_is_integer(v) || ln < 1) {
-		why = "\"line\" missing or not a positive integer";
-		goto out;
-	}
-	it->line = (unsigned long)ln;
-	source = json_string_value(json_object_get(o, "source"));
-	v = json_object_get(o, "name");
-	name = json_string_value(v);
-	if (!source || (v && !json_is_null(v) && !name)) {
-		why = "\"source\" missing, or \"name\" not a string";
-		goto out;
-	}
-	/* the same rules as a line of a job file */
-	if ((size_t)snprintf(line, sizeof line, "%s%s%s", source, name ? " " : "",
-			     name ? name : "") >= sizeof line) {
-		why = "line too long";
-		goto out;
-	}
-	r = pl_jobline_parse(line, &src, &nm, &why);
-	if (r <= 0) {
-		why = r == 0 ? "\"source\" is empty" : why;
-		goto out;
-	}
-	it->source = strdup(src);
-	if (nm)
-		it->name = strdup(nm);
-	else if ((it->name = malloc(PL_JOBLINE_NAME_MAX + 1)))
-		pl_jobline_derive_name(src, it->name, PL_JOBLINE_NAME_MAX + 1);
-	if (!it->source || !it->name || !*owner_out || !*job_out)
-		why = "out of memory";
-out:
-	json_decref(o);
-	if (why && why != buf) {
-		snprintf(buf, buflen, "%s", why);
-		printable(buf);
-		why = buf;
-	}
-	return why;
-}
 
 static void flight_add(struct pl_stream *s, struct msg *m)
 {
@@ -746,7 +635,7 @@ static struct pl_item *take_msg(struct pl_stream *s, natsMsg *nm, uint64_t *deli
 	atomic_fetch_add(&s->pulled, 1);
 	it->intake = &stream_intake;
 	it->origin = m;
-	bad = pl_stream_parse_item(natsMsg_GetData(nm), (size_t)natsMsg_GetDataLength(nm),
+	bad = pl_streammsg_parse_item(natsMsg_GetData(nm), (size_t)natsMsg_GetDataLength(nm),
 				   &m->owner, &m->job, it, why, sizeof why);
 	it->job_name = m->job;
 	if (!bad && m->seq && m->seq == s->condemned) {
@@ -992,7 +881,7 @@ static void bury(struct pl_stream *s, uint64_t seq)
 	}
 	snprintf(reason, sizeof reason, "delivered %d times without a result (stream.max_deliver): "
 		 "it crashed or stalled every daemon that took it", s->c->max_deliver);
-	pl_stream_parse_item(natsMsg_GetData(m.m), (size_t)natsMsg_GetDataLength(m.m), &m.owner,
+	pl_streammsg_parse_item(natsMsg_GetData(m.m), (size_t)natsMsg_GetDataLength(m.m), &m.owner,
 			     &m.job, it, why, sizeof why);
 	if (js_DeleteMsg(s->js, s->c->stream, seq, NULL, NULL) == NATS_OK) {
 		dead_letter(s, m.m, seq, reason);
@@ -1021,18 +910,6 @@ static void bury_advised(struct pl_stream *s)
 
 /* ---- the owner's results ----------------------------------------------- */
 
-const char *pl_stream_parse_result(const char *job, const char *data, size_t len,
-				   unsigned long *line, bool *ok)
-{
-	if (!job)
-		return "no Pipelined-Job header";
-	/* "." or ".." would be found in new/ and asked for again for ever */
-	if (!job_valid(job))
-		return "Pipelined-Job is not a spool job name";
-	if (pl_record_parse(data, len, line, ok) < 0)
-		return "not a result record";
-	return NULL;
-}
 
 int pl_stream_take_results(struct pl_stream *s, size_t max, int timeout_ms,
 			   pl_stream_record_fn *record, void *ud)
@@ -1062,7 +939,7 @@ int pl_stream_take_results(struct pl_stream *s, size_t max, int timeout_ms,
 
 		if (natsMsgHeader_Get(m, "Pipelined-Job", &job) != NATS_OK)
 			job = NULL;
-		if ((why = pl_stream_parse_result(job, data, len, &line, &ok))) {
+		if ((why = pl_streammsg_parse_result(job, data, len, &line, &ok))) {
 			pl_log(LOG_WARNING, "stream: a message on %s is not a result (%s); dropped",
 			       s->mine_subj, why);
 			natsMsg_Term(m, NULL);

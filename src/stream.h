@@ -70,23 +70,6 @@ typedef int pl_stream_record_fn(void *ud, const char *job, unsigned long line, b
 int  pl_stream_take_results(struct pl_stream *s, size_t max, int timeout_ms,
 			    pl_stream_record_fn *record, void *ud);
 
-/*
- * The two parsers of what any producer may publish, apart from the
- * connection so that they can be tested and fuzzed on bytes alone.
- *
- * An item message (data, len: any bytes): NULL with it->line, ->source and
- * ->name set as a job line would set them, or why not, in buf (buflen
- * bytes).  Either way *owner and *job are set (malloc'd, the caller's to
- * free) as far as they could be read, and it->line with them, so that a
- * refused item can be failed to its owner.
- */
-const char *pl_stream_parse_item(const char *data, size_t len, char **owner, char **job,
-				 struct pl_item *it, char *buf, size_t buflen);
-/* A result message: its Pipelined-Job header (NULL if it has none) and its
- * body.  NULL with *line and *ok set, or why it is not a result. */
-const char *pl_stream_parse_result(const char *job, const char *data, size_t len,
-				   unsigned long *line, bool *ok);
-
 /* From the main loop once a second: keep long items' leases (InProgress). */
 void pl_stream_tick(struct pl_stream *s);
 

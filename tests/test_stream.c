@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "item.h"
-#include "stream.h"
+#include "streammsg.h"
 
 struct parsed {
 	struct pl_item *it;
@@ -25,7 +25,7 @@ static void parse(struct parsed *p, const char *data, size_t len)
 	memset(p, 0, sizeof *p);
 	p->it = pl_item_new();
 	ck_assert_ptr_nonnull(p->it);
-	p->why = pl_stream_parse_item(data, len, &p->owner, &p->job, p->it, p->buf, sizeof p->buf);
+	p->why = pl_streammsg_parse_item(data, len, &p->owner, &p->job, p->it, p->buf, sizeof p->buf);
 }
 
 static void parsed_free(struct parsed *p)
@@ -135,17 +135,17 @@ START_TEST(result_parsed)
 	unsigned long line = 0;
 	bool ok = true;
 
-	ck_assert_ptr_null(pl_stream_parse_result("j1", rec, strlen(rec), &line, &ok));
+	ck_assert_ptr_null(pl_streammsg_parse_result("j1", rec, strlen(rec), &line, &ok));
 	ck_assert_uint_eq(line, 4);
 	ck_assert(!ok);
-	ck_assert_ptr_nonnull(pl_stream_parse_result(NULL, rec, strlen(rec), &line, &ok));
-	ck_assert_ptr_nonnull(pl_stream_parse_result("j1", "not a result", 12, &line, &ok));
+	ck_assert_ptr_nonnull(pl_streammsg_parse_result(NULL, rec, strlen(rec), &line, &ok));
+	ck_assert_ptr_nonnull(pl_streammsg_parse_result("j1", "not a result", 12, &line, &ok));
 	/* no job a spool can have: "." and ".." exist in new/ and would be
 	 * asked for again for ever */
-	ck_assert_ptr_nonnull(pl_stream_parse_result(".", rec, strlen(rec), &line, &ok));
-	ck_assert_ptr_nonnull(pl_stream_parse_result("..", rec, strlen(rec), &line, &ok));
-	ck_assert_ptr_nonnull(pl_stream_parse_result("a/b", rec, strlen(rec), &line, &ok));
-	ck_assert_ptr_nonnull(pl_stream_parse_result("", rec, strlen(rec), &line, &ok));
+	ck_assert_ptr_nonnull(pl_streammsg_parse_result(".", rec, strlen(rec), &line, &ok));
+	ck_assert_ptr_nonnull(pl_streammsg_parse_result("..", rec, strlen(rec), &line, &ok));
+	ck_assert_ptr_nonnull(pl_streammsg_parse_result("a/b", rec, strlen(rec), &line, &ok));
+	ck_assert_ptr_nonnull(pl_streammsg_parse_result("", rec, strlen(rec), &line, &ok));
 }
 END_TEST
 

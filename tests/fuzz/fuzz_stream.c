@@ -1,7 +1,7 @@
 /*
  * fuzz_stream.c — libFuzzer target for the two parsers of what any producer
  * on the shared NATS stream may publish (src/stream.c):
- * pl_stream_parse_item (an item message) and pl_stream_parse_result (a
+ * pl_streammsg_parse_item (an item message) and pl_streammsg_parse_result (a
  * result message: its Pipelined-Job header and its body).
  *
  * Nothing on the stream is trusted, so every byte sequence is fair.  The
@@ -32,7 +32,7 @@
 #include "jobline.h"
 #include "record.h"
 #include "strbuf.h"
-#include "stream.h"
+#include "streammsg.h"
 
 #define WHY_SIZE 256	/* what the daemon gives the item parser */
 
@@ -79,7 +79,7 @@ static void result_round_trip(const char *job, const struct pl_item *it, bool ok
 	const char *why;
 
 	FUZZ_CHECK(rec, "pl_record_format failed");
-	why = pl_stream_parse_result(job, rec, strlen(rec), &line, &rok);
+	why = pl_streammsg_parse_result(job, rec, strlen(rec), &line, &rok);
 	FUZZ_CHECK(!why, "the result of line %lu refused (%s): %s", it->line, why, rec);
 	FUZZ_CHECK(line == it->line && rok == ok, "record read back as line %lu %s: %s", line,
 		   rok ? "ok" : "failed", rec);
@@ -94,7 +94,7 @@ static void item(const uint8_t *data, size_t size)
 
 	FUZZ_CHECK(copy && it, "out of memory");
 	memcpy(copy, data, size);
-	why = pl_stream_parse_item(copy, size, &owner, &job, it, buf, sizeof buf);
+	why = pl_streammsg_parse_item(copy, size, &owner, &job, it, buf, sizeof buf);
 	free(copy);
 	FUZZ_CHECK(!owner || owner_ok(owner), "owner \"%s\" handed out", owner);
 	FUZZ_CHECK(!job || job_ok(job), "job \"%s\" handed out", job);
@@ -140,7 +140,7 @@ static void result(const char *job, const uint8_t *data, size_t size)
 
 	FUZZ_CHECK(copy, "out of memory");
 	memcpy(copy, data, size);
-	why = pl_stream_parse_result(job, copy, size, &line, &ok);
+	why = pl_streammsg_parse_result(job, copy, size, &line, &ok);
 	free(copy);
 	if (why) {
 		FUZZ_CHECK(why[0] && printable(why), "reason \"%s\"", why);
