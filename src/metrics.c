@@ -129,6 +129,14 @@ static void value(struct pl_strbuf *b, const char *name, const char *stage,
 	pl_strbuf_printf(b, " %llu\n", v);
 }
 
+/* A family of one series without labels. */
+static void scalar(struct pl_strbuf *b, const char *name, const char *type, const char *help,
+		   unsigned long long v)
+{
+	family(b, name, type, help);
+	value(b, name, NULL, NULL, v);
+}
+
 /* One gauge or counter per stage, its field of the stage's stats. */
 #define PER_STAGE(b, s, name, type, help, field)				\
 	do {									\
@@ -169,27 +177,20 @@ static void stream(struct pl_strbuf *b, const struct pl_status *s)
 {
 	const struct pl_stream_stats *t = &s->stream;
 
-	family(b, "pipelined_stream_connected", "gauge",
-	       "1 while connected to a NATS server, else 0.");
-	value(b, "pipelined_stream_connected", NULL, NULL, t->connected);
-	family(b, "pipelined_stream_items_pulled_total", "counter",
-	       "Items this daemon pulled from the stream to run.");
-	value(b, "pipelined_stream_items_pulled_total", NULL, NULL, t->pulled);
-	family(b, "pipelined_stream_items_in_flight", "gauge",
-	       "Items pulled and not yet acknowledged.");
-	value(b, "pipelined_stream_items_in_flight", NULL, NULL, t->in_flight);
-	family(b, "pipelined_stream_items_acked_total", "counter",
-	       "Items acknowledged after their result was stored.");
-	value(b, "pipelined_stream_items_acked_total", NULL, NULL, t->acked);
-	family(b, "pipelined_stream_items_redelivered_total", "counter",
-	       "Items pulled that the stream had delivered before.");
-	value(b, "pipelined_stream_items_redelivered_total", NULL, NULL, t->redelivered);
-	family(b, "pipelined_stream_items_dead_lettered_total", "counter",
-	       "Items this daemon moved to the dead-letter subject.");
-	value(b, "pipelined_stream_items_dead_lettered_total", NULL, NULL, t->dead);
-	family(b, "pipelined_stream_items_published_total", "counter",
-	       "Items of this daemon's jobs published to the stream.");
-	value(b, "pipelined_stream_items_published_total", NULL, NULL, t->published);
+	scalar(b, "pipelined_stream_connected", "gauge",
+	       "1 while connected to a NATS server, else 0.", t->connected);
+	scalar(b, "pipelined_stream_items_pulled_total", "counter",
+	       "Items this daemon pulled from the stream to run.", t->pulled);
+	scalar(b, "pipelined_stream_items_in_flight", "gauge",
+	       "Items pulled and not yet acknowledged.", t->in_flight);
+	scalar(b, "pipelined_stream_items_acked_total", "counter",
+	       "Items acknowledged after their result was stored.", t->acked);
+	scalar(b, "pipelined_stream_items_redelivered_total", "counter",
+	       "Items pulled that the stream had delivered before.", t->redelivered);
+	scalar(b, "pipelined_stream_items_dead_lettered_total", "counter",
+	       "Items this daemon moved to the dead-letter subject.", t->dead);
+	scalar(b, "pipelined_stream_items_published_total", "counter",
+	       "Items of this daemon's jobs published to the stream.", t->published);
 	family(b, "pipelined_stream_results_total", "counter",
 	       "Results of this daemon's jobs that came back, by outcome.");
 	value(b, "pipelined_stream_results_total", NULL, "ok", s->remote_ok);
@@ -226,12 +227,10 @@ void pl_metrics_render(const struct pl_metrics_sample *m, struct pl_strbuf *b)
 	}
 	PER_STAGE(b, s, "pipelined_stage_retries_total", "counter",
 		  "Attempts of a stage that ended in a retry later.", retried);
-	family(b, "pipelined_downloaded_bytes_total", "counter",
-	       "Bytes of sources fetched, each source once.");
-	value(b, "pipelined_downloaded_bytes_total", NULL, NULL, m->bytes_downloaded);
-	family(b, "pipelined_uploaded_bytes_total", "counter",
-	       "Bytes of outputs stored, each output once.");
-	value(b, "pipelined_uploaded_bytes_total", NULL, NULL, m->bytes_uploaded);
+	scalar(b, "pipelined_downloaded_bytes_total", "counter",
+	       "Bytes of sources fetched, each source once.", m->bytes_downloaded);
+	scalar(b, "pipelined_uploaded_bytes_total", "counter",
+	       "Bytes of outputs stored, each output once.", m->bytes_uploaded);
 
 	PER_STAGE(b, s, "pipelined_stage_queue_items", "gauge",
 		  "Items waiting in a stage's input queue.", queued);
@@ -248,11 +247,10 @@ void pl_metrics_render(const struct pl_metrics_sample *m, struct pl_strbuf *b)
 	value(b, "pipelined_jobs_total", NULL, "done", m->jobs_done);
 	value(b, "pipelined_jobs_total", NULL, "failed", m->jobs_failed);
 	if (m->has_backlog) {
-		family(b, "pipelined_spool_jobs_waiting", "gauge", "Jobs waiting in new/.");
-		value(b, "pipelined_spool_jobs_waiting", NULL, NULL, m->backlog_jobs);
-		family(b, "pipelined_spool_items_waiting", "gauge",
-		       "Items of the jobs in new/ not yet recorded.");
-		value(b, "pipelined_spool_items_waiting", NULL, NULL, m->backlog_items);
+		scalar(b, "pipelined_spool_jobs_waiting", "gauge",
+		       "Jobs waiting in new/.", m->backlog_jobs);
+		scalar(b, "pipelined_spool_items_waiting", "gauge",
+		       "Items of the jobs in new/ not yet recorded.", m->backlog_items);
 	}
 	if (s->has_stream)
 		stream(b, s);
