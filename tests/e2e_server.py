@@ -18,7 +18,6 @@ Paths:
                     source (bench/latency), as many at once as clients ask
   /limit/N/MS/NAME  the same, but 503 at once to a request that finds N of
                     these already in flight (an origin that sheds load)
-  /slow/MS/NAME     the same as /delay/MS/NAME (the stream tests' name)
   /hang             reads the request, then never answers
   /endless          200 without Content-Length, then bytes until the client leaves
   /redirect/REST    302 to REDIRECT_BASE + REST
@@ -75,8 +74,8 @@ class Handler(BaseHTTPRequestHandler):
             srv.counts[self.path] = n = srv.counts.get(self.path, 0) + 1
         if self.path.startswith('/file/'):
             return self.send_file(self.path[len('/file/'):])
-        if self.path.startswith(('/delay/', '/slow/')):
-            ms, _, name = self.path.split('/', 2)[2].partition('/')
+        if self.path.startswith('/delay/'):
+            ms, _, name = self.path[len('/delay/'):].partition('/')
             time.sleep(int(ms) / 1000)
             return self.send_file(name)
         if self.path.startswith('/limit/'):

@@ -68,7 +68,7 @@ def t_graceful_stop_gives_back():
             stopping = site.start(0)
             owner = site.start(1)
             n = 12
-            site.envs[1].submit("jobS", ["http://127.0.0.1:%d/slow/1000/%s s%d"
+            site.envs[1].submit("jobS", ["http://127.0.0.1:%d/delay/1000/%s s%d"
                                          % (port, os.path.basename(imgs[i % 4]), i)
                                          for i in range(n)])
             pl.wait_for(lambda: stream_status(stopping, site.envs[0]).get("in_flight", 0) >= 4,

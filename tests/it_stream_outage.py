@@ -26,12 +26,12 @@ import plnats  # noqa: E402
 
 
 def slow_items(port, imgs, prefix, n, ms=250):
-    return ["http://127.0.0.1:%d/slow/%d/%s %s%d" % (port, ms, os.path.basename(imgs[i % 4]),
+    return ["http://127.0.0.1:%d/delay/%d/%s %s%d" % (port, ms, os.path.basename(imgs[i % 4]),
                                                      prefix, i) for i in range(n)]
 
 
 def sources_fetched(site):
-    return sum(v for k, v in site.counts().items() if k.startswith("/slow/"))
+    return sum(v for k, v in site.counts().items() if k.startswith("/delay/"))
 
 
 def status_says(notify, what, start=0):

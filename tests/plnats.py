@@ -90,7 +90,7 @@ Daemons on the stream (the scaffold of tests/it_stream*.py):
   site.nginx(extra="")             pl.Nginx serving site.images, extra pasted into its
                                    server block, with an access log (site.requests(part)
                                    counts its GETs whose line holds part) → its port
-  site.scripted()                  tests/e2e_server.py serving site.images (/slow/MS/NAME
+  site.scripted()                  tests/e2e_server.py serving site.images (/delay/MS/NAME
                                    answers after MS ms) → its port; site.counts() its
                                    requests per path
 """
