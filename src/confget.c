@@ -141,6 +141,22 @@ const char *pl_config_get_path(struct ctx *c, const config_setting_t *s, const c
 	return v;
 }
 
+/* A string that invalid() accepts, into *dst.  invalid() says what is wrong
+ * with a value ("is not …"), which follows the value quoted; or NULL. */
+void pl_config_read_checked(struct ctx *c, const config_setting_t *s, const char *k, char **dst,
+			    const char *(*invalid)(const char *v))
+{
+	const char *v = pl_config_get_str(c, s, k), *bad;
+
+	if (!v)
+		return;
+	if ((bad = invalid(v))) {
+		pl_config_report(c, s, "%s: \"%s\" %s", k, v, bad);
+		return;
+	}
+	pl_config_set_str(c, dst, v);
+}
+
 /* One of the names in ch (ended by a NULL name).  The message lists each
  * value by its first name: later names of a value are aliases ("center"). */
 bool pl_config_get_choice(struct ctx *c, const config_setting_t *s, const char *k,

@@ -185,28 +185,12 @@ const char *pl_config_s3_region_invalid(const char *v)
 
 static void s3_endpoint(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
 {
-	const char *v = pl_config_get_str(c, s, k), *bad;
-
-	if (!v)
-		return;
-	if ((bad = pl_config_s3_endpoint_invalid(v))) {
-		pl_config_report(c, s, "%s: \"%s\" %s", k, v, bad);
-		return;
-	}
-	pl_config_set_str(c, dst, v);
+	pl_config_read_checked(c, s, k, dst, pl_config_s3_endpoint_invalid);
 }
 
 static void s3_region(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
 {
-	const char *v = pl_config_get_str(c, s, k), *bad;
-
-	if (!v)
-		return;
-	if ((bad = pl_config_s3_region_invalid(v))) {
-		pl_config_report(c, s, "%s: \"%s\" %s", k, v, bad);
-		return;
-	}
-	pl_config_set_str(c, dst, v);
+	pl_config_read_checked(c, s, k, dst, pl_config_s3_region_invalid);
 }
 
 /* ---- where systemd puts things (sysdirs.c) ------------------------------ */

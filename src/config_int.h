@@ -50,6 +50,8 @@ bool pl_config_get_time(struct ctx *c, const config_setting_t *s, const char *k,
 const char *pl_config_get_str(struct ctx *c, const config_setting_t *s, const char *k);
 const char *pl_config_get_path(struct ctx *c, const config_setting_t *s, const char *k,
 			       bool empty_ok);
+void pl_config_read_checked(struct ctx *c, const config_setting_t *s, const char *k, char **dst,
+			    const char *(*invalid)(const char *v));
 bool pl_config_get_choice(struct ctx *c, const config_setting_t *s, const char *k,
 			  const struct choice *ch, int *out);
 

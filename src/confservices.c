@@ -31,29 +31,22 @@ static bool token_ok(const char *v)
 	       strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") == n;
 }
 
+static const char *token_invalid(const char *v)
+{
+	return token_ok(v) ? NULL : "is not 1 to 64 of A-Z a-z 0-9 _ -";
+}
+
 void pl_config_token(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
 {
-	const char *v = pl_config_get_str(c, s, k);
-
-	if (!v)
-		return;
-	if (!token_ok(v)) {
-		pl_config_report(c, s, "%s: \"%s\" is not 1 to 64 of A-Z a-z 0-9 _ -", k, v);
-		return;
-	}
-	pl_config_set_str(c, dst, v);
+	pl_config_read_checked(c, s, k, dst, token_invalid);
 }
 
 /* Tokens joined by '.': no wildcard, no empty token. */
-void pl_config_subject(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
+static const char *subject_invalid(const char *v)
 {
-	const char *v = pl_config_get_str(c, s, k);
 	char tok[KEY_MAX];
-	bool ok;
+	bool ok = *v && strlen(v) < 128;
 
-	if (!v)
-		return;
-	ok = *v && strlen(v) < 128;
 	for (const char *p = v; ok && *p; p += *p == '.') {
 		size_t n = strcspn(p, ".");
 
@@ -61,12 +54,12 @@ void pl_config_subject(struct ctx *c, const config_setting_t *s, const char *k, 
 		p += n;
 		ok = ok && !(p[0] == '.' && p[1] == '\0');
 	}
-	if (!ok) {
-		pl_config_report(c, s, "%s: \"%s\" is not a subject prefix (tokens of A-Z a-z 0-9 _ - "
-				       "joined by '.')", k, v);
-		return;
-	}
-	pl_config_set_str(c, dst, v);
+	return ok ? NULL : "is not a subject prefix (tokens of A-Z a-z 0-9 _ - joined by '.')";
+}
+
+void pl_config_subject(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
+{
+	pl_config_read_checked(c, s, k, dst, subject_invalid);
 }
 
 void pl_config_servers(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
@@ -152,20 +145,20 @@ void pl_config_stream_rules(struct ctx *c, const config_setting_t *g, const char
 /* ---- the metrics group -------------------------------------------------- */
 
 /* The rule the endpoint's socket follows (metrics.c). */
-void pl_config_listen_address(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
+static const char *listen_invalid(const char *v)
 {
-	const char *v = pl_config_get_str(c, s, k);
 	struct sockaddr_storage ss;
 	socklen_t len;
 
-	if (!v)
-		return;
-	if (pl_metrics_parse_listen(v, &ss, &len) < 0) {
-		pl_config_report(c, s, "%s: \"%s\" is not ADDRESS:PORT (an IPv4 address, or an IPv6 one "
-				       "in [ ], and a port 1..65535)", k, v);
-		return;
-	}
-	pl_config_set_str(c, dst, v);
+	if (pl_metrics_parse_listen(v, &ss, &len) < 0)
+		return "is not ADDRESS:PORT (an IPv4 address, or an IPv6 one in [ ], and a port "
+		       "1..65535)";
+	return NULL;
+}
+
+void pl_config_listen_address(struct ctx *c, const config_setting_t *s, const char *k, void *dst)
+{
+	pl_config_read_checked(c, s, k, dst, listen_invalid);
 }
 
 /* The group is there: the endpoint is on, on loopback unless it says. */
