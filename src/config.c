@@ -355,6 +355,16 @@ static void store_int(enum type t, void *field, long long v)
 	}
 }
 
+static long long load_int(enum type t, const void *field)
+{
+	switch (t) {
+	case T_INT:  return *(const int *)field;
+	case T_LONG: return *(const long *)field;
+	case T_UINT: return *(const unsigned *)field;
+	default: return 0;
+	}
+}
+
 /* s, found as row (rk its path from the table's top, k as shown). */
 static void read_setting(struct ctx *c, const struct setting *row, const config_setting_t *s,
 			 const char *k, const char *rk, const struct setting *rows,
@@ -519,13 +529,9 @@ bool pl_config_differs(const struct setting *rows, size_t nrows, const void *a, 
 		case T_GROUP:
 			break;
 		case T_INT:
-			d = *(const int *)fa != *(const int *)fb;
-			break;
 		case T_LONG:
-			d = *(const long *)fa != *(const long *)fb;
-			break;
 		case T_UINT:
-			d = *(const unsigned *)fa != *(const unsigned *)fb;
+			d = load_int(row->type, fa) != load_int(row->type, fb);
 			break;
 		case T_DOUBLE:
 			d = *(const double *)fa != *(const double *)fb;
