@@ -135,8 +135,8 @@ static char vips_warning[200];
 
 struct pl_resize {
 	long max_pixels;
-	struct pl_variant *variants;
 	size_t nvariants;
+	struct pl_variant variants[];
 };
 
 /* libvips warns through GLib (e.g. "read gave 68 warnings" for a damaged
@@ -300,16 +300,11 @@ int pl_resize_new(const struct pl_config *cfg, void **ctx)
 			return -ENOTSUP;
 		}
 	}
-	r = calloc(1, sizeof *r);
+	r = calloc(1, sizeof *r + n * sizeof r->variants[0]);
 	if (!r)
 		return -ENOMEM;
-	r->variants = calloc(n, sizeof *r->variants);
-	if (!r->variants) {
-		free(r);
-		return -ENOMEM;
-	}
 	/* A copy: a reload may free cfg while this stage still runs. */
-	memcpy(r->variants, cfg->resize.variants, n * sizeof *r->variants);
+	memcpy(r->variants, cfg->resize.variants, n * sizeof r->variants[0]);
 	r->nvariants = n;
 	r->max_pixels = cfg->resize.max_pixels;
 	*ctx = r;
@@ -318,12 +313,7 @@ int pl_resize_new(const struct pl_config *cfg, void **ctx)
 
 void pl_resize_free(void *ctx)
 {
-	struct pl_resize *r = ctx;
-
-	if (!r)
-		return;
-	free(r->variants);
-	free(r);
+	free(ctx);
 }
 
 static void resize_worker_stop(void *ctx, void *wstate)
