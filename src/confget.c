@@ -63,29 +63,46 @@ void pl_config_set_str(struct ctx *c, char **dst, const char *v)
 
 /* ---- typed getters ------------------------------------------------------ */
 
+/* The number s holds: 1, an integer in *i (int64 literals too; a plain
+ * literal libconfig cut to 32 bits is reported), or 2, a float in *f where
+ * f is given; 0 when it is neither (reported: expected what) or was cut. */
+static int number(struct ctx *c, const config_setting_t *s, const char *k, const char *what,
+		  long long *i, double *f)
+{
+	char lit[64];
+
+	switch (config_setting_type(s)) {
+	case CONFIG_TYPE_INT:
+		if (!pl_cfgfile_int_fits(s, lit, sizeof lit)) {
+			pl_config_report(c, s, "%s: %s does not fit a plain integer: write it as %sL",
+					 k, lit, lit);
+			return 0;
+		}
+		/* fall through */
+	case CONFIG_TYPE_INT64:
+		*i = config_setting_get_int64(s);
+		return 1;
+	case CONFIG_TYPE_FLOAT:
+		if (f) {
+			*f = config_setting_get_float(s);
+			return 2;
+		}
+		break;
+	default:
+		break;
+	}
+	pl_config_report(c, s, "%s: expected %s", k, what);
+	return 0;
+}
+
 /* An integer in lo..hi; int64 literals too, never floats. */
 bool pl_config_get_int(struct ctx *c, const config_setting_t *s, const char *k,
 		       long long lo, long long hi, long long *out)
 {
-	char lit[64];
 	long long v;
 
-	switch (config_setting_type(s)) {
-	case CONFIG_TYPE_INT:
-		v = config_setting_get_int(s);
-		if (!pl_cfgfile_int_fits(s, lit, sizeof lit)) {
-			pl_config_report(c, s, "%s: %s does not fit a plain integer: write it as %sL",
-					 k, lit, lit);
-			return false;
-		}
-		break;
-	case CONFIG_TYPE_INT64:
-		v = config_setting_get_int64(s);
-		break;
-	default:
-		pl_config_report(c, s, "%s: expected an integer", k);
+	if (!number(c, s, k, "an integer", &v, NULL))
 		return false;
-	}
 	if (v < lo || v > hi) {
 		pl_config_report(c, s, "%s: %lld is out of range %lld..%lld", k, v, lo, hi);
 		return false;
@@ -98,20 +115,14 @@ bool pl_config_get_int(struct ctx *c, const config_setting_t *s, const char *k,
 bool pl_config_get_time(struct ctx *c, const config_setting_t *s, const char *k,
 			bool open, double lo, double hi, double *out)
 {
+	int kind;
+	long long i;
 	double v;
 
-	switch (config_setting_type(s)) {
-	case CONFIG_TYPE_INT:
-	case CONFIG_TYPE_INT64:
-		v = (double)config_setting_get_int64(s);
-		break;
-	case CONFIG_TYPE_FLOAT:
-		v = config_setting_get_float(s);
-		break;
-	default:
-		pl_config_report(c, s, "%s: expected a number of seconds", k);
+	if (!(kind = number(c, s, k, "a number of seconds", &i, &v)))
 		return false;
-	}
+	if (kind == 1)
+		v = (double)i;
 	if (!(open ? v > lo : v >= lo) || !(v <= hi)) {
 		pl_config_report(c, s, "%s: %g is out of range %s%g..%g", k, v, open ? ">" : "", lo, hi);
 		return false;

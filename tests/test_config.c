@@ -918,6 +918,20 @@ START_TEST(big_literal_without_L)
 }
 END_TEST
 
+/* Seconds are read as integers are: a cut literal is not 1 s or 0 s. */
+START_TEST(big_literal_without_L_in_seconds)
+{
+	ck_assert_int_eq(load("download = {\n"
+			      "  backoff = 4294967297;\n"	/* 2^32 + 1 */
+			      "  timeout = 4294967296L;\n"
+			      "};\n"), -EINVAL);
+	expect(0, 2, "download.backoff: 4294967297 does not fit a plain integer: "
+		     "write it as 4294967297L");
+	expect(1, 3, "download.timeout: 4.29497e+09 is out of range >0..86400");
+	ck_assert_int_eq(ms.n, 2);
+}
+END_TEST
+
 /* ... and a truncated literal among settings of the same name on its line
  * is still caught, at its own setting; so is one on the line after its
  * name. */
@@ -1308,6 +1322,7 @@ static Suite *suite(void)
 	tcase_add_test(bad, wrong_types);
 	tcase_add_test(bad, ranges);
 	tcase_add_test(bad, big_literal_without_L);
+	tcase_add_test(bad, big_literal_without_L_in_seconds);
 	tcase_add_test(bad, big_literal_among_same_names);
 	tcase_add_test(bad, bad_strings);
 	tcase_add_test(bad, protocols_list);
