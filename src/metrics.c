@@ -44,7 +44,6 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,41 +173,24 @@ static void histograms(struct pl_strbuf *b, const struct pl_status *s)
 	}
 }
 
-/* The stream's families after `connected` (a bool), in the order they are
- * exposed: each one series, a uint64_t of struct pl_stream_stats. */
-#define STREAM(field) offsetof(struct pl_stream_stats, field)
-static const struct {
-	const char *name, *type;
-	size_t offset;
-	const char *help;
-} stream_families[] = {
-	{ "pipelined_stream_items_pulled_total", "counter", STREAM(pulled),
-	  "Items this daemon pulled from the stream to run." },
-	{ "pipelined_stream_items_in_flight", "gauge", STREAM(in_flight),
-	  "Items pulled and not yet acknowledged." },
-	{ "pipelined_stream_items_acked_total", "counter", STREAM(acked),
-	  "Items acknowledged after their result was stored." },
-	{ "pipelined_stream_items_redelivered_total", "counter", STREAM(redelivered),
-	  "Items pulled that the stream had delivered before." },
-	{ "pipelined_stream_items_dead_lettered_total", "counter", STREAM(dead),
-	  "Items this daemon moved to the dead-letter subject." },
-	{ "pipelined_stream_items_published_total", "counter", STREAM(published),
-	  "Items of this daemon's jobs published to the stream." },
-};
-#undef STREAM
-
 static void stream(struct pl_strbuf *b, const struct pl_status *s)
 {
 	const struct pl_stream_stats *t = &s->stream;
 
 	scalar(b, "pipelined_stream_connected", "gauge",
 	       "1 while connected to a NATS server, else 0.", t->connected);
-	for (size_t i = 0; i < sizeof stream_families / sizeof stream_families[0]; i++) {
-		const uint64_t *v = (const void *)((const char *)t + stream_families[i].offset);
-
-		scalar(b, stream_families[i].name, stream_families[i].type,
-		       stream_families[i].help, *v);
-	}
+	scalar(b, "pipelined_stream_items_pulled_total", "counter",
+	       "Items this daemon pulled from the stream to run.", t->pulled);
+	scalar(b, "pipelined_stream_items_in_flight", "gauge",
+	       "Items pulled and not yet acknowledged.", t->in_flight);
+	scalar(b, "pipelined_stream_items_acked_total", "counter",
+	       "Items acknowledged after their result was stored.", t->acked);
+	scalar(b, "pipelined_stream_items_redelivered_total", "counter",
+	       "Items pulled that the stream had delivered before.", t->redelivered);
+	scalar(b, "pipelined_stream_items_dead_lettered_total", "counter",
+	       "Items this daemon moved to the dead-letter subject.", t->dead);
+	scalar(b, "pipelined_stream_items_published_total", "counter",
+	       "Items of this daemon's jobs published to the stream.", t->published);
 	family(b, "pipelined_stream_results_total", "counter",
 	       "Results of this daemon's jobs that came back, by outcome.");
 	value(b, "pipelined_stream_results_total", NULL, "ok", s->remote_ok);
