@@ -459,8 +459,6 @@ int pl_config_set_defaults(const struct setting *rows, size_t nrows, void *base)
 		const char *str = row->def_str ? row->def_str : "";
 
 		switch (row->type) {
-		case T_GROUP:
-			break;
 		case T_INT:
 		case T_LONG:
 		case T_UINT:
@@ -489,8 +487,9 @@ int pl_config_set_defaults(const struct setting *rows, size_t nrows, void *base)
 			if (pl_config_default_variants(base) < 0)
 				return -ENOMEM;
 			break;
+		case T_GROUP:
 		case T_LIST:
-			break;		/* empty: base is zeroed */
+			break;		/* nothing, or empty: base is zeroed */
 		}
 	}
 	return 0;
