@@ -104,34 +104,51 @@ int ctl_find_job(struct ctl *c, const char *name)
 /*
  * Read a job from in, judging every line as the daemon will; each bad one
  * is said as WHERE:LINE (where non-NULL).  With copy, the lines go there
- * as read, each ending in a newline.  0 or -errno.
+ * as read, each ending in a newline, until the job is known to be bad
+ * (then it is never delivered, and a careless `submit /dev/zero` must not
+ * fill the spool's disk).  A line is kept only as far as the judge looks
+ * (PL_JOBLINE_MAX + 1 bytes, as the spool's reader keeps it), so one
+ * endless line costs no more memory than a short one.  0 or -errno.
  */
 int ctl_scan_job(FILE *in, FILE *copy, const char *where, struct ctl_tally *t)
 {
 	struct pl_nameset names = { 0 };
-	char name[PL_JOBLINE_NAME_MAX + 1], quote[PL_JOBLINE_QUOTE_MAX + 1], *line = NULL, *src;
+	char name[PL_JOBLINE_NAME_MAX + 1], quote[PL_JOBLINE_QUOTE_MAX + 1], *line, *src;
 	unsigned long lineno = 0;
-	size_t cap = 0;
-	ssize_t n;
-	int r = 0;
+	int r = 0, c = 0;
 
-	while ((errno = 0, n = getline(&line, &cap, in)) > 0) {
-		size_t len = (size_t)n;
+	if (!(line = malloc(PL_JOBLINE_MAX + 2)))
+		return -ENOMEM;
+	while (c != EOF) {
+		FILE *to = t->bad ? NULL : copy;
+		size_t len = 0;
+		bool cut = false, any = false;
 		const char *why;
-		bool cut = false;
 
-		lineno++;
-		if (copy && (fwrite(line, 1, len, copy) != len ||
-			     (line[len - 1] != '\n' && fputc('\n', copy) == EOF))) {
+		while ((c = getc_unlocked(in)) != EOF) {
+			any = true;
+			if (to && putc_unlocked(c, to) == EOF) {
+				r = -errno;
+				break;
+			}
+			if (c == '\n')
+				break;
+			if (len <= PL_JOBLINE_MAX) {
+				line[len++] = (char)c;
+			} else if (!cut) {
+				cut = true;
+				line[len] = '\0';
+				if (!pl_jobline_blank(line))
+					to = NULL;	/* too long: the job is bad */
+			}
+		}
+		if (r < 0 || !any)
+			break;
+		if (c == EOF && to && putc_unlocked('\n', to) == EOF) {
 			r = -errno;
 			break;
 		}
-		if (line[len - 1] == '\n')
-			len--;
-		if (len > PL_JOBLINE_MAX + 1) {
-			len = PL_JOBLINE_MAX + 1;
-			cut = true;
-		}
+		lineno++;
 		r = pl_jobline_judge(line, len, cut, &names, &src, name, quote, &why);
 		if (r < 0)
 			break;
@@ -147,8 +164,6 @@ int ctl_scan_job(FILE *in, FILE *copy, const char *where, struct ctl_tally *t)
 		}
 		r = 0;
 	}
-	if (r == 0 && n < 0 && errno)
-		r = -errno;
 	if (r == 0 && ferror(in))
 		r = -EIO;
 	free(line);

@@ -6,7 +6,8 @@ on a pty), list, show (records and table), resubmit and status (from the
 daemon's READY=1 on, and after a clean stop or a SIGKILL); and the
 input a producer gets wrong: a missing file, a URL list with bad lines
 (each named FILE:LINE, nothing submitted, nothing left in tmp/), an empty
-job, a job name that exists, an invalid name.  Permissions: a user the
+job, one endless line (judged in bounded memory, not copied to tmp/), a
+job name that exists, an invalid name.  Permissions: a user the
 spool's modes keep out gets exit 77 from every command; as root, the
 daemon runs as a user of its own (setpriv, numeric ids, umask 0027 as in
 the unit) and a producer whose only link to it is the daemon's group
@@ -120,6 +121,28 @@ def t_bad_input():
         pl.check("no items" in p.stderr, "empty job: %r" % p.stderr)
         p = expect(ctl(env, "submit", stdin="not-a-url\n"), 65, "a bad line on stdin")
         pl.check("(stdin):1: not a URL" in p.stderr, "stdin line: %r" % p.stderr)
+        tmp_is_empty(env)
+
+        # One endless line (a binary file submitted by mistake) is judged
+        # as far as the daemon reads a line: the rest is neither kept in
+        # memory nor copied to tmp/.
+        big = 256 << 20
+        p = subprocess.Popen([CTL, "-c", env.conf, "submit", "-n", "huge"],
+                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+        chunk = b"a" * (1 << 20)
+        try:
+            for _ in range(big // len(chunk)):
+                p.stdin.write(chunk)
+            p.stdin.close()
+            err = p.stderr.read().decode(errors="replace")
+        finally:
+            _, status, use = os.wait4(p.pid, 0)
+            p.returncode = os.waitstatus_to_exitcode(status)
+        pl.check(p.returncode == 65 and "(stdin):1: line too long" in err,
+                 "an endless line: exit %d, %r" % (p.returncode, err[-300:]))
+        pl.check(use.ru_maxrss * 1024 < big // 2,
+                 "an endless line of %d MB took %d MB" % (big >> 20, use.ru_maxrss >> 10))
         tmp_is_empty(env)
 
         # A name in any folder is taken, and so is one whose result is left.
