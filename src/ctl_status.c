@@ -14,6 +14,7 @@
  * that does not run, with the exit status for one (69).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
@@ -30,6 +31,10 @@
 #include "config.h"
 #include "ctl.h"
 #include "spool.h"
+#include "spooldir.h"
+
+/* status.json is a few kilobytes: a file far bigger is not one. */
+#define STATUS_MAX (1024 * 1024)
 
 /* The pid in the spool's lock file, and whether it lives (a process of
  * another user counts: EPERM). */
@@ -119,16 +124,62 @@ static void show_status(json_t *s, long pid, bool running, double age)
 	}
 }
 
+/*
+ * The status file, parsed: 0, -ENOENT (not said), or another -errno after
+ * saying why (-EINVAL: not a status).  The daemon renames a small regular
+ * file into place, so anything else is refused before it is read: a FIFO
+ * would block the open or the read for ever, a symlink may lead anywhere,
+ * and a huge file would be read whole.
+ */
+static int load_status(const char *path, json_t **out, struct stat *st)
+{
+	FILE *f = pl_spooldir_open_regular(AT_FDCWD, path);
+	json_error_t jerr;
+	char *buf;
+	size_t n;
+	int r;
+
+	*out = NULL;
+	if (!f) {
+		r = -errno;
+		if (r == -EINVAL || r == -ELOOP) {
+			ctl_say("%s: not a regular file", path);
+			return -EINVAL;
+		}
+		if (r != -ENOENT)
+			ctl_say("%s: %s", path, strerror(-r));
+		return r;
+	}
+	if (!(buf = malloc(STATUS_MAX + 1))) {
+		fclose(f);
+		ctl_say("out of memory");
+		return -ENOMEM;
+	}
+	n = fread(buf, 1, STATUS_MAX + 1, f);
+	r = ferror(f) ? -EIO : fstat(fileno(f), st) < 0 ? -errno : 0;
+	fclose(f);
+	if (r < 0) {
+		ctl_say("%s: %s", path, strerror(-r));
+	} else if (n > STATUS_MAX) {
+		ctl_say("%s: more than %d bytes: not a status", path, STATUS_MAX);
+		r = -EINVAL;
+	} else if (!(*out = json_loadb(buf, n, 0, &jerr))) {
+		ctl_say("%s: %s", path, jerr.text);
+		r = -EINVAL;
+	}
+	free(buf);
+	return r;
+}
+
 int ctl_status(struct ctl *c, int argc, char **argv)
 {
 	static const struct option opts[] = { { "json", no_argument, NULL, 'j' }, { 0 } };
 	char path[PATH_MAX];
-	json_error_t jerr;
 	bool raw = false, alive, running;
 	struct stat st;
 	json_t *s;
 	long pid;
-	int o;
+	int o, r;
 
 	while ((o = getopt_long(argc, argv, "+j", opts, NULL)) != -1) {
 		if (o != 'j')
@@ -139,22 +190,13 @@ int ctl_status(struct ctl *c, int argc, char **argv)
 		return ctl_usage(stderr), CTL_EXIT_USAGE;
 	snprintf(path, sizeof path, "%s/status.json", c->cfg->runtime);
 	pid = daemon_pid(c, &alive);
-	if (!(s = json_load_file(path, 0, &jerr)) || stat(path, &st) < 0) {
-		int r = errno;
-
-		json_decref(s);
-		if (access(path, F_OK) < 0 && errno == ENOENT) {
+	if ((r = load_status(path, &s, &st)) < 0) {
+		if (r == -ENOENT) {
 			ctl_say("%s: no status%s", path, alive ? " yet (the daemon writes it as soon "
 			    "as the spool is its own)" : ": the daemon is not running");
 			return EX_UNAVAILABLE;
 		}
-		if (access(path, R_OK) < 0) {
-			r = errno;
-			ctl_say("%s: %s", path, strerror(r));
-			return ctl_exit_for(-r);
-		}
-		ctl_say("%s: %s", path, jerr.text[0] ? jerr.text : strerror(r));
-		return EX_DATAERR;
+		return r == -EINVAL ? EX_DATAERR : ctl_exit_for(r);
 	}
 	/* the state decides over the pid, which a new process may have taken */
 	running = alive && !stopped(s);

@@ -3,7 +3,8 @@
 Each subcommand is run as a separate process on the spool of a running
 pipelined: submit (from a file and from stdin, with --wait on a pipe and
 on a pty), list, show (records and table), resubmit and status (from the
-daemon's READY=1 on, and after a clean stop or a SIGKILL); and the
+daemon's READY=1 on, and after a clean stop or a SIGKILL, and a
+status.json that is not one: truncated, huge, a symlink, a FIFO); and the
 input a producer gets wrong: a missing file, a URL list with bad lines
 (each named FILE:LINE, nothing submitted, nothing left in tmp/), an empty
 job, one endless line (judged in bounded memory, not copied to tmp/), a
@@ -346,6 +347,30 @@ def t_status_life():
                                      "(status written"), "status: %r" % p.stdout)
 
 
+def t_status_not_a_status():
+    """A status.json that is not one the daemon wrote is refused (65) with
+    its reason, without reading it whole: truncated, garbage, far too big,
+    a symlink (to /dev/zero), a FIFO (which would block for ever)."""
+    with pl.Session("ctl") as s:
+        env = s.env
+        env.write_config()
+        make_folders(env)
+        os.makedirs(env.run, exist_ok=True)
+        path = os.path.join(env.run, "status.json")
+        cases = (("truncated", lambda: open(path, "w").write('{"state":"runn'), "premature end"),
+                 ("garbage", lambda: open(path, "wb").write(b"\x00\x01\xff"), ""),
+                 ("too big", lambda: open(path, "w").write(" " * (2 << 20) + "{}"),
+                  "not a status"),
+                 ("a symlink", lambda: os.symlink("/dev/zero", path), "not a regular file"),
+                 ("a FIFO", lambda: os.mkfifo(path), "not a regular file"))
+        for what, make, why in cases:
+            if os.path.lexists(path):
+                os.unlink(path)
+            make()
+            p = expect(ctl(env, "status", timeout=10), 65, "status.json %s" % what)
+            pl.check(why in p.stderr, "status.json %s: %r" % (what, p.stderr))
+
+
 def t_wait_on_a_terminal():
     with pl.Session("ctl") as s:
         env = s.env
@@ -469,6 +494,7 @@ if __name__ == "__main__":
         ("bad input: bad lines, empty job, taken names", t_bad_input),
         ("submit, --wait, list, show, resubmit, status against a daemon", t_submit_list_show_status),
         ("status.json from READY=1 to a stop, clean or not", t_status_life),
+        ("a status.json that is not one", t_status_not_a_status),
         ("--wait draws a bar on a terminal", t_wait_on_a_terminal),
         ("no permission", t_no_permission),
         ("the daemon's group: producers in, others out", t_group),
