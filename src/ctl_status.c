@@ -83,16 +83,21 @@ static void show_status(json_t *s, long pid, bool running, double age)
 	double up = real(s, "uptime_s");
 	size_t i;
 
-	if (running)
-		printf("pipelined: %s, pid %ld, up %.0f s (status written %.1f s ago)\n",
-		       state ? state : "?", pid, up + age, age);
-	else if (stopped(s))
+	/* the file's strings are shown through ctl_put_safe: whoever could
+	 * write it must not reach the terminal's control sequences */
+	if (running) {
+		fputs("pipelined: ", stdout);
+		ctl_put_safe(stdout, state ? state : "?");
+		printf(", pid %ld, up %.0f s (status written %.1f s ago)\n", pid, up + age, age);
+	} else if (stopped(s)) {
 		printf("pipelined: not running: stopped %.0f s ago, after %.0f s up (pid %ld)\n",
 		       age, up, pid);
-	else
+	} else {
 		printf("pipelined: not running, and did not stop cleanly (status written %.0f s "
-		       "ago, then %s; pid in %s: %ld)\n", age, state ? state : "?",
-		       PL_SPOOL_LOCK_NAME, pid);
+		       "ago, then ", age);
+		ctl_put_safe(stdout, state ? state : "?");
+		printf("; pid in %s: %ld)\n", PL_SPOOL_LOCK_NAME, pid);
+	}
 	printf("items: %llu done, %llu failed, %.1f items/s\n", num(s, "done"), num(s, "failed"),
 	       real(s, "rate"));
 	printf("%-10s %5s %7s %4s %6s %8s %8s %8s %8s %8s %8s\n", "STAGE", "WIDTH", "RUNNING",
@@ -100,8 +105,10 @@ static void show_status(json_t *s, long pid, bool running, double age)
 	json_array_foreach(stages, i, st) {
 		const char *name = json_string_value(json_object_get(st, "name"));
 
-		printf("%-10s %5llu %7llu %4llu %6llu %8llu %8llu %8llu %8llu %8.1f %8.1f\n",
-		       name ? name : "?", num(st, "width"), num(st, "running"), num(st, "busy"),
+		name = name ? name : "?";
+		ctl_put_safe(stdout, name);
+		printf("%*s %5llu %7llu %4llu %6llu %8llu %8llu %8llu %8llu %8.1f %8.1f\n",
+		       strlen(name) < 10 ? (int)(10 - strlen(name)) : 0, "", num(st, "width"), num(st, "running"), num(st, "busy"),
 		       num(st, "queued"), num(st, "retrying"), num(st, "in"), num(st, "done"),
 		       num(st, "failed"), real(st, "p50_ms"), real(st, "p95_ms"));
 	}

@@ -350,7 +350,8 @@ def t_status_life():
 def t_status_not_a_status():
     """A status.json that is not one the daemon wrote is refused (65) with
     its reason, without reading it whole: truncated, garbage, far too big,
-    a symlink (to /dev/zero), a FIFO (which would block for ever)."""
+    a symlink (to /dev/zero), a FIFO (which would block for ever); and the
+    strings of one that parses are shown without their control bytes."""
     with pl.Session("ctl") as s:
         env = s.env
         env.write_config()
@@ -369,6 +370,16 @@ def t_status_not_a_status():
             make()
             p = expect(ctl(env, "status", timeout=10), 65, "status.json %s" % what)
             pl.check(why in p.stderr, "status.json %s: %r" % (what, p.stderr))
+
+        # Its strings reach a terminal without their control bytes.
+        os.unlink(path)
+        with open(path, "w") as f:
+            json.dump({"state": "\x1b[2J\x07", "stages": [{"name": "a\x1b]0;t\x07"}]}, f)
+        p = expect(ctl(env, "status"), 69, "status.json with control characters")
+        pl.check(not re.search(r"[\x00-\x09\x0b-\x1f\x7f]", p.stdout),
+                 "control bytes from status.json shown: %r" % p.stdout)
+        pl.check("then ?[2J?;" in p.stdout and "\na?]0;t?    " in p.stdout,
+                 "status.json with control characters: %r" % p.stdout)
 
 
 def t_wait_on_a_terminal():
