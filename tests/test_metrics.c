@@ -261,6 +261,36 @@ START_TEST(server)
 	close(slow);
 	get(port, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", buf, sizeof buf);
 	ck_assert_msg(strncmp(buf, "HTTP/1.1 200", 12) == 0, "%s", buf);
+
+	/* a client beyond the limit waits to be accepted (libmicrohttpd stops
+	 * accepting at it; the kernel queues), and is answered once the
+	 * unfinished requests holding every slot are cut */
+	{
+		const char *req = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+		int held[2] = { connect_to(port), connect_to(port) }, late;
+		size_t n = 0;
+
+		for (int i = 0; i < 2; i++)
+			ck_assert_int_eq(send(held[i], "GET /met", 8, MSG_NOSIGNAL), 8);
+		late = connect_to(port);
+		ck_assert_int_eq(send(late, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+		deadline = pl_now_us() + 20000000;
+		for (;;) {
+			struct pollfd p = { .fd = late, .events = POLLIN };
+
+			pl_metrics_publish(srv, &m);
+			if (poll(&p, 1, 50) == 1) {
+				while ((r = (int)recv(late, buf + n, sizeof buf - 1 - n, 0)) > 0)
+					n += (size_t)r;
+				break;
+			}
+			ck_assert_msg(pl_now_us() < deadline, "the client beyond the limit was never served");
+		}
+		buf[n] = '\0';
+		ck_assert_msg(strncmp(buf, "HTTP/1.1 200", 12) == 0, "beyond the limit: \"%s\"", buf);
+		for (int i = 0; i < 3; i++)
+			close(i < 2 ? held[i] : late);
+	}
 	pl_metrics_stop(srv);
 }
 END_TEST
