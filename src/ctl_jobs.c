@@ -119,6 +119,7 @@ int ctl_scan_job(FILE *in, FILE *copy, const char *where, struct ctl_tally *t)
 
 	if (!(line = malloc(PL_JOBLINE_MAX + 2)))
 		return -ENOMEM;
+	errno = 0;	/* a failed read says why (EISDIR: a folder given) */
 	while (c != EOF) {
 		FILE *to = t->bad ? NULL : copy;
 		size_t len = 0;
@@ -165,7 +166,7 @@ int ctl_scan_job(FILE *in, FILE *copy, const char *where, struct ctl_tally *t)
 		r = 0;
 	}
 	if (r == 0 && ferror(in))
-		r = -EIO;
+		r = errno ? -errno : -EIO;
 	free(line);
 	pl_nameset_free(&names);
 	return r;

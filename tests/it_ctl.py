@@ -145,6 +145,9 @@ def t_bad_input():
         pl.check(use.ru_maxrss * 1024 < big // 2,
                  "an endless line of %d MB took %d MB" % (big >> 20, use.ru_maxrss >> 10))
         tmp_is_empty(env)
+        p = expect(ctl(env, "submit", "-n", "folder", env.root), 74, "a folder given as the job")
+        pl.check("%s: Is a directory" % env.root in p.stderr, "a folder: %r" % p.stderr)
+        tmp_is_empty(env)
 
         # A name in any folder is taken, and so is one whose result is left.
         p = expect(ctl(env, "submit", "-n", "taken", stdin="file://%s\n" % img), 0, "first submit")
