@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@
 #include "config.h"
 #include "ctl.h"
 #include "log.h"
+#include "strbuf.h"
 
 #ifndef PL_CTL_CONFIG
 #define PL_CTL_CONFIG "/etc/pipelined/pipeline.conf"
@@ -69,12 +71,53 @@ int ctl_exit_for(int err)
 	}
 }
 
-/* Text from a job file or a record may hold any byte: a terminal gets
- * no control character from it. */
+/* A C1 control written as UTF-8 (U+0080 to U+009F): a terminal that
+ * honours them takes U+009B as CSI, as one in Latin-1 takes the byte. */
+static bool utf8_c1(const char *s, size_t n)
+{
+	return n == 2 && (unsigned char)s[0] == 0xC2 && (unsigned char)s[1] < 0xA0;
+}
+
+/* Text from a job file, a file name or a record may hold any byte: a
+ * terminal gets no control character from it, C0, DEL or C1, and no byte
+ * that is not UTF-8 (0x9B alone is CSI to a terminal in Latin-1). */
 void ctl_put_safe(FILE *f, const char *s)
 {
-	for (; *s; s++)
-		fputc((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s, f);
+	size_t left = strlen(s);
+
+	while (left) {
+		size_t n = pl_strbuf_utf8_len(s, left);
+
+		if (n == 0 || (unsigned char)*s < 0x20 || *s == 0x7f || utf8_c1(s, n)) {
+			fputc('?', f);
+			n = n ? n : 1;
+		} else {
+			fwrite(s, 1, n, f);
+		}
+		s += n;
+		left -= n;
+	}
+}
+
+/* A result record as it is, but for DEL and the C1 controls, which JSON
+ * lets a string hold raw: written \u00XX, the same string to a parser and
+ * nothing a terminal acts on.  The record passed pl_record_parse, so it is
+ * UTF-8 with no raw C0 control. */
+void ctl_put_record(FILE *f, const char *rec, size_t len)
+{
+	while (len) {
+		size_t n = pl_strbuf_utf8_len(rec, len);
+
+		n = n ? n : 1;
+		if (*rec == 0x7f)
+			fputs("\\u007f", f);
+		else if (utf8_c1(rec, n))
+			fprintf(f, "\\u%04x", (unsigned char)rec[1]);
+		else
+			fwrite(rec, 1, n, f);
+		rec += n;
+		len -= n;
+	}
 }
 
 void ctl_usage(FILE *f)

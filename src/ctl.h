@@ -39,6 +39,7 @@ struct ctl_tally {
 void ctl_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int  ctl_exit_for(int err);		/* -errno -> sysexits status */
 void ctl_put_safe(FILE *f, const char *s);	/* no control characters */
+void ctl_put_record(FILE *f, const char *rec, size_t len);	/* nor raw in JSON */
 void ctl_usage(FILE *f);
 
 /* ctl_jobs.c: the spool as pipelinectl sees it. */

@@ -476,7 +476,7 @@ int ctl_show(struct ctl *c, int argc, char **argv)
 			continue;	/* a torn last line of a running job */
 		ok ? t.ok++ : t.failed++;
 		if (!table) {
-			fwrite(line, 1, (size_t)n, stdout);
+			ctl_put_record(stdout, line, (size_t)n);
 			continue;
 		}
 		json_t *rec = json_loadb(line, (size_t)n, 0, NULL);

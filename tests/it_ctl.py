@@ -385,6 +385,39 @@ def t_status_not_a_status():
                  "status.json with control characters: %r" % p.stdout)
 
 
+def t_no_terminal_controls():
+    """What a producer may put in the spool reaches a terminal without any
+    control: a file name in new/ with C0, C1 (raw, and as UTF-8) and DEL
+    bytes, and a record whose strings hold C1 controls and DEL, which JSON
+    lets through raw (show escapes them, show -t makes them '?')."""
+    with pl.Session("ctl") as s:
+        env = s.env
+        env.write_config()
+        make_folders(env)
+        odd = b"x\x1b[2J\x9b2J\xc2\x9b2J\x7f\xff"
+        with open(os.path.join(env.spool.encode(), b"new", odd), "w") as f:
+            f.write("file:///nothing.jpg\n")
+        rec = {"line": 1, "source": "http://x/\u009b2J\u007f", "name": "a", "status": "failed",
+               "outputs": [], "error": "e\u0090\u009c", "milliseconds": 3}
+        with open(os.path.join(env.spool, "failed", "c1"), "w") as f:
+            f.write("http://x/a\n")
+        with open(os.path.join(env.spool, "failed", "c1.result"), "wb") as f:
+            f.write(json.dumps(rec, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
+
+        def out(*args, rc=0):
+            p = subprocess.run([CTL, "-c", env.conf] + list(args), capture_output=True, timeout=60)
+            pl.check(p.returncode == rc, "%s: exit %d, %r" % (args, p.returncode, p.stderr))
+            pl.check(not re.search(rb"[\x00-\x09\x0b-\x1f\x7f]|\xc2[\x80-\x9f]", p.stdout),
+                     "%s printed a control: %r" % (args, p.stdout))
+            p.stdout.decode("utf-8")   # raises on a byte that is not UTF-8
+            return p.stdout
+        pl.check(b"  x?[2J?2J?2J??\n" in out("list"), "list: the odd name is not there")
+        text = out("show", "c1")
+        pl.check(json.loads(text) == rec, "show changed the record: %r" % text)
+        pl.check("  a  e?? (http://x/?2J?)\n" in out("show", "-t", "c1").decode(),
+                 "show -t: the controls are not '?'")
+
+
 def t_wait_on_a_terminal():
     with pl.Session("ctl") as s:
         env = s.env
@@ -509,6 +542,7 @@ if __name__ == "__main__":
         ("submit, --wait, list, show, resubmit, status against a daemon", t_submit_list_show_status),
         ("status.json from READY=1 to a stop, clean or not", t_status_life),
         ("a status.json that is not one", t_status_not_a_status),
+        ("no control reaches a terminal from the spool", t_no_terminal_controls),
         ("--wait draws a bar on a terminal", t_wait_on_a_terminal),
         ("no permission", t_no_permission),
         ("the daemon's group: producers in, others out", t_group),
