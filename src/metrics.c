@@ -36,6 +36,11 @@
  *    descriptor.
  *  - The listening socket is made here, so that a port in use is reported
  *    with its reason (libmicrohttpd only says it failed).
+ *  - Every client holds a descriptor of the daemon's, from the same
+ *    open-file limit as the workers' sockets and the spool's files: a
+ *    flood up to that limit (systemd's default is 1,024, the most
+ *    `connections` may say) would leave the daemon unable to claim a job.
+ *    So clients get at most a quarter of the limit, whatever the setting.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -47,6 +52,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -63,6 +69,7 @@
 /* A scrape request is a few hundred bytes; what does not fit is refused. */
 #define CONN_MEMORY (16 * 1024)
 #define LISTEN_BACKLOG 64
+#define FD_SHARE 4	/* clients get 1/FD_SHARE of the open-file limit */
 #define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
 struct slot {
@@ -474,15 +481,32 @@ static int listen_on(const char *addr)
 	return fd;
 }
 
+unsigned pl_metrics_connection_limit(unsigned connections)
+{
+	struct rlimit rl;
+	rlim_t share;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return connections;
+	share = rl.rlim_cur / FD_SHARE;
+	return share < 1 ? 1 : share < connections ? (unsigned)share : connections;
+}
+
 int pl_metrics_start(const char *addr, unsigned connections, double timeout,
 		     pl_metrics_backlog_fn *backlog, void *ud, struct pl_metrics **out)
 {
 	struct pl_metrics *m;
+	unsigned limit;
 	int fd, r;
 
 	*out = NULL;
 	if (connections < 1 || !(timeout > 0))
 		return -EINVAL;
+	if ((limit = pl_metrics_connection_limit(connections)) < connections) {
+		pl_log(LOG_WARNING, "metrics: %u clients at once, not %u: a quarter of the "
+		       "open-file limit (LimitNOFILE=) is all they may hold", limit, connections);
+		connections = limit;
+	}
 	if (!(m = calloc(1, sizeof *m)) || !(m->slots = calloc(connections, sizeof *m->slots))) {
 		free(m);
 		return -ENOMEM;

@@ -37,11 +37,17 @@ int  pl_metrics_parse_listen(const char *v, struct sockaddr_storage *ss, socklen
  * thread at most every few seconds, never from a worker. */
 typedef int pl_metrics_backlog_fn(void *ud, unsigned long *jobs, unsigned long *items);
 
+/* How many of connections clients the endpoint serves: at most a quarter
+ * of the open-file limit (RLIMIT_NOFILE), at least 1, so that clients
+ * never take the descriptors the daemon works with. */
+unsigned pl_metrics_connection_limit(unsigned connections);
+
 struct pl_metrics;
 
 /* Listen on addr (pl_metrics_parse_listen) with at most connections
- * clients, each closed when it has not finished a request within timeout
- * seconds, and serve.  0, or -errno (logged). */
+ * clients (lowered to pl_metrics_connection_limit, with a warning), each
+ * closed when it has not finished a request within timeout seconds, and
+ * serve.  0, or -errno (logged). */
 int  pl_metrics_start(const char *addr, unsigned connections, double timeout,
 		      pl_metrics_backlog_fn *backlog, void *ud, struct pl_metrics **out);
 /* The daemon's tick: the sample later scrapes show; also closes clients

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -295,6 +296,27 @@ START_TEST(server)
 }
 END_TEST
 
+/* Clients never hold more than a quarter of the open-file limit: a flood
+ * up to the limit would leave the daemon none to claim a job with. */
+START_TEST(connection_limit)
+{
+	struct rlimit old, rl;
+
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	rl = old;
+	rl.rlim_cur = 1024;	/* systemd's default for a service */
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 1024)
+		rl.rlim_cur = rl.rlim_max;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	ck_assert_uint_eq(pl_metrics_connection_limit(1024), (unsigned)(rl.rlim_cur / 4));
+	ck_assert_uint_eq(pl_metrics_connection_limit(16), rl.rlim_cur / 4 < 16 ? rl.rlim_cur / 4 : 16);
+	rl.rlim_cur = 3;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	ck_assert_uint_eq(pl_metrics_connection_limit(16), 1);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("metrics");
@@ -307,6 +329,7 @@ int main(void)
 	tcase_add_test(tc, render_promtool);
 	tcase_add_test(tc, listen_rule);
 	tcase_add_test(tc, server);
+	tcase_add_test(tc, connection_limit);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
