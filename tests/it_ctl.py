@@ -149,6 +149,24 @@ def t_bad_input():
         pl.check("%s: Is a directory" % env.root in p.stderr, "a folder: %r" % p.stderr)
         tmp_is_empty(env)
 
+        # A job waited on that leaves the spool otherwise (removed by hand)
+        # ends the wait, said so.
+        p = subprocess.Popen([CTL, "-c", env.conf, "submit", "-n", "vanish", "-w"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            p.stdin.write(("file://%s\n" % img).encode())
+            p.stdin.close()
+            pl.check(p.stdout.readline() == b"vanish\n", "--wait did not name the job first")
+            os.unlink(os.path.join(env.spool, "new", "vanish"))
+            rc = p.wait(30 * SLOW)
+            err = p.stderr.read().decode()
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        pl.check(rc == 70 and "job vanish is gone from the spool" in err,
+                 "--wait on a job removed: exit %d, %r" % (rc, err))
+
         # A name in any folder is taken, and so is one whose result is left.
         p = expect(ctl(env, "submit", "-n", "taken", stdin="file://%s\n" % img), 0, "first submit")
         pl.check(p.stdout == "taken\n", "submit printed %r" % p.stdout)
