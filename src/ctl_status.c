@@ -104,13 +104,15 @@ static void show_status(json_t *s, long pid, bool running, double age)
 	       "BUSY", "QUEUED", "RETRYING", "IN", "DONE", "FAILED", "P50_MS", "P95_MS");
 	json_array_foreach(stages, i, st) {
 		const char *name = json_string_value(json_object_get(st, "name"));
+		int pad;
 
 		name = name ? name : "?";
+		pad = strlen(name) < 10 ? (int)(10 - strlen(name)) : 0;	/* as %-10s */
 		ctl_put_safe(stdout, name);
-		printf("%*s %5llu %7llu %4llu %6llu %8llu %8llu %8llu %8llu %8.1f %8.1f\n",
-		       strlen(name) < 10 ? (int)(10 - strlen(name)) : 0, "", num(st, "width"), num(st, "running"), num(st, "busy"),
-		       num(st, "queued"), num(st, "retrying"), num(st, "in"), num(st, "done"),
-		       num(st, "failed"), real(st, "p50_ms"), real(st, "p95_ms"));
+		printf("%*s %5llu %7llu %4llu %6llu %8llu %8llu %8llu %8llu %8.1f %8.1f\n", pad, "",
+		       num(st, "width"), num(st, "running"), num(st, "busy"), num(st, "queued"),
+		       num(st, "retrying"), num(st, "in"), num(st, "done"), num(st, "failed"),
+		       real(st, "p50_ms"), real(st, "p95_ms"));
 	}
 	if (json_is_object(str)) {
 		const char *server = json_string_value(json_object_get(str, "server"));
