@@ -29,10 +29,12 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sysexits.h>
 #include <time.h>
@@ -127,9 +129,21 @@ static int deliver(struct ctl *c, FILE *in, const char *where, const char *base,
 
 	if (tmp < 0 || new < 0)
 		return ctl_exit_for(tmp < 0 ? tmp : new);
-	snprintf(tname, sizeof tname, ".%s.%ld", base, (long)getpid());
-	set_pending(tmp, tname);	/* armed before the file exists: no signal finds it unguarded */
-	fd = openat(tmp, tname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+	/* A name nobody can guess: any producer may create files in tmp/, and
+	 * one made in advance under the name we open (or one a killed submit
+	 * left) would refuse the job. */
+	for (int tries = 0; tries < 8; tries++) {
+		uint64_t nonce;
+
+		if (getrandom(&nonce, sizeof nonce, GRND_NONBLOCK) != (ssize_t)sizeof nonce)
+			nonce = (uint64_t)clock() ^ ((uint64_t)time(NULL) << 20) ^ (uint64_t)tries;
+		snprintf(tname, sizeof tname, ".%s.%ld.%016llx", base, (long)getpid(),
+			 (unsigned long long)nonce);
+		set_pending(tmp, tname);	/* armed before the file exists: no signal finds it unguarded */
+		fd = openat(tmp, tname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+		if (fd >= 0 || errno != EEXIST)
+			break;
+	}
 	if (fd < 0) {
 		r = -errno;
 		set_pending(-1, NULL);

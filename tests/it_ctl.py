@@ -149,6 +149,26 @@ def t_bad_input():
         pl.check("%s: Is a directory" % env.root in p.stderr, "a folder: %r" % p.stderr)
         tmp_is_empty(env)
 
+        # Another producer may create anything in tmp/: files planted under
+        # the names a submit of a known pid could choose (the old ".NAME.PID",
+        # a symlink) do not refuse the job.
+        r, w = os.pipe()
+        p = subprocess.Popen(["sh", "-c", 'read go <&%d; exec "$0" -c "$1" submit -n planted' % r,
+                              CTL, env.conf], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, pass_fds=(r,))
+        os.close(r)
+        planted = os.path.join(env.spool, "tmp", ".planted.%d" % p.pid)
+        os.symlink(os.path.join(env.root, "elsewhere"), planted)
+        os.write(w, b"go\n")
+        os.close(w)
+        out, err = p.communicate(("file://%s\n" % img).encode(), 30 * SLOW)
+        pl.check(p.returncode == 0 and out == b"planted\n",
+                 "a name planted in tmp/: exit %d, %r" % (p.returncode, err))
+        pl.check(env.where("planted") == "new", "the job is not in new/")
+        pl.check(not os.path.exists(os.path.join(env.root, "elsewhere")), "the symlink was followed")
+        os.unlink(planted)
+        tmp_is_empty(env)
+
         # A job waited on that leaves the spool otherwise (removed by hand)
         # ends the wait, said so.
         p = subprocess.Popen([CTL, "-c", env.conf, "submit", "-n", "vanish", "-w"],
