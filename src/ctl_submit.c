@@ -17,6 +17,8 @@
  *  - A job name is never reused: a second JOB would overwrite the first
  *    one's done/JOB.result.  Submitters serialise on an flock of tmp/ and
  *    look for the name, and for its result, in every folder a job passes.
+ *    Any producer can take that lock, so a submit waits for it only so
+ *    long (lock_tmp) and then gives up rather than hang.
  *  - Access is the file system's: the unit gives the spool's group to
  *    producers (pipelinectl(1), PERMISSIONS).  The job file is made 0640
  *    and given the group of new/, so the daemon can read it whoever wrote
@@ -85,6 +87,8 @@ static bool next_name(const char *base, unsigned k, char out[PL_JOBLINE_NAME_MAX
 	return k < 1000;
 }
 
+#define LOCK_WAIT_S 10	/* the most a submit waits for tmp/'s lock */
+
 /* The job being written in tmp/, for a signal to take away: a producer
  * who interrupts a long submit leaves nothing behind. */
 static volatile sig_atomic_t pending_fd = -1;
@@ -110,6 +114,29 @@ static void set_pending(int dfd, const char *name)
 	pending_fd = dfd;
 	for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
 		sigaction(sigs[i], &sa, NULL);
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;	/* only to interrupt the flock */
+}
+
+/* The submitters' lock on tmp/: 0, -ETIMEDOUT after LOCK_WAIT_S, or
+ * -errno.  A submitter holds it for a look and a rename; one held longer
+ * is held on purpose (any producer can open tmp/ and take it) or by a
+ * stopped process, and waiting for ever would hang every submit. */
+static int lock_tmp(int tmp)
+{
+	struct sigaction sa = { .sa_handler = on_alarm }, old;	/* no SA_RESTART */
+	int r;
+
+	if (sigaction(SIGALRM, &sa, &old) < 0)
+		return -errno;
+	alarm(LOCK_WAIT_S);
+	r = flock(tmp, LOCK_EX) < 0 ? -errno : 0;
+	alarm(0);
+	sigaction(SIGALRM, &old, NULL);
+	return r == -EINTR ? -ETIMEDOUT : r;
 }
 
 /*
@@ -185,9 +212,13 @@ static int deliver(struct ctl *c, FILE *in, const char *where, const char *base,
 	if (r < 0)
 		goto fail;
 
-	if (flock(tmp, LOCK_EX) < 0) {
-		r = -errno;
-		goto fail;
+	if ((r = lock_tmp(tmp)) < 0) {
+		if (r != -ETIMEDOUT)
+			goto fail;
+		ctl_say("%s/tmp has been locked for %d s by another process: nothing submitted",
+		    c->cfg->spool, LOCK_WAIT_S);
+		status = EX_TEMPFAIL;
+		goto drop;
 	}
 	do {
 		next_name(base, k, name);

@@ -16,6 +16,7 @@ submits, waits, lists, shows and reads the status, while an outsider
 cannot.  Without root that last part cannot run and the test exits 77
 after the rest has passed.  Runs in well under a minute.
 """
+import fcntl
 import json
 import os
 import re
@@ -167,6 +168,20 @@ def t_bad_input():
         pl.check(env.where("planted") == "new", "the job is not in new/")
         pl.check(not os.path.exists(os.path.join(env.root, "elsewhere")), "the symlink was followed")
         os.unlink(planted)
+        tmp_is_empty(env)
+
+        # tmp/'s lock held on purpose by another producer: the submit gives
+        # up (75) instead of hanging, and leaves nothing behind.
+        held = os.open(os.path.join(env.spool, "tmp"), os.O_RDONLY)
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            p = expect(ctl(env, "submit", "-n", "locked", stdin="file://%s\n" % img, timeout=30),
+                       75, "a submit while tmp/ is locked")
+        finally:
+            os.close(held)
+        pl.check("tmp has been locked for 10 s by another process" in p.stderr,
+                 "tmp/ locked: %r" % p.stderr)
+        pl.check(env.where("locked") is None, "a job submitted while tmp/ was locked")
         tmp_is_empty(env)
 
         # A job waited on that leaves the spool otherwise (removed by hand)
