@@ -4,8 +4,8 @@
  * Threads and who owns what:
  * - The main thread owns every libsystemd object: one sd-event loop with the
  *   signals (through signalfd: they are blocked in every thread before the
- *   first thread starts), a one-second status timer, the watchdog timer and
- *   an eventfd that says "the pipeline has drained".
+ *   first thread starts), a one-second status timer, the watchdog timer, an
+ *   hourly sweep of tmp/ and an eventfd that says "the pipeline has drained".
  * - One feeder thread owns intake: it claims jobs and feeds their items,
  *   blocking on the pipeline's first queue, which is what makes a spool of a
  *   million items cost no more memory than one of ten.  When it stops
@@ -38,6 +38,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <systemd/sd-daemon.h>
@@ -373,6 +374,37 @@ static int on_drained(sd_event_source *src, int fd, uint32_t revents, void *ud)
 	return sd_event_exit(sd_event_source_get_event(src), 0);
 }
 
+/*
+ * What dead producers left in tmp/ goes at start and then every hour
+ * (spooldir.c says what goes): a file is removed at most an hour after its
+ * 36 hours are up, for one listing of tmp/ an hour, on the main thread
+ * where nothing waits on it.  Only here: -t and pipelinectl never sweep.
+ */
+#define SWEEP_PERIOD_US (3600ULL * 1000000ULL)
+
+/* The sweep's wall clock.  A file's ctime cannot be set back, so a test
+ * build (PL_TEST_HOOKS) moves the clock on instead, by PL_TEST_SWEEP_AHEAD_S
+ * seconds, to make what it planted old. */
+static time_t sweep_clock(void)
+{
+	time_t now = time(NULL);
+#ifdef PL_TEST_HOOKS
+	const char *ahead = getenv("PL_TEST_SWEEP_AHEAD_S");
+
+	if (ahead && *ahead)
+		now += (time_t)strtoll(ahead, NULL, 10);
+#endif
+	return now;
+}
+
+static int on_sweep(sd_event_source *src, uint64_t usec, void *ud)
+{
+	struct daemon *d = ud;
+
+	pl_spool_sweep_tmp(d->spool, sweep_clock());
+	return daemon_rearm(src, usec + SWEEP_PERIOD_US);
+}
+
 /* ---- set-up and tear-down ---- */
 
 /*
@@ -424,6 +456,9 @@ static int event_loop_new(struct daemon *d)
 		return r;
 	if ((r = sd_event_add_time(d->ev, NULL, CLOCK_MONOTONIC, now + PL_ADAPT_QUICK_US, 50000ULL,
 				   daemon_on_adapt, d)) < 0)
+		return r;
+	if ((r = sd_event_add_time(d->ev, NULL, CLOCK_MONOTONIC, now + SWEEP_PERIOD_US,
+				   60ULL * 1000000ULL, on_sweep, d)) < 0)
 		return r;
 	daemon_stuck_limits(d);
 	if (sd_watchdog_enabled(0, &period) > 0 && period > 0) {
@@ -477,6 +512,7 @@ static int start(struct daemon *d)
 	daemon_write_status(d, "starting");
 	if ((r = pl_spool_recover(d->spool)) < 0)
 		return r;
+	pl_spool_sweep_tmp(d->spool, sweep_clock());	/* logs its own trouble */
 	if (d->opts->once && pl_spool_count_pending(d->spool, &pending) == 0)
 		d->total = pending;
 	if (*d->cfg->metrics.listen &&

@@ -89,6 +89,7 @@ struct pl_spool {
 	struct pl_spoolscan scan;	/* new/'s names (spoolscan.h); its list under lock */
 	atomic_bool interrupted;/* a stop: long reads give up */
 	atomic_ulong rejected;	/* entries of new/ moved to failed/ */
+	atomic_ulong tmp_removed;	/* abandoned files of tmp/ removed */
 	atomic_ulong jobs_done, jobs_failed;	/* moved to done/, failed/ */
 
 	pthread_mutex_t lock;	/* everything below */
@@ -156,6 +157,7 @@ int pl_spool_open(const char *dir, struct pl_spool **out)
 	pl_spoolscan_init(&s->scan);
 	atomic_init(&s->interrupted, false);
 	atomic_init(&s->rejected, 0);
+	atomic_init(&s->tmp_removed, 0);
 	if ((r = -pthread_mutex_init(&s->lock, NULL)) < 0) {
 		free(s);
 		return r;
@@ -181,6 +183,22 @@ int pl_spool_recover(struct pl_spool *s)
 	if (r >= 0)
 		pl_spoolscan_again(&s->scan);
 	return r;
+}
+
+/* ---- sweep: what dead producers left in tmp/ (spooldir.c) ---------- */
+
+int pl_spool_sweep_tmp(struct pl_spool *s, time_t now)
+{
+	int r = pl_spooldir_sweep_tmp(&s->dir, now);
+
+	if (r > 0)
+		atomic_fetch_add(&s->tmp_removed, (unsigned long)r);
+	return r;
+}
+
+unsigned long pl_spool_tmp_removed(const struct pl_spool *s)
+{
+	return atomic_load(&s->tmp_removed);
 }
 
 /* ---- watch new/ (spoolscan.c), count what waits (spoolcount.c) ----- */

@@ -1,7 +1,8 @@
 /*
  * spool.h — job intake and results, Maildir style.
  *
- *   SPOOL/tmp  producers write here, then rename into new/
+ *   SPOOL/tmp  producers write here, then rename into new/ (what a dead
+ *              producer left is removed after 36 hours: the sweep)
  *   SPOOL/new  waiting jobs (discovered by inotify, rescanned at start and
  *              after an inotify overflow)
  *   SPOOL/cur  claimed jobs, with their growing JOB.result beside them
@@ -18,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Names on disk that producers and pipelinectl(1) rely on. */
 #define PL_SPOOL_RESULT_SUFFIX ".result"	/* JOB.result beside JOB */
@@ -37,6 +39,13 @@ struct pl_spool;
 int  pl_spool_open(const char *dir, struct pl_spool **out);
 /* At start: move every job left in cur/ back to new/. Returns how many. */
 int  pl_spool_recover(struct pl_spool *s);
+/* Remove the files of tmp/ that producers abandoned (untouched for 36 h by
+ * the wall clock `now`; spooldir.h says which), each one logged.  Only the
+ * daemon that holds the spool calls it: at start and now and then after.
+ * How many went, or -errno. */
+int  pl_spool_sweep_tmp(struct pl_spool *s, time_t now);
+/* How many files the sweeps removed since the spool was opened. */
+unsigned long pl_spool_tmp_removed(const struct pl_spool *s);
 /* fd that becomes readable when new/ may hold something new (inotify). */
 int  pl_spool_fd(const struct pl_spool *s);
 /* Consume pending inotify events; flags a rescan on overflow. */

@@ -15,6 +15,18 @@
  *    could change before then.
  *  - Recovery at start only moves names; what a moved job had recorded is
  *    read back when it is claimed again (spool.c, resume).
+ *  - tmp/ is the producers' own, but a producer killed while it writes
+ *    leaves its file there for ever.  Maildir's rule settles it: a file
+ *    untouched for 36 hours is abandoned.  "Untouched" is judged on both
+ *    mtime and ctime: a writer refreshes both with every write, and the
+ *    ctime is the one a producer's tools cannot set back (cp -p, rsync -t
+ *    and tar give a file just made an old mtime, on its way to new/).
+ *    The sweep removes only regular files with one link (the name is
+ *    judged by fstatat without following, removed by unlinkat on the
+ *    tmp/ fd, which takes a link away and never a directory): a job is
+ *    written as such a file, and a link, a FIFO or a folder is none, so
+ *    whoever put one there meant something the sweep cannot know; the
+ *    second name of a file frees nothing when it goes.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -25,6 +37,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fdio.h"
@@ -331,6 +344,53 @@ int pl_spooldir_recover(const struct pl_spooldir *d)
 	pl_log(moved ? LOG_NOTICE : LOG_INFO, "spool %s: %d interrupted job%s moved from cur/ back to new/",
 	       d->path, moved, moved == 1 ? "" : "s");
 	return moved;
+}
+
+/* ---- sweep: what killed producers left in tmp/ ---------------------- */
+
+/* Both times, and not the atime: under relatime or noatime it says little,
+ * and a backup reading tmp/ would keep a dead file there for ever.  Dot
+ * names are judged like any other: pipelinectl writes its jobs in tmp/
+ * under dot names, and everything in tmp/ is on its way in. */
+bool pl_spooldir_tmp_abandoned(const struct stat *st, time_t now)
+{
+	time_t cutoff = now - PL_SPOOLDIR_TMP_MAX_AGE;
+
+	return S_ISREG(st->st_mode) && st->st_nlink == 1 && st->st_mtime < cutoff &&
+	       st->st_ctime < cutoff;
+}
+
+int pl_spooldir_sweep_tmp(const struct pl_spooldir *d, time_t now)
+{
+	char **names;
+	size_t n;
+	int r = pl_spooldir_list(d, D_TMP, &names, &n), removed = 0;
+	struct stat st;
+
+	if (r < 0) {
+		pl_log_errno(LOG_ERR, -r, "spool %s: cannot read tmp/: %s", d->path, strerror(-r));
+		return r;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (fstatat(d->dfd[D_TMP], names[i], &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !pl_spooldir_tmp_abandoned(&st, now))
+			continue;	/* gone (renamed into new/ meanwhile), or not ours to take */
+		/* flags 0: should the name have become a folder since, this
+		 * fails (EISDIR); a link would go itself, not what it names */
+		if (unlinkat(d->dfd[D_TMP], names[i], 0) < 0) {
+			if (errno != ENOENT)
+				pl_log_errno(LOG_WARNING, errno, "spool %s: cannot remove abandoned "
+					     "tmp/%s: %m", d->path, names[i]);
+			continue;
+		}
+		removed++;
+		pl_log(LOG_NOTICE, "spool %s: removed tmp/%s, %lld bytes untouched for %.0f hours "
+		       "(abandoned by the producer that wrote it)", d->path, names[i],
+		       (long long)st.st_size,
+		       (double)(now - (st.st_mtime > st.st_ctime ? st.st_mtime : st.st_ctime)) / 3600.0);
+	}
+	pl_spooldir_free_names(names, n);
+	return removed;
 }
 
 /* ---- reject: a name of new/ that can never be a job ----------------- */

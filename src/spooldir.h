@@ -2,7 +2,8 @@
  * spooldir.h — the spool as folders on disk: making them with their modes,
  * the lock that keeps a spool to one daemon, listing and moving names, and
  * the two moves that are not a job's own (recovery at start, a name of new/
- * refused as a job).  The life of a job is spool.c's; the layout is here.
+ * refused as a job), and the sweep of what killed producers left in tmp/.
+ * The life of a job is spool.c's; the layout is here.
  */
 #ifndef PL_SPOOLDIR_H
 #define PL_SPOOLDIR_H
@@ -11,11 +12,15 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "spool.h"
 
 #define PL_SPOOLDIR_GUARD_SUFFIX ".guard"	/* cur/.JOB.guard: see crashguard.h */
 #define PL_SPOOLDIR_STOP_EVERY 65536	/* bytes read from a file between looks at a stop */
+/* A file of tmp/ neither written nor changed for this long (Maildir's
+ * 36 hours) was left by a producer that died: pipelined(8), The spool. */
+#define PL_SPOOLDIR_TMP_MAX_AGE (36 * 3600)
 
 struct pl_spooldir {
 	char *path;			/* as given */
@@ -48,5 +53,12 @@ const char *pl_spooldir_not_a_job(const struct stat *st, char *buf, size_t len);
 void pl_spooldir_reject(const struct pl_spooldir *d, int from, const char *name, const char *why);
 /* At start: every job left in cur/ back to new/.  How many, or -errno. */
 int  pl_spooldir_recover(const struct pl_spooldir *d);
+/* Is the file behind st (an lstat of a name in tmp/) abandoned at `now`:
+ * a regular file with one link whose mtime and ctime are both older than
+ * PL_SPOOLDIR_TMP_MAX_AGE? */
+bool pl_spooldir_tmp_abandoned(const struct stat *st, time_t now);
+/* Remove every abandoned file of tmp/, each named in the log; never
+ * follows a link.  How many went, or -errno (tmp/ unreadable, logged). */
+int  pl_spooldir_sweep_tmp(const struct pl_spooldir *d, time_t now);
 
 #endif

@@ -2,7 +2,8 @@
  * test_spool.c — the spool against real folders: parsing and naming, the
  * JSON records (checked by Debian's python3 json module, an independent
  * parser), claiming, inotify, recovery, finishing, resuming after a crash or
- * a stop, and concurrent recording.
+ * a stop, concurrent recording, and the sweep of what dead producers left
+ * in tmp/.
  */
 #include <check.h>
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "crashguard.h"
@@ -22,6 +24,7 @@
 #include "record.h"
 #include "jobline.h"
 #include "spool.h"
+#include "spooldir.h"
 #include "testutil.h"
 
 /* ---- helpers -------------------------------------------------------- */
@@ -1153,6 +1156,126 @@ START_TEST(folders_and_dotfiles)
 }
 END_TEST
 
+/* ---- the sweep of tmp/ ---------------------------------------------- */
+
+#define HOUR ((time_t)3600)
+
+/* The rule alone: regular, one link, mtime and ctime both past 36 hours. */
+START_TEST(tmp_abandoned_rule)
+{
+	const time_t now = 1700000000, limit = PL_SPOOLDIR_TMP_MAX_AGE;
+	struct stat st = { .st_mode = S_IFREG | 0640, .st_nlink = 1 };
+
+	ck_assert_int_eq(limit, 36 * HOUR);
+	st.st_mtime = st.st_ctime = now - limit - 1;
+	ck_assert(pl_spooldir_tmp_abandoned(&st, now));
+	st.st_mtime = now - limit;		/* exactly 36 hours: not yet */
+	ck_assert(!pl_spooldir_tmp_abandoned(&st, now));
+	st.st_mtime = now - limit - 1;
+	st.st_ctime = now - HOUR;		/* an old mtime given to a new file */
+	ck_assert(!pl_spooldir_tmp_abandoned(&st, now));
+	st.st_ctime = now - limit - 1;
+	st.st_nlink = 2;
+	ck_assert(!pl_spooldir_tmp_abandoned(&st, now));
+	st.st_nlink = 1;
+	for (size_t i = 0; i < 5; i++) {
+		static const mode_t other[] = { S_IFLNK, S_IFDIR, S_IFIFO, S_IFSOCK, S_IFCHR };
+
+		st.st_mode = other[i] | 0777;
+		ck_assert(!pl_spooldir_tmp_abandoned(&st, now));
+	}
+}
+END_TEST
+
+static void set_mtime(const char *rel, time_t t)
+{
+	struct timespec ts[2] = { { .tv_sec = t }, { .tv_sec = t } };
+
+	ck_assert_int_eq(utimensat(AT_FDCWD, path_of(rel), ts, AT_SYMLINK_NOFOLLOW), 0);
+}
+
+static struct pl_spool *sweep_spool;
+static time_t sweep_now;
+static int sweep_removed;
+
+static void run_sweep(void)
+{
+	sweep_removed = pl_spool_sweep_tmp(sweep_spool, sweep_now);
+}
+
+/*
+ * What a killed producer left in tmp/ goes once untouched for 36 hours,
+ * and nothing else there does.  A file's ctime cannot be set back, so the
+ * sweep's clock is moved on instead: every file planted now has a ctime
+ * 37 hours old at t0 + 37 h, and its mtime says the rest.
+ */
+START_TEST(sweep_tmp_removes_abandoned)
+{
+	const time_t t0 = time(NULL), old = t0 - 40 * HOUR, later = t0 + 37 * HOUR;
+	struct pl_spool *s = open_spool();
+	char *log;
+
+	/* what pipelinectl leaves when killed, and a hand-made name with a
+	 * newline in it (the log line must stay one line) */
+	put_file("tmp/.job7.4242.0123456789abcdef", "http://h/a.jpg\n");
+	set_mtime("tmp/.job7.4242.0123456789abcdef", old);
+	put_file("tmp/by\nhand", "http://h/b.jpg\n");
+	set_mtime("tmp/by\nhand", old);
+	/* a slow upload still being written: its mtime is fresh at `later` */
+	put_file("tmp/.big.4343.fedcba9876543210", "http://h/c.jpg\n");
+	set_mtime("tmp/.big.4343.fedcba9876543210", later - 60);
+	/* old, but not regular files of their own */
+	put_file("target", "http://h/t.jpg\n");
+	set_mtime("target", old);
+	ck_assert_int_eq(symlink(path_of("target"), path_of("tmp/link")), 0);
+	set_mtime("tmp/link", old);
+	ck_assert_int_eq(link(path_of("target"), path_of("tmp/second-name")), 0);
+	ck_assert_int_eq(mkdir(path_of("tmp/folder"), 0750), 0);
+	put_file("tmp/folder/inside", "x\n");
+	set_mtime("tmp/folder/inside", old);
+	set_mtime("tmp/folder", old);
+	ck_assert_int_eq(mkfifo(path_of("tmp/fifo"), 0640), 0);
+	set_mtime("tmp/fifo", old);
+
+	/* now: the old mtimes were given to files just made (cp -p, rsync -t
+	 * do that on the way to new/), and their ctime says so */
+	sweep_spool = s;
+	sweep_now = t0;
+	log = pl_test_stderr_of(run_sweep);
+	ck_assert_ptr_nonnull(log);
+	ck_assert_int_eq(sweep_removed, 0);
+	ck_assert_ptr_null(strstr(log, "removed"));
+	free(log);
+	ck_assert(exists("tmp/.job7.4242.0123456789abcdef"));
+
+	sweep_now = later;
+	log = pl_test_stderr_of(run_sweep);
+	ck_assert_ptr_nonnull(log);
+	ck_assert_int_eq(sweep_removed, 2);
+	ck_assert_uint_eq(pl_spool_tmp_removed(s), 2);
+	ck_assert(!exists("tmp/.job7.4242.0123456789abcdef"));
+	ck_assert(!exists("tmp/by\nhand"));
+	/* the age is the ctime's, the newer of the two */
+	ck_assert_msg(strstr(log, "removed tmp/.job7.4242.0123456789abcdef, 15 bytes untouched "
+			      "for 37 hours"), "no line for the dot-file in:\n%s", log);
+	ck_assert_msg(strstr(log, "removed tmp/by\\x0ahand, 15 bytes"),
+		      "no escaped line for by\\nhand in:\n%s", log);
+	ck_assert_int_eq(count_char(log, '\n'), 2);	/* one line per file, nothing else */
+	free(log);
+	ck_assert(exists("tmp/.big.4343.fedcba9876543210"));
+	ck_assert(exists("tmp/link"));
+	ck_assert(exists("target"));
+	ck_assert(exists("tmp/second-name"));
+	ck_assert(exists("tmp/folder/inside"));
+	ck_assert(exists("tmp/fifo"));
+
+	/* nothing more to take: the next sweep is quiet */
+	ck_assert_int_eq(pl_spool_sweep_tmp(s, later), 0);
+	ck_assert_uint_eq(pl_spool_tmp_removed(s), 2);
+	pl_spool_close(s);
+}
+END_TEST
+
 /* One daemon per spool: the second open is refused until the first closes. */
 START_TEST(spool_lock)
 {
@@ -1423,6 +1546,8 @@ static Suite *spool_suite(void)
 	tcase_add_test(disk, swap_into_cur_rejected);
 	tcase_add_test(disk, folders_and_dotfiles);
 	tcase_add_test(disk, spool_lock);
+	tcase_add_test(pure, tmp_abandoned_rule);
+	tcase_add_test(disk, sweep_tmp_removes_abandoned);
 	tcase_add_test(disk, interrupt_long_read);
 	tcase_add_test(disk, crash_guard_isolates_the_suspect);
 	tcase_add_test(disk, crash_guard_cleared_by_stop);
