@@ -81,6 +81,7 @@ void daemon_publish_metrics(struct daemon *d, const struct pl_status *s)
 	m.bytes_downloaded = pl_download_bytes(d->stages.ctx[ST_DOWNLOAD]);
 	m.bytes_uploaded = pl_upload_bytes(d->stages.ctx[ST_UPLOAD]);
 	pl_spool_jobs_finished(d->spool, &m.jobs_done, &m.jobs_failed);
+	m.tmp_removed = pl_spool_tmp_removed(d->spool);
 	pl_metrics_publish(d->metrics, &m);
 }
 

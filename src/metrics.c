@@ -253,6 +253,8 @@ void pl_metrics_render(const struct pl_metrics_sample *m, struct pl_strbuf *b)
 	       "Jobs finished, by outcome: moved to done/ or to failed/.");
 	value(b, "pipelined_jobs_total", NULL, "done", m->jobs_done);
 	value(b, "pipelined_jobs_total", NULL, "failed", m->jobs_failed);
+	scalar(b, "pipelined_tmp_files_removed_total", "counter",
+	       "Files of tmp/ removed as abandoned, untouched for 36 hours.", m->tmp_removed);
 	if (m->has_backlog) {
 		scalar(b, "pipelined_spool_jobs_waiting", "gauge",
 		       "Jobs waiting in new/.", m->backlog_jobs);

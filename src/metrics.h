@@ -19,6 +19,7 @@ struct pl_metrics_sample {
 	struct pl_status status;	/* stages, items, stream: what status shows */
 	uint64_t bytes_downloaded, bytes_uploaded;
 	unsigned long jobs_done, jobs_failed;	/* moved to done/, failed/ */
+	unsigned long tmp_removed;	/* abandoned files of tmp/ removed */
 	/* Filled in by metrics.c itself: */
 	bool has_backlog;		/* the last count of new/ worked */
 	unsigned long backlog_jobs, backlog_items;

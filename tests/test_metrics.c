@@ -41,7 +41,7 @@ static struct pl_metrics_sample sample(void)
 			.done = 35, .failed = 1,
 		},
 		.bytes_downloaded = 123456789012ULL, .bytes_uploaded = 42,
-		.jobs_done = 5, .jobs_failed = 1,
+		.jobs_done = 5, .jobs_failed = 1, .tmp_removed = 2,
 		.start_time = 1700000000.25,
 		.version = "0.1.0", .libvips = "8.14.1", .libcurl = "7.88\n1",
 	};
@@ -97,6 +97,7 @@ START_TEST(render_lines)
 	has(t, "pipelined_stage_duration_seconds_count{stage=\"upload\"} 0");
 	has(t, "pipelined_jobs_total{outcome=\"done\"} 5");
 	has(t, "pipelined_jobs_total{outcome=\"failed\"} 1");
+	has(t, "pipelined_tmp_files_removed_total 2");
 	ck_assert_ptr_null(strstr(t, "pipelined_spool_"));
 	ck_assert_ptr_null(strstr(t, "pipelined_stream_"));
 	free(t);
