@@ -1,7 +1,7 @@
 /*
  * daemon_adapt.c — the glue between the daemon and the adaptive widths
  * (adapt.c): which stages adapt and within what bounds, from the
- * configuration at start and on every reload, and four times a second the
+ * configuration at start and on every reload, and eight times a second the
  * new widths set on the pipeline and logged.
  *
  * How it fits: adapt.c decides from the stages' statistics and knows
@@ -81,7 +81,7 @@ void daemon_adapt_init(struct daemon *d)
 	daemon_adapt_configure(d, d->cfg);
 }
 
-/* Four times a second: the new widths.  A move by half or more since the
+/* Eight times a second: the new widths.  A move by half or more since the
  * width last logged is a notice, smaller steps are debug lines. */
 static void adapt_tick(struct daemon *d)
 {
