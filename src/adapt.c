@@ -45,10 +45,14 @@
  * shipped configuration was), max its workers_max.  A stage that is not
  * adaptive is left alone, so a fixed number in the configuration pins it.
  *
- * The daemon calls it four times a second: the ticks between the whole
+ * The daemon calls it eight times a second: the ticks between the whole
  * seconds may only grow a stage in slow start (quick_step), so a source
- * 250 ms away gets its width within a second; every other decision, and
- * every counter difference, is per whole second.
+ * 250 ms away gets its width before its first answers are back (its
+ * per-host limit, which grows with those answers, then sets the pace, as
+ * it does for a fixed width); at four a second the first look came after
+ * them, and the width trailed the host's limit by a round trip all through
+ * its slow start.  Every other decision, and every counter difference, is
+ * per whole second.
  *
  * Why a snapshot once a second is enough: the pool's deferral and queues
  * smooth the stage (a starving stage stays starving for many seconds), a
@@ -123,9 +127,9 @@ static bool saturated(const struct pl_stage_stats *me, unsigned w)
 }
 
 /* A tick between the once-a-second ones: only slow start's growth, on
- * what the snapshot shows (a quarter second holds too few finished items
- * to judge the next stage's use), so a far source gets its width in a
- * second instead of three.  Everything else waits for the whole second. */
+ * what the snapshot shows (an eighth of a second holds too few finished
+ * items to judge the next stage's use), so a far source gets its width in
+ * a quarter second instead of three.  Everything else waits for the whole second. */
 static enum pl_adapt_why quick_step(struct pl_adapt *a, size_t i, const struct pl_stage_stats *st)
 {
 	struct pl_adapt_stage *s = &a->st[i];
@@ -195,8 +199,9 @@ void pl_adapt_tick(struct pl_adapt *a, uint64_t now_us, const struct pl_stage_st
 		   unsigned *width, enum pl_adapt_why *why)
 {
 	uint64_t dt_us = a->last_us && now_us > a->last_us ? now_us - a->last_us : 0;
-	/* a whole second since the last full tick (or no clock: every tick is) */
-	bool full = !now_us || !a->last_us || dt_us >= PL_ADAPT_TICK_US - PL_ADAPT_TICK_US / 8;
+	/* a whole second since the last full tick, give or take half a quick
+	 * one (or no clock: every tick is) */
+	bool full = !now_us || !a->last_us || dt_us >= PL_ADAPT_TICK_US - PL_ADAPT_QUICK_US / 2;
 
 	for (size_t i = 0; i < a->n; i++) {
 		if (a->st[i].on) {

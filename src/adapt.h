@@ -28,7 +28,7 @@ enum pl_adapt_why {
 
 /* How often the caller ticks (pl_adapt_tick), and the whole second the
  * decisions other than slow start's growth wait for. */
-#define PL_ADAPT_QUICK_US 250000u
+#define PL_ADAPT_QUICK_US 125000u
 #define PL_ADAPT_TICK_US 1000000u
 
 struct pl_adapt_stage {

@@ -454,7 +454,9 @@ static int event_loop_new(struct daemon *d)
 	if (d->tty && (r = sd_event_add_time(d->ev, NULL, CLOCK_MONOTONIC, now, 50000ULL,
 					     daemon_on_bar, d)) < 0)
 		return r;
-	if ((r = sd_event_add_time(d->ev, NULL, CLOCK_MONOTONIC, now + PL_ADAPT_QUICK_US, 50000ULL,
+	/* to within 10 ms: a tick 50 ms late is one after a far source's first
+	 * answers, which its width should not wait for */
+	if ((r = sd_event_add_time(d->ev, NULL, CLOCK_MONOTONIC, now + PL_ADAPT_QUICK_US, 10000ULL,
 				   daemon_on_adapt, d)) < 0)
 		return r;
 	if ((r = sd_event_add_time(d->ev, NULL, CLOCK_MONOTONIC, now + SWEEP_PERIOD_US,

@@ -1,7 +1,7 @@
 /*
  * daemon_adapt.c — the glue between the daemon and the adaptive widths
  * (adapt.c): which stages adapt and within what bounds, from the
- * configuration at start and on every reload, and four times a second the
+ * configuration at start and on every reload, and eight times a second the
  * new widths set on the pipeline and logged.
  *
  * How it fits: adapt.c decides from the stages' statistics and knows
@@ -9,13 +9,17 @@
  * applies the decisions and says so.  daemon.c calls daemon_adapt_init()
  * at start and daemon_adapt_configure() on SIGHUP; its own timer
  * (daemon_on_adapt, set up with the others in daemon.c) ticks adapt.c,
- * whose ticks between the whole seconds only let slow start grow.
+ * whose ticks between the whole seconds only let slow start grow.  The
+ * ticks go on through the ordered drain: under --once it begins when the
+ * last item is fed, which with items deferred for a busy host can be long
+ * before the download stage is through, and a width frozen there (3 -> 12
+ * of a possible 16 at 250 ms) cost a sixth of the rate.
  *
  * Why apart: it is the one part of the main loop that changes the
  * pipeline rather than reporting on it, and all of it runs on the main
  * thread, which owns `struct pl_adapt`.
  */
-#include <stdatomic.h>
+#include <errno.h>
 #include <string.h>
 
 #include "adapt.h"
@@ -24,6 +28,22 @@
 #include "daemon_int.h"
 #include "log.h"
 #include "pipeline.h"
+
+/*
+ * Stage i to width w; false if it did not move.  A stage whose pool is
+ * stopping (the ordered drain reached it) keeps no workers: -ESHUTDOWN is
+ * no error.
+ */
+static bool set_width(struct daemon *d, size_t i, unsigned w)
+{
+	int r = pl_pipeline_set_width(d->pipe, i, w);
+
+	if (r < 0 && r != -ESHUTDOWN)
+		pl_log_errno(LOG_ERR, -r, "stage %s: cannot set width %u: %s",
+			     daemon_stage_names[i], w, strerror(-r));
+	return r == 0;
+}
+
 /*
  * Which stages adapt, within what, from the configuration c (at start and
  * on every reload).  An adaptive stage keeps its current width, clamped
@@ -45,13 +65,8 @@ void daemon_adapt_configure(struct daemon *d, const struct pl_config *c)
 		pl_adapt_set(&d->adapt, i, sc[i]->workers_adaptive, i == ST_UPLOAD,
 			     sc[i]->workers < sc[i]->workers_max ? sc[i]->workers : sc[i]->workers_max,
 			     sc[i]->workers_max, st.width);
-		if (sc[i]->workers_adaptive && d->adapt.st[i].width != st.width) {
-			int r = pl_pipeline_set_width(d->pipe, i, d->adapt.st[i].width);
-
-			if (r < 0)
-				pl_log_errno(LOG_ERR, -r, "stage %s: cannot set width %u: %s",
-					     daemon_stage_names[i], d->adapt.st[i].width, strerror(-r));
-		}
+		if (sc[i]->workers_adaptive && d->adapt.st[i].width != st.width)
+			set_width(d, i, d->adapt.st[i].width);
 		d->adapt_noted[i] = d->adapt.st[i].width;
 	}
 }
@@ -66,7 +81,7 @@ void daemon_adapt_init(struct daemon *d)
 	daemon_adapt_configure(d, d->cfg);
 }
 
-/* Four times a second: the new widths.  A move by half or more since the
+/* Eight times a second: the new widths.  A move by half or more since the
  * width last logged is a notice, smaller steps are debug lines. */
 static void adapt_tick(struct daemon *d)
 {
@@ -74,25 +89,19 @@ static void adapt_tick(struct daemon *d)
 	unsigned width[ST_COUNT];
 	enum pl_adapt_why why[ST_COUNT];
 
-	/* a stage being drained or already stopped gains nothing from a new
-	 * width, and a stopped pool would start workers again */
-	if (atomic_load(&d->draining))
-		return;
+	/* on through the ordered drain: --once drains from the moment the
+	 * last item is fed, with most of them still ahead of the download
+	 * stage (deferred for their host, or queued); a stopped stage refuses
+	 * a new width itself (set_width) */
 	for (size_t i = 0; i < ST_COUNT; i++)
 		pl_pipeline_stats(d->pipe, i, &st[i]);
 	pl_adapt_tick(&d->adapt, pl_now_us(), st, width, why);
 	for (size_t i = 0; i < ST_COUNT; i++) {
 		unsigned noted = d->adapt_noted[i];
 		bool big = 2 * width[i] >= 3 * noted || 3 * width[i] <= 2 * noted;
-		int r;
 
-		if (why[i] == PL_ADAPT_SAME || width[i] == st[i].width)
+		if (why[i] == PL_ADAPT_SAME || width[i] == st[i].width || !set_width(d, i, width[i]))
 			continue;
-		if ((r = pl_pipeline_set_width(d->pipe, i, width[i])) < 0) {
-			pl_log_errno(LOG_ERR, -r, "stage %s: cannot set width %u: %s",
-				     daemon_stage_names[i], width[i], strerror(-r));
-			continue;
-		}
 		pl_log(big ? LOG_NOTICE : LOG_DEBUG, "stage %s: width %u -> %u (adaptive, %u..%u): %s",
 		       daemon_stage_names[i], st[i].width, width[i], d->adapt.st[i].min,
 		       d->adapt.st[i].max, pl_adapt_why_name(why[i]));

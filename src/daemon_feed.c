@@ -185,7 +185,6 @@ void daemon_stop_intake(struct daemon *d)
 static void drain(struct daemon *d)
 {
 	pl_debug("intake stopped; draining the stages in order");
-	atomic_store(&d->draining, true);
 	pl_pipeline_stop(d->pipe);
 	wake(d->drained_fd);
 }

@@ -80,7 +80,6 @@ struct daemon {
 	uint64_t wd_progress[ST_COUNT];
 	uint64_t stuck_us[ST_COUNT];	/* one item longer than this is stuck */
 	struct pl_adapt adapt;		/* the adaptive widths (main thread) */
-	atomic_bool draining;		/* the ordered drain began: widths stay */
 	unsigned adapt_noted[ST_COUNT];	/* width last logged at notice level */
 };
 

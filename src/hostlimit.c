@@ -20,8 +20,11 @@
  *     ordinary samples: the host answered promptly.
  *
  * Start at 4, the fixed value this replaces, so a host that coped before
- * sees no burst at start; growth by a quarter per window (limit.c) reaches
- * the default ceiling of 32 within a dozen windows of a few round trips.
+ * sees no burst at start; slow start (limit.c: one more per success while
+ * the host is at its limit, so doubling per round trip) gives a source
+ * 250 ms away the 16 that 60 images/s need in half a second, and after
+ * the first cut growth by a quarter per window finds the level again
+ * without overshooting it by much.
  *
  * The table: a fixed array of HOSTS_MAX entries kept after their last
  * transfer, so what was learned about a host survives between its bursts.

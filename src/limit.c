@@ -13,14 +13,21 @@
  *     so that a path that really became slower is accepted in time.
  *   - A drop (timeout, 429, 503, refused) cuts the limit to 0.7 × at once,
  *     at most once per window length: the far side said "too many".
+ *   - Slow start, until the first cut, as TCP's: each success that
+ *     finds the limit in use (in flight, this one included, at the limit
+ *     less one) and answered within 1.3 × the floor (any time, before the
+ *     first window sets one) adds one.  A round trip at the limit returns
+ *     limit successes, so it doubles per round trip: a start of 4 reaches
+ *     a far source's 16 in two round trips, where doubling per window (two
+ *     round trips each) took four and held a source 250 ms away at 8 for
+ *     half a second.  The limit never runs ahead of what is in flight by
+ *     more than two, so a host that is not asked for more gains nothing.
  *   - At the end of a window without drops, with ratio = latency / floor:
  *       ratio > 2     the far side queues our requests: limit × 2 / ratio
- *                     (never below half);
+ *                     (never below half), and slow start is over;
  *       ratio < 1.3   and the limit was used (the peak in flight reached
- *                     it, less one): limit × 2 until the first cut (slow
- *                     start, as TCP: from a start of 4 to a far source's
- *                     16 in two windows), then limit + limit / 4 (+ 1
- *                     below 4) — a doubling takes three windows;
+ *                     it, less one): after slow start, limit + limit / 4
+ *                     (+ 1 below 4) — a doubling takes three windows;
  *       peak in flight < limit / 2: limit − 1 (a limit nobody uses says
  *                     nothing, and would let a burst through unchecked);
  *       otherwise the limit holds.
@@ -104,8 +111,8 @@ static void window_end(struct pl_limit *l)
 		l->limit = clamp(l, l->limit * (f < 0.5 ? 0.5 : f));
 		l->slow_start = false;
 	} else if (ratio < LOW_RATIO && !l->win_drops && (double)l->win_peak + 1 >= l->limit) {
-		l->limit = clamp(l, l->slow_start ? 2 * l->limit
-					: l->limit + (l->limit >= 4 ? l->limit / 4 : 1));
+		if (!l->slow_start)	/* slow start grew with each sample */
+			l->limit = clamp(l, l->limit + (l->limit >= 4 ? l->limit / 4 : 1));
 	} else if ((double)l->win_peak < l->limit / 2) {
 		l->limit = clamp(l, l->limit - 1);
 	}
@@ -130,6 +137,9 @@ void pl_limit_sample(struct pl_limit *l, uint64_t now_us, uint64_t latency_us, b
 	l->win_sum_us += (double)latency_us;
 	if (inflight > l->win_peak)
 		l->win_peak = inflight;
+	if (l->slow_start && (double)inflight + 1 >= l->limit &&
+	    (l->floor_us <= 0 || (double)latency_us < LOW_RATIO * l->floor_us))
+		l->limit = clamp(l, l->limit + 1);
 	if (now_us - l->win_start_us >= window_len(l) && l->win_n >= WIN_MIN_SAMPLES) {
 		window_end(l);
 		window_reset(l, now_us);

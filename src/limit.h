@@ -22,7 +22,7 @@ struct pl_limit {
 	double win_sum_us;
 	unsigned win_n, win_drops, win_peak;
 	uint64_t last_cut_us;	/* when the limit was last cut for a drop */
-	bool slow_start;	/* no cut yet: growth doubles */
+	bool slow_start;	/* no cut yet: one more per success at the limit */
 };
 
 /* initial is clamped to [min, max]; min >= 1. */

@@ -7,8 +7,14 @@ back (resizing 64×48 images is nothing next to 200 ms), so it must grow:
 a notice line says so, STATUS= shows the wider width, and no width ever
 passes workers_max.  A SIGHUP with a fixed number pins the width again, and
 it stays pinned.  Across the changes every item is recorded exactly once.
+
+Under --once the ordered drain begins when the last item is fed, which
+with a download queue that holds the whole job is before the first tick:
+the widths must go on adapting through the drain (they once froze there,
+at width 3 for the whole run).
+
 Nothing sleeps to synchronise: each step awaits a log line, a notify
-message or a file.  Time: about 15 s.
+message or a file.  Time: about 20 s.
 """
 import os
 import re
@@ -24,16 +30,18 @@ SLOW = 4 if pl.SANITIZE else 1
 N = 150
 
 
-def config(env, download_workers):
+def config(env, download_workers, log_level="info", queue=16):
     env.write_file(env.conf, """spool = "%(spool)s";
 runtime = "%(run)s";
-log_level = "info";
-download = { workers = %(w)s; workers_max = 12; allow_private = true; retries = 0; };
+log_level = "%(level)s";
+download = { workers = %(w)s; workers_max = 12; allow_private = true; retries = 0;
+  queue = %(queue)d; };
 resize = { workers = 2;
   variants = ( { name = "thumb"; width = 32; height = 32; fit = "inside";
                  format = "jpeg"; quality = 70; } ); };
 upload = { workers = 2; url = "file://%(out)s/{job}-{name}-{variant}.{ext}"; };
-""" % dict(spool=env.spool, run=env.run, out=env.out, w=download_workers))
+""" % dict(spool=env.spool, run=env.run, out=env.out, w=download_workers, level=log_level,
+           queue=queue))
 
 
 def widths(d, start=0):
@@ -81,5 +89,38 @@ def test_grows_shows_and_pins():
             src.wait()
 
 
+def test_grows_while_draining():
+    n = 48
+    with pl.Session("adapt-drain") as s:
+        env = s.env
+        images = env.image_set(4)
+        src = subprocess.Popen(['/usr/bin/python3', HERE + '/e2e_server.py', '127.0.0.1',
+                                env.images], stdout=subprocess.PIPE, text=True)
+        try:
+            port = int(src.stdout.readline())
+            # the whole job fits the download queue: fed, and the drain
+            # begun, at once
+            config(env, '"adaptive"', "debug", queue=n)
+            env.submit("far", ["http://127.0.0.1:%d/delay/200/%s item%03d"
+                               % (port, os.path.basename(images[i % 4]), i + 1)
+                               for i in range(n)])
+            d = s.start("--once")
+            drain, _ = d.wait_line(r"intake stopped; draining the stages in order", 20 * SLOW)
+            i, m = d.wait_line(r"<5>stage download: width 3 -> (\d+) \(adaptive", 20 * SLOW)
+            pl.check(i > drain, "the width moved before the drain began: the job was not "
+                     "fed at once")
+            pl.check(d.wait(60 * SLOW) == 0, "exit status of --once")
+            pl.check(all(b <= 12 for _, b in widths(d)),
+                     "a width above workers_max: %s" % widths(d))
+            pl.check(env.where("far") == "done", "job far in done/")
+            pl.check_lines_once(env.records("far"), n)
+            pl.check(d.count(r"AddressSanitizer|LeakSanitizer|runtime error") == 0,
+                     "sanitizer report")
+        finally:
+            src.terminate()
+            src.wait()
+
+
 if __name__ == "__main__":
-    pl.main([("grows, shows and pins", test_grows_shows_and_pins)])
+    pl.main([("grows, shows and pins", test_grows_shows_and_pins),
+             ("grows while draining", test_grows_while_draining)])

@@ -131,22 +131,22 @@ END_TEST
 
 /* Ticks between the whole seconds: slow start grows on them, nothing else
  * moves (no narrowing, no idle shrink), and after a cut they do nothing. */
-START_TEST(quarter_second_ticks_only_speed_up_slow_start)
+START_TEST(quick_ticks_only_speed_up_slow_start)
 {
 	struct pl_adapt a;
 
 	pl_adapt_init(&a, N, cap, 1000000);
 	pl_adapt_set(&a, DL, true, false, 3, 16, 3);
 	download_is_the_bottleneck(&a);
-	pl_adapt_tick(&a, 1250000, st, width, why);
+	pl_adapt_tick(&a, 1000000 + PL_ADAPT_QUICK_US, st, width, why);
 	ck_assert_int_eq(why[DL], PL_ADAPT_STARVING);
-	ck_assert_uint_eq(width[DL], 12);	/* × resize's room, a quarter second in */
+	ck_assert_uint_eq(width[DL], 12);	/* × resize's room, one quick tick in */
 	/* the next queue fills: only a whole second may narrow */
 	st[DL].width = width[DL];
 	st[RS].queued = cap[RS];
 	st[RS].busy = st[RS].width;
-	pl_adapt_tick(&a, 1500000, st, width, why);
-	pl_adapt_tick(&a, 1750000, st, width, why);
+	for (uint64_t t = 1000000 + 2 * PL_ADAPT_QUICK_US; t < 2000000; t += PL_ADAPT_QUICK_US)
+		pl_adapt_tick(&a, t, st, width, why);
 	ck_assert_int_eq(why[DL], PL_ADAPT_SAME);
 	ck_assert_uint_eq(width[DL], 12);
 	pl_adapt_tick(&a, 2000000, st, width, why);	/* whole: full once */
@@ -155,7 +155,7 @@ START_TEST(quarter_second_ticks_only_speed_up_slow_start)
 	ck_assert_uint_eq(width[DL], 11);
 	/* past the cut a starving stage waits for the whole second */
 	download_is_the_bottleneck(&a);
-	pl_adapt_tick(&a, 3250000, st, width, why);
+	pl_adapt_tick(&a, 3000000 + PL_ADAPT_QUICK_US, st, width, why);
 	ck_assert_int_eq(why[DL], PL_ADAPT_SAME);
 	ck_assert_uint_eq(width[DL], 11);
 	pl_adapt_tick(&a, 4000000, st, width, why);
@@ -299,7 +299,7 @@ int main(void)
 	tcase_add_test(tc, retries_push_upload_back_not_download);
 	tcase_add_test(tc, new_bounds_clamp_and_fixed_pins);
 	tcase_add_test(tc, growth_follows_the_next_stage_s_use);
-	tcase_add_test(tc, quarter_second_ticks_only_speed_up_slow_start);
+	tcase_add_test(tc, quick_ticks_only_speed_up_slow_start);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -1,14 +1,17 @@
 /*
  * test_hostlimit.c — the per-host limits on a fake clock: a host starts at
- * 4, grows while it is used and answers at its floor, never past the
- * ceiling; a drop cuts that host and no other; the table stays bounded
- * while hosts come and go, and a busy host's entry is never taken.
+ * 4, grows while it is used and answers at its floor (doubling per round
+ * trip at first), never past the ceiling; a drop cuts that host and no
+ * other; a host that sheds load past 8 in flight gets about 8, with every
+ * item done once; the table stays bounded while hosts come and go, and a
+ * busy host's entry is never taken.
  */
 #include <check.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "hostlimit.h"
 
@@ -42,6 +45,93 @@ START_TEST(grows_to_the_ceiling_and_no_further)
 	ck_assert_uint_eq(pl_hostlimit_get(h, "a"), 4);
 	t = saturate(h, "a", t, 2000, 50000, 12);
 	ck_assert_uint_eq(pl_hostlimit_get(h, "a"), 12);
+	pl_hostlimit_free(h);
+}
+END_TEST
+
+/* Slow start: each success with the host at its limit adds one, so a
+ * round trip's worth of them doubles it (4 -> 8 -> 16), up to the
+ * ceiling and not past it. */
+START_TEST(a_round_trip_at_the_limit_doubles_it)
+{
+	struct pl_hostlimit *h;
+	uint64_t t = 1000;
+
+	ck_assert_int_eq(pl_hostlimit_new(12, &h), 0);
+	t = saturate(h, "a", t, 4, 250000, 12);
+	ck_assert_uint_eq(pl_hostlimit_get(h, "a"), 8);
+	t = saturate(h, "a", t, 4, 250000, 12);
+	ck_assert_uint_eq(pl_hostlimit_get(h, "a"), 12);
+	t = saturate(h, "a", t, 100, 250000, 12);
+	ck_assert_uint_eq(pl_hostlimit_get(h, "a"), 12);
+	pl_hostlimit_free(h);
+}
+END_TEST
+
+/*
+ * A host 250 ms away that answers 503 at once to a request finding 8 of
+ * ours in flight, and 16 workers that retry what it refuses, on a fake
+ * clock in steps of 10 ms.  The limit grows into the refusals, is cut,
+ * and settles around 8: in the second half few requests are refused, and
+ * the items go through at nearly the 8 per round trip the host takes.
+ * Every item is done exactly once, none is lost to the refusals, and the
+ * limit never passes the ceiling.
+ */
+enum { SHED_ITEMS = 2000, SHED_AT = 8, SHED_WORKERS = 16, SHED_CEILING = 32 };
+
+START_TEST(a_shedding_host_settles_at_its_capacity)
+{
+	static unsigned done[SHED_ITEMS];
+	struct { int item; uint64_t due; } fly[SHED_WORKERS];
+	int pending[SHED_ITEMS], npending = SHED_ITEMS, nfly = 0, ndone = 0;
+	unsigned requests[2] = { 0, 0 }, refused[2] = { 0, 0 };
+	struct pl_hostlimit *h;
+	uint64_t t = 1000;
+
+	memset(done, 0, sizeof done);
+	for (int i = 0; i < SHED_ITEMS; i++)
+		pending[i] = SHED_ITEMS - 1 - i;		/* a stack: last is next */
+	ck_assert_int_eq(pl_hostlimit_new(SHED_CEILING, &h), 0);
+	while (ndone < SHED_ITEMS) {
+		int half = ndone >= SHED_ITEMS / 2;
+
+		ck_assert_uint_le(pl_hostlimit_get(h, "far"), SHED_CEILING);
+		/* the answers due by now */
+		for (int i = 0; i < nfly;) {
+			if (fly[i].due > t) {
+				i++;
+				continue;
+			}
+			pl_hostlimit_release(h, "far", t, 250000, false);
+			done[fly[i].item]++;
+			ndone++;
+			fly[i] = fly[--nfly];
+		}
+		/* idle workers take the next items; a refused one goes back,
+		 * and its worker tries again at the next step */
+		for (int idle = SHED_WORKERS - nfly; idle > 0 && npending > 0 &&
+		     pl_hostlimit_acquire(h, "far", t) == 0; idle--) {
+			int item = pending[--npending];
+
+			requests[half]++;
+			if (nfly >= SHED_AT) {
+				refused[half]++;
+				pl_hostlimit_release(h, "far", t, 1000, true);
+				pending[npending++] = item;
+				continue;
+			}
+			fly[nfly].item = item;
+			fly[nfly++].due = t + 250000;
+		}
+		t += 10000;
+	}
+	for (int i = 0; i < SHED_ITEMS; i++)
+		ck_assert_uint_eq(done[i], 1);
+	ck_assert_uint_gt(refused[0], 0);	/* it did push past 8, */
+	ck_assert_msg(refused[1] * 10 < requests[1], "second half: %u of %u refused",
+		      refused[1], requests[1]);		/* and settled, */
+	/* near the host's capacity, 8 per 250 ms (the clock is the fake one) */
+	ck_assert_uint_lt(t - 1000, (uint64_t)SHED_ITEMS * 250000 / SHED_AT * 5 / 4);
 	pl_hostlimit_free(h);
 }
 END_TEST
@@ -130,6 +220,8 @@ int main(void)
 	int failed;
 
 	tcase_add_test(tc, grows_to_the_ceiling_and_no_further);
+	tcase_add_test(tc, a_round_trip_at_the_limit_doubles_it);
+	tcase_add_test(tc, a_shedding_host_settles_at_its_capacity);
 	tcase_add_test(tc, a_small_ceiling_is_the_start);
 	tcase_add_test(tc, a_drop_cuts_that_host_only);
 	tcase_add_test(tc, the_table_is_bounded_and_busy_hosts_stay);

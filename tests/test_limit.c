@@ -1,6 +1,7 @@
 /*
  * test_limit.c — the adaptive concurrency limit on a fake clock: it grows
- * while latency stays at its floor and the limit is used, backs off on
+ * while latency stays at its floor and the limit is used (by one per such
+ * success until the first cut, then per window), backs off on
  * drops and on latency growth, never leaves [min, max], and recovers.
  */
 #include <check.h>
@@ -31,7 +32,18 @@ START_TEST(grows_while_latency_is_flat)
 }
 END_TEST
 
-/* Slow start: doubling per window until the first cut, then gentler. */
+/* n completions, 10 ms apart, at latency lat_us, each with `inflight` in
+ * flight. */
+static uint64_t finish(struct pl_limit *l, uint64_t t, int n, uint64_t lat_us, unsigned inflight)
+{
+	for (int i = 0; i < n; i++)
+		pl_limit_sample(l, t += 10000, lat_us, false, inflight);
+	return t;
+}
+
+/* Slow start, as TCP's: one more for each success that found the limit in
+ * use (in flight, less one, at the limit) — doubling per round trip, not
+ * per window — until the first cut, then by a quarter per window. */
 START_TEST(slow_start_until_the_first_cut)
 {
 	struct pl_limit l;
@@ -39,16 +51,37 @@ START_TEST(slow_start_until_the_first_cut)
 	unsigned before;
 
 	pl_limit_init(&l, 1, 1000, 4, t);
-	t = run(&l, t, 11, 50000, true);	/* one window: 100 ms, 3+ samples */
+	t = run(&l, t, 4, 250000, true);	/* a round trip at the limit */
 	ck_assert_uint_eq(pl_limit_get(&l), 8);
-	t = run(&l, t, 11, 50000, true);
+	t = run(&l, t, 8, 250000, true);	/* the next one: doubled again */
 	ck_assert_uint_eq(pl_limit_get(&l), 16);
-	pl_limit_sample(&l, t += 1000, 1000, true, 16);	/* a drop: 11 */
+	t = finish(&l, t, 1, 250000, 15);	/* one short of it counts as in use */
+	ck_assert_uint_eq(pl_limit_get(&l), 17);
+	t = finish(&l, t, 20, 250000, 4);	/* far below it: no growth */
+	ck_assert_uint_eq(pl_limit_get(&l), 17);
+	pl_limit_sample(&l, t += 1000, 1000, true, 17);	/* a drop: 11 */
 	before = pl_limit_get(&l);
 	ck_assert_uint_eq(before, 11);
-	t = run(&l, t, 11, 50000, true);
+	t = finish(&l, t, 11, 250000, 11);	/* successes at the limit, within a window */
+	ck_assert_uint_eq(pl_limit_get(&l), before);	/* no longer one each */
+	t = run(&l, t, 60, 250000, true);		/* a window of 500 ms and more */
 	ck_assert_uint_gt(pl_limit_get(&l), before);		/* by a quarter, */
 	ck_assert_uint_lt(pl_limit_get(&l), 2 * before - 2);	/* no longer doubling */
+}
+END_TEST
+
+/* In slow start a success that took far longer than the floor (the host
+ * begins to queue) does not grow the limit. */
+START_TEST(slow_start_stops_on_latency_growth)
+{
+	struct pl_limit l;
+	uint64_t t = 1000;
+
+	pl_limit_init(&l, 1, 1000, 4, t);
+	t = run(&l, t, 11, 100000, true);	/* a first window: the floor, 100 ms */
+	ck_assert_uint_eq(pl_limit_get(&l), 15);
+	t = run(&l, t, 30, 150000, true);	/* 1.5 × the floor: holds */
+	ck_assert_uint_eq(pl_limit_get(&l), 15);
 }
 END_TEST
 
@@ -127,6 +160,7 @@ int main(void)
 
 	tcase_add_test(tc, grows_while_latency_is_flat);
 	tcase_add_test(tc, slow_start_until_the_first_cut);
+	tcase_add_test(tc, slow_start_stops_on_latency_growth);
 	tcase_add_test(tc, unused_limit_does_not_grow);
 	tcase_add_test(tc, drops_cut_and_it_recovers);
 	tcase_add_test(tc, latency_growth_backs_off);
