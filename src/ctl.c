@@ -44,14 +44,25 @@
  * names credentials bare loads outside the unit too (they are not read). */
 #define UNIT_CREDENTIALS "/run/credentials/pipelined.service"
 
+/* Messages quote names the user typed or found in the spool (a job name
+ * given as an argument may hold any byte): they reach the terminal through
+ * ctl_put_safe like everything else read from outside. */
 void ctl_say(const char *fmt, ...)
 {
 	va_list ap;
+	char *msg;
+	int n;
 
-	fputs("pipelinectl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	n = vasprintf(&msg, fmt, ap);
 	va_end(ap);
+	fputs("pipelinectl: ", stderr);
+	if (n < 0) {
+		fputs("out of memory", stderr);
+	} else {
+		ctl_put_safe(stderr, msg);
+		free(msg);
+	}
 	fputc('\n', stderr);
 }
 

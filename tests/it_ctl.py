@@ -469,6 +469,13 @@ def t_no_terminal_controls():
         pl.check(json.loads(text) == rec, "show changed the record: %r" % text)
         pl.check("  a  e?? (http://x/?2J?)\n" in out("show", "-t", "c1").decode(),
                  "show -t: the controls are not '?'")
+        # A name given on the command line comes back in messages the same way.
+        p = subprocess.run([CTL, "-c", env.conf, "show", b"no" + odd], capture_output=True,
+                           timeout=60)
+        pl.check(p.returncode != 0 and b"no job no" in p.stderr, "show NAME: %r" % p.stderr)
+        pl.check(not re.search(rb"[\x00-\x09\x0b-\x1f\x7f]|\xc2[\x80-\x9f]", p.stderr),
+                 "a message printed a control: %r" % p.stderr)
+        p.stderr.decode("utf-8")
 
 
 def t_wait_on_a_terminal():
