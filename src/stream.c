@@ -876,11 +876,13 @@ static void finish(struct pl_item *it, bool ok, const char *why)
 	int r;
 
 	r = publish_result(s, m->owner, m->job, it, ok, why, err, sizeof err);
-	if (r == -EACCES) {
+	/* Denied, or refused by a limit of the stream (full with discard new,
+	 * a message too big): at once again would meet the same answer. */
+	if (r == -EACCES || r == -EREMOTEIO) {
 		int64_t ms = backoff_ms(m->delivered);
 
-		pl_log_item(LOG_ERR, it, NULL, EACCES, "cannot publish its result: %s; it will run "
-			    "again in %" PRId64 " s", err, ms / 1000);
+		pl_log_item(LOG_ERR, it, NULL, -r, "cannot publish its result: %s; it will run "
+			    "again in %" PRId64 " s", *err ? err : strerror(-r), ms / 1000);
 		natsMsg_NakWithDelay(m->m, ms, NULL);
 	} else if (r < 0) {
 		pl_log_item(LOG_ERR, it, NULL, -r, "cannot publish its result: %s; it will run again",
