@@ -1119,8 +1119,12 @@ void pl_stream_stats(struct pl_stream *s, struct pl_stream_stats *st)
 {
 	memset(st, 0, sizeof *st);
 	st->connected = atomic_load(&s->connected);
-	if (st->connected && s->nc)
-		natsConnection_GetConnectedUrl(s->nc, st->server, sizeof st->server);
+	if (st->connected && s->nc) {
+		char url[256] = "", ubuf[256];
+
+		natsConnection_GetConnectedUrl(s->nc, url, sizeof url);
+		snprintf(st->server, sizeof st->server, "%s", url_for_log(url, ubuf, sizeof ubuf));
+	}
 	st->pulled = atomic_load(&s->pulled);
 	st->in_flight = atomic_load(&s->in_flight);
 	st->acked = atomic_load(&s->acked);

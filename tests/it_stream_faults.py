@@ -49,13 +49,7 @@ import plnats  # noqa: E402
 ACK_WAIT = 60.0
 
 
-def stream_status(d, env):
-    """SIGUSR1, then the daemon's stream counters from status.json once written."""
-    before = os.path.getmtime(env.run + "/status.json") if env.status() else 0
-    d.signal(signal.SIGUSR1)
-    pl.wait_for(lambda: env.status() and os.path.getmtime(env.run + "/status.json") != before,
-                10, "status.json after SIGUSR1")
-    return env.status().get("stream") or {}
+stream_status = plnats.stream_status
 
 
 def t_graceful_stop_gives_back():

@@ -9,8 +9,8 @@ without care a denial looks like an outage and is retried for ever.
   items denied    the owner may not publish on pipelined.items: each line
                   of its job is recorded failed with the server's words and
                   the job goes to failed/; one log line names the server,
-                  subject and reason; the daemon keeps running, and its log
-                  holds no password from the server URL.
+                  subject and reason; the daemon keeps running, and neither
+                  its log nor its status holds the password from the URL.
   results denied  the worker may not publish on pipelined.results.n0: the
                   subject and reason are logged once; each delivery of the
                   item says it will run again after a doubling delay (one
@@ -19,6 +19,7 @@ without care a denial looks like an outage and is retried for ever.
   pull denied     the user may not ask the consumer for messages: the log
                   names the server, the subject of the pull and the reason.
 """
+import json
 import os
 import sys
 
@@ -59,6 +60,9 @@ def t_items_denied():
                              r"publishing on pipelined\.items: Permissions Violation") == 1,
                      "the denial logged once, naming the server, subject and reason")
             pl.check(d.count("noitems:noitems") == 0, "no password from the URL in the log")
+            status = json.dumps(plnats.stream_status(d, env))
+            pl.check("noitems" not in status and "127.0.0.1" in status,
+                     "no password from the URL in the status: %s" % status)
             pl.check(d.proc.poll() is None, "the daemon keeps running")
             d.stop_clean()
     finally:

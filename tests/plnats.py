@@ -93,6 +93,8 @@ Daemons on the stream (the scaffold of tests/it_stream*.py):
                                    site.daemons[k] is node k's latest, site.procs every
                                    one started
   site.config(k, text_from, text_to)  replace text in node k's configuration
+  plnats.stream_status(d, env)     SIGUSR1 to daemon d, then the "stream" object of env's
+                                   status.json once rewritten
   site.nginx(extra="")             pl.Nginx serving site.images, extra pasted into its
                                    server block, with an access log (site.requests(part)
                                    counts its GETs whose line holds part) → its port
@@ -575,6 +577,15 @@ def stream_group(servers, node, **settings):
     for k, v in settings.items():
         fields.append("%s = %s;" % (k, '"%s"' % v if isinstance(v, str) else v))
     return "stream = { %s };" % " ".join(fields)
+
+
+def stream_status(d, env):
+    """SIGUSR1, then the daemon's stream counters from status.json once written."""
+    before = os.path.getmtime(env.run + "/status.json") if env.status() else 0
+    d.signal(signal.SIGUSR1)
+    pl.wait_for(lambda: env.status() and os.path.getmtime(env.run + "/status.json") != before,
+                10, "status.json after SIGUSR1")
+    return env.status().get("stream") or {}
 
 
 class Site:
