@@ -1020,7 +1020,7 @@ static void bury(struct pl_stream *s, uint64_t seq)
 {
 	struct msg m = { .s = s, .seq = seq };
 	struct pl_item *it = pl_item_new();
-	char why[256], reason[128];
+	char why[256], reason[192];
 	natsStatus st;
 
 	if (!it)
@@ -1031,7 +1031,8 @@ static void bury(struct pl_stream *s, uint64_t seq)
 		return;		/* another daemon buried it */
 	}
 	snprintf(reason, sizeof reason, "delivered %d times without a result (stream.max_deliver): "
-		 "it crashed or stalled every daemon that took it", s->c->max_deliver);
+		 "it crashed or stalled every daemon that took it, or its result could not be "
+		 "stored", s->c->max_deliver);
 	pl_streammsg_parse_item(natsMsg_GetData(m.m), (size_t)natsMsg_GetDataLength(m.m), &m.owner,
 			     &m.job, it, why, sizeof why);
 	if (js_DeleteMsg(s->js, s->c->stream, seq, NULL, NULL) == NATS_OK) {

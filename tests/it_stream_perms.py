@@ -79,8 +79,8 @@ def t_results_denied():
             env = site.envs[0]
             d = site.start(0)
             env.submit("jobR", env.items(1, env.image_set(1)))
-            d.wait_line(r"dead-lettered to pipelined\.dead: delivered 3 times",
-                        pl.scaled(60, 120))
+            d.wait_line(r"dead-lettered to pipelined\.dead: delivered 3 times .*or its result "
+                        r"could not be stored", pl.scaled(60, 120))
             pl.check(d.count(r"stream: the server \S+ denies this user publishing on "
                              r"pipelined\.results\.n0: "
                              r"Permissions Violation for Publish to") == 1,
