@@ -183,18 +183,20 @@ static void on_connected(natsConnection *nc, void *ud)
 static void note_denial(struct pl_stream *s, natsConnection *nc, const char *text)
 {
 	const char *p, *end;
-	char subj[SUBJECT_MAX], url[256] = "", ubuf[256];
+	char subj[SUBJECT_MAX], url[256] = "", ubuf[256], since[48] = "";
 	struct denial *d = NULL;
 	bool publish = true, say = false;
 	unsigned long times = 0;
 	uint64_t now = pl_now_us();
 
-	if ((p = strstr(text, "Publish to ")))
+	if ((p = strstr(text, "Publish to "))) {
 		p += strlen("Publish to ");
-	else if ((p = strstr(text, "Subscription to ")))
-		p += strlen("Subscription to "), publish = false;
-	else
+	} else if ((p = strstr(text, "Subscription to "))) {
+		p += strlen("Subscription to ");
+		publish = false;
+	} else {
 		p = "";
+	}
 	p += *p == '"';
 	end = p + strcspn(p, "\" ");
 	snprintf(subj, sizeof subj, "%.*s", (int)(end - p), p);
@@ -219,7 +221,7 @@ static void note_denial(struct pl_stream *s, natsConnection *nc, const char *tex
 	d->since_logged++;
 	if (!d->logged_us || now - d->logged_us >= DENIED_LOG_US) {
 		say = true;
-		times = d->since_logged;
+		times = d->logged_us ? d->since_logged : 0;
 		d->logged_us = now;
 		d->since_logged = 0;
 	}
@@ -227,11 +229,12 @@ static void note_denial(struct pl_stream *s, natsConnection *nc, const char *tex
 	if (!say)
 		return;
 	natsConnection_GetConnectedUrl(nc, url, sizeof url);
+	if (times)
+		snprintf(since, sizeof since, " (%lu times since last logged)", times);
 	pl_log(LOG_ERR, "stream: the server %s denies this user %s %s: %s%s%s",
 	       url_for_log(url, ubuf, sizeof ubuf), publish ? "publishing on" : "subscribing to",
-	       subj, text, times > 1 ? "; again" : "",
-	       strncmp(subj, "$JS.API.", 8) == 0 ? " (the stream cannot be set up or read "
-	       "without it)" : "");
+	       subj, text, strncmp(subj, "$JS.API.", 8) == 0 ? " (the stream cannot be set up or "
+	       "read without it)" : "", since);
 }
 
 static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *ud)
