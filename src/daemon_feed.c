@@ -97,12 +97,13 @@ static int publish(struct daemon *d, struct pl_item *it)
 	int r = pl_stream_publish_item(d->stream, it->job_name, pl_spool_job_id(it), it->line,
 				       it->source, it->name, why, sizeof why);
 
-	/* The stream will not take it (a limit reached): failed with
-	 * what the server said, so that its job finishes into failed/ rather
-	 * than wait in cur/ for a restart that would meet the same refusal. */
-	if (r == -EREMOTEIO) {
-		pl_log_item(LOG_ERR, it, NULL, EREMOTEIO, "not run: %s", why);
-		pl_spool_item_failed(it, EREMOTEIO, why);
+	/* The stream will not take it (a limit reached), or the server will
+	 * not let us publish it (permissions): failed with what the server
+	 * said, so that its job finishes into failed/ rather than wait in cur/
+	 * for a restart that would meet the same refusal. */
+	if (r == -EREMOTEIO || r == -EACCES) {
+		pl_log_item(LOG_ERR, it, NULL, -r, "not run: %s", why);
+		pl_spool_item_failed(it, -r, why);
 		atomic_fetch_add(&d->remote_failed, 1);
 		return 0;
 	}

@@ -75,6 +75,16 @@
  * milliseconds: natsMsg_NakWithDelay takes them, not nanoseconds as the
  * server protocol does (1e9 there meant 11 days of a result held back). */
 #define NAK_DELAY_MS 1000
+/* A result the server would not store (denied, or a limit of the stream)
+ * sends its item back after 1 s, 2 s, 4 s ... at most this long. */
+#define NAK_DELAY_MAX_MS 300000
+/* A subject the server denied us lately is not tried again this soon:
+ * the denial comes only as an asynchronous -ERR, the publish itself just
+ * times out, so each try costs a whole timeout. */
+#define DENIED_FOR_US (60 * 1000000ULL)
+/* A denial is logged once, and again while it lasts this often. */
+#define DENIED_LOG_US (600 * 1000000ULL)
+#define NDENIALS 8
 
 /* One pulled item, from delivery to ack. */
 struct msg {
@@ -114,6 +124,15 @@ struct pl_stream {
 	bool careful;
 	uint64_t careful_since_us;
 
+	/* The permission violations the server reported (on_async_error),
+	 * by subject, the latest replacing the oldest. */
+	struct denial {
+		char subj[SUBJECT_MAX], text[256];
+		bool publish;		/* or subscribe */
+		uint64_t at_us, logged_us;
+		unsigned long since_logged;
+	} denials[NDENIALS];
+
 	atomic_bool connected;
 	atomic_int stopping;		/* 0, STOP_INTAKE, STOP_ALL */
 	atomic_bool closing;		/* our own disconnect: nothing to say */
@@ -128,6 +147,17 @@ static const struct pl_intake stream_intake;
 
 /* ---- connection ------------------------------------------------------- */
 
+/* A server URL for the log: without the user and password it may hold. */
+static const char *url_for_log(const char *url, char *buf, size_t len)
+{
+	const char *at = strchr(url, '@'), *scheme = strstr(url, "://");
+
+	if (!at || !scheme || at < scheme)
+		return url;
+	snprintf(buf, len, "%.*s%s", (int)(scheme + 3 - url), url, at + 1);
+	return buf;
+}
+
 static void on_disconnected(natsConnection *nc, void *ud)
 {
 	struct pl_stream *s = ud;
@@ -140,19 +170,111 @@ static void on_disconnected(natsConnection *nc, void *ud)
 static void on_connected(natsConnection *nc, void *ud)
 {
 	struct pl_stream *s = ud;
-	char url[128] = "";
+	char url[256] = "", ubuf[256];
 
 	natsConnection_GetConnectedUrl(nc, url, sizeof url);
 	if (!atomic_exchange(&s->connected, true))
-		pl_log(LOG_NOTICE, "stream: connected to %s", url);
+		pl_log(LOG_NOTICE, "stream: connected to %s", url_for_log(url, ubuf, sizeof ubuf));
+}
+
+/* "Permissions Violation for Publish to "SUBJ"": noted under its subject
+ * (publish() reads it) and logged once, and again every DENIED_LOG_US
+ * while it goes on. */
+static void note_denial(struct pl_stream *s, natsConnection *nc, const char *text)
+{
+	const char *p, *end;
+	char subj[SUBJECT_MAX], url[256] = "", ubuf[256], since[48] = "";
+	struct denial *d = NULL;
+	bool publish = true, say = false;
+	unsigned long times = 0;
+	uint64_t now = pl_now_us();
+
+	if ((p = strstr(text, "Publish to "))) {
+		p += strlen("Publish to ");
+	} else if ((p = strstr(text, "Subscription to "))) {
+		p += strlen("Subscription to ");
+		publish = false;
+	} else {
+		p = "";
+	}
+	p += *p == '"';
+	end = p + strcspn(p, "\" ");
+	snprintf(subj, sizeof subj, "%.*s", (int)(end - p), p);
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < NDENIALS; i++) {
+		struct denial *e = &s->denials[i];
+
+		if (e->at_us && e->publish == publish && strcmp(e->subj, subj) == 0) {
+			d = e;
+			break;
+		}
+		if (!d || e->at_us < d->at_us)
+			d = e;		/* the oldest, unless the subject is there */
+	}
+	if (d->at_us == 0 || d->publish != publish || strcmp(d->subj, subj) != 0) {
+		memset(d, 0, sizeof *d);
+		snprintf(d->subj, sizeof d->subj, "%s", subj);
+		d->publish = publish;
+	}
+	snprintf(d->text, sizeof d->text, "%s", text);
+	d->at_us = now;
+	d->since_logged++;
+	if (!d->logged_us || now - d->logged_us >= DENIED_LOG_US) {
+		say = true;
+		times = d->logged_us ? d->since_logged : 0;
+		d->logged_us = now;
+		d->since_logged = 0;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (!say)
+		return;
+	natsConnection_GetConnectedUrl(nc, url, sizeof url);
+	if (times)
+		snprintf(since, sizeof since, " (%lu times since last logged)", times);
+	pl_log(LOG_ERR, "stream: the server %s denies this user %s %s: %s%s%s",
+	       url_for_log(url, ubuf, sizeof ubuf), publish ? "publishing on" : "subscribing to",
+	       subj, text, strncmp(subj, "$JS.API.", 8) == 0 ? " (the stream cannot be set up or "
+	       "read without it)" : "", since);
 }
 
 static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *ud)
 {
-	(void)nc;
+	struct pl_stream *s = ud;
+	const char *text = NULL;
+
 	(void)sub;
-	(void)ud;
+	if (err == NATS_NOT_PERMITTED &&
+	    natsConnection_GetLastError(nc, &text) == NATS_NOT_PERMITTED && text && *text) {
+		char copy[256];
+
+		snprintf(copy, sizeof copy, "%s", text);	/* the next error overwrites it */
+		note_denial(s, nc, copy);
+		return;
+	}
 	pl_log(LOG_WARNING, "stream: %s", natsStatus_GetText(err));
+}
+
+/* The server denied us publishing on subj less than DENIED_FOR_US ago:
+ * what it said in why. */
+static bool denied(struct pl_stream *s, const char *subj, char *why, size_t whylen)
+{
+	uint64_t now = pl_now_us();
+	bool yes = false;
+
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < NDENIALS && !yes; i++) {
+		struct denial *d = &s->denials[i];
+
+		if (d->at_us && d->publish && now - d->at_us < DENIED_FOR_US &&
+		    strcmp(d->subj, subj) == 0) {
+			yes = true;
+			if (why)
+				snprintf(why, whylen, "the server denies this user publishing on "
+					 "%s: %s", subj, d->text);
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return yes;
 }
 
 static int nats_err(natsStatus st)
@@ -363,6 +485,7 @@ static int guard_open(struct pl_stream *s, const char *dir)
 int pl_stream_open(const struct pl_stream_conf *c, const char *guard_dir, struct pl_stream **out)
 {
 	struct pl_stream *s = calloc(1, sizeof *s);
+	char ubuf[256];
 	natsStatus st;
 	int r;
 
@@ -386,7 +509,7 @@ int pl_stream_open(const struct pl_stream_conf *c, const char *guard_dir, struct
 	st = natsConnection_Connect(&s->nc, s->opts);
 	if (st == NATS_NOT_YET_CONNECTED) {
 		pl_log(LOG_WARNING, "stream: no server reachable yet (%s); retrying in the background",
-		       c->servers.v[0]);
+		       url_for_log(c->servers.v[0], ubuf, sizeof ubuf));
 	} else if (st != NATS_OK) {
 		pl_log(LOG_ERR, "stream: cannot connect: %s", nats_GetLastError(NULL));
 		pl_stream_close(s);
@@ -433,7 +556,10 @@ void pl_stream_close(struct pl_stream *s)
 /* ---- publishing -------------------------------------------------------- */
 
 /* -EREMOTEIO when the stream answered with a refusal (a JetStream error:
- * a limit reached, for one): what it said in why, when given. */
+ * a limit reached, for one), -EACCES when the server denies this user
+ * publishing on subj: what it said in why, when given.  A denial comes
+ * only as an asynchronous error (on_async_error), while the publish times
+ * out: a timeout with a denial of its subject noted is that denial. */
 static int publish(struct pl_stream *s, const char *subj, const char *data, size_t len,
 		   const char *const *headers, char *why, size_t whylen)
 {
@@ -442,6 +568,8 @@ static int publish(struct pl_stream *s, const char *subj, const char *data, size
 	jsErrCode jerr = 0;
 	natsStatus st;
 
+	if (denied(s, subj, why, whylen))
+		return -EACCES;
 	st = natsMsg_Create(&m, subj, NULL, data, (int)len);
 	for (size_t i = 0; st == NATS_OK && headers && headers[i]; i += 2)
 		st = natsMsgHeader_Set(m, headers[i], headers[i + 1]);
@@ -453,6 +581,8 @@ static int publish(struct pl_stream *s, const char *subj, const char *data, size
 	 * (seconds): as transient as a lost connection. */
 	if (st == NATS_NO_RESPONDERS || jerr == JSClusterNotAvailErr)
 		return -EAGAIN;
+	if (st == NATS_TIMEOUT && denied(s, subj, why, whylen))
+		return -EACCES;
 	if (st != NATS_OK && jerr) {
 		const char *text = nats_GetLastError(NULL), *at;
 
@@ -543,9 +673,11 @@ static void dead_letter(struct pl_stream *s, natsMsg *m, uint64_t seq, const cha
 	atomic_fetch_add(&s->dead, 1);
 }
 
-/* A result record to the owner of an item. */
+/* A result record to the owner of an item; why the server would not take
+ * it in err, when it said. */
 static int publish_result(struct pl_stream *s, const char *owner, const char *job,
-			  const struct pl_item *it, bool ok, const char *why)
+			  const struct pl_item *it, bool ok, const char *why, char *err,
+			  size_t errlen)
 {
 	char subj[SUBJECT_MAX], *rec;
 	int r;
@@ -555,7 +687,7 @@ static int publish_result(struct pl_stream *s, const char *owner, const char *jo
 		return -ENOMEM;
 	snprintf(subj, sizeof subj, "%s.results.%s", s->c->subject, owner);
 	r = publish_patiently(s, subj, rec, strlen(rec),
-			      (const char *const[]){ "Pipelined-Job", job, NULL }, STOP_ALL, NULL, 0);
+			      (const char *const[]){ "Pipelined-Job", job, NULL }, STOP_ALL, err, errlen);
 	free(rec);
 	return r;
 }
@@ -599,7 +731,7 @@ static void refuse(struct pl_stream *s, struct msg *m, struct pl_item *it, const
 	if (m->owner && m->job && it->line) {
 		pl_log(LOG_WARNING, "stream: job %s line %lu from %s: %s", m->job, it->line, m->owner,
 		       why);
-		if (publish_result(s, m->owner, m->job, it, false, why) < 0)
+		if (publish_result(s, m->owner, m->job, it, false, why, NULL, 0) < 0)
 			dead_letter(s, m->m, m->seq, why);
 	} else {
 		dead_letter(s, m->m, m->seq, why);
@@ -726,14 +858,36 @@ int pl_stream_pull(struct pl_stream *s, size_t max, int timeout_ms,
 
 /* ---- the worker's sinks (it->intake) ----------------------------------- */
 
+/* How long an item whose result the server would not store waits before
+ * it comes again: doubling with its deliveries, so that a denial or a full
+ * stream is not met again in a tight loop, up to NAK_DELAY_MAX_MS
+ * (stream.max_deliver of them dead-letter it: an hour at the default). */
+static int64_t backoff_ms(uint64_t delivered)
+{
+	int64_t ms = NAK_DELAY_MS;
+
+	for (uint64_t i = 1; i < delivered && ms < NAK_DELAY_MAX_MS; i++)
+		ms *= 2;
+	return ms < NAK_DELAY_MAX_MS ? ms : NAK_DELAY_MAX_MS;
+}
+
 static void finish(struct pl_item *it, bool ok, const char *why)
 {
 	struct msg *m = it->origin;
 	struct pl_stream *s = m->s;
+	char err[512] = "";
 	int r;
 
-	r = publish_result(s, m->owner, m->job, it, ok, why);
-	if (r < 0) {
+	r = publish_result(s, m->owner, m->job, it, ok, why, err, sizeof err);
+	/* Denied, or refused by a limit of the stream (full with discard new,
+	 * a message too big): at once again would meet the same answer. */
+	if (r == -EACCES || r == -EREMOTEIO) {
+		int64_t ms = backoff_ms(m->delivered);
+
+		pl_log_item(LOG_ERR, it, NULL, -r, "cannot publish its result: %s; it will run "
+			    "again in %" PRId64 " s", *err ? err : strerror(-r), ms / 1000);
+		natsMsg_NakWithDelay(m->m, ms, NULL);
+	} else if (r < 0) {
 		pl_log_item(LOG_ERR, it, NULL, -r, "cannot publish its result: %s; it will run again",
 			    strerror(-r));
 		natsMsg_Nak(m->m, NULL);
@@ -869,7 +1023,7 @@ static void bury(struct pl_stream *s, uint64_t seq)
 {
 	struct msg m = { .s = s, .seq = seq };
 	struct pl_item *it = pl_item_new();
-	char why[256], reason[128];
+	char why[256], reason[192];
 	natsStatus st;
 
 	if (!it)
@@ -880,13 +1034,14 @@ static void bury(struct pl_stream *s, uint64_t seq)
 		return;		/* another daemon buried it */
 	}
 	snprintf(reason, sizeof reason, "delivered %d times without a result (stream.max_deliver): "
-		 "it crashed or stalled every daemon that took it", s->c->max_deliver);
+		 "it crashed or stalled every daemon that took it, or its result could not be "
+		 "stored", s->c->max_deliver);
 	pl_streammsg_parse_item(natsMsg_GetData(m.m), (size_t)natsMsg_GetDataLength(m.m), &m.owner,
 			     &m.job, it, why, sizeof why);
 	if (js_DeleteMsg(s->js, s->c->stream, seq, NULL, NULL) == NATS_OK) {
 		dead_letter(s, m.m, seq, reason);
 		if (m.owner && m.job && it->line)
-			publish_result(s, m.owner, m.job, it, false, reason);
+			publish_result(s, m.owner, m.job, it, false, reason, NULL, 0);
 	}
 	natsMsg_Destroy(m.m);
 	free(m.job);
@@ -968,8 +1123,12 @@ void pl_stream_stats(struct pl_stream *s, struct pl_stream_stats *st)
 {
 	memset(st, 0, sizeof *st);
 	st->connected = atomic_load(&s->connected);
-	if (st->connected && s->nc)
-		natsConnection_GetConnectedUrl(s->nc, st->server, sizeof st->server);
+	if (st->connected && s->nc) {
+		char url[256] = "", ubuf[256];
+
+		natsConnection_GetConnectedUrl(s->nc, url, sizeof url);
+		snprintf(st->server, sizeof st->server, "%s", url_for_log(url, ubuf, sizeof ubuf));
+	}
 	st->pulled = atomic_load(&s->pulled);
 	st->in_flight = atomic_load(&s->in_flight);
 	st->acked = atomic_load(&s->acked);

@@ -31,6 +31,10 @@ Against a real nats-server (tests/plnats.py), with real signals:
                   item of a job: each line is recorded failed with what the
                   server said, and the job goes to failed/ at once instead
                   of waiting in cur/; once there is room, a job runs as before.
+  result refused  a stream with room for one message takes an item but not its
+                  result: the item comes back after 1 s, 2 s, 4 s (one try a
+                  delivery, logged with the server's reason) until max_deliver
+                  dead-letters it.
 """
 import os
 import re
@@ -45,13 +49,7 @@ import plnats  # noqa: E402
 ACK_WAIT = 60.0
 
 
-def stream_status(d, env):
-    """SIGUSR1, then the daemon's stream counters from status.json once written."""
-    before = os.path.getmtime(env.run + "/status.json") if env.status() else 0
-    d.signal(signal.SIGUSR1)
-    pl.wait_for(lambda: env.status() and os.path.getmtime(env.run + "/status.json") != before,
-                10, "status.json after SIGUSR1")
-    return env.status().get("stream") or {}
+stream_status = plnats.stream_status
 
 
 def t_graceful_stop_gives_back():
@@ -306,8 +304,34 @@ def t_publish_refused():
         root.cleanup()
 
 
+def t_result_refused():
+    plnats.require_server()
+    root = pl.Env("sf-nats")
+    srv = plnats.NatsServer(root.root).start()
+    try:
+        with plnats.Client(srv.url) as cl:
+            cl.js_api("STREAM.CREATE.PIPELINED", {
+                "name": "PIPELINED", "subjects": ["pipelined.>"], "retention": "workqueue",
+                "storage": "file", "max_msgs": 1, "discard": "new"})
+        with plnats.Site("sf-resref", srv.url, n=1, max_deliver=3) as site:
+            env = site.envs[0]
+            d = site.start(0)
+            env.submit("jobQ", env.items(1, env.image_set(1)))
+            d.wait_line(r"dead-lettered to pipelined\.dead: delivered 3 times", pl.scaled(60, 120))
+            tries = [d.count(r"job jobQ item 1 .*cannot publish its result: the stream refused "
+                             r"it: maximum messages .*will run again in %d s" % s)
+                     for s in (1, 2, 4)]
+            pl.check(tries == [1, 1, 1], "one try a delivery, each delay twice the last, with "
+                     "the server's reason: %r" % tries)
+            pl.check(d.count(r"cannot publish its result") == 3, "no other try")
+    finally:
+        srv.kill()
+        root.cleanup()
+
+
 if __name__ == "__main__":
     pl.main([("a graceful stop gives its waiting items back", t_graceful_stop_gives_back),
              ("an item that crashes the daemon is dead-lettered alone", t_poison_crashes_alone),
              ("malformed messages and results for no one's job", t_bad_messages),
-             ("items the stream refuses fail their job at once", t_publish_refused)])
+             ("items the stream refuses fail their job at once", t_publish_refused),
+             ("a result the stream refuses comes back later", t_result_refused)])

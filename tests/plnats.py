@@ -26,10 +26,16 @@ itself raises plnats.NatsError, a pl.Failure whose .error holds the server's
   plnats.require_server()          print "SKIP: nats-server is not installed" and
                                    exit 77 unless SERVER
 
-  s = plnats.NatsServer(root, name="n1", port=None, http_port=None, cluster=None)
+  s = plnats.NatsServer(root, name="n1", port=None, http_port=None, cluster=None, extra="")
                                    config, log and store in ROOT/NAME/; free ports unless
                                    given; cluster=(cluster_port, [route ports]) joins
-                                   cluster "c1"
+                                   cluster "c1"; extra is pasted into its configuration
+                                   (users and permissions: plnats.users(...))
+  plnats.users(name=perms, ...)    an authorization block: each user's password is its
+                                   name, perms its permissions as a dict or None; the
+                                   user "admin" may do anything, and is who a connection
+                                   without a user is (Client needs none); a daemon's URL
+                                   nats://NAME:NAME@127.0.0.1:PORT is user NAME
   s.start(timeout=10)              run it; wait until /healthz says ok → s
   s.kill() / s.stop(timeout=10)    SIGKILL its session / SIGTERM and wait (both idempotent)
   s.restart(timeout=10)            stop if running, start on the same ports and store → s
@@ -87,6 +93,8 @@ Daemons on the stream (the scaffold of tests/it_stream*.py):
                                    site.daemons[k] is node k's latest, site.procs every
                                    one started
   site.config(k, text_from, text_to)  replace text in node k's configuration
+  plnats.stream_status(d, env)     SIGUSR1 to daemon d, then the "stream" object of env's
+                                   status.json once rewritten
   site.nginx(extra="")             pl.Nginx serving site.images, extra pasted into its
                                    server block, with an access log (site.requests(part)
                                    counts its GETs whose line holds part) → its port
@@ -156,9 +164,17 @@ def _tail(path, n=12):
         return ""
 
 
+def users(**perms):
+    entries = ["{ user: admin, password: admin }"]
+    for name, p in perms.items():
+        entries.append("{ user: %s, password: %s%s }" % (
+            name, name, ", permissions: %s" % json.dumps(p) if p else ""))
+    return "authorization { users: [ %s ] }\nno_auth_user: admin\n" % "\n  ".join(entries)
+
+
 class NatsServer:
-    def __init__(self, root, name="n1", port=None, http_port=None, cluster=None):
-        self.name, self.cluster, self.proc = name, cluster, None
+    def __init__(self, root, name="n1", port=None, http_port=None, cluster=None, extra=""):
+        self.name, self.cluster, self.proc, self.extra = name, cluster, None, extra
         self.dir = os.path.join(root, name)
         os.makedirs(self.dir, exist_ok=True)
         self.conf = os.path.join(self.dir, "nats.conf")
@@ -191,6 +207,7 @@ class NatsServer:
             cport, routes = self.cluster
             text += "cluster { name: c1, listen: 127.0.0.1:%d, routes: [%s] }\n" % (
                 cport, ", ".join("nats://127.0.0.1:%d" % r for r in routes))
+        text += self.extra
         pl.Env.write_file(self.conf, text)
         with open(self.errlog, "ab") as err:
             self.proc = subprocess.Popen([SERVER, "-c", self.conf, "-l", self.log],
@@ -560,6 +577,15 @@ def stream_group(servers, node, **settings):
     for k, v in settings.items():
         fields.append("%s = %s;" % (k, '"%s"' % v if isinstance(v, str) else v))
     return "stream = { %s };" % " ".join(fields)
+
+
+def stream_status(d, env):
+    """SIGUSR1, then the daemon's stream counters from status.json once written."""
+    before = os.path.getmtime(env.run + "/status.json") if env.status() else 0
+    d.signal(signal.SIGUSR1)
+    pl.wait_for(lambda: env.status() and os.path.getmtime(env.run + "/status.json") != before,
+                10, "status.json after SIGUSR1")
+    return env.status().get("stream") or {}
 
 
 class Site:
