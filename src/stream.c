@@ -67,6 +67,7 @@
 #include "log.h"
 #include "record.h"
 #include "stream.h"
+#include "streamdeny.h"
 #include "streammsg.h"
 
 #define GUARD_NAME ".stream.guard"	/* in the spool, beside new/ */
@@ -78,13 +79,6 @@
 /* A result the server would not store (denied, or a limit of the stream)
  * sends its item back after 1 s, 2 s, 4 s ... at most this long. */
 #define NAK_DELAY_MAX_MS 300000
-/* A subject the server denied us lately is not tried again this soon:
- * the denial comes only as an asynchronous -ERR, the publish itself just
- * times out, so each try costs a whole timeout. */
-#define DENIED_FOR_US (60 * 1000000ULL)
-/* A denial is logged once, and again while it lasts this often. */
-#define DENIED_LOG_US (600 * 1000000ULL)
-#define NDENIALS 8
 
 /* One pulled item, from delivery to ack. */
 struct msg {
@@ -124,14 +118,8 @@ struct pl_stream {
 	bool careful;
 	uint64_t careful_since_us;
 
-	/* The permission violations the server reported (on_async_error),
-	 * by subject, the latest replacing the oldest. */
-	struct denial {
-		char subj[SUBJECT_MAX], text[256];
-		bool publish;		/* or subscribe */
-		uint64_t at_us, logged_us;
-		unsigned long since_logged;
-	} denials[NDENIALS];
+	/* The permission violations the server reported (on_async_error). */
+	struct pl_streamdeny denials;
 
 	atomic_bool connected;
 	atomic_int stopping;		/* 0, STOP_INTAKE, STOP_ALL */
@@ -177,64 +165,23 @@ static void on_connected(natsConnection *nc, void *ud)
 		pl_log(LOG_NOTICE, "stream: connected to %s", url_for_log(url, ubuf, sizeof ubuf));
 }
 
-/* "Permissions Violation for Publish to "SUBJ"": noted under its subject
- * (publish() reads it) and logged once, and again every DENIED_LOG_US
- * while it goes on. */
+/* "Permissions Violation for Publish to "SUBJ"": noted (publish() asks
+ * streamdeny.c) and logged when streamdeny.c says so. */
 static void note_denial(struct pl_stream *s, natsConnection *nc, const char *text)
 {
-	const char *p, *end;
-	char subj[SUBJECT_MAX], url[256] = "", ubuf[256], since[48] = "";
-	struct denial *d = NULL;
-	bool publish = true, say = false;
-	unsigned long times = 0;
-	uint64_t now = pl_now_us();
+	struct pl_streamdeny_note n;
+	char url[256] = "", ubuf[256], since[48] = "";
 
-	if ((p = strstr(text, "Publish to "))) {
-		p += strlen("Publish to ");
-	} else if ((p = strstr(text, "Subscription to "))) {
-		p += strlen("Subscription to ");
-		publish = false;
-	} else {
-		p = "";
-	}
-	p += *p == '"';
-	end = p + strcspn(p, "\" ");
-	snprintf(subj, sizeof subj, "%.*s", (int)(end - p), p);
-	pthread_mutex_lock(&s->lock);
-	for (size_t i = 0; i < NDENIALS; i++) {
-		struct denial *e = &s->denials[i];
-
-		if (e->at_us && e->publish == publish && strcmp(e->subj, subj) == 0) {
-			d = e;
-			break;
-		}
-		if (!d || e->at_us < d->at_us)
-			d = e;		/* the oldest, unless the subject is there */
-	}
-	if (d->at_us == 0 || d->publish != publish || strcmp(d->subj, subj) != 0) {
-		memset(d, 0, sizeof *d);
-		snprintf(d->subj, sizeof d->subj, "%s", subj);
-		d->publish = publish;
-	}
-	snprintf(d->text, sizeof d->text, "%s", text);
-	d->at_us = now;
-	d->since_logged++;
-	if (!d->logged_us || now - d->logged_us >= DENIED_LOG_US) {
-		say = true;
-		times = d->logged_us ? d->since_logged : 0;
-		d->logged_us = now;
-		d->since_logged = 0;
-	}
-	pthread_mutex_unlock(&s->lock);
-	if (!say)
+	pl_streamdeny_add(&s->denials, text, pl_now_us(), &n);
+	if (!n.say)
 		return;
 	natsConnection_GetConnectedUrl(nc, url, sizeof url);
-	if (times)
-		snprintf(since, sizeof since, " (%lu times since last logged)", times);
+	if (n.times)
+		snprintf(since, sizeof since, " (%lu times since last logged)", n.times);
 	pl_log(LOG_ERR, "stream: the server %s denies this user %s %s: %s%s%s",
-	       url_for_log(url, ubuf, sizeof ubuf), publish ? "publishing on" : "subscribing to",
-	       subj, text, strncmp(subj, "$JS.API.", 8) == 0 ? " (the stream cannot be set up or "
-	       "read without it)" : "", since);
+	       url_for_log(url, ubuf, sizeof ubuf), n.publish ? "publishing on" : "subscribing to",
+	       n.subj, text, strncmp(n.subj, "$JS.API.", 8) == 0 ? " (the stream cannot be set up "
+	       "or read without it)" : "", since);
 }
 
 static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *ud)
@@ -252,29 +199,6 @@ static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus
 		return;
 	}
 	pl_log(LOG_WARNING, "stream: %s", natsStatus_GetText(err));
-}
-
-/* The server denied us publishing on subj less than DENIED_FOR_US ago:
- * what it said in why. */
-static bool denied(struct pl_stream *s, const char *subj, char *why, size_t whylen)
-{
-	uint64_t now = pl_now_us();
-	bool yes = false;
-
-	pthread_mutex_lock(&s->lock);
-	for (size_t i = 0; i < NDENIALS && !yes; i++) {
-		struct denial *d = &s->denials[i];
-
-		if (d->at_us && d->publish && now - d->at_us < DENIED_FOR_US &&
-		    strcmp(d->subj, subj) == 0) {
-			yes = true;
-			if (why)
-				snprintf(why, whylen, "the server denies this user publishing on "
-					 "%s: %s", subj, d->text);
-		}
-	}
-	pthread_mutex_unlock(&s->lock);
-	return yes;
 }
 
 static int nats_err(natsStatus st)
@@ -498,6 +422,7 @@ int pl_stream_open(const struct pl_stream_conf *c, const char *guard_dir, struct
 	s->careful_since_us = pl_now_us();
 	s->flight.next = s->flight.prev = &s->flight;
 	pthread_mutex_init(&s->lock, NULL);
+	pl_streamdeny_init(&s->denials);
 	snprintf(s->items_subj, sizeof s->items_subj, "%s.items", c->subject);
 	snprintf(s->dead_subj, sizeof s->dead_subj, "%s.dead", c->subject);
 	snprintf(s->mine_subj, sizeof s->mine_subj, "%s.results.%s", c->subject, c->node);
@@ -550,6 +475,7 @@ void pl_stream_close(struct pl_stream *s)
 	if (s->guard_dir >= 0)
 		close(s->guard_dir);
 	pthread_mutex_destroy(&s->lock);
+	pl_streamdeny_finalise(&s->denials);
 	free(s);
 }
 
@@ -568,7 +494,7 @@ static int publish(struct pl_stream *s, const char *subj, const char *data, size
 	jsErrCode jerr = 0;
 	natsStatus st;
 
-	if (denied(s, subj, why, whylen))
+	if (pl_streamdeny_publish_denied(&s->denials, subj, pl_now_us(), why, whylen))
 		return -EACCES;
 	st = natsMsg_Create(&m, subj, NULL, data, (int)len);
 	for (size_t i = 0; st == NATS_OK && headers && headers[i]; i += 2)
@@ -581,7 +507,8 @@ static int publish(struct pl_stream *s, const char *subj, const char *data, size
 	 * (seconds): as transient as a lost connection. */
 	if (st == NATS_NO_RESPONDERS || jerr == JSClusterNotAvailErr)
 		return -EAGAIN;
-	if (st == NATS_TIMEOUT && denied(s, subj, why, whylen))
+	if (st == NATS_TIMEOUT &&
+	    pl_streamdeny_publish_denied(&s->denials, subj, pl_now_us(), why, whylen))
 		return -EACCES;
 	if (st != NATS_OK && jerr) {
 		const char *text = nats_GetLastError(NULL), *at;

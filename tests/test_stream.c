@@ -3,14 +3,17 @@
  * producer on the shared stream may publish as an item or a result
  * (pipelined(8), Many machines).  The stream itself, with a real server,
  * is tests/it_stream*.py; these pin the accept/refuse rules and the reasons
- * a refused message goes back with.
+ * a refused message goes back with; and the record of what the server
+ * denied (streamdeny.c) on a fake clock.
  */
 #include <check.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "item.h"
+#include "streamdeny.h"
 #include "streammsg.h"
 
 struct parsed {
@@ -149,6 +152,77 @@ START_TEST(result_parsed)
 }
 END_TEST
 
+#define DENY_PUB(subj) "Permissions Violation for Publish to \"" subj "\""
+#define T0 1000000ULL	/* a slot with time 0 is an empty one */
+
+/* A denial is held for PL_STREAMDENY_HOLD_US, logged once and then every
+ * PL_STREAMDENY_LOG_US with the count in between. */
+START_TEST(denial_held_and_logged_rarely)
+{
+	struct pl_streamdeny d;
+	struct pl_streamdeny_note n;
+	char why[512];
+
+	pl_streamdeny_init(&d);
+	ck_assert(!pl_streamdeny_publish_denied(&d, "p.items", T0, why, sizeof why));
+	pl_streamdeny_add(&d, DENY_PUB("p.items"), T0, &n);
+	ck_assert(n.say && n.publish && n.times == 0);
+	ck_assert_str_eq(n.subj, "p.items");
+	ck_assert(pl_streamdeny_publish_denied(&d, "p.items", T0 + 1, why, sizeof why));
+	ck_assert_str_eq(why, "the server denies this user publishing on p.items: "
+			 DENY_PUB("p.items"));
+	ck_assert(!pl_streamdeny_publish_denied(&d, "p.dead", T0 + 1, NULL, 0));
+	/* held while it lasts, then tried again */
+	ck_assert(pl_streamdeny_publish_denied(&d, "p.items", T0 + PL_STREAMDENY_HOLD_US - 1,
+					       NULL, 0));
+	ck_assert(!pl_streamdeny_publish_denied(&d, "p.items", T0 + PL_STREAMDENY_HOLD_US,
+						NULL, 0));
+	/* the same denial again: quiet until the log period is up, then said
+	 * with how many times it came in between */
+	for (int i = 1; i <= 3; i++) {
+		pl_streamdeny_add(&d, DENY_PUB("p.items"), T0 + i * 1000000ULL, &n);
+		ck_assert(!n.say);
+	}
+	pl_streamdeny_add(&d, DENY_PUB("p.items"), T0 + PL_STREAMDENY_LOG_US, &n);
+	ck_assert(n.say);
+	ck_assert_uint_eq(n.times, 4);
+	pl_streamdeny_finalise(&d);
+}
+END_TEST
+
+/* A subscription denial is noted apart and never holds a publish back;
+ * the table keeps the latest denials, the oldest giving way. */
+START_TEST(denial_kinds_and_slots)
+{
+	struct pl_streamdeny d;
+	struct pl_streamdeny_note n;
+	char subj[64], text[128];
+
+	pl_streamdeny_init(&d);
+	pl_streamdeny_add(&d, "Permissions Violation for Subscription to \"_INBOX.>\"", T0, &n);
+	ck_assert(n.say && !n.publish);
+	ck_assert_str_eq(n.subj, "_INBOX.>");
+	ck_assert(!pl_streamdeny_publish_denied(&d, "_INBOX.>", T0, NULL, 0));
+	/* words that name no subject are still noted, under "" */
+	pl_streamdeny_add(&d, "Permissions Violation", T0, &n);
+	ck_assert(n.say && n.publish);
+	ck_assert_str_eq(n.subj, "");
+	for (unsigned i = 0; i <= PL_STREAMDENY_SLOTS; i++) {
+		snprintf(subj, sizeof subj, "s.%u", i);
+		snprintf(text, sizeof text, "Permissions Violation for Publish to \"%s\"", subj);
+		pl_streamdeny_add(&d, text, T0 + 1 + i, &n);
+		ck_assert(n.say);
+	}
+	/* s.0 was the oldest of the full table when s.8 came */
+	ck_assert(!pl_streamdeny_publish_denied(&d, "s.0", T0 + 100, NULL, 0));
+	for (unsigned i = 1; i <= PL_STREAMDENY_SLOTS; i++) {
+		snprintf(subj, sizeof subj, "s.%u", i);
+		ck_assert(pl_streamdeny_publish_denied(&d, subj, T0 + 100, NULL, 0));
+	}
+	pl_streamdeny_finalise(&d);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("stream");
@@ -161,6 +235,8 @@ int main(void)
 	tcase_add_test(tc, item_refused);
 	tcase_add_test(tc, item_reason_printable);
 	tcase_add_test(tc, result_parsed);
+	tcase_add_test(tc, denial_held_and_logged_rarely);
+	tcase_add_test(tc, denial_kinds_and_slots);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
