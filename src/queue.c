@@ -12,13 +12,34 @@
  *   through the scheduler (and on a VM a wake across cores is an
  *   interrupt between virtual CPUs).  So a getter that finds the queue
  *   empty, or a putter that finds it full, spins briefly before it goes to
- *   sleep, and spinners and signalled sleepers are counted: a put wakes a
- *   sleeper only for an item nobody is already on the way to
- *   (wake_getters).  The spin yields the CPU (sched_yield) rather than
- *   busy-waiting with a pause instruction: on a 2-core machine with a
- *   dozen workers, a pause spin holds the core the other side needs to
- *   make progress and measured 2-10x slower.  A busy pipeline then hands
- *   items over mostly without a futex wake at all.
+ *   sleep, and spinners and signalled sleepers are counted: a sleeper is
+ *   woken only when nobody is on the way already, and the one that comes
+ *   passes the wake on if work is left (wake_getters).  The spin yields the
+ *   CPU (sched_yield) rather than busy-waiting with a pause instruction:
+ *   on a 2-core machine with a dozen workers, a pause spin holds the core
+ *   the other side needs to make progress and measured 2-10x slower.  A
+ *   busy pipeline then hands items over mostly without a futex wake at
+ *   all, and the wakes that remain are sent after unlocking.
+ * - That only works while the CPUs are ours.  Behind CPU-bound work a
+ *   yield waits out the other task's slice (and under EEVDF it moves the
+ *   yielder back by a slice each time), so spinners that were counted on
+ *   come milliseconds late and the pipeline fell to a few thousand items/s,
+ *   below Python's.  The queue therefore watches for it: yields (and, while
+ *   contended, wake-ups) that take milliseconds, repeatedly, switch every
+ *   queue of the process to the contended rule for a fifth of a second
+ *   after the last one: no spin, sleep at once, and wake a sleeper only
+ *   when a batch (PL_QUEUE_LAZY) waits for it, because each wake costs a
+ *   wait for the CPU and the thread that gets it should find work for the
+ *   whole turn; sleepers look again after a millisecond on their own, so
+ *   nothing waits longer than that for the batch to fill.  Measured on the
+ *   2-core VM (bench/core_queue.c): the calm rule alone runs 1.5-2M
+ *   items/s idle but 5-10k/s behind four busy loops, where Python runs
+ *   30-80k/s; the contended rule alone ~0.4M/s idle, 0.1-0.25M/s behind
+ *   them; the switch between them keeps the better of the two.
+ * - The mutex and the fields used under it come first; the lock-free
+ *   counters and the condition variables sit on cache lines of their own,
+ *   so the other CPU's task_done and spinners polling the count do not
+ *   pull away the lines the lock holder works on.
  * - task_done, called once per item by every worker, is a lock-free
  *   counter; only the last one takes the lock, and only when a joiner
  *   waits.
@@ -26,39 +47,62 @@
  *   steps cannot stretch or cut them.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "clock.h"
 #include "queue.h"
 
 /* Rounds of sched_yield() a getter (empty queue) or putter (full queue)
- * spends before sleeping. */
+ * spends before sleeping, while the CPUs are calm. */
 #define PL_QUEUE_SPIN 16
+/* A yield, or a wake-up from signal to running, that takes longer than
+ * this says other work holds the CPUs: on a calm machine a yield returns
+ * in microseconds (well under 1 ms even with a dozen of our own threads
+ * queued), behind a CPU-bound task it waits out that task's slice
+ * (3.8 ms typical behind busy loops here). */
+#define PL_QUEUE_SLOW_US 2000
+/* Slow yields count only this close together in one thread (see spin_for) */
+#define PL_QUEUE_SLOW_RECENT 64
+/* That many slow ones within the window make the CPUs contended ... */
+#define PL_QUEUE_SLOW_EVENTS 3
+#define PL_QUEUE_SLOW_WINDOW_US 100000
+/* ... until this long after the last of them. */
+#define PL_QUEUE_CALM_US 200000
+/* While contended: a sleeper is woken only once this many items (or free
+ * slots) wait for it, or the whole queue when it is smaller ... */
+#define PL_QUEUE_LAZY 8
+/* ... and sleepers look again after at most this long on their own, so
+ * fewer items than that wait no longer. */
+#define PL_QUEUE_BACKSTOP_MS 1
 
 struct pl_queue {
 	pthread_mutex_t lock;
-	pthread_cond_t not_empty, not_full, all_done;
-
 	void **ring;
+	size_t head, count;
 	size_t cap;		/* slots in ring */
 	size_t bound;		/* capacity limit, 0 = unbounded */
-	size_t head, count;
 	bool closed;
-
 	unsigned getters, putters;		/* sleepers, to skip useless signals */
 	unsigned wakes;				/* getters signalled, not yet running */
 	unsigned pwakes;			/* putters signalled, not yet running */
 	unsigned gspin, pspin;			/* getters / putters spinning, unlocked */
-	atomic_uint joiners;			/* read by the lock-free task_done */
-	atomic_size_t unfinished;		/* put under the lock, done without it */
-	atomic_bool closed_hint;		/* closed, read without the lock */
 	atomic_ulong intr_gen;			/* bumped by pl_queue_interrupt, under lock */
-	atomic_size_t count_hint;		/* count, stored under the lock, read without it */
+	uint64_t wake_us;			/* when the oldest pending wake was sent, while contended */
+
+	_Alignas(64) atomic_size_t unfinished;	/* put under the lock, done without it */
+	atomic_uint joiners;			/* read by the lock-free task_done */
+
+	_Alignas(64) atomic_size_t count_hint;	/* count, stored under the lock, read without it */
+	atomic_bool closed_hint;		/* closed, read without the lock */
+
+	_Alignas(64) pthread_cond_t not_empty, not_full, all_done;
 };
 
 /* The checks every call that may wait starts with: EINVAL without a queue,
@@ -81,13 +125,14 @@ static int wait_on(pthread_cond_t *cv, pthread_mutex_t *m, long timeout_ms,
 
 struct pl_queue *pl_queue_create(size_t capacity)
 {
-	struct pl_queue *q = calloc(1, sizeof *q);
+	struct pl_queue *q = aligned_alloc(_Alignof(struct pl_queue), sizeof *q);
 	pthread_mutexattr_t ma;
 	pthread_condattr_t ca;
 	int r;
 
 	if (!q)
 		return NULL;
+	memset(q, 0, sizeof *q);
 	q->bound = capacity;
 	q->cap = capacity ? capacity : 64;
 	q->ring = malloc(q->cap * sizeof *q->ring);
@@ -164,12 +209,77 @@ static bool ready(struct pl_queue *q, bool want_item)
 	return want_item ? c != 0 : !q->bound || c < q->bound;
 }
 
+/*
+ * Whether the CPUs are contended is a property of the machine, not of one
+ * queue, so it is kept once for the process: every queue of a pipeline
+ * sees it as soon as any of them does.  Relaxed atomics: this is a
+ * heuristic, a stale read only picks the other rule for a moment.
+ */
+static _Atomic uint64_t busy_until, slow_since;	/* µs on pl_now_us */
+static atomic_uint slow_count;
+
+static void saw_slow(uint64_t now)
+{
+	uint64_t since = atomic_load_explicit(&slow_since, memory_order_relaxed);
+
+	if (now - since > PL_QUEUE_SLOW_WINDOW_US) {
+		atomic_store_explicit(&slow_since, now, memory_order_relaxed);
+		atomic_store_explicit(&slow_count, 1, memory_order_relaxed);
+		return;
+	}
+	if (atomic_fetch_add_explicit(&slow_count, 1, memory_order_relaxed) + 1 >=
+	    PL_QUEUE_SLOW_EVENTS)
+		atomic_store_explicit(&busy_until, now + PL_QUEUE_CALM_US, memory_order_relaxed);
+}
+
+/* Calm costs one relaxed load; the clock is read only while contended. */
+static bool contended(void)
+{
+	uint64_t b = atomic_load_explicit(&busy_until, memory_order_relaxed);
+
+	if (!b)
+		return false;
+	if (pl_now_us() < b)
+		return true;
+	atomic_compare_exchange_strong(&busy_until, &b, 0);
+	return false;
+}
+
+void pl_queue_assume_contended(long ms)
+{
+	atomic_store(&busy_until, ms > 0 ? pl_now_us() + (uint64_t)ms * 1000u : 0);
+}
+
+/*
+ * Yield until ready(), at most PL_QUEUE_SPIN times, and stop at the first
+ * yield that took long: then the CPU is wanted elsewhere, and a sleeper
+ * woken later gets it back sooner than a thread that keeps yielding.  A
+ * slow yield counts as a sign of contention only when the same thread saw
+ * another one within its last PL_QUEUE_SLOW_RECENT yields: on the calm
+ * (virtual) machine single slow yields do come, a few a second, most of
+ * them all threads at the same instant (the whole VM paused), which no
+ * way of waiting can help; behind CPU-bound work almost every spin ends
+ * in one.
+ */
 static void spin_for(struct pl_queue *q, bool want_item)
 {
+	static _Thread_local unsigned since_slow = UINT_MAX;
+	uint64_t t = pl_now_us(), u;
+
 	for (int i = 0; i < PL_QUEUE_SPIN; i++) {
 		if (ready(q, want_item))
 			return;
 		sched_yield();
+		u = pl_now_us();
+		if (u - t > PL_QUEUE_SLOW_US) {
+			if (since_slow < PL_QUEUE_SLOW_RECENT)
+				saw_slow(u);
+			since_slow = 0;
+			return;
+		}
+		if (since_slow < UINT_MAX)
+			since_slow++;
+		t = u;
 	}
 }
 
@@ -178,42 +288,75 @@ static bool full(const struct pl_queue *q)
 	return q->bound && q->count >= q->bound;
 }
 
-/*
- * Wake one sleeping getter per item nobody is coming for yet: a spinning
- * getter takes an item when it looks again, a signalled one when it runs,
- * so items up to spinners + signalled cost no wake; never more than are
- * asleep and not already signalled, so a burst of puts costs one wake per
- * sleeper, not per item.  Called after a put, and again at the end of
- * every get: a spinner or signalled getter that leaves without an item it
- * was counted for (another took it, an interrupt) hands it on here.
- * Passing one wake at a time along the sleepers instead was faster on an
- * idle machine but stalled under load, where a woken thread gets the CPU
- * sooner than a yielding one.  Putters and free room, the same.
- */
-static void wake_getters(struct pl_queue *q)
+static size_t lazy_at(const struct pl_queue *q)
 {
-	while (q->getters > q->wakes && q->count > q->gspin + q->wakes) {
-		q->wakes++;
-		pthread_cond_signal(&q->not_empty);
-	}
+	return q->bound && q->bound < PL_QUEUE_LAZY ? q->bound : PL_QUEUE_LAZY;
 }
 
-static void wake_putters(struct pl_queue *q)
+/*
+ * How many sleeping getters to wake now (counted in wakes; the caller
+ * signals them, after unlocking where it can).  One at a time, and only
+ * when nobody is on the way already (no getter spinning, none signalled
+ * and not yet running): the one that comes takes its item and, at the end
+ * of its get, calls this again, so it passes the wake on while items are
+ * left.  A burst of puts into a busy pipeline so costs no wake at all, and
+ * stages with real work still fan out over every sleeper, one wake per
+ * taken item.  While the CPUs are contended it waits further, until
+ * PL_QUEUE_LAZY items are there: a thread woken then runs only after
+ * whatever holds the CPU, and had better find a batch; the sleepers'
+ * backstop (await_turn) takes care of fewer.  Putters and free room, the
+ * same.
+ */
+static unsigned wake_getters(struct pl_queue *q)
 {
-	while (q->putters > q->pwakes && q->bound > q->count &&
-	       q->bound - q->count > q->pspin + q->pwakes) {
-		q->pwakes++;
-		pthread_cond_signal(&q->not_full);
+	if (!q->count || q->getters <= q->wakes || q->gspin + q->wakes)
+		return 0;
+	if (contended()) {
+		if (q->count < lazy_at(q))
+			return 0;
+		if (!q->wake_us)
+			q->wake_us = pl_now_us();
 	}
+	q->wakes++;
+	return 1;
+}
+
+static unsigned wake_putters(struct pl_queue *q)
+{
+	if (q->bound <= q->count || q->putters <= q->pwakes || q->pspin + q->pwakes)
+		return 0;
+	if (contended()) {
+		if (q->bound - q->count < lazy_at(q))
+			return 0;
+		if (!q->wake_us)
+			q->wake_us = pl_now_us();
+	}
+	q->pwakes++;
+	return 1;
+}
+
+/* Unlock, then send the wakes: a sleeper woken while the lock is still
+ * held would only block on it, and a signal inside the lock keeps the
+ * other CPU waiting for it longer. */
+static void unlock_and_wake(struct pl_queue *q)
+{
+	unsigned g = wake_getters(q), p = wake_putters(q);
+
+	pthread_mutex_unlock(&q->lock);
+	if (g)
+		pthread_cond_signal(&q->not_empty);
+	if (p)
+		pthread_cond_signal(&q->not_full);
 }
 
 /*
  * One round of waiting, with the lock held, by a getter that found no item
  * (or a putter that found no room): the first round spins without the lock
- * and is counted in gspin (pspin); later ones sleep on not_empty
- * (not_full), counted in getters (putters), and consume the wake they were
- * sent, if any.  0 after a spin or a wake-up, ETIMEDOUT past the deadline:
- * the caller looks again either way.
+ * and is counted in gspin (pspin), unless the CPUs are contended; later
+ * ones sleep on not_empty (not_full), counted in getters (putters), and
+ * consume the wake they were sent, if any, timing it.  While contended a
+ * sleep lasts at most PL_QUEUE_BACKSTOP_MS.  0 after a spin or a wake-up,
+ * ETIMEDOUT past the caller's deadline: the caller looks again either way.
  */
 static int await_turn(struct pl_queue *q, bool getter, bool *spun, long timeout_ms,
 		      const struct timespec *deadline)
@@ -221,9 +364,11 @@ static int await_turn(struct pl_queue *q, bool getter, bool *spun, long timeout_
 	unsigned *spinning = getter ? &q->gspin : &q->pspin;
 	unsigned *sleeping = getter ? &q->getters : &q->putters;
 	unsigned *woken = getter ? &q->wakes : &q->pwakes;
+	pthread_cond_t *cv = getter ? &q->not_empty : &q->not_full;
+	struct timespec soon;
 	int r;
 
-	if (!*spun) {
+	if (!*spun && !contended()) {
 		*spun = true;
 		(*spinning)++;
 		pthread_mutex_unlock(&q->lock);
@@ -233,10 +378,26 @@ static int await_turn(struct pl_queue *q, bool getter, bool *spun, long timeout_
 		return 0;
 	}
 	(*sleeping)++;
-	r = wait_on(getter ? &q->not_empty : &q->not_full, &q->lock, timeout_ms, deadline);
+	if (contended() && !pl_clock_deadline(&soon, PL_QUEUE_BACKSTOP_MS) &&
+	    (timeout_ms < 0 || soon.tv_sec < deadline->tv_sec ||
+	     (soon.tv_sec == deadline->tv_sec && soon.tv_nsec < deadline->tv_nsec))) {
+		r = pthread_cond_timedwait(cv, &q->lock, &soon);
+		if (r == ETIMEDOUT)
+			r = 0;	/* the backstop, not the caller's deadline */
+	} else {
+		r = wait_on(cv, &q->lock, timeout_ms, deadline);
+	}
 	(*sleeping)--;
-	if (*woken)
+	if (*woken) {
 		(*woken)--;
+		if (q->wake_us) {
+			uint64_t now = pl_now_us();
+
+			if (now - q->wake_us > PL_QUEUE_SLOW_US)
+				saw_slow(now);
+			q->wake_us = 0;
+		}
+	}
 	return r;
 }
 
@@ -255,7 +416,8 @@ static int put_impl(struct pl_queue *q, void *const *items, size_t n, size_t *do
 	pthread_mutex_lock(&q->lock);
 	while (k < n) {
 		while (!q->closed && full(q)) {
-			wake_getters(q);	/* let consumers make room */
+			if (wake_getters(q))	/* let consumers make room */
+				pthread_cond_signal(&q->not_empty);
 			if (timeout_ms == 0) {
 				r = EAGAIN;
 				goto out;
@@ -278,9 +440,7 @@ static int put_impl(struct pl_queue *q, void *const *items, size_t n, size_t *do
 	}
 out:
 	atomic_store_explicit(&q->count_hint, q->count, memory_order_relaxed);
-	wake_getters(q);
-	wake_putters(q);	/* room this putter was counted for */
-	pthread_mutex_unlock(&q->lock);
+	unlock_and_wake(q);	/* items put, and room this putter was counted for */
 	if (done)
 		*done = k;
 	return r;
@@ -348,10 +508,8 @@ static int get_impl(struct pl_queue *q, void **items, size_t max, size_t *got,
 	}
 	while (n < max && q->count)
 		items[n++] = take(q);
-	wake_putters(q);
 out:
-	wake_getters(q);	/* items this getter was counted for */
-	pthread_mutex_unlock(&q->lock);
+	unlock_and_wake(q);	/* room made, and items this getter was counted for */
 	if (got)
 		*got = n;
 	return r;

@@ -57,4 +57,14 @@ int    pl_queue_put_batch(struct pl_queue *q, void *const *items, size_t n, size
 			  long timeout_ms);
 int    pl_queue_task_done_n(struct pl_queue *q, size_t n);
 
+/*
+ * How queues wait adapts to the machine (see queue.c): once yields and
+ * wake-ups are seen to take milliseconds, every queue in the process
+ * waits as suits contended CPUs, until a fifth of a second after the
+ * last such sign.  This says so for ms milliseconds from now (0: calm
+ * again now), for callers that know better, and for the tests of both
+ * ways.  The semantics are the same either way.
+ */
+void   pl_queue_assume_contended(long ms);
+
 #endif

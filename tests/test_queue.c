@@ -741,10 +741,61 @@ START_TEST(batch_stress_exactly_once)
 }
 END_TEST
 
+/* ---- while the CPUs are contended ---- */
+
+/*
+ * Contended, a put wakes a sleeper only once a batch waits for it, and
+ * sleepers look again on their own after a millisecond: one item must
+ * still reach a getter that was asleep before it was put, and one free
+ * slot a putter.
+ */
+START_TEST(contended_one_item_reaches_sleeper)
+{
+	struct blocked g = { .q = pl_queue_create(16) }, p = { .q = pl_queue_create(16) };
+	void *items[16];
+	pthread_t t;
+	size_t n;
+
+	pl_queue_assume_contended(3600 * 1000L);
+	atomic_store(&g.result[0], -1);
+	pthread_create(&t, NULL, blocked_getter, &g);
+	await_asleep(&g, 1);
+	ck_assert_int_eq(pl_queue_put(g.q, P(1), 0), 0);
+	pthread_join(t, NULL);
+	ck_assert_int_eq(atomic_load(&g.result[0]), 0);
+	ck_assert_uint_eq(pl_queue_size(g.q), 0);
+
+	for (int i = 0; i < 16; i++)
+		items[i] = P(i + 1);
+	ck_assert_int_eq(pl_queue_put_batch(p.q, items, 16, &n, 0), 0);	/* full */
+	atomic_store(&p.result[0], -1);
+	pthread_create(&t, NULL, blocked_putter, &p);
+	await_asleep(&p, 1);
+	ck_assert_int_eq(pl_queue_get(p.q, &items[0], 0), 0);
+	pthread_join(t, NULL);
+	ck_assert_int_eq(atomic_load(&p.result[0]), 0);
+	ck_assert_uint_eq(pl_queue_size(p.q), 16);
+	pl_queue_destroy(g.q);
+	pl_queue_destroy(p.q);
+}
+END_TEST
+
+/* The "contended" case runs the threaded tests again under the other rule. */
+static void contended_setup(void)
+{
+	pl_queue_assume_contended(3600 * 1000L);
+}
+
+static void contended_teardown(void)
+{
+	pl_queue_assume_contended(0);
+}
+
 int main(void)
 {
 	Suite *s = suite_create("queue");
 	TCase *basic = tcase_create("basic"), *threads = tcase_create("threads");
+	TCase *contended = tcase_create("contended");
 	SRunner *sr;
 	int failed;
 
@@ -767,12 +818,28 @@ int main(void)
 	tcase_add_test(threads, interrupt_wakes_getters);
 	tcase_add_test(threads, task_done_wakes_join);
 	tcase_add_test(threads, one_batch_wakes_every_sleeper);
+	tcase_add_test(threads, contended_one_item_reaches_sleeper);
+	tcase_add_checked_fixture(contended, contended_setup, contended_teardown);
+	tcase_add_test(contended, timeouts_on_monotonic_clock);
+	tcase_add_test(contended, batch_stress_exactly_once);
+	tcase_add_test(contended, close_wakes_blocked_getters);
+	tcase_add_test(contended, close_wakes_blocked_putters);
+	tcase_add_test(contended, blocked_put_resumes_after_get);
+	tcase_add_test(contended, join_with_workers);
+	tcase_add_test(contended, drain_wakes_join);
+	tcase_add_test(contended, drain_while_in_flight);
+	tcase_add_test(contended, stress_exactly_once);
+	tcase_add_test(contended, interrupt_wakes_getters);
+	tcase_add_test(contended, task_done_wakes_join);
+	tcase_add_test(contended, one_batch_wakes_every_sleeper);
 	/* seconds: a lost wake-up fails fast instead of hanging (tests/CMakeLists.txt
 	 * stretches it with CK_TIMEOUT_MULTIPLIER under a sanitizer) */
 	tcase_set_timeout(basic, 20);
 	tcase_set_timeout(threads, 20);
+	tcase_set_timeout(contended, 20);
 	suite_add_tcase(s, basic);
 	suite_add_tcase(s, threads);
+	suite_add_tcase(s, contended);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
