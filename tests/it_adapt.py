@@ -16,6 +16,7 @@ at width 3 for the whole run).
 Nothing sleeps to synchronise: each step awaits a log line, a notify
 message or a file.  Time: about 20 s.
 """
+import contextlib
 import os
 import re
 import signal
@@ -44,6 +45,22 @@ upload = { workers = 2; url = "file://%(out)s/{job}-{name}-{variant}.{ext}"; };
            queue=queue))
 
 
+@contextlib.contextmanager
+def far_job(env, n):
+    """A source 200 ms away (e2e_server.py's /delay/200/) and the lines of a
+    job of n of its images, while the with block runs."""
+    images = env.image_set(4)
+    src = subprocess.Popen(['/usr/bin/python3', HERE + '/e2e_server.py', '127.0.0.1',
+                            env.images], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(src.stdout.readline())
+        yield ["http://127.0.0.1:%d/delay/200/%s item%03d"
+               % (port, os.path.basename(images[i % 4]), i + 1) for i in range(n)]
+    finally:
+        src.terminate()
+        src.wait()
+
+
 def widths(d, start=0):
     return [(int(m.group(1)), int(m.group(2))) for line in d.lines[start:]
             for m in [re.search(r"stage download: width (\d+) -> (\d+)", line)] if m]
@@ -52,15 +69,9 @@ def widths(d, start=0):
 def test_grows_shows_and_pins():
     with pl.Session("adapt", notify=True) as s:
         env = s.env
-        images = env.image_set(4)
-        src = subprocess.Popen(['/usr/bin/python3', HERE + '/e2e_server.py', '127.0.0.1',
-                                env.images], stdout=subprocess.PIPE, text=True)
-        try:
-            port = int(src.stdout.readline())
+        with far_job(env, N) as job:
             config(env, '"adaptive"')
-            env.submit("far", ["http://127.0.0.1:%d/delay/200/%s item%03d"
-                               % (port, os.path.basename(images[i % 4]), i + 1)
-                               for i in range(N)])
+            env.submit("far", job)
             d = s.start()
             # grows: a notice, and the status line shows it
             i, m = d.wait_line(r"<5>stage download: width 3 -> (\d+) \(adaptive, 3\.\.12\)",
@@ -84,26 +95,17 @@ def test_grows_shows_and_pins():
             pl.check_lines_once(env.records("far"), N)
             d.signal(signal.SIGTERM)
             pl.check(d.wait(30 * SLOW) == 0, "exit status after SIGTERM")
-        finally:
-            src.terminate()
-            src.wait()
 
 
 def test_grows_while_draining():
     n = 48
     with pl.Session("adapt-drain") as s:
         env = s.env
-        images = env.image_set(4)
-        src = subprocess.Popen(['/usr/bin/python3', HERE + '/e2e_server.py', '127.0.0.1',
-                                env.images], stdout=subprocess.PIPE, text=True)
-        try:
-            port = int(src.stdout.readline())
+        with far_job(env, n) as job:
             # the whole job fits the download queue: fed, and the drain
             # begun, at once
             config(env, '"adaptive"', "debug", queue=n)
-            env.submit("far", ["http://127.0.0.1:%d/delay/200/%s item%03d"
-                               % (port, os.path.basename(images[i % 4]), i + 1)
-                               for i in range(n)])
+            env.submit("far", job)
             d = s.start("--once")
             drain, _ = d.wait_line(r"intake stopped; draining the stages in order", 20 * SLOW)
             i, m = d.wait_line(r"<5>stage download: width 3 -> (\d+) \(adaptive", 20 * SLOW)
@@ -116,9 +118,6 @@ def test_grows_while_draining():
             pl.check_lines_once(env.records("far"), n)
             pl.check(d.count(r"AddressSanitizer|LeakSanitizer|runtime error") == 0,
                      "sanitizer report")
-        finally:
-            src.terminate()
-            src.wait()
 
 
 if __name__ == "__main__":
