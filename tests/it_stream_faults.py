@@ -54,9 +54,7 @@ stream_status = plnats.stream_status
 
 def t_graceful_stop_gives_back():
     plnats.require_server()
-    root = pl.Env("sf-nats")
-    srv = plnats.NatsServer(root.root).start()
-    try:
+    with plnats.serving("sf-nats") as srv:
         # node 0 holds up to 8 waiting items, node 1 (the owner) hardly any
         with plnats.Site("sf-stop", srv.url, n=2, workers=(1, 1, 1), queues=(8, 8, 8),
                          http=True, ack_wait=ACK_WAIT) as site:
@@ -91,9 +89,6 @@ def t_graceful_stop_gives_back():
             pl.check(owner.wait(30) == 0, "node 1's exit status")
             for d in site.procs:
                 pl.check(d.count(r"AddressSanitizer|runtime error") == 0, "sanitizer report")
-    finally:
-        srv.kill()
-        root.cleanup()
 
 
 def dead_letters(url, subject="pipelined.dead", stream="PIPELINED"):
@@ -123,9 +118,7 @@ def t_poison_crashes_alone():
     if not pl.hooks_built():
         pl.skip("the fault hook is not built (configure with -DPL_TEST_HOOKS=ON)")
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))   # the aborts dump no core
-    root = pl.Env("sf-nats")
-    srv = plnats.NatsServer(root.root).start()
-    try:
+    with plnats.serving("sf-nats") as srv:
         with plnats.Site("sf-poison", srv.url, n=1, workers=(4, 2, 2), queues=(32, 8, 8),
                          ack_wait=2.0, max_deliver=4) as site:
             env = site.envs[0]
@@ -174,9 +167,6 @@ def t_poison_crashes_alone():
                      "count while they were held): %r" % late)
             pl.check(len(alone) > 2, "only %d items came again after the first crash: the "
                      "test does not test what it should" % len(alone))
-    finally:
-        srv.kill()
-        root.cleanup()
 
 
 def runs_a_job_and_stops(d, env, n):
@@ -191,9 +181,7 @@ def runs_a_job_and_stops(d, env, n):
 def t_bad_messages():
     """Messages no daemon of ours sent, straight onto the stream."""
     plnats.require_server()
-    root = pl.Env("sf-nats")
-    srv = plnats.NatsServer(root.root).start()
-    try:
+    with plnats.serving("sf-nats") as srv:
         with plnats.Site("sf-bad", srv.url, n=1) as site:
             env = site.envs[0]
             d = site.start(0)
@@ -263,18 +251,13 @@ def t_bad_messages():
                          % info["config"].get("max_deliver"))
             # and the daemon goes on working
             runs_a_job_and_stops(d, env, 5)
-    finally:
-        srv.kill()
-        root.cleanup()
 
 
 def t_publish_refused():
     """A stream made beforehand with room for 3 messages, filled by messages
     no consumer takes: the server refuses each item the owner publishes."""
     plnats.require_server()
-    root = pl.Env("sf-nats")
-    srv = plnats.NatsServer(root.root).start()
-    try:
+    with plnats.serving("sf-nats") as srv:
         conf = {"name": "PIPELINED", "subjects": ["pipelined.>"], "retention": "workqueue",
                 "storage": "file", "max_msgs": 3, "discard": "new"}
         with plnats.Client(srv.url) as cl:
@@ -299,16 +282,11 @@ def t_publish_refused():
             with plnats.Client(srv.url) as cl:
                 cl.js_api("STREAM.UPDATE.PIPELINED", dict(conf, max_msgs=-1))
             runs_a_job_and_stops(d, env, 3)
-    finally:
-        srv.kill()
-        root.cleanup()
 
 
 def t_result_refused():
     plnats.require_server()
-    root = pl.Env("sf-nats")
-    srv = plnats.NatsServer(root.root).start()
-    try:
+    with plnats.serving("sf-nats") as srv:
         with plnats.Client(srv.url) as cl:
             cl.js_api("STREAM.CREATE.PIPELINED", {
                 "name": "PIPELINED", "subjects": ["pipelined.>"], "retention": "workqueue",
@@ -324,9 +302,6 @@ def t_result_refused():
             pl.check(tries == [1, 1, 1], "one try a delivery, each delay twice the last, with "
                      "the server's reason: %r" % tries)
             pl.check(d.count(r"cannot publish its result") == 3, "no other try")
-    finally:
-        srv.kill()
-        root.cleanup()
 
 
 if __name__ == "__main__":

@@ -28,9 +28,9 @@ import pltest as pl  # noqa: E402
 import plnats  # noqa: E402
 
 
-def server(root, user, deny):
-    return plnats.NatsServer(root.root, extra=plnats.users(
-        **{user: {"publish": {"deny": [deny]}}})).start()
+def server(prefix, user, deny):
+    """A server whose user `user` may not publish on deny."""
+    return plnats.serving(prefix, extra=plnats.users(**{user: {"publish": {"deny": [deny]}}}))
 
 
 def as_user(srv, user):
@@ -39,9 +39,7 @@ def as_user(srv, user):
 
 def t_items_denied():
     plnats.require_server()
-    root = pl.Env("sp-nats")
-    srv = server(root, "noitems", "pipelined.items")
-    try:
+    with server("sp-nats", "noitems", "pipelined.items") as srv:
         with plnats.Site("sp-items", as_user(srv, "noitems"), n=1) as site:
             env = site.envs[0]
             d = site.start(0)
@@ -65,16 +63,11 @@ def t_items_denied():
                      "no password from the URL in the status: %s" % status)
             pl.check(d.proc.poll() is None, "the daemon keeps running")
             d.stop_clean()
-    finally:
-        srv.kill()
-        root.cleanup()
 
 
 def t_results_denied():
     plnats.require_server()
-    root = pl.Env("sp-nats")
-    srv = server(root, "nores", "pipelined.results.n0")
-    try:
+    with server("sp-nats", "nores", "pipelined.results.n0") as srv:
         with plnats.Site("sp-res", as_user(srv, "nores"), n=1, max_deliver=3) as site:
             env = site.envs[0]
             d = site.start(0)
@@ -92,24 +85,16 @@ def t_results_denied():
                      % tries)
             pl.check(env.where("jobR") == "cur", "the job waits for its result")
             pl.check(d.proc.poll() is None, "the daemon keeps running")
-    finally:
-        srv.kill()
-        root.cleanup()
 
 
 def t_pull_denied():
     plnats.require_server()
-    root = pl.Env("sp-nats")
-    srv = server(root, "nopull", "$JS.API.CONSUMER.MSG.NEXT.>")
-    try:
+    with server("sp-nats", "nopull", "$JS.API.CONSUMER.MSG.NEXT.>") as srv:
         with plnats.Site("sp-pull", as_user(srv, "nopull"), n=1) as site:
             d = site.start(0)
             d.wait_line(r"stream: the server nats://127\.0\.0\.1:\d+ denies this user publishing "
                         r"on \$JS\.API\.CONSUMER\.MSG\.NEXT\.PIPELINED\.\S+: Permissions "
                         r"Violation for Publish to .*cannot be set up or read", pl.scaled(30, 60))
-    finally:
-        srv.kill()
-        root.cleanup()
 
 
 if __name__ == "__main__":

@@ -104,6 +104,7 @@ Daemons on the stream (the scaffold of tests/it_stream*.py):
 """
 import atexit
 import collections
+import contextlib
 import json
 import os
 import queue
@@ -284,6 +285,21 @@ class NatsServer:
 
     def healthy(self):
         return (self.monitor("healthz") or {}).get("status") == "ok"
+
+
+@contextlib.contextmanager
+def serving(prefix, **kw):
+    """A nats-server of its own (NatsServer's keywords) in a fresh pl.Env
+    named prefix, for the with block; killed and its files gone after."""
+    root = pl.Env(prefix)
+    try:
+        srv = NatsServer(root.root, **kw).start()
+        try:
+            yield srv
+        finally:
+            srv.kill()
+    finally:
+        root.cleanup()
 
 
 class NatsCluster:
