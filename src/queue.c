@@ -307,32 +307,30 @@ static size_t lazy_at(const struct pl_queue *q)
  * backstop (await_turn) takes care of fewer.  Putters and free room, the
  * same.
  */
-static unsigned wake_getters(struct pl_queue *q)
+static unsigned wake_one(struct pl_queue *q, size_t avail, unsigned sleepers, unsigned spinners,
+			 unsigned *wakes)
 {
-	if (!q->count || q->getters <= q->wakes || q->gspin + q->wakes)
+	if (!avail || sleepers <= *wakes || spinners + *wakes)
 		return 0;
 	if (contended()) {
-		if (q->count < lazy_at(q))
+		if (avail < lazy_at(q))
 			return 0;
 		if (!q->wake_us)
 			q->wake_us = pl_now_us();
 	}
-	q->wakes++;
+	(*wakes)++;
 	return 1;
+}
+
+static unsigned wake_getters(struct pl_queue *q)
+{
+	return wake_one(q, q->count, q->getters, q->gspin, &q->wakes);
 }
 
 static unsigned wake_putters(struct pl_queue *q)
 {
-	if (q->bound <= q->count || q->putters <= q->pwakes || q->pspin + q->pwakes)
-		return 0;
-	if (contended()) {
-		if (q->bound - q->count < lazy_at(q))
-			return 0;
-		if (!q->wake_us)
-			q->wake_us = pl_now_us();
-	}
-	q->pwakes++;
-	return 1;
+	return wake_one(q, q->bound > q->count ? q->bound - q->count : 0, q->putters, q->pspin,
+			&q->pwakes);
 }
 
 /* Unlock, then send the wakes: a sleeper woken while the lock is still
