@@ -93,6 +93,7 @@ struct pl_queue {
 	unsigned wakes;				/* getters signalled, not yet running */
 	unsigned pwakes;			/* putters signalled, not yet running */
 	unsigned gspin, pspin;			/* getters / putters spinning, unlocked */
+	unsigned gtimed, ptimed;		/* sleepers with the backstop (contended) */
 	atomic_ulong intr_gen;			/* bumped by pl_queue_interrupt, under lock */
 	uint64_t wake_us;			/* when the oldest pending wake was sent, while contended */
 
@@ -304,15 +305,18 @@ static size_t lazy_at(const struct pl_queue *q)
  * taken item.  While the CPUs are contended it waits further, until
  * PL_QUEUE_LAZY items are there: a thread woken then runs only after
  * whatever holds the CPU, and had better find a batch; the sleepers'
- * backstop (await_turn) takes care of fewer.  Putters and free room, the
- * same.
+ * backstop (await_turn) takes care of fewer — but only a sleeper that went
+ * to sleep while contended has one: with none of those (timed), a sleeper
+ * is woken as when calm, or an item put after contention began would wait
+ * for the next put (pool workers sleep without a timeout).  Putters and
+ * free room, the same.
  */
 static unsigned wake_one(struct pl_queue *q, size_t avail, unsigned sleepers, unsigned spinners,
-			 unsigned *wakes)
+			 unsigned timed, unsigned *wakes)
 {
 	if (!avail || sleepers <= *wakes || spinners + *wakes)
 		return 0;
-	if (contended()) {
+	if (timed && contended()) {
 		if (avail < lazy_at(q))
 			return 0;
 		if (!q->wake_us)
@@ -324,13 +328,13 @@ static unsigned wake_one(struct pl_queue *q, size_t avail, unsigned sleepers, un
 
 static unsigned wake_getters(struct pl_queue *q)
 {
-	return wake_one(q, q->count, q->getters, q->gspin, &q->wakes);
+	return wake_one(q, q->count, q->getters, q->gspin, q->gtimed, &q->wakes);
 }
 
 static unsigned wake_putters(struct pl_queue *q)
 {
 	return wake_one(q, q->bound > q->count ? q->bound - q->count : 0, q->putters, q->pspin,
-			&q->pwakes);
+			q->ptimed, &q->pwakes);
 }
 
 /* Unlock, then send the wakes: a sleeper woken while the lock is still
@@ -362,6 +366,7 @@ static int await_turn(struct pl_queue *q, bool getter, bool *spun, long timeout_
 	unsigned *spinning = getter ? &q->gspin : &q->pspin;
 	unsigned *sleeping = getter ? &q->getters : &q->putters;
 	unsigned *woken = getter ? &q->wakes : &q->pwakes;
+	unsigned *timed = getter ? &q->gtimed : &q->ptimed;
 	pthread_cond_t *cv = getter ? &q->not_empty : &q->not_full;
 	struct timespec soon;
 	int r;
@@ -379,7 +384,9 @@ static int await_turn(struct pl_queue *q, bool getter, bool *spun, long timeout_
 	if (contended() && !pl_clock_deadline(&soon, PL_QUEUE_BACKSTOP_MS) &&
 	    (timeout_ms < 0 || soon.tv_sec < deadline->tv_sec ||
 	     (soon.tv_sec == deadline->tv_sec && soon.tv_nsec < deadline->tv_nsec))) {
+		(*timed)++;
 		r = pthread_cond_timedwait(cv, &q->lock, &soon);
+		(*timed)--;
 		if (r == ETIMEDOUT)
 			r = 0;	/* the backstop, not the caller's deadline */
 	} else {

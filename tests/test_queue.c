@@ -780,6 +780,43 @@ START_TEST(contended_one_item_reaches_sleeper)
 }
 END_TEST
 
+/*
+ * A sleeper that went to sleep while the CPUs were calm has no backstop:
+ * when contention begins after it slept, one item (one free slot) must
+ * still wake it, for nobody else would (pool workers sleep that way).
+ */
+START_TEST(calm_sleeper_woken_when_contended)
+{
+	struct blocked g = { .q = pl_queue_create(16) }, p = { .q = pl_queue_create(16) };
+	void *items[16];
+	pthread_t t;
+	size_t n;
+
+	atomic_store(&g.result[0], -1);
+	pthread_create(&t, NULL, blocked_getter, &g);
+	await_asleep(&g, 1);			/* calm: asleep for good */
+	pl_queue_assume_contended(3600 * 1000L);
+	ck_assert_int_eq(pl_queue_put(g.q, P(1), 0), 0);
+	pthread_join(t, NULL);			/* the tcase timeout fails a lost wake */
+	ck_assert_int_eq(atomic_load(&g.result[0]), 0);
+	pl_queue_assume_contended(0);
+
+	for (int i = 0; i < 16; i++)
+		items[i] = P(i + 1);
+	ck_assert_int_eq(pl_queue_put_batch(p.q, items, 16, &n, 0), 0);	/* full */
+	atomic_store(&p.result[0], -1);
+	pthread_create(&t, NULL, blocked_putter, &p);
+	await_asleep(&p, 1);
+	pl_queue_assume_contended(3600 * 1000L);
+	ck_assert_int_eq(pl_queue_get(p.q, &items[0], 0), 0);
+	pthread_join(t, NULL);
+	ck_assert_int_eq(atomic_load(&p.result[0]), 0);
+	pl_queue_assume_contended(0);
+	pl_queue_destroy(g.q);
+	pl_queue_destroy(p.q);
+}
+END_TEST
+
 /* The "contended" case runs the threaded tests again under the other rule. */
 static void contended_setup(void)
 {
@@ -819,6 +856,7 @@ int main(void)
 	tcase_add_test(threads, task_done_wakes_join);
 	tcase_add_test(threads, one_batch_wakes_every_sleeper);
 	tcase_add_test(threads, contended_one_item_reaches_sleeper);
+	tcase_add_test(threads, calm_sleeper_woken_when_contended);
 	tcase_add_checked_fixture(contended, contended_setup, contended_teardown);
 	tcase_add_test(contended, timeouts_on_monotonic_clock);
 	tcase_add_test(contended, batch_stress_exactly_once);
