@@ -264,3 +264,21 @@ void pl_log_item(int prio, const struct pl_item *it, const char *stage, int err,
 	emit(prio, err, it, stage, fmt, ap);
 	va_end(ap);
 }
+
+void pl_log_redact_url(const char *url, char *out, size_t outlen)
+{
+	const char *auth = strstr(url, "://");
+	const char *at, *end;
+
+	if (!auth) {
+		snprintf(out, outlen, "%s", url);
+		return;
+	}
+	auth += 3;
+	end = auth + strcspn(auth, "/?#");
+	at = memchr(auth, '@', (size_t)(end - auth));
+	if (!at)
+		snprintf(out, outlen, "%s", url);
+	else
+		snprintf(out, outlen, "%.*s%s", (int)(auth - url), url, at + 1);
+}

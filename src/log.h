@@ -9,6 +9,7 @@
 #ifndef PL_LOG_H
 #define PL_LOG_H
 
+#include <stddef.h>
 #include <syslog.h>
 
 struct pl_item;
@@ -36,6 +37,10 @@ void pl_log_item(int prio, const struct pl_item *it, const char *stage, int err,
  */
 void pl_log_bar(const char *text);
 void pl_log_bar_end(void);
+
+/* url as it may be shown (a log line, a status, a record): without the
+ * "user:password@" of its authority, into out (outlen bytes). */
+void pl_log_redact_url(const char *url, char *out, size_t outlen);
 
 #define pl_debug(...) pl_log(LOG_DEBUG, __VA_ARGS__)
 

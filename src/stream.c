@@ -135,17 +135,6 @@ static const struct pl_intake stream_intake;
 
 /* ---- connection ------------------------------------------------------- */
 
-/* A server URL for the log: without the user and password it may hold. */
-static const char *url_for_log(const char *url, char *buf, size_t len)
-{
-	const char *at = strchr(url, '@'), *scheme = strstr(url, "://");
-
-	if (!at || !scheme || at < scheme)
-		return url;
-	snprintf(buf, len, "%.*s%s", (int)(scheme + 3 - url), url, at + 1);
-	return buf;
-}
-
 static void on_disconnected(natsConnection *nc, void *ud)
 {
 	struct pl_stream *s = ud;
@@ -161,8 +150,9 @@ static void on_connected(natsConnection *nc, void *ud)
 	char url[256] = "", ubuf[256];
 
 	natsConnection_GetConnectedUrl(nc, url, sizeof url);
+	pl_log_redact_url(url, ubuf, sizeof ubuf);
 	if (!atomic_exchange(&s->connected, true))
-		pl_log(LOG_NOTICE, "stream: connected to %s", url_for_log(url, ubuf, sizeof ubuf));
+		pl_log(LOG_NOTICE, "stream: connected to %s", ubuf);
 }
 
 /* "Permissions Violation for Publish to "SUBJ"": noted (publish() asks
@@ -176,10 +166,11 @@ static void note_denial(struct pl_stream *s, natsConnection *nc, const char *tex
 	if (!n.say)
 		return;
 	natsConnection_GetConnectedUrl(nc, url, sizeof url);
+	pl_log_redact_url(url, ubuf, sizeof ubuf);
 	if (n.times)
 		snprintf(since, sizeof since, " (%lu times since last logged)", n.times);
 	pl_log(LOG_ERR, "stream: the server %s denies this user %s %s: %s%s%s",
-	       url_for_log(url, ubuf, sizeof ubuf), n.publish ? "publishing on" : "subscribing to",
+	       ubuf, n.publish ? "publishing on" : "subscribing to",
 	       n.subj, text, strncmp(n.subj, "$JS.API.", 8) == 0 ? " (the stream cannot be set up "
 	       "or read without it)" : "", since);
 }
@@ -433,8 +424,9 @@ int pl_stream_open(const struct pl_stream_conf *c, const char *guard_dir, struct
 	}
 	st = natsConnection_Connect(&s->nc, s->opts);
 	if (st == NATS_NOT_YET_CONNECTED) {
+		pl_log_redact_url(c->servers.v[0], ubuf, sizeof ubuf);
 		pl_log(LOG_WARNING, "stream: no server reachable yet (%s); retrying in the background",
-		       url_for_log(c->servers.v[0], ubuf, sizeof ubuf));
+		       ubuf);
 	} else if (st != NATS_OK) {
 		pl_log(LOG_ERR, "stream: cannot connect: %s", nats_GetLastError(NULL));
 		pl_stream_close(s);
@@ -1051,10 +1043,10 @@ void pl_stream_stats(struct pl_stream *s, struct pl_stream_stats *st)
 	memset(st, 0, sizeof *st);
 	st->connected = atomic_load(&s->connected);
 	if (st->connected && s->nc) {
-		char url[256] = "", ubuf[256];
+		char url[256] = "";
 
 		natsConnection_GetConnectedUrl(s->nc, url, sizeof url);
-		snprintf(st->server, sizeof st->server, "%s", url_for_log(url, ubuf, sizeof ubuf));
+		pl_log_redact_url(url, st->server, sizeof st->server);
 	}
 	st->pulled = atomic_load(&s->pulled);
 	st->in_flight = atomic_load(&s->in_flight);

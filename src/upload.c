@@ -110,25 +110,6 @@ static void fail_why(struct outcome *o, int err, bool transient, char *why, size
 	va_end(ap);
 }
 
-/* The url as it may be shown: without "user:password@". */
-static void redact_url(const char *url, char *out, size_t outlen)
-{
-	const char *auth = strstr(url, "://");
-	const char *at, *end;
-
-	if (!auth) {
-		snprintf(out, outlen, "%s", url);
-		return;
-	}
-	auth += 3;
-	end = auth + strcspn(auth, "/?#");
-	at = memchr(auth, '@', (size_t)(end - auth));
-	if (!at)
-		snprintf(out, outlen, "%s", url);
-	else
-		snprintf(out, outlen, "%.*s%s", (int)(auth - url), url, at + 1);
-}
-
 /* ---- file:// ----------------------------------------------------------- */
 
 /*
@@ -524,7 +505,7 @@ static void store_output(const struct upload *u, struct worker *w, struct pl_ite
 				"no output key from name '%s', variant '%s', job '%s': %s",
 				it->name ? it->name : "", out->variant,
 				it->job_name ? it->job_name : "", what);
-	redact_url(target, shown, sizeof shown);
+	pl_log_redact_url(target, shown, sizeof shown);
 	/* the location is allocated first: a stored object is never lost for
 	 * want of a few bytes to record it */
 	loc = strdup(u->kind == T_FILE ? target + strlen("file://") : shown);

@@ -58,6 +58,24 @@ static void log_long(void)
 	pl_log_item(LOG_ERR, &it, NULL, 0, "%s", msg);
 }
 
+START_TEST(url_redacted)
+{
+	static const char *const cases[][2] = {
+		{ "nats://u:secret@127.0.0.1:4222", "nats://127.0.0.1:4222" },
+		{ "https://user@h/p?q=a@b", "https://h/p?q=a@b" },	/* an @ past the host stays */
+		{ "http://h/a@b", "http://h/a@b" },
+		{ "s3://bucket/{name}", "s3://bucket/{name}" },
+		{ "no scheme@all", "no scheme@all" },
+	};
+	char out[64];
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		pl_log_redact_url(cases[i][0], out, sizeof out);
+		ck_assert_str_eq(out, cases[i][1]);
+	}
+}
+END_TEST
+
 START_TEST(prefix_sink_escapes)
 {
 	char *text = logged_to_file(log_forged);
@@ -224,6 +242,7 @@ int main(void)
 	int failed;
 
 	tcase_add_test(tc, prefix_sink_escapes);
+	tcase_add_test(tc, url_redacted);
 	tcase_add_test(tc, longest_line);
 	tcase_add_test(tc, plain_sink_escapes);
 	tcase_add_test(tc, bar_redrawn_below_lines);
