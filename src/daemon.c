@@ -300,12 +300,9 @@ static void reload(struct daemon *d)
 	adaptive[ST_DOWNLOAD] = n->download.stage.workers_adaptive;
 	adaptive[ST_RESIZE] = n->resize.stage.workers_adaptive;
 	adaptive[ST_UPLOAD] = n->upload.stage.workers_adaptive;
-	for (size_t i = 0; i < ST_COUNT; i++) {
-		int r = adaptive[i] ? 0 : pl_pipeline_set_width(d->pipe, i, widths[i]);
-		if (r < 0 && r != -ESHUTDOWN)	/* a drained stage keeps no workers */
-			pl_log_errno(LOG_ERR, -r, "stage %s: cannot set width %u: %s",
-				     daemon_stage_names[i], widths[i], strerror(-r));
-	}
+	for (size_t i = 0; i < ST_COUNT; i++)
+		if (!adaptive[i])
+			daemon_set_width(d, i, widths[i]);
 	daemon_adapt_configure(d, n);	/* adaptive ones keep their width, within the new bounds */
 	for (size_t i = 0; i < ST_COUNT; i++)
 		if (adaptive[i])

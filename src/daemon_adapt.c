@@ -29,12 +29,9 @@
 #include "log.h"
 #include "pipeline.h"
 
-/*
- * Stage i to width w; false if it did not move.  A stage whose pool is
- * stopping (the ordered drain reached it) keeps no workers: -ESHUTDOWN is
- * no error.
- */
-static bool set_width(struct daemon *d, size_t i, unsigned w)
+/* A stage whose pool is stopping (the ordered drain reached it) keeps no
+ * workers: -ESHUTDOWN is no error. */
+bool daemon_set_width(struct daemon *d, size_t i, unsigned w)
 {
 	int r = pl_pipeline_set_width(d->pipe, i, w);
 
@@ -66,7 +63,7 @@ void daemon_adapt_configure(struct daemon *d, const struct pl_config *c)
 			     sc[i]->workers < sc[i]->workers_max ? sc[i]->workers : sc[i]->workers_max,
 			     sc[i]->workers_max, st.width);
 		if (sc[i]->workers_adaptive && d->adapt.st[i].width != st.width)
-			set_width(d, i, d->adapt.st[i].width);
+			daemon_set_width(d, i, d->adapt.st[i].width);
 		d->adapt_noted[i] = d->adapt.st[i].width;
 	}
 }
@@ -92,7 +89,7 @@ static void adapt_tick(struct daemon *d)
 	/* on through the ordered drain: --once drains from the moment the
 	 * last item is fed, with most of them still ahead of the download
 	 * stage (deferred for their host, or queued); a stopped stage refuses
-	 * a new width itself (set_width) */
+	 * a new width itself (daemon_set_width) */
 	for (size_t i = 0; i < ST_COUNT; i++)
 		pl_pipeline_stats(d->pipe, i, &st[i]);
 	pl_adapt_tick(&d->adapt, pl_now_us(), st, width, why);
@@ -100,7 +97,8 @@ static void adapt_tick(struct daemon *d)
 		unsigned noted = d->adapt_noted[i];
 		bool big = 2 * width[i] >= 3 * noted || 3 * width[i] <= 2 * noted;
 
-		if (why[i] == PL_ADAPT_SAME || width[i] == st[i].width || !set_width(d, i, width[i]))
+		if (why[i] == PL_ADAPT_SAME || width[i] == st[i].width ||
+		    !daemon_set_width(d, i, width[i]))
 			continue;
 		pl_log(big ? LOG_NOTICE : LOG_DEBUG, "stage %s: width %u -> %u (adaptive, %u..%u): %s",
 		       daemon_stage_names[i], st[i].width, width[i], d->adapt.st[i].min,

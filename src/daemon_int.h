@@ -91,9 +91,12 @@ void *daemon_collector_main(void *arg);
 void daemon_stop_intake(struct daemon *d);
 
 /* daemon_adapt.c: the adaptive widths, from the configuration c (at start
- * and on reload) and on their own timer, four times a second (adapt.c
+ * and on reload) and on their own timer, eight times a second (adapt.c
  * says why).  Main thread only. */
 void daemon_adapt_init(struct daemon *d);
+/* Stage i to width w, an error logged (a stopping stage's -ESHUTDOWN is
+ * none); false if it did not move. */
+bool daemon_set_width(struct daemon *d, size_t i, unsigned w);
 void daemon_adapt_configure(struct daemon *d, const struct pl_config *c);
 int daemon_on_adapt(sd_event_source *src, uint64_t usec, void *ud);
 
