@@ -119,13 +119,13 @@ int ctl_scan_job(FILE *in, FILE *copy, const char *where, struct ctl_tally *t)
 
 	if (!(line = malloc(PL_JOBLINE_MAX + 2)))
 		return -ENOMEM;
-	errno = 0;	/* a failed read says why (EISDIR: a folder given) */
 	while (c != EOF) {
 		FILE *to = t->bad ? NULL : copy;
 		size_t len = 0;
 		bool cut = false, any = false;
 		const char *why;
 
+		errno = 0;	/* a failed read says why (EISDIR: a folder given) */
 		while ((c = getc_unlocked(in)) != EOF) {
 			any = true;
 			if (to && putc_unlocked(c, to) == EOF) {
@@ -143,6 +143,8 @@ int ctl_scan_job(FILE *in, FILE *copy, const char *where, struct ctl_tally *t)
 					to = NULL;	/* too long: the job is bad */
 			}
 		}
+		if (r == 0 && c == EOF && ferror(in))
+			r = errno ? -errno : -EIO;	/* before judging and saying sets it */
 		if (r < 0 || !any)
 			break;
 		if (c == EOF && to && putc_unlocked('\n', to) == EOF) {
@@ -165,8 +167,6 @@ int ctl_scan_job(FILE *in, FILE *copy, const char *where, struct ctl_tally *t)
 		}
 		r = 0;
 	}
-	if (r == 0 && ferror(in))
-		r = errno ? -errno : -EIO;
 	free(line);
 	pl_nameset_free(&names);
 	return r;
