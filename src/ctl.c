@@ -94,20 +94,22 @@ static bool utf8_c1(const char *s, size_t n)
  * that is not UTF-8 (0x9B alone is CSI to a terminal in Latin-1). */
 void ctl_put_safe(FILE *f, const char *s)
 {
+	const char *run = s;	/* what is written as it is, in one go */
 	size_t left = strlen(s);
 
 	while (left) {
 		size_t n = pl_strbuf_utf8_len(s, left);
 
 		if (n == 0 || (unsigned char)*s < 0x20 || *s == 0x7f || utf8_c1(s, n)) {
+			fwrite(run, 1, (size_t)(s - run), f);
 			fputc('?', f);
 			n = n ? n : 1;
-		} else {
-			fwrite(s, 1, n, f);
+			run = s + n;
 		}
 		s += n;
 		left -= n;
 	}
+	fwrite(run, 1, (size_t)(s - run), f);
 }
 
 /* A result record as it is, but for DEL and the C1 controls, which JSON
@@ -116,19 +118,21 @@ void ctl_put_safe(FILE *f, const char *s)
  * UTF-8 with no raw C0 control. */
 void ctl_put_record(FILE *f, const char *rec, size_t len)
 {
+	const char *run = rec;	/* what is written as it is, in one go */
+
 	while (len) {
 		size_t n = pl_strbuf_utf8_len(rec, len);
 
 		n = n ? n : 1;
-		if (*rec == 0x7f)
-			fputs("\\u007f", f);
-		else if (utf8_c1(rec, n))
-			fprintf(f, "\\u%04x", (unsigned char)rec[1]);
-		else
-			fwrite(rec, 1, n, f);
+		if (*rec == 0x7f || utf8_c1(rec, n)) {
+			fwrite(run, 1, (size_t)(rec - run), f);
+			fprintf(f, "\\u%04x", *rec == 0x7f ? 0x7f : (unsigned char)rec[1]);
+			run = rec + n;
+		}
 		rec += n;
 		len -= n;
 	}
+	fwrite(run, 1, (size_t)(rec - run), f);
 }
 
 void ctl_usage(FILE *f)
