@@ -745,75 +745,55 @@ END_TEST
 
 /*
  * Contended, a put wakes a sleeper only once a batch waits for it, and
- * sleepers look again on their own after a millisecond: one item must
- * still reach a getter that was asleep before it was put, and one free
- * slot a putter.
+ * sleepers that slept contended look again on their own after a
+ * millisecond.  One item must still reach a getter asleep before it was
+ * put, and one free slot a putter: one that slept while contended (the
+ * backstop), and one that went to sleep while the CPUs were calm and has
+ * no backstop (pool workers sleep so: only a wake reaches it).
  */
-START_TEST(contended_one_item_reaches_sleeper)
+static void one_reaches_sleeper(bool slept_contended)
 {
 	struct blocked g = { .q = pl_queue_create(16) }, p = { .q = pl_queue_create(16) };
 	void *items[16];
 	pthread_t t;
 	size_t n;
 
-	pl_queue_assume_contended(3600 * 1000L);
+	pl_queue_assume_contended(slept_contended ? 3600 * 1000L : 0);
 	atomic_store(&g.result[0], -1);
 	pthread_create(&t, NULL, blocked_getter, &g);
 	await_asleep(&g, 1);
+	pl_queue_assume_contended(3600 * 1000L);
 	ck_assert_int_eq(pl_queue_put(g.q, P(1), 0), 0);
-	pthread_join(t, NULL);
+	pthread_join(t, NULL);			/* the tcase timeout fails a lost wake */
 	ck_assert_int_eq(atomic_load(&g.result[0]), 0);
 	ck_assert_uint_eq(pl_queue_size(g.q), 0);
 
 	for (int i = 0; i < 16; i++)
 		items[i] = P(i + 1);
 	ck_assert_int_eq(pl_queue_put_batch(p.q, items, 16, &n, 0), 0);	/* full */
+	pl_queue_assume_contended(slept_contended ? 3600 * 1000L : 0);
 	atomic_store(&p.result[0], -1);
 	pthread_create(&t, NULL, blocked_putter, &p);
 	await_asleep(&p, 1);
+	pl_queue_assume_contended(3600 * 1000L);
 	ck_assert_int_eq(pl_queue_get(p.q, &items[0], 0), 0);
 	pthread_join(t, NULL);
 	ck_assert_int_eq(atomic_load(&p.result[0]), 0);
 	ck_assert_uint_eq(pl_queue_size(p.q), 16);
+	pl_queue_assume_contended(0);
 	pl_queue_destroy(g.q);
 	pl_queue_destroy(p.q);
 }
+
+START_TEST(contended_one_item_reaches_sleeper)
+{
+	one_reaches_sleeper(true);
+}
 END_TEST
 
-/*
- * A sleeper that went to sleep while the CPUs were calm has no backstop:
- * when contention begins after it slept, one item (one free slot) must
- * still wake it, for nobody else would (pool workers sleep that way).
- */
 START_TEST(calm_sleeper_woken_when_contended)
 {
-	struct blocked g = { .q = pl_queue_create(16) }, p = { .q = pl_queue_create(16) };
-	void *items[16];
-	pthread_t t;
-	size_t n;
-
-	atomic_store(&g.result[0], -1);
-	pthread_create(&t, NULL, blocked_getter, &g);
-	await_asleep(&g, 1);			/* calm: asleep for good */
-	pl_queue_assume_contended(3600 * 1000L);
-	ck_assert_int_eq(pl_queue_put(g.q, P(1), 0), 0);
-	pthread_join(t, NULL);			/* the tcase timeout fails a lost wake */
-	ck_assert_int_eq(atomic_load(&g.result[0]), 0);
-	pl_queue_assume_contended(0);
-
-	for (int i = 0; i < 16; i++)
-		items[i] = P(i + 1);
-	ck_assert_int_eq(pl_queue_put_batch(p.q, items, 16, &n, 0), 0);	/* full */
-	atomic_store(&p.result[0], -1);
-	pthread_create(&t, NULL, blocked_putter, &p);
-	await_asleep(&p, 1);
-	pl_queue_assume_contended(3600 * 1000L);
-	ck_assert_int_eq(pl_queue_get(p.q, &items[0], 0), 0);
-	pthread_join(t, NULL);
-	ck_assert_int_eq(atomic_load(&p.result[0]), 0);
-	pl_queue_assume_contended(0);
-	pl_queue_destroy(g.q);
-	pl_queue_destroy(p.q);
+	one_reaches_sleeper(false);
 }
 END_TEST
 
