@@ -369,9 +369,10 @@ static int await_turn(struct pl_queue *q, bool getter, bool *spun, long timeout_
 	unsigned *timed = getter ? &q->gtimed : &q->ptimed;
 	pthread_cond_t *cv = getter ? &q->not_empty : &q->not_full;
 	struct timespec soon;
+	bool busy = contended();	/* once: while contended it reads the clock */
 	int r;
 
-	if (!*spun && !contended()) {
+	if (!*spun && !busy) {
 		*spun = true;
 		(*spinning)++;
 		pthread_mutex_unlock(&q->lock);
@@ -381,7 +382,7 @@ static int await_turn(struct pl_queue *q, bool getter, bool *spun, long timeout_
 		return 0;
 	}
 	(*sleeping)++;
-	if (contended() && !pl_clock_deadline(&soon, PL_QUEUE_BACKSTOP_MS) &&
+	if (busy && !pl_clock_deadline(&soon, PL_QUEUE_BACKSTOP_MS) &&
 	    (timeout_ms < 0 || soon.tv_sec < deadline->tv_sec ||
 	     (soon.tv_sec == deadline->tv_sec && soon.tv_nsec < deadline->tv_nsec))) {
 		(*timed)++;
