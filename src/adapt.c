@@ -129,7 +129,8 @@ static bool saturated(const struct pl_stage_stats *me, unsigned w)
 /* A tick between the once-a-second ones: only slow start's growth, on
  * what the snapshot shows (an eighth of a second holds too few finished
  * items to judge the next stage's use), so a far source gets its width in
- * a quarter second instead of three.  Everything else waits for the whole second. */
+ * a quarter second instead of three.  Everything else waits for the whole
+ * second. */
 static enum pl_adapt_why quick_step(struct pl_adapt *a, size_t i, const struct pl_stage_stats *st)
 {
 	struct pl_adapt_stage *s = &a->st[i];
