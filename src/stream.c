@@ -61,6 +61,7 @@
 #include <jansson.h>
 #include <nats/nats.h>
 
+#include "backoff.h"
 #include "config.h"
 #include "crashguard.h"
 #include "item.h"
@@ -77,7 +78,7 @@
  * server protocol does (1e9 there meant 11 days of a result held back). */
 #define NAK_DELAY_MS 1000
 /* A result the server would not store (denied, or a limit of the stream)
- * sends its item back after 1 s, 2 s, 4 s ... at most this long. */
+ * sends its item back after 0.5-1 s, 1-2 s, 2-4 s ... at most this long. */
 #define NAK_DELAY_MAX_MS 300000
 
 /* One pulled item, from delivery to ack. */
@@ -778,16 +779,25 @@ int pl_stream_pull(struct pl_stream *s, size_t max, int timeout_ms,
 /* ---- the worker's sinks (it->intake) ----------------------------------- */
 
 /* How long an item whose result the server would not store waits before
- * it comes again: doubling with its deliveries, so that a denial or a full
- * stream is not met again in a tight loop, up to NAK_DELAY_MAX_MS
- * (stream.max_deliver of them dead-letter it: an hour at the default). */
+ * it comes again: a window doubling with its deliveries, so that a denial
+ * or a full stream is not met again in a tight loop, up to
+ * NAK_DELAY_MAX_MS (stream.max_deliver of them dead-letter it: after half
+ * an hour to an hour at the default).  A random point in the window's second half:
+ * daemons denied together (one permissions change, one full stream) do
+ * not all come back at the same instant, and none sooner than half the
+ * window (backoff.c's full jitter would let some retry almost at once). */
 static int64_t backoff_ms(uint64_t delivered)
 {
+	static _Thread_local uint64_t rng;
 	int64_t ms = NAK_DELAY_MS;
 
+	if (!rng)
+		pl_backoff_seed(&rng);
 	for (uint64_t i = 1; i < delivered && ms < NAK_DELAY_MAX_MS; i++)
 		ms *= 2;
-	return ms < NAK_DELAY_MAX_MS ? ms : NAK_DELAY_MAX_MS;
+	if (ms > NAK_DELAY_MAX_MS)
+		ms = NAK_DELAY_MAX_MS;
+	return ms / 2 + (int64_t)(pl_backoff_random(&rng) % (uint64_t)(ms / 2 + 1));
 }
 
 static void finish(struct pl_item *it, bool ok, const char *why)
@@ -804,7 +814,7 @@ static void finish(struct pl_item *it, bool ok, const char *why)
 		int64_t ms = backoff_ms(m->delivered);
 
 		pl_log_item(LOG_ERR, it, NULL, -r, "cannot publish its result: %s; it will run "
-			    "again in %" PRId64 " s", *err ? err : strerror(-r), ms / 1000);
+			    "again in %.1f s", *err ? err : strerror(-r), (double)ms / 1000);
 		natsMsg_NakWithDelay(m->m, ms, NULL);
 	} else if (r < 0) {
 		pl_log_item(LOG_ERR, it, NULL, -r, "cannot publish its result: %s; it will run again",

@@ -477,10 +477,14 @@ class Daemon:
                                   % (timeout, regex, "\n  ".join(self.lines[-15:])))
                 self._cv.wait(min(left, 0.2))
 
-    def count(self, regex, start=0):
+    def matches(self, regex, start=0):
+        """The match of regex in each log line (from line start on) that has one."""
         rx = re.compile(regex)
         with self._cv:
-            return sum(1 for line in self.lines[start:] if rx.search(line))
+            return [m for m in map(rx.search, self.lines[start:]) if m]
+
+    def count(self, regex, start=0):
+        return len(self.matches(regex, start))
 
     def signal(self, sig):
         self.proc.send_signal(sig)
