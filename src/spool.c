@@ -87,6 +87,7 @@ enum { D_TMP = PL_SPOOL_TMP, D_NEW = PL_SPOOL_NEW, D_CUR = PL_SPOOL_CUR, D_DONE 
 struct pl_spool {
 	struct pl_spooldir dir;	/* the folders and the lock (spooldir.h) */
 	struct pl_spoolscan scan;	/* new/'s names (spoolscan.h); its list under lock */
+	struct pl_spoolcount *count;	/* what waits in new/, as last counted */
 	atomic_bool interrupted;/* a stop: long reads give up */
 	atomic_ulong rejected;	/* entries of new/ moved to failed/ */
 	atomic_ulong tmp_removed;	/* abandoned files of tmp/ removed */
@@ -162,7 +163,7 @@ int pl_spool_open(const char *dir, struct pl_spool **out)
 		free(s);
 		return r;
 	}
-	if ((r = pl_spooldir_open(&s->dir, dir)) < 0) {
+	if ((r = pl_spooldir_open(&s->dir, dir)) < 0 || (r = pl_spoolcount_new(&s->count)) < 0) {
 		spool_free(s);
 		return r;
 	}
@@ -222,7 +223,7 @@ int pl_spool_count_pending(struct pl_spool *s, unsigned long *items)
 
 int pl_spool_count_waiting(struct pl_spool *s, unsigned long *jobs, unsigned long *items)
 {
-	return pl_spoolcount_waiting(&s->dir, &s->interrupted, jobs, items);
+	return pl_spoolcount_waiting(&s->dir, s->count, &s->interrupted, jobs, items);
 }
 
 unsigned long pl_spool_rejected(const struct pl_spool *s)
@@ -935,6 +936,7 @@ static void spool_free(struct pl_spool *s)
 {
 	pl_spooldir_close(&s->dir);
 	pl_spoolscan_free(&s->scan);
+	pl_spoolcount_free(s->count);
 	pl_nameset_free(&s->warned);
 	pthread_mutex_destroy(&s->lock);
 	free(s);

@@ -24,6 +24,7 @@
 #include "record.h"
 #include "jobline.h"
 #include "spool.h"
+#include "spoolcount.h"
 #include "spooldir.h"
 #include "testutil.h"
 
@@ -1466,6 +1467,83 @@ START_TEST(count_pending)
 }
 END_TEST
 
+/* Change a file's ctime (chmod), looking until the clock shows it: file
+ * times are coarse, and the cache must be seen to notice the ctime alone. */
+static void bump_ctime(const char *rel, const struct stat *before)
+{
+	struct stat st;
+
+	do {
+		ck_assert_int_eq(chmod(path_of(rel), 0640), 0);
+		ck_assert_int_eq(stat(path_of(rel), &st), 0);
+	} while (st.st_ctim.tv_sec == before->st_ctim.tv_sec &&
+		 st.st_ctim.tv_nsec == before->st_ctim.tv_nsec);
+}
+
+/* The metrics recount new/ every few seconds: a job file unchanged since
+ * the last count is not read again, a changed one is, whatever changed. */
+START_TEST(count_remembers_unchanged_jobs)
+{
+	struct pl_spoolcount *c;
+	struct pl_spooldir d;
+	atomic_bool stop = false;
+	unsigned long jobs, items;
+	struct timespec keep[2];
+	struct stat st;
+	FILE *f;
+
+	ck_assert_int_eq(pl_spooldir_open(&d, dir), 0);
+	ck_assert_int_eq(pl_spoolcount_new(&c), 0);
+	submit("a", "http://h/a.jpg\nhttp://h/b.jpg\n");
+	submit("b", "http://h/c.jpg\n");
+	ck_assert_int_eq(pl_spoolcount_waiting(&d, c, &stop, &jobs, &items), 0);
+	ck_assert_uint_eq(jobs, 2);
+	ck_assert_uint_eq(items, 3);
+	ck_assert_uint_eq(pl_spoolcount_reads(c), 2);
+	ck_assert_int_eq(pl_spoolcount_waiting(&d, c, &stop, &jobs, &items), 0);
+	ck_assert_uint_eq(items, 3);
+	ck_assert_uint_eq(pl_spoolcount_reads(c), 2);	/* nothing read again */
+
+	/* grown in place: read again */
+	ck_assert_ptr_nonnull(f = fopen(path_of("new/b"), "a"));
+	fputs("http://h/d.jpg\n", f);
+	fclose(f);
+	ck_assert_int_eq(pl_spoolcount_waiting(&d, c, &stop, &jobs, &items), 0);
+	ck_assert_uint_eq(items, 4);
+	ck_assert_uint_eq(pl_spoolcount_reads(c), 3);
+
+	/* same size, mtime set back: the ctime still tells */
+	ck_assert_int_eq(stat(path_of("new/a"), &st), 0);
+	keep[0] = st.st_atim;
+	keep[1] = st.st_mtim;
+	ck_assert_ptr_nonnull(f = fopen(path_of("new/a"), "r+"));
+	fputc('#', f);
+	fclose(f);
+	ck_assert_int_eq(utimensat(AT_FDCWD, path_of("new/a"), keep, 0), 0);
+	bump_ctime("new/a", &st);
+	ck_assert_int_eq(pl_spoolcount_waiting(&d, c, &stop, &jobs, &items), 0);
+	ck_assert_uint_eq(items, 3);
+	ck_assert_uint_eq(pl_spoolcount_reads(c), 4);
+
+	/* gone, then a new job of that name: forgotten, read */
+	ck_assert_int_eq(unlink(path_of("new/a")), 0);
+	ck_assert_int_eq(pl_spoolcount_waiting(&d, c, &stop, &jobs, &items), 0);
+	ck_assert_uint_eq(jobs, 1);
+	ck_assert_uint_eq(items, 2);
+	submit("a", "http://h/e.jpg\n");
+	ck_assert_int_eq(pl_spoolcount_waiting(&d, c, &stop, &jobs, &items), 0);
+	ck_assert_uint_eq(items, 3);
+	ck_assert_uint_eq(pl_spoolcount_reads(c), 5);
+
+	/* without a cache every job is read, with the same figures */
+	ck_assert_int_eq(pl_spoolcount_waiting(&d, NULL, &stop, &jobs, &items), 0);
+	ck_assert_uint_eq(jobs, 2);
+	ck_assert_uint_eq(items, 3);
+	pl_spoolcount_free(c);
+	pl_spooldir_close(&d);
+}
+END_TEST
+
 START_TEST(crlf_and_no_final_newline)
 {
 	struct pl_spool *s = open_spool();
@@ -1539,6 +1617,7 @@ static Suite *spool_suite(void)
 	tcase_add_test(disk, concurrent_records);
 	tcase_add_test(disk, result_named_job_rejected);
 	tcase_add_test(disk, count_pending);
+	tcase_add_test(disk, count_remembers_unchanged_jobs);
 	tcase_add_test(disk, crlf_and_no_final_newline);
 	tcase_add_test(disk, empty_job_finishes);
 	tcase_add_test(pure, crashguard_records);
