@@ -140,9 +140,10 @@ static bool same_file(const struct entry *e, const struct stat *st)
 
 /*
  * The item lines of the open job file f, named name: from the cache when
- * the file is the one counted before, else read (and remembered in
+ * the file is the one counted before, else read; remembered in
  * fresh[*nfresh] when fresh is not NULL and the read was not cut short by
- * a stop).  The old entry's name moves to the fresh one.
+ * a stop.  The old entries stay whole until the count ends: bsearch
+ * compares names with any of them.
  */
 static unsigned long job_items(struct pl_spoolcount *c, struct entry *fresh, size_t *nfresh,
 			       atomic_bool *stop, const char *name, FILE *f)
@@ -154,24 +155,17 @@ static unsigned long job_items(struct pl_spoolcount *c, struct entry *fresh, siz
 
 	if (c && known && c->n)
 		old = bsearch(&key, c->e, c->n, sizeof *c->e, by_name);
-	if (old && old->name && same_file(old, &st)) {
+	if (old && same_file(old, &st)) {
 		items = old->items;
 	} else {
 		items = count_items(stop, f);
 		if (c)
 			c->reads++;
-		old = NULL;
 		if (atomic_load(stop))
 			return items;
 	}
-	if (!fresh || !known)
-		return items;
-	if (old) {
-		key.name = old->name;
-		old->name = NULL;
-	} else if (!(key.name = strdup(name))) {
+	if (!fresh || !known || !(key.name = strdup(name)))
 		return items;	/* only not remembered */
-	}
 	fresh[(*nfresh)++] = (struct entry){ .name = key.name, .dev = st.st_dev, .ino = st.st_ino,
 		.size = st.st_size, .mtim = st.st_mtim, .ctim = st.st_ctim, .items = items };
 	return items;
