@@ -298,6 +298,49 @@ static int add_stream(struct pl_stream *s)
  * which may take longer than an item's max_deliver tries (a long job read
  * again after a restart), and a result the server stopped delivering would
  * leave its job open for ever. */
+/*
+ * A durable consumer made earlier with other settings (the fleet's
+ * ack_wait, max_deliver, max_ack_pending or replicas changed, and this
+ * daemon restarted with the new ones): libnats refuses to bind to it
+ * ("configuration requests ack wait to be …"), and the intake would stay
+ * dead until someone deleted the consumer by hand.  The settings are the
+ * fleet's and take effect at a restart, so the consumer is updated to
+ * this daemon's; true when it was (then bind again).
+ */
+static bool align_consumer(struct pl_stream *s, const char *durable, const jsConsumerConfig *want)
+{
+	jsConsumerInfo *ci = NULL, *ui = NULL;
+	jsConsumerConfig *cfg;
+	jsErrCode jerr = 0;
+	natsStatus st;
+
+	if (js_GetConsumerInfo(&ci, s->js, s->c->stream, durable, NULL, &jerr) != NATS_OK || !ci)
+		return false;	/* not there, or not readable: the bind's error stands */
+	cfg = ci->Config;
+	if (cfg->AckWait == want->AckWait && cfg->MaxDeliver == want->MaxDeliver &&
+	    cfg->MaxAckPending == want->MaxAckPending &&
+	    (!cfg->Replicas || cfg->Replicas == want->Replicas)) {
+		jsConsumerInfo_Destroy(ci);
+		return false;
+	}
+	pl_log(LOG_NOTICE, "stream: consumer %s had ack_wait %g s, max_deliver %" PRId64
+	       ", max_ack_pending %" PRId64 ", replicas %" PRId64 "; updating it to this "
+	       "daemon's (%g s, %" PRId64 ", %" PRId64 ", %" PRId64 ")", durable,
+	       (double)cfg->AckWait / 1e9, cfg->MaxDeliver, cfg->MaxAckPending, cfg->Replicas,
+	       (double)want->AckWait / 1e9, want->MaxDeliver, want->MaxAckPending, want->Replicas);
+	cfg->AckWait = want->AckWait;
+	cfg->MaxDeliver = want->MaxDeliver;
+	cfg->MaxAckPending = want->MaxAckPending;
+	cfg->Replicas = want->Replicas;
+	st = js_UpdateConsumer(&ui, s->js, s->c->stream, cfg, NULL, &jerr);
+	if (st != NATS_OK)
+		pl_log(LOG_ERR, "stream: cannot update consumer %s: %s (JetStream error %d)", durable,
+		       natsStatus_GetText(st), (int)jerr);
+	jsConsumerInfo_Destroy(ui);
+	jsConsumerInfo_Destroy(ci);
+	return st == NATS_OK;
+}
+
 static int pull_subscribe(struct pl_stream *s, natsSubscription **sub, const char *subj,
 			  const char *durable, int64_t max_ack_pending, int64_t max_deliver)
 {
@@ -313,6 +356,8 @@ static int pull_subscribe(struct pl_stream *s, natsSubscription **sub, const cha
 	so.Config.MaxAckPending = max_ack_pending;
 	so.Config.Replicas = s->c->replicas;
 	st = js_PullSubscribe(sub, s->js, subj, durable, NULL, &so, &jerr);
+	if (st != NATS_OK && align_consumer(s, durable, &so.Config))
+		st = js_PullSubscribe(sub, s->js, subj, durable, NULL, &so, &jerr);
 	if (st != NATS_OK)
 		pl_log(LOG_ERR, "stream: cannot consume %s as %s: %s (JetStream error %d)", subj,
 		       durable, natsStatus_GetText(st), (int)jerr);

@@ -308,9 +308,37 @@ def t_result_refused():
             pl.check(d.count(r"cannot publish its result") == 3, "no other try")
 
 
+def t_settings_changed():
+    """The fleet's consumer settings changed (ack_wait, max_deliver) and a
+    daemon restarted with the new ones: libnats refuses to bind to a durable
+    consumer made with others, so the daemon updates it instead of staying
+    without intake."""
+    plnats.require_server()
+    with plnats.serving("sf-nats") as srv:
+        with plnats.Site("sf-change", srv.url, n=1, ack_wait=30, max_deliver=5) as site:
+            env = site.envs[0]
+            d = site.start(0)
+            env.submit("jobA", env.items(2, env.image_set(2)))
+            pl.wait_for(lambda: env.where("jobA") == "done", 60, "jobA in done/")
+            d.stop_clean()
+            site.config(0, "ack_wait = 30;", "ack_wait = 45;")
+            site.config(0, "max_deliver = 5;", "max_deliver = 7;")
+            d = site.start(0)
+            pl.check(d.count(r"consumer \S+ had ack_wait 30 s, max_deliver 5, .*updating it to "
+                             r"this daemon's \(45 s, 7,") == 1, "the update logged once")
+            with plnats.Client(srv.url) as cl:
+                names = cl.js_api("CONSUMER.NAMES.PIPELINED").get("consumers") or []
+                infos = [cl.js_api("CONSUMER.INFO.PIPELINED." + n)["config"] for n in names]
+            items = [c for c in infos if c.get("max_deliver") == 7]
+            pl.check(len(items) == 1 and items[0]["ack_wait"] == 45 * 10**9,
+                     "the items consumer has the new settings: %r" % infos)
+            runs_a_job_and_stops(d, env, 3)
+
+
 if __name__ == "__main__":
     pl.main([("a graceful stop gives its waiting items back", t_graceful_stop_gives_back),
              ("an item that crashes the daemon is dead-lettered alone", t_poison_crashes_alone),
              ("malformed messages and results for no one's job", t_bad_messages),
              ("items the stream refuses fail their job at once", t_publish_refused),
-             ("a result the stream refuses comes back later", t_result_refused)])
+             ("a result the stream refuses comes back later", t_result_refused),
+             ("changed consumer settings are applied at a restart", t_settings_changed)])
