@@ -296,14 +296,10 @@ def t_result_refused():
             d = site.start(0)
             env.submit("jobQ", env.items(1, env.image_set(1)))
             d.wait_line(r"dead-lettered to pipelined\.dead: delivered 3 times", pl.scaled(60, 120))
-            delays = [float(m.group(1)) for m in d.matches(
-                r"job jobQ item 1 .*cannot publish its result: the stream refused it: maximum "
-                r"messages .*will run again in ([0-9.]+) s")]
-            # the n-th delay is a random point in the second half of a window
-            # of 2^(n-1) s (printed to a tenth)
-            pl.check(len(delays) == 3 and all(w / 2 - 0.05 <= x <= w + 0.05
-                                              for x, w in zip(delays, (1, 2, 4))),
-                     "one try a delivery, each in the second half of a window twice the "
+            ok, delays = plnats.nak_delays(
+                d, r"job jobQ item 1 .*cannot publish its result: the stream refused it: maximum "
+                r"messages .*will run again in ([0-9.]+) s")
+            pl.check(ok, "one try a delivery, each in the second half of a window twice the "
                      "last, with the server's reason: %r" % delays)
             pl.check(d.count(r"cannot publish its result") == 3, "no other try")
 

@@ -595,6 +595,17 @@ def stream_group(servers, node, **settings):
     return "stream = { %s };" % " ".join(fields)
 
 
+def nak_delays(d, regex, n=3):
+    """The delays daemon d logged for an item whose result was not stored
+    (regex's one group: the seconds), and whether there were n, the k-th a
+    random point in the second half of a window of 2^(k-1) s, printed to a
+    tenth."""
+    delays = [float(m.group(1)) for m in d.matches(regex)]
+    ok = len(delays) == n and all(2 ** k / 2 - 0.05 <= x <= 2 ** k + 0.05
+                                  for k, x in enumerate(delays))
+    return ok, delays
+
+
 def stream_status(d, env):
     """SIGUSR1, then the daemon's stream counters from status.json once written."""
     before = os.path.getmtime(env.run + "/status.json") if env.status() else 0
