@@ -293,11 +293,6 @@ static int add_stream(struct pl_stream *s)
 	return nats_err(st);
 }
 
-/* max_deliver -1: without limit.  The owner's results consumer has none: a
- * result is asked for again (a nak) as long as its job is not open yet,
- * which may take longer than an item's max_deliver tries (a long job read
- * again after a restart), and a result the server stopped delivering would
- * leave its job open for ever. */
 /*
  * A durable consumer made earlier with other settings (the fleet's
  * ack_wait, max_deliver, max_ack_pending or replicas changed, and this
@@ -341,6 +336,11 @@ static bool align_consumer(struct pl_stream *s, const char *durable, const jsCon
 	return st == NATS_OK;
 }
 
+/* max_deliver -1: without limit.  The owner's results consumer has none: a
+ * result is asked for again (a nak) as long as its job is not open yet,
+ * which may take longer than an item's max_deliver tries (a long job read
+ * again after a restart), and a result the server stopped delivering would
+ * leave its job open for ever. */
 static int pull_subscribe(struct pl_stream *s, natsSubscription **sub, const char *subj,
 			  const char *durable, int64_t max_ack_pending, int64_t max_deliver)
 {
@@ -827,10 +827,11 @@ int pl_stream_pull(struct pl_stream *s, size_t max, int timeout_ms,
  * it comes again: a window doubling with its deliveries, so that a denial
  * or a full stream is not met again in a tight loop, up to
  * NAK_DELAY_MAX_MS (stream.max_deliver of them dead-letter it: after half
- * an hour to an hour at the default).  A random point in the window's second half:
- * daemons denied together (one permissions change, one full stream) do
- * not all come back at the same instant, and none sooner than half the
- * window (backoff.c's full jitter would let some retry almost at once). */
+ * an hour to an hour at the default).  A random point in the window's
+ * second half: daemons denied together (one permissions change, one full
+ * stream) do not all come back at the same instant, and none sooner than
+ * half the window (backoff.c's full jitter would let some retry almost at
+ * once). */
 static int64_t backoff_ms(uint64_t delivered)
 {
 	static _Thread_local uint64_t rng;
