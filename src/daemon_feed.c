@@ -187,6 +187,8 @@ static void drain(struct daemon *d)
 {
 	pl_debug("intake stopped; draining the stages in order");
 	pl_pipeline_stop(d->pipe);
+	if (d->stream)
+		pl_stream_flush(d->stream);	/* the results of what drained */
 	wake(d->drained_fd);
 }
 

@@ -15,6 +15,15 @@
  *    holding items gets them redelivered elsewhere after AckWait; a long
  *    item keeps its lease with InProgress (pl_stream_tick).  A result may
  *    therefore arrive twice; the owner records a line once.
+ *  - A worker never waits on the server: a finished item's result goes to
+ *    the outbox, which one publisher thread stores in order and then acks
+ *    its item.  While the server is away the stages go on finishing what
+ *    they hold and stay free, so the watchdog sees a daemon that works (a
+ *    worker held in a publish counted as stuck: WatchdogSec into an outage
+ *    the service manager killed the daemon); the results wait, as small
+ *    records, and a stop waits for them (pl_stream_flush) until it is made
+ *    fast.  One thread is enough: a publish is a round trip, a result an
+ *    image's work.
  *  - A crash must not take the batch-mates down with the poison item: the
  *    server raises the delivery count of everything a dead daemon held, so
  *    a redelivered item runs alone (the daemon empties its pipeline around
@@ -89,6 +98,11 @@ struct msg {
 	uint64_t seq, delivered;
 	uint64_t lease_us;		/* delivery or last InProgress */
 	char *job, *owner;
+	/* Finished, its result waiting in the outbox: the record, and the
+	 * item (its images dropped) for the logs. */
+	struct msg *out_next;
+	struct pl_item *it;
+	char *rec;
 };
 
 struct pl_stream {
@@ -121,6 +135,16 @@ struct pl_stream {
 
 	/* The permission violations the server reported (on_async_error). */
 	struct pl_streamdeny denials;
+
+	/* Results of finished items, oldest first, for the publisher thread;
+	 * nout counts those taken but not yet settled as well (flush). */
+	pthread_mutex_t out_lock;
+	pthread_cond_t out_cond;
+	struct msg *out_head, **out_tail;
+	size_t nout;
+	bool out_quit;
+	bool publisher_running;
+	pthread_t publisher;
 
 	atomic_bool connected;
 	atomic_int stopping;		/* 0, STOP_INTAKE, STOP_ALL */
@@ -365,6 +389,7 @@ static int pull_subscribe(struct pl_stream *s, natsSubscription **sub, const cha
 }
 
 static void on_advisory(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *ud);
+static void *publisher_main(void *arg);
 
 /* Everything that needs the server once; retried by the callers until it
  * works.  Under s->lock. */
@@ -459,6 +484,9 @@ int pl_stream_open(const struct pl_stream_conf *c, const char *guard_dir, struct
 	s->careful_since_us = pl_now_us();
 	s->flight.next = s->flight.prev = &s->flight;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->out_lock, NULL);
+	pthread_cond_init(&s->out_cond, NULL);
+	s->out_tail = &s->out_head;
 	pl_streamdeny_init(&s->denials);
 	snprintf(s->items_subj, sizeof s->items_subj, "%s.items", c->subject);
 	snprintf(s->dead_subj, sizeof s->dead_subj, "%s.dead", c->subject);
@@ -468,6 +496,13 @@ int pl_stream_open(const struct pl_stream_conf *c, const char *guard_dir, struct
 		pl_stream_close(s);
 		return r;
 	}
+	if ((r = -pthread_create(&s->publisher, NULL, publisher_main, s)) < 0) {
+		pl_log_errno(LOG_ERR, -r, "stream: cannot start the publisher thread: %s",
+			     strerror(-r));
+		pl_stream_close(s);
+		return r;
+	}
+	s->publisher_running = true;
 	st = natsConnection_Connect(&s->nc, s->opts);
 	if (st == NATS_NOT_YET_CONNECTED) {
 		pl_log_redact_url(c->servers.v[0], ubuf, sizeof ubuf);
@@ -489,6 +524,15 @@ void pl_stream_close(struct pl_stream *s)
 {
 	if (!s)
 		return;
+	if (s->publisher_running) {
+		/* after pl_stream_flush, or with nothing that could wait */
+		atomic_store(&s->stopping, STOP_ALL);
+		pthread_mutex_lock(&s->out_lock);
+		s->out_quit = true;
+		pthread_cond_broadcast(&s->out_cond);
+		pthread_mutex_unlock(&s->out_lock);
+		pthread_join(s->publisher, NULL);
+	}
 	pthread_mutex_lock(&s->lock);
 	for (struct msg *m = s->flight.next; m != &s->flight; m = m->next)
 		natsMsg_Nak(m->m, NULL);	/* items never finished go back at once */
@@ -513,6 +557,8 @@ void pl_stream_close(struct pl_stream *s)
 	if (s->guard_dir >= 0)
 		close(s->guard_dir);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->out_lock);
+	pthread_cond_destroy(&s->out_cond);
 	pl_streamdeny_finalise(&s->denials);
 	free(s);
 }
@@ -640,19 +686,31 @@ static void dead_letter(struct pl_stream *s, natsMsg *m, uint64_t seq, const cha
 
 /* A result record to the owner of an item; why the server would not take
  * it in err, when it said. */
-static int publish_result(struct pl_stream *s, const char *owner, const char *job,
-			  const struct pl_item *it, bool ok, const char *why, char *err,
-			  size_t errlen)
+static int publish_record(struct pl_stream *s, const char *owner, const char *job,
+			  const char *rec, char *err, size_t errlen)
 {
-	char subj[SUBJECT_MAX], *rec;
+	char subj[SUBJECT_MAX];
+
+	snprintf(subj, sizeof subj, "%s.results.%s", s->c->subject, owner);
+	return publish_patiently(s, subj, rec, strlen(rec),
+				 (const char *const[]){ "Pipelined-Job", job, NULL }, STOP_ALL,
+				 err, errlen);
+}
+
+static char *format_result(const struct pl_item *it, bool ok, const char *why)
+{
+	return pl_record_format(it, ok, why, it->fed_us ? (pl_now_us() - it->fed_us) / 1000 : 0);
+}
+
+static int publish_result(struct pl_stream *s, const char *owner, const char *job,
+			  const struct pl_item *it, bool ok, const char *why)
+{
+	char *rec = format_result(it, ok, why);
 	int r;
 
-	rec = pl_record_format(it, ok, why, it->fed_us ? (pl_now_us() - it->fed_us) / 1000 : 0);
 	if (!rec)
 		return -ENOMEM;
-	snprintf(subj, sizeof subj, "%s.results.%s", s->c->subject, owner);
-	r = publish_patiently(s, subj, rec, strlen(rec),
-			      (const char *const[]){ "Pipelined-Job", job, NULL }, STOP_ALL, err, errlen);
+	r = publish_record(s, owner, job, rec, NULL, 0);
 	free(rec);
 	return r;
 }
@@ -664,6 +722,7 @@ static void msg_free(struct msg *m)
 	natsMsg_Destroy(m->m);
 	free(m->job);
 	free(m->owner);
+	free(m->rec);
 	free(m);
 }
 
@@ -696,7 +755,7 @@ static void refuse(struct pl_stream *s, struct msg *m, struct pl_item *it, const
 	if (m->owner && m->job && it->line) {
 		pl_log(LOG_WARNING, "stream: job %s line %lu from %s: %s", m->job, it->line, m->owner,
 		       why);
-		if (publish_result(s, m->owner, m->job, it, false, why, NULL, 0) < 0)
+		if (publish_result(s, m->owner, m->job, it, false, why) < 0)
 			dead_letter(s, m->m, m->seq, why);
 	} else {
 		dead_letter(s, m->m, m->seq, why);
@@ -846,14 +905,15 @@ static int64_t backoff_ms(uint64_t delivered)
 	return ms / 2 + (int64_t)(pl_backoff_random(&rng) % (uint64_t)(ms / 2 + 1));
 }
 
-static void finish(struct pl_item *it, bool ok, const char *why)
+/* In the publisher thread: store a finished item's result, then ack the
+ * item (or give it back). */
+static void settle(struct pl_stream *s, struct msg *m)
 {
-	struct msg *m = it->origin;
-	struct pl_stream *s = m->s;
+	struct pl_item *it = m->it;
 	char err[512] = "";
 	int r;
 
-	r = publish_result(s, m->owner, m->job, it, ok, why, err, sizeof err);
+	r = m->rec ? publish_record(s, m->owner, m->job, m->rec, err, sizeof err) : -ENOMEM;
 	/* Denied, or refused by a limit of the stream (full with discard new,
 	 * a message too big): at once again would meet the same answer. */
 	if (r == -EACCES || r == -EREMOTEIO) {
@@ -869,6 +929,52 @@ static void finish(struct pl_item *it, bool ok, const char *why)
 	} else if (natsMsg_Ack(m->m, NULL) == NATS_OK) {
 		atomic_fetch_add(&s->acked, 1);
 	}
+	flight_del(s, m);
+	it->origin = NULL;
+	it->job_name = NULL;
+	msg_free(m);
+	pl_item_free(it);
+}
+
+static void *publisher_main(void *arg)
+{
+	struct pl_stream *s = arg;
+
+	pthread_mutex_lock(&s->out_lock);
+	for (;;) {
+		struct msg *m;
+
+		while (!s->out_head && !s->out_quit)
+			pthread_cond_wait(&s->out_cond, &s->out_lock);
+		if (!(m = s->out_head))
+			break;
+		if (!(s->out_head = m->out_next))
+			s->out_tail = &s->out_head;
+		pthread_mutex_unlock(&s->out_lock);
+		settle(s, m);
+		pthread_mutex_lock(&s->out_lock);
+		s->nout--;
+		pthread_cond_broadcast(&s->out_cond);	/* pl_stream_flush */
+	}
+	pthread_mutex_unlock(&s->out_lock);
+	return NULL;
+}
+
+void pl_stream_flush(struct pl_stream *s)
+{
+	pthread_mutex_lock(&s->out_lock);
+	while (s->nout)
+		pthread_cond_wait(&s->out_cond, &s->out_lock);
+	pthread_mutex_unlock(&s->out_lock);
+}
+
+/* In the worker's thread: the result goes to the outbox (see the top). */
+static void finish(struct pl_item *it, bool ok, const char *why)
+{
+	struct msg *m = it->origin;
+	struct pl_stream *s = m->s;
+
+	m->rec = format_result(it, ok, why);	/* NULL: settle() gives it back */
 	if (it->alone) {
 		pthread_mutex_lock(&s->lock);
 		if (s->gs.suspect == m->seq) {		/* it did not crash us */
@@ -880,11 +986,16 @@ static void finish(struct pl_item *it, bool ok, const char *why)
 		}
 		pthread_mutex_unlock(&s->lock);
 	}
-	flight_del(s, m);
-	it->origin = NULL;
-	it->job_name = NULL;
-	msg_free(m);
-	pl_item_free(it);
+	pl_item_free_data(it);
+	pl_item_free_outputs(it);
+	m->it = it;
+	m->out_next = NULL;
+	pthread_mutex_lock(&s->out_lock);
+	*s->out_tail = m;
+	s->out_tail = &m->out_next;
+	s->nout++;
+	pthread_cond_broadcast(&s->out_cond);
+	pthread_mutex_unlock(&s->out_lock);
 }
 
 static void stream_done(struct pl_item *it)
@@ -1016,7 +1127,7 @@ static void bury(struct pl_stream *s, uint64_t seq)
 	if (js_DeleteMsg(s->js, s->c->stream, seq, NULL, NULL) == NATS_OK) {
 		dead_letter(s, m.m, seq, reason);
 		if (m.owner && m.job && it->line)
-			publish_result(s, m.owner, m.job, it, false, reason, NULL, 0);
+			publish_result(s, m.owner, m.job, it, false, reason);
 	}
 	natsMsg_Destroy(m.m);
 	free(m.job);

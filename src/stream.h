@@ -33,6 +33,10 @@ int  pl_stream_open(const struct pl_stream_conf *c, const char *guard_dir, struc
 /* A stop: publishing items gives up (pulling is the caller's to stop); with
  * fast, publishing results too (their items come back after AckWait). */
 void pl_stream_stop(struct pl_stream *s, bool fast);
+/* Wait until every finished item's result is stored and the item acked
+ * (or given back): while the server is away, until a fast stop.  The
+ * daemon's drain calls it once the pipeline is empty. */
+void pl_stream_flush(struct pl_stream *s);
 /* Give back (nak) what is still out, disconnect, free. */
 void pl_stream_close(struct pl_stream *s);
 

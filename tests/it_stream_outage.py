@@ -13,6 +13,12 @@ Against a real nats-server (tests/plnats.py):
                   exactly one record.  Work done twice (the source counts
                   its requests) is printed: at least once allows it, the
                   owner records a line once.
+  long outage     with items in hand when the server goes, the workers
+                  finish them and the results wait for the server: the
+                  stages stay free and WATCHDOG=1 keeps coming (a worker
+                  waiting to publish counted as stuck, and the service
+                  manager killed a daemon after WatchdogSec of outage);
+                  once the server is back every line has one record.
   no server yet   a daemon started while nothing listens on its server's
                   port starts anyway, says so, takes a job, keeps retrying,
                   and once the server comes up connects and runs the job.
@@ -78,6 +84,49 @@ def t_server_restart():
         root.cleanup()
 
 
+def pings(notify, start=0):
+    return [m for m in notify.messages[start:] if m.get("WATCHDOG") == "1"]
+
+
+def t_long_outage():
+    plnats.require_server()
+    root = pl.Env("so-nats")
+    srv = plnats.NatsServer(root.root).start()
+    notify = None
+    try:
+        with plnats.Site("so-long", srv.url, n=1, http=True, workers=(4, 2, 1)) as site:
+            env = site.envs[0]
+            notify = pl.Notify(env)
+            imgs = env.image_set(4)
+            port = site.scripted()
+            d = site.start(0, notify=notify, extra_env={"WATCHDOG_USEC": "1000000"})
+            n = 30
+            env.submit("jobW", slow_items(port, imgs, "w", n))
+            pl.wait_for(lambda: len(env.records("jobW")) >= 4, 60, "4 items recorded")
+            mark = len(d.lines)
+            srv.kill()
+            d.wait_line(r"stream: disconnected from the server; reconnecting", 30, mark)
+            nmark = len(notify.messages)
+            # the stage timeouts and the stuck limit are far away; "no progress
+            # with work waiting" is what a worker held by the server trips
+            pl.wait_for(lambda: len(pings(notify, nmark)) >= 8, 30,
+                        "eight WATCHDOG=1 (4 s) during the outage")
+            pl.check(not d.matches(r"withholding the watchdog ping", mark),
+                     "the watchdog ping was withheld during the outage")
+            pl.check(not d.matches(r"cannot publish its result", mark),
+                     "a result was given up during the outage")
+            srv.start()
+            d.wait_line(r"stream: connected to %s" % srv.url, 30, mark)
+            pl.wait_for(lambda: env.where("jobW") == "done", 120, "jobW in done/")
+            pl.check_lines_once(env.records("jobW"), n, "jobW")
+            d.stop_clean()
+    finally:
+        if notify:
+            notify.close()
+        srv.kill()
+        root.cleanup()
+
+
 def t_no_server_yet():
     plnats.require_server()
     root = pl.Env("so-nats")
@@ -108,4 +157,5 @@ def t_no_server_yet():
 
 if __name__ == "__main__":
     pl.main([("nats-server SIGKILLed and restarted mid-run", t_server_restart),
+             ("an outage with items in hand: the watchdog keeps pinging", t_long_outage),
              ("no server at start", t_no_server_yet)])
