@@ -126,8 +126,10 @@ struct pl_stream {
 	 * must not wipe its count (the guard names one suspect at a time). */
 	uint64_t prior_seq;
 	unsigned prior_crashes;
-	uint64_t dead_seqs[64];		/* from MaxDeliver advisories, to dead-letter */
-	size_t ndead_seqs;
+	/* From MaxDeliver advisories, to bury: as many as come (the server
+	 * says it once; a sequence not kept stays in the stream for ever). */
+	uint64_t *dead_seqs;
+	size_t ndead_seqs, dead_cap;
 	/* The puller's (pl_stream_pull): one at a time while careful, which
 	 * ends at a first delivery from careful_since + AckWait on. */
 	bool careful;
@@ -556,6 +558,7 @@ void pl_stream_close(struct pl_stream *s)
 	pl_crashguard_close(s->guard, 0);
 	if (s->guard_dir >= 0)
 		close(s->guard_dir);
+	free(s->dead_seqs);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->out_lock);
 	pthread_cond_destroy(&s->out_cond);
@@ -1096,7 +1099,19 @@ static void on_advisory(natsConnection *nc, natsSubscription *sub, natsMsg *nm, 
 	(void)nc;
 	(void)sub;
 	pthread_mutex_lock(&s->lock);
-	if (seq > 0 && s->ndead_seqs < sizeof s->dead_seqs / sizeof *s->dead_seqs)
+	if (seq > 0 && s->ndead_seqs == s->dead_cap) {
+		size_t cap = s->dead_cap ? 2 * s->dead_cap : 64;
+		uint64_t *v = realloc(s->dead_seqs, cap * sizeof *v);
+
+		if (v) {
+			s->dead_seqs = v;
+			s->dead_cap = cap;
+		} else {
+			pl_log(LOG_ERR, "stream: out of memory: stream sequence %" PRIu64 " reached "
+			       "max_deliver and stays in the stream", (uint64_t)seq);
+		}
+	}
+	if (seq > 0 && s->ndead_seqs < s->dead_cap)
 		s->dead_seqs[s->ndead_seqs++] = (uint64_t)seq;
 	pthread_mutex_unlock(&s->lock);
 	json_decref(o);
@@ -1137,16 +1152,18 @@ static void bury(struct pl_stream *s, uint64_t seq)
 
 static void bury_advised(struct pl_stream *s)
 {
-	uint64_t seqs[64];
+	uint64_t *seqs;
 	size_t n;
 
 	pthread_mutex_lock(&s->lock);
+	seqs = s->dead_seqs;
 	n = s->ndead_seqs;
-	memcpy(seqs, s->dead_seqs, n * sizeof *seqs);
-	s->ndead_seqs = 0;
+	s->dead_seqs = NULL;
+	s->ndead_seqs = s->dead_cap = 0;
 	pthread_mutex_unlock(&s->lock);
 	for (size_t i = 0; i < n; i++)
 		bury(s, seqs[i]);
+	free(seqs);
 }
 
 /* ---- the owner's results ----------------------------------------------- */

@@ -35,6 +35,14 @@ Against a real nats-server (tests/plnats.py), with real signals:
                   result: the item comes back after 1 s, 2 s, 4 s (one try a
                   delivery, logged with the server's reason) until max_deliver
                   dead-letters it.
+  settings        a restart with another ack_wait and max_deliver updates the
+                  durable consumer instead of failing to bind to it.
+  many dead       a hundred items that a vanished taker held until
+                  max_deliver reach it at one instant: the server's hundred
+                  advisories all arrive before the daemon acts on any, and
+                  every one is dead-lettered and failed to its owner (the
+                  daemon kept only the first 64 and the rest stayed in the
+                  stream, undelivered, for ever).
 """
 import os
 import re
@@ -331,10 +339,39 @@ def t_settings_changed():
             runs_a_job_and_stops(d, env, 3)
 
 
+def t_many_past_max_deliver():
+    plnats.require_server()
+    n = 100
+    with plnats.serving("sf-nats") as srv:
+        with plnats.Site("sf-many", srv.url, n=1, ack_wait=4.0, max_deliver=2) as site:
+            d = site.start(0)       # the stream and the consumer, then away
+            d.stop_clean()
+            with plnats.Client(srv.url) as cl:
+                for i in range(1, n + 1):
+                    cl.js_publish("pipelined.items", (
+                        '{"job":"jobM","owner":"elsewhere","line":%d,'
+                        '"source":"file:///a.jpg","name":"m%d"}' % (i, i)).encode())
+                # a taker that vanishes twice: both deliveries spent
+                for k in (1, 2):
+                    got = cl.fetch("PIPELINED", "pipelined", batch=n, timeout=20)
+                    pl.check(len(got) == n, "delivery %d: %d of %d items" % (k, len(got), n))
+            d = site.start(0)
+            pl.wait_for(lambda: d.count(r"dead-lettered to pipelined.dead: delivered 2 times") >= n,
+                        60, "%d items dead-lettered past max_deliver" % n)
+            pl.check(d.count(r"dead-lettered") == n, "each dead-lettered once")
+            with plnats.Client(srv.url) as cl:
+                info = cl.js_api("CONSUMER.INFO.PIPELINED.pipelined")
+                pl.check(info["num_pending"] == 0 and info["num_ack_pending"] == 0,
+                         "left in the items consumer: %d pending, %d unacknowledged"
+                         % (info["num_pending"], info["num_ack_pending"]))
+            d.stop_clean()
+
+
 if __name__ == "__main__":
     pl.main([("a graceful stop gives its waiting items back", t_graceful_stop_gives_back),
              ("an item that crashes the daemon is dead-lettered alone", t_poison_crashes_alone),
              ("malformed messages and results for no one's job", t_bad_messages),
              ("items the stream refuses fail their job at once", t_publish_refused),
              ("a result the stream refuses comes back later", t_result_refused),
-             ("changed consumer settings are applied at a restart", t_settings_changed)])
+             ("changed consumer settings are applied at a restart", t_settings_changed),
+             ("a hundred items past max_deliver at once", t_many_past_max_deliver)])
