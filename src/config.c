@@ -306,7 +306,8 @@ static const struct setting settings[] = {
 	{ "stream.stream",            CONF(stream.stream), .read = pl_config_token, .def_str = "PIPELINED" },
 	{ "stream.subject",           CONF(stream.subject), .read = pl_config_subject, .def_str = "pipelined" },
 	{ "stream.consumer",          CONF(stream.consumer), .read = pl_config_token, .def_str = "pipelined" },
-	{ "stream.ack_wait",          CONF(stream.ack_wait), ABOVE(0, 3600), .def = 30 },
+	/* leases are renewed from the 1 s tick: below 2 s one could lapse */
+	{ "stream.ack_wait",          CONF(stream.ack_wait), RANGE(2, 3600), .def = 30 },
 	{ "stream.max_deliver",       CONF(stream.max_deliver), RANGE(2, 1000), .def = 20 },
 	{ "stream.max_ack_pending",   CONF(stream.max_ack_pending), RANGE(1, 1000000), .def = 1000 },
 	{ "stream.replicas",          CONF(stream.replicas), RANGE(1, 5), .def = 1 },

@@ -1263,6 +1263,17 @@ START_TEST(credentials_directory)
 }
 END_TEST
 
+/* Leases are renewed from a one-second tick: an ack_wait it cannot keep
+ * is refused. */
+START_TEST(stream_ack_wait_floor)
+{
+	one_error("stream = {\n"
+		  "  servers = [ \"nats://127.0.0.1:4222\" ];\n"
+		  "  ack_wait = 1.5;\n"
+		  "};\n", 3, "stream.ack_wait: 1.5 is out of range 2..3600");
+}
+END_TEST
+
 START_TEST(credential_name_with_a_slash)
 {
 	setenv("CREDENTIALS_DIRECTORY", "/run/credentials/x", 1);
@@ -1304,6 +1315,7 @@ static Suite *suite(void)
 	tcase_add_test(ok, relative_path_in_configuration_directory);
 	tcase_add_test(ok, credentials_directory);
 	tcase_add_test(bad, credential_name_with_a_slash);
+	tcase_add_test(bad, stream_ack_wait_floor);
 	tcase_add_test(file, missing_file);
 	tcase_add_test(file, directory_is_not_a_file);
 	tcase_add_test(file, parse_error_line);
