@@ -89,6 +89,10 @@
 /* A result the server would not store (denied, or a limit of the stream)
  * sends its item back after 0.5-1 s, 1-2 s, 2-4 s ... at most this long. */
 #define NAK_DELAY_MAX_MS 300000
+/* How often a reader looks whether its consumer is still there while its
+ * fetches fail, and while they only time out (remake_lost). */
+#define CHECK_FAILING_US 1000000ULL
+#define CHECK_QUIET_US 5000000ULL
 
 /* One pulled item, from delivery to ack. */
 struct msg {
@@ -116,6 +120,7 @@ struct pl_stream {
 
 	pthread_mutex_t lock;		/* set-up, the flight list, the guard, dead_seqs */
 	bool ready;			/* stream and consumers exist, subscribed */
+	uint64_t checked_us[3];		/* remake_lost: items, results, stream */
 	struct msg flight;		/* sentinel of the in-flight list */
 	int guard_dir;			/* the spool: where the guard lives */
 	struct pl_crashguard *guard;
@@ -362,6 +367,18 @@ static bool align_consumer(struct pl_stream *s, const char *durable, const jsCon
 	return st == NATS_OK;
 }
 
+/* What this daemon sets on a consumer it makes (max_deliver -1: without
+ * limit); align_consumer() compares the same four. */
+static void consumer_settings(const struct pl_stream *s, jsConsumerConfig *cfg,
+			      int64_t max_ack_pending, int64_t max_deliver)
+{
+	cfg->AckPolicy = js_AckExplicit;
+	cfg->AckWait = (int64_t)(s->c->ack_wait * 1e9);
+	cfg->MaxDeliver = max_deliver;
+	cfg->MaxAckPending = max_ack_pending;
+	cfg->Replicas = s->c->replicas;
+}
+
 /* max_deliver -1: without limit.  The owner's results consumer has none: a
  * result is asked for again (a nak) as long as its job is not open yet,
  * which may take longer than an item's max_deliver tries (a long job read
@@ -376,11 +393,7 @@ static int pull_subscribe(struct pl_stream *s, natsSubscription **sub, const cha
 
 	jsSubOptions_Init(&so);
 	so.Stream = s->c->stream;
-	so.Config.AckPolicy = js_AckExplicit;
-	so.Config.AckWait = (int64_t)(s->c->ack_wait * 1e9);
-	so.Config.MaxDeliver = max_deliver;
-	so.Config.MaxAckPending = max_ack_pending;
-	so.Config.Replicas = s->c->replicas;
+	consumer_settings(s, &so.Config, max_ack_pending, max_deliver);
 	st = js_PullSubscribe(sub, s->js, subj, durable, NULL, &so, &jerr);
 	if (st != NATS_OK && align_consumer(s, durable, &so.Config))
 		st = js_PullSubscribe(sub, s->js, subj, durable, NULL, &so, &jerr);
@@ -424,6 +437,58 @@ static int setup_locked(struct pl_stream *s)
 	pl_log(LOG_INFO, "stream: consuming %s as %s, results on %s", s->items_subj, s->c->consumer,
 	       s->mine_subj);
 	return 0;
+}
+
+/*
+ * The stream or a consumer gone from the server under a running daemon
+ * (deleted by hand, a single node back without its store): made again,
+ * or the intake would stay dead until a restart.  Each reader checks its
+ * own consumer when its fetch fails, and every so often while it only
+ * times out; a publish that no stream answers checks the stream.  The
+ * subscriptions stay: a pull names its consumer, not one instance of it.
+ * durable NULL: the stream only.  At most once every `every_us` per
+ * *checked_us (under s->lock).
+ */
+static void remake_lost(struct pl_stream *s, const char *subj, const char *durable,
+			int64_t max_ack_pending, int64_t max_deliver, uint64_t *checked_us,
+			uint64_t every_us)
+{
+	uint64_t now = pl_now_us();
+	jsStreamInfo *si = NULL;
+	jsConsumerInfo *ci = NULL;
+	jsConsumerConfig cfg;
+	jsErrCode jerr = 0;
+	natsStatus st;
+
+	pthread_mutex_lock(&s->lock);
+	if (!s->ready || !atomic_load(&s->connected) || now - *checked_us < every_us)
+		goto out;
+	*checked_us = now;
+	st = js_GetStreamInfo(&si, s->js, s->c->stream, NULL, &jerr);
+	jsStreamInfo_Destroy(si);
+	if (st == NATS_NOT_FOUND) {
+		pl_log(LOG_WARNING, "stream: stream %s is gone from the server; creating it again",
+		       s->c->stream);
+		if (add_stream(s) < 0)
+			goto out;
+	} else if (st != NATS_OK || !durable) {
+		goto out;
+	}
+	if (!durable || js_GetConsumerInfo(&ci, s->js, s->c->stream, durable, NULL, &jerr) !=
+	    NATS_NOT_FOUND)
+		goto out;
+	pl_log(LOG_WARNING, "stream: consumer %s is gone from the server; making it again", durable);
+	jsConsumerConfig_Init(&cfg);
+	consumer_settings(s, &cfg, max_ack_pending, max_deliver);
+	cfg.Durable = durable;
+	cfg.FilterSubject = subj;
+	st = js_AddConsumer(&ci, s->js, s->c->stream, &cfg, NULL, &jerr);
+	if (st != NATS_OK)	/* another daemon's may be there now: checked again later */
+		pl_log(LOG_ERR, "stream: cannot make consumer %s: %s (JetStream error %d)", durable,
+		       natsStatus_GetText(st), (int)jerr);
+out:
+	jsConsumerInfo_Destroy(ci);
+	pthread_mutex_unlock(&s->lock);
 }
 
 static int setup(struct pl_stream *s)
@@ -628,6 +693,8 @@ static int publish_patiently(struct pl_stream *s, const char *subj, const char *
 		if (r == -EAGAIN && wait == 50)
 			pl_log(LOG_NOTICE, "stream: no stream answers on %s (a cluster electing a "
 			       "leader?); trying again", subj);
+		if (r == -EAGAIN)
+			remake_lost(s, NULL, NULL, 0, 0, &s->checked_us[2], CHECK_FAILING_US);
 		usleep(wait * 1000);
 		wait = wait < 800 ? wait * 2 : wait;
 	}
@@ -853,6 +920,10 @@ int pl_stream_pull(struct pl_stream *s, size_t max, int timeout_ms,
 	if (s->careful)
 		max = 1;
 	st = natsSubscription_Fetch(&list, s->work_sub, (int)max, timeout_ms, &jerr);
+	if (st != NATS_OK)
+		remake_lost(s, s->items_subj, s->c->consumer, s->c->max_ack_pending,
+			    s->c->max_deliver, &s->checked_us[0],
+			    st == NATS_TIMEOUT ? CHECK_QUIET_US : CHECK_FAILING_US);
 	if (st == NATS_TIMEOUT)
 		return 0;
 	if (st != NATS_OK) {
@@ -1182,6 +1253,9 @@ int pl_stream_take_results(struct pl_stream *s, size_t max, int timeout_ms,
 	}
 	bury_advised(s);
 	st = natsSubscription_Fetch(&list, s->results_sub, (int)max, timeout_ms, NULL);
+	if (st != NATS_OK)
+		remake_lost(s, s->mine_subj, s->results_durable, -1, -1, &s->checked_us[1],
+			    st == NATS_TIMEOUT ? CHECK_QUIET_US : CHECK_FAILING_US);
 	if (st == NATS_TIMEOUT)
 		return 0;
 	if (st != NATS_OK) {

@@ -37,6 +37,11 @@ Against a real nats-server (tests/plnats.py), with real signals:
                   dead-letters it.
   settings        a restart with another ack_wait and max_deliver updates the
                   durable consumer instead of failing to bind to it.
+  deleted         the consumers deleted on the server under a running daemon
+                  (an operator's mistake), then the server back without its
+                  store: the daemon sets the stream and its consumers up
+                  again, says so, and runs the next job (it stayed without
+                  intake, the job parked in cur/, until a restart).
   many dead       a hundred items that a vanished taker held until
                   max_deliver reach it at one instant: the server's hundred
                   advisories all arrive before the daemon acts on any, and
@@ -47,6 +52,7 @@ Against a real nats-server (tests/plnats.py), with real signals:
 import os
 import re
 import resource
+import shutil
 import signal
 import sys
 
@@ -339,6 +345,38 @@ def t_settings_changed():
             runs_a_job_and_stops(d, env, 3)
 
 
+def t_deleted_on_server():
+    plnats.require_server()
+    with plnats.serving("sf-nats") as srv:
+        with plnats.Site("sf-gone", srv.url, n=1) as site:
+            env = site.envs[0]
+            d = site.start(0)
+            imgs = env.image_set(2)
+            for k, gone in enumerate(("consumers", "store")):
+                mark = len(d.lines)
+                if gone == "store":
+                    # a single server back without its store (deleting the stream
+                    # instead races nats-server 2.9's own removal of its files)
+                    srv.kill()
+                    shutil.rmtree(srv.store)
+                    srv.start()
+                    d.wait_line(r"stream: stream PIPELINED is gone from the server; creating "
+                                r"it again", 30, mark)
+                else:
+                    with plnats.Client(srv.url) as cl:
+                        for durable in ("pipelined", "results-n0"):
+                            cl.js_api("CONSUMER.DELETE.PIPELINED." + durable)
+                for durable in ("pipelined", "results-n0"):
+                    d.wait_line(r"stream: consumer %s is gone from the server; making it again"
+                                % durable, 30, mark)
+                job = "job%d" % k
+                env.submit(job, env.items(3, imgs))
+                pl.wait_for(lambda: env.where(job) == "done", 60,
+                            "%s in done/ after the %s went" % (job, gone))
+                pl.check_lines_once(env.records(job), 3, job)
+            d.stop_clean()
+
+
 def t_many_past_max_deliver():
     plnats.require_server()
     n = 100
@@ -374,4 +412,5 @@ if __name__ == "__main__":
              ("items the stream refuses fail their job at once", t_publish_refused),
              ("a result the stream refuses comes back later", t_result_refused),
              ("changed consumer settings are applied at a restart", t_settings_changed),
-             ("a hundred items past max_deliver at once", t_many_past_max_deliver)])
+             ("a hundred items past max_deliver at once", t_many_past_max_deliver),
+             ("consumers deleted, a server back without its store", t_deleted_on_server)])
