@@ -834,6 +834,23 @@ static void refuse(struct pl_stream *s, struct msg *m, struct pl_item *it, const
 	atomic_fetch_add(&s->acked, 1);
 }
 
+/* The item at seq is done with (it ran and came back, or it was condemned
+ * and dead-lettered): the guard names it no more. */
+static void acquit(struct pl_stream *s, uint64_t seq)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->condemned == seq)
+		s->condemned = 0;
+	if (s->prior_seq == seq)
+		s->prior_seq = 0;
+	if (s->gs.suspect == seq) {
+		s->gs.suspect = 0;
+		s->gs.crashes = 0;
+		pl_crashguard_write(s->guard, &s->gs);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
 /* One delivered message into an item, or handled here.  NULL if handled. */
 static struct pl_item *take_msg(struct pl_stream *s, natsMsg *nm, uint64_t *delivered)
 {
@@ -867,6 +884,7 @@ static struct pl_item *take_msg(struct pl_stream *s, natsMsg *nm, uint64_t *deli
 	if (!bad && m->seq && m->seq == s->condemned) {
 		snprintf(reason, sizeof reason, "crashed the daemon %u times", s->prior_crashes);
 		dead_letter(s, nm, m->seq, reason);
+		acquit(s, m->seq);	/* it is gone: no later restart may blame it */
 		bad = reason;
 	}
 	if (bad) {
@@ -1049,17 +1067,8 @@ static void finish(struct pl_item *it, bool ok, const char *why)
 	struct pl_stream *s = m->s;
 
 	m->rec = format_result(it, ok, why);	/* NULL: settle() gives it back */
-	if (it->alone) {
-		pthread_mutex_lock(&s->lock);
-		if (s->gs.suspect == m->seq) {		/* it did not crash us */
-			if (s->prior_seq == m->seq)
-				s->prior_seq = 0;
-			s->gs.suspect = 0;
-			s->gs.crashes = 0;
-			pl_crashguard_write(s->guard, &s->gs);
-		}
-		pthread_mutex_unlock(&s->lock);
-	}
+	if (it->alone && m->seq)
+		acquit(s, m->seq);		/* it did not crash us */
 	pl_item_free_data(it);
 	pl_item_free_outputs(it);
 	m->it = it;

@@ -19,6 +19,9 @@ Against a real nats-server (tests/plnats.py), with real signals:
                   failed to its owner, while the 24 good ones complete, each
                   run alone at its second delivery at most: no crash raised
                   the delivery count of an item held behind the poison one.
+  forgotten       a job of the poison item alone: once it is dead-lettered
+                  the crash guard forgets it, and the next start blames no
+                  one ("running alone when the daemon died" every start).
   bad messages    items published by hand that are not JSON, not objects,
                   name no owner or a bad job, line, source or name, are
                   nearly 1 MiB, nested 100000 deep or hold NULs: each is
@@ -181,6 +184,32 @@ def t_poison_crashes_alone():
                      "count while they were held): %r" % late)
             pl.check(len(alone) > 2, "only %d items came again after the first crash: the "
                      "test does not test what it should" % len(alone))
+
+
+def t_condemned_forgotten():
+    """A job of the poison item alone: once it is dead-lettered, the crash
+    guard must forget it, or every later start blames it again (and, with a
+    stream made again, its sequence number names an innocent item)."""
+    plnats.require_server()
+    if not pl.hooks_built():
+        pl.skip("the fault hook is not built (configure with -DPL_TEST_HOOKS=ON)")
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    with plnats.serving("sf-nats") as srv:
+        with plnats.Site("sf-forget", srv.url, n=1, ack_wait=2.0, max_deliver=10) as site:
+            env = site.envs[0]
+            env.submit("jobP", ["file://%s/poison.jpg poison" % env.images])
+            for attempt in range(6):
+                d = site.start(0, "--once", extra_env={"PL_TEST_CRASH": "poison.jpg"})
+                rc = d.wait(120)
+                if rc >= 0:
+                    break
+            pl.check(rc == 1 and d.count(r"dead-lettered .*crashed the daemon 2 times") == 1,
+                     "the poison item was not dead-lettered (exit %d)" % rc)
+            env.submit("jobG", env.items(2, env.image_set(2)))
+            d = site.start(0, "--once")
+            pl.check(d.wait(120) == 0, "the good job's run failed")
+            pl.check(not d.matches(r"running alone when the daemon died"),
+                     "a start after the poison item was dead-lettered still blamed it")
 
 
 def runs_a_job_and_stops(d, env, n):
@@ -413,4 +442,5 @@ if __name__ == "__main__":
              ("a result the stream refuses comes back later", t_result_refused),
              ("changed consumer settings are applied at a restart", t_settings_changed),
              ("a hundred items past max_deliver at once", t_many_past_max_deliver),
+             ("a dead-lettered poison item is no suspect after", t_condemned_forgotten),
              ("consumers deleted, a server back without its store", t_deleted_on_server)])
