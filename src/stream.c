@@ -619,10 +619,16 @@ void pl_stream_close(struct pl_stream *s)
 	}
 	if (s->opts)
 		natsOptions_Destroy(s->opts);
-	nats_Close();		/* libnats' own threads and memory: one stream a process */
 	pl_crashguard_close(s->guard, 0);
 	if (s->guard_dir >= 0)
 		close(s->guard_dir);
+	/* libnats' own threads and memory (one stream a process), waited for:
+	 * until they have unrolled one may still run a callback that reads s
+	 * (on_disconnected, on_advisory), which must not be freed before. */
+	if (nats_CloseAndWait(5000) != NATS_OK) {
+		pl_log(LOG_WARNING, "stream: the NATS library did not close within 5 s");
+		return;		/* s stays: the process is ending */
+	}
 	free(s->dead_seqs);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->out_lock);
