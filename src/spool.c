@@ -115,7 +115,7 @@ struct pl_job {
 				 * remote job also this run's, under lock */
 	unsigned long nbits;
 	struct pl_nameset names;
-	uint64_t id;		/* the job file's inode: names its stream messages */
+	uint64_t id;		/* inode and mtime: names its stream messages */
 
 	pthread_mutex_t lock;	/* everything below */
 	int resfd;
@@ -391,7 +391,13 @@ static int job_open_state(struct pl_job *j, const struct stat *st)
 	if ((r = pl_jobguard_open(&j->guard, s->dir.dfd[D_CUR], j->name, (uint64_t)st->st_ino,
 				  j->recorded, j->nbits)) < 0)
 		return r;
-	j->id = (uint64_t)st->st_ino;
+	/* The inode alone is not enough: a job name used again at once may get
+	 * the inode just freed, and the server would drop its items as
+	 * duplicates of the old job's (for its two-minute window).  Its mtime
+	 * (kept by the renames new/ -> cur/ -> new/ of a restart) tells them
+	 * apart. */
+	j->id = (uint64_t)st->st_ino ^ ((uint64_t)st->st_mtim.tv_sec * 1000000000u +
+					(uint64_t)st->st_mtim.tv_nsec) * 0x9e3779b97f4a7c15u;
 	if (!s->remote)
 		return 0;
 	/* results may come back in any order and more than once */

@@ -17,6 +17,12 @@ while its job is open: one item hangs on a socket that never answers) for
 lines the job does not have — past its end, its comment line, line 0 —
 are rejected, logged with job, line and reason, and counted in
 status.json; JOB.result holds exactly the job's items.
+
+Last, a job name used again at once: the finished job's files removed
+and a new job of that name written, on the inode just freed (ext4 hands
+it out again at once).  Its items must not look like the old job's to
+the server's duplicate window (two minutes), which drops them silently:
+the job would wait in cur/ for ever.
 """
 import json
 import os
@@ -130,6 +136,56 @@ def t_results_for_lines_a_job_lacks():
         env.cleanup()
 
 
+def file_on_inode(dirpath, inode, tries=20000):
+    """A new empty file in dirpath on the free inode given, or None: ext4
+    hands a new file the lowest free inode of its directory's group, so
+    the free ones below are taken first by placeholders (removed after)."""
+    made = []
+    try:
+        for i in range(tries):
+            path = os.path.join(dirpath, ".fill%d" % i)
+            open(path, "w").close()
+            if os.stat(path).st_ino == inode:
+                return path
+            made.append(path)
+        return None
+    finally:
+        for path in made:
+            os.unlink(path)
+
+
+def t_job_name_and_inode_reused():
+    plnats.require_server()
+    env = pl.Env("stream-reuse")
+    srv = plnats.NatsServer(env.root).start()
+    d = None
+    try:
+        env.write_config(extra_top='stream = { servers = [ "%s" ]; node = "n0"; };' % srv.url)
+        imgs = env.image_set(2)
+        d = pl.Daemon(env)
+        d.wait_line(r"stream: consuming", 30)
+        lines = ["file://%s r1" % imgs[0], "file://%s r2" % imgs[1]]
+        inode = os.stat(env.submit("jobS", lines)).st_ino
+        pl.wait_for(lambda: env.where("jobS") == "done", 60, "the first jobS in done/")
+        for name in ("jobS.result", "jobS"):
+            os.unlink(os.path.join(env.spool, "done", name))
+        path = file_on_inode(os.path.join(env.spool, "tmp"), inode)
+        if path is None:
+            pl.skip("cannot place a new file on the inode just freed on this file system")
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.rename(path, os.path.join(env.spool, "new", "jobS"))
+        pl.wait_for(lambda: env.where("jobS") == "done", 60, "the second jobS in done/")
+        pl.check_lines_once(env.records("jobS"), 2, "jobS")
+        d.stop_clean()
+    finally:
+        if d:
+            d.stop()
+        srv.kill()
+        env.cleanup()
+
+
 if __name__ == "__main__":
     pl.main([("two daemons share one stream", t_two_daemons_share_a_stream),
-             ("results for lines a job lacks are rejected", t_results_for_lines_a_job_lacks)])
+             ("results for lines a job lacks are rejected", t_results_for_lines_a_job_lacks),
+             ("a job name used again on the same inode", t_job_name_and_inode_reused)])
