@@ -118,9 +118,12 @@ struct pl_stream {
 	char items_subj[SUBJECT_MAX], dead_subj[SUBJECT_MAX], mine_subj[SUBJECT_MAX];
 	char results_durable[SUBJECT_MAX];
 
-	pthread_mutex_t lock;		/* set-up, the flight list, the guard, dead_seqs */
+	/* Set-up, which waits on the server (seconds when it is slow), has a
+	 * lock of its own: the tick's lease renewals (lock) must not wait on it. */
+	pthread_mutex_t setup_lock;
 	bool ready;			/* stream and consumers exist, subscribed */
 	uint64_t checked_us[3];		/* remake_lost: items, results, stream */
+	pthread_mutex_t lock;		/* the flight list, the guard, dead_seqs */
 	struct msg flight;		/* sentinel of the in-flight list */
 	int guard_dir;			/* the spool: where the guard lives */
 	struct pl_crashguard *guard;
@@ -407,7 +410,7 @@ static void on_advisory(natsConnection *nc, natsSubscription *sub, natsMsg *m, v
 static void *publisher_main(void *arg);
 
 /* Everything that needs the server once; retried by the callers until it
- * works.  Under s->lock. */
+ * works.  Under s->setup_lock. */
 static int setup_locked(struct pl_stream *s)
 {
 	char adv[SUBJECT_MAX];
@@ -447,7 +450,7 @@ static int setup_locked(struct pl_stream *s)
  * times out; a publish that no stream answers checks the stream.  The
  * subscriptions stay: a pull names its consumer, not one instance of it.
  * durable NULL: the stream only.  At most once every `every_us` per
- * *checked_us (under s->lock).
+ * *checked_us (under s->setup_lock).
  */
 static void remake_lost(struct pl_stream *s, const char *subj, const char *durable,
 			int64_t max_ack_pending, int64_t max_deliver, uint64_t *checked_us,
@@ -460,7 +463,7 @@ static void remake_lost(struct pl_stream *s, const char *subj, const char *durab
 	jsErrCode jerr = 0;
 	natsStatus st;
 
-	pthread_mutex_lock(&s->lock);
+	pthread_mutex_lock(&s->setup_lock);
 	if (!s->ready || !atomic_load(&s->connected) || now - *checked_us < every_us)
 		goto out;
 	*checked_us = now;
@@ -471,7 +474,7 @@ static void remake_lost(struct pl_stream *s, const char *subj, const char *durab
 		       s->c->stream);
 		if (add_stream(s) < 0)
 			goto out;
-	} else if (st != NATS_OK || !durable) {
+	} else if (st != NATS_OK) {
 		goto out;
 	}
 	if (!durable || js_GetConsumerInfo(&ci, s->js, s->c->stream, durable, NULL, &jerr) !=
@@ -488,16 +491,16 @@ static void remake_lost(struct pl_stream *s, const char *subj, const char *durab
 		       natsStatus_GetText(st), (int)jerr);
 out:
 	jsConsumerInfo_Destroy(ci);
-	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&s->setup_lock);
 }
 
 static int setup(struct pl_stream *s)
 {
 	int r;
 
-	pthread_mutex_lock(&s->lock);
+	pthread_mutex_lock(&s->setup_lock);
 	r = setup_locked(s);
-	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&s->setup_lock);
 	return r;
 }
 
@@ -551,6 +554,7 @@ int pl_stream_open(const struct pl_stream_conf *c, const char *guard_dir, struct
 	s->careful_since_us = pl_now_us();
 	s->flight.next = s->flight.prev = &s->flight;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->setup_lock, NULL);
 	pthread_mutex_init(&s->out_lock, NULL);
 	pthread_cond_init(&s->out_cond, NULL);
 	s->out_tail = &s->out_head;
@@ -631,6 +635,7 @@ void pl_stream_close(struct pl_stream *s)
 	}
 	free(s->dead_seqs);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->setup_lock);
 	pthread_mutex_destroy(&s->out_lock);
 	pthread_cond_destroy(&s->out_cond);
 	pl_streamdeny_finalise(&s->denials);
