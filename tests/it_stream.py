@@ -172,9 +172,7 @@ def t_job_name_and_inode_reused():
         path = file_on_inode(os.path.join(env.spool, "tmp"), inode)
         if path is None:
             pl.skip("cannot place a new file on the inode just freed on this file system")
-        with open(path, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        os.rename(path, os.path.join(env.spool, "new", "jobS"))
+        env.submit("jobS", lines, tmp=path)
         pl.wait_for(lambda: env.where("jobS") == "done", 60, "the second jobS in done/")
         pl.check_lines_once(env.records("jobS"), 2, "jobS")
         d.stop_clean()

@@ -90,13 +90,11 @@ def pings(notify, start=0):
 
 def t_long_outage():
     plnats.require_server()
-    root = pl.Env("so-nats")
-    srv = plnats.NatsServer(root.root).start()
-    notify = None
-    try:
-        with plnats.Site("so-long", srv.url, n=1, http=True, workers=(4, 2, 1)) as site:
-            env = site.envs[0]
-            notify = pl.Notify(env)
+    with plnats.serving("so-nats") as srv, \
+            plnats.Site("so-long", srv.url, n=1, http=True, workers=(4, 2, 1)) as site:
+        env = site.envs[0]
+        notify = pl.Notify(env)
+        try:
             imgs = env.image_set(4)
             port = site.scripted()
             d = site.start(0, notify=notify, extra_env={"WATCHDOG_USEC": "1000000"})
@@ -120,11 +118,8 @@ def t_long_outage():
             pl.wait_for(lambda: env.where("jobW") == "done", 120, "jobW in done/")
             pl.check_lines_once(env.records("jobW"), n, "jobW")
             d.stop_clean()
-    finally:
-        if notify:
+        finally:
             notify.close()
-        srv.kill()
-        root.cleanup()
 
 
 def t_no_server_yet():

@@ -387,8 +387,9 @@ upload = {
     def items(count, images):
         return ["file://%s item%05d" % (images[i % len(images)], i + 1) for i in range(count)]
 
-    def submit(self, job, lines):
-        tmp = os.path.join(self.spool, "tmp", job)
+    def submit(self, job, lines, tmp=None):
+        """Write job's lines in tmp/ (or in the file tmp given) and move it into new/."""
+        tmp = tmp or os.path.join(self.spool, "tmp", job)
         with open(tmp, "w") as f:
             f.write("\n".join(lines) + "\n")
         dst = os.path.join(self.spool, "new", job)
