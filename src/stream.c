@@ -55,7 +55,9 @@
  *    consumers are set up the first time the server is there.
  *  - Messages are JSON (jansson); a message that is not a valid item is
  *    failed to its owner when it names one, dead-lettered otherwise, and
- *    acked either way: nothing that comes in can loop or crash a daemon.
+ *    terminated: nothing that comes in can loop or crash a daemon.  Only
+ *    when neither can be stored is it given back, with a growing delay,
+ *    so that it is not lost (refuse()).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -745,7 +747,7 @@ int pl_stream_publish_item(struct pl_stream *s, const char *job, uint64_t job_id
 	return r;
 }
 
-static void dead_letter(struct pl_stream *s, natsMsg *m, uint64_t seq, const char *why)
+static int dead_letter(struct pl_stream *s, natsMsg *m, uint64_t seq, const char *why)
 {
 	char seqs[32];
 	int r;
@@ -759,10 +761,12 @@ static void dead_letter(struct pl_stream *s, natsMsg *m, uint64_t seq, const cha
 	if (r < 0)
 		pl_log_errno(LOG_ERR, -r, "stream: cannot dead-letter sequence %s (%s): %s", seqs, why,
 			     strerror(-r));
-	else
+	else {
 		pl_log(LOG_WARNING, "stream: sequence %s dead-lettered to %s: %s", seqs, s->dead_subj,
 		       why);
-	atomic_fetch_add(&s->dead, 1);
+		atomic_fetch_add(&s->dead, 1);
+	}
+	return r;
 }
 
 /* A result record to the owner of an item; why the server would not take
@@ -829,17 +833,55 @@ static void flight_del(struct pl_stream *s, struct msg *m)
 	atomic_fetch_sub(&s->in_flight, 1);
 }
 
-/* A message that will never run: failed to its owner if it has one, dead
- * letter if not; acked (terminated) either way. */
-static void refuse(struct pl_stream *s, struct msg *m, struct pl_item *it, const char *why)
+/* How long an item whose result (or failure, or dead letter) the server
+ * would not store waits before it comes again: a window doubling with its deliveries, so that a denial
+ * or a full stream is not met again in a tight loop, up to
+ * NAK_DELAY_MAX_MS (stream.max_deliver of them dead-letter it: after half
+ * an hour to an hour at the default).  A random point in the window's
+ * second half: daemons denied together (one permissions change, one full
+ * stream) do not all come back at the same instant, and none sooner than
+ * half the window (backoff.c's full jitter would let some retry almost at
+ * once). */
+static int64_t backoff_ms(uint64_t delivered)
 {
+	static _Thread_local uint64_t rng;
+	int64_t ms = NAK_DELAY_MS;
+
+	if (!rng)
+		pl_backoff_seed(&rng);
+	for (uint64_t i = 1; i < delivered && ms < NAK_DELAY_MAX_MS; i++)
+		ms *= 2;
+	if (ms > NAK_DELAY_MAX_MS)
+		ms = NAK_DELAY_MAX_MS;
+	return ms / 2 + (int64_t)(pl_backoff_random(&rng) % (uint64_t)(ms / 2 + 1));
+}
+
+/* A message that will never run: failed to its owner if it has one, dead
+ * letter if not or if its failure cannot be stored; then terminated.
+ * When neither could be stored (the stream full, a subject denied, a
+ * stop), it is given back to come again after a while, never terminated:
+ * that would lose it without a trace.  Given back often enough it reaches
+ * stream.max_deliver, and bury() deletes it before it dead-letters it,
+ * which makes the room a full stream lacked.  lettered: it was
+ * dead-lettered already (condemned by the crash guard). */
+static void refuse(struct pl_stream *s, struct msg *m, struct pl_item *it, const char *why,
+		   bool lettered)
+{
+	int r = -ENOENT;
+
 	if (m->owner && m->job && it->line) {
 		pl_log(LOG_WARNING, "stream: job %s line %lu from %s: %s", m->job, it->line, m->owner,
 		       why);
-		if (publish_result(s, m->owner, m->job, it, false, why) < 0)
-			dead_letter(s, m->m, m->seq, why);
-	} else {
-		dead_letter(s, m->m, m->seq, why);
+		r = publish_result(s, m->owner, m->job, it, false, why);
+	}
+	if (r < 0 && !lettered && dead_letter(s, m->m, m->seq, why) < 0) {
+		int64_t ms = backoff_ms(m->delivered);
+
+		pl_log(LOG_ERR, "stream: sequence %" PRIu64 " stays in the stream: neither its "
+		       "failure nor its dead letter could be stored; it comes again in %.1f s",
+		       m->seq, (double)ms / 1000);
+		natsMsg_NakWithDelay(m->m, ms, NULL);
+		return;
 	}
 	natsMsg_Term(m->m, NULL);
 	atomic_fetch_add(&s->acked, 1);
@@ -869,6 +911,7 @@ static struct pl_item *take_msg(struct pl_stream *s, natsMsg *nm, uint64_t *deli
 	struct pl_item *it = pl_item_new();
 	jsMsgMetaData *meta = NULL;
 	char why[256], reason[64];
+	bool lettered = false;
 	const char *bad;
 
 	if (!m || !it) {
@@ -894,12 +937,13 @@ static struct pl_item *take_msg(struct pl_stream *s, natsMsg *nm, uint64_t *deli
 	it->job_name = m->job;
 	if (!bad && m->seq && m->seq == s->condemned) {
 		snprintf(reason, sizeof reason, "crashed the daemon %u times", s->prior_crashes);
-		dead_letter(s, nm, m->seq, reason);
-		acquit(s, m->seq);	/* it is gone: no later restart may blame it */
+		lettered = dead_letter(s, nm, m->seq, reason) == 0;
+		if (lettered)
+			acquit(s, m->seq);	/* it is gone: no later restart may blame it */
 		bad = reason;
 	}
 	if (bad) {
-		refuse(s, m, it, bad);
+		refuse(s, m, it, bad, lettered);
 		msg_free(m);
 		it->origin = NULL;
 		pl_item_free(it);
@@ -985,28 +1029,6 @@ int pl_stream_pull(struct pl_stream *s, size_t max, int timeout_ms,
 
 /* ---- the worker's sinks (it->intake) ----------------------------------- */
 
-/* How long an item whose result the server would not store waits before
- * it comes again: a window doubling with its deliveries, so that a denial
- * or a full stream is not met again in a tight loop, up to
- * NAK_DELAY_MAX_MS (stream.max_deliver of them dead-letter it: after half
- * an hour to an hour at the default).  A random point in the window's
- * second half: daemons denied together (one permissions change, one full
- * stream) do not all come back at the same instant, and none sooner than
- * half the window (backoff.c's full jitter would let some retry almost at
- * once). */
-static int64_t backoff_ms(uint64_t delivered)
-{
-	static _Thread_local uint64_t rng;
-	int64_t ms = NAK_DELAY_MS;
-
-	if (!rng)
-		pl_backoff_seed(&rng);
-	for (uint64_t i = 1; i < delivered && ms < NAK_DELAY_MAX_MS; i++)
-		ms *= 2;
-	if (ms > NAK_DELAY_MAX_MS)
-		ms = NAK_DELAY_MAX_MS;
-	return ms / 2 + (int64_t)(pl_backoff_random(&rng) % (uint64_t)(ms / 2 + 1));
-}
 
 /* In the publisher thread: store a finished item's result, then ack the
  * item (or give it back). */

@@ -38,6 +38,12 @@ Against a real nats-server (tests/plnats.py), with real signals:
                   result: the item comes back after 1 s, 2 s, 4 s (one try a
                   delivery, logged with the server's reason) until max_deliver
                   dead-letters it.
+  dead letter refused
+                  a message that names no owner, in a stream with no room
+                  left for its dead letter: it is given back (it was acked
+                  and lost without a trace) and comes again until
+                  max_deliver, when it is deleted first and so dead-lettered
+                  in the room it made.
   settings        a restart with another ack_wait and max_deliver updates the
                   durable consumer instead of failing to bind to it.
   deleted         the consumers deleted on the server under a running daemon
@@ -347,6 +353,35 @@ def t_result_refused():
             pl.check(d.count(r"cannot publish its result") == 3, "no other try")
 
 
+def t_dead_letter_refused():
+    plnats.require_server()
+    with plnats.serving("sf-nats") as srv:
+        conf = {"name": "PIPELINED", "subjects": ["pipelined.>"], "retention": "workqueue",
+                "storage": "file", "max_msgs": 2, "discard": "new"}
+        with plnats.Client(srv.url) as cl:
+            cl.js_api("STREAM.CREATE.PIPELINED", conf)
+            cl.js_publish("pipelined.filler", b"0")
+        with plnats.Site("sf-dlref", srv.url, n=1, max_deliver=3) as site:
+            d = site.start(0)
+            with plnats.Client(srv.url) as cl:
+                # the stream is full with it: no room for its dead letter
+                cl.js_publish("pipelined.items", b'{"job":"jobZ","line":1}')
+            d.wait_line(r"stays in the stream: neither its failure nor its dead letter could "
+                        r"be stored; it comes again in [0-9.]+ s", 30)
+            d.wait_line(r"dead-lettered to pipelined\.dead: delivered 3 times", pl.scaled(30, 60))
+            dead = dead_letters(srv.url)
+            pl.check(len(dead) == 1 and b"jobZ" in dead[0].data, "want the message as the one "
+                     "dead letter: %r" % (dead,))
+            pl.check(d.count(r"stays in the stream") == 3, "given back at each of its three "
+                     "deliveries")
+            with plnats.Client(srv.url) as cl:
+                info = cl.js_api("CONSUMER.INFO.PIPELINED.pipelined")
+                pl.check(info["num_pending"] == 0 and info["num_ack_pending"] == 0,
+                         "left in the items consumer: %d pending, %d unacknowledged"
+                         % (info["num_pending"], info["num_ack_pending"]))
+            d.stop_clean()
+
+
 def t_settings_changed():
     """The fleet's consumer settings changed (ack_wait, max_deliver) and a
     daemon restarted with the new ones: libnats refuses to bind to a durable
@@ -440,6 +475,7 @@ if __name__ == "__main__":
              ("malformed messages and results for no one's job", t_bad_messages),
              ("items the stream refuses fail their job at once", t_publish_refused),
              ("a result the stream refuses comes back later", t_result_refused),
+             ("a dead letter the stream refuses: the message stays", t_dead_letter_refused),
              ("changed consumer settings are applied at a restart", t_settings_changed),
              ("a hundred items past max_deliver at once", t_many_past_max_deliver),
              ("a dead-lettered poison item is no suspect after", t_condemned_forgotten),
