@@ -302,17 +302,24 @@ def t_bad_messages():
             runs_a_job_and_stops(d, env, 5)
 
 
+def small_stream(url, max_msgs, fillers=0):
+    """The stream made beforehand with room for max_msgs messages (discard
+    new), fillers of them taken by messages no consumer reads; its config."""
+    conf = {"name": "PIPELINED", "subjects": ["pipelined.>"], "retention": "workqueue",
+            "storage": "file", "max_msgs": max_msgs, "discard": "new"}
+    with plnats.Client(url) as cl:
+        cl.js_api("STREAM.CREATE.PIPELINED", conf)
+        for i in range(fillers):
+            cl.js_publish("pipelined.filler", b"%d" % i)
+    return conf
+
+
 def t_publish_refused():
     """A stream made beforehand with room for 3 messages, filled by messages
     no consumer takes: the server refuses each item the owner publishes."""
     plnats.require_server()
     with plnats.serving("sf-nats") as srv:
-        conf = {"name": "PIPELINED", "subjects": ["pipelined.>"], "retention": "workqueue",
-                "storage": "file", "max_msgs": 3, "discard": "new"}
-        with plnats.Client(srv.url) as cl:
-            cl.js_api("STREAM.CREATE.PIPELINED", conf)
-            for i in range(3):
-                cl.js_publish("pipelined.filler", b"%d" % i)
+        conf = small_stream(srv.url, 3, fillers=3)
         with plnats.Site("sf-refused", srv.url, n=1) as site:
             env = site.envs[0]
             d = site.start(0)
@@ -336,10 +343,7 @@ def t_publish_refused():
 def t_result_refused():
     plnats.require_server()
     with plnats.serving("sf-nats") as srv:
-        with plnats.Client(srv.url) as cl:
-            cl.js_api("STREAM.CREATE.PIPELINED", {
-                "name": "PIPELINED", "subjects": ["pipelined.>"], "retention": "workqueue",
-                "storage": "file", "max_msgs": 1, "discard": "new"})
+        small_stream(srv.url, 1)
         with plnats.Site("sf-resref", srv.url, n=1, max_deliver=3) as site:
             env = site.envs[0]
             d = site.start(0)
@@ -356,11 +360,7 @@ def t_result_refused():
 def t_dead_letter_refused():
     plnats.require_server()
     with plnats.serving("sf-nats") as srv:
-        conf = {"name": "PIPELINED", "subjects": ["pipelined.>"], "retention": "workqueue",
-                "storage": "file", "max_msgs": 2, "discard": "new"}
-        with plnats.Client(srv.url) as cl:
-            cl.js_api("STREAM.CREATE.PIPELINED", conf)
-            cl.js_publish("pipelined.filler", b"0")
+        small_stream(srv.url, 2, fillers=1)
         with plnats.Site("sf-dlref", srv.url, n=1, max_deliver=3) as site:
             d = site.start(0)
             with plnats.Client(srv.url) as cl:
