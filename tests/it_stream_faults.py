@@ -227,6 +227,16 @@ def runs_a_job_and_stops(d, env, n):
     d.stop_clean()
 
 
+def consumer_empty(cl, durable):
+    """Check that the stream's consumer durable has nothing left: no message
+    pending, none waiting for an ack.  Its info."""
+    info = cl.js_api("CONSUMER.INFO.PIPELINED." + durable)
+    pl.check(info["num_pending"] == 0 and info["num_ack_pending"] == 0,
+             "consumer %s: %d pending, %d unacknowledged" % (
+                 durable, info["num_pending"], info["num_ack_pending"]))
+    return info
+
+
 def t_bad_messages():
     """Messages no daemon of ours sent, straight onto the stream."""
     plnats.require_server()
@@ -288,13 +298,9 @@ def t_bad_messages():
             pl.check(d.count(r"line 8 from n0: line too long") == 1, "the 1 MB item's reason")
             # every one acked: nothing left for anyone, nothing waiting for AckWait
             with plnats.Client(srv.url) as cl:
-                for durable in ("pipelined", "results-n0"):
-                    info = cl.js_api("CONSUMER.INFO.PIPELINED." + durable)
-                    pl.check(info["num_pending"] == 0 and info["num_ack_pending"] == 0,
-                             "consumer %s: %d pending, %d unacknowledged" % (
-                                 durable, info["num_pending"], info["num_ack_pending"]))
+                consumer_empty(cl, "pipelined")
+                info = consumer_empty(cl, "results-n0")
                 # a result waits for its job as long as it takes: no delivery limit
-                info = cl.js_api("CONSUMER.INFO.PIPELINED.results-n0")
                 pl.check(info["config"].get("max_deliver", -1) == -1,
                          "the results consumer gives up after %s deliveries"
                          % info["config"].get("max_deliver"))
@@ -375,10 +381,7 @@ def t_dead_letter_refused():
             pl.check(d.count(r"stays in the stream") == 3, "given back at each of its three "
                      "deliveries")
             with plnats.Client(srv.url) as cl:
-                info = cl.js_api("CONSUMER.INFO.PIPELINED.pipelined")
-                pl.check(info["num_pending"] == 0 and info["num_ack_pending"] == 0,
-                         "left in the items consumer: %d pending, %d unacknowledged"
-                         % (info["num_pending"], info["num_ack_pending"]))
+                consumer_empty(cl, "pipelined")
             d.stop_clean()
 
 
@@ -462,10 +465,7 @@ def t_many_past_max_deliver():
                         60, "%d items dead-lettered past max_deliver" % n)
             pl.check(d.count(r"dead-lettered") == n, "each dead-lettered once")
             with plnats.Client(srv.url) as cl:
-                info = cl.js_api("CONSUMER.INFO.PIPELINED.pipelined")
-                pl.check(info["num_pending"] == 0 and info["num_ack_pending"] == 0,
-                         "left in the items consumer: %d pending, %d unacknowledged"
-                         % (info["num_pending"], info["num_ack_pending"]))
+                consumer_empty(cl, "pipelined")
             d.stop_clean()
 
 
